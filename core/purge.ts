@@ -1,0 +1,34 @@
+/**
+ * Purge events: what the origin publishes for every committed change, and
+ * what each cache node applies. Applying an event twice is harmless.
+ */
+import type { RRset } from "./records.ts";
+
+/**
+ * How a change reaches caches:
+ * - ttl: no notification, caches learn at expiry;
+ * - invalidate: hard purge (drop the entries);
+ * - soft: mark the entries stale, revalidate on next use;
+ * - push: the event carries the new RRsets; caches update in place.
+ */
+export type PropagationMode = "ttl" | "invalidate" | "soft" | "push";
+export type PurgeMode = "hard" | "soft";
+
+export interface PurgeEvent {
+  changeId: string;
+  zone: string;
+  serial: number;
+  /** Surrogate keys: owner names, and "zone:<zone>" for a whole zone; ["*"] for everything. */
+  keys: string[];
+  mode: PropagationMode;
+  /** Origin's wall-clock time (ms) when the change was committed. */
+  ts: number;
+  /** With mode "push": the RRsets as they are after the change (empty data = deleted). */
+  rrsets?: RRset[];
+}
+
+/** What a cache node offers the purge bus; returns once the event is applied. */
+export interface PurgeTarget {
+  readonly id: string;
+  applyPurge(event: PurgeEvent): Promise<void> | void;
+}
