@@ -1,0 +1,30 @@
+/**
+ * `propagate <command>`: one binary for every node kind and tool.
+ * Each command lives next to the code it runs and exports `main(argv)`.
+ */
+
+type Main = (argv: string[]) => Promise<void>;
+
+const COMMANDS: Record<string, { help: string; load: () => Promise<{ main: Main }> }> = {
+  origin: { help: "run an origin authority (HTTP API + authoritative DNS)", load: () => import("../origin/main.ts") },
+};
+
+function usage(): string {
+  const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.help}`);
+  return `usage: propagate <command> [flags]\n\ncommands:\n${rows.join("\n")}\n\nRun "propagate <command> --help" for its flags.`;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h") {
+    console.log(usage());
+    return;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    console.error(`propagate: unknown command "${name}"\n\n${usage()}`);
+    process.exitCode = 2;
+    return;
+  }
+  await (await command.load()).main(rest);
+}

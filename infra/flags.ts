@@ -1,0 +1,49 @@
+/**
+ * A small flag parser shared by the commands: `--name value`, `--name=value`
+ * and boolean `--name`. Unknown flags are an error that lists the known ones.
+ */
+import { parseArgs } from "node:util";
+
+export interface FlagSpec {
+  [name: string]: { type: "string" | "boolean"; multiple?: boolean; short?: string; help: string };
+}
+
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+export function parseFlags<S extends FlagSpec>(argv: string[], spec: S, command: string) {
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: Object.fromEntries(
+        Object.entries(spec).map(([k, v]) => [k, { type: v.type, multiple: v.multiple, short: v.short }]),
+      ),
+      allowPositionals: true,
+      strict: true,
+    });
+    return { values: values as { [K in keyof S]?: S[K]["type"] extends "boolean" ? boolean : string }, positionals };
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n\n${flagHelp(spec, command)}`);
+  }
+}
+
+export function flagHelp(spec: FlagSpec, command: string): string {
+  const rows = Object.entries(spec).map(([k, v]) => `  --${k}${v.type === "string" ? " VALUE" : ""}`.padEnd(28) + v.help);
+  return `usage: propagate ${command} [flags]\n\n${rows.join("\n")}`;
+}
+
+/** Parses "host:port" (or "[v6]:port"); port 0 means "pick a free one". */
+export function parseHostPort(value: string, flag: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || port > 65535) {
+    throw new UsageError(`--${flag} expects HOST:PORT such as 127.0.0.1:8053 (port 0 picks a free one), got "${value}"`);
+  }
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+/** The machine-readable line every server prints once it listens; tests and `propagate up` read it. */
+export function printReady(info: Record<string, string>): void {
+  console.log(`ready ${JSON.stringify(info)}`);
+}
