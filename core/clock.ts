@@ -23,10 +23,13 @@ export class RealClock implements Clock {
 
   setTimeout(fn: () => void, ms: number): TimerId {
     const id = this.next++;
-    const handle = setTimeout(() => {
-      this.timers.delete(id);
-      fn();
-    }, Math.max(0, ms));
+    const handle = setTimeout(
+      () => {
+        this.timers.delete(id);
+        fn();
+      },
+      Math.max(0, ms),
+    );
     // Timers must not keep a Node process alive on their own.
     (handle as { unref?: () => void }).unref?.();
     this.timers.set(id, handle);

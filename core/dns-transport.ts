@@ -36,7 +36,10 @@ export interface DnsServerOptions {
   onError?: (err: unknown) => void;
 }
 
-export async function startDnsServer(opts: DnsServerOptions, handler: DnsHandler): Promise<DnsServer> {
+export async function startDnsServer(
+  opts: DnsServerOptions,
+  handler: DnsHandler,
+): Promise<DnsServer> {
   const onError = opts.onError ?? ((err) => console.error("dns:", err));
   for (let attempt = 0; ; attempt++) {
     const udp = await bindUdp(opts.host, opts.port);
@@ -103,7 +106,11 @@ function listenTcp(
     sock.setTimeout(idleMs, () => sock.destroy());
     sock.on("close", () => sockets.delete(sock));
     sock.on("error", () => sock.destroy());
-    const info: QueryInfo = { transport: "tcp", address: sock.remoteAddress ?? "", port: sock.remotePort ?? 0 };
+    const info: QueryInfo = {
+      transport: "tcp",
+      address: sock.remoteAddress ?? "",
+      port: sock.remotePort ?? 0,
+    };
     let pending = Buffer.alloc(0);
     sock.on("data", (chunk) => {
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
@@ -139,7 +146,12 @@ function listenTcp(
 }
 
 /** Sends one query over UDP and waits for the reply (a client for tests and upstream use). */
-export function queryUdp(host: string, port: number, msg: Buffer, timeoutMs = 2000): Promise<Buffer> {
+export function queryUdp(
+  host: string,
+  port: number,
+  msg: Buffer,
+  timeoutMs = 2000,
+): Promise<Buffer> {
   const sock = dgram.createSocket(net.isIPv6(host) ? "udp6" : "udp4");
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -161,7 +173,12 @@ export function queryUdp(host: string, port: number, msg: Buffer, timeoutMs = 20
 }
 
 /** Sends one query over TCP and waits for the reply. */
-export function queryTcp(host: string, port: number, msg: Buffer, timeoutMs = 2000): Promise<Buffer> {
+export function queryTcp(
+  host: string,
+  port: number,
+  msg: Buffer,
+  timeoutMs = 2000,
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(port, host);
     let buf = Buffer.alloc(0);

@@ -53,7 +53,10 @@ export function parseCacheControl(header: string | null | undefined): CacheContr
     const [rawName, ...rest] = part.split("=");
     const name = rawName?.trim().toLowerCase();
     if (!name) continue;
-    const raw = rest.join("=").trim().replace(/^"(.*)"$/, "$1");
+    const raw = rest
+      .join("=")
+      .trim()
+      .replace(/^"(.*)"$/, "$1");
     const seconds = DELTA.test(raw) ? Math.min(Number(raw), 2 ** 31) : 0;
     switch (name) {
       case "max-age":

@@ -22,7 +22,9 @@ export function normaliseName(input: string): string {
   for (const [i, label] of labels.entries()) {
     if (label.length === 0) throw new NameError(`name "${input}" has an empty label`);
     if (label.length > 63) {
-      throw new NameError(`label "${label.slice(0, 20)}..." in "${input}" is longer than 63 octets`);
+      throw new NameError(
+        `label "${label.slice(0, 20)}..." in "${input}" is longer than 63 octets`,
+      );
     }
     if (!LABEL.test(label)) {
       throw new NameError(
@@ -30,7 +32,9 @@ export function normaliseName(input: string): string {
       );
     }
     if (label === "*" && i !== 0) {
-      throw new NameError(`"*" may only be the leftmost label, as in "*.${labels.slice(i + 1).join(".")}"`);
+      throw new NameError(
+        `"*" may only be the leftmost label, as in "*.${labels.slice(i + 1).join(".")}"`,
+      );
     }
     wire += label.length + 1;
   }

@@ -5,9 +5,20 @@
  * as its `version`.
  */
 import { z } from "zod";
-import { normaliseName, NameError } from "./names.ts";
+import { NameError, normaliseName } from "./names.ts";
 
-export const RR_TYPES = ["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "SRV", "CAA", "PTR"] as const;
+export const RR_TYPES = [
+  "A",
+  "AAAA",
+  "CNAME",
+  "MX",
+  "TXT",
+  "NS",
+  "SOA",
+  "SRV",
+  "CAA",
+  "PTR",
+] as const;
 export type RRType = (typeof RR_TYPES)[number];
 
 /** RFC 2181 §8: a TTL is an unsigned 31-bit value. */
@@ -64,7 +75,11 @@ export interface RRset<T extends RRType = RRType> {
 
 const u8 = z.number().int().min(0).max(255);
 const u16 = z.number().int().min(0).max(65535);
-const u32 = z.number().int().min(0).max(2 ** 32 - 1);
+const u32 = z
+  .number()
+  .int()
+  .min(0)
+  .max(2 ** 32 - 1);
 export const ttlSchema = z.number().int().min(0).max(MAX_TTL);
 
 const dnsName = z.string().transform((s, ctx) => {
@@ -105,11 +120,10 @@ export function isIPv6(s: string): boolean {
   return halves.length === 2 ? count < groupsNeeded : count === groupsNeeded;
 }
 
-const characterString = z
-  .string()
-  .refine((s) => new TextEncoder().encode(s).length <= 255, {
-    message: "a TXT character-string is at most 255 octets (RFC 1035 §3.3); split it into several strings",
-  });
+const characterString = z.string().refine((s) => new TextEncoder().encode(s).length <= 255, {
+  message:
+    "a TXT character-string is at most 255 octets (RFC 1035 §3.3); split it into several strings",
+});
 
 export const rdataSchemas = {
   A: z.string().refine(isIPv4, { message: "expected an IPv4 address such as 192.0.2.1" }),
@@ -131,7 +145,9 @@ export const rdataSchemas = {
   SRV: z.object({ priority: u16, weight: u16, port: u16, target: dnsName }),
   CAA: z.object({
     flags: u8.default(0),
-    tag: z.string().regex(/^[a-zA-Z0-9]{1,15}$/, "a CAA tag is 1-15 letters or digits (RFC 8659 §4.1)"),
+    tag: z
+      .string()
+      .regex(/^[a-zA-Z0-9]{1,15}$/, "a CAA tag is 1-15 letters or digits (RFC 8659 §4.1)"),
     value: z.string(),
   }),
 } satisfies { [T in RRType]: z.ZodType<RDataByType[T], unknown> };
@@ -154,9 +170,4 @@ export function rrsetKey(name: string, type: RRType): string {
 export function toRRType(s: string): RRType | undefined {
   const up = s.toUpperCase();
   return (RR_TYPES as readonly string[]).includes(up) ? (up as RRType) : undefined;
-}
-
-/** Canonical comparable form of one rdata, for de-duplication inside an RRset. */
-export function rdataKey(type: RRType, data: RData): string {
-  return typeof data === "string" ? data.toLowerCase() : JSON.stringify(data);
 }

@@ -6,7 +6,10 @@
 type Main = (argv: string[]) => Promise<void>;
 
 const COMMANDS: Record<string, { help: string; load: () => Promise<{ main: Main }> }> = {
-  origin: { help: "run an origin authority (HTTP API + authoritative DNS)", load: () => import("../origin/main.ts") },
+  origin: {
+    help: "run an origin authority (HTTP API + authoritative DNS)",
+    load: () => import("../origin/main.ts"),
+  },
 };
 
 function usage(): string {

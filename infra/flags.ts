@@ -17,19 +17,27 @@ export function parseFlags<S extends FlagSpec>(argv: string[], spec: S, command:
     const { values, positionals } = parseArgs({
       args: argv,
       options: Object.fromEntries(
-        Object.entries(spec).map(([k, v]) => [k, { type: v.type, multiple: v.multiple, short: v.short }]),
+        Object.entries(spec).map(([k, v]) => [
+          k,
+          { type: v.type, multiple: v.multiple, short: v.short },
+        ]),
       ),
       allowPositionals: true,
       strict: true,
     });
-    return { values: values as { [K in keyof S]?: S[K]["type"] extends "boolean" ? boolean : string }, positionals };
+    return {
+      values: values as { [K in keyof S]?: S[K]["type"] extends "boolean" ? boolean : string },
+      positionals,
+    };
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n\n${flagHelp(spec, command)}`);
   }
 }
 
 export function flagHelp(spec: FlagSpec, command: string): string {
-  const rows = Object.entries(spec).map(([k, v]) => `  --${k}${v.type === "string" ? " VALUE" : ""}`.padEnd(28) + v.help);
+  const rows = Object.entries(spec).map(
+    ([k, v]) => `  --${k}${v.type === "string" ? " VALUE" : ""}`.padEnd(28) + v.help,
+  );
   return `usage: propagate ${command} [flags]\n\n${rows.join("\n")}`;
 }
 
@@ -38,7 +46,9 @@ export function parseHostPort(value: string, flag: string): { host: string; port
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
   const port = m ? Number(m[3]) : Number.NaN;
   if (!m || port > 65535) {
-    throw new UsageError(`--${flag} expects HOST:PORT such as 127.0.0.1:8053 (port 0 picks a free one), got "${value}"`);
+    throw new UsageError(
+      `--${flag} expects HOST:PORT such as 127.0.0.1:8053 (port 0 picks a free one), got "${value}"`,
+    );
   }
   return { host: (m[1] ?? m[2])!, port };
 }

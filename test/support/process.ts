@@ -18,7 +18,9 @@ export interface Running {
 export function startPropagate(args: string[], timeoutMs = 15_000): Promise<Running> {
   const proc = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
-  const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    proc.once("exit", (code) => resolve(code)),
+  );
   const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
     return exited;
@@ -26,7 +28,9 @@ export function startPropagate(args: string[], timeoutMs = 15_000): Promise<Runn
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       proc.kill("SIGKILL");
-      reject(new Error(`propagate ${args.join(" ")} printed no ready line in ${timeoutMs} ms:\n${out}`));
+      reject(
+        new Error(`propagate ${args.join(" ")} printed no ready line in ${timeoutMs} ms:\n${out}`),
+      );
     }, timeoutMs);
     const onData = (chunk: Buffer) => {
       out += chunk.toString();
