@@ -1,0 +1,173 @@
+/**
+ * Receipts: which registered cache node has applied which change.
+ * Route 53 reports PENDING -> INSYNC for a change as a whole; here each node
+ * reports for itself, and a change is converged once every node that was
+ * registered when it was committed is in sync. Acks are cumulative per zone:
+ * a node in sync with serial N of a zone is in sync with every earlier change.
+ */
+import type { Clock } from "../core/clock.ts";
+import { serialGte } from "../core/serial.ts";
+
+export interface NodeInfo {
+  id: string;
+  /** "regional", "edge", "resolver", ... : free text used in reports. */
+  tier: string;
+  /** Where the node answers (URL or host:port). */
+  address: string;
+  /** Id of the node it fetches from. */
+  parent?: string | undefined;
+}
+
+export interface CommittedChange {
+  changeId: string;
+  zone: string;
+  serial: number;
+  /** Commit time (ms). */
+  ts: number;
+}
+
+export interface NodeReceipt {
+  id: string;
+  tier: string;
+  status: "PENDING" | "INSYNC";
+  /** When the node reported the change applied (ms), and the delay since commit. */
+  syncedAt?: number;
+  latencyMs?: number;
+}
+
+export interface ChangeStatus {
+  changeId: string;
+  zone: string;
+  serial: number;
+  committedAt: number;
+  status: "PENDING" | "INSYNC";
+  convergedAt?: number;
+  nodes: NodeReceipt[];
+}
+
+interface Tracked extends CommittedChange {
+  /** Node id -> sync time; pending nodes map to undefined. */
+  receipts: Map<string, number | undefined>;
+  convergedAt?: number;
+}
+
+export class Receipts {
+  private readonly registry = new Map<string, NodeInfo>();
+  private readonly changes = new Map<string, Tracked>();
+  /** Per zone, changes in commit order, for cumulative acks. */
+  private readonly byZone = new Map<string, Tracked[]>();
+  /** Per node and zone, the highest serial acked. */
+  private readonly acked = new Map<string, Map<string, number>>();
+
+  constructor(
+    private readonly clock: Clock,
+    /** How many changes are kept for status queries; older ones are forgotten. */
+    private readonly keep = 10_000,
+  ) {}
+
+  register(node: NodeInfo): void {
+    this.registry.set(node.id, { ...node });
+  }
+
+  /** Forgets a node; changes pending only on it become converged. */
+  deregister(id: string): boolean {
+    if (!this.registry.delete(id)) return false;
+    this.acked.delete(id);
+    for (const change of this.changes.values()) {
+      change.receipts.delete(id);
+      this.checkConverged(change);
+    }
+    return true;
+  }
+
+  nodes(): NodeInfo[] {
+    return [...this.registry.values()];
+  }
+
+  node(id: string): NodeInfo | undefined {
+    return this.registry.get(id);
+  }
+
+  /** Starts tracking a committed change against every node registered now. */
+  track(change: CommittedChange): void {
+    const receipts = new Map<string, number | undefined>();
+    for (const id of this.registry.keys()) {
+      const ackedSerial = this.acked.get(id)?.get(change.zone);
+      // A node may report a serial before the commit hook ran (fast in-process bus).
+      receipts.set(
+        id,
+        ackedSerial !== undefined && serialGte(ackedSerial, change.serial) ? change.ts : undefined,
+      );
+    }
+    const tracked: Tracked = { ...change, receipts };
+    this.changes.set(change.changeId, tracked);
+    const list = this.byZone.get(change.zone) ?? [];
+    list.push(tracked);
+    this.byZone.set(change.zone, list);
+    this.checkConverged(tracked);
+    this.evict();
+  }
+
+  /**
+   * Records that `nodeId` has applied `zone` up to `serial`: every tracked change
+   * of that zone at or below it turns in sync for the node. Unknown nodes are
+   * refused so that a typo cannot fake convergence.
+   */
+  ack(nodeId: string, zone: string, serial: number, at = this.clock.now()): boolean {
+    if (!this.registry.has(nodeId)) return false;
+    const perZone = this.acked.get(nodeId) ?? new Map<string, number>();
+    const prev = perZone.get(zone);
+    if (prev === undefined || serialGte(serial, prev)) perZone.set(zone, serial);
+    this.acked.set(nodeId, perZone);
+    for (const change of this.byZone.get(zone) ?? []) {
+      if (!serialGte(serial, change.serial)) continue;
+      if (change.receipts.has(nodeId) && change.receipts.get(nodeId) === undefined) {
+        change.receipts.set(nodeId, Math.max(at, change.ts));
+        this.checkConverged(change);
+      }
+    }
+    return true;
+  }
+
+  status(changeId: string): ChangeStatus | undefined {
+    const c = this.changes.get(changeId);
+    if (!c) return undefined;
+    const nodes: NodeReceipt[] = [...c.receipts].map(([id, syncedAt]) => ({
+      id,
+      tier: this.registry.get(id)?.tier ?? "unknown",
+      status: syncedAt === undefined ? "PENDING" : "INSYNC",
+      ...(syncedAt !== undefined ? { syncedAt, latencyMs: syncedAt - c.ts } : {}),
+    }));
+    return {
+      changeId: c.changeId,
+      zone: c.zone,
+      serial: c.serial,
+      committedAt: c.ts,
+      status: c.convergedAt === undefined ? "PENDING" : "INSYNC",
+      ...(c.convergedAt !== undefined ? { convergedAt: c.convergedAt } : {}),
+      nodes,
+    };
+  }
+
+  /** A change converges when no receipt is pending, at the latest sync time. */
+  private checkConverged(change: Tracked): void {
+    if (change.convergedAt !== undefined) return;
+    let last = change.ts;
+    for (const t of change.receipts.values()) {
+      if (t === undefined) return;
+      if (t > last) last = t;
+    }
+    change.convergedAt = last;
+  }
+
+  private evict(): void {
+    while (this.changes.size > this.keep) {
+      const oldest = this.changes.keys().next().value;
+      if (oldest === undefined) return;
+      const c = this.changes.get(oldest)!;
+      this.changes.delete(oldest);
+      const list = this.byZone.get(c.zone);
+      if (list && list[0] === c) list.shift();
+    }
+  }
+}
