@@ -1,0 +1,160 @@
+/**
+ * Seeded randomness for reproducible runs: xoshiro128** (Blackman & Vigna),
+ * seeded through splitmix32, with the samplers the delay model needs, and the
+ * standard normal CDF and its inverse for closed-form predictions.
+ * Never use Math.random() where a run must be replayable.
+ */
+
+/** A seed as a topology file states it: a number or a string (hashed). */
+export type Seed = number | string;
+
+/**
+ * A 32-bit hash of one or more seed parts, so every link can get its own
+ * stream from a run seed and the link's name: `hashSeed(runSeed, "edge-1")`.
+ */
+export function hashSeed(...parts: Seed[]): number {
+  // FNV-1a over the parts' text, then murmur3's fmix32 to spread the bits.
+  let h = 0x811c9dc5;
+  for (const ch of parts.map(String).join("\u0000")) {
+    h = Math.imul(h ^ (ch.codePointAt(0) ?? 0), 0x01000193);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+function rotl(x: number, k: number): number {
+  return (x << k) | (x >>> (32 - k));
+}
+
+export class Random {
+  private s0: number;
+  private s1: number;
+  private s2: number;
+  private s3: number;
+  /** Box-Muller makes two normals at a time; the second waits here. */
+  private spareNormal: number | undefined;
+
+  constructor(seed: Seed) {
+    // splitmix32 expands one 32-bit seed into the 128-bit state (never all zero).
+    let a = hashSeed(seed);
+    const next = () => {
+      a = (a + 0x9e3779b9) | 0;
+      let t = a ^ (a >>> 16);
+      t = Math.imul(t, 0x21f0aaad);
+      t ^= t >>> 15;
+      t = Math.imul(t, 0x735a2d97);
+      return (t ^ (t >>> 15)) >>> 0;
+    };
+    this.s0 = next();
+    this.s1 = next();
+    this.s2 = next();
+    this.s3 = next();
+  }
+
+  /** A uniformly distributed unsigned 32-bit integer. */
+  nextUint32(): number {
+    const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
+    const t = this.s1 << 9;
+    this.s2 ^= this.s0;
+    this.s3 ^= this.s1;
+    this.s1 ^= this.s2;
+    this.s0 ^= this.s3;
+    this.s2 ^= t;
+    this.s3 = rotl(this.s3, 11);
+    return result;
+  }
+
+  /** Uniform in [0, 1), 32 bits of resolution. */
+  next(): number {
+    return this.nextUint32() / 2 ** 32;
+  }
+
+  /** Uniform in [min, max). */
+  uniform(min: number, max: number): number {
+    return min + (max - min) * this.next();
+  }
+
+  /** True with probability p. */
+  bernoulli(p: number): boolean {
+    return this.next() < p;
+  }
+
+  /** Normal(mean, stddev) by the Box-Muller transform. */
+  normal(mean = 0, stddev = 1): number {
+    let z = this.spareNormal;
+    if (z === undefined) {
+      const u1 = 1 - this.next(); // in (0, 1]: log(0) must not happen
+      const u2 = this.next();
+      const r = Math.sqrt(-2 * Math.log(u1));
+      z = r * Math.cos(2 * Math.PI * u2);
+      this.spareNormal = r * Math.sin(2 * Math.PI * u2);
+    } else {
+      this.spareNormal = undefined;
+    }
+    return mean + stddev * z;
+  }
+
+  /** Lognormal with the given median (= e^mu) and sigma of the underlying normal. */
+  lognormal(median: number, sigma: number): number {
+    return median * Math.exp(sigma * this.normal());
+  }
+}
+
+/** erfc's polynomial in t (Numerical Recipes' erfcc), highest power first. */
+const ERFC = [
+  0.17087277, -0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806, 0.09678418, 0.37409196,
+  1.00002368, -1.26551223,
+];
+
+/** Standard normal CDF, via erfc (relative error < 1.2e-7). */
+export function normalCdf(x: number): number {
+  const z = Math.abs(x) / Math.SQRT2;
+  const t = 1 / (1 + 0.5 * z);
+  const erfc = t * Math.exp(-z * z + poly(ERFC, t));
+  return x >= 0 ? 1 - erfc / 2 : erfc / 2;
+}
+
+/** Standard normal density. */
+export function normalPdf(x: number): number {
+  return Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
+}
+
+const A = [
+  -39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716,
+  2.506628277459239,
+];
+const B = [
+  -54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572,
+];
+const C = [
+  -0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734,
+  4.374664141464968, 2.938163982698783,
+];
+const D = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+
+function poly(coeffs: readonly number[], x: number): number {
+  return coeffs.reduce((acc, c) => acc * x + c, 0);
+}
+
+/** Inverse of the standard normal CDF (Acklam's algorithm, relative error < 1.15e-9). */
+export function normalQuantile(p: number): number {
+  if (!(p >= 0 && p <= 1)) throw new RangeError(`probability ${p} must be in [0, 1]`);
+  if (p === 0) return Number.NEGATIVE_INFINITY;
+  if (p === 1) return Number.POSITIVE_INFINITY;
+  const low = 0.02425;
+  if (p < low) {
+    const q = Math.sqrt(-2 * Math.log(p));
+    return poly(C, q) / (poly(D, q) * q + 1);
+  }
+  if (p > 1 - low) {
+    const q = Math.sqrt(-2 * Math.log(1 - p));
+    return -poly(C, q) / (poly(D, q) * q + 1);
+  }
+  const q = p - 0.5;
+  const r = q * q;
+  return (poly(A, r) * q) / (poly(B, r) * r + 1);
+}
