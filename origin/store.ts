@@ -1,0 +1,378 @@
+/**
+ * The zone store: zones in memory, every change journaled before it is
+ * acknowledged.
+ *
+ * Writes are planned and validated against the *head* (every accepted change,
+ * durable or not), so concurrent writes see each other and get consecutive
+ * serials; readers see the *visible* zones, which a change reaches only once
+ * its journal record is on disk. So a cache never reads a serial that a crash
+ * could take back. Both are built by the same `applyRecord`, as is recovery.
+ */
+import { randomBytes } from "node:crypto";
+import type { Clock } from "../core/clock.ts";
+import { type NameError, normaliseName, parentName } from "../core/names.ts";
+import type { RRset, RRType, SoaData } from "../core/records.ts";
+import { serialGt, serialLt } from "../core/serial.ts";
+import { InvalidInput, planCreate, planUpdate, type RRsetOp, type ZoneInput } from "./plan.ts";
+import { Zone, type ZoneSource, type ZoneView } from "./zone.ts";
+
+export {
+  InvalidInput,
+  ownerName,
+  type RRsetInput,
+  RRsetNotFound,
+  type RRsetOp,
+  type ZoneInput,
+} from "./plan.ts";
+
+/** Per-zone settings, fixed at create time. */
+export interface ZoneConfig {
+  /** TTL for RRsets written without one. */
+  ttl: number;
+  /** RFC 5861 windows advertised on reads. */
+  staleWhileRevalidate: number;
+  staleIfError: number;
+}
+
+export const ZONE_DEFAULTS: ZoneConfig = {
+  ttl: 3600,
+  staleWhileRevalidate: 30,
+  staleIfError: 86_400,
+};
+
+export interface RRsetChange {
+  name: string;
+  type: RRType;
+  /** The RRset after the change, or null when it was deleted. */
+  rrset: RRset | null;
+}
+
+/** One committed change, as the change feed and `onCommit` listeners see it. */
+export interface CommittedChange {
+  changeId: string;
+  op: "create" | "update" | "delete";
+  zone: string;
+  serial: number;
+  /** Commit time, ms since the epoch. */
+  ts: number;
+  /** RRsets written or deleted; a create lists every RRset, a delete none (the whole zone goes). */
+  changes: RRsetChange[];
+}
+
+export type JournalRecord =
+  | (CommittedChange & { op: "update" })
+  | (CommittedChange & { op: "delete" })
+  | (CommittedChange & { op: "create"; config: ZoneConfig });
+
+export interface ZoneSnapshot {
+  name: string;
+  config: ZoneConfig;
+  rrsets: RRset[];
+  /** Serial the retained change log starts after. */
+  base: number;
+  changes: CommittedChange[];
+}
+
+export interface StoreSnapshot {
+  zones: ZoneSnapshot[];
+}
+
+/** Where records go to become durable; `onDurable` runs once they are, in order. */
+export interface Durability {
+  append(record: JournalRecord, onDurable: () => void): Promise<void>;
+}
+
+export interface StoreOptions {
+  clock: Clock;
+  durability: Durability;
+  /** Changes kept per zone for `changesSince`; older ones answer Gone. */
+  changeLogLimit: number;
+  warn: (message: string) => void;
+}
+
+export interface CommitResult {
+  zone: string;
+  serial: number;
+  changeId: string;
+}
+
+export class ZoneNotFound extends Error {
+  constructor(readonly zone: string) {
+    super(`zone "${zone}" not found; create it with PUT /v1/zones/${zone}`);
+  }
+}
+
+export class ZoneExists extends Error {
+  constructor(
+    readonly zone: string,
+    readonly serial: number,
+  ) {
+    super(
+      `zone "${zone}" already exists at serial ${serial}; change it with PATCH or DELETE it first`,
+    );
+  }
+}
+
+export class SerialMismatch extends Error {
+  constructor(
+    readonly zone: string,
+    readonly serial: number,
+    readonly expected: number,
+  ) {
+    super(`zone "${zone}" is at serial ${serial}, not ${expected}; re-read it and retry`);
+  }
+}
+
+export class ChangesGone extends Error {
+  constructor(
+    readonly zone: string,
+    readonly serial: number,
+    detail: string,
+  ) {
+    super(`${detail}; journal compacted; resync by GET /v1/zones/${zone}`);
+  }
+}
+
+export class StoreUnavailable extends Error {}
+
+/** A zone with its settings and its bounded change log. */
+export class ZoneState {
+  constructor(
+    readonly zone: Zone,
+    readonly config: ZoneConfig,
+    public base: number,
+    readonly changes: CommittedChange[] = [],
+  ) {}
+
+  static fromRRsets(
+    name: string,
+    config: ZoneConfig,
+    rrsets: readonly RRset[],
+    base: number,
+  ): ZoneState {
+    const soa = rrsets.find((s) => s.type === "SOA" && s.name === name) as RRset<"SOA">;
+    const zone = new Zone(name, soa);
+    for (const set of rrsets) zone.put(set);
+    return new ZoneState(zone, config, base);
+  }
+
+  clone(): ZoneState {
+    const copy = ZoneState.fromRRsets(this.zone.name, this.config, this.zone.all(), this.base);
+    copy.changes.push(...this.changes);
+    return copy;
+  }
+
+  remember(change: CommittedChange, limit: number): void {
+    this.changes.push(change);
+    while (this.changes.length > limit) this.base = this.changes.shift()!.serial;
+  }
+}
+
+/** Applies one journal record to a set of zones: the single path for writes, visibility and replay. */
+function applyRecord(zones: Map<string, ZoneState>, record: JournalRecord, limit: number): void {
+  switch (record.op) {
+    case "create": {
+      const rrsets = record.changes.map((c) => c.rrset).filter((s): s is RRset => s !== null);
+      zones.set(
+        record.zone,
+        ZoneState.fromRRsets(record.zone, record.config, rrsets, record.serial),
+      );
+      return;
+    }
+    case "delete":
+      zones.delete(record.zone);
+      return;
+    case "update": {
+      const state = zones.get(record.zone);
+      if (!state) throw new Error(`journal updates zone "${record.zone}", which does not exist`);
+      for (const c of record.changes) {
+        if (c.rrset) state.zone.put(c.rrset);
+        else state.zone.delete(c.name, c.type);
+      }
+      state.remember(record, limit);
+    }
+  }
+}
+
+function changeId(ts: number): string {
+  return `chg_${ts.toString(36)}_${randomBytes(5).toString("hex")}`;
+}
+
+export class Store implements ZoneSource {
+  private readonly visible: Map<string, ZoneState>;
+  private readonly head: Map<string, ZoneState>;
+  private readonly listeners = new Set<(change: CommittedChange) => void>();
+  private failure: Error | undefined;
+
+  constructor(
+    private readonly opts: StoreOptions,
+    recovered: { snapshot?: StoreSnapshot | undefined; records?: readonly JournalRecord[] } = {},
+  ) {
+    this.visible = new Map();
+    for (const z of recovered.snapshot?.zones ?? []) {
+      const state = ZoneState.fromRRsets(z.name, z.config, z.rrsets, z.base);
+      state.changes.push(...z.changes);
+      this.visible.set(z.name, state);
+    }
+    for (const r of recovered.records ?? []) applyRecord(this.visible, r, opts.changeLogLimit);
+    this.head = new Map([...this.visible].map(([name, s]) => [name, s.clone()]));
+  }
+
+  /** ZoneSource: the zone with the longest name that contains `name`. */
+  findZone(name: string): ZoneView | undefined {
+    return this.findState(name)?.zone;
+  }
+
+  findState(name: string): ZoneState | undefined {
+    for (let n = name; ; n = parentName(n)) {
+      const state = this.visible.get(n);
+      if (state) return state;
+      if (n === "") return undefined;
+    }
+  }
+
+  /** The zone named exactly `zone`, as readers see it. */
+  getZone(zone: string): ZoneState {
+    const state = this.visible.get(zone);
+    if (!state) throw new ZoneNotFound(zone);
+    return state;
+  }
+
+  zones(): ZoneState[] {
+    return [...this.visible.values()].sort((a, b) => a.zone.name.localeCompare(b.zone.name));
+  }
+
+  /** Calls `listener` after each change is durable, before its writer is answered. */
+  onCommit(listener: (change: CommittedChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async createZone(input: ZoneInput): Promise<CommitResult> {
+    this.assertWritable();
+    const name = zoneName(input.name);
+    const existing = this.head.get(name);
+    if (existing) throw new ZoneExists(name, existing.zone.serial);
+    const config: ZoneConfig = { ...ZONE_DEFAULTS, ...input.config };
+    const rrsets = planCreate(name, config, input);
+    const serial = (rrsets.find((s) => s.type === "SOA")!.data[0] as SoaData).serial;
+    const ts = this.opts.clock.now();
+    const changes = rrsets.map((rrset) => ({ name: rrset.name, type: rrset.type, rrset }));
+    return this.commit({
+      op: "create",
+      changeId: changeId(ts),
+      zone: name,
+      serial,
+      ts,
+      changes,
+      config,
+    });
+  }
+
+  async deleteZone(zone: string, ifMatch?: number): Promise<CommitResult> {
+    const state = this.headState(zone, ifMatch);
+    const ts = this.opts.clock.now();
+    const serial = state.zone.serial;
+    return this.commit({ op: "delete", changeId: changeId(ts), zone, serial, ts, changes: [] });
+  }
+
+  /** Applies a batch of RRset changes atomically under one new serial. */
+  async update(zone: string, ops: readonly RRsetOp[], ifMatch?: number): Promise<CommitResult> {
+    const state = this.headState(zone, ifMatch);
+    const changes = planUpdate(state, ops);
+    const serial = (changes.find((c) => c.type === "SOA")!.rrset!.data[0] as SoaData).serial;
+    const ts = this.opts.clock.now();
+    return this.commit({ op: "update", changeId: changeId(ts), zone, serial, ts, changes });
+  }
+
+  /** Committed changes after serial `since`, oldest first (an IXFR-like feed). */
+  changesSince(zone: string, since: number): { serial: number; changes: CommittedChange[] } {
+    const state = this.getZone(zone);
+    const serial = state.zone.serial;
+    if (serialGt(since, serial)) {
+      throw new ChangesGone(
+        zone,
+        serial,
+        `since=${since} is ahead of the zone serial ${serial} (was the zone re-created?)`,
+      );
+    }
+    if (serialLt(since, state.base)) {
+      throw new ChangesGone(zone, serial, `changes before serial ${state.base} are no longer kept`);
+    }
+    return { serial, changes: state.changes.filter((c) => serialGt(c.serial, since)) };
+  }
+
+  /** The visible state, for a snapshot; call only when every journaled record is visible. */
+  snapshot(): StoreSnapshot {
+    return {
+      zones: [...this.visible.values()].map((s) => ({
+        name: s.zone.name,
+        config: s.config,
+        rrsets: s.zone.all(),
+        base: s.base,
+        changes: [...s.changes],
+      })),
+    };
+  }
+
+  private headState(zone: string, ifMatch: number | undefined): ZoneState {
+    this.assertWritable();
+    const state = this.head.get(zone);
+    if (!state) throw new ZoneNotFound(zone);
+    if (ifMatch !== undefined && ifMatch !== state.zone.serial) {
+      throw new SerialMismatch(zone, state.zone.serial, ifMatch);
+    }
+    return state;
+  }
+
+  private async commit(record: JournalRecord): Promise<CommitResult> {
+    const limit = this.opts.changeLogLimit;
+    applyRecord(this.head, record, limit);
+    try {
+      await this.opts.durability.append(record, () => {
+        applyRecord(this.visible, record, limit);
+        this.publish(record);
+      });
+    } catch (err) {
+      // The head now holds a change the disk may not: stop taking writes until a restart replays.
+      this.failure ??= err as Error;
+      throw new StoreUnavailable(`write not committed: ${(err as Error).message}`);
+    }
+    return { zone: record.zone, serial: record.serial, changeId: record.changeId };
+  }
+
+  private publish(record: JournalRecord): void {
+    const { changeId, op, zone, serial, ts, changes } = record;
+    for (const listener of this.listeners) {
+      try {
+        listener({ changeId, op, zone, serial, ts, changes });
+      } catch (err) {
+        this.opts.warn(`onCommit listener failed for ${changeId}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private assertWritable(): void {
+    if (this.failure) {
+      throw new StoreUnavailable(
+        `the journal failed (${this.failure.message}); writes are refused until the origin restarts`,
+      );
+    }
+  }
+}
+
+/** Validates a zone name from a URL or body. */
+export function zoneName(input: string): string {
+  let name: string;
+  try {
+    name = normaliseName(input);
+  } catch (err) {
+    throw new InvalidInput("zone", (err as NameError).message);
+  }
+  if (name === "")
+    throw new InvalidInput(
+      "zone",
+      "the root zone cannot be hosted here; name a zone such as example.test",
+    );
+  return name;
+}
