@@ -1,0 +1,102 @@
+/**
+ * The edge's HTTP surface, a thin Hono app around the cache engine:
+ * GET /metrics, POST /purge (bearer token), and every other request
+ * through the cache. Web-standard APIs only: the same app runs in Node and workerd.
+ */
+import { type Context, Hono } from "hono";
+import { z } from "zod";
+import type { Edge, HandleOptions } from "./cache.ts";
+
+const purgeBody = z
+  .object({
+    url: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+    zone: z.string().min(1).optional(),
+    all: z.boolean().optional(),
+    mode: z.enum(["hard", "soft"]).default("hard"),
+    serial: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 32 - 1)
+      .optional(),
+  })
+  .strict()
+  .refine((b) => b.url !== undefined || b.key !== undefined || b.zone !== undefined || b.all, {
+    message: 'name what to purge: "url", "key", "zone" or "all": true',
+  });
+
+export interface EdgeAppOptions {
+  /** Bearer token for POST /purge; without one, purging over HTTP is refused. */
+  token?: string;
+}
+
+export function createEdgeApp(edge: Edge, opts: EdgeAppOptions = {}): Hono {
+  const app = new Hono();
+
+  app.get("/metrics", (c) => c.json(edge.metrics()));
+
+  app.post("/purge", async (c) => {
+    const denied = await authorize(c, edge.id, opts.token);
+    if (denied) return denied;
+    const raw: unknown = await c.req.json().catch(() => undefined);
+    const parsed = purgeBody.safeParse(raw);
+    if (!parsed.success) {
+      return c.json({ error: `bad purge request: ${z.prettifyError(parsed.error)}` }, 400);
+    }
+    const purged = edge.purge(parsed.data);
+    return c.json({ id: edge.id, purged, mode: parsed.data.mode });
+  });
+
+  app.all("*", (c) => edge.handle(c.req.raw, backgroundOf(c)));
+
+  return app;
+}
+
+async function authorize(
+  c: Context,
+  id: string,
+  token: string | undefined,
+): Promise<Response | undefined> {
+  if (token === undefined) {
+    return c.json({ error: `purge is disabled on ${id}: start it with --token` }, 403);
+  }
+  const m = /^Bearer (.+)$/i.exec(c.req.header("authorization") ?? "");
+  if (!m) {
+    c.header("www-authenticate", 'Bearer realm="edge purge"');
+    return c.json({ error: "purge needs Authorization: Bearer <token>" }, 401);
+  }
+  if (!(await timingSafeEqual(m[1]!, token))) {
+    return c.json({ error: "wrong purge token" }, 403);
+  }
+  return undefined;
+}
+
+/**
+ * Compares two secrets in time independent of where they differ: both are
+ * hashed to 32 bytes first, so neither length nor content leaks.
+ */
+export async function timingSafeEqual(a: string, b: string): Promise<boolean> {
+  const enc = new TextEncoder();
+  const [x, y] = await Promise.all([
+    crypto.subtle.digest("SHA-256", enc.encode(a)),
+    crypto.subtle.digest("SHA-256", enc.encode(b)),
+  ]);
+  const u = new Uint8Array(x);
+  const v = new Uint8Array(y);
+  let diff = 0;
+  for (let i = 0; i < u.length; i++) diff |= u[i]! ^ v[i]!;
+  return diff === 0;
+}
+
+/** Workers keep background refreshes alive with waitUntil; Node needs nothing. */
+function backgroundOf(c: Context): HandleOptions {
+  let ctx: Context["executionCtx"];
+  try {
+    ctx = c.executionCtx;
+  } catch {
+    // Hono throws when the runtime (Node) passed no ExecutionContext.
+    return {};
+  }
+  return { waitUntil: (work) => ctx.waitUntil(work) };
+}

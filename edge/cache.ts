@@ -1,0 +1,464 @@
+/**
+ * The edge cache engine: an RFC 9111 shared cache in front of one parent
+ * (the origin or another edge). Clock, parent fetch and storage are
+ * injected; only Web-standard APIs are used, so it runs in Node and workerd.
+ */
+import type { Clock } from "../core/clock.ts";
+import { H, parseCacheControl, parseSerialHeader, zoneKey } from "../core/http.ts";
+import type { PurgeEvent, PurgeMode, PurgeTarget } from "../core/purge.ts";
+import { type Exchange, entryFromResponse, freshen } from "./entry.ts";
+import { maxSerial, olderThan, VersionFloor } from "./floor.ts";
+import {
+  type CacheStatus,
+  cacheKey,
+  type Fwd,
+  formatCacheStatus,
+  prependCacheStatus,
+} from "./key.ts";
+import {
+  ageHeader,
+  type CacheEntry,
+  currentAge,
+  mayServeOnError,
+  noneMatch,
+  notStorableReason,
+  remainingTtl,
+  storedHeaders,
+  usability,
+  varyMatches,
+} from "./policy.ts";
+import type { EdgeStorage } from "./storage.ts";
+
+export type ParentFetch = (req: Request) => Promise<Response>;
+
+export interface EdgeOptions {
+  /** Names this cache in Cache-Status. */
+  id: string;
+  /** Base URL of the parent: the origin or another edge. */
+  parent: string;
+  /** Base URL of the origin, asked directly when the parent keeps answering below the version floor. */
+  origin?: string;
+  fetch: ParentFetch;
+  clock: Clock;
+  storage: EdgeStorage;
+  /** Give up on the parent after this long (ms). */
+  parentTimeoutMs?: number;
+  /** Extra parent requests for a fill below the version floor, before the origin bypass. */
+  floorRetries?: number;
+}
+
+export const DEFAULT_PARENT_TIMEOUT_MS = 5_000;
+export const DEFAULT_FLOOR_RETRIES = 1;
+
+/** A purge by URL, surrogate key, zone or everything, as POST /purge takes it. */
+export interface PurgeRequest {
+  url?: string;
+  key?: string;
+  zone?: string;
+  all?: boolean;
+  mode: PurgeMode;
+  /** The serial the purge is for: raises the version floor of the purged keys. */
+  serial?: number;
+}
+
+export interface HandleOptions {
+  /** Keeps background refreshes alive after the response (Workers' ctx.waitUntil). */
+  waitUntil?: (work: Promise<unknown>) => void;
+}
+
+/** What a fill produced: the response to serve, and how it was obtained. */
+interface Fill {
+  entry: CacheEntry;
+  status: CacheStatus;
+}
+
+const COUNTERS = [
+  "hits",
+  "misses",
+  "stale",
+  "revalidations",
+  "notModified",
+  "coalesced",
+  "purges",
+  "purgedEntries",
+  "parentRequests",
+  "parentErrors",
+  "floorRefusals",
+  "passThrough",
+] as const;
+type Counter = (typeof COUNTERS)[number];
+
+export type EdgeMetrics = Record<Counter | "entries" | "bytes" | "evictions", number> & {
+  id: string;
+};
+
+/** Request headers passed to the parent on a fill; the cache sets its own conditionals. */
+const FORWARDED = ["accept", "accept-language"];
+
+export class Edge implements PurgeTarget {
+  readonly id: string;
+  private readonly parent: string;
+  private readonly origin: string | undefined;
+  private readonly fetch: ParentFetch;
+  private readonly clock: Clock;
+  private readonly storage: EdgeStorage;
+  private readonly timeoutMs: number;
+  private readonly floorRetries: number;
+  private readonly floor = new VersionFloor();
+  private readonly inflight = new Map<string, Promise<Fill>>();
+  private readonly counters = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<
+    Counter,
+    number
+  >;
+
+  constructor(o: EdgeOptions) {
+    this.id = o.id;
+    this.parent = o.parent.replace(/\/+$/, "");
+    this.origin = o.origin?.replace(/\/+$/, "");
+    this.fetch = o.fetch;
+    this.clock = o.clock;
+    this.storage = o.storage;
+    this.timeoutMs = o.parentTimeoutMs ?? DEFAULT_PARENT_TIMEOUT_MS;
+    this.floorRetries = o.floorRetries ?? DEFAULT_FLOOR_RETRIES;
+  }
+
+  async handle(req: Request, opts: HandleOptions = {}): Promise<Response> {
+    if (req.method !== "GET" && req.method !== "HEAD") return this.pass(req, "method");
+    // RFC 9111 §3.5: a shared cache does not reuse responses to authenticated requests.
+    if (req.headers.has("authorization")) return this.pass(req, "bypass");
+    const url = new URL(req.url);
+    const key = cacheKey(url);
+    const requestCc = parseCacheControl(req.headers.get("cache-control"));
+    const minSerial = parseSerialHeader(req.headers.get(H.minSerial));
+    const now = this.clock.now();
+    const stored = this.storage.get(key);
+    let prior: CacheEntry | undefined;
+    let fwd: Fwd = "uri-miss";
+    let detail: string | undefined;
+    if (stored && !varyMatches(stored, req.headers)) {
+      fwd = "vary-miss";
+    } else if (stored && olderThan(stored.serial, minSerial)) {
+      // Read-your-writes: the client has seen a newer serial than this entry.
+      prior = stored;
+      fwd = "miss";
+      detail = "min-serial";
+    } else if (stored) {
+      prior = stored;
+      const use = usability(stored, now, requestCc);
+      if (use === "fresh") {
+        this.counters.hits++;
+        return this.respond(req, stored, { hit: true, ttl: remainingTtl(stored, now) });
+      }
+      if (use === "stale-while-revalidate") {
+        this.counters.stale++;
+        this.refreshInBackground(key, req, stored, opts);
+        return this.respond(req, stored, {
+          hit: true,
+          ttl: remainingTtl(stored, now),
+          detail: "stale-while-revalidate",
+        });
+      }
+      fwd = requestCc.noCache || requestCc.maxAge === 0 ? "request" : "stale";
+    }
+    if (fwd === "stale" || fwd === "request") this.counters.revalidations++;
+    else this.counters.misses++;
+    const fill = await this.fill(key, req, prior, minSerial);
+    return this.respond(req, fill.entry, { fwd, detail, ...fill.status });
+  }
+
+  /** Applies a purge-bus event (core/purge.ts); "ttl" changes wait for expiry, "push" acts as soft for now. */
+  applyPurge(event: PurgeEvent): void {
+    if (event.mode === "ttl") return;
+    const all = event.keys.includes("*");
+    const keys = all ? this.storage.keys() : event.keys.flatMap((k) => this.storage.keysFor(k));
+    this.floor.raise(all ? [zoneKey(event.zone)] : event.keys, event.serial);
+    this.drop(keys, event.mode === "invalidate" ? "hard" : "soft");
+  }
+
+  /** Purges by URL, surrogate key, zone or all; returns how many entries it touched. */
+  purge(p: PurgeRequest): number {
+    const surrogate = [
+      ...(p.key !== undefined ? [p.key] : []),
+      ...(p.zone !== undefined ? [zoneKey(p.zone.toLowerCase().replace(/\.$/, ""))] : []),
+    ];
+    const keys = new Set<string>(p.all ? this.storage.keys() : []);
+    for (const sk of surrogate) for (const k of this.storage.keysFor(sk)) keys.add(k);
+    const urlKey =
+      p.url !== undefined ? cacheKey(new URL(p.url, "http://edge.invalid")) : undefined;
+    if (urlKey !== undefined) keys.add(urlKey);
+    if (p.serial !== undefined) {
+      // A URL purge floors the entry's owner-name keys, not its whole zone.
+      const urlEntry = urlKey !== undefined ? this.storage.get(urlKey) : undefined;
+      const named = urlEntry?.surrogateKeys.filter((k) => !k.startsWith("zone:")) ?? [];
+      this.floor.raise([...surrogate, ...named], p.serial);
+    }
+    return this.drop([...keys], p.mode);
+  }
+
+  metrics(): EdgeMetrics {
+    return { id: this.id, ...this.counters, ...this.storage.stats() };
+  }
+
+  private drop(keys: readonly string[], mode: PurgeMode): number {
+    this.counters.purges++;
+    let n = 0;
+    for (const k of keys) {
+      if (mode === "hard") {
+        if (this.storage.delete(k)) n++;
+      } else {
+        const entry = this.storage.get(k);
+        if (entry) {
+          entry.invalidated = true;
+          n++;
+        }
+      }
+    }
+    this.counters.purgedEntries += n;
+    return n;
+  }
+
+  /** RFC 5861 §3: one background refresh per key; later requests keep getting the stale entry. */
+  private refreshInBackground(
+    key: string,
+    req: Request,
+    prior: CacheEntry,
+    opts: HandleOptions,
+  ): void {
+    const work = this.fill(key, req, prior, undefined).catch((err: unknown) => {
+      console.error(`${this.id}: background refresh of ${key} failed: ${String(err)}`);
+    });
+    opts.waitUntil?.(work);
+  }
+
+  /** Request coalescing: concurrent fills of one key (and floor) share one parent request. */
+  private fill(
+    key: string,
+    req: Request,
+    prior: CacheEntry | undefined,
+    minSerial: number | undefined,
+  ): Promise<Fill> {
+    const id = minSerial === undefined ? key : `${key}|${minSerial}`;
+    const running = this.inflight.get(id);
+    if (running) {
+      this.counters.coalesced++;
+      return running.then((f) => ({ ...f, status: { ...f.status, collapsed: true } }));
+    }
+    const work = this.fillFromParent(key, req, prior, minSerial).finally(() =>
+      this.inflight.delete(id),
+    );
+    this.inflight.set(id, work);
+    return work;
+  }
+
+  /**
+   * Fetches from the parent and stores the answer, refusing any answer older
+   * than the required serial: the client's X-Min-Serial, the version floor
+   * of the purged keys, and the stored entry's own serial (monotonic reads).
+   * An old answer is refetched with X-Min-Serial, then from the origin.
+   */
+  private async fillFromParent(
+    key: string,
+    req: Request,
+    prior: CacheEntry | undefined,
+    minSerial: number | undefined,
+  ): Promise<Fill> {
+    let required = maxSerial(
+      minSerial,
+      prior?.serial,
+      prior && this.floor.floorOf(prior.surrogateKeys),
+    );
+    const requestCc = parseCacheControl(req.headers.get("cache-control"));
+    const bases = Array<string>(1 + this.floorRetries).fill(this.parent);
+    if (this.origin !== undefined && this.origin !== this.parent) bases.push(this.origin);
+    let last: Fill | undefined;
+    for (const [attempt, base] of bases.entries()) {
+      // A retry asks unconditionally: a lagging parent's 304 would only confirm the old entry.
+      const validating = attempt === 0 ? prior : undefined;
+      const x = await this.exchange(base, key, req, validating, required);
+      if (x instanceof Error || x.response.status >= 500) return this.onParentError(key, prior, x);
+      const candidate =
+        x.response.status === 304 && validating
+          ? this.freshened(validating, x)
+          : entryFromResponse(key, req.headers, x);
+      required = maxSerial(required, this.floor.floorOf(candidate.surrogateKeys));
+      const status: CacheStatus = { fwdStatus: x.response.status };
+      if (!olderThan(candidate.serial, required)) return this.store(candidate, status, requestCc);
+      this.counters.floorRefusals++;
+      last = { entry: candidate, status: { ...status, detail: "serial-below-floor" } };
+    }
+    // Still old after every retry: serve it, but do not let it into the cache.
+    return last!;
+  }
+
+  private freshened(prior: CacheEntry, x: Exchange): CacheEntry {
+    this.counters.notModified++;
+    return freshen(prior, x);
+  }
+
+  private store(
+    entry: CacheEntry,
+    status: CacheStatus,
+    requestCc: ReturnType<typeof parseCacheControl>,
+  ): Fill {
+    const reason = notStorableReason(
+      entry.status,
+      entry.cc,
+      entry.vary.some(([n]) => n === "*") ? "*" : undefined,
+      requestCc,
+    );
+    if (reason !== undefined) return { entry, status: { ...status, detail: reason } };
+    const stored = this.storage.set(entry);
+    const now = this.clock.now();
+    return {
+      entry,
+      status: stored
+        ? { ...status, stored: true, ttl: remainingTtl(entry, now) }
+        : { ...status, detail: "too-large" },
+    };
+  }
+
+  /** RFC 5861 §4 stale-if-error, else the parent's 5xx, else 502/504 of our own. */
+  private onParentError(key: string, prior: CacheEntry | undefined, x: Exchange | Error): Fill {
+    this.counters.parentErrors++;
+    const now = this.clock.now();
+    const fwdStatus = x instanceof Error ? undefined : x.response.status;
+    if (prior && mayServeOnError(prior, now)) {
+      this.counters.stale++;
+      return {
+        entry: prior,
+        status: {
+          fwd: "stale",
+          fwdStatus,
+          ttl: remainingTtl(prior, now),
+          detail: "stale-if-error",
+        },
+      };
+    }
+    if (!(x instanceof Error)) {
+      return { entry: entryFromResponse(key, new Headers(), x), status: { fwdStatus } };
+    }
+    const timeout = x.name === "TimeoutError";
+    const body = new TextEncoder().encode(
+      JSON.stringify({ error: `${this.id}: parent ${this.parent} ${x.message}` }),
+    );
+    return {
+      entry: {
+        ...errorEntry(key, timeout ? 504 : 502, now),
+        body,
+      },
+      status: { detail: timeout ? "parent-timeout" : "parent-unreachable" },
+    };
+  }
+
+  /** One request to `base`, bounded by the parent timeout on the injected clock. */
+  private async exchange(
+    base: string,
+    key: string,
+    req: Request,
+    prior: CacheEntry | undefined,
+    required: number | undefined,
+  ): Promise<Exchange | Error> {
+    const headers = new Headers();
+    for (const name of FORWARDED) {
+      const v = req.headers.get(name);
+      if (v !== null) headers.set(name, v);
+    }
+    if (prior?.etag !== undefined && prior.status === 200) headers.set("if-none-match", prior.etag);
+    if (required !== undefined) headers.set(H.minSerial, String(required));
+    const controller = new AbortController();
+    let timer = 0;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = this.clock.setTimeout(() => {
+        const err = new Error(`did not answer within ${this.timeoutMs} ms`);
+        err.name = "TimeoutError";
+        controller.abort(err);
+        reject(err);
+      }, this.timeoutMs);
+    });
+    this.counters.parentRequests++;
+    const requestTime = this.clock.now();
+    try {
+      const parentReq = new Request(base + key, { headers, signal: controller.signal });
+      const response = await Promise.race([this.fetch(parentReq), timedOut]);
+      const responseTime = this.clock.now();
+      const body = new Uint8Array(await Promise.race([response.arrayBuffer(), timedOut]));
+      return { requestTime, responseTime, response, body };
+    } catch (err) {
+      if (err instanceof Error && err.name === "TimeoutError") return err;
+      return new Error(`unreachable: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      this.clock.clearTimeout(timer);
+    }
+  }
+
+  /** Forwards a request the cache does not serve (writes, POST DoH, authenticated reads). */
+  private async pass(req: Request, fwd: Fwd): Promise<Response> {
+    this.counters.passThrough++;
+    const url = new URL(req.url);
+    const headers = new Headers(req.headers);
+    headers.delete("host");
+    headers.delete("connection");
+    const hasBody = req.method !== "GET" && req.method !== "HEAD";
+    let response: Response;
+    try {
+      response = await this.fetch(
+        new Request(this.parent + url.pathname + url.search, {
+          method: req.method,
+          headers,
+          body: hasBody ? await req.arrayBuffer() : undefined,
+        }),
+      );
+    } catch (err) {
+      this.counters.parentErrors++;
+      return Response.json(
+        { error: `${this.id}: parent ${this.parent} unreachable: ${String(err)}` },
+        {
+          status: 502,
+          headers: {
+            "cache-status": formatCacheStatus(this.id, { fwd, detail: "parent-unreachable" }),
+          },
+        },
+      );
+    }
+    // RFC 9111 §4.4: a successful unsafe request invalidates the stored target.
+    if (hasBody && response.status < 400) this.storage.delete(cacheKey(url));
+    const out = new Headers(storedHeaders(response.headers));
+    out.set(
+      "cache-status",
+      prependCacheStatus(formatCacheStatus(this.id, { fwd }), out.get("cache-status") ?? undefined),
+    );
+    return new Response(response.body, { status: response.status, headers: out });
+  }
+
+  private respond(req: Request, entry: CacheEntry, status: CacheStatus): Response {
+    const headers = new Headers();
+    for (const [k, v] of entry.headers) headers.append(k, v);
+    headers.set("age", ageHeader(currentAge(entry, this.clock.now())));
+    const own = formatCacheStatus(this.id, { ...status, key: entry.key });
+    headers.set("cache-status", prependCacheStatus(own, headers.get("cache-status") ?? undefined));
+    // RFC 9110 §13.1.2: the cache answers the client's own If-None-Match.
+    const notModified =
+      entry.status === 200 && noneMatch(req.headers.get("if-none-match"), entry.etag);
+    const status_ = notModified ? 304 : entry.status;
+    const noBody = req.method === "HEAD" || status_ === 304 || status_ === 204;
+    return new Response(noBody ? null : entry.body, { status: status_, headers });
+  }
+}
+
+/** A response the edge makes up itself when the parent cannot answer; never stored. */
+function errorEntry(key: string, status: number, now: number): CacheEntry {
+  return {
+    key,
+    status,
+    headers: [["content-type", "application/json"]],
+    body: new Uint8Array(),
+    requestTime: now,
+    responseTime: now,
+    correctedInitialAge: 0,
+    freshnessLifetime: 0,
+    cc: {},
+    surrogateKeys: [],
+    vary: [],
+    invalidated: false,
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * Building and refreshing cache entries from parent responses (pure).
+ */
+import {
+  type CacheEntry,
+  correctedInitialAge,
+  describe,
+  freshnessLifetime,
+  parseAge,
+  parseHttpDate,
+  storedHeaders,
+  varyValues,
+} from "./policy.ts";
+
+export interface Exchange {
+  /** RFC 9111 §4.2.3 request_time: when the request left (ms). */
+  requestTime: number;
+  /** RFC 9111 §4.2.3 response_time: when the response arrived (ms). */
+  responseTime: number;
+  response: Response;
+  body: Uint8Array<ArrayBuffer>;
+}
+
+/** A new entry from a full parent response to a request. */
+export function entryFromResponse(key: string, request: Headers, x: Exchange): CacheEntry {
+  const headers = storedHeaders(x.response.headers);
+  const dateValue = parseHttpDate(x.response.headers.get("date"));
+  // RFC 9110 §6.6.1: a cache adds Date when the response lacks one.
+  if (dateValue === undefined) headers.push(["date", new Date(x.responseTime).toUTCString()]);
+  return withTiming(
+    {
+      key,
+      status: x.response.status,
+      headers,
+      body: x.body,
+      vary: varyValues(x.response.headers.get("vary") ?? undefined, request),
+      invalidated: false,
+    },
+    x,
+    dateValue,
+  );
+}
+
+/** Fields a 304 must not overwrite: they describe the stored body (RFC 9111 §3.2). */
+const BODY_FIELDS = new Set(["content-type", "content-range"]);
+
+/**
+ * RFC 9111 §4.3.4: a 304 freshens the stored response: its header fields
+ * replace the stored ones, and the entry's age restarts from the 304's own
+ * Date and Age, so it carries the parent's Age forward.
+ */
+export function freshen(prior: CacheEntry, x: Exchange): CacheEntry {
+  const merged = new Map(prior.headers);
+  for (const [k, v] of storedHeaders(x.response.headers)) {
+    if (!BODY_FIELDS.has(k)) merged.set(k, v);
+  }
+  const dateValue = parseHttpDate(x.response.headers.get("date"));
+  if (dateValue === undefined) merged.set("date", new Date(x.responseTime).toUTCString());
+  return withTiming(
+    {
+      key: prior.key,
+      status: prior.status,
+      headers: [...merged],
+      body: prior.body,
+      vary: prior.vary,
+      invalidated: false,
+    },
+    x,
+    dateValue,
+  );
+}
+
+function withTiming(
+  base: Pick<CacheEntry, "key" | "status" | "headers" | "body" | "vary" | "invalidated">,
+  x: Exchange,
+  dateValue: number | undefined,
+): CacheEntry {
+  const d = describe(base.headers);
+  return {
+    ...base,
+    ...d,
+    requestTime: x.requestTime,
+    responseTime: x.responseTime,
+    correctedInitialAge: correctedInitialAge({
+      requestTime: x.requestTime,
+      responseTime: x.responseTime,
+      dateValue,
+      ageValue: parseAge(x.response.headers.get("age")),
+    }),
+    freshnessLifetime: freshnessLifetime(d.cc, base),
+  };
+}

@@ -1,0 +1,46 @@
+/**
+ * The version floor: after a purge at serial N, no fill older than N may be
+ * stored under the purged surrogate keys, so a lagging parent cannot
+ * re-poison this cache with the version the purge removed.
+ */
+import { LRUCache } from "lru-cache";
+import { serialGt, serialLt, serialMax } from "../core/serial.ts";
+
+/** Purged keys remembered; the oldest are forgotten first. */
+const MAX_FLOORS = 100_000;
+
+export class VersionFloor {
+  private readonly floors = new LRUCache<string, number>({ max: MAX_FLOORS });
+
+  /** Raises the floor of each surrogate key to `serial` (never lowers it). */
+  raise(keys: readonly string[], serial: number): void {
+    for (const k of keys) {
+      const old = this.floors.get(k);
+      this.floors.set(k, old === undefined ? serial : serialMax(old, serial));
+    }
+  }
+
+  /** The highest floor among the keys, if any key has one. */
+  floorOf(keys: readonly string[]): number | undefined {
+    let floor: number | undefined;
+    for (const k of keys) {
+      const f = this.floors.get(k);
+      if (f !== undefined && (floor === undefined || serialGt(f, floor))) floor = f;
+    }
+    return floor;
+  }
+}
+
+/** The larger of optional serials. */
+export function maxSerial(...serials: (number | undefined)[]): number | undefined {
+  let out: number | undefined;
+  for (const s of serials) {
+    if (s !== undefined && (out === undefined || serialLt(out, s))) out = s;
+  }
+  return out;
+}
+
+/** True when a response's serial is known to be older than the required one. */
+export function olderThan(serial: number | undefined, required: number | undefined): boolean {
+  return serial !== undefined && required !== undefined && serialLt(serial, required);
+}

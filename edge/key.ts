@@ -1,0 +1,55 @@
+/**
+ * Cache keys (RFC 9111 §2: the target URI) and RFC 9211 Cache-Status values.
+ */
+import { JSON_PATH } from "../core/http.ts";
+
+/**
+ * The cache key: path and query. For the DNS JSON API, equivalent queries
+ * share one entry: parameter names lower-cased and sorted, the name
+ * lower-cased without its trailing dot, the type upper-cased.
+ */
+export function cacheKey(url: URL): string {
+  if (url.pathname !== JSON_PATH) return url.pathname + url.search;
+  const params = [...url.searchParams].map(([k, v]): [string, string] => {
+    const name = k.toLowerCase();
+    if (name === "name") return [name, v.toLowerCase().replace(/\.$/, "")];
+    if (name === "type") return [name, v.toUpperCase()];
+    return [name, v];
+  });
+  params.sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0));
+  const query = new URLSearchParams(params).toString();
+  return query ? `${url.pathname}?${query}` : url.pathname;
+}
+
+/** RFC 9211 §2.2 forward reasons. */
+export type Fwd = "uri-miss" | "miss" | "vary-miss" | "stale" | "request" | "bypass" | "method";
+
+export interface CacheStatus {
+  hit?: boolean;
+  fwd?: Fwd;
+  fwdStatus?: number;
+  ttl?: number;
+  stored?: boolean;
+  collapsed?: boolean;
+  key?: string;
+  detail?: string;
+}
+
+/** One Cache-Status list member (RFC 9211 §2), naming this cache. */
+export function formatCacheStatus(id: string, s: CacheStatus): string {
+  const parts = [id];
+  if (s.hit) parts.push("hit");
+  if (s.fwd) parts.push(`fwd=${s.fwd}`);
+  if (s.fwdStatus !== undefined) parts.push(`fwd-status=${s.fwdStatus}`);
+  if (s.ttl !== undefined) parts.push(`ttl=${s.ttl}`);
+  if (s.stored) parts.push("stored");
+  if (s.collapsed) parts.push("collapsed");
+  if (s.key !== undefined) parts.push(`key=${JSON.stringify(s.key)}`);
+  if (s.detail !== undefined) parts.push(`detail=${s.detail}`);
+  return parts.join("; ");
+}
+
+/** RFC 9211 §2: the nearest cache comes first, so this edge goes before its parent's entries. */
+export function prependCacheStatus(own: string, upstream: string | undefined): string {
+  return upstream ? `${own}, ${upstream}` : own;
+}

@@ -1,0 +1,62 @@
+/**
+ * The edge on Node: the Hono app on @hono/node-server, the engine on the
+ * real clock, global fetch to the parent and lru-cache storage.
+ */
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import { RealClock } from "../core/clock.ts";
+import { createEdgeApp } from "./app.ts";
+import { Edge, type ParentFetch } from "./cache.ts";
+import { DEFAULT_MAX_BYTES, LruStorage } from "./storage-lru.ts";
+
+export interface EdgeConfig {
+  id: string;
+  parent: string;
+  origin?: string;
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  maxBytes?: number;
+  token?: string;
+  parentTimeoutMs?: number;
+  fetch?: ParentFetch;
+}
+
+export interface RunningEdge {
+  url: string;
+  edge: Edge;
+  close(): Promise<void>;
+}
+
+export async function startEdge(config: EdgeConfig): Promise<RunningEdge> {
+  const edge = new Edge({
+    id: config.id,
+    parent: config.parent,
+    origin: config.origin,
+    fetch: config.fetch ?? ((req) => fetch(req)),
+    clock: new RealClock(),
+    storage: new LruStorage(config.maxBytes ?? DEFAULT_MAX_BYTES),
+    parentTimeoutMs: config.parentTimeoutMs,
+  });
+  const app = createEdgeApp(edge, { token: config.token });
+  const host = config.host ?? "127.0.0.1";
+  const { server, port } = await new Promise<{ server: ReturnType<typeof serve>; port: number }>(
+    (resolve, reject) => {
+      const s = serve({ fetch: app.fetch, hostname: host, port: config.port ?? 0 }, (info) =>
+        resolve({ server: s, port: (info as AddressInfo).port }),
+      );
+      s.once("error", reject);
+    },
+  );
+  const shown = host.includes(":") ? `[${host}]` : host;
+  return {
+    url: `http://${shown}:${port}`,
+    edge,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        // Keep-alive connections would hold close() open until they time out.
+        (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+      }),
+  };
+}

@@ -1,0 +1,256 @@
+/**
+ * The edge's cache policy, pure: what may be stored, how old a stored
+ * response is, whether it is fresh, and what a stale one may still be used
+ * for. Times are milliseconds from the injected Clock; ages and lifetimes
+ * are seconds, as RFC 9111 writes them.
+ */
+import { type CacheControl, H, parseCacheControl, parseSerialHeader } from "../core/http.ts";
+
+/** A response as the cache holds it (RFC 9111 §3), with what §4.2.3 needs to age it. */
+export interface CacheEntry {
+  key: string;
+  status: number;
+  /** Stored header fields, lower-case names, without Age and hop-by-hop fields. */
+  headers: [string, string][];
+  body: Uint8Array<ArrayBuffer>;
+  /** RFC 9111 §4.2.3 request_time / response_time (ms). */
+  requestTime: number;
+  responseTime: number;
+  /** RFC 9111 §4.2.3 corrected_initial_age (s), fixed when the response arrives. */
+  correctedInitialAge: number;
+  /** RFC 9111 §4.2.1 freshness_lifetime (s). */
+  freshnessLifetime: number;
+  cc: CacheControl;
+  etag?: string;
+  /** X-Serial: the zone serial that produced the response. */
+  serial?: number;
+  surrogateKeys: string[];
+  /** Request header values the response varies on (RFC 9111 §4.1). */
+  vary: [string, string][];
+  /** Set by a soft purge: treat as stale and revalidate before reuse. */
+  invalidated: boolean;
+}
+
+/** Header fields a cache must not store or forward (RFC 9110 §7.6.1), and body framing it recomputes. */
+const NOT_STORED = new Set([
+  "age",
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "content-length",
+  // fetch() hands us the decoded body, so the coding no longer applies.
+  "content-encoding",
+]);
+
+/** Status codes a shared cache may store given explicit freshness (RFC 9110 §15.1, "heuristically cacheable"). */
+const STORABLE_STATUS = new Set([200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]);
+
+export function storedHeaders(headers: Headers): [string, string][] {
+  const out: [string, string][] = [];
+  headers.forEach((value, name) => {
+    if (!NOT_STORED.has(name)) out.push([name, value]);
+  });
+  return out;
+}
+
+export function header(entry: Pick<CacheEntry, "headers">, name: string): string | undefined {
+  for (const [k, v] of entry.headers) if (k === name) return v;
+  return undefined;
+}
+
+/**
+ * RFC 9111 §5.1: Age is delta-seconds. A list uses its first member; an
+ * invalid value is ignored (undefined), which §4.2.3 then treats as 0.
+ */
+export function parseAge(value: string | null | undefined): number | undefined {
+  const first = value?.split(",")[0]?.trim();
+  if (!first || !/^\d+$/.test(first)) return undefined;
+  return Math.min(Number(first), 2 ** 31);
+}
+
+/** An HTTP-date (RFC 9110 §5.6.7) in ms, or undefined when absent or unparseable. */
+export function parseHttpDate(value: string | null | undefined): number | undefined {
+  if (!value) return undefined;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+export interface AgeInputs {
+  requestTime: number;
+  responseTime: number;
+  /** The Date header (ms); absent means "now" at receipt (RFC 9110 §6.6.1). */
+  dateValue?: number;
+  /** The Age header (s), already parsed. */
+  ageValue?: number;
+}
+
+/**
+ * RFC 9111 §4.2.3, in seconds:
+ *   apparent_age = max(0, response_time - date_value)
+ *   response_delay = response_time - request_time
+ *   corrected_age_value = age_value + response_delay
+ *   corrected_initial_age = max(apparent_age, corrected_age_value)
+ * Clock skew can only make the result larger (a parent clock behind ours
+ * inflates apparent_age), never smaller than the upstream's own Age plus the
+ * time on the wire, which is what keeps a chain of caches from extending a TTL.
+ */
+export function correctedInitialAge(a: AgeInputs): number {
+  const dateValue = a.dateValue ?? a.responseTime;
+  const apparentAge = Math.max(0, a.responseTime - dateValue) / 1000;
+  const responseDelay = Math.max(0, a.responseTime - a.requestTime) / 1000;
+  const correctedAgeValue = (a.ageValue ?? 0) + responseDelay;
+  return Math.max(apparentAge, correctedAgeValue);
+}
+
+/** RFC 9111 §4.2.3: current_age = corrected_initial_age + resident_time. */
+export function currentAge(
+  entry: Pick<CacheEntry, "correctedInitialAge" | "responseTime">,
+  now: number,
+): number {
+  const residentTime = Math.max(0, now - entry.responseTime) / 1000;
+  return entry.correctedInitialAge + residentTime;
+}
+
+/**
+ * The Age a cache sends (RFC 9111 §5.1): rounded up, so a downstream cache
+ * never believes the response younger than it is; rounding down would let
+ * every tier add up to a second of freshness.
+ */
+export function ageHeader(age: number): string {
+  return String(Math.ceil(age - 1e-9));
+}
+
+/**
+ * RFC 9111 §4.2.1 for a shared cache: s-maxage, then max-age, then
+ * Expires - Date. No heuristic freshness (§4.2.2): DNS data states its TTL.
+ * An invalid Expires (e.g. "0") means already expired.
+ */
+export function freshnessLifetime(cc: CacheControl, headers: Pick<CacheEntry, "headers">): number {
+  if (cc.sMaxAge !== undefined) return cc.sMaxAge;
+  if (cc.maxAge !== undefined) return cc.maxAge;
+  const expiresRaw = header(headers, "expires");
+  if (expiresRaw === undefined) return 0;
+  const expires = parseHttpDate(expiresRaw);
+  const date = parseHttpDate(header(headers, "date"));
+  if (expires === undefined || date === undefined) return 0;
+  return Math.max(0, (expires - date) / 1000);
+}
+
+/**
+ * Why a response may not be stored by a shared cache (RFC 9111 §3, §5.2.2),
+ * or undefined when it may.
+ */
+export function notStorableReason(
+  status: number,
+  cc: CacheControl,
+  vary: string | undefined,
+  requestCc: CacheControl,
+): string | undefined {
+  if (requestCc.noStore) return "request-no-store";
+  if (cc.noStore) return "no-store";
+  if (cc.private) return "private";
+  if (!STORABLE_STATUS.has(status)) return "status";
+  if (vary?.split(",").some((v) => v.trim() === "*")) return "vary-star";
+  if (cc.sMaxAge === undefined && cc.maxAge === undefined && !cc.noCache) {
+    // Without explicit freshness the entry could never be used fresh.
+    return "no-explicit-freshness";
+  }
+  return undefined;
+}
+
+/** The request header values named by Vary, lower-cased names, in Vary's order. */
+export function varyValues(vary: string | undefined, request: Headers): [string, string][] {
+  if (!vary) return [];
+  return vary
+    .split(",")
+    .map((v) => v.trim().toLowerCase())
+    .filter((v) => v.length > 0)
+    .map((name) => [name, request.get(name) ?? ""]);
+}
+
+/** RFC 9111 §4.1: a stored response matches when every Vary'd request header is the same. */
+export function varyMatches(entry: Pick<CacheEntry, "vary">, request: Headers): boolean {
+  return entry.vary.every(([name, value]) => (request.get(name) ?? "") === value);
+}
+
+/** How a stored response may be used now. */
+export type Usability =
+  /** Fresh: serve without contacting the parent. */
+  | "fresh"
+  /** Stale within stale-while-revalidate (RFC 5861 §3): serve, refresh in the background. */
+  | "stale-while-revalidate"
+  /** Must be validated before reuse (stale, no-cache, or soft-purged). */
+  | "revalidate";
+
+/**
+ * RFC 9111 §4.2 and RFC 5861. Response no-cache (§5.2.2.4) and a soft purge
+ * always need validation; must-revalidate, proxy-revalidate and s-maxage
+ * (§5.2.2.2, §5.2.2.8, §5.2.2.10) forbid serving stale.
+ */
+export function usability(entry: CacheEntry, now: number, requestCc: CacheControl): Usability {
+  if (entry.cc.noCache || entry.invalidated) return "revalidate";
+  if (requestCc.noCache || requestCc.maxAge === 0) return "revalidate";
+  const age = currentAge(entry, now);
+  if (age < entry.freshnessLifetime) {
+    return requestCc.maxAge !== undefined && age > requestCc.maxAge ? "revalidate" : "fresh";
+  }
+  const swr = entry.cc.staleWhileRevalidate ?? 0;
+  if (mayServeStale(entry) && age < entry.freshnessLifetime + swr) return "stale-while-revalidate";
+  return "revalidate";
+}
+
+/** Whether any stale serving is allowed at all (RFC 9111 §4.2.4). */
+export function mayServeStale(entry: Pick<CacheEntry, "cc">): boolean {
+  const cc = entry.cc;
+  return !cc.mustRevalidate && !cc.proxyRevalidate && cc.sMaxAge === undefined;
+}
+
+/**
+ * RFC 5861 §4: a stale response may answer when the parent fails with a 5xx
+ * or is unreachable, within stale-if-error seconds of going stale. A soft
+ * purge counts as going stale at the moment of the purge, so staleness
+ * there is clamped at 0.
+ */
+export function mayServeOnError(entry: CacheEntry, now: number): boolean {
+  if (!mayServeStale(entry) || entry.cc.noCache) return false;
+  const sie = entry.cc.staleIfError;
+  if (sie === undefined) return false;
+  const staleness = Math.max(0, currentAge(entry, now) - entry.freshnessLifetime);
+  return staleness < sie;
+}
+
+/** Remaining freshness in whole seconds, negative once stale (RFC 9211 §2.6 `ttl`). */
+export function remainingTtl(entry: CacheEntry, now: number): number {
+  if (entry.invalidated)
+    return Math.min(0, Math.floor(entry.freshnessLifetime - currentAge(entry, now)));
+  return Math.floor(entry.freshnessLifetime - currentAge(entry, now));
+}
+
+/** Entity-tag comparison for If-None-Match: weak comparison (RFC 9110 §13.1.2). */
+export function noneMatch(ifNoneMatch: string | null, etag: string | undefined): boolean {
+  if (!ifNoneMatch || etag === undefined) return false;
+  if (ifNoneMatch.trim() === "*") return true;
+  const opaque = (t: string) => t.trim().replace(/^W\//, "");
+  return ifNoneMatch.split(",").some((t) => opaque(t) === opaque(etag));
+}
+
+/** Reads what the edge needs from a stored header list. */
+export function describe(headers: [string, string][]): {
+  cc: CacheControl;
+  etag?: string;
+  serial?: number;
+  surrogateKeys: string[];
+} {
+  const h = { headers };
+  const keys = header(h, H.surrogateKey);
+  return {
+    cc: parseCacheControl(header(h, "cache-control")),
+    etag: header(h, "etag"),
+    serial: parseSerialHeader(header(h, H.serial)),
+    surrogateKeys: keys ? keys.split(/\s+/).filter((k) => k.length > 0) : [],
+  };
+}
