@@ -1,0 +1,83 @@
+/**
+ * The admin HTTP endpoint (Hono): purge and metrics, behind a bearer token
+ * (hono/bearer-auth compares in constant time). /healthz is open.
+ */
+import { Hono } from "hono";
+import { bearerAuth } from "hono/bearer-auth";
+import { z } from "zod";
+import { normaliseName } from "../core/names.ts";
+import type { HandlerMetrics } from "./handler.ts";
+import type { ResolverCache } from "./policy.ts";
+
+const name = z.string().transform((s, ctx) => {
+  try {
+    return normaliseName(s);
+  } catch (e) {
+    ctx.addIssue({ code: "custom", message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+const purgeBody = z
+  .object({
+    name: name.optional(),
+    zone: name.optional(),
+    all: z.literal(true).optional(),
+    mode: z.enum(["hard", "soft"]).default("hard"),
+  })
+  .strict()
+  .refine((b) => [b.name, b.zone, b.all].filter((v) => v !== undefined).length === 1, {
+    message: 'give exactly one of "name", "zone" or "all": true',
+  });
+
+export function adminApp(cache: ResolverCache, handler: HandlerMetrics, token: string): Hono {
+  const app = new Hono();
+  const deny = (message: string) => ({ message: { error: message } });
+  app.get("/healthz", (c) => c.json({ ok: true, id: cache.id }));
+  app.use(
+    "*",
+    bearerAuth({
+      token,
+      noAuthenticationHeader: deny("send Authorization: Bearer <token> (the resolver's --token)"),
+      invalidAuthenticationHeader: deny("the Authorization header must be: Bearer <token>"),
+      invalidToken: deny("wrong token; use the resolver's --token"),
+    }),
+  );
+  app.post("/purge", async (c) => {
+    const raw: unknown = await c.req.json().catch(() => undefined);
+    const body = purgeBody.safeParse(raw);
+    if (!body.success) {
+      const reason = raw === undefined ? "body must be JSON" : z.prettifyError(body.error);
+      return c.json({ error: `bad purge request: ${reason}` }, 400);
+    }
+    const { mode, ...target } = body.data;
+    return c.json({ purged: cache.purge(target, mode), mode });
+  });
+  app.get("/metrics", (c) =>
+    c.text(metricsText(cache, handler), 200, { "content-type": "text/plain; version=0.0.4" }),
+  );
+  return app;
+}
+
+/** Prometheus text exposition of the cache and query counters. */
+export function metricsText(cache: ResolverCache, handler: HandlerMetrics): string {
+  const m = cache.metrics;
+  const id = `node="${cache.id}"`;
+  const lines = [
+    `resolver_queries_total{${id}} ${handler.queries}`,
+    `resolver_dropped_total{${id}} ${handler.dropped}`,
+    ...[...handler.rcodes].map(([rc, n]) => `resolver_responses_total{${id},rcode="${rc}"} ${n}`),
+    `resolver_cache_hits_total{${id}} ${m.hits}`,
+    `resolver_cache_misses_total{${id}} ${m.misses}`,
+    `resolver_stale_answers_total{${id}} ${m.staleServed}`,
+    `resolver_prefetches_total{${id}} ${m.prefetches}`,
+    `resolver_coalesced_total{${id}} ${m.coalesced}`,
+    `resolver_upstream_queries_total{${id}} ${m.upstreamQueries}`,
+    `resolver_upstream_failures_total{${id}} ${m.upstreamFailures}`,
+    `resolver_cache_evictions_total{${id}} ${m.evictions}`,
+    `resolver_purged_total{${id}} ${m.purged}`,
+    `resolver_cache_entries{${id}} ${cache.entries}`,
+    `resolver_cache_bytes{${id}} ${cache.bytes}`,
+  ];
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,154 @@
+/**
+ * Turns an upstream response into a stored answer: the response's own bytes,
+ * normalised once (ID 0, lower-case question, no OPT, one TTL per RRset, the
+ * HTTP Age subtracted, TTL clamps applied), plus the offsets of every TTL
+ * field so the hot path can count them down without decoding.
+ */
+import { MAX_TTL as MAX } from "../core/records.ts";
+import {
+  asciiLower,
+  HEADER_LEN,
+  RCODE,
+  readName,
+  readRecords,
+  TYPE_OPT,
+  TYPE_SOA,
+  WireError,
+} from "./message.ts";
+
+export class UpstreamError extends Error {
+  override readonly name = "UpstreamError";
+}
+
+export interface TtlPolicy {
+  /** Positive RRset TTLs are raised to at least this (seconds). */
+  minTtl: number;
+  /** Positive RRset TTLs are lowered to at most this (seconds). */
+  maxTtl: number;
+  /** Cap on negative caching (RFC 2308 §5), like Unbound's cache-max-negative-ttl. */
+  maxNegativeTtl: number;
+}
+
+export interface StoredAnswer {
+  /** ID 0, QR and RA set, RD clear (patched per query), no OPT. */
+  wire: Buffer;
+  /** Offsets of the TTL fields, and the TTL each held when stored. */
+  ttlAt: Uint16Array;
+  ttls: Uint32Array;
+  rcode: number;
+  /** NXDOMAIN or NODATA (RFC 2308 §1). */
+  negative: boolean;
+  /** Seconds the answer may be served fresh; 0 = do not cache. */
+  ttl: number;
+  /** Owner names this answer depends on (the question and every answer owner), for purge by name. */
+  owners: string[];
+}
+
+/** RFC 2181 §8: a TTL with the top bit set is treated as zero. */
+function readTtl(msg: Buffer, at: number): number {
+  const v = msg.readUInt32BE(at);
+  return v > 0x7fffffff ? 0 : v;
+}
+
+/**
+ * Builds the stored form of `response`, the upstream's answer to (`name`, `qtype`).
+ * `age` is the seconds the response already spent in HTTP caches (RFC 8484 §5.1).
+ */
+export function storeAnswer(
+  response: Buffer,
+  name: Buffer,
+  qtype: number,
+  age: number,
+  policy: TtlPolicy,
+): StoredAnswer {
+  const msg = Buffer.from(response);
+  checkResponse(msg, name, qtype);
+  name.copy(msg, HEADER_LEN);
+  const rcode = msg[3]! & 0x0f;
+  let records = readRecords(msg);
+  const opt = records.findIndex((r) => r.type === TYPE_OPT);
+  let wire = msg;
+  if (opt >= 0) {
+    // Additional records are optional: dropping the OPT and what follows keeps every pointer valid.
+    const cut = records[opt]!;
+    wire = msg.subarray(0, cut.start);
+    wire.writeUInt16BE(records.slice(0, opt).filter((r) => r.section === 2).length, 10);
+    records = records.slice(0, opt);
+  }
+  const negative = rcode === RCODE.NXDOMAIN || !records.some((r) => r.section === 0);
+
+  // RFC 2181 §5.2: every record of an RRset gets the RRset's lowest TTL.
+  const setOf = records.map((r) => `${r.section}|${readName(wire, r.start)}|${r.type}|${r.klass}`);
+  const setTtl = new Map<string, number>();
+  records.forEach((r, i) => {
+    const t = readTtl(wire, r.ttlAt);
+    setTtl.set(setOf[i]!, Math.min(setTtl.get(setOf[i]!) ?? t, t));
+  });
+  for (const [k, t] of setTtl) {
+    const left = Math.max(0, t - age);
+    setTtl.set(k, negative ? left : Math.min(policy.maxTtl, Math.max(policy.minTtl, left)));
+  }
+
+  let ttl: number;
+  if (negative) {
+    ttl = negativeTtl(wire, records, age, policy);
+    records.forEach((r, i) => {
+      if (r.section === 1 && r.type === TYPE_SOA) setTtl.set(setOf[i]!, ttl);
+    });
+  } else {
+    ttl = Math.min(...records.map((r, i) => (r.section === 0 ? setTtl.get(setOf[i]!)! : MAX)));
+  }
+
+  const ttlAt = new Uint16Array(records.length);
+  const ttls = new Uint32Array(records.length);
+  records.forEach((r, i) => {
+    ttlAt[i] = r.ttlAt;
+    ttls[i] = setTtl.get(setOf[i]!)!;
+    wire.writeUInt32BE(ttls[i]!, r.ttlAt);
+  });
+  wire.writeUInt16BE(0, 0);
+  wire[2] = 0x80; // QR; opcode QUERY; AA, TC and RD clear
+  wire[3] = 0x80 | rcode; // RA (we recurse, within the served zones)
+  const owners = new Set([readName(wire, HEADER_LEN)]);
+  records.forEach((r, i) => {
+    if (r.section === 0) owners.add(setOf[i]!.split("|")[1]!);
+  });
+  return { wire, ttlAt, ttls, rcode, negative, ttl, owners: [...owners] };
+}
+
+function checkResponse(msg: Buffer, name: Buffer, qtype: number): void {
+  if (msg.length < HEADER_LEN || !(msg[2]! & 0x80)) {
+    throw new UpstreamError("upstream sent something that is not a DNS response");
+  }
+  if (msg[2]! & 0x02) throw new UpstreamError("upstream response is truncated (TC)");
+  const rcode = msg[3]! & 0x0f;
+  if (rcode !== RCODE.NOERROR && rcode !== RCODE.NXDOMAIN) {
+    throw new UpstreamError(`upstream answered rcode ${rcode}`);
+  }
+  const end = HEADER_LEN + name.length;
+  const same =
+    msg.readUInt16BE(4) === 1 &&
+    end + 4 <= msg.length &&
+    asciiLower(msg.toString("latin1", HEADER_LEN, end)) === name.toString("latin1") &&
+    msg.readUInt16BE(end) === qtype;
+  if (!same) throw new UpstreamError("upstream response answers a different question");
+}
+
+/**
+ * RFC 2308 §5: a negative answer lives min(SOA TTL, SOA MINIMUM), here less
+ * the Age and capped. Without an SOA it is not cached.
+ */
+function negativeTtl(
+  wire: Buffer,
+  records: ReturnType<typeof readRecords>,
+  age: number,
+  policy: TtlPolicy,
+): number {
+  const soa = records.find((r) => r.section === 1 && r.type === TYPE_SOA);
+  if (!soa) return 0;
+  if (soa.rdlength < 22) throw new WireError("SOA record data is truncated");
+  // MINIMUM is the last of the SOA's five 32-bit fields.
+  const minimum = readTtl(wire, soa.rdataAt + soa.rdlength - 4);
+  const t = Math.min(readTtl(wire, soa.ttlAt), minimum);
+  return Math.min(policy.maxNegativeTtl, Math.max(0, t - age));
+}

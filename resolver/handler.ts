@@ -1,0 +1,103 @@
+/**
+ * One DNS query in, one answer out: parse the query minimally, refuse what is
+ * not ours to serve, answer from the cache policy through the wire patcher.
+ * A cache hit stays synchronous end to end.
+ */
+import type { DnsHandler } from "../core/dns-transport.ts";
+import { RCODE } from "./message.ts";
+import type { ResolverCache, Served } from "./policy.ts";
+import { parseQuery, type Query, TYPE_ANY } from "./query.ts";
+import {
+  EDE,
+  hinfoRfc8482,
+  renderAnswer,
+  renderRefusal,
+  renderSynthesized,
+  type WireOptions,
+} from "./wire.ts";
+
+export interface HandlerOptions {
+  /** Zones the resolver answers for (normalised names); anything else is REFUSED. */
+  zones: readonly string[];
+  wire: WireOptions;
+  staleTtl: number;
+}
+
+/** RFC 8482 §4.2 leaves the synthesized record's TTL open; an hour keeps repeated ANY cheap. */
+const ANY_TTL = 3600;
+
+export interface HandlerMetrics {
+  queries: number;
+  dropped: number;
+  /** Answers sent, by RCODE (extended RCODEs included). */
+  rcodes: Map<number, number>;
+}
+
+export function createHandler(
+  cache: ResolverCache,
+  opts: HandlerOptions,
+): { handler: DnsHandler; metrics: HandlerMetrics } {
+  const metrics: HandlerMetrics = { queries: 0, dropped: 0, rcodes: new Map() };
+  const zones = opts.zones.map(toWire);
+  const hinfo = hinfoRfc8482(ANY_TTL);
+  const count = (rcode: number) => metrics.rcodes.set(rcode, (metrics.rcodes.get(rcode) ?? 0) + 1);
+
+  const handler: DnsHandler = (msg, info) => {
+    metrics.queries++;
+    const parsed = parseQuery(msg);
+    if (!parsed) {
+      metrics.dropped++;
+      return undefined;
+    }
+    if ("refusal" in parsed) {
+      count(parsed.refusal.rcode);
+      return renderRefusal(msg, parsed.refusal, opts.wire);
+    }
+    const q = parsed.query;
+    if (!zones.some((z) => inZone(q, z))) {
+      count(RCODE.REFUSED);
+      const reason = "outside the served zones";
+      return renderRefusal(msg, { ...q, rcode: RCODE.REFUSED, reason }, opts.wire);
+    }
+    if (q.qtype === TYPE_ANY) {
+      count(RCODE.NOERROR);
+      return renderSynthesized(msg, q, RCODE.NOERROR, hinfo, opts.wire);
+    }
+    const render = (s: Served) => {
+      count(s.answer.rcode);
+      const staleTtl = s.stale ? opts.staleTtl : undefined;
+      return renderAnswer(s.answer, s.elapsed, staleTtl, msg, q, info.transport, opts.wire);
+    };
+    const served = cache.lookup(q.key, q.name, q.qtype);
+    if (!(served instanceof Promise)) return render(served);
+    // The policy has counted and reported the upstream failure; the client gets SERVFAIL with EDE 22.
+    return served.then(render, () => {
+      count(RCODE.SERVFAIL);
+      return renderSynthesized(
+        msg,
+        q,
+        RCODE.SERVFAIL,
+        undefined,
+        opts.wire,
+        EDE.NO_REACHABLE_AUTHORITY,
+      );
+    });
+  };
+  return { handler, metrics };
+}
+
+/** A normalised name in wire form (lower-case labels, root terminator). */
+export function toWire(name: string): Buffer {
+  const parts = name === "" ? [] : name.split(".");
+  return Buffer.concat([
+    ...parts.map((l) => Buffer.concat([Buffer.of(l.length), Buffer.from(l)])),
+    Buffer.of(0),
+  ]);
+}
+
+/** The question is the zone or below it: the zone's wire form ends the name at a label boundary. */
+function inZone(q: Query, zone: Buffer): boolean {
+  const off = q.name.length - zone.length;
+  if (off < 0 || (off > 0 && !q.labelStarts.includes(off))) return false;
+  return q.name.compare(zone, 0, zone.length, off) === 0;
+}

@@ -1,0 +1,108 @@
+/** `propagate resolver`: the caching DNS server, configured by flags (README.md lists them). */
+import { flagHelp, parseFlags, parseHostPort, printReady, UsageError } from "../infra/flags.ts";
+import type { ResolverConfigInput } from "./config.ts";
+import { startResolver } from "./server.ts";
+
+const FLAGS = {
+  dns: {
+    type: "string",
+    help: "HOST:PORT for DNS over UDP and TCP (default 127.0.0.1:1053; port 0 = free)",
+  },
+  upstream: {
+    type: "string",
+    help: "http://HOST:PORT (DoH to an edge or origin) or dns://HOST:PORT (origin's DNS)",
+  },
+  id: { type: "string", help: "node id, returned as NSID (default res-1)" },
+  zones: {
+    type: "string",
+    help: "comma-separated zones to answer, others REFUSED (default example.test)",
+  },
+  admin: { type: "string", help: "HOST:PORT of the admin HTTP endpoint (default 127.0.0.1:0)" },
+  token: {
+    type: "string",
+    help: "admin bearer token (default: generated and printed in the ready line)",
+  },
+  "max-bytes": { type: "string", help: "cache bound in bytes (default 67108864)" },
+  "min-ttl": {
+    type: "string",
+    help: "lowest TTL stored for positive answers, seconds (default 0)",
+  },
+  "max-ttl": {
+    type: "string",
+    help: "highest TTL stored for positive answers, seconds (default 86400)",
+  },
+  "max-negative-ttl": { type: "string", help: "cap on negative caching, seconds (default 3600)" },
+  "client-timeout": {
+    type: "string",
+    help: "ms an expired answer waits for the upstream before stale (default 1800)",
+  },
+  "max-stale": {
+    type: "string",
+    help: "seconds an expired answer may still be served (default 86400)",
+  },
+  "upstream-timeout": {
+    type: "string",
+    help: "ms before an upstream request fails (default 5000)",
+  },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} as const;
+
+function int(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value))
+    throw new UsageError(`--${flag} expects a non-negative integer, got "${value}"`);
+  return Number(value);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const { values: v } = parseFlags(argv, FLAGS, "resolver");
+  if (v.help) {
+    console.log(flagHelp(FLAGS, "resolver"));
+    return;
+  }
+  if (!v.upstream) throw new UsageError(`--upstream is required\n\n${flagHelp(FLAGS, "resolver")}`);
+  const maxStale = int(v["max-stale"], "max-stale");
+  const input: ResolverConfigInput = {
+    id: v.id,
+    dns: parseHostPort(v.dns ?? "127.0.0.1:1053", "dns"),
+    upstream: v.upstream,
+    admin: parseHostPort(v.admin ?? "127.0.0.1:0", "admin"),
+    token: v.token,
+    zones: v.zones?.split(",").filter((z) => z !== ""),
+    maxBytes: int(v["max-bytes"], "max-bytes"),
+    minTtl: int(v["min-ttl"], "min-ttl"),
+    maxTtl: int(v["max-ttl"], "max-ttl"),
+    maxNegativeTtl: int(v["max-negative-ttl"], "max-negative-ttl"),
+    clientTimeoutMs: int(v["client-timeout"], "client-timeout"),
+    maxStaleMs: maxStale === undefined ? undefined : maxStale * 1000,
+    upstreamTimeoutMs: int(v["upstream-timeout"], "upstream-timeout"),
+  };
+  const r = await startResolver(input, {
+    onUpstreamError: (err, name) =>
+      console.error(`resolver: upstream failed for ${name}: ${(err as Error).message}`),
+  });
+  console.log(
+    `resolver ${r.config.id}: DNS on ${r.dnsAddr} (UDP+TCP), zones ${r.config.zones.join(", ")}`,
+  );
+  console.log(
+    `resolver ${r.config.id}: upstream ${r.config.upstream}; admin ${r.adminUrl} (POST /purge, GET /metrics)`,
+  );
+  const ready: Record<string, string> = {
+    dns: r.dnsAddr,
+    admin: r.adminUrl ?? "",
+    id: r.config.id,
+  };
+  if (v.token === undefined) ready.token = r.token;
+  printReady(ready);
+  const stop = () => {
+    r.close().then(
+      () => process.exit(0),
+      (err) => {
+        console.error("resolver: error while stopping:", err);
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+}

@@ -1,0 +1,152 @@
+/**
+ * The minimal query parser of the hot path: header, the one question (kept as
+ * raw bytes, so its case can be echoed) and EDNS0 OPT (RFC 6891 §6.1). Nothing
+ * else of the query is decoded.
+ */
+import { CLASS_IN, HEADER_LEN, RCODE, readRecords, TYPE_OPT, WireError } from "./message.ts";
+
+export const TYPE_ANY = 255;
+/** RFC 6891 §9: BADVERS is extended RCODE 16. */
+export const RCODE_BADVERS = 16;
+const OPTION_NSID = 3;
+/** Zone transfers and the obsolete MAILA/MAILB meta types are not served by a cache. */
+const NOT_SERVED = new Set([251, 252, 253, 254]);
+
+export interface Edns {
+  /** Requestor's UDP payload size, at least 512 (RFC 6891 §6.2.3). */
+  udpSize: number;
+  version: number;
+  /** RFC 3225 §3: DO is copied into the response. */
+  dnssecOk: boolean;
+  /** RFC 5001 §2.1: an empty NSID option asks for the server's identifier. */
+  nsid: boolean;
+}
+
+export interface Query {
+  id: number;
+  /** The third header octet: opcode and RD are echoed from it. */
+  flags: number;
+  /** Offset just past the question's name in the query (the name starts at 12). */
+  nameEnd: number;
+  /** The question name in wire form, ASCII lower-cased. */
+  name: Buffer;
+  /** Offsets in `name` where each label starts. */
+  labelStarts: number[];
+  qtype: number;
+  qclass: number;
+  /** Cache key: lower-cased wire name and type (class is always IN here). */
+  key: string;
+  edns: Edns | undefined;
+}
+
+/** A query that gets an error answer; `nameEnd` is set when the question could be read. */
+export interface Refusal {
+  rcode: number;
+  id: number;
+  flags: number;
+  nameEnd: number | undefined;
+  edns: Edns | undefined;
+  reason: string;
+}
+
+export type Parsed = { query: Query } | { refusal: Refusal } | undefined;
+
+/** Returns undefined for messages that get no answer at all: too short to carry an ID, or responses. */
+export function parseQuery(msg: Buffer): Parsed {
+  if (msg.length < HEADER_LEN || msg[2]! & 0x80) return undefined;
+  const id = msg.readUInt16BE(0);
+  const flags = msg[2]!;
+  const refuse = (rcode: number, reason: string, nameEnd?: number, edns?: Edns) => ({
+    refusal: { rcode, id, flags, nameEnd, edns, reason },
+  });
+  const opcode = (flags >> 3) & 0x0f;
+  if (msg.readUInt16BE(4) !== 1) {
+    return refuse(
+      opcode === 0 ? RCODE.FORMERR : RCODE.NOTIMP,
+      "a query carries exactly one question",
+    );
+  }
+  let question: ReturnType<typeof readQuestion>;
+  let edns: Edns | undefined;
+  try {
+    question = readQuestion(msg);
+    edns = readEdns(msg);
+  } catch (err) {
+    if (err instanceof WireError) return refuse(RCODE.FORMERR, err.message);
+    throw err;
+  }
+  const { nameEnd, qtype, qclass } = question;
+  if (opcode !== 0) return refuse(RCODE.NOTIMP, `opcode ${opcode} is not served`, nameEnd, edns);
+  if (edns && edns.version > 0) {
+    return refuse(RCODE_BADVERS, `EDNS version ${edns.version} is not supported`, nameEnd, edns);
+  }
+  if (qtype === TYPE_OPT) return refuse(RCODE.FORMERR, "OPT is not a query type", nameEnd, edns);
+  if (NOT_SERVED.has(qtype))
+    return refuse(RCODE.NOTIMP, `type ${qtype} is not served`, nameEnd, edns);
+  if (qclass !== CLASS_IN)
+    return refuse(RCODE.REFUSED, `class ${qclass} is not served`, nameEnd, edns);
+  const key = `${question.name.toString("latin1")}/${qtype}`;
+  return { query: { id, flags, ...question, key, edns } };
+}
+
+function readQuestion(msg: Buffer) {
+  const labelStarts: number[] = [];
+  let pos = HEADER_LEN;
+  for (;;) {
+    const len = msg[pos];
+    if (len === undefined) throw new WireError("question name is truncated");
+    if (len === 0) break;
+    // A pointer in the question could only point into the header: malformed.
+    if (len > 63) throw new WireError("question name has a label over 63 octets or a pointer");
+    labelStarts.push(pos - HEADER_LEN);
+    pos += 1 + len;
+  }
+  const nameEnd = pos + 1;
+  if (nameEnd - HEADER_LEN > 255) throw new WireError("question name is longer than 255 octets");
+  if (nameEnd + 4 > msg.length) throw new WireError("question type and class are truncated");
+  const name = Buffer.from(msg.subarray(HEADER_LEN, nameEnd));
+  // Length octets are <= 63, below 'A' (0x41), so only letters change.
+  for (let i = 0; i < name.length; i++) {
+    const b = name[i]!;
+    if (b >= 0x41 && b <= 0x5a) name[i] = b | 0x20;
+  }
+  return {
+    nameEnd,
+    name,
+    labelStarts,
+    qtype: msg.readUInt16BE(nameEnd),
+    qclass: msg.readUInt16BE(nameEnd + 2),
+  };
+}
+
+function readEdns(msg: Buffer): Edns | undefined {
+  if (msg.readUInt16BE(6) === 0 && msg.readUInt16BE(8) === 0 && msg.readUInt16BE(10) === 0) {
+    return undefined;
+  }
+  let edns: Edns | undefined;
+  for (const rr of readRecords(msg)) {
+    if (rr.type !== TYPE_OPT) continue;
+    // RFC 6891 §6.1.1: one OPT, in the additional section, owned by the root.
+    if (edns) throw new WireError("more than one OPT record");
+    if (rr.section !== 2 || msg[rr.start] !== 0) throw new WireError("OPT record is misplaced");
+    edns = {
+      udpSize: Math.max(512, rr.klass),
+      version: msg[rr.ttlAt + 1]!,
+      dnssecOk: (msg[rr.ttlAt + 2]! & 0x80) !== 0,
+      nsid: hasOption(msg, rr.rdataAt, rr.rdataAt + rr.rdlength, OPTION_NSID),
+    };
+  }
+  return edns;
+}
+
+function hasOption(msg: Buffer, from: number, to: number, code: number): boolean {
+  let found = false;
+  for (let off = from; off < to; ) {
+    if (off + 4 > to) throw new WireError("EDNS option header is truncated");
+    const len = msg.readUInt16BE(off + 2);
+    if (off + 4 + len > to) throw new WireError("EDNS option data is truncated");
+    if (msg.readUInt16BE(off) === code) found = true;
+    off += 4 + len;
+  }
+  return found;
+}

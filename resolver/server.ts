@@ -1,0 +1,80 @@
+/**
+ * Wires the resolver together: config -> cache policy + upstream client ->
+ * DNS handler on UDP and TCP, plus the admin HTTP endpoint.
+ */
+import { randomBytes } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import { type Clock, RealClock } from "../core/clock.ts";
+import { startDnsServer } from "../core/dns-transport.ts";
+import { adminApp } from "./admin.ts";
+import { type ResolverConfig, type ResolverConfigInput, resolverConfigSchema } from "./config.ts";
+import { createHandler, type HandlerMetrics } from "./handler.ts";
+import { ResolverCache, type Upstream } from "./policy.ts";
+import { upstreamFromUrl } from "./upstream.ts";
+
+export interface RunningResolver {
+  /** "host:port" of the DNS listener (UDP and TCP). */
+  dnsAddr: string;
+  /** Admin base URL, when enabled. */
+  adminUrl: string | undefined;
+  /** The admin bearer token (generated when none was configured). */
+  token: string;
+  config: ResolverConfig;
+  resolver: ResolverCache;
+  metrics: HandlerMetrics;
+  close(): Promise<void>;
+}
+
+export interface ResolverDeps {
+  clock?: Clock;
+  /** Replaces the upstream built from config.upstream (tests). */
+  upstream?: Upstream;
+  onUpstreamError?: (err: unknown, name: string) => void;
+}
+
+export async function startResolver(
+  input: ResolverConfigInput,
+  deps: ResolverDeps = {},
+): Promise<RunningResolver> {
+  const config = resolverConfigSchema.parse(input);
+  const upstream =
+    deps.upstream ?? upstreamFromUrl(config.upstream, config.upstreamTimeoutMs, config.udpPayload);
+  const resolver = new ResolverCache(
+    config.id,
+    config,
+    deps.clock ?? new RealClock(),
+    upstream,
+    deps.onUpstreamError,
+  );
+  const { handler, metrics } = createHandler(resolver, {
+    zones: config.zones,
+    staleTtl: config.staleTtl,
+    wire: { udpPayload: config.udpPayload, nsid: Buffer.from(config.id) },
+  });
+  const dns = await startDnsServer(config.dns, handler);
+  const token = config.token ?? randomBytes(18).toString("base64url");
+  let adminUrl: string | undefined;
+  let closeAdmin = async () => {};
+  if (config.admin) {
+    const app = adminApp(resolver, metrics, token);
+    const { host, port } = config.admin;
+    const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+      const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
+      s.once("error", reject);
+    });
+    adminUrl = `http://${host}:${(server.address() as AddressInfo).port}`;
+    closeAdmin = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+  return {
+    dnsAddr: `${dns.host}:${dns.port}`,
+    adminUrl,
+    token,
+    config,
+    resolver,
+    metrics,
+    close: async () => {
+      await Promise.all([dns.close(), closeAdmin()]);
+    },
+  };
+}
