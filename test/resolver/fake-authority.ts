@@ -1,0 +1,100 @@
+/**
+ * An in-memory authority for resolver tests: answers (wire name, qtype) with
+ * dns-packet-encoded responses, counts calls, and can be slowed or failed on
+ * the injected clock.
+ */
+import * as packet from "dns-packet";
+import { type Clock, sleep } from "../../core/clock.ts";
+import { readName } from "../../resolver/message.ts";
+import type { Upstream, UpstreamResponse } from "../../resolver/policy.ts";
+import { buildQuery } from "../../resolver/upstream.ts";
+
+export const ZONE = "example.test";
+export const SOA_DATA = {
+  mname: "ns1.example.test",
+  rname: "hostmaster.example.test",
+  serial: 1,
+  refresh: 3600,
+  retry: 600,
+  expire: 86400,
+  minimum: 60,
+};
+
+export class FakeAuthority {
+  readonly records = new Map<string, packet.Answer[]>();
+  calls = 0;
+  /** When set, every call fails with this message. */
+  failWith: string | undefined;
+  /** Virtual ms each call takes. */
+  delayMs = 0;
+  /** Age header value to report (seconds). */
+  age = 0;
+  soaTtl = 300;
+
+  constructor(private readonly clock: Clock) {}
+
+  set(name: string, type: packet.RecordType, ttl: number, data: unknown[]): void {
+    const answers = data.map((d) => ({ name, type, ttl, class: "IN", data: d }) as packet.Answer);
+    this.records.set(`${name}|${type}`, answers);
+  }
+
+  delete(name: string, type: packet.RecordType): void {
+    this.records.delete(`${name}|${type}`);
+  }
+
+  readonly upstream: Upstream = async (wireName, qtype) => {
+    this.calls++;
+    if (this.delayMs > 0) await sleep(this.clock, this.delayMs);
+    if (this.failWith) throw new Error(this.failWith);
+    return this.respond(wireName, qtype);
+  };
+
+  respond(wireName: Buffer, qtype: number): UpstreamResponse {
+    const q = packet.decode(buildQuery(0, wireName, qtype)).questions![0]!;
+    const name = readName(wireName, 0);
+    const answers = this.records.get(`${name}|${q.type}`) ?? [];
+    const exists = [...this.records.keys()].some((k) => k.startsWith(`${name}|`));
+    const soa = {
+      name: ZONE,
+      type: "SOA",
+      ttl: this.soaTtl,
+      class: "IN",
+      data: SOA_DATA,
+    } as packet.Answer;
+    const message = packet.encode({
+      type: "response",
+      id: 0,
+      flags: packet.AUTHORITATIVE_ANSWER,
+      rcode: exists ? "NOERROR" : "NXDOMAIN",
+      questions: [{ name, type: q.type, class: "IN" }],
+      answers,
+      authorities: answers.length ? [] : [soa],
+    } as packet.Packet);
+    return { message, age: this.age, serial: 7 };
+  }
+}
+
+/** A query as a stub resolver sends it; `edns` adds an OPT with that payload size. */
+export function makeQuery(
+  name: string,
+  type: packet.RecordType,
+  opts: { id?: number; edns?: number; nsid?: boolean } = {},
+): Buffer {
+  const additionals: packet.Answer[] = [];
+  if (opts.edns !== undefined) {
+    additionals.push({
+      type: "OPT",
+      name: ".",
+      udpPayloadSize: opts.edns,
+      flags: 0,
+      options: opts.nsid ? [{ code: 3, data: Buffer.alloc(0) }] : [],
+    } as unknown as packet.Answer);
+  }
+  return packet.encode({
+    type: "query",
+    id: opts.id ?? 0x1234,
+    flags: packet.RECURSION_DESIRED,
+    questions: [{ name, type, class: "IN" }],
+    additionals,
+  });
+}
