@@ -1,0 +1,209 @@
+/**
+ * The authoritative DNS message layer: bytes in, bytes out, never a throw.
+ * Decodes with dns-packet, answers with resolveQuestion, and applies the wire
+ * rules: FORMERR for malformed queries, NOTIMP for opcodes other than QUERY,
+ * REFUSED for classes other than IN, EDNS0 (RFC 6891) with BADVERS and NSID
+ * (RFC 5001), TC over UDP (RFC 2181 §9), and the question echoed byte for
+ * byte so its letter case survives (0x20 case randomisation).
+ */
+import type { Answer, OptAnswer, Packet } from "dns-packet";
+import dnsPacket from "dns-packet";
+import { type Resolution, resolveQuestion } from "./resolve.ts";
+import type { ZoneSource } from "./zone.ts";
+
+export { MAX_CNAME_HOPS, type Resolution, resolveQuestion } from "./resolve.ts";
+
+export interface AnswerOptions {
+  /** Set for UDP: the most this server sends in one datagram; TC above the client's limit. */
+  maxUdp?: number;
+  /** RFC 5001: the name this node gives when a query asks for NSID. */
+  nsid?: string;
+}
+
+export interface QueryAnswer {
+  /** The response; empty when nothing must be sent. */
+  wire: Buffer;
+  resolution?: Resolution;
+}
+
+/** RFC 6891 §6.2.5 and DNS Flag Day 2020: the payload size we advertise. */
+export const EDNS_PAYLOAD = 1232;
+/** RFC 1035 §4.2.1: the limit without EDNS. */
+const CLASSIC_UDP = 512;
+/** We never send datagrams over this, whatever a client offers. */
+export const MAX_EDNS_UDP = 4096;
+
+const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
+type Rcode = keyof typeof RCODE | "BADVERS";
+const QR = 0x8000;
+const AA = 0x0400;
+const TC = 0x0200;
+const RD = 0x0100;
+const NSID = 3;
+const CLASS_IN = 1;
+const HEADER = 12;
+
+interface Edns {
+  udpSize: number;
+  version: number;
+  nsid: boolean;
+}
+
+/** What the reply needs from the query: ID, flags and the question bytes as sent. */
+interface Request {
+  id: number;
+  opcode: number;
+  rd: boolean;
+  question?: Buffer;
+  edns?: Edns;
+}
+
+export function answerQuery(
+  query: Buffer,
+  zones: ZoneSource,
+  opts: AnswerOptions = {},
+): QueryAnswer {
+  // Too short to carry an ID: no client could match a reply.
+  if (query.length < 2) return { wire: Buffer.alloc(0) };
+  const id = query.readUInt16BE(0);
+  if (query.length < HEADER) return { wire: reply({ id, opcode: 0, rd: false }, "FORMERR", opts) };
+  const flags = query.readUInt16BE(2);
+  // Never answer a response: two servers would bounce errors at each other forever.
+  if (flags & QR) return { wire: Buffer.alloc(0) };
+  const question = parseQuestion(query);
+  const request: Request = { id, opcode: (flags >> 11) & 0xf, rd: (flags & RD) !== 0, ...question };
+  if (request.opcode !== 0) return { wire: reply(request, "NOTIMP", opts) };
+  if (!question) return { wire: reply(request, "FORMERR", opts) };
+  if (question.edns && question.edns.version > 0) return { wire: reply(request, "BADVERS", opts) };
+  if (question.qclass !== CLASS_IN) return { wire: reply(request, "REFUSED", opts) };
+
+  const resolution = resolveQuestion(zones, question.qname, question.qtype);
+  return { wire: reply(request, resolution.rcode, opts, resolution), resolution };
+}
+
+interface Question {
+  question: Buffer;
+  qname: string;
+  qtype: string;
+  qclass: number;
+  edns?: Edns;
+}
+
+/** Decodes a query with exactly one question; undefined when it is malformed (FORMERR). */
+function parseQuestion(query: Buffer): Question | undefined {
+  if (query.readUInt16BE(4) !== 1) return undefined;
+  const end = questionEnd(query);
+  if (end === undefined) return undefined;
+  let packet: ReturnType<typeof dnsPacket.decode>;
+  try {
+    packet = dnsPacket.decode(query);
+  } catch {
+    return undefined;
+  }
+  const q = packet.questions?.[0];
+  const opts = (packet.additionals ?? []).filter((a) => a.type === "OPT");
+  // RFC 6891 §6.1.1: more than one OPT record is a FORMERR.
+  if (!q || opts.length > 1) return undefined;
+  const opt = opts[0] as OptAnswer | undefined;
+  const edns = opt && {
+    // RFC 6891 §6.2.5: values below 512 are treated as 512.
+    udpSize: Math.max(CLASSIC_UDP, opt.udpPayloadSize),
+    version: opt.ednsVersion,
+    nsid: (opt.options as { code: number }[]).some((o) => o.code === NSID),
+  };
+  return {
+    question: query.subarray(HEADER, end),
+    qname: q.name,
+    qtype: q.type,
+    qclass: query.readUInt16BE(end - 2),
+    ...(edns ? { edns } : {}),
+  };
+}
+
+/** End offset of the single question; undefined if its name is malformed or compressed. */
+function questionEnd(buf: Buffer): number | undefined {
+  let i = HEADER;
+  for (;;) {
+    const len = buf[i];
+    if (len === undefined || len > 63) return undefined;
+    i += 1 + len;
+    if (len === 0) break;
+  }
+  return i + 4 <= buf.length ? i + 4 : undefined;
+}
+
+function reply(
+  request: Request,
+  rcode: Rcode,
+  opts: AnswerOptions,
+  resolution?: Resolution,
+): Buffer {
+  const full = encode(request, rcode, opts, resolution);
+  const limit = udpLimit(request, opts);
+  if (full.length <= limit) return full;
+  // RFC 2181 §9: what does not fit is dropped whole and TC set; the client retries over TCP.
+  return encode(request, rcode, opts, resolution, true);
+}
+
+function udpLimit(request: Request, opts: AnswerOptions): number {
+  if (opts.maxUdp === undefined) return Number.POSITIVE_INFINITY;
+  const client = request.edns ? Math.min(request.edns.udpSize, MAX_EDNS_UDP) : CLASSIC_UDP;
+  return Math.min(client, Math.max(CLASSIC_UDP, opts.maxUdp));
+}
+
+function encode(
+  request: Request,
+  rcode: Rcode,
+  opts: AnswerOptions,
+  resolution: Resolution | undefined,
+  truncated = false,
+): Buffer {
+  const aa = resolution?.aa ? AA : 0;
+  const code = rcode === "BADVERS" ? 0 : RCODE[rcode];
+  const packet: Packet = {
+    type: "response",
+    id: request.id,
+    flags: (request.opcode << 11) | aa | (truncated ? TC : 0) | (request.rd ? RD : 0) | code,
+    questions: [],
+    answers: truncated ? [] : (resolution?.answers ?? []),
+    authorities: truncated ? [] : (resolution?.authority ?? []),
+    additionals: [
+      ...(truncated ? [] : (resolution?.additional ?? [])),
+      ...optRecord(request, rcode, opts),
+    ],
+  };
+  let body: Buffer;
+  try {
+    body = dnsPacket.encode(packet);
+  } catch {
+    // Data that dns-packet cannot encode is our fault, not the client's.
+    if (rcode === "SERVFAIL") throw new Error("cannot encode even an empty SERVFAIL");
+    return encode(request, "SERVFAIL", opts, undefined);
+  }
+  if (!request.question) return body;
+  // Splice in the question exactly as the client sent it (dns-packet does not compress, so offsets hold).
+  body.writeUInt16BE(1, 4);
+  return Buffer.concat([body.subarray(0, HEADER), request.question, body.subarray(HEADER)]);
+}
+
+/** RFC 6891 §7: a response carries an OPT record when the query did. */
+function optRecord(request: Request, rcode: Rcode, opts: AnswerOptions): Answer[] {
+  if (!request.edns) return [];
+  const options =
+    request.edns.nsid && opts.nsid !== undefined
+      ? [{ code: NSID, data: Buffer.from(opts.nsid) }]
+      : [];
+  return [
+    {
+      name: ".",
+      type: "OPT",
+      udpPayloadSize: EDNS_PAYLOAD,
+      // RFC 6891 §6.1.3: BADVERS is extended RCODE 16, upper 8 bits = 1.
+      extendedRcode: rcode === "BADVERS" ? 1 : 0,
+      ednsVersion: 0,
+      flags: 0,
+      flag_do: false,
+      options,
+    } as unknown as Answer,
+  ];
+}
