@@ -40,7 +40,11 @@ describe("RFC 9111 §4.2.3 age calculation, worked examples", () => {
   });
 
   it("Age absent: apparent_age (response_time - Date) when it is larger than the delay", () => {
-    const cia = correctedInitialAge({ requestTime: T, responseTime: T + 1000, dateValue: T - 4000 });
+    const cia = correctedInitialAge({
+      requestTime: T,
+      responseTime: T + 1000,
+      dateValue: T - 4000,
+    });
     expect(cia).toBe(5);
   });
 
@@ -138,7 +142,12 @@ describe("cache keys and Cache-Status", () => {
   });
 
   it("formats RFC 9211 members and puts the nearest cache first", () => {
-    const own = formatCacheStatus("edge-1", { fwd: "uri-miss", fwdStatus: 200, stored: true, key: "/x" });
+    const own = formatCacheStatus("edge-1", {
+      fwd: "uri-miss",
+      fwdStatus: 200,
+      stored: true,
+      key: "/x",
+    });
     expect(own).toBe('edge-1; fwd=uri-miss; fwd-status=200; stored; key="/x"');
     expect(prependCacheStatus(own, "edge-0; hit")).toBe(`${own}, edge-0; hit`);
   });

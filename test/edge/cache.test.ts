@@ -1,0 +1,312 @@
+import { beforeEach, describe, expect, it } from "vitest";
+import { VirtualClock } from "../../core/clock.ts";
+import type { Edge } from "../../edge/cache.ts";
+import { FakeParent, get, makeEdge, START, settle } from "./support.ts";
+
+let clock: VirtualClock;
+let parent: FakeParent;
+let edge: Edge;
+
+beforeEach(() => {
+  clock = new VirtualClock(START);
+  parent = new FakeParent(clock);
+  edge = makeEdge(clock, parent.fetch);
+});
+
+describe("miss, hit, Age and Cache-Status", () => {
+  it("stores a miss, then answers hits with Age counting up and X-Serial passed through", async () => {
+    const miss = await edge.handle(get());
+    expect(miss.status).toBe(200);
+    expect(await miss.text()).toBe("v1");
+    expect(miss.headers.get("cache-status")).toBe(
+      'edge-1; fwd=uri-miss; fwd-status=200; ttl=60; stored; key="/resolve?name=www.example.test&type=A"',
+    );
+    expect(miss.headers.get("age")).toBe("0");
+    await clock.advance(10_000);
+    const hit = await edge.handle(get("/resolve?type=a&name=WWW.example.test."));
+    expect(await hit.text()).toBe("v1");
+    expect(hit.headers.get("cache-status")).toMatch(/^edge-1; hit; ttl=50; key=/);
+    expect(hit.headers.get("age")).toBe("10");
+    expect(hit.headers.get("x-serial")).toBe("1");
+    expect(parent.calls).toBe(1);
+    expect(edge.metrics()).toMatchObject({ hits: 1, misses: 1, entries: 1 });
+  });
+
+  it("prepends itself to the parent's Cache-Status", async () => {
+    parent.extra = { "cache-status": "origin-cache; hit" };
+    const res = await edge.handle(get());
+    expect(res.headers.get("cache-status")).toMatch(/^edge-1; fwd=uri-miss.*, origin-cache; hit$/);
+  });
+
+  it("answers the client's If-None-Match with 304 from the cache", async () => {
+    await edge.handle(get());
+    const res = await edge.handle(get(undefined, { "if-none-match": '"1"' }));
+    expect(res.status).toBe(304);
+    expect(res.headers.get("etag")).toBe('"1"');
+    expect(parent.calls).toBe(1);
+  });
+
+  it("does not store no-store or private responses, and needs validation for no-cache", async () => {
+    parent.cacheControl = "no-store, max-age=60";
+    await edge.handle(get());
+    const again = await edge.handle(get());
+    expect(again.headers.get("cache-status")).toContain("detail=no-store");
+    expect(parent.calls).toBe(2);
+    parent.cacheControl = "private, max-age=60";
+    expect((await edge.handle(get())).headers.get("cache-status")).toContain("detail=private");
+    parent.cacheControl = "no-cache, max-age=60";
+    await edge.handle(get());
+    const validated = await edge.handle(get());
+    expect(validated.headers.get("cache-status")).toMatch(/fwd=stale; fwd-status=304/);
+    expect(parent.requests.at(-1)?.headers.get("if-none-match")).toBe('"1"');
+  });
+
+  it("uses s-maxage over max-age", async () => {
+    parent.cacheControl = "max-age=60, s-maxage=5";
+    await edge.handle(get());
+    await clock.advance(6_000);
+    const res = await edge.handle(get());
+    expect(res.headers.get("cache-status")).toMatch(/fwd=stale/);
+  });
+
+  it("gives up on a silent parent after the timeout with 504", async () => {
+    parent.delayMs = 60_000;
+    const res = await settle(clock, edge.handle(get()), 500);
+    expect(res.status).toBe(504);
+    expect(res.headers.get("cache-status")).toContain("detail=parent-timeout");
+  });
+});
+
+describe("revalidation (RFC 9111 §4.3)", () => {
+  it("sends If-None-Match when stale; a 304 refreshes the entry and carries the parent's Age", async () => {
+    await edge.handle(get());
+    await clock.advance(61_000);
+    parent.extra = { age: "20" };
+    const res = await edge.handle(get());
+    expect(parent.requests[1]?.headers.get("if-none-match")).toBe('"1"');
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("v1");
+    expect(res.headers.get("age")).toBe("20");
+    expect(res.headers.get("cache-status")).toMatch(
+      /^edge-1; fwd=stale; fwd-status=304; ttl=40; stored/,
+    );
+    await clock.advance(39_000);
+    expect((await edge.handle(get())).headers.get("cache-status")).toMatch(/hit; ttl=1;/);
+    await clock.advance(1_000);
+    expect((await edge.handle(get())).headers.get("cache-status")).toMatch(/fwd=stale/);
+    expect(edge.metrics().notModified).toBe(2);
+  });
+});
+
+describe("stale serving (RFC 5861)", () => {
+  it("stale-while-revalidate serves stale and refreshes once in the background", async () => {
+    parent.cacheControl = "max-age=60, stale-while-revalidate=30";
+    parent.delayMs = 1_000;
+    await settle(clock, edge.handle(get()));
+    await clock.advance(65_000);
+    parent.body = "v2";
+    parent.etag = '"2"';
+    const stale = await Promise.all([1, 2, 3, 4, 5].map(() => edge.handle(get())));
+    for (const r of stale) {
+      expect(await r.text()).toBe("v1");
+      expect(r.headers.get("cache-status")).toMatch(
+        /hit; ttl=-\d+; key=.*detail=stale-while-revalidate/,
+      );
+    }
+    expect(parent.calls).toBe(2);
+    await clock.advance(1_000);
+    const fresh = await edge.handle(get());
+    expect(await fresh.text()).toBe("v2");
+    expect(fresh.headers.get("cache-status")).toMatch(/hit/);
+    expect(parent.calls).toBe(2);
+  });
+
+  it("past the stale-while-revalidate window it revalidates in line", async () => {
+    parent.cacheControl = "max-age=60, stale-while-revalidate=30";
+    await edge.handle(get());
+    await clock.advance(91_000);
+    const res = await edge.handle(get());
+    expect(res.headers.get("cache-status")).toMatch(/fwd=stale; fwd-status=304/);
+  });
+
+  it("stale-if-error serves stale on 5xx and an unreachable parent, not on 404", async () => {
+    parent.cacheControl = "max-age=60, stale-if-error=100";
+    await edge.handle(get());
+    await clock.advance(70_000);
+    parent.fail = 503;
+    const on503 = await edge.handle(get());
+    expect(on503.status).toBe(200);
+    expect(on503.headers.get("cache-status")).toMatch(
+      /fwd=stale; fwd-status=503; ttl=-10; .*detail=stale-if-error/,
+    );
+    parent.fail = "down";
+    const onDown = await edge.handle(get());
+    expect(await onDown.text()).toBe("v1");
+    expect(onDown.headers.get("cache-status")).toContain("detail=stale-if-error");
+    parent.fail = 404;
+    const on404 = await edge.handle(get());
+    expect(on404.status).toBe(404);
+    parent.fail = "down";
+    await clock.advance(100_000);
+    const tooLate = await edge.handle(get());
+    expect(tooLate.status).toBe(502);
+    expect(tooLate.headers.get("cache-status")).toContain("detail=parent-unreachable");
+  });
+
+  it("must-revalidate forbids stale answers even when the parent is down", async () => {
+    parent.cacheControl =
+      "max-age=60, must-revalidate, stale-if-error=100, stale-while-revalidate=100";
+    await edge.handle(get());
+    await clock.advance(61_000);
+    parent.fail = "down";
+    expect((await edge.handle(get())).status).toBe(502);
+  });
+});
+
+describe("request coalescing", () => {
+  it("makes one parent request for N concurrent misses", async () => {
+    parent.delayMs = 500;
+    const all = Promise.all(Array.from({ length: 20 }, () => edge.handle(get())));
+    const responses = await settle(clock, all);
+    expect(parent.calls).toBe(1);
+    for (const r of responses) expect(await r.text()).toBe("v1");
+    const collapsed = responses.filter((r) => r.headers.get("cache-status")?.includes("collapsed"));
+    expect(collapsed).toHaveLength(19);
+    expect(edge.metrics().coalesced).toBe(19);
+  });
+});
+
+describe("purge", () => {
+  const other = "/resolve?name=mail.example.test&type=A";
+
+  it("hard purge by surrogate key drops only the entries carrying it", async () => {
+    await edge.handle(get());
+    parent.keys = "mail.example.test zone:example.test";
+    await edge.handle(get(other));
+    expect(edge.purge({ key: "www.example.test", mode: "hard" })).toBe(1);
+    expect((await edge.handle(get(other))).headers.get("cache-status")).toMatch(/hit/);
+    expect((await edge.handle(get())).headers.get("cache-status")).toMatch(/fwd=uri-miss/);
+  });
+
+  it("by zone, by URL and all", async () => {
+    await edge.handle(get());
+    expect(edge.purge({ zone: "Example.Test.", mode: "hard" })).toBe(1);
+    await edge.handle(get());
+    expect(edge.purge({ url: "/resolve?name=www.example.test&type=a", mode: "hard" })).toBe(1);
+    await edge.handle(get());
+    expect(edge.purge({ all: true, mode: "hard" })).toBe(1);
+    expect(edge.metrics()).toMatchObject({ entries: 0, purges: 3, purgedEntries: 3 });
+  });
+
+  it("soft purge marks stale: the next request revalidates in line, even inside stale-while-revalidate", async () => {
+    parent.cacheControl = "max-age=60, stale-while-revalidate=30";
+    await edge.handle(get());
+    edge.purge({ zone: "example.test", mode: "soft" });
+    parent.body = "v2";
+    parent.etag = '"2"';
+    const res = await edge.handle(get());
+    expect(await res.text()).toBe("v2");
+    expect(res.headers.get("cache-status")).toMatch(/fwd=stale; fwd-status=200; ttl=60; stored/);
+  });
+
+  it("applyPurge: invalidate drops, soft marks stale, ttl does nothing, * matches all", async () => {
+    const event = { changeId: "c1", zone: "example.test", serial: 1, ts: 0 };
+    await edge.handle(get());
+    edge.applyPurge({ ...event, keys: ["www.example.test"], mode: "ttl" });
+    expect((await edge.handle(get())).headers.get("cache-status")).toMatch(/hit/);
+    edge.applyPurge({ ...event, keys: ["www.example.test"], mode: "soft" });
+    expect((await edge.handle(get())).headers.get("cache-status")).toMatch(
+      /fwd=stale; fwd-status=304/,
+    );
+    edge.applyPurge({ ...event, keys: ["*"], mode: "invalidate" });
+    expect((await edge.handle(get())).headers.get("cache-status")).toMatch(/fwd=uri-miss/);
+  });
+});
+
+describe("version floor and client guarantees", () => {
+  it("refuses a fill below the purge serial, retries, then bypasses to the origin", async () => {
+    const origin = new FakeParent(clock);
+    origin.serial = 5;
+    origin.body = "v5";
+    edge = makeEdge(
+      clock,
+      (req) => (new URL(req.url).host === "origin.test" ? origin.fetch(req) : parent.fetch(req)),
+      { origin: "http://origin.test" },
+    );
+    parent.serial = 4;
+    edge.applyPurge({
+      changeId: "c",
+      zone: "example.test",
+      serial: 5,
+      ts: 0,
+      keys: ["www.example.test"],
+      mode: "invalidate",
+    });
+    const res = await edge.handle(get());
+    expect(await res.text()).toBe("v5");
+    expect(res.headers.get("x-serial")).toBe("5");
+    expect(parent.calls).toBe(2);
+    expect(parent.requests[1]?.headers.get("x-min-serial")).toBe("5");
+    expect(origin.calls).toBe(1);
+    expect(edge.metrics().floorRefusals).toBe(2);
+    expect((await edge.handle(get())).headers.get("cache-status")).toMatch(/hit/);
+  });
+
+  it("serves an answer still below the floor without caching it", async () => {
+    parent.serial = 4;
+    edge.applyPurge({
+      changeId: "c",
+      zone: "example.test",
+      serial: 5,
+      ts: 0,
+      keys: ["zone:example.test"],
+      mode: "soft",
+    });
+    const res = await edge.handle(get());
+    expect(res.headers.get("cache-status")).toContain("detail=serial-below-floor");
+    expect(res.headers.get("cache-status")).not.toContain("stored");
+    expect((await edge.handle(get())).headers.get("cache-status")).toMatch(/fwd=uri-miss/);
+  });
+
+  it("X-Min-Serial: an older entry is a miss, and the floor is forwarded upstream", async () => {
+    parent.serial = 3;
+    await edge.handle(get());
+    parent.serial = 4;
+    const res = await edge.handle(get(undefined, { "x-min-serial": "4" }));
+    expect(res.headers.get("x-serial")).toBe("4");
+    expect(res.headers.get("cache-status")).toMatch(
+      /^edge-1; fwd=miss; fwd-status=304; ttl=60; stored; key=".*"; detail=min-serial$/,
+    );
+    expect(parent.requests[1]?.headers.get("x-min-serial")).toBe("4");
+    const hit = await edge.handle(get(undefined, { "x-min-serial": "4" }));
+    expect(hit.headers.get("cache-status")).toMatch(/hit/);
+  });
+
+  it("never replaces a cached entry with an older serial (monotonic reads)", async () => {
+    parent.serial = 7;
+    await edge.handle(get());
+    await clock.advance(61_000);
+    parent.serial = 6;
+    parent.etag = '"6"';
+    parent.body = "old";
+    const res = await edge.handle(get());
+    expect(res.headers.get("cache-status")).toContain("detail=serial-below-floor");
+    const stored = await edge.handle(get());
+    expect(stored.headers.get("cache-status")).not.toContain("hit");
+    parent.serial = 8;
+    expect(await (await edge.handle(get())).text()).toBe("old");
+    expect((await edge.handle(get())).headers.get("x-serial")).toBe("8");
+  });
+});
+
+describe("bounded memory", () => {
+  it("evicts least recently used entries past max bytes and counts them", async () => {
+    edge = makeEdge(clock, parent.fetch, { maxBytes: 4_000 });
+    parent.body = "x".repeat(900);
+    for (let i = 0; i < 10; i++) await edge.handle(get(`/resolve?name=n${i}.example.test&type=A`));
+    const m = edge.metrics();
+    expect(m.bytes).toBeLessThanOrEqual(4_000);
+    expect(m.entries).toBeLessThan(10);
+    expect(m.evictions).toBe(10 - m.entries);
+  });
+});

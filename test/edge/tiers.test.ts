@@ -1,0 +1,101 @@
+/**
+ * RFC 9111 §4.2.3 through three tiers: whatever the hop delays and clock
+ * skew, no edge serves a response fresh once max-age seconds have passed
+ * since the origin produced it.
+ */
+import { describe, expect, it } from "vitest";
+import { sleep, VirtualClock } from "../../core/clock.ts";
+import type { Edge } from "../../edge/cache.ts";
+import { FakeParent, get, makeEdge, START, settle } from "./support.ts";
+
+const MAX_AGE = 60;
+
+function chain(clock: VirtualClock, origin: FakeParent, hopMs: number): Edge[] {
+  const hop = (next: (req: Request) => Promise<Response>) => async (req: Request) => {
+    await sleep(clock, hopMs);
+    const res = await next(req);
+    await sleep(clock, hopMs);
+    return res;
+  };
+  const e1 = makeEdge(clock, hop(origin.fetch), { id: "edge-1" });
+  const e2 = makeEdge(
+    clock,
+    hop((r) => e1.handle(r)),
+    { id: "edge-2" },
+  );
+  const e3 = makeEdge(
+    clock,
+    hop((r) => e2.handle(r)),
+    { id: "edge-3" },
+  );
+  return [e1, e2, e3];
+}
+
+/**
+ * Every `stepMs` for `seconds`, asks one of the three edges (a seeded
+ * pseudo-random choice, so tiers fill at staggered times and each child
+ * fills from a half-aged parent); returns the worst age of a fresh hit.
+ */
+async function worstFreshAge(skewMs: number, hopMs: number, stepMs: number, seconds: number) {
+  const clock = new VirtualClock(START + 300);
+  const origin = new FakeParent(clock);
+  origin.cacheControl = `max-age=${MAX_AGE}`;
+  origin.skewMs = skewMs;
+  const produced: number[] = [];
+  const produce = origin.fetch;
+  // The body names the moment the origin produced it; without an ETag every
+  // refresh is a full response, so the stamp is the production time.
+  const stamped = async (req: Request) => {
+    const res = await produce(req);
+    produced.push(clock.now());
+    const headers = new Headers(res.headers);
+    headers.delete("etag");
+    return new Response(String(clock.now()), { status: res.status, headers });
+  };
+  const edges = chain(clock, { ...origin, fetch: stamped } as FakeParent, hopMs);
+  let worst = 0;
+  let hits = 0;
+  let seed = 7;
+  for (let t = 0; t < seconds * 1000; t += stepMs) {
+    seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+    const tier = (seed >> 16) % 3;
+    const res = await settle(clock, edges[tier]!.handle(get()), 50);
+    const status = res.headers.get("cache-status") ?? "";
+    const bornAt = Number(await res.text());
+    if (status.startsWith(`edge-${tier + 1}; hit`)) {
+      hits++;
+      worst = Math.max(worst, (clock.now() - bornAt) / 1000);
+    }
+    await clock.advance(stepMs);
+  }
+  return { worst, hits, fills: produced.length };
+}
+
+describe("three tiers never extend the origin's max-age", () => {
+  for (const [name, skewMs] of [
+    ["no skew", 0],
+    ["origin clock 30 s ahead", 30_000],
+    ["origin clock 30 s behind", -30_000],
+  ] as const) {
+    it(`${name}: every fresh hit at any tier is younger than max-age`, async () => {
+      const { worst, hits, fills } = await worstFreshAge(skewMs, 300, 700, 300);
+      expect(hits).toBeGreaterThan(200);
+      expect(fills).toBeGreaterThan(4);
+      expect(worst).toBeLessThan(MAX_AGE);
+    });
+  }
+
+  it("edge 3 emits an Age at least the true age of the response", async () => {
+    const clock = new VirtualClock(START);
+    const origin = new FakeParent(clock);
+    const [, , e3] = chain(clock, origin, 250);
+    await settle(clock, e3!.handle(get()));
+    await clock.advance(10_000);
+    const res = await e3!.handle(get());
+    // Produced about 10.75 s ago (three 250 ms hops back plus 10 s): Age rounds up.
+    expect(Number(res.headers.get("age"))).toBeGreaterThanOrEqual(11);
+    expect(res.headers.get("cache-status")).toMatch(
+      /^edge-3; hit; .*, edge-2; fwd=uri-miss.*, edge-1; fwd=uri-miss/,
+    );
+  });
+});
