@@ -19,7 +19,12 @@ export function parseFlags<S extends FlagSpec>(argv: string[], spec: S, command:
       options: Object.fromEntries(
         Object.entries(spec).map(([k, v]) => [
           k,
-          { type: v.type, multiple: v.multiple, short: v.short },
+          // parseArgs rejects keys that are present but undefined.
+          {
+            type: v.type,
+            ...(v.multiple !== undefined && { multiple: v.multiple }),
+            ...(v.short !== undefined && { short: v.short }),
+          },
         ]),
       ),
       allowPositionals: true,

@@ -1,0 +1,82 @@
+/**
+ * `propagate origin`: runs the origin authority until SIGTERM or SIGINT,
+ * then stops serving and flushes the journal.
+ */
+import { flagHelp, parseFlags, parseHostPort, printReady, UsageError } from "../infra/flags.ts";
+import { startOrigin } from "./server.ts";
+
+const FLAGS = {
+  http: {
+    type: "string",
+    help: "HTTP API and DoH/JSON reads on HOST:PORT (default 127.0.0.1:8053; port 0 = free)",
+  },
+  dns: {
+    type: "string",
+    help: "authoritative DNS, UDP and TCP, on HOST:PORT (default 127.0.0.1:1054)",
+  },
+  data: { type: "string", help: "data directory: journal, snapshot, token (required)" },
+  token: { type: "string", help: "bearer token for writes (default: DATA/token, generated once)" },
+  "zone-file": {
+    type: "string",
+    multiple: true,
+    help: "import an RFC 1035 zone file if its zone is absent (repeatable)",
+  },
+  sample: { type: "boolean", help: "load the sample zone example.test if it is absent" },
+  "snapshot-every": { type: "string", help: "journal records between snapshots (default 10000)" },
+  "change-log": { type: "string", help: "changes kept per zone for ?since= (default 1000)" },
+  "max-body": { type: "string", help: "largest API request body in bytes (default 1048576)" },
+  nsid: { type: "string", help: "RFC 5001 NSID the DNS server returns" },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} as const;
+
+function int(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value))
+    throw new UsageError(`--${flag} expects a whole number, got "${value}"`);
+  return Number(value);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const { values: v } = parseFlags(argv, FLAGS, "origin");
+  if (v.help) {
+    console.log(flagHelp(FLAGS, "origin"));
+    return;
+  }
+  if (!v.data) throw new UsageError(`--data DIR is required\n\n${flagHelp(FLAGS, "origin")}`);
+  const origin = await startOrigin({
+    http: parseHostPort(v.http ?? "127.0.0.1:8053", "http"),
+    dns: parseHostPort(v.dns ?? "127.0.0.1:1054", "dns"),
+    dataDir: v.data,
+    token: v.token,
+    zoneFiles: (v["zone-file"] as string[] | undefined) ?? [],
+    sample: v.sample ?? false,
+    snapshotEvery: int(v["snapshot-every"], "snapshot-every"),
+    changeLogLimit: int(v["change-log"], "change-log"),
+    maxBodyBytes: int(v["max-body"], "max-body"),
+    nsid: v.nsid,
+  });
+  console.log(`origin HTTP API and reads on ${origin.httpUrl}  (DoH ${origin.httpUrl}/dns-query)`);
+  console.log(`origin authoritative DNS on ${origin.dnsAddr} (UDP and TCP)`);
+  console.log(
+    origin.tokenCreated
+      ? `write token (new, saved in ${v.data}/token): ${origin.token}`
+      : `write token: ${origin.token}`,
+  );
+  printReady({ http: origin.httpUrl, dns: origin.dnsAddr, token: origin.token });
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`origin: ${signal}, flushing the journal and stopping`);
+    origin.close().then(
+      () => process.exit(0),
+      (err: Error) => {
+        console.error(`origin: stop failed: ${err.message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
+}

@@ -1,0 +1,180 @@
+/**
+ * Starts an origin: recovers the store from its data directory, then serves
+ * the HTTP API and reads and the authoritative DNS. Used by `propagate
+ * origin`, by the tests and by the launcher.
+ */
+import { readFile } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import { Hono } from "hono";
+import { z } from "zod";
+import { type Clock, RealClock } from "../core/clock.ts";
+import type { DnsServer } from "../core/dns-transport.ts";
+import { apiRoutes } from "./api.ts";
+import { loadOrCreateToken } from "./auth.ts";
+import { startAuthoritativeDns } from "./dns-server.ts";
+import { readRoutes } from "./reads.ts";
+import { SAMPLE_ZONE, SAMPLE_ZONE_FILE } from "./sample.ts";
+import { DataDir } from "./snapshot.ts";
+import { type JournalRecord, Store, type StoreSnapshot } from "./store.ts";
+import { parseZoneFile } from "./zonefile.ts";
+
+const hostPort = z.object({ host: z.string().min(1), port: z.number().int().min(0).max(65535) });
+
+export const originConfigSchema = z.object({
+  http: hostPort.default({ host: "127.0.0.1", port: 8053 }),
+  dns: hostPort.default({ host: "127.0.0.1", port: 1054 }),
+  /** Journal, snapshot and token live here. */
+  dataDir: z.string().min(1),
+  /** Bearer token for writes; absent: DATA/token, created on first start. */
+  token: z.string().min(8).optional(),
+  /** Zone files imported at start when their zone does not exist yet. */
+  zoneFiles: z.array(z.string()).default([]),
+  /** Load the sample zone example.test when it does not exist yet. */
+  sample: z.boolean().default(false),
+  /** Journal records between snapshots. */
+  snapshotEvery: z.number().int().min(1).default(10_000),
+  /** Changes kept per zone for GET .../changes?since=N. */
+  changeLogLimit: z.number().int().min(1).default(1000),
+  /** Largest API request body, bytes. */
+  maxBodyBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(1024 * 1024),
+  /** RFC 5001 NSID of the DNS server. */
+  nsid: z.string().optional(),
+});
+
+export type OriginConfig = z.input<typeof originConfigSchema>;
+
+export interface RunningOrigin {
+  httpUrl: string;
+  /** "host:port" of the authoritative DNS (UDP and TCP). */
+  dnsAddr: string;
+  dns: DnsServer;
+  token: string;
+  /** True when the token was generated on this start. */
+  tokenCreated: boolean;
+  store: Store;
+  data: DataDir<JournalRecord, StoreSnapshot>;
+  /** Stops serving, then flushes and closes the journal. */
+  close(): Promise<void>;
+}
+
+export interface OriginDeps {
+  clock?: Clock;
+  log?: (message: string) => void;
+}
+
+export async function startOrigin(
+  config: OriginConfig,
+  deps: OriginDeps = {},
+): Promise<RunningOrigin> {
+  const cfg = originConfigSchema.parse(config);
+  const clock = deps.clock ?? new RealClock();
+  const log = deps.log ?? ((m: string) => console.error(m));
+  const warn = (m: string) => log(`warning: ${m}`);
+
+  const { data, recovered } = await DataDir.open<JournalRecord, StoreSnapshot>(cfg.dataDir, {
+    snapshotEvery: cfg.snapshotEvery,
+    warn,
+  });
+  const store = new Store(
+    { clock, durability: data, changeLogLimit: cfg.changeLogLimit, warn },
+    recovered,
+  );
+  data.snapshotWith(() => store.snapshot());
+  const { token, created } = await loadOrCreateToken(cfg.dataDir, cfg.token);
+
+  const files = await Promise.all(
+    cfg.zoneFiles.map(async (f) => ({ source: f, text: await readFile(f, "utf8") })),
+  );
+  if (cfg.sample) files.push({ source: "the sample zone", text: SAMPLE_ZONE_FILE });
+  for (const { source, text } of files) await importZone(store, source, text, log);
+  if (cfg.sample && !store.findZone(SAMPLE_ZONE))
+    throw new Error(`the sample zone ${SAMPLE_ZONE} did not load`);
+
+  const app = new Hono();
+  app.get("/healthz", (c) => c.json({ ok: true, zones: store.zones().length }));
+  app.route("/", apiRoutes({ store, token, maxBodyBytes: cfg.maxBodyBytes, log }));
+  app.route("/", readRoutes({ store, clock }));
+  app.notFound((c) =>
+    c.json(
+      {
+        error: "not found",
+        reason: `no route for ${c.req.method} ${c.req.path}; see origin/openapi.json`,
+      },
+      404,
+    ),
+  );
+
+  const { server, address } = await listen(app, cfg.http.host, cfg.http.port);
+  let dns: DnsServer;
+  try {
+    dns = await startAuthoritativeDns(store, {
+      host: cfg.dns.host,
+      port: cfg.dns.port,
+      ...(cfg.nsid !== undefined && { nsid: cfg.nsid }),
+      onError: (err) => log(`dns: ${(err as Error).message}`),
+    });
+  } catch (err) {
+    server.close();
+    await data.close();
+    throw err;
+  }
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const dnsHost = dns.host.includes(":") ? `[${dns.host}]` : dns.host;
+  return {
+    httpUrl: `http://${host}:${address.port}`,
+    dnsAddr: `${dnsHost}:${dns.port}`,
+    dns,
+    token,
+    tokenCreated: created,
+    store,
+    data,
+    close: async () => {
+      await dns.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await data.close();
+    },
+  };
+}
+
+async function importZone(
+  store: Store,
+  source: string,
+  text: string,
+  log: (m: string) => void,
+): Promise<void> {
+  const parsed = parseZoneFile(text);
+  for (const w of parsed.warnings) log(`${source}: ${w}`);
+  const existing = store.findState(parsed.origin);
+  if (existing?.zone.name === parsed.origin) {
+    log(
+      `zone ${parsed.origin} from ${source} already exists at serial ${existing.zone.serial}; not re-imported`,
+    );
+    return;
+  }
+  const rrsets = parsed.rrsets.map((s) => ({ ...s, name: `${s.name}.` }));
+  const result = await store.createZone({ name: parsed.origin, rrsets });
+  log(`imported zone ${parsed.origin} from ${source} at serial ${result.serial}`);
+}
+
+type NodeServer = ReturnType<typeof serve> & { closeAllConnections(): void };
+
+function listen(
+  app: Hono,
+  hostname: string,
+  port: number,
+): Promise<{ server: NodeServer; address: AddressInfo }> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, hostname, port }, (info) =>
+      resolve({ server, address: info }),
+    ) as NodeServer;
+    server.once("error", reject);
+  });
+}
