@@ -10,6 +10,10 @@ const COMMANDS: Record<string, { help: string; load: () => Promise<{ main: Main 
     help: "run an origin authority (HTTP API + authoritative DNS)",
     load: () => import("../origin/main.ts"),
   },
+  edge: {
+    help: "run an edge HTTP cache (RFC 9111) in front of an origin or edge",
+    load: () => import("../edge/main.ts"),
+  },
   resolver: {
     help: "run a caching DNS resolver (UDP+TCP) in front of an edge or origin",
     load: () => import("../resolver/main.ts"),

@@ -1,0 +1,80 @@
+/**
+ * `propagate edge`: runs one edge cache in front of a parent until SIGTERM
+ * or SIGINT.
+ */
+import { flagHelp, parseFlags, parseHostPort, printReady, UsageError } from "../infra/flags.ts";
+import { DEFAULT_PARENT_TIMEOUT_MS } from "./cache.ts";
+import { startEdge } from "./node.ts";
+import { DEFAULT_MAX_BYTES } from "./storage-lru.ts";
+
+const FLAGS = {
+  http: { type: "string", help: "serve on HOST:PORT (default 127.0.0.1:8080; port 0 = free)" },
+  parent: { type: "string", help: "parent base URL: the origin or another edge (required)" },
+  id: { type: "string", help: "name in Cache-Status and metrics (default edge)" },
+  "max-bytes": { type: "string", help: `cache size bound in bytes (default ${DEFAULT_MAX_BYTES})` },
+  token: { type: "string", help: "bearer token for POST /purge (without it, purge is refused)" },
+  origin: { type: "string", help: "origin base URL for the version-floor bypass" },
+  "parent-timeout": {
+    type: "string",
+    help: `ms before an unanswered parent request fails (default ${DEFAULT_PARENT_TIMEOUT_MS})`,
+  },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} as const;
+
+function int(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value))
+    throw new UsageError(`--${flag} expects a whole number, got "${value}"`);
+  return Number(value);
+}
+
+function baseUrl(value: string, flag: string): string {
+  if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
+    throw new UsageError(
+      `--${flag} expects an http(s) base URL such as http://127.0.0.1:8053, got "${value}"`,
+    );
+  }
+  return value;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const { values: v } = parseFlags(argv, FLAGS, "edge");
+  if (v.help) {
+    console.log(flagHelp(FLAGS, "edge"));
+    return;
+  }
+  if (!v.parent) throw new UsageError(`--parent URL is required\n\n${flagHelp(FLAGS, "edge")}`);
+  const { host, port } = parseHostPort(v.http ?? "127.0.0.1:8080", "http");
+  const id = v.id ?? "edge";
+  const running = await startEdge({
+    id,
+    host,
+    port,
+    parent: baseUrl(v.parent, "parent"),
+    origin: v.origin === undefined ? undefined : baseUrl(v.origin, "origin"),
+    maxBytes: int(v["max-bytes"], "max-bytes"),
+    token: v.token,
+    parentTimeoutMs: int(v["parent-timeout"], "parent-timeout"),
+  });
+  console.log(`edge ${id} caching ${v.parent} on ${running.url}`);
+  console.log(
+    `edge ${id} metrics at ${running.url}/metrics, purge ${v.token ? "enabled" : "disabled (no --token)"}`,
+  );
+  printReady({ http: running.url, id });
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`edge ${id}: ${signal}, stopping`);
+    running.close().then(
+      () => process.exit(0),
+      (err: Error) => {
+        console.error(`edge ${id}: stop failed: ${err.message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
+}

@@ -1,0 +1,43 @@
+/**
+ * The edge as a Cloudflare Worker: the same Hono app and engine, with
+ * lru-cache storage in the isolate (each isolate is one cache; the Workers
+ * Cache API would apply its own freshness rules on top of ours).
+ * Vars: PARENT (required), EDGE_ID, TOKEN, ORIGIN, MAX_BYTES.
+ */
+import type { ExecutionContext, Hono } from "hono";
+import { RealClock } from "../core/clock.ts";
+import { createEdgeApp } from "./app.ts";
+import { Edge } from "./cache.ts";
+import { DEFAULT_MAX_BYTES, LruStorage } from "./storage-lru.ts";
+
+export interface EdgeEnv {
+  PARENT?: string;
+  EDGE_ID?: string;
+  TOKEN?: string;
+  ORIGIN?: string;
+  MAX_BYTES?: string;
+}
+
+let app: Hono | undefined;
+
+/** One edge per isolate, built on the first request (env is only known then). */
+function appFor(env: EdgeEnv): Hono {
+  if (app) return app;
+  if (!env.PARENT) throw new Error("set the PARENT var to the parent's base URL in wrangler.toml");
+  const edge = new Edge({
+    id: env.EDGE_ID ?? "worker-edge",
+    parent: env.PARENT,
+    origin: env.ORIGIN,
+    fetch: (req) => fetch(req),
+    clock: new RealClock(),
+    storage: new LruStorage(env.MAX_BYTES ? Number(env.MAX_BYTES) : DEFAULT_MAX_BYTES),
+  });
+  app = createEdgeApp(edge, { token: env.TOKEN });
+  return app;
+}
+
+export default {
+  fetch(req: Request, env: EdgeEnv, ctx: ExecutionContext): Response | Promise<Response> {
+    return appFor(env).fetch(req, env, ctx);
+  },
+};
