@@ -52,7 +52,10 @@ export class FakeAuthority {
   respond(wireName: Buffer, qtype: number): UpstreamResponse {
     const q = packet.decode(buildQuery(0, wireName, qtype)).questions![0]!;
     const name = readName(wireName, 0);
-    const answers = this.records.get(`${name}|${q.type}`) ?? [];
+    // Like an authority, follow an in-zone CNAME (RFC 1034 §4.3.2 step 3a).
+    const cname = q.type === "CNAME" ? undefined : this.records.get(`${name}|CNAME`)?.[0];
+    const target = cname ? String((cname as { data: string }).data) : name;
+    const answers = [...(cname ? [cname] : []), ...(this.records.get(`${target}|${q.type}`) ?? [])];
     const exists = [...this.records.keys()].some((k) => k.startsWith(`${name}|`));
     const soa = {
       name: ZONE,
@@ -64,8 +67,8 @@ export class FakeAuthority {
     const message = packet.encode({
       type: "response",
       id: 0,
-      flags: packet.AUTHORITATIVE_ANSWER,
-      rcode: exists ? "NOERROR" : "NXDOMAIN",
+      // dns-packet takes the RCODE from the low bits of flags: 3 = NXDOMAIN.
+      flags: packet.AUTHORITATIVE_ANSWER | (exists ? 0 : 3),
       questions: [{ name, type: q.type, class: "IN" }],
       answers,
       authorities: answers.length ? [] : [soa],
