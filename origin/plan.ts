@@ -85,6 +85,11 @@ export function ownerName(zone: string, input: string, field = "name"): string {
   return name;
 }
 
+/** The path of `key` inside the entry at `f` ("" for a single-RRset request). */
+function sub(f: string, key: string): string {
+  return f ? `${f}.${key}` : key;
+}
+
 function rrType(input: string, field: string): RRType {
   const type = typeof input === "string" ? toRRType(input) : undefined;
   if (!type)
@@ -110,10 +115,10 @@ function buildRRset(
   const ttl = input.ttl ?? defaultTtl;
   const parsedTtl = ttlSchema.safeParse(ttl);
   if (!parsedTtl.success)
-    throw new InvalidInput(`${f}.ttl`, "expected an integer from 0 to 2147483647 (RFC 2181 §8)");
+    throw new InvalidInput(sub(f, "ttl"), "expected an integer from 0 to 2147483647 (RFC 2181 §8)");
   if (!Array.isArray(input.data) || input.data.length === 0) {
     throw new InvalidInput(
-      `${f}.data`,
+      sub(f, "data"),
       "at least one record is needed; to remove an RRset, delete it",
     );
   }
@@ -123,17 +128,20 @@ function buildRRset(
     try {
       rdata = parseRData(type, value);
     } catch (err) {
-      throw new InvalidInput(`${f}.data[${j}]`, firstIssue(err));
+      throw new InvalidInput(sub(f, `data[${j}]`), firstIssue(err));
     }
     // RFC 2181 §5: an RRset holds no duplicate records; repeats collapse.
     data.set(rdataKey(rdata), rdata);
   });
   if (type === "SOA" && name !== zone) {
-    throw new InvalidInput(`${f}.name`, `an SOA may only be at the zone apex "${zone}" (use "@")`);
+    throw new InvalidInput(
+      sub(f, "name"),
+      `an SOA may only be at the zone apex "${zone}" (use "@")`,
+    );
   }
   if ((type === "SOA" || type === "CNAME") && data.size > 1) {
     // RFC 1035 §5.2 (one SOA per zone), RFC 2181 §10.1 (one CNAME per name).
-    throw new InvalidInput(`${f}.data`, `a ${type} RRset holds exactly one record`);
+    throw new InvalidInput(sub(f, "data"), `a ${type} RRset holds exactly one record`);
   }
   return { name, type, ttl: parsedTtl.data, data: [...data.values()] } as RRset;
 }
@@ -180,13 +188,13 @@ export function planCreate(zone: string, config: ZoneConfig, input: ZoneInput): 
   const fields = new Map<string, string>();
   input.rrsets.forEach((entry, i) => {
     const f = entry.field ?? `rrsets[${i}]`;
-    const name = ownerName(zone, entry.name, `${f}.name`);
-    const type = rrType(entry.type, `${f}.type`);
+    const name = ownerName(zone, entry.name, sub(f, "name"));
+    const type = rrType(entry.type, sub(f, "type"));
     const key = rrsetKey(name, type);
     if (sets.has(key))
       throw new InvalidInput(f, `${type} at "${name}" is given twice; merge its records`);
     sets.set(key, buildRRset(zone, name, type, { ...entry, changetype: "REPLACE" }, config.ttl, f));
-    fields.set(name, f);
+    fields.set(name, sub(f, "type"));
   });
   let soa = sets.get(rrsetKey(zone, "SOA")) as RRset<"SOA"> | undefined;
   if (soa && input.soa)
@@ -210,18 +218,21 @@ export function planUpdate(state: ZoneState, ops: readonly RRsetOp[]): RRsetChan
   const fields = new Map<string, string>();
   ops.forEach((op, i) => {
     const f = op.field ?? `rrsets[${i}]`;
-    const name = ownerName(zone.name, op.name, `${f}.name`);
-    const type = rrType(op.type, `${f}.type`);
+    const name = ownerName(zone.name, op.name, sub(f, "name"));
+    const type = rrType(op.type, sub(f, "type"));
     const key = rrsetKey(name, type);
     if (next.has(key))
       throw new InvalidInput(
         f,
         `${type} at "${name}" appears twice in one batch; merge the entries`,
       );
-    fields.set(name, f);
+    fields.set(name, sub(f, "type"));
     if (op.changetype === "DELETE") {
       if (type === "SOA")
-        throw new InvalidInput(`${f}.type`, "the SOA cannot be deleted; delete the zone instead");
+        throw new InvalidInput(
+          sub(f, "type"),
+          "the SOA cannot be deleted; delete the zone instead",
+        );
       if (op.mustExist && !zone.get(name, type)) throw new RRsetNotFound(name, type);
       next.set(key, { name, type, rrset: null });
     } else {

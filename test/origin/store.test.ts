@@ -137,7 +137,7 @@ describe("Store", () => {
   it.each([
     [
       [{ name: "www", type: "CNAME", changetype: "REPLACE", data: ["x.example.test"] }],
-      "rrsets[0]",
+      "rrsets[0].type",
       /CNAME cannot coexist/,
     ],
     [
