@@ -1,0 +1,240 @@
+/**
+ * NodeSync: how one cache node stays in sync with the origin.
+ *
+ * - The fast path: purge events from the bus, applied in order.
+ * - Anti-entropy: the node polls the change feed for each zone it knows
+ *   (`GET /v1/zones/{zone}/changes?since=N`) on a jittered interval, and
+ *   applies what the bus did not bring. A 410 (feed compacted) or a bus
+ *   resync purges the whole zone and restarts from the current serial.
+ * - Receipts: once a change is applied the node acks (zone, serial) to the
+ *   origin. In `ttl` mode nothing is purged; the node acks when every entry it
+ *   could still serve from before the change has run out (`residualMs`).
+ *
+ * Applying is idempotent: an event at or below the zone's applied serial is
+ * only re-acked. Pure: the feed, the ack and the clock are injected.
+ */
+import type { Clock, TimerId } from "./clock.ts";
+import { zoneKey } from "./http.ts";
+import type { PropagationMode, PurgeEvent, PurgeTarget } from "./purge.ts";
+import { Random } from "./random.ts";
+import type { RRset, RRType } from "./records.ts";
+import { serialGt, serialLt } from "./serial.ts";
+
+/** One change as the origin's feed reports it. */
+export interface FeedChange {
+  changeId: string;
+  op: "create" | "update" | "delete";
+  serial: number;
+  ts: number;
+  changes: { name: string; type: RRType; rrset: RRset | null }[];
+}
+
+export type FeedResult =
+  | { kind: "changes"; serial: number; changes: FeedChange[] }
+  /** The feed no longer reaches back to `since` (HTTP 410), or the zone is gone (404). */
+  | { kind: "gone" };
+
+/** A target that can also say how long it may still serve data from before an event. */
+export interface SyncTarget extends PurgeTarget {
+  residualMs?(event: PurgeEvent): number;
+}
+
+export interface NodeSyncOptions {
+  nodeId: string;
+  target: SyncTarget;
+  clock: Clock;
+  /** Reads the change feed of `zone` after serial `since`. */
+  feed: (zone: string, since: number) => Promise<FeedResult>;
+  /** The zones to follow and their current serials (the origin's zone list). */
+  zones: () => Promise<{ zone: string; serial: number }[]>;
+  /** Reports (zone, serial) applied to the origin's receipts. */
+  ack: (zone: string, serial: number) => Promise<void>;
+  modeOf: (zone: string) => PropagationMode;
+  pollIntervalMs: number;
+  /** Fraction of the interval added or removed at random, so nodes do not poll in step. */
+  pollJitter: number;
+  seed?: number | string;
+  log?: (message: string) => void;
+}
+
+export interface SyncStats {
+  busEvents: number;
+  feedChanges: number;
+  duplicates: number;
+  resyncs: number;
+  polls: number;
+  pollErrors: number;
+  ackErrors: number;
+}
+
+export class NodeSync {
+  /** Per zone, the highest serial applied. */
+  private readonly applied = new Map<string, number>();
+  private readonly random: Random;
+  private timer: TimerId | undefined;
+  private stopped = false;
+  private polling: Promise<void> | undefined;
+  private readonly counters: SyncStats = {
+    busEvents: 0,
+    feedChanges: 0,
+    duplicates: 0,
+    resyncs: 0,
+    polls: 0,
+    pollErrors: 0,
+    ackErrors: 0,
+  };
+
+  constructor(private readonly o: NodeSyncOptions) {
+    this.random = new Random(o.seed ?? o.nodeId);
+  }
+
+  stats(): SyncStats {
+    return { ...this.counters };
+  }
+
+  appliedSerial(zone: string): number | undefined {
+    return this.applied.get(zone);
+  }
+
+  /** Learns the zones and their serials (the node's cache is empty now), then starts polling. */
+  async start(): Promise<void> {
+    for (const { zone, serial } of await this.o.zones()) {
+      if (!this.applied.has(zone)) this.applied.set(zone, serial);
+    }
+    this.schedule();
+  }
+
+  stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer !== undefined) this.o.clock.clearTimeout(this.timer);
+    return this.polling ?? Promise.resolve();
+  }
+
+  /** The bus handler: applies an event unless already applied, then acks. */
+  async onEvent(event: PurgeEvent): Promise<void> {
+    this.counters.busEvents++;
+    await this.apply(event);
+  }
+
+  /** The bus lost events for this node: drop every zone, then catch up from the feed. */
+  async onResync(reason: string): Promise<void> {
+    this.o.log?.(`${this.o.nodeId}: resync (${reason})`);
+    for (const zone of [...this.applied.keys()]) await this.resyncZone(zone);
+  }
+
+  /** One anti-entropy round over every known zone; also picks up new zones. */
+  async poll(): Promise<void> {
+    this.counters.polls++;
+    try {
+      for (const { zone, serial } of await this.o.zones()) {
+        if (!this.applied.has(zone)) this.applied.set(zone, serial);
+      }
+    } catch (err) {
+      this.counters.pollErrors++;
+      this.o.log?.(`${this.o.nodeId}: zone list failed: ${(err as Error).message}`);
+    }
+    for (const zone of [...this.applied.keys()]) {
+      try {
+        await this.pollZone(zone);
+      } catch (err) {
+        this.counters.pollErrors++;
+        this.o.log?.(`${this.o.nodeId}: change feed of ${zone} failed: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private async pollZone(zone: string): Promise<void> {
+    const since = this.applied.get(zone);
+    if (since === undefined) return;
+    const result = await this.o.feed(zone, since);
+    if (result.kind === "gone") {
+      await this.resyncZone(zone);
+      return;
+    }
+    for (const change of result.changes) {
+      this.counters.feedChanges++;
+      await this.apply(eventFromFeed(zone, change, this.o.modeOf(zone)));
+    }
+  }
+
+  /**
+   * Drops a zone and restarts from its current serial. The serial is read
+   * before the purge: a change committed in between is then above it and
+   * still applied later, so no stale fill can slip through.
+   */
+  private async resyncZone(zone: string): Promise<void> {
+    this.counters.resyncs++;
+    const current = (await this.o.zones()).find((z) => z.zone === zone)?.serial;
+    const now = this.o.clock.now();
+    await this.o.target.applyPurge({
+      changeId: `resync:${zone}:${now}`,
+      zone,
+      serial: current ?? this.applied.get(zone) ?? 0,
+      keys: [zoneKey(zone)],
+      mode: "invalidate",
+      ts: now,
+    });
+    if (current === undefined) {
+      this.applied.delete(zone); // the zone is gone
+      return;
+    }
+    this.applied.set(zone, current);
+    await this.sendAck(zone, current);
+  }
+
+  private async apply(event: PurgeEvent): Promise<void> {
+    const prev = this.applied.get(event.zone);
+    if (prev !== undefined && !serialGt(event.serial, prev)) {
+      this.counters.duplicates++;
+      return;
+    }
+    await this.o.target.applyPurge(event);
+    if (prev === undefined || serialLt(prev, event.serial))
+      this.applied.set(event.zone, event.serial);
+    const wait = event.mode === "ttl" ? (this.o.target.residualMs?.(event) ?? 0) : 0;
+    if (wait <= 0) await this.sendAck(event.zone, event.serial);
+    else this.o.clock.setTimeout(() => void this.sendAck(event.zone, event.serial), wait);
+  }
+
+  private async sendAck(zone: string, serial: number): Promise<void> {
+    try {
+      await this.o.ack(zone, serial);
+    } catch (err) {
+      // The next change's ack covers this one (acks are cumulative); count it.
+      this.counters.ackErrors++;
+      this.o.log?.(`${this.o.nodeId}: ack ${zone}@${serial} failed: ${(err as Error).message}`);
+    }
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    const { pollIntervalMs: base, pollJitter: j } = this.o;
+    const delay = base * (1 - j + 2 * j * this.random.next());
+    this.timer = this.o.clock.setTimeout(() => {
+      this.polling = this.poll().finally(() => {
+        this.polling = undefined;
+        this.schedule();
+      });
+    }, delay);
+  }
+}
+
+/** The purge event a feed change stands for: keys are the owner names it touched. */
+export function eventFromFeed(zone: string, change: FeedChange, mode: PropagationMode): PurgeEvent {
+  const whole = change.op !== "update";
+  const keys = whole ? [zoneKey(zone)] : [...new Set(change.changes.map((c) => c.name))];
+  const event: PurgeEvent = {
+    changeId: change.changeId,
+    zone,
+    serial: change.serial,
+    keys,
+    mode,
+    ts: change.ts,
+  };
+  if (mode === "push") {
+    event.rrsets = change.changes.map(
+      (c) => c.rrset ?? { name: c.name, type: c.type, ttl: 0, data: [] },
+    );
+  }
+  return event;
+}

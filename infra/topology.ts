@@ -1,0 +1,184 @@
+/**
+ * Topology files: which nodes run, who is whose parent, the delay model of
+ * every link and the bus. Validated once with zod; an error names the field
+ * (`edges.2.parent: node "regional-9" is not defined`).
+ */
+import { readFile } from "node:fs/promises";
+import { z } from "zod";
+import { linkModelSchema } from "../core/delay.ts";
+import { normaliseName } from "../core/names.ts";
+
+const id = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "an id is lower-case letters, digits, '-' or '_' (max 63)");
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-f:]+\]|[a-z0-9.-]+):\d{1,5}$/i, "expected HOST:PORT such as 127.0.0.1:8081");
+
+export const MODES = ["ttl", "invalidate", "soft", "push"] as const;
+
+const linkField = linkModelSchema.optional();
+
+export const topologySchema = z.strictObject({
+  name: z.string().default("topology"),
+  /** Seed of every link's delay model (each link derives its own from it). */
+  seed: z.union([z.number().int(), z.string()]).default(1),
+  /** "memory" (one process), "off" (anti-entropy only) or a redis:// URL. */
+  bus: z
+    .string()
+    .refine((s) => s === "memory" || s === "off" || /^rediss?:\/\//.test(s), {
+      message: 'bus is "memory", "off" or a redis:// URL',
+    })
+    .default("memory"),
+  origin: z
+    .strictObject({
+      id: id.default("origin"),
+      http: hostPort.default("127.0.0.1:8053"),
+      dns: hostPort.default("127.0.0.1:1054"),
+      data: z.string().default(".data/origin"),
+      token: z.string().min(16).optional(),
+      /** Load the sample zone example.test when the data dir has no zone yet. */
+      sample: z.boolean().default(true),
+    })
+    .prefault({}),
+  /** Per-zone propagation mode; zones not listed use `defaults.mode`. */
+  zones: z.record(z.string(), z.strictObject({ mode: z.enum(MODES) })).default({}),
+  defaults: z
+    .strictObject({
+      mode: z.enum(MODES).default("invalidate"),
+      link: linkModelSchema.prefault({}),
+      /** Anti-entropy: how often each node polls the change feed, and the jitter fraction. */
+      pollIntervalMs: z.number().int().min(100).default(5_000),
+      pollJitter: z.number().min(0).max(1).default(0.2),
+    })
+    .prefault({}),
+  edges: z
+    .array(
+      z.strictObject({
+        id,
+        /** "origin" or the id of another edge. */
+        parent: id,
+        tier: z.string().default("edge"),
+        http: hostPort.default("127.0.0.1:0"),
+        maxBytes: z.number().int().positive().optional(),
+        /** Link from this edge to its parent: upstream fetches and purge deliveries. */
+        link: linkField,
+      }),
+    )
+    .default([]),
+  resolvers: z
+    .array(
+      z.strictObject({
+        id,
+        /** "origin" (plain DNS) or an edge id (DoH). */
+        upstream: id,
+        dns: hostPort.default("127.0.0.1:0"),
+        admin: hostPort.default("127.0.0.1:0"),
+        maxBytes: z.number().int().positive().optional(),
+        link: linkField,
+      }),
+    )
+    .default([]),
+});
+
+export type Topology = z.output<typeof topologySchema>;
+export type EdgeSpec = Topology["edges"][number];
+export type ResolverSpec = Topology["resolvers"][number];
+
+export class TopologyError extends Error {
+  override readonly name = "TopologyError";
+}
+
+/** Validates a parsed topology; checks ids, parents and cycles beyond the schema. */
+export function parseTopology(input: unknown, source = "topology"): Topology {
+  const result = topologySchema.safeParse(input);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`);
+    throw new TopologyError(`${source} is not a valid topology:\n${lines.join("\n")}`);
+  }
+  const t = result.data;
+  const problems: string[] = [];
+  for (const zone of Object.keys(t.zones)) {
+    try {
+      normaliseName(zone);
+    } catch (e) {
+      problems.push(`  zones.${zone}: ${(e as Error).message}`);
+    }
+  }
+  const ids = new Set<string>([t.origin.id]);
+  const all = [...t.edges.map((e) => e.id), ...t.resolvers.map((r) => r.id)];
+  for (const [i, nodeId] of all.entries()) {
+    if (ids.has(nodeId)) problems.push(`  node "${nodeId}" (#${i + 1}) is defined twice`);
+    ids.add(nodeId);
+  }
+  const edgeIds = new Set([t.origin.id, ...t.edges.map((e) => e.id)]);
+  for (const [i, e] of t.edges.entries()) {
+    if (!edgeIds.has(e.parent)) {
+      problems.push(`  edges.${i}.parent: "${e.parent}" is neither the origin nor an edge`);
+    }
+  }
+  for (const [i, r] of t.resolvers.entries()) {
+    if (!edgeIds.has(r.upstream)) {
+      problems.push(`  resolvers.${i}.upstream: "${r.upstream}" is neither the origin nor an edge`);
+    }
+  }
+  if (problems.length === 0) {
+    const cycle = findCycle(t);
+    if (cycle) problems.push(`  edges: parents form a cycle: ${cycle.join(" -> ")}`);
+  }
+  if (problems.length > 0) {
+    throw new TopologyError(`${source} is not a valid topology:\n${problems.join("\n")}`);
+  }
+  return t;
+}
+
+function findCycle(t: Topology): string[] | undefined {
+  const parent = new Map(t.edges.map((e) => [e.id, e.parent]));
+  for (const start of parent.keys()) {
+    const path = [start];
+    for (let cur = parent.get(start); cur !== undefined; cur = parent.get(cur)) {
+      if (path.includes(cur)) return [...path, cur];
+      path.push(cur);
+    }
+  }
+  return undefined;
+}
+
+/** The edges in an order where every parent comes before its children. */
+export function edgesInStartOrder(t: Topology): EdgeSpec[] {
+  const placed = new Set([t.origin.id]);
+  const out: EdgeSpec[] = [];
+  while (out.length < t.edges.length) {
+    for (const e of t.edges) {
+      if (!placed.has(e.id) && placed.has(e.parent)) {
+        placed.add(e.id);
+        out.push(e);
+      }
+    }
+  }
+  return out;
+}
+
+/** Depth of each node below the origin (origin 0, its children 1, ...). */
+export function depths(t: Topology): Map<string, number> {
+  const d = new Map<string, number>([[t.origin.id, 0]]);
+  for (const e of edgesInStartOrder(t)) d.set(e.id, (d.get(e.parent) ?? 0) + 1);
+  for (const r of t.resolvers) d.set(r.id, (d.get(r.upstream) ?? 0) + 1);
+  return d;
+}
+
+export async function loadTopology(path: string): Promise<Topology> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (e) {
+    throw new TopologyError(`cannot read topology file ${path}: ${(e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new TopologyError(`${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  return parseTopology(json, path);
+}

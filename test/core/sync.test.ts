@@ -1,0 +1,161 @@
+import { describe, expect, it } from "vitest";
+import { VirtualClock } from "../../core/clock.ts";
+import type { PurgeEvent } from "../../core/purge.ts";
+import { eventFromFeed, type FeedChange, type FeedResult, NodeSync } from "../../core/sync.ts";
+
+/** A change feed over a list of changes, with a compaction point. */
+function origin(startSerial = 10) {
+  const o = {
+    serial: startSerial,
+    base: startSerial,
+    log: [] as FeedChange[],
+    commit(name: string, ts = 0) {
+      o.serial++;
+      const change: FeedChange = {
+        changeId: `c${o.serial}`,
+        op: "update",
+        serial: o.serial,
+        ts,
+        changes: [{ name, type: "A", rrset: { name, type: "A", ttl: 60, data: ["192.0.2.1"] } }],
+      };
+      o.log.push(change);
+      return change;
+    },
+    feed: async (_zone: string, since: number): Promise<FeedResult> =>
+      since < o.base
+        ? { kind: "gone" }
+        : { kind: "changes", serial: o.serial, changes: o.log.filter((c) => c.serial > since) },
+  };
+  return o;
+}
+
+function node(clock: VirtualClock, o: ReturnType<typeof origin>, residualMs = 0) {
+  const applied: PurgeEvent[] = [];
+  const acks: [string, number, number][] = [];
+  const sync = new NodeSync({
+    nodeId: "edge-1",
+    clock,
+    target: { id: "edge-1", applyPurge: (e) => void applied.push(e), residualMs: () => residualMs },
+    feed: o.feed,
+    zones: async () => [{ zone: "example.test", serial: o.serial }],
+    ack: async (zone, serial) => void acks.push([zone, serial, clock.now()]),
+    modeOf: () => "invalidate",
+    pollIntervalMs: 1_000,
+    pollJitter: 0.2,
+    seed: 7,
+  });
+  return { sync, applied, acks };
+}
+
+describe("NodeSync", () => {
+  it("applies bus events once and acks each", async () => {
+    const clock = new VirtualClock();
+    const o = origin();
+    const { sync, applied, acks } = node(clock, o);
+    await sync.start();
+    const e = eventFromFeed("example.test", o.commit("www.example.test"), "invalidate");
+    await sync.onEvent(e);
+    await sync.onEvent(e);
+    expect(applied).toHaveLength(1);
+    expect(applied[0]).toMatchObject({
+      keys: ["www.example.test"],
+      serial: 11,
+      mode: "invalidate",
+    });
+    expect(acks).toEqual([["example.test", 11, 0]]);
+    expect(sync.stats().duplicates).toBe(1);
+    await sync.stop();
+  });
+
+  it("anti-entropy applies what the bus lost within one jittered interval", async () => {
+    const clock = new VirtualClock();
+    const o = origin();
+    const { sync, applied, acks } = node(clock, o);
+    await sync.start();
+    o.commit("a.example.test");
+    o.commit("b.example.test");
+    await clock.advance(799);
+    expect(applied).toHaveLength(0); // jitter 20%: no poll before 800 ms
+    await clock.advance(401);
+    expect(applied.map((e) => e.keys[0])).toEqual(["a.example.test", "b.example.test"]);
+    expect(acks.at(-1)?.[1]).toBe(12);
+    // A late bus delivery of an applied change is a duplicate.
+    await sync.onEvent(eventFromFeed("example.test", o.log[0]!, "invalidate"));
+    expect(applied).toHaveLength(2);
+    await sync.stop();
+  });
+
+  it("resyncs the zone when the feed was compacted past its position", async () => {
+    const clock = new VirtualClock();
+    const o = origin();
+    const { sync, applied, acks } = node(clock, o);
+    await sync.start();
+    o.commit("a.example.test");
+    o.commit("b.example.test");
+    o.base = 12; // changes up to 12 forgotten
+    await sync.poll();
+    expect(applied).toEqual([
+      expect.objectContaining({ keys: ["zone:example.test"], mode: "invalidate", serial: 12 }),
+    ]);
+    expect(acks).toEqual([["example.test", 12, 0]]);
+    expect(sync.appliedSerial("example.test")).toBe(12);
+    await sync.stop();
+  });
+
+  it("in ttl mode acks only after the residual lifetime of old entries", async () => {
+    const clock = new VirtualClock();
+    const o = origin();
+    const { sync, acks } = node(clock, o, 5_000);
+    await sync.start();
+    await sync.onEvent(eventFromFeed("example.test", o.commit("www.example.test"), "ttl"));
+    expect(acks).toEqual([]);
+    await sync.stop();
+    await clock.advance(5_000);
+    expect(acks).toEqual([["example.test", 11, 5_000]]);
+  });
+
+  it("keeps polling after feed errors and counts them", async () => {
+    const clock = new VirtualClock();
+    const o = origin();
+    let fail = true;
+    const { sync, applied } = node(clock, {
+      ...o,
+      feed: async (zone, since) => {
+        if (fail) throw new Error("connection refused");
+        return o.feed(zone, since);
+      },
+    });
+    await sync.start();
+    o.commit("a.example.test");
+    await clock.advance(1_200);
+    expect(sync.stats().pollErrors).toBe(1);
+    fail = false;
+    await clock.advance(1_200);
+    expect(applied).toHaveLength(1);
+    await sync.stop();
+  });
+
+  it("push events carry the RRsets, deletions as empty data", () => {
+    const change: FeedChange = {
+      changeId: "c1",
+      op: "update",
+      serial: 2,
+      ts: 5,
+      changes: [
+        {
+          name: "a.example.test",
+          type: "A",
+          rrset: { name: "a.example.test", type: "A", ttl: 60, data: ["192.0.2.1"] },
+        },
+        { name: "b.example.test", type: "TXT", rrset: null },
+      ],
+    };
+    expect(eventFromFeed("example.test", change, "push").rrsets).toEqual([
+      { name: "a.example.test", type: "A", ttl: 60, data: ["192.0.2.1"] },
+      { name: "b.example.test", type: "TXT", ttl: 0, data: [] },
+    ]);
+    expect(eventFromFeed("example.test", { ...change, op: "delete" }, "soft").keys).toEqual([
+      "zone:example.test",
+    ]);
+  });
+});
