@@ -110,6 +110,14 @@ caa CAA 128 iodef mailto:sec@example.test
     ]);
   });
 
+  it("reads CRLF line endings and literal UTF-8 text", () => {
+    const text = `$ORIGIN example.test.\r\n$TTL 60\r\n${SOA_LINE}\r\n\r\nt TXT "naïve ☃"\r\n  TXT plain\r\n`;
+    expect(get(parseZoneFile(text).rrsets, "t.example.test", "TXT")?.data).toEqual([
+      ["naïve ☃"],
+      ["plain"],
+    ]);
+  });
+
   it("takes the origin and default TTL from options, and class before TTL", () => {
     const text = `${SOA_LINE}\nwww IN 120 A 192.0.2.1\napi A 192.0.2.2\n`;
     const { origin, rrsets } = parseZoneFile(text, { origin: "Example.Test.", defaultTtl: 900 });
