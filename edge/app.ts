@@ -4,27 +4,29 @@
  * through the cache. Web-standard APIs only: the same app runs in Node and workerd.
  */
 import { type Context, Hono } from "hono";
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { Edge, HandleOptions } from "./cache.ts";
 
+const target = z.optional(z.string().check(z.minLength(1)));
+
+/** POST /purge body; zod/mini keeps the Worker bundle small. */
 const purgeBody = z
-  .object({
-    url: z.string().min(1).optional(),
-    key: z.string().min(1).optional(),
-    zone: z.string().min(1).optional(),
-    all: z.boolean().optional(),
-    mode: z.enum(["hard", "soft"]).default("hard"),
-    serial: z
-      .number()
-      .int()
-      .min(0)
-      .max(2 ** 32 - 1)
-      .optional(),
+  .strictObject({
+    url: target,
+    key: target,
+    zone: target,
+    all: z.optional(z.boolean()),
+    mode: z._default(z.enum(["hard", "soft"]), "hard"),
+    serial: z.optional(z.int().check(z.minimum(0), z.maximum(2 ** 32 - 1))),
   })
-  .strict()
-  .refine((b) => b.url !== undefined || b.key !== undefined || b.zone !== undefined || b.all, {
-    message: 'name what to purge: "url", "key", "zone" or "all": true',
-  });
+  .check(
+    z.refine(
+      (b) => b.url !== undefined || b.key !== undefined || b.zone !== undefined || b.all === true,
+      {
+        message: 'name what to purge: "url", "key", "zone" or "all": true',
+      },
+    ),
+  );
 
 export interface EdgeAppOptions {
   /** Bearer token for POST /purge; without one, purging over HTTP is refused. */

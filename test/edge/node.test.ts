@@ -74,11 +74,11 @@ describe("two Node edges in front of a real origin", () => {
     const hit = await fetch(url, { headers });
     expect(hit.headers.get("cache-status")).toMatch(/^edge-1; hit/);
     const answer = dnsPacket.decode(Buffer.from(await hit.arrayBuffer()));
-    expect(answer.answers?.[0]?.data).toBe("192.0.2.25");
+    expect(answer.answers?.[0]).toMatchObject({ type: "A", data: "192.0.2.25" });
     const post = await fetch(`${edge2.url}/dns-query`, {
       method: "POST",
       headers: { "content-type": "application/dns-message", ...headers },
-      body: query,
+      body: new Uint8Array(query),
     });
     expect(post.status).toBe(200);
     expect(post.headers.get("cache-status")).toMatch(/^edge-1; fwd=method, regional; fwd=method/);
