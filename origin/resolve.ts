@@ -154,7 +154,9 @@ function match(zone: ZoneView, owner: string, name: string, qtype: string): Step
     owner === name ? set : { ...set, name };
   if (qtype === "ANY") {
     // RFC 8482 §4.2: answer with one RRset the name owns, chosen stably.
-    const sets = [...zone.at(owner)].sort((a, b) => RR_TYPES.indexOf(a.type) - RR_TYPES.indexOf(b.type));
+    const sets = [...zone.at(owner)].sort(
+      (a, b) => RR_TYPES.indexOf(a.type) - RR_TYPES.indexOf(b.type),
+    );
     return sets[0] ? { kind: "answer", sets: [rename(sets[0])] } : { kind: "nodata" };
   }
   const exact = (RR_TYPES as readonly string[]).includes(qtype)
