@@ -1,0 +1,112 @@
+/**
+ * The edge as a Worker: edge/worker.ts bundled with esbuild and run in
+ * workerd through miniflare, in front of a real origin on loopback.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+import { Miniflare } from "miniflare";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
+
+const TOKEN = "worker-purge-token";
+const www = "http://edge.test/resolve?name=www.example.test&type=A";
+let dir: string;
+let origin: RunningOrigin | undefined;
+let mf: Miniflare;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "edge-worker-"));
+  const scriptPath = join(dir, "worker.mjs");
+  await build({
+    entryPoints: [fileURLToPath(new URL("../../edge/worker.ts", import.meta.url))],
+    outfile: scriptPath,
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    conditions: ["workerd", "worker", "browser"],
+    mainFields: ["module", "main"],
+    logLevel: "warning",
+  });
+  origin = await startOrigin(
+    {
+      http: { host: "127.0.0.1", port: 0 },
+      dns: { host: "127.0.0.1", port: 0 },
+      dataDir: join(dir, "origin"),
+      sample: true,
+      token: "origin-token",
+    },
+    { log: () => {} },
+  );
+  mf = new Miniflare({
+    modules: true,
+    scriptPath,
+    // The bundle lives outside the working directory.
+    modulesRoot: dir,
+    compatibilityDate: "2026-04-01",
+    bindings: { PARENT: origin.httpUrl, EDGE_ID: "worker-1", TOKEN },
+  });
+  await mf.ready;
+}, 60_000);
+
+afterAll(async () => {
+  await mf?.dispose();
+  await origin?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("the edge Worker in workerd", () => {
+  it("misses, then hits, with Age, Cache-Status and X-Serial", async () => {
+    const miss = await mf.dispatchFetch(www);
+    expect(miss.status).toBe(200);
+    expect(miss.headers.get("cache-status")).toMatch(
+      /^worker-1; fwd=uri-miss; fwd-status=200; ttl=\d+; stored/,
+    );
+    expect(((await miss.json()) as { Answer: { data: string }[] }).Answer[0]?.data).toBe(
+      "192.0.2.10",
+    );
+    const hit = await mf.dispatchFetch(www);
+    expect(hit.headers.get("cache-status")).toMatch(/^worker-1; hit; ttl=\d+;/);
+    expect(hit.headers.get("age")).toMatch(/^\d+$/);
+    expect(hit.headers.get("x-serial")).toMatch(/^\d+$/);
+    await hit.arrayBuffer();
+  });
+
+  it("purges with the bearer token, and refuses without it", async () => {
+    const purge = (auth: string) =>
+      mf.dispatchFetch("http://edge.test/purge", {
+        method: "POST",
+        headers: { authorization: auth, "content-type": "application/json" },
+        body: JSON.stringify({ key: "www.example.test", mode: "hard" }),
+      });
+    const denied = await purge("Bearer nope");
+    expect(denied.status).toBe(403);
+    await denied.arrayBuffer();
+    const ok = await purge(`Bearer ${TOKEN}`);
+    expect(await ok.json()).toEqual({ id: "worker-1", purged: 1, mode: "hard" });
+    const after = await mf.dispatchFetch(www);
+    expect(after.headers.get("cache-status")).toMatch(/^worker-1; fwd=uri-miss/);
+    await after.arrayBuffer();
+  });
+
+  it("answers stale (stale-if-error) after a soft purge when the origin is gone", async () => {
+    const soft = await mf.dispatchFetch("http://edge.test/purge", {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ zone: "example.test", mode: "soft" }),
+    });
+    expect(((await soft.json()) as { purged: number }).purged).toBeGreaterThanOrEqual(1);
+    await origin?.close();
+    origin = undefined;
+    const stale = await mf.dispatchFetch(www);
+    expect(stale.status).toBe(200);
+    expect(stale.headers.get("cache-status")).toMatch(
+      /^worker-1; fwd=stale; ttl=-?\d+; .*detail=stale-if-error$/,
+    );
+    expect(((await stale.json()) as { Answer: { data: string }[] }).Answer[0]?.data).toBe(
+      "192.0.2.10",
+    );
+  });
+});
