@@ -8,12 +8,16 @@ import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import { z } from "zod";
+import type { PurgeBus } from "../core/bus.ts";
 import { type Clock, RealClock } from "../core/clock.ts";
 import type { DnsServer } from "../core/dns-transport.ts";
+import type { PropagationMode } from "../core/purge.ts";
 import { apiRoutes } from "./api.ts";
 import { loadOrCreateToken } from "./auth.ts";
 import { startAuthoritativeDns } from "./dns-server.ts";
+import { fabricRoutes, publishCommits } from "./fabric.ts";
 import { readRoutes } from "./reads.ts";
+import { Receipts } from "./receipts.ts";
 import { SAMPLE_ZONE, SAMPLE_ZONE_FILE } from "./sample.ts";
 import { DataDir } from "./snapshot.ts";
 import { type JournalRecord, Store, type StoreSnapshot } from "./store.ts";
@@ -57,6 +61,8 @@ export interface RunningOrigin {
   /** True when the token was generated on this start. */
   tokenCreated: boolean;
   store: Store;
+  /** Registered cache nodes and per-node receipts of every change. */
+  receipts: Receipts;
   data: DataDir<JournalRecord, StoreSnapshot>;
   /** Stops serving, then flushes and closes the journal. */
   close(): Promise<void>;
@@ -65,6 +71,10 @@ export interface RunningOrigin {
 export interface OriginDeps {
   clock?: Clock;
   log?: (message: string) => void;
+  /** The purge bus every committed change is published on; none: nodes learn by anti-entropy. */
+  bus?: PurgeBus;
+  /** Propagation mode of each zone's events (default "invalidate"). */
+  modeOf?: (zone: string) => PropagationMode;
 }
 
 export async function startOrigin(
@@ -95,9 +105,22 @@ export async function startOrigin(
   if (cfg.sample && !store.findZone(SAMPLE_ZONE))
     throw new Error(`the sample zone ${SAMPLE_ZONE} did not load`);
 
+  const receipts = new Receipts(clock);
+  const stopPublishing = publishCommits(
+    store,
+    receipts,
+    deps.bus,
+    deps.modeOf ?? (() => "invalidate"),
+    log,
+  );
+
   const app = new Hono();
-  app.get("/healthz", (c) => c.json({ ok: true, zones: store.zones().length }));
+  // journal: records and fsynced batches since start; records/batches is the group-commit factor.
+  app.get("/healthz", (c) =>
+    c.json({ ok: true, zones: store.zones().length, journal: data.stats }),
+  );
   app.route("/", apiRoutes({ store, token, maxBodyBytes: cfg.maxBodyBytes, log }));
+  app.route("/", fabricRoutes({ store, receipts, token }));
   app.route("/", readRoutes({ store, clock }));
   app.notFound((c) =>
     c.json(
@@ -132,8 +155,10 @@ export async function startOrigin(
     token,
     tokenCreated: created,
     store,
+    receipts,
     data,
     close: async () => {
+      stopPublishing();
       await dns.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
