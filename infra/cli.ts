@@ -18,6 +18,10 @@ const COMMANDS: Record<string, { help: string; load: () => Promise<{ main: Main 
     help: "run a caching DNS resolver (UDP+TCP) in front of an edge or origin",
     load: () => import("../resolver/main.ts"),
   },
+  up: {
+    help: "start every node of a topology (default: infra/topologies/default.json)",
+    load: () => import("./up.ts"),
+  },
 };
 
 function usage(): string {
@@ -37,5 +41,12 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  await (await command.load()).main(rest);
+  try {
+    await (await command.load()).main(rest);
+  } catch (err) {
+    // The reason, not a stack: PROPAGATE_DEBUG=1 shows the stack too.
+    const e = err instanceof Error ? err : new Error(String(err));
+    console.error(`propagate ${name}: ${process.env.PROPAGATE_DEBUG ? e.stack : e.message}`);
+    process.exitCode = 2;
+  }
 }

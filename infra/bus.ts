@@ -1,0 +1,10 @@
+/** Makes the bus a topology names: "memory", "off" (none) or a Redis URL. */
+import { MemoryBus, type PurgeBus } from "../core/bus.ts";
+import type { Clock } from "../core/clock.ts";
+
+export async function createBus(spec: string, clock: Clock): Promise<PurgeBus | undefined> {
+  if (spec === "off") return undefined;
+  if (spec === "memory") return new MemoryBus({ clock });
+  const { RedisBus } = await import("../core/redis-bus.ts");
+  return new RedisBus({ url: spec, clock });
+}

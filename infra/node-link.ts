@@ -1,0 +1,112 @@
+/**
+ * Connects one cache node to the fabric over HTTP: registers it with the
+ * origin, follows the origin's change feed (anti-entropy) and acks applied
+ * changes, and subscribes it to the purge bus. The same code runs whether the
+ * node shares the launcher's process or runs in its own.
+ */
+import type { PurgeBus, Subscription } from "../core/bus.ts";
+import type { Clock } from "../core/clock.ts";
+import { type FetchLike, type LinkDelay, wrapFetch } from "../core/delay.ts";
+import type { PropagationMode } from "../core/purge.ts";
+import { type FeedResult, NodeSync, type SyncTarget } from "../core/sync.ts";
+
+export interface NodeLinkOptions {
+  nodeId: string;
+  tier: string;
+  /** Where the node answers, for the registry. */
+  address: string;
+  parent?: string;
+  target: SyncTarget;
+  originUrl: string;
+  token: string;
+  clock: Clock;
+  bus?: PurgeBus;
+  /** The node's link: delays bus deliveries and feed polls. */
+  link?: LinkDelay;
+  modeOf: (zone: string) => PropagationMode;
+  pollIntervalMs: number;
+  pollJitter: number;
+  seed?: number | string;
+  log: (message: string) => void;
+}
+
+export interface NodeLink {
+  sync: NodeSync;
+  subscription?: Subscription;
+  close(): Promise<void>;
+}
+
+export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
+  const http = o.link ? wrapFetch(fetch, o.link, o.clock) : (fetch as FetchLike);
+  const auth = { authorization: `Bearer ${o.token}`, "content-type": "application/json" };
+  const api = (path: string) => new URL(path, o.originUrl).toString();
+
+  await expectOk(
+    await fetch(api("/v1/nodes"), {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({ id: o.nodeId, tier: o.tier, address: o.address, parent: o.parent }),
+    }),
+    `registering ${o.nodeId}`,
+  );
+
+  const sync = new NodeSync({
+    nodeId: o.nodeId,
+    target: o.target,
+    clock: o.clock,
+    modeOf: o.modeOf,
+    pollIntervalMs: o.pollIntervalMs,
+    pollJitter: o.pollJitter,
+    ...(o.seed !== undefined && { seed: o.seed }),
+    log: o.log,
+    zones: async () => {
+      const res = await expectOk(await http(api("/v1/zones")), "listing zones");
+      const body = (await res.json()) as { zones: { zone: string; serial: number }[] };
+      return body.zones.map(({ zone, serial }) => ({ zone, serial }));
+    },
+    feed: async (zone, since): Promise<FeedResult> => {
+      const res = await http(api(`/v1/zones/${zone}/changes?since=${since}`));
+      if (res.status === 410 || res.status === 404) {
+        await res.body?.cancel();
+        return { kind: "gone" };
+      }
+      await expectOk(res, `reading the change feed of ${zone}`);
+      return {
+        kind: "changes",
+        ...((await res.json()) as Omit<Extract<FeedResult, { kind: "changes" }>, "kind">),
+      };
+    },
+    ack: async (zone, serial) => {
+      await expectOk(
+        await fetch(api(`/v1/nodes/${o.nodeId}/acks`), {
+          method: "POST",
+          headers: auth,
+          body: JSON.stringify({ zone, serial }),
+        }),
+        `acking ${zone}@${serial}`,
+      );
+    },
+  });
+  await sync.start();
+  const subscription = o.bus
+    ? await o.bus.subscribe(o.nodeId, (e) => sync.onEvent(e), {
+        ...(o.link && { link: o.link }),
+        onResync: (reason) => sync.onResync(reason),
+        onError: (f) => o.log(`${o.nodeId}: ${f.message}`),
+      })
+    : undefined;
+  return {
+    sync,
+    ...(subscription && { subscription }),
+    close: async () => {
+      await subscription?.close();
+      await sync.stop();
+    },
+  };
+}
+
+async function expectOk(res: Response, what: string): Promise<Response> {
+  if (res.ok) return res;
+  const text = await res.text();
+  throw new Error(`${what}: the origin answered HTTP ${res.status}: ${text.slice(0, 300)}`);
+}

@@ -1,0 +1,138 @@
+/**
+ * The origin's side of the propagation fabric: the node registry, receipts
+ * (`GET /v1/changes/{id}`), acks from nodes, and publishing one purge event
+ * per committed change on the bus.
+ */
+import { Hono } from "hono";
+import { z } from "zod";
+import type { PurgeBus } from "../core/bus.ts";
+import type { PropagationMode } from "../core/purge.ts";
+import { eventFromFeed } from "../core/sync.ts";
+import { requireBearer } from "./auth.ts";
+import type { Receipts } from "./receipts.ts";
+import type { Store } from "./store.ts";
+
+const nodeBody = z.strictObject({
+  id: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "an id is lower-case letters, digits, '-' or '_'"),
+  tier: z.string().min(1).max(32),
+  address: z.string().min(1).max(256),
+  parent: z.string().max(63).optional(),
+});
+
+const ackBody = z.strictObject({
+  zone: z.string().min(1),
+  serial: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 32 - 1),
+});
+
+export interface FabricOptions {
+  store: Store;
+  receipts: Receipts;
+  token: string;
+}
+
+export function fabricRoutes({ store, receipts, token }: FabricOptions): Hono {
+  const app = new Hono();
+  const auth = requireBearer(token);
+
+  app.get("/v1/nodes", (c) => c.json({ nodes: receipts.nodes() }));
+
+  app.post("/v1/nodes", auth, async (c) => {
+    const body = await parse(c.req.raw, nodeBody);
+    if (!body.ok) return c.json(body.error, 400);
+    receipts.register(body.value);
+    return c.json({ registered: body.value.id }, 201);
+  });
+
+  app.delete("/v1/nodes/:id", auth, (c) => {
+    const id = c.req.param("id");
+    if (!receipts.deregister(id)) return c.json(unknownNode(id), 404);
+    return c.json({ deregistered: id });
+  });
+
+  app.post("/v1/nodes/:id/acks", auth, async (c) => {
+    const id = c.req.param("id");
+    const body = await parse(c.req.raw, ackBody);
+    if (!body.ok) return c.json(body.error, 400);
+    if (!store.findState(body.value.zone)) {
+      return c.json(
+        { error: "zone not found", field: "zone", reason: `no zone "${body.value.zone}"` },
+        404,
+      );
+    }
+    if (!receipts.ack(id, body.value.zone, body.value.serial)) return c.json(unknownNode(id), 404);
+    return c.json({ acked: body.value });
+  });
+
+  app.get("/v1/changes/:id", (c) => {
+    const status = receipts.status(c.req.param("id"));
+    if (!status) {
+      return c.json(
+        {
+          error: "change not found",
+          reason: `no change "${c.req.param("id")}": it never existed or is older than the receipts kept`,
+        },
+        404,
+      );
+    }
+    return c.json(status);
+  });
+
+  return app;
+}
+
+/**
+ * Tracks every committed change in the receipts and publishes it on the bus.
+ * Returns the function that stops it.
+ */
+export function publishCommits(
+  store: Store,
+  receipts: Receipts,
+  bus: PurgeBus | undefined,
+  modeOf: (zone: string) => PropagationMode,
+  log: (message: string) => void,
+): () => void {
+  return store.onCommit((change) => {
+    receipts.track(change);
+    if (!bus) return;
+    bus.publish(eventFromFeed(change.zone, change, modeOf(change.zone))).catch((err: Error) => {
+      // The change is durable; nodes still learn it from the change feed (anti-entropy).
+      log(`bus: publishing ${change.changeId} failed: ${err.message}`);
+    });
+  });
+}
+
+function unknownNode(id: string) {
+  return {
+    error: "node not found",
+    reason: `node "${id}" is not registered; register it with POST /v1/nodes`,
+  };
+}
+
+type Parsed<T> =
+  | { ok: true; value: T }
+  | { ok: false; error: { error: string; field: string; reason: string } };
+
+async function parse<T>(req: Request, schema: z.ZodType<T>): Promise<Parsed<T>> {
+  let json: unknown;
+  try {
+    json = await req.json();
+  } catch {
+    return {
+      ok: false,
+      error: { error: "invalid input", field: "body", reason: "the body is not valid JSON" },
+    };
+  }
+  const result = schema.safeParse(json);
+  if (result.success) return { ok: true, value: result.data };
+  const issue = result.error.issues[0]!;
+  return {
+    ok: false,
+    error: { error: "invalid input", field: issue.path.join(".") || "body", reason: issue.message },
+  };
+}
