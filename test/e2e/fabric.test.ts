@@ -1,0 +1,86 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { dig } from "../support/dig.ts";
+import {
+  changeStatus,
+  node,
+  putA,
+  smallTopology,
+  startTopology,
+  waitConverged,
+} from "./support.ts";
+
+type Running = Awaited<ReturnType<typeof startTopology>>;
+let running: Running | undefined;
+afterEach(async () => {
+  await running?.close();
+  running = undefined;
+});
+
+async function digShort(addr: string, name: string): Promise<string> {
+  const i = addr.lastIndexOf(":");
+  return (await dig([`@${addr.slice(0, i)}`, "-p", addr.slice(i + 1), name, "A", "+short"])).trim();
+}
+
+describe("the fabric, live", () => {
+  it("a change reaches every node over the memory bus and every receipt turns in sync", async () => {
+    running = await startTopology(smallTopology({ defaults: { pollIntervalMs: 60_000 } }));
+    const res1 = node(running, "res-1").address;
+    const res2 = node(running, "res-2").address;
+    expect(await digShort(res1, "www.example.test")).toBe("192.0.2.10");
+    expect(await digShort(res2, "www.example.test")).toBe("192.0.2.10");
+
+    const { changeId } = await putA(running, "www", "192.0.2.77");
+    const status = await waitConverged(running, changeId, 5_000);
+    expect(status.status).toBe("INSYNC");
+    expect(status.nodes.map((n) => n.id).sort()).toEqual([
+      "edge-1",
+      "edge-2",
+      "regional-1",
+      "res-1",
+      "res-2",
+    ]);
+    // In sync means purged: the very next query sees the new value, TTL notwithstanding.
+    expect(await digShort(res1, "www.example.test")).toBe("192.0.2.77");
+    expect(await digShort(res2, "www.example.test")).toBe("192.0.2.77");
+    const edge = await fetch(
+      `${node(running, "edge-2").address}/resolve?name=www.example.test&type=A`,
+    );
+    expect(await edge.json()).toMatchObject({ Answer: [{ data: "192.0.2.77" }] });
+    expect(edge.headers.get("x-serial")).toBe("2");
+  });
+
+  it("with the bus off, anti-entropy alone converges within the poll interval", async () => {
+    const pollIntervalMs = 400;
+    running = await startTopology(
+      smallTopology({ bus: "off", defaults: { pollIntervalMs, pollJitter: 0.2 } }),
+    );
+    const res1 = node(running, "res-1").address;
+    expect(await digShort(res1, "www.example.test")).toBe("192.0.2.10");
+    const { changeId } = await putA(running, "www", "192.0.2.78");
+    const early = await changeStatus(running, changeId);
+    expect(early.status).toBe("PENDING");
+    const status = await waitConverged(running, changeId, 5_000);
+    expect(status.status).toBe("INSYNC");
+    // Bound: one jittered interval, plus the poll's own round trip on a loaded machine.
+    const slowest = Math.max(...status.nodes.map((n) => n.latencyMs ?? Infinity));
+    expect(slowest).toBeLessThan(pollIntervalMs * 1.2 + 1_000);
+    expect(await digShort(res1, "www.example.test")).toBe("192.0.2.78");
+  });
+
+  it("a node's link delay shows in its receipt and no one else's", async () => {
+    running = await startTopology(
+      smallTopology({
+        defaults: { pollIntervalMs: 60_000 },
+        resolvers: [
+          { id: "res-1", upstream: "edge-1", link: { latency: { kind: "fixed", ms: 300 } } },
+          { id: "res-2", upstream: "origin" },
+        ],
+      }),
+    );
+    const { changeId } = await putA(running, "www", "192.0.2.79");
+    const status = await waitConverged(running, changeId, 5_000);
+    const latency = Object.fromEntries(status.nodes.map((n) => [n.id, n.latencyMs ?? Infinity]));
+    expect(latency["res-1"]).toBeGreaterThanOrEqual(300);
+    expect(latency["res-2"]).toBeLessThan(300);
+  });
+});
