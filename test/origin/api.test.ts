@@ -291,3 +291,24 @@ describe("token", () => {
     expect(b.tokenCreated).toBe(false);
   });
 });
+
+describe("openapi.json", () => {
+  it("describes every route the API serves", async () => {
+    const spec = JSON.parse(
+      await readFile(new URL("../../origin/openapi.json", import.meta.url), "utf8"),
+    );
+    expect(spec.openapi).toBe("3.1.0");
+    expect(Object.keys(spec.paths).sort()).toEqual(
+      [
+        "/dns-query",
+        "/healthz",
+        "/resolve",
+        "/v1/zones",
+        "/v1/zones/{zone}",
+        "/v1/zones/{zone}/changes",
+        "/v1/zones/{zone}/rrsets",
+        "/v1/zones/{zone}/rrsets/{name}/{type}",
+      ].sort(),
+    );
+  });
+});
