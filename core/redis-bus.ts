@@ -1,0 +1,433 @@
+/**
+ * The purge bus on Redis Streams (Redis >= 7.0), with ioredis.
+ *
+ * - publish: `XADD <stream> MAXLEN ~ <maxLen> * event <json>`; the entry id is
+ *   the position.
+ * - each subscriber has its own connection and reads from its own last id:
+ *   a MULTI of `XREAD COUNT n STREAMS <stream> <id>` and `XINFO STREAM`, so the
+ *   entries and the stream's bounds come from one instant; when caught up it
+ *   waits in `XREAD BLOCK`. After a disconnect ioredis reconnects and the
+ *   subscriber reads again from its last id, so nothing is skipped.
+ * - positions: each node's acked id is kept under `HSET <positionsKey> <node>
+ *   <id>`, so a restarted node resumes where it stopped.
+ * - trimmed positions: see `lostSince`; the node gets onResync and continues
+ *   from the stream's last id.
+ */
+import { Redis, type RedisOptions } from "ioredis";
+import {
+  BEGINNING,
+  DeliveryPump,
+  decodePurgeEvent,
+  type PurgeBus,
+  type PurgeHandler,
+  type SubscribeOptions,
+  type Subscription,
+  type SubscriptionStats,
+  TAIL,
+} from "./bus.ts";
+import { type Clock, RealClock, type TimerId } from "./clock.ts";
+import type { PurgeEvent } from "./purge.ts";
+
+export interface RedisBusOptions {
+  /** redis://[user:pass@]host:port[/db], or rediss:// for TLS. */
+  url: string;
+  /** Extra ioredis options (TLS certificates, timeouts...). */
+  redis?: RedisOptions;
+  clock?: Clock;
+  /** Default "propagate:purge". On a cluster, hash-tag it: "{propagate}:purge". */
+  stream?: string;
+  /** Entries the stream keeps. Default 100,000. */
+  maxLen?: number;
+  /** Trim to exactly maxLen (`MAXLEN n`) instead of `MAXLEN ~ n` (cheaper; whole nodes). */
+  exactTrim?: boolean;
+  /** Hash of node id -> acked id; false keeps positions in memory only. Default "propagate:positions". */
+  positionsKey?: string | false;
+  /** How long one XREAD BLOCK waits before reading again. Default 5000 ms. */
+  blockMs?: number;
+  /** Entries per read. Default 100. */
+  batch?: number;
+  /** Connection trouble and undecodable entries. Default console.warn. */
+  log?: (message: string) => void;
+}
+
+/** Bound on events read but not yet handled, per subscriber. */
+const HIGH_WATER = 1000;
+
+export class RedisBus implements PurgeBus {
+  readonly stream: string;
+  private readonly o: Required<Omit<RedisBusOptions, "redis" | "positionsKey">> & {
+    redis: RedisOptions;
+    positionsKey: string | false;
+  };
+  private readonly cmd: Redis;
+  private readonly subs = new Set<RedisSubscription>();
+  private closed = false;
+
+  constructor(opts: RedisBusOptions) {
+    this.o = {
+      clock: new RealClock(),
+      stream: "propagate:purge",
+      maxLen: 100_000,
+      exactTrim: false,
+      positionsKey: "propagate:positions",
+      blockMs: 5000,
+      batch: 100,
+      log: (m) => console.warn(m),
+      redis: {},
+      ...opts,
+    };
+    this.stream = this.o.stream;
+    // Publishes fail after ioredis's retries (the caller reports it); reads wait for Redis.
+    this.cmd = this.connect("propagate-bus", {});
+  }
+
+  async publish(event: PurgeEvent): Promise<string> {
+    if (this.closed) throw new Error("RedisBus is closed; publish on an open bus");
+    const trim = this.o.exactTrim ? [String(this.o.maxLen)] : ["~", String(this.o.maxLen)];
+    const id = await this.cmd.call(
+      "XADD",
+      this.stream,
+      "MAXLEN",
+      ...trim,
+      "*",
+      "event",
+      JSON.stringify(event),
+    );
+    if (typeof id !== "string")
+      throw new Error(`XADD on ${this.stream} answered ${String(id)}, not an entry id`);
+    return id;
+  }
+
+  async subscribe(
+    nodeId: string,
+    handler: PurgeHandler,
+    opts: SubscribeOptions = {},
+  ): Promise<Subscription> {
+    if (this.closed) throw new Error("RedisBus is closed; subscribe on an open bus");
+    for (const s of this.subs) {
+      if (s.nodeId === nodeId)
+        throw new Error(`node "${nodeId}" is already subscribed; close that subscription first`);
+    }
+    const key = this.o.positionsKey;
+    const stored = opts.from === undefined && key ? await this.cmd.hget(key, nodeId) : null;
+    const from = opts.from ?? stored ?? TAIL;
+    const start =
+      from === TAIL ? ((await this.info(this.cmd))?.lastGeneratedId ?? "0-0") : parseStreamId(from);
+    // Remembered at once, so a node that stops before any event resumes here, not at a later tail.
+    if (key) await this.cmd.hset(key, nodeId, start);
+    const conn = this.connect(`propagate-${nodeId}`, { maxRetriesPerRequest: null });
+    const sub = new RedisSubscription(this.context(), conn, nodeId, start, handler, opts);
+    this.subs.add(sub);
+    return sub;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.subs].map((s) => s.close()));
+    await this.cmd.quit();
+  }
+
+  /** What a subscription needs from its bus. */
+  private context(): SubscriberContext {
+    const { stream, batch, blockMs, clock, log, positionsKey } = this.o;
+    return {
+      stream,
+      batch,
+      blockMs,
+      clock,
+      log,
+      forget: (sub) => this.subs.delete(sub),
+      // A failed write is logged; the node's next ack writes again.
+      savePosition: async (nodeId, id) => {
+        if (!positionsKey) return;
+        await this.cmd.hset(positionsKey, nodeId, id).catch((err: Error) => {
+          log(`purge bus: saving the position of ${nodeId} (${id}) failed: ${err.message}`);
+        });
+      },
+    };
+  }
+
+  /** XINFO STREAM, or undefined when the stream does not exist. */
+  private async info(conn: Redis): Promise<StreamInfo | undefined> {
+    try {
+      return parseStreamInfo(await conn.call("XINFO", "STREAM", this.stream));
+    } catch (err) {
+      if (err instanceof Error && /no such key/i.test(err.message)) return undefined;
+      throw err;
+    }
+  }
+
+  /** One connection, whose trouble is logged once per outage, not once per retry. */
+  private connect(name: string, extra: RedisOptions): Redis {
+    const conn = new Redis(this.o.url, { connectionName: name, ...extra, ...this.o.redis });
+    let down = false;
+    conn.on("error", (err: Error) => {
+      if (down) return;
+      down = true;
+      this.o.log(`purge bus: ${name}: Redis connection error: ${err.message}; reconnecting`);
+    });
+    conn.on("ready", () => {
+      if (down) this.o.log(`purge bus: ${name}: reconnected to Redis`);
+      down = false;
+    });
+    return conn;
+  }
+}
+
+interface SubscriberContext {
+  stream: string;
+  batch: number;
+  blockMs: number;
+  clock: Clock;
+  log: (message: string) => void;
+  forget(sub: RedisSubscription): void;
+  savePosition(nodeId: string, id: string): Promise<void>;
+}
+
+class RedisSubscription implements Subscription {
+  private readonly pump: DeliveryPump;
+  /** The id after which the next read starts (ahead of the acked position). */
+  private readPos: string;
+  private closed = false;
+  private backoff: { id: TimerId; resolve: () => void } | undefined;
+  private readonly loop: Promise<void>;
+  /** Latest acked id not yet written, and the write in progress (latest wins). */
+  private unsaved: string | undefined;
+  private saving: Promise<void> | undefined;
+
+  constructor(
+    private readonly ctx: SubscriberContext,
+    private readonly conn: Redis,
+    readonly nodeId: string,
+    start: string,
+    handler: PurgeHandler,
+    opts: SubscribeOptions,
+  ) {
+    this.readPos = start;
+    this.pump = new DeliveryPump({
+      ...opts,
+      nodeId,
+      handler,
+      clock: ctx.clock,
+      start,
+      onPosition: (id) => {
+        this.unsaved = id;
+        this.saving ??= this.save();
+      },
+    });
+    this.loop = this.read();
+  }
+
+  position(): string | undefined {
+    return this.pump.position();
+  }
+
+  stats(): SubscriptionStats {
+    return this.pump.stats();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.ctx.forget(this);
+    if (this.backoff) {
+      this.ctx.clock.clearTimeout(this.backoff.id);
+      this.backoff.resolve();
+    }
+    this.conn.disconnect(); // interrupts a pending XREAD BLOCK
+    await this.loop;
+    await this.pump.close();
+    await this.saving;
+  }
+
+  private async save(): Promise<void> {
+    for (let id = this.unsaved; id !== undefined; id = this.unsaved) {
+      this.unsaved = undefined;
+      await this.ctx.savePosition(this.nodeId, id);
+    }
+    this.saving = undefined;
+  }
+
+  private async read(): Promise<void> {
+    const { stream, batch, blockMs, log } = this.ctx;
+    let failures = 0;
+    while (!this.closed) {
+      try {
+        await this.pump.waitForRoom(HIGH_WATER);
+        if (this.closed) return;
+        const snap = await this.conn
+          .multi()
+          .call("XREAD", "COUNT", String(batch), "STREAMS", stream, this.readPos)
+          .call("XINFO", "STREAM", stream)
+          .exec();
+        const { entries, info } = parseSnapshot(snap);
+        const lost = lostSince(this.readPos, info);
+        if (lost) {
+          const tail = info?.lastGeneratedId ?? "0-0";
+          this.pump.resync(`${lost}; continuing from ${tail}`, tail);
+          this.readPos = tail;
+        } else if (entries.length > 0) {
+          for (const [id, fields] of entries) this.offer(id, fields);
+          this.readPos = entries[entries.length - 1]![0];
+        } else {
+          // Caught up: wait for the next entry, then read it with the check above.
+          await this.conn.call(
+            "XREAD",
+            "COUNT",
+            "1",
+            "BLOCK",
+            String(blockMs),
+            "STREAMS",
+            stream,
+            this.readPos,
+          );
+        }
+        failures = 0;
+      } catch (err) {
+        if (this.closed) return;
+        failures++;
+        if (failures === 1) {
+          log(
+            `purge bus: ${this.nodeId}: reading ${stream} after ${this.readPos} failed: ${(err as Error).message}; retrying`,
+          );
+        }
+        await this.sleep(Math.min(2000, 50 * 2 ** failures));
+      }
+    }
+  }
+
+  private offer(id: string, fields: string[]): void {
+    const i = fields.indexOf("event");
+    try {
+      if (i < 0 || i % 2 !== 0 || fields[i + 1] === undefined) throw new Error("no event field");
+      this.pump.offer(decodePurgeEvent(fields[i + 1]!), id);
+    } catch (err) {
+      this.ctx.log(
+        `purge bus: ${this.nodeId}: skipping entry ${id} of ${this.ctx.stream}: ${(err as Error).message}`,
+      );
+      this.pump.skip(id);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    const clock = this.ctx.clock;
+    return new Promise((resolve) => {
+      const id = clock.setTimeout(() => {
+        this.backoff = undefined;
+        resolve();
+      }, ms);
+      this.backoff = { id, resolve };
+    });
+  }
+}
+
+export interface StreamInfo {
+  length: number;
+  lastGeneratedId: string;
+  maxDeletedEntryId: string;
+  entriesAdded: number;
+  firstEntryId: string | undefined;
+}
+
+/**
+ * Why entries after `last` are gone, or undefined if none is. Trimming removes
+ * the oldest entries and leaves no trace of their ids, so when the oldest
+ * entry kept is after `last` and anything was ever removed, the answer is
+ * "lost": conservative (it can resync a node that had read right up to the
+ * trim), never silent.
+ */
+export function lostSince(last: string, info: StreamInfo | undefined): string | undefined {
+  if (!info) {
+    return compareStreamIds(last, "0-0") > 0
+      ? `position ${last} is gone: the stream does not exist (deleted, or Redis lost its data)`
+      : undefined;
+  }
+  if (compareStreamIds(last, info.lastGeneratedId) > 0) {
+    return `position ${last} is ahead of the stream's last id ${info.lastGeneratedId}: the stream was reset`;
+  }
+  if (compareStreamIds(info.maxDeletedEntryId, last) > 0) {
+    return `entries after position ${last} were deleted (up to ${info.maxDeletedEntryId})`;
+  }
+  const removed = info.entriesAdded - info.length;
+  if (removed === 0) return undefined;
+  if (info.firstEntryId === undefined) {
+    return compareStreamIds(info.lastGeneratedId, last) > 0
+      ? `position ${last} was trimmed: all ${removed} entries after it are gone`
+      : undefined;
+  }
+  if (compareStreamIds(info.firstEntryId, last) > 0) {
+    return `position ${last} was trimmed: the stream's oldest entry is ${info.firstEntryId} (${removed} entries trimmed; raise maxLen if this recurs)`;
+  }
+  return undefined;
+}
+
+/** Normalises a position: "0" -> "0-0", "1700000000000" -> "1700000000000-0". */
+export function parseStreamId(id: string): string {
+  if (id === BEGINNING) return "0-0";
+  const m = /^(\d+)(?:-(\d+))?$/.exec(id);
+  if (!m) {
+    throw new Error(
+      `"${id}" is not a Redis stream id; pass one returned by publish() or position(), "${BEGINNING}" or "${TAIL}"`,
+    );
+  }
+  return `${m[1]}-${m[2] ?? "0"}`;
+}
+
+/** Orders "ms-seq" ids numerically (both parts are 64-bit: compare as BigInt). */
+export function compareStreamIds(a: string, b: string): -1 | 0 | 1 {
+  const [am, as] = parseStreamId(a).split("-").map(BigInt) as [bigint, bigint];
+  const [bm, bs] = parseStreamId(b).split("-").map(BigInt) as [bigint, bigint];
+  if (am !== bm) return am < bm ? -1 : 1;
+  if (as !== bs) return as < bs ? -1 : 1;
+  return 0;
+}
+
+type Entry = [id: string, fields: string[]];
+
+function parseSnapshot(reply: [Error | null, unknown][] | null): {
+  entries: Entry[];
+  info: StreamInfo | undefined;
+} {
+  if (reply?.length !== 2) throw new Error("the MULTI of XREAD and XINFO was aborted");
+  const [[readErr, read], [infoErr, info]] = reply as [
+    [Error | null, unknown],
+    [Error | null, unknown],
+  ];
+  if (readErr) throw readErr;
+  if (infoErr && !/no such key/i.test(infoErr.message)) throw infoErr;
+  return { entries: parseXRead(read), info: infoErr ? undefined : parseStreamInfo(info) };
+}
+
+/** XREAD's reply for one stream: [[stream, [[id, [field, value, ...]], ...]]] or null. */
+function parseXRead(reply: unknown): Entry[] {
+  if (reply === null) return [];
+  const streams = asArray(reply, "XREAD reply");
+  const entries = asArray(asArray(streams[0], "XREAD stream")[1], "XREAD entries");
+  return entries.map((e) => {
+    const [id, fields] = asArray(e, "XREAD entry");
+    if (typeof id !== "string") throw new Error("XREAD entry without an id");
+    return [id, asArray(fields, "XREAD fields").map(String)];
+  });
+}
+
+function parseStreamInfo(reply: unknown): StreamInfo {
+  const flat = asArray(reply, "XINFO STREAM reply");
+  const m = new Map<string, unknown>();
+  for (let i = 0; i + 1 < flat.length; i += 2) m.set(String(flat[i]), flat[i + 1]);
+  if (!m.has("entries-added") || !m.has("max-deleted-entry-id")) {
+    throw new Error("XINFO STREAM has no entries-added: RedisBus needs Redis 7.0 or later");
+  }
+  const first = m.get("first-entry");
+  return {
+    length: Number(m.get("length")),
+    lastGeneratedId: String(m.get("last-generated-id")),
+    maxDeletedEntryId: String(m.get("max-deleted-entry-id")),
+    entriesAdded: Number(m.get("entries-added")),
+    firstEntryId: Array.isArray(first) ? String(first[0]) : undefined,
+  };
+}
+
+function asArray(x: unknown, what: string): unknown[] {
+  if (!Array.isArray(x)) throw new Error(`unexpected ${what} from Redis: ${JSON.stringify(x)}`);
+  return x;
+}
