@@ -101,7 +101,7 @@ describe("DoH (RFC 8484)", () => {
   it("gives a negative answer the SOA negative TTL (RFC 2308) and the zone serial as ETag", async () => {
     const res = await dohGet(query("nope.example.test", "A"));
     const packet = dnsPacket.decode(Buffer.from(await res.arrayBuffer()));
-    expect(packet.rcode).toBe("NXDOMAIN");
+    expect((packet.flags ?? 0) & 0x0f).toBe(3); // NXDOMAIN
     expect(res.headers.get("cache-control")).toMatch(/^max-age=60,/);
     expect(res.headers.get("etag")).toBe('"1"');
   });
@@ -109,7 +109,7 @@ describe("DoH (RFC 8484)", () => {
   it("answers REFUSED outside its zones, not to be stored", async () => {
     const res = await dohGet(query("www.example.org", "A"));
     expect(res.status).toBe(200);
-    expect(dnsPacket.decode(Buffer.from(await res.arrayBuffer())).rcode).toBe("REFUSED");
+    expect(Buffer.from(await res.arrayBuffer())[3]! & 0x0f).toBe(5); // REFUSED
     expect(res.headers.get("cache-control")).toBe("no-store");
     expect(res.headers.get("etag")).toBeNull();
   });
