@@ -111,8 +111,7 @@ export class RedisBus implements PurgeBus {
     const key = this.o.positionsKey;
     const stored = opts.from === undefined && key ? await this.cmd.hget(key, nodeId) : null;
     const from = opts.from ?? stored ?? TAIL;
-    const start =
-      from === TAIL ? ((await this.info(this.cmd))?.lastGeneratedId ?? "0-0") : parseStreamId(from);
+    const start = from === TAIL ? await this.tail() : parseStreamId(from);
     // Remembered at once, so a node that stops before any event resumes here, not at a later tail.
     if (key) await this.cmd.hset(key, nodeId, start);
     const conn = this.connect(`propagate-${nodeId}`, { maxRetriesPerRequest: null });
@@ -124,7 +123,8 @@ export class RedisBus implements PurgeBus {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all([...this.subs].map((s) => s.close()));
-    await this.cmd.quit();
+    if (this.cmd.status === "ready") await this.cmd.quit();
+    else this.cmd.disconnect();
   }
 
   /** What a subscription needs from its bus. */
@@ -137,9 +137,14 @@ export class RedisBus implements PurgeBus {
       clock,
       log,
       forget: (sub) => this.subs.delete(sub),
-      // A failed write is logged; the node's next ack writes again.
+      // A failed or skipped write is logged; the node's next ack writes again, and
+      // a stale stored position only means a few events are delivered twice.
       savePosition: async (nodeId, id) => {
         if (!positionsKey) return;
+        if (this.cmd.status !== "ready") {
+          log(`purge bus: position ${id} of ${nodeId} not saved: Redis is not connected`);
+          return;
+        }
         await this.cmd.hset(positionsKey, nodeId, id).catch((err: Error) => {
           log(`purge bus: saving the position of ${nodeId} (${id}) failed: ${err.message}`);
         });
@@ -147,12 +152,12 @@ export class RedisBus implements PurgeBus {
     };
   }
 
-  /** XINFO STREAM, or undefined when the stream does not exist. */
-  private async info(conn: Redis): Promise<StreamInfo | undefined> {
+  /** The stream's last id ("0-0" while it does not exist): where TAIL starts. */
+  private async tail(): Promise<string> {
     try {
-      return parseStreamInfo(await conn.call("XINFO", "STREAM", this.stream));
+      return parseStreamInfo(await this.cmd.call("XINFO", "STREAM", this.stream)).lastGeneratedId;
     } catch (err) {
-      if (err instanceof Error && /no such key/i.test(err.message)) return undefined;
+      if (err instanceof Error && /no such key/i.test(err.message)) return "0-0";
       throw err;
     }
   }
