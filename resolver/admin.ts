@@ -66,7 +66,9 @@ export function metricsText(cache: ResolverCache, handler: HandlerMetrics): stri
   const lines = [
     `resolver_queries_total{${id}} ${handler.queries}`,
     `resolver_dropped_total{${id}} ${handler.dropped}`,
-    ...[...handler.rcodes].map(([rc, n]) => `resolver_responses_total{${id},rcode="${rc}"} ${n}`),
+    ...handler.rcodes.flatMap((n, rc) =>
+      n ? [`resolver_responses_total{${id},rcode="${rc}"} ${n}`] : [],
+    ),
     `resolver_cache_hits_total{${id}} ${m.hits}`,
     `resolver_cache_misses_total{${id}} ${m.misses}`,
     `resolver_stale_answers_total{${id}} ${m.staleServed}`,

@@ -3,7 +3,7 @@
  * not ours to serve, answer from the cache policy through the wire patcher.
  * A cache hit stays synchronous end to end.
  */
-import type { DnsHandler } from "../core/dns-transport.ts";
+import type { DnsHandler, Transport } from "../core/dns-transport.ts";
 import { RCODE } from "./message.ts";
 import type { ResolverCache, Served } from "./policy.ts";
 import { parseQuery, type Query, TYPE_ANY } from "./query.ts";
@@ -29,18 +29,25 @@ const ANY_TTL = 3600;
 export interface HandlerMetrics {
   queries: number;
   dropped: number;
-  /** Answers sent, by RCODE (extended RCODEs included). */
-  rcodes: Map<number, number>;
+  /** Answers sent, indexed by RCODE (extended RCODEs included). */
+  rcodes: number[];
 }
 
 export function createHandler(
   cache: ResolverCache,
   opts: HandlerOptions,
 ): { handler: DnsHandler; metrics: HandlerMetrics } {
-  const metrics: HandlerMetrics = { queries: 0, dropped: 0, rcodes: new Map() };
+  const metrics: HandlerMetrics = { queries: 0, dropped: 0, rcodes: new Array(4096).fill(0) };
   const zones = opts.zones.map(toWire);
   const hinfo = hinfoRfc8482(ANY_TTL);
-  const count = (rcode: number) => metrics.rcodes.set(rcode, (metrics.rcodes.get(rcode) ?? 0) + 1);
+  const { rcodes } = metrics;
+
+  // Defined once, not per query: the hit path allocates no closures.
+  const render = (s: Served, msg: Buffer, q: Query, transport: Transport) => {
+    rcodes[s.answer.rcode]!++;
+    const staleTtl = s.stale ? opts.staleTtl : undefined;
+    return renderAnswer(s.answer, s.elapsed, staleTtl, msg, q, transport, opts.wire);
+  };
 
   const handler: DnsHandler = (msg, info) => {
     metrics.queries++;
@@ -50,38 +57,36 @@ export function createHandler(
       return undefined;
     }
     if ("refusal" in parsed) {
-      count(parsed.refusal.rcode);
+      rcodes[parsed.refusal.rcode]!++;
       return renderRefusal(msg, parsed.refusal, opts.wire);
     }
     const q = parsed.query;
     if (!zones.some((z) => inZone(q, z))) {
-      count(RCODE.REFUSED);
+      rcodes[RCODE.REFUSED]!++;
       const reason = "outside the served zones";
       return renderRefusal(msg, { ...q, rcode: RCODE.REFUSED, reason }, opts.wire);
     }
     if (q.qtype === TYPE_ANY) {
-      count(RCODE.NOERROR);
+      rcodes[RCODE.NOERROR]!++;
       return renderSynthesized(msg, q, RCODE.NOERROR, hinfo, opts.wire);
     }
-    const render = (s: Served) => {
-      count(s.answer.rcode);
-      const staleTtl = s.stale ? opts.staleTtl : undefined;
-      return renderAnswer(s.answer, s.elapsed, staleTtl, msg, q, info.transport, opts.wire);
-    };
     const served = cache.lookup(q.key, q.name, q.qtype);
-    if (!(served instanceof Promise)) return render(served);
+    if (!(served instanceof Promise)) return render(served, msg, q, info.transport);
     // The policy has counted and reported the upstream failure; the client gets SERVFAIL with EDE 22.
-    return served.then(render, () => {
-      count(RCODE.SERVFAIL);
-      return renderSynthesized(
-        msg,
-        q,
-        RCODE.SERVFAIL,
-        undefined,
-        opts.wire,
-        EDE.NO_REACHABLE_AUTHORITY,
-      );
-    });
+    return served.then(
+      (s) => render(s, msg, q, info.transport),
+      () => {
+        rcodes[RCODE.SERVFAIL]!++;
+        return renderSynthesized(
+          msg,
+          q,
+          RCODE.SERVFAIL,
+          undefined,
+          opts.wire,
+          EDE.NO_REACHABLE_AUTHORITY,
+        );
+      },
+    );
   };
   return { handler, metrics };
 }

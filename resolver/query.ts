@@ -54,14 +54,10 @@ export type Parsed = { query: Query } | { refusal: Refusal } | undefined;
 /** Returns undefined for messages that get no answer at all: too short to carry an ID, or responses. */
 export function parseQuery(msg: Buffer): Parsed {
   if (msg.length < HEADER_LEN || msg[2]! & 0x80) return undefined;
-  const id = msg.readUInt16BE(0);
-  const flags = msg[2]!;
-  const refuse = (rcode: number, reason: string, nameEnd?: number, edns?: Edns) => ({
-    refusal: { rcode, id, flags, nameEnd, edns, reason },
-  });
-  const opcode = (flags >> 3) & 0x0f;
+  const opcode = (msg[2]! >> 3) & 0x0f;
   if (msg.readUInt16BE(4) !== 1) {
-    return refuse(
+    return refusal(
+      msg,
       opcode === 0 ? RCODE.FORMERR : RCODE.NOTIMP,
       "a query carries exactly one question",
     );
@@ -72,21 +68,52 @@ export function parseQuery(msg: Buffer): Parsed {
     question = readQuestion(msg);
     edns = readEdns(msg);
   } catch (err) {
-    if (err instanceof WireError) return refuse(RCODE.FORMERR, err.message);
+    if (err instanceof WireError) return refusal(msg, RCODE.FORMERR, err.message);
     throw err;
   }
   const { nameEnd, qtype, qclass } = question;
-  if (opcode !== 0) return refuse(RCODE.NOTIMP, `opcode ${opcode} is not served`, nameEnd, edns);
+  if (opcode !== 0)
+    return refusal(msg, RCODE.NOTIMP, `opcode ${opcode} is not served`, nameEnd, edns);
   if (edns && edns.version > 0) {
-    return refuse(RCODE_BADVERS, `EDNS version ${edns.version} is not supported`, nameEnd, edns);
+    return refusal(
+      msg,
+      RCODE_BADVERS,
+      `EDNS version ${edns.version} is not supported`,
+      nameEnd,
+      edns,
+    );
   }
-  if (qtype === TYPE_OPT) return refuse(RCODE.FORMERR, "OPT is not a query type", nameEnd, edns);
+  if (qtype === TYPE_OPT)
+    return refusal(msg, RCODE.FORMERR, "OPT is not a query type", nameEnd, edns);
   if (NOT_SERVED.has(qtype))
-    return refuse(RCODE.NOTIMP, `type ${qtype} is not served`, nameEnd, edns);
+    return refusal(msg, RCODE.NOTIMP, `type ${qtype} is not served`, nameEnd, edns);
   if (qclass !== CLASS_IN)
-    return refuse(RCODE.REFUSED, `class ${qclass} is not served`, nameEnd, edns);
+    return refusal(msg, RCODE.REFUSED, `class ${qclass} is not served`, nameEnd, edns);
   const key = `${question.name.toString("latin1")}/${qtype}`;
-  return { query: { id, flags, ...question, key, edns } };
+  const { name, labelStarts } = question;
+  return {
+    query: {
+      id: msg.readUInt16BE(0),
+      flags: msg[2]!,
+      nameEnd,
+      name,
+      labelStarts,
+      qtype,
+      qclass,
+      key,
+      edns,
+    },
+  };
+}
+
+function refusal(
+  msg: Buffer,
+  rcode: number,
+  reason: string,
+  nameEnd?: number,
+  edns?: Edns,
+): Parsed {
+  return { refusal: { rcode, id: msg.readUInt16BE(0), flags: msg[2]!, nameEnd, edns, reason } };
 }
 
 function readQuestion(msg: Buffer) {

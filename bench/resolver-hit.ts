@@ -1,0 +1,120 @@
+/**
+ * Cache-hit queries per second of one `propagate resolver` process, next to a
+ * bare Node UDP server that returns a fixed packet, measured in the same run.
+ * Usage: npx tsx bench/resolver-hit.ts [seconds=10]
+ * Starts an origin (sample zone plus 100 names x A/AAAA/TXT, TTL 3600), a
+ * resolver in front of it (DoH), warms every query into the cache, then runs
+ * dnsperf for a fixed duration against each server and prints a summary.
+ */
+import { execFile, spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { startPropagate } from "../test/support/process.ts";
+
+const run = promisify(execFile);
+const seconds = Number(process.argv[2] ?? 10);
+const TOKEN = "bench-token-0123";
+const NAMES = 100;
+
+const dir = await mkdtemp(join(tmpdir(), "resolver-hit-"));
+const origin = await startPropagate([
+  "origin",
+  "--http",
+  "127.0.0.1:0",
+  "--dns",
+  "127.0.0.1:0",
+  "--data",
+  dir,
+  "--sample",
+  "--token",
+  TOKEN,
+]);
+const queries: string[] = [];
+for (let i = 0; i < NAMES; i++) {
+  const name = `h${i}.example.test`;
+  for (const [type, data] of [
+    ["A", `192.0.2.${i}`],
+    ["AAAA", `2001:db8::${i.toString(16)}`],
+    ["TXT", `host ${i}`],
+  ] as const) {
+    const res = await fetch(`${origin.ready.http}/v1/zones/example.test/rrsets/${name}/${type}`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ ttl: 3600, data: [data] }),
+    });
+    if (res.status !== 200)
+      throw new Error(`PUT ${name} ${type}: ${res.status} ${await res.text()}`);
+    queries.push(`${name} ${type}`);
+  }
+}
+const file = join(dir, "queries.txt");
+await writeFile(file, `${queries.join("\n")}\n`);
+
+const resolver = await startPropagate([
+  "resolver",
+  "--dns",
+  "127.0.0.1:0",
+  "--upstream",
+  origin.ready.http!,
+  "--token",
+  TOKEN,
+]);
+const fixedProc = spawn(
+  process.execPath,
+  ["--import", "tsx", new URL("fixed-udp-server.ts", import.meta.url).pathname],
+  {
+    stdio: ["ignore", "pipe", "inherit"],
+  },
+);
+const fixedAddr = await new Promise<string>((resolve) => {
+  fixedProc.stdout.on("data", (c: Buffer) => {
+    const m = /ready (\{.*\})/.exec(c.toString());
+    if (m) resolve(JSON.parse(m[1]!).dns);
+  });
+});
+
+async function metrics(): Promise<string> {
+  const res = await fetch(`${resolver.ready.admin}/metrics`, {
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
+  return res.text();
+}
+const counter = (text: string, name: string) =>
+  Number(new RegExp(`^${name}\\{[^}]*\\} (\\d+)`, "m").exec(text)?.[1]);
+
+async function dnsperf(addr: string, extra: string[]): Promise<string> {
+  const [host, port] = addr.split(":") as [string, string];
+  const args = ["-s", host, "-p", port, "-d", file, "-c", "8", "-q", "200", ...extra];
+  const { stdout } = await run("dnsperf", args, { timeout: (seconds + 60) * 1000 });
+  return `dnsperf ${args.join(" ")}\n${stdout}`;
+}
+
+await dnsperf(resolver.ready.dns!, ["-n", "1"]);
+const warm = await metrics();
+const summary: string[] = [];
+for (const [label, addr] of [
+  ["resolver (cache hits)", resolver.ready.dns!],
+  ["fixed-packet Node UDP server", fixedAddr],
+] as const) {
+  const out = await dnsperf(addr, ["-l", String(seconds)]);
+  const pick = (l: string) => new RegExp(`${l}:\\s+(.*)`).exec(out)?.[1]?.trim();
+  console.log(out.split("\n")[0]);
+  summary.push(
+    `| ${label} | ${pick("Queries completed")} | ${pick("Queries lost")} | ${pick("Queries per second")} | ${pick("Average Latency \\(s\\)")} |`,
+  );
+}
+const after = await metrics();
+console.log(
+  `\n${queries.length} queries in the file; upstream queries during warm-up ${counter(warm, "resolver_upstream_queries_total")}, during the measured run ${counter(after, "resolver_upstream_queries_total") - counter(warm, "resolver_upstream_queries_total")}; cache hits ${counter(after, "resolver_cache_hits_total")}`,
+);
+console.log(
+  "| server | queries completed | lost | qps | average latency (s) |\n|---|---|---|---|---|",
+);
+console.log(summary.join("\n"));
+
+fixedProc.kill("SIGTERM");
+await resolver.stop();
+await origin.stop();
+await rm(dir, { recursive: true, force: true });
