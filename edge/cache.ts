@@ -431,11 +431,12 @@ export class Edge implements PurgeTarget {
   }
 
   private respond(req: Request, entry: CacheEntry, status: CacheStatus): Response {
-    const headers = new Headers();
-    for (const [k, v] of entry.headers) headers.append(k, v);
-    headers.set("age", ageHeader(currentAge(entry, this.clock.now())));
+    // A plain object, not Headers: @hono/node-server writes it without copying.
+    const headers: Record<string, string> = {};
+    for (const [k, v] of entry.headers) headers[k] = k in headers ? `${headers[k]}, ${v}` : v;
+    headers.age = ageHeader(currentAge(entry, this.clock.now()));
     const own = formatCacheStatus(this.id, { ...status, key: entry.key });
-    headers.set("cache-status", prependCacheStatus(own, headers.get("cache-status") ?? undefined));
+    headers["cache-status"] = prependCacheStatus(own, headers["cache-status"]);
     // RFC 9110 §13.1.2: the cache answers the client's own If-None-Match.
     const notModified =
       entry.status === 200 && noneMatch(req.headers.get("if-none-match"), entry.etag);
