@@ -310,3 +310,36 @@ describe("bounded memory", () => {
     expect(m.evictions).toBe(10 - m.entries);
   });
 });
+
+describe("request directives, Vary and HEAD", () => {
+  it("request Cache-Control: no-cache revalidates a fresh entry (fwd=request)", async () => {
+    await edge.handle(get());
+    const res = await edge.handle(get(undefined, { "cache-control": "no-cache" }));
+    expect(res.headers.get("cache-status")).toMatch(/^edge-1; fwd=request; fwd-status=304/);
+  });
+
+  it("keys a Vary'd response on the named request header", async () => {
+    parent.extra = { vary: "Accept" };
+    await edge.handle(get(undefined, { accept: "application/dns-json" }));
+    const same = await edge.handle(get(undefined, { accept: "application/dns-json" }));
+    expect(same.headers.get("cache-status")).toMatch(/hit/);
+    const other = await edge.handle(get(undefined, { accept: "application/json" }));
+    expect(other.headers.get("cache-status")).toMatch(/fwd=vary-miss/);
+  });
+
+  it("answers HEAD from the cache without a body", async () => {
+    await edge.handle(get());
+    const res = await edge.handle(new Request(get().url, { method: "HEAD" }));
+    expect(res.headers.get("cache-status")).toMatch(/hit/);
+    expect(await res.text()).toBe("");
+  });
+
+  it("a POST /purge with a serial raises the floor like a bus event", async () => {
+    await edge.handle(get());
+    edge.purge({ zone: "example.test", mode: "hard", serial: 9 });
+    parent.serial = 8;
+    const res = await edge.handle(get());
+    expect(res.headers.get("cache-status")).toContain("detail=serial-below-floor");
+    expect(parent.requests.at(-1)?.headers.get("x-min-serial")).toBe("9");
+  });
+});

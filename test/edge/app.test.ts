@@ -1,0 +1,60 @@
+import { describe, expect, it } from "vitest";
+import { VirtualClock } from "../../core/clock.ts";
+import { createEdgeApp, timingSafeEqual } from "../../edge/app.ts";
+import { FakeParent, makeEdge, START } from "./support.ts";
+
+function app(token?: string) {
+  const clock = new VirtualClock(START);
+  const parent = new FakeParent(clock);
+  const edge = makeEdge(clock, parent.fetch);
+  return { app: createEdgeApp(edge, { token }), edge, parent };
+}
+
+const purge = (body: string, auth?: string) =>
+  new Request("http://edge.test/purge", {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(auth ? { authorization: auth } : {}) },
+    body,
+  });
+
+describe("edge app", () => {
+  it("refuses purge when no token is configured, saying how to enable it", async () => {
+    const res = await app().app.fetch(purge('{"all":true}', "Bearer x"));
+    expect(res.status).toBe(403);
+    expect((await res.json()).error).toContain("--token");
+  });
+
+  it("401 without a bearer token, 400 for bad JSON or unknown fields", async () => {
+    const { app: a } = app("s3cret-token");
+    const none = await a.fetch(purge('{"all":true}'));
+    expect(none.status).toBe(401);
+    expect(none.headers.get("www-authenticate")).toMatch(/^Bearer/);
+    expect((await a.fetch(purge("{not json", "Bearer s3cret-token"))).status).toBe(400);
+    const unknown = await a.fetch(purge('{"all":true,"bogus":1}', "Bearer s3cret-token"));
+    expect(unknown.status).toBe(400);
+    const badMode = await a.fetch(purge('{"all":true,"mode":"medium"}', "Bearer s3cret-token"));
+    expect(badMode.status).toBe(400);
+  });
+
+  it("soft purge over HTTP marks entries stale; /metrics counts it", async () => {
+    const { app: a, parent } = app("s3cret-token");
+    await a.fetch(new Request("http://edge.test/resolve?name=www.example.test&type=A"));
+    const res = await a.fetch(
+      purge('{"key":"www.example.test","mode":"soft"}', "Bearer s3cret-token"),
+    );
+    expect(await res.json()).toEqual({ id: "edge-1", purged: 1, mode: "soft" });
+    const next = await a.fetch(
+      new Request("http://edge.test/resolve?name=www.example.test&type=A"),
+    );
+    expect(next.headers.get("cache-status")).toMatch(/fwd=stale; fwd-status=304/);
+    expect(parent.calls).toBe(2);
+    const metrics = await (await a.fetch(new Request("http://edge.test/metrics"))).json();
+    expect(metrics).toMatchObject({ purges: 1, purgedEntries: 1, misses: 1, revalidations: 1 });
+  });
+
+  it("compares tokens by content", async () => {
+    expect(await timingSafeEqual("abc", "abc")).toBe(true);
+    expect(await timingSafeEqual("abc", "abd")).toBe(false);
+    expect(await timingSafeEqual("abc", "abcd")).toBe(false);
+  });
+});
