@@ -4,7 +4,13 @@
  * injected; only Web-standard APIs are used, so it runs in Node and workerd.
  */
 import type { Clock } from "../core/clock.ts";
-import { H, parseCacheControl, parseSerialHeader, zoneKey } from "../core/http.ts";
+import {
+  type CacheControl,
+  H,
+  parseCacheControl,
+  parseSerialHeader,
+  zoneKey,
+} from "../core/http.ts";
 import type { PurgeEvent, PurgeMode, PurgeTarget } from "../core/purge.ts";
 import { type Exchange, entryFromResponse, freshen } from "./entry.ts";
 import { maxSerial, olderThan, VersionFloor } from "./floor.ts";
@@ -295,11 +301,7 @@ export class Edge implements PurgeTarget {
     return freshen(prior, x);
   }
 
-  private store(
-    entry: CacheEntry,
-    status: CacheStatus,
-    requestCc: ReturnType<typeof parseCacheControl>,
-  ): Fill {
+  private store(entry: CacheEntry, status: CacheStatus, requestCc: CacheControl): Fill {
     const reason = notStorableReason(
       entry.status,
       entry.cc,
