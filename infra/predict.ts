@@ -1,0 +1,310 @@
+/**
+ * The predictor: from a topology, its TTL, stale window, poll interval, mode
+ * and every link's delay model, the bound on time-to-fresh and its expected
+ * distribution (CDF) for each node, after a change committed at t0.
+ *
+ * "Time-to-fresh" of a node is the time from t0 until the node first answers
+ * with the new value. The node must be asked to answer: an observer asks it
+ * every `probeMs` (`propagate measure` polls, `propagate simulate` probes),
+ * and resolvers also get client queries at `clientQps` (Poisson).
+ *
+ * Notation, per node n at depth d (its parent chain n = a0, a1, ..., a(d-1),
+ * then the origin); every link carries fetches and purge deliveries alike:
+ *   L(a)  the latency of a's link (core/delay.ts closed forms); Lmax(a) its
+ *         maximum, or its `quantile` when unbounded (normal, lognormal);
+ *   R(n)  = sum over the chain of L(a): one refetch through every tier, since
+ *         after a purge every tier misses (latency is paid once per request);
+ *   W     = probeMs, the longest wait for the observer's next question;
+ *   TTL, SWR the RRset TTL and the zone's stale-while-revalidate window.
+ *
+ * ttl mode (no purge; caches learn at expiry). Every tier honours Age (RFC
+ * 9111 §4.2.3, RFC 8484 §5.1), so a child's copy expires no later than its
+ * parent's: the whole chain expires at E, the expiry of the tier-1 copy, and
+ * the worst case is the max TTL on the path, not the sum over tiers:
+ *   bound = TTL + SWR + W + Rmax(n)
+ * (an old copy may still be served stale-while-revalidate until E + SWR; then
+ * every tier revalidates, and the next question gets the new value through
+ * the chain). Distribution: under continuous client load the tier-1 copy is
+ * refilled as soon as it expires, so at a t0 independent of that cycle its
+ * remaining lifetime is Uniform(0, TTL); the node follows one observation
+ * round per tier later (each edge tier may serve one stale-while-revalidate
+ * answer while its refresh runs):  T = U(0, TTL) + d * W / 2 + E[R(n)].
+ *
+ * invalidate, soft (and push, which the engines apply as a soft purge until
+ * they update in place): the event reaches n after A(n): one link L(n) on the
+ * bus; a lost event (probability loss, or always with the bus off) is found
+ * by the next anti-entropy poll: U(0, I) on average, at most I(1+jitter),
+ * plus one feed request L(n). Then the next question (V: the first of the
+ * observer's, U(0, W), and a client's, Exp(clientQps)) refetches through the
+ * chain:  T = A(n) + V + E[R(n)].
+ * An edge keeps a version floor: a fill older than the purge is refused and
+ * retried, then fetched from the origin (edge/cache.ts), so it never refills
+ * stale:  bound(edge) = Amax(n) + W + (1 + floorRetries) * Rmax(n) + Lmax(n).
+ * A resolver has no floor: if it refetches before its upstream edge has
+ * applied the purge (the race X = A(n) + V + L(n) < A(upstream)), it stores
+ * the old answer again, with the edge's remaining lifetime, and learns at
+ * expiry like ttl mode. So its CDF is the mixture
+ *   F = (1 - p) * F_purge + p * F_ttl,  p = P(X < A(upstream)),
+ * and its bound is the ttl bound whenever p > 0.
+ */
+import { VirtualClock } from "../core/clock.ts";
+import { LinkDelay, type LinkModel } from "../core/delay.ts";
+import type { PropagationMode } from "../core/purge.ts";
+import { DEFAULT_FLOOR_RETRIES } from "../edge/cache.ts";
+import { ZONE_DEFAULTS } from "../origin/store.ts";
+import { linkModels, parents } from "./sim/links.ts";
+import type { Topology } from "./topology.ts";
+
+export interface PredictOptions {
+  mode: PropagationMode;
+  /** RRset TTL (s); every tier sees the same max-age. */
+  ttlSec: number;
+  /** The zone's stale-while-revalidate window (s). */
+  swrSec: number;
+  /** Purge events travel on a bus (false: anti-entropy only). */
+  bus: boolean;
+  pollIntervalMs: number;
+  pollJitter: number;
+  /** The observer's interval between questions to each node (0: asked at every instant). */
+  probeMs: number;
+  /** Client queries per second per resolver, besides the observer. */
+  clientQps: number;
+  /** Fills below the version floor retried at the parent before the origin. */
+  floorRetries: number;
+  /** Quantile taken as the maximum of an unbounded latency (normal, lognormal). */
+  quantile: number;
+}
+
+/** The defaults, from the topology and the origin's zone defaults. */
+export function predictOptions(t: Topology, o: Partial<PredictOptions> = {}): PredictOptions {
+  return {
+    mode: t.defaults.mode,
+    ttlSec: ZONE_DEFAULTS.ttl,
+    swrSec: ZONE_DEFAULTS.staleWhileRevalidate,
+    bus: t.bus !== "off",
+    pollIntervalMs: t.defaults.pollIntervalMs,
+    pollJitter: t.defaults.pollJitter,
+    probeMs: 100,
+    clientQps: 0,
+    floorRetries: DEFAULT_FLOOR_RETRIES,
+    quantile: 0.999,
+    ...o,
+  };
+}
+
+export interface NodePrediction {
+  nodeId: string;
+  kind: "edge" | "resolver";
+  tier: string;
+  depth: number;
+  boundMs: number;
+  /** P(time-to-fresh <= tMs). */
+  cdf: (tMs: number) => number;
+  /** Resolvers: probability of refilling from a not yet purged upstream (0 for edges). */
+  raceProbability: number;
+}
+
+/** A time in ms known by its CDF and an upper bound (P(X <= bound) >= the quantile). */
+export interface Dist {
+  cdf(t: number): number;
+  bound: number;
+}
+
+/** Quadrature points when one distribution is integrated against another. */
+const STEPS = 64;
+
+export function constant(c: number): Dist {
+  return { cdf: (t) => (t >= c ? 1 : 0), bound: c };
+}
+
+export function uniform(a: number, b: number): Dist {
+  if (b <= a) return constant(a);
+  return { cdf: (t) => (t <= a ? 0 : t >= b ? 1 : (t - a) / (b - a)), bound: b };
+}
+
+/** A link's latency, bounded by its maximum or, when unbounded, its `quantile`. */
+export function linkDist(model: LinkModel, quantile: number): Dist {
+  const link = new LinkDelay(model, 0, new VirtualClock());
+  const max = link.quantileMs(1);
+  return {
+    cdf: (t) => link.cdf(t),
+    bound: Number.isFinite(max) ? max : link.quantileMs(quantile),
+  };
+}
+
+export function shift(d: Dist, c: number): Dist {
+  return c === 0 ? d : { cdf: (t) => d.cdf(t - c), bound: d.bound + c };
+}
+
+/**
+ * X + Y for independent X, Y: F(t) = E[F_X(t - Y)], integrated over Y's CDF
+ * on STEPS cells of [0, Y.bound] (Y's mass beyond its bound is put at it).
+ */
+export function plus(x: Dist, y: Dist): Dist {
+  const h = y.bound / STEPS;
+  if (h === 0) return shift(x, y.cdf(0) >= 1 ? 0 : y.bound);
+  const weights: number[] = [];
+  let prev = 0;
+  for (let k = 1; k <= STEPS; k++) {
+    const f = k === STEPS ? 1 : y.cdf(k * h);
+    weights.push(f - prev);
+    prev = f;
+  }
+  return {
+    cdf: (t) => {
+      let sum = y.cdf(0) * x.cdf(t);
+      for (let k = 0; k < STEPS; k++) sum += weights[k]! * x.cdf(t - (k + 0.5) * h);
+      return Math.min(1, sum);
+    },
+    bound: x.bound + y.bound,
+  };
+}
+
+/** With probability p, b; else a. */
+export function mixture(a: Dist, b: Dist, p: number): Dist {
+  if (p <= 0) return a;
+  if (p >= 1) return b;
+  return { cdf: (t) => (1 - p) * a.cdf(t) + p * b.cdf(t), bound: Math.max(a.bound, b.bound) };
+}
+
+/** P(X < Y) for independent X, Y, integrated over X's CDF. */
+export function probabilityLess(x: Dist, y: Dist): number {
+  const end = Math.max(x.bound, y.bound);
+  if (end === 0) return 0;
+  const h = end / (STEPS * 4);
+  let p = x.cdf(0) * (1 - y.cdf(0));
+  let prev = x.cdf(0);
+  for (let k = 1; k <= STEPS * 4; k++) {
+    const f = x.cdf(k * h);
+    p += (f - prev) * (1 - y.cdf((k - 0.5) * h));
+    prev = f;
+  }
+  return Math.min(1, Math.max(0, p));
+}
+
+/** The first question after an instant: the observer's within U(0, W), a client's Exp(qps). */
+export function firstQuestion(probeMs: number, qps: number): Dist {
+  if (probeMs <= 0) return constant(0);
+  const rate = qps / 1000;
+  return {
+    cdf: (v) => (v <= 0 ? 0 : v >= probeMs ? 1 : 1 - (1 - v / probeMs) * Math.exp(-rate * v)),
+    bound: probeMs,
+  };
+}
+
+/** When the purge reaches a node: the bus, else (lost, or no bus) the next anti-entropy poll. */
+export function arrival(link: Dist, loss: number, o: PredictOptions): Dist {
+  const poll = plus(link, {
+    ...uniform(0, o.pollIntervalMs),
+    bound: o.pollIntervalMs * (1 + o.pollJitter),
+  });
+  return o.bus ? mixture(link, poll, loss) : poll;
+}
+
+interface Chain {
+  links: LinkModel[];
+  depth: number;
+}
+
+/** ttl mode: see the header. */
+function ttlDist(chain: Dist[], o: PredictOptions): Dist {
+  const ttl = o.ttlSec * 1000;
+  const meanR = chain.reduce((s, l) => s + mean(l), 0);
+  const maxR = chain.reduce((s, l) => s + l.bound, 0);
+  const d = shift(uniform(0, ttl), (chain.length * o.probeMs) / 2 + meanR);
+  return { cdf: d.cdf, bound: ttl + o.swrSec * 1000 + o.probeMs + maxR };
+}
+
+/** E[X] from the CDF: the integral of 1 - F over [0, bound]. */
+export function mean(d: Dist): number {
+  const h = d.bound / (STEPS * 4);
+  let m = 0;
+  for (let k = 0; k < STEPS * 4; k++) m += (1 - d.cdf((k + 0.5) * h)) * h;
+  return m;
+}
+
+function predictChain(
+  kind: "edge" | "resolver",
+  c: Chain,
+  o: PredictOptions,
+): Omit<NodePrediction, "nodeId" | "tier"> {
+  const dists = c.links.map((l) => linkDist(l, o.quantile));
+  const own = dists[0]!;
+  const ttl = ttlDist(dists, o);
+  if (o.mode === "ttl")
+    return { kind, depth: c.depth, boundMs: ttl.bound, cdf: ttl.cdf, raceProbability: 0 };
+  const meanR = dists.reduce((s, l) => s + mean(l), 0);
+  const maxR = dists.reduce((s, l) => s + l.bound, 0);
+  const a = arrival(own, c.links[0]!.loss, o);
+  const question = firstQuestion(o.probeMs, kind === "resolver" ? o.clientQps : 0);
+  const purge = shift(plus(a, question), meanR);
+  if (kind === "edge") {
+    const bound = a.bound + o.probeMs + (1 + o.floorRetries) * maxR + own.bound;
+    return { kind, depth: c.depth, boundMs: bound, cdf: purge.cdf, raceProbability: 0 };
+  }
+  const upstream = c.links[1];
+  const race =
+    upstream === undefined
+      ? 0
+      : probabilityLess(
+          shift(plus(a, question), mean(own)),
+          arrival(linkDist(upstream, o.quantile), upstream.loss, o),
+        );
+  const bound = race > 1e-9 ? ttl.bound : a.bound + o.probeMs + maxR;
+  const f = mixture(purge, ttl, race);
+  return { kind, depth: c.depth, boundMs: bound, cdf: f.cdf, raceProbability: race };
+}
+
+/** Predictions for every edge and resolver; nodes with the same chain of link models share one. */
+export function predict(t: Topology, o: PredictOptions): NodePrediction[] {
+  const models = linkModels(t);
+  const parent = parents(t);
+  const memo = new Map<string, Omit<NodePrediction, "nodeId" | "tier">>();
+  const out: NodePrediction[] = [];
+  const nodes = [
+    ...t.edges.map((e) => ({ id: e.id, tier: e.tier, kind: "edge" as const })),
+    ...t.resolvers.map((r) => ({ id: r.id, tier: "resolver", kind: "resolver" as const })),
+  ];
+  for (const n of nodes) {
+    const links: LinkModel[] = [];
+    for (
+      let id: string | undefined = n.id;
+      id !== undefined && id !== t.origin.id;
+      id = parent.get(id)
+    ) {
+      links.push(models.get(id)!);
+    }
+    const key = `${n.kind}:${JSON.stringify(links)}`;
+    let p = memo.get(key);
+    if (!p) {
+      p = predictChain(n.kind, { links, depth: links.length }, o);
+      memo.set(key, p);
+    }
+    out.push({ nodeId: n.id, tier: n.tier, ...p });
+  }
+  return out;
+}
+
+/**
+ * The CDF pooled over nodes (each node weighs the same: the mean of their
+ * CDFs), as points for the report; nodes sharing a prediction are counted once.
+ */
+export function pooledCurve(preds: readonly NodePrediction[]): {
+  boundMs: number;
+  points: [number, number][];
+} {
+  const groups = new Map<NodePrediction["cdf"], number>();
+  for (const p of preds) groups.set(p.cdf, (groups.get(p.cdf) ?? 0) + 1);
+  const boundMs = Math.max(0, ...preds.map((p) => p.boundMs));
+  const grid = new Set<number>([0, boundMs]);
+  for (let k = 1; k < 150; k++) grid.add((boundMs * k) / 150);
+  for (let k = 0; k <= 100; k++) grid.add(boundMs * 10 ** (-4 + (4 * k) / 100));
+  const points = [...grid]
+    .sort((a, b) => a - b)
+    .map((t): [number, number] => {
+      let sum = 0;
+      for (const [cdf, count] of groups) sum += cdf(t) * count;
+      return [t, preds.length > 0 ? sum / preds.length : 0];
+    });
+  return { boundMs, points };
+}

@@ -1,0 +1,77 @@
+/**
+ * The simulator's event loop over one VirtualClock. The engines are async,
+ * so after the timers of one instant fire, their promise chains must settle
+ * before time moves on; settling costs a macrotask turn, so it is done only
+ * when something asynchronous may be pending (`dirty`): every engine timer
+ * marks it, and so does a probe or client query that did not answer at once.
+ */
+import type { Clock, TimerId } from "../../core/clock.ts";
+import { VirtualClock } from "../../core/clock.ts";
+
+/** Resolves after every pending microtask, of any chain depth, has run. */
+export function settle(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+export class SimLoop {
+  readonly clock: VirtualClock;
+  /** Timers fired so far: the simulator's events. */
+  events = 0;
+  private dirty = false;
+  /** The clock handed to the engines: their timers mark the loop dirty. */
+  readonly engineClock: Clock;
+
+  constructor(startMs = 0) {
+    this.clock = new VirtualClock(startMs);
+    const clock = this.clock;
+    this.engineClock = {
+      now: () => clock.now(),
+      setTimeout: (fn: () => void, ms: number): TimerId =>
+        clock.setTimeout(() => {
+          this.events++;
+          this.dirty = true;
+          fn();
+        }, ms),
+      clearTimeout: (id: TimerId) => clock.clearTimeout(id),
+    };
+  }
+
+  now(): number {
+    return this.clock.now();
+  }
+
+  /** Schedules a simulator timer at absolute time `ms`; `fn` calls markDirty if it starts async work. */
+  at(ms: number, fn: () => void): TimerId {
+    return this.clock.setTimeout(
+      () => {
+        this.events++;
+        fn();
+      },
+      Math.max(0, ms - this.clock.now()),
+    );
+  }
+
+  markDirty(): void {
+    this.dirty = true;
+  }
+
+  /** Runs every event up to `endMs` (or until `stop()` holds after an instant), settling promises in between. */
+  async runUntil(endMs: number, stop?: () => boolean): Promise<void> {
+    await this.settleIfDirty();
+    for (;;) {
+      if (stop?.()) return;
+      const at = this.clock.nextAt();
+      if (at === undefined || at > endMs) break;
+      this.clock.advanceSync(at - this.clock.now());
+      await this.settleIfDirty();
+    }
+    if (endMs > this.clock.now()) this.clock.advanceSync(endMs - this.clock.now());
+  }
+
+  async settleIfDirty(): Promise<void> {
+    while (this.dirty) {
+      this.dirty = false;
+      await settle();
+    }
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * `propagate simulate`: runs a topology's edges and resolvers (the real
+ * engines) under virtual time with modelled delays and synthetic clients,
+ * and prints time-to-fresh per node beside the prediction (infra/report.ts).
+ */
+import { writeFile } from "node:fs/promises";
+import type { PropagationMode } from "../core/purge.ts";
+import { ZONE_DEFAULTS } from "../origin/store.ts";
+import { flagHelp, parseFlags, UsageError } from "./flags.ts";
+import { pooledCurve } from "./predict.ts";
+import { progressBar, type Report, renderSvg, renderTable, toJson } from "./report.ts";
+import { generateTopology } from "./sim/generate.ts";
+import { type SimResult, simulate } from "./sim/run.ts";
+import { loadTopology, MODES, type Topology } from "./topology.ts";
+
+const DEFAULT_TOPOLOGY = new URL("./topologies/default.json", import.meta.url).pathname;
+
+const FLAGS = {
+  topology: { type: "string", help: `topology file (default ${DEFAULT_TOPOLOGY})` },
+  mode: { type: "string", help: "ttl | invalidate | soft | push | all (default: the topology's)" },
+  changes: { type: "string", help: "changes to commit and follow per mode (default 5)" },
+  seed: { type: "string", help: "run seed (default: the topology's); same seed, same result" },
+  edges: {
+    type: "string",
+    help: "generate M edges (sqrt(M) regional) from the topology's defaults",
+  },
+  resolvers: { type: "string", help: "generate N resolvers spread over the leaf edges" },
+  ttl: { type: "string", help: `RRset TTL in seconds (default 60)` },
+  swr: {
+    type: "string",
+    help: `stale-while-revalidate seconds (default ${ZONE_DEFAULTS.staleWhileRevalidate})`,
+  },
+  "probe-ms": { type: "string", help: "observer's interval per node until fresh (default 100)" },
+  qps: { type: "string", help: "client queries per second per resolver, Poisson (default 0.05)" },
+  json: { type: "boolean", help: "print the report as JSON instead of a table" },
+  svg: { type: "string", help: "write the CDF chart (and origin load) to FILE" },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} as const;
+
+function num(value: string | undefined, flag: string, fallback: number, min = 0): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min) {
+    throw new UsageError(`--${flag} expects a number >= ${min}, got "${value}"`);
+  }
+  return n;
+}
+
+function modes(value: string | undefined, t: Topology): PropagationMode[] {
+  if (value === undefined) return [t.defaults.mode];
+  if (value === "all") return [...MODES];
+  const m = MODES.find((x) => x === value);
+  if (!m) throw new UsageError(`--mode is one of ${MODES.join(", ")} or all, got "${value}"`);
+  return [m];
+}
+
+/** A simulation result as a report series. */
+export function seriesOf(r: SimResult): Report["series"][number] {
+  return {
+    label: r.mode,
+    nodes: r.nodes,
+    boundsMs: Object.fromEntries(r.predicted.map((p) => [p.nodeId, p.boundMs])),
+    predicted: pooledCurve(r.predicted),
+    originLoad: r.originLoad,
+  };
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const { values: v } = parseFlags(argv, FLAGS, "simulate");
+  if (v.help) {
+    console.log(flagHelp(FLAGS, "simulate"));
+    return;
+  }
+  let topology = await loadTopology(v.topology ?? DEFAULT_TOPOLOGY);
+  if (v.edges !== undefined || v.resolvers !== undefined) {
+    topology = generateTopology(
+      topology,
+      num(v.edges, "edges", topology.edges.length, 1),
+      num(v.resolvers, "resolvers", topology.resolvers.length),
+    );
+  }
+  const changes = num(v.changes, "changes", 5, 1);
+  const zone = {
+    ...ZONE_DEFAULTS,
+    ttl: num(v.ttl, "ttl", 60, 1),
+    staleWhileRevalidate: num(v.swr, "swr", ZONE_DEFAULTS.staleWhileRevalidate),
+  };
+  const results: SimResult[] = [];
+  for (const mode of modes(v.mode, topology)) {
+    const bar = progressBar(`simulating ${mode}`, changes);
+    results.push(
+      await simulate({
+        topology,
+        mode,
+        changes,
+        seed: v.seed ?? topology.seed,
+        zone,
+        probeMs: num(v["probe-ms"], "probe-ms", 100, 1),
+        clientQps: num(v.qps, "qps", 0.05),
+        onProgress: (done) => bar.update(done),
+      }),
+    );
+    bar.finish();
+  }
+  const nodes = topology.edges.length + topology.resolvers.length;
+  const report: Report = {
+    title: `${topology.name}: ${nodes} nodes, ${changes} changes per mode, TTL ${zone.ttl} s (simulated)`,
+    series: results.map(seriesOf),
+    notes: results.map(
+      (r) =>
+        `${r.mode}: ${r.events} events in ${(r.wallMs / 1000).toFixed(1)} s wall (${Math.round(r.events / (r.wallMs / 1000))} events/s), ${(r.simulatedMs / 1000).toFixed(0)} s simulated${r.failures > 0 ? `, ${r.failures} queries failed (last: ${r.lastFailure})` : ""}`,
+    ),
+  };
+  if (v.svg) await writeFile(v.svg, renderSvg(report));
+  console.log(v.json ? JSON.stringify(toJson(report), null, 2) : renderTable(report));
+}
