@@ -18,6 +18,10 @@ const COMMANDS: Record<string, { help: string; load: () => Promise<{ main: Main 
     help: "run a caching DNS resolver (UDP+TCP) in front of an edge or origin",
     load: () => import("../resolver/main.ts"),
   },
+  simulate: {
+    help: "simulate a topology's propagation under virtual time, beside the prediction",
+    load: () => import("./simulate.ts"),
+  },
   up: {
     help: "start every node of a topology (default: infra/topologies/default.json)",
     load: () => import("./up.ts"),
