@@ -1,10 +1,11 @@
 /**
  * Cache-hit queries per second of one `propagate resolver` process, next to a
  * bare Node UDP server that returns a fixed packet, measured in the same run.
- * Usage: npx tsx bench/resolver-hit.ts [seconds=10]
+ * Usage: npx tsx bench/resolver-hit.ts [seconds=10] [rounds=2]
  * Starts an origin (sample zone plus 100 names x A/AAAA/TXT, TTL 3600), a
  * resolver in front of it (DoH), warms every query into the cache, then runs
- * dnsperf for a fixed duration against each server and prints a summary.
+ * dnsperf for a fixed duration against each server, alternating for several
+ * rounds (the machine is shared, so load drifts), and prints a summary.
  */
 import { execFile, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -15,6 +16,7 @@ import { startPropagate } from "../test/support/process.ts";
 
 const run = promisify(execFile);
 const seconds = Number(process.argv[2] ?? 10);
+const rounds = Number(process.argv[3] ?? 2);
 const TOKEN = "bench-token-0123";
 const NAMES = 100;
 
@@ -94,23 +96,27 @@ async function dnsperf(addr: string, extra: string[]): Promise<string> {
 await dnsperf(resolver.ready.dns!, ["-n", "1"]);
 const warm = await metrics();
 const summary: string[] = [];
-for (const [label, addr] of [
+const servers = [
   ["resolver (cache hits)", resolver.ready.dns!],
   ["fixed-packet Node UDP server", fixedAddr],
-] as const) {
+] as const;
+for (let round = 1; round <= rounds; round++) {
+  for (const [label, addr] of servers)
+    summary.push(`| ${round} | ${label} | ${await measure(addr)}`);
+}
+
+async function measure(addr: string): Promise<string> {
   const out = await dnsperf(addr, ["-l", String(seconds)]);
   const pick = (l: string) => new RegExp(`${l}:\\s+(.*)`).exec(out)?.[1]?.trim();
   console.log(out.split("\n")[0]);
-  summary.push(
-    `| ${label} | ${pick("Queries completed")} | ${pick("Queries lost")} | ${pick("Queries per second")} | ${pick("Average Latency \\(s\\)")} |`,
-  );
+  return `${pick("Queries completed")} | ${pick("Queries lost")} | ${pick("Queries per second")} | ${pick("Average Latency \\(s\\)")} |`;
 }
 const after = await metrics();
 console.log(
   `\n${queries.length} queries in the file; upstream queries during warm-up ${counter(warm, "resolver_upstream_queries_total")}, during the measured run ${counter(after, "resolver_upstream_queries_total") - counter(warm, "resolver_upstream_queries_total")}; cache hits ${counter(after, "resolver_cache_hits_total")}`,
 );
 console.log(
-  "| server | queries completed | lost | qps | average latency (s) |\n|---|---|---|---|---|",
+  "| round | server | queries completed | lost | qps | average latency (s) |\n|---|---|---|---|---|---|",
 );
 console.log(summary.join("\n"));
 
