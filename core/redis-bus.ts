@@ -1,17 +1,22 @@
 /**
  * The purge bus on Redis Streams (Redis >= 7.0), with ioredis.
  *
- * - publish: `XADD <stream> MAXLEN ~ <maxLen> * event <json>`; the entry id is
- *   the position.
- * - each subscriber has its own connection and reads from its own last id:
- *   a MULTI of `XREAD COUNT n STREAMS <stream> <id>` and `XINFO STREAM`, so the
- *   entries and the stream's bounds come from one instant; when caught up it
- *   waits in `XREAD BLOCK`. After a disconnect ioredis reconnects and the
- *   subscriber reads again from its last id, so nothing is skipped.
+ * - publish: one script (atomic) runs `XADD <stream> MAXLEN ~ <maxLen> * n <n>
+ *   event <json>`, where n is the entry's ordinal (the stream's entries-added
+ *   counter). The entry id is the position.
+ * - each subscriber has its own connection and reads from its own last id with
+ *   `XREAD COUNT <batch> BLOCK <ms> STREAMS <stream> <id>`. Consecutive entries
+ *   must have consecutive ordinals: a gap means entries were trimmed (or
+ *   deleted) before this node read them, so it resyncs. That costs nothing
+ *   per event and is exact.
+ * - when the ordinal at its position is unknown (at subscribe, after a
+ *   reconnect), it reads once with a MULTI of XREAD and `XINFO STREAM`, so the
+ *   entries and the stream's bounds come from one instant, and judges its
+ *   position with `lostSince`.
+ * - after a disconnect ioredis reconnects and the subscriber reads again from
+ *   its last id, so nothing is skipped.
  * - positions: each node's acked id is kept under `HSET <positionsKey> <node>
  *   <id>`, so a restarted node resumes where it stopped.
- * - trimmed positions: see `lostSince`; the node gets onResync and continues
- *   from the stream's last id.
  */
 import { Redis, type RedisOptions } from "ioredis";
 import {
@@ -42,6 +47,12 @@ export interface RedisBusOptions {
   exactTrim?: boolean;
   /** Hash of node id -> acked id; false keeps positions in memory only. Default "propagate:positions". */
   positionsKey?: string | false;
+  /**
+   * A node's acked id is written at most this often (and on close), so 100
+   * nodes do not add 100 writes per event; a node that crashes may get up to
+   * this much again on restart. Default 1000 ms.
+   */
+  positionSaveMs?: number;
   /** How long one XREAD BLOCK waits before reading again. Default 5000 ms. */
   blockMs?: number;
   /** Entries per read. Default 100. */
@@ -49,6 +60,21 @@ export interface RedisBusOptions {
   /** Connection trouble and undecodable entries. Default console.warn. */
   log?: (message: string) => void;
 }
+
+/**
+ * XADD with the entry's ordinal: entries-added + 1, read in the same atomic
+ * script, so a reader can tell a gap (a trimmed entry) from the next entry.
+ */
+const PUBLISH_SCRIPT = `
+local n = 1
+local info = redis.pcall("XINFO", "STREAM", KEYS[1])
+if info.err == nil then
+  for i = 1, #info, 2 do
+    if info[i] == "entries-added" then n = info[i + 1] + 1 end
+  end
+end
+return redis.call("XADD", KEYS[1], "MAXLEN", ARGV[1], ARGV[2], "*", "n", n, "event", ARGV[3])
+`;
 
 /** Bound on events read but not yet handled, per subscriber. */
 const HIGH_WATER = 1000;
@@ -70,6 +96,7 @@ export class RedisBus implements PurgeBus {
       maxLen: 100_000,
       exactTrim: false,
       positionsKey: "propagate:positions",
+      positionSaveMs: 1000,
       blockMs: 5000,
       batch: 100,
       log: (m) => console.warn(m),
@@ -83,19 +110,20 @@ export class RedisBus implements PurgeBus {
 
   async publish(event: PurgeEvent): Promise<string> {
     if (this.closed) throw new Error("RedisBus is closed; publish on an open bus");
-    const trim = this.o.exactTrim ? [String(this.o.maxLen)] : ["~", String(this.o.maxLen)];
-    const id = await this.cmd.call(
-      "XADD",
+    const trim = this.o.exactTrim ? "=" : "~";
+    const reply = await this.cmd.call(
+      "EVAL",
+      PUBLISH_SCRIPT,
+      "1",
       this.stream,
-      "MAXLEN",
-      ...trim,
-      "*",
-      "event",
+      trim,
+      String(this.o.maxLen),
       JSON.stringify(event),
     );
-    if (typeof id !== "string")
-      throw new Error(`XADD on ${this.stream} answered ${String(id)}, not an entry id`);
-    return id;
+    if (typeof reply !== "string") {
+      throw new Error(`XADD on ${this.stream} answered ${JSON.stringify(reply)}, not an entry id`);
+    }
+    return reply;
   }
 
   async subscribe(
@@ -129,11 +157,12 @@ export class RedisBus implements PurgeBus {
 
   /** What a subscription needs from its bus. */
   private context(): SubscriberContext {
-    const { stream, batch, blockMs, clock, log, positionsKey } = this.o;
+    const { stream, batch, blockMs, clock, log, positionsKey, positionSaveMs } = this.o;
     return {
       stream,
       batch,
       blockMs,
+      positionSaveMs,
       clock,
       log,
       forget: (sub) => this.subs.delete(sub),
@@ -183,6 +212,7 @@ interface SubscriberContext {
   stream: string;
   batch: number;
   blockMs: number;
+  positionSaveMs: number;
   clock: Clock;
   log: (message: string) => void;
   forget(sub: RedisSubscription): void;
@@ -193,11 +223,16 @@ class RedisSubscription implements Subscription {
   private readonly pump: DeliveryPump;
   /** The id after which the next read starts (ahead of the acked position). */
   private readPos: string;
+  /** Ordinal of the entry at readPos; undefined when unknown (then read with XINFO). */
+  private readN: number | undefined;
+  /** Counts (re)connections: a blocking read that spans one is read again with XINFO. */
+  private epoch = 0;
   private closed = false;
   private backoff: { id: TimerId; resolve: () => void } | undefined;
   private readonly loop: Promise<void>;
-  /** Latest acked id not yet written, and the write in progress (latest wins). */
+  /** Latest acked id not yet written, the timer that will write it, and a write in progress. */
   private unsaved: string | undefined;
+  private saveTimer: TimerId | undefined;
   private saving: Promise<void> | undefined;
 
   constructor(
@@ -209,6 +244,9 @@ class RedisSubscription implements Subscription {
     opts: SubscribeOptions,
   ) {
     this.readPos = start;
+    conn.on("ready", () => {
+      this.epoch++;
+    });
     this.pump = new DeliveryPump({
       ...opts,
       nodeId,
@@ -217,7 +255,10 @@ class RedisSubscription implements Subscription {
       start,
       onPosition: (id) => {
         this.unsaved = id;
-        this.saving ??= this.save();
+        this.saveTimer ??= ctx.clock.setTimeout(() => {
+          this.saveTimer = undefined;
+          this.saving ??= this.save();
+        }, ctx.positionSaveMs);
       },
     });
     this.loop = this.read();
@@ -242,7 +283,9 @@ class RedisSubscription implements Subscription {
     this.conn.disconnect(); // interrupts a pending XREAD BLOCK
     await this.loop;
     await this.pump.close();
+    if (this.saveTimer !== undefined) this.ctx.clock.clearTimeout(this.saveTimer);
     await this.saving;
+    await this.save();
   }
 
   private async save(): Promise<void> {
@@ -254,50 +297,87 @@ class RedisSubscription implements Subscription {
   }
 
   private async read(): Promise<void> {
-    const { stream, batch, blockMs, log } = this.ctx;
     let failures = 0;
     while (!this.closed) {
       try {
         await this.pump.waitForRoom(HIGH_WATER);
         if (this.closed) return;
-        const snap = await this.conn
-          .multi()
-          .call("XREAD", "COUNT", String(batch), "STREAMS", stream, this.readPos)
-          .call("XINFO", "STREAM", stream)
-          .exec();
-        const { entries, info } = parseSnapshot(snap);
-        const lost = lostSince(this.readPos, info);
-        if (lost) {
-          const tail = info?.lastGeneratedId ?? "0-0";
-          this.pump.resync(`${lost}; continuing from ${tail}`, tail);
-          this.readPos = tail;
-        } else if (entries.length > 0) {
-          for (const [id, fields] of entries) this.offer(id, fields);
-          this.readPos = entries[entries.length - 1]![0];
-        } else {
-          // Caught up: wait for the next entry, then read it with the check above.
-          await this.conn.call(
-            "XREAD",
-            "COUNT",
-            "1",
-            "BLOCK",
-            String(blockMs),
-            "STREAMS",
-            stream,
-            this.readPos,
-          );
-        }
+        if (this.readN === undefined) await this.readChecked();
+        else await this.readNext();
         failures = 0;
       } catch (err) {
         if (this.closed) return;
         failures++;
         if (failures === 1) {
-          log(
-            `purge bus: ${this.nodeId}: reading ${stream} after ${this.readPos} failed: ${(err as Error).message}; retrying`,
+          this.ctx.log(
+            `purge bus: ${this.nodeId}: reading ${this.ctx.stream} after ${this.readPos} failed: ${(err as Error).message}; retrying`,
           );
         }
         await this.sleep(Math.min(2000, 50 * 2 ** failures));
       }
+    }
+  }
+
+  /** Reads with the stream's bounds from the same instant, and judges the position. */
+  private async readChecked(): Promise<void> {
+    const { stream, batch } = this.ctx;
+    const snap = await this.conn
+      .multi()
+      .call("XREAD", "COUNT", String(batch), "STREAMS", stream, this.readPos)
+      .call("XINFO", "STREAM", stream)
+      .exec();
+    const { entries, info } = parseSnapshot(snap);
+    const lost = lostSince(this.readPos, info);
+    if (lost) {
+      const tail = info?.lastGeneratedId ?? "0-0";
+      this.pump.resync(`${lost}; continuing from ${tail}`, tail);
+      this.readPos = tail;
+      this.readN = info?.entriesAdded ?? 0;
+    } else if (entries.length === 0) {
+      // Nothing after readPos and nothing lost: readPos is the stream's last id.
+      this.readN = info?.entriesAdded ?? 0;
+    } else {
+      this.take(entries);
+    }
+  }
+
+  /** Waits for entries after readPos; checks their ordinals follow on. */
+  private async readNext(): Promise<void> {
+    const { stream, batch, blockMs } = this.ctx;
+    const epoch = this.epoch;
+    const reply = await this.conn.call(
+      "XREAD",
+      "COUNT",
+      String(batch),
+      "BLOCK",
+      String(blockMs),
+      "STREAMS",
+      stream,
+      this.readPos,
+    );
+    if (epoch !== this.epoch) {
+      // Redis may have restarted, even without its data: read again, with the check.
+      this.readN = undefined;
+      return;
+    }
+    this.take(parseXRead(reply));
+  }
+
+  private take(entries: Entry[]): void {
+    for (const [id, fields] of entries) {
+      const n = ordinalOf(fields);
+      const prev = this.readN;
+      if (n !== undefined && prev !== undefined && n !== prev + 1) {
+        const reason =
+          n > prev + 1
+            ? `${n - prev - 1} entries after ${this.readPos} were trimmed or deleted before ${this.nodeId} read them`
+            : `the stream was reset: entry ${id} is number ${n}, after number ${prev}`;
+        this.pump.resync(reason, this.readPos);
+      }
+      this.offer(id, fields);
+      this.readPos = id;
+      // An entry without an ordinal (not written by publish) makes the next read a checked one.
+      this.readN = n;
     }
   }
 
@@ -388,6 +468,12 @@ export function compareStreamIds(a: string, b: string): -1 | 0 | 1 {
 }
 
 type Entry = [id: string, fields: string[]];
+
+function ordinalOf(fields: string[]): number | undefined {
+  const i = fields.indexOf("n");
+  const n = i >= 0 && i % 2 === 0 ? Number(fields[i + 1]) : Number.NaN;
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+}
 
 function parseSnapshot(reply: [Error | null, unknown][] | null): {
   entries: Entry[];

@@ -1,3 +1,4 @@
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BEGINNING, type PurgeHandler } from "../../core/bus.ts";
 import { RealClock } from "../../core/clock.ts";
@@ -221,6 +222,36 @@ describe("RedisBus against a real redis-server", () => {
     await waitFor("3 events after the resync", () => b.seen.length >= 3);
     expect(b.seen).toEqual(ids(21, 23));
     expect(again.stats()).toMatchObject({ resyncs: 1, delivered: 3 });
+  });
+
+  it("a live node that misses entries (a gap in the ordinals) is told to resync", async () => {
+    const bus = open("gap");
+    const a = recorder();
+    const reasons: string[] = [];
+    const sub = await bus.subscribe("edge-a", a.handler, {
+      onResync: async (r) => void reasons.push(r),
+    });
+    const first = await bus.publish(ev(1));
+    await waitFor("the first event", () => a.seen.length >= 1);
+    // Entries 2 and 3 appear atomically and 2 is deleted at once: the reader sees 1, then 3.
+    const raw = new Redis(server.url);
+    const ms = Number(first.split("-")[0]) + 1;
+    const body = (n: number) => ["n", String(n), "event", JSON.stringify(ev(n))];
+    await raw
+      .multi()
+      .xadd("gap", `${ms}-1`, ...body(2))
+      .xadd("gap", `${ms}-2`, ...body(3))
+      .xdel("gap", `${ms}-1`)
+      .exec();
+    await raw.quit();
+    await waitFor("the resync", () => reasons.length >= 1);
+    expect(reasons[0]).toMatch(
+      /1 entries after .* were trimmed or deleted before edge-a read them/,
+    );
+    await bus.publish(ev(4));
+    await waitFor("event 4", () => a.seen.includes("c4"));
+    expect(a.seen).toEqual(["c1", "c3", "c4"]);
+    expect(sub.stats().resyncs).toBe(1);
   });
 
   it("applies each node's link delay model to its deliveries", async () => {
