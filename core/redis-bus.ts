@@ -281,8 +281,9 @@ class RedisSubscription implements Subscription {
       this.backoff.resolve();
     }
     this.conn.disconnect(); // interrupts a pending XREAD BLOCK
-    await this.loop;
+    // The pump first: it releases a reader waiting for room in its queue.
     await this.pump.close();
+    await this.loop;
     if (this.saveTimer !== undefined) this.ctx.clock.clearTimeout(this.saveTimer);
     await this.saving;
     await this.save();
