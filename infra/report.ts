@@ -202,10 +202,10 @@ export function ticks(lo: number, hi: number, log: boolean): number[] {
  * times span more than two decades; below it, origin reads per second.
  */
 export function renderSvg(report: Report): string {
-  const W = 760;
-  const plot = { x: 70, y: 50, w: 640, h: 300 };
+  const W = 1000;
+  const plot = { x: 70, y: 50, w: 600, h: 300 };
   const withLoad = report.series.filter((s) => s.originLoad && s.originLoad.reads.length > 0);
-  const loadBox = { x: 70, y: 420, w: 640, h: 140 };
+  const loadBox = { x: 70, y: 420, w: 600, h: 140 };
   const H = withLoad.length > 0 ? 610 : 410;
   const all = report.series.flatMap((s) => [
     ...s.nodes.flatMap((n) => n.timesMs),
@@ -234,7 +234,7 @@ export function renderSvg(report: Report): string {
     const x = xOf(t).toFixed(1);
     parts.push(
       `<line x1="${x}" y1="${plot.y}" x2="${x}" y2="${plot.y + plot.h}" stroke="#e5e5e5"/>`,
-      `<text x="${x}" y="${plot.y + plot.h + 16}" text-anchor="middle">${esc(formatMs(t))}</text>`,
+      `<text x="${x}" y="${plot.y + plot.h + 16}" text-anchor="middle">${esc(tickLabel(t))}</text>`,
     );
   }
   for (const p of [0, 0.25, 0.5, 0.75, 0.9, 1]) {
@@ -264,10 +264,18 @@ export function renderSvg(report: Report): string {
       );
     }
   });
-  parts.push(legend(report.series, plot.x + 10, plot.y + 10));
+  parts.push(legend(report.series, plot.x + plot.w + 20, plot.y));
   if (withLoad.length > 0) parts.push(loadChart(withLoad, report.series, loadBox));
   parts.push("</svg>");
   return `${parts.join("\n")}\n`;
+}
+
+/** An axis label: "50 ms", "2 s", "1.5 min". */
+function tickLabel(ms: number): string {
+  const trim = (x: number) => String(Number(x.toPrecision(3)));
+  if (ms < 1_000) return `${trim(ms)} ms`;
+  if (ms < 120_000) return `${trim(ms / 1000)} s`;
+  return `${trim(ms / 60_000)} min`;
 }
 
 /** The empirical CDF as a step path (at most ~800 steps, so 100,000 samples stay small). */
@@ -291,9 +299,7 @@ function stepPath(
 function legend(series: ReportSeries[], x: number, y: number): string {
   const lines: string[] = [];
   const height = series.length * 36 + 8;
-  lines.push(
-    `<rect x="${x}" y="${y}" width="250" height="${height}" fill="white" fill-opacity="0.9" stroke="#bbb"/>`,
-  );
+  lines.push(`<rect x="${x}" y="${y}" width="300" height="${height}" fill="white" stroke="#bbb"/>`);
   series.forEach((s, i) => {
     const color = COLORS[i % COLORS.length]!;
     const yy = y + 16 + i * 36;
@@ -304,7 +310,7 @@ function legend(series: ReportSeries[], x: number, y: number): string {
     if (s.predicted) {
       lines.push(
         `<line x1="${x + 8}" y1="${yy + 16}" x2="${x + 38}" y2="${yy + 16}" stroke="${color}" stroke-width="2" stroke-dasharray="7 4"/>`,
-        `<text x="${x + 44}" y="${yy + 20}">${esc(s.label)}: predicted (dotted: bound ${esc(formatMs(s.predicted.boundMs))})</text>`,
+        `<text x="${x + 44}" y="${yy + 20}">${esc(s.label)}: predicted (bound ${esc(formatMs(s.predicted.boundMs))}, dotted)</text>`,
       );
     }
   });
@@ -327,7 +333,7 @@ function loadChart(
   ];
   for (const t of ticks(0, seconds, false)) {
     out.push(
-      `<text x="${xOf(t).toFixed(1)}" y="${box.y + box.h + 14}" text-anchor="middle">${esc(formatMs(t * 1000))}</text>`,
+      `<text x="${xOf(t).toFixed(1)}" y="${box.y + box.h + 14}" text-anchor="middle">${t} s</text>`,
     );
   }
   for (const v of [0, peak]) {

@@ -1,0 +1,129 @@
+import { describe, expect, it } from "vitest";
+import {
+  constant,
+  firstQuestion,
+  mixture,
+  type PredictOptions,
+  plus,
+  pooledCurve,
+  predict,
+  predictOptions,
+  probabilityLess,
+  uniform,
+} from "../../infra/predict.ts";
+import { parseTopology } from "../../infra/topology.ts";
+
+/** origin <- regional (fixed 20 ms) <- edge (fixed 5 ms) <- resolver (fixed 2 ms). */
+const chain = parseTopology({
+  defaults: { link: { latency: { kind: "fixed", ms: 5 } }, pollIntervalMs: 1_000, pollJitter: 0.2 },
+  edges: [
+    {
+      id: "regional",
+      parent: "origin",
+      tier: "regional",
+      link: { latency: { kind: "fixed", ms: 20 } },
+    },
+    { id: "edge", parent: "regional" },
+  ],
+  resolvers: [{ id: "res", upstream: "edge", link: { latency: { kind: "fixed", ms: 2 } } }],
+});
+
+function opts(o: Partial<PredictOptions>): PredictOptions {
+  return predictOptions(chain, { ttlSec: 60, swrSec: 30, probeMs: 0, ...o });
+}
+
+function byId(o: Partial<PredictOptions>) {
+  return new Map(predict(chain, opts(o)).map((p) => [p.nodeId, p]));
+}
+
+describe("distribution helpers", () => {
+  it("adds a uniform to a constant exactly", () => {
+    const d = plus(constant(10), uniform(0, 100));
+    expect(d.bound).toBe(110);
+    expect(d.cdf(60)).toBeCloseTo(0.5, 2);
+    expect(d.cdf(9)).toBe(0);
+    expect(d.cdf(110)).toBe(1);
+  });
+
+  it("P(U(0,1) < U(0,1)) is 1/2 and P(0 < U(1,2)) is 1", () => {
+    expect(probabilityLess(uniform(0, 1000), uniform(0, 1000))).toBeCloseTo(0.5, 2);
+    expect(probabilityLess(constant(0), uniform(1, 2))).toBe(1);
+    expect(probabilityLess(constant(5), constant(2))).toBe(0);
+  });
+
+  it("the first question comes within the probe interval, sooner with client load", () => {
+    expect(firstQuestion(100, 0).cdf(50)).toBeCloseTo(0.5);
+    // 1 - (1 - 0.5) * e^(-10 q/s * 0.05 s) = 1 - 0.5 e^-0.5
+    expect(firstQuestion(100, 10).cdf(50)).toBeCloseTo(1 - 0.5 * Math.exp(-0.5));
+    expect(mixture(constant(0), constant(10), 0.25).cdf(5)).toBe(0.75);
+  });
+});
+
+describe("ttl mode", () => {
+  it("bounds every tier by max TTL + SWR (not the sum over tiers), plus the refetch", () => {
+    const p = byId({ mode: "ttl", probeMs: 100 });
+    // 60 s + 30 s + one probe (100 ms) + refetch: regional 20, edge 5 + 20, resolver 2 + 5 + 20.
+    expect(p.get("regional")!.boundMs).toBe(90_000 + 100 + 20);
+    expect(p.get("edge")!.boundMs).toBe(90_000 + 100 + 25);
+    expect(p.get("res")!.boundMs).toBe(90_000 + 100 + 27);
+  });
+
+  it("expects Uniform(0, TTL) shifted by d probe rounds / 2 and the mean refetch", () => {
+    const res = byId({ mode: "ttl", probeMs: 100 }).get("res")!;
+    // depth 3: shift = 3 * 100 / 2 + 27 = 177 ms; median = 30 s + 177 ms.
+    expect(res.cdf(177)).toBeCloseTo(0, 6);
+    expect(res.cdf(30_177)).toBeCloseTo(0.5, 2);
+    expect(res.cdf(60_177)).toBeCloseTo(1, 6);
+  });
+});
+
+describe("purge modes with the bus", () => {
+  it("an edge is fresh after its own link, the next question and one refetch through the chain", () => {
+    const edge = byId({ mode: "invalidate" }).get("edge")!;
+    // arrival 5 ms, question at once, refetch 5 + 20 ms: a step at 30 ms.
+    expect(edge.cdf(29.9)).toBe(0);
+    expect(edge.cdf(30)).toBe(1);
+    // bound: 5 + 0 + (1 + 1 floor retry) * 25 + 5 = 60 ms.
+    expect(edge.boundMs).toBe(60);
+    expect(edge.raceProbability).toBe(0);
+  });
+
+  it("a resolver whose purge lands after its edge's has no race", () => {
+    const res = byId({ mode: "soft" }).get("res")!;
+    // resolver link 2 ms < edge link 5 ms: X = 2 + 0 + 2 = 4 ms < 5 ms, the refill races the edge.
+    expect(res.raceProbability).toBe(1);
+    expect(res.boundMs).toBe(90_000 + 27);
+  });
+
+  it("a resolver purged after its edge refills the new value: bound is arrival + probe + refetch", () => {
+    const slow = parseTopology({
+      ...chain,
+      resolvers: [{ id: "res", upstream: "edge", link: { latency: { kind: "fixed", ms: 8 } } }],
+    });
+    const res = predict(
+      slow,
+      predictOptions(slow, { mode: "invalidate", ttlSec: 60, probeMs: 10 }),
+    ).find((p) => p.nodeId === "res")!;
+    expect(res.raceProbability).toBe(0);
+    // 8 ms arrival + 10 ms probe + 8 + 5 + 20 ms refetch.
+    expect(res.boundMs).toBe(51);
+    // 8 + U(0, 10) + 33: half by 46 ms.
+    expect(res.cdf(46)).toBeCloseTo(0.5, 1);
+  });
+
+  it("with the bus off, anti-entropy bounds the edge: poll interval (1 + jitter) + feed + refetch", () => {
+    const edge = byId({ mode: "invalidate", bus: false }).get("edge")!;
+    // 1000 * 1.2 + 5 (feed) + 0 + 2 * 25 + 5.
+    expect(edge.boundMs).toBe(1_200 + 5 + 50 + 5);
+    // a poll U(0, 1000) after t0, then 5 + 25 ms: half by 530 ms.
+    expect(edge.cdf(530)).toBeCloseTo(0.5, 1);
+  });
+
+  it("pools node CDFs into one curve for the report", () => {
+    const curve = pooledCurve(predict(chain, opts({ mode: "invalidate" })));
+    expect(curve.boundMs).toBe(90_027);
+    const at = (t: number) => curve.points.find(([x]) => x >= t)![1];
+    // regional (20 + 20 ms) and edge (5 + 25 ms) are fresh by 100 ms; the racing resolver is not.
+    expect(at(100)).toBeCloseTo(2 / 3, 2);
+  });
+});
