@@ -60,8 +60,10 @@ export async function up(t: Topology, opts: UpOptions = {}): Promise<RunningTopo
     return { host, port: opts.anyPort ? 0 : port };
   };
   const modeOf = (zone: string): PropagationMode => t.zones[zone]?.mode ?? t.defaults.mode;
+  // One run start for every link, so partition windows line up across nodes.
+  const startMs = clock.now();
   const linkOf = (id: string, model: LinkModel | undefined) =>
-    new LinkDelay(model ?? t.defaults.link, hashSeed(t.seed as Seed, id), clock);
+    new LinkDelay(model ?? t.defaults.link, hashSeed(t.seed as Seed, id), clock, { startMs });
 
   const bus = await createBus(t.bus, clock);
   const nodes: RunningNode[] = [];

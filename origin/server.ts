@@ -15,7 +15,7 @@ import type { PropagationMode } from "../core/purge.ts";
 import { apiRoutes } from "./api.ts";
 import { loadOrCreateToken } from "./auth.ts";
 import { startAuthoritativeDns } from "./dns-server.ts";
-import { fabricRoutes, publishCommits } from "./fabric.ts";
+import { fabricRoutes, Outbox, publishCommits } from "./fabric.ts";
 import { readRoutes } from "./reads.ts";
 import { Receipts } from "./receipts.ts";
 import { SAMPLE_ZONE, SAMPLE_ZONE_FILE } from "./sample.ts";
@@ -106,12 +106,12 @@ export async function startOrigin(
     throw new Error(`the sample zone ${SAMPLE_ZONE} did not load`);
 
   const receipts = new Receipts(clock);
+  const outbox = deps.bus ? new Outbox(deps.bus, clock, log) : undefined;
   const stopPublishing = publishCommits(
     store,
     receipts,
-    deps.bus,
+    outbox,
     deps.modeOf ?? (() => "invalidate"),
-    log,
   );
 
   const app = new Hono();
@@ -159,6 +159,7 @@ export async function startOrigin(
     data,
     close: async () => {
       stopPublishing();
+      outbox?.close();
       await dns.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
