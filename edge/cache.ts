@@ -11,9 +11,11 @@ import {
   parseSerialHeader,
   zoneKey,
 } from "../core/http.ts";
-import type { PurgeEvent, PurgeMode, PurgeTarget } from "../core/purge.ts";
+import type { PurgeEvent, PurgeMode } from "../core/purge.ts";
+import type { RRset } from "../core/records.ts";
+import type { SyncTarget } from "../core/sync.ts";
 import { type Exchange, entryFromResponse, freshen } from "./entry.ts";
-import { maxSerial, olderThan, VersionFloor } from "./floor.ts";
+import { maxSerial, olderThan, VersionFloor, ZoneSerials } from "./floor.ts";
 import {
   type CacheStatus,
   cacheKey,
@@ -25,14 +27,17 @@ import {
   ageHeader,
   type CacheEntry,
   currentAge,
+  header,
   mayServeOnError,
   noneMatch,
   notStorableReason,
   remainingTtl,
+  servableFor,
   storedHeaders,
   usability,
   varyMatches,
 } from "./policy.ts";
+import { pushedEntry, questionOf } from "./push.ts";
 import type { EdgeStorage } from "./storage.ts";
 
 export type ParentFetch = (req: Request) => Promise<Response>;
@@ -51,6 +56,8 @@ export interface EdgeOptions {
   parentTimeoutMs?: number;
   /** Extra parent requests for a fill below the version floor, before the origin bypass. */
   floorRetries?: number;
+  /** Read repair: a response with a newer zone serial soft-purges the zone's older entries (default true). */
+  readRepair?: boolean;
 }
 
 export const DEFAULT_PARENT_TIMEOUT_MS = 5_000;
@@ -91,6 +98,9 @@ const COUNTERS = [
   "parentErrors",
   "floorRefusals",
   "passThrough",
+  "pushed",
+  "readRepairs",
+  "readRepairedEntries",
 ] as const;
 type Counter = (typeof COUNTERS)[number];
 
@@ -101,7 +111,7 @@ export type EdgeMetrics = Record<Counter | "entries" | "bytes" | "evictions", nu
 /** Request headers passed to the parent on a fill; the cache sets its own conditionals. */
 const FORWARDED = ["accept", "accept-language"];
 
-export class Edge implements PurgeTarget {
+export class Edge implements SyncTarget {
   readonly id: string;
   private readonly parent: string;
   private readonly origin: string | undefined;
@@ -110,7 +120,9 @@ export class Edge implements PurgeTarget {
   private readonly storage: EdgeStorage;
   private readonly timeoutMs: number;
   private readonly floorRetries: number;
+  private readonly readRepair: boolean;
   private readonly floor = new VersionFloor();
+  private readonly zoneSerials = new ZoneSerials();
   private readonly inflight = new Map<string, Promise<Fill>>();
   private readonly counters = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<
     Counter,
@@ -126,6 +138,7 @@ export class Edge implements PurgeTarget {
     this.storage = o.storage;
     this.timeoutMs = o.parentTimeoutMs ?? DEFAULT_PARENT_TIMEOUT_MS;
     this.floorRetries = o.floorRetries ?? DEFAULT_FLOOR_RETRIES;
+    this.readRepair = o.readRepair ?? true;
   }
 
   async handle(req: Request, opts: HandleOptions = {}): Promise<Response> {
@@ -172,41 +185,79 @@ export class Edge implements PurgeTarget {
     return this.respond(req, fill.entry, { fwd, detail, ...fill.status });
   }
 
-  /** Applies a purge-bus event (core/purge.ts); "ttl" changes wait for expiry, "push" acts as soft for now. */
+  /**
+   * Applies a purge-bus event (core/purge.ts): `invalidate` drops, `soft`
+   * marks stale, `push` rewrites what its RRsets answer and soft-purges the
+   * rest, `ttl` leaves held entries to run out (see residualMs). Every mode
+   * raises the version floor, so no fill older than the event is stored
+   * afterwards: in `ttl` mode that is what makes the receipt true once the
+   * held entries have expired, whatever a lagging parent still holds.
+   */
   applyPurge(event: PurgeEvent): void {
+    this.zoneSerials.advance(event.zone, event.serial);
+    this.floor.raise(event.keys.includes("*") ? [zoneKey(event.zone)] : event.keys, event.serial);
     if (event.mode === "ttl") return;
-    const all = event.keys.includes("*");
-    const keys = all ? this.storage.keys() : event.keys.flatMap((k) => this.storage.keysFor(k));
-    this.floor.raise(all ? [zoneKey(event.zone)] : event.keys, event.serial);
-    this.drop(keys, event.mode === "invalidate" ? "hard" : "soft");
+    this.counters.purges++;
+    const keys = this.affected(event);
+    this.counters.purgedEntries +=
+      event.mode === "push" && event.rrsets
+        ? this.push(keys, event.rrsets, event.serial)
+        : this.mark(keys, event.mode === "invalidate" ? "hard" : "soft");
+  }
+
+  /**
+   * `ttl` receipts: how long (ms from now) this edge may still serve, fresh
+   * or within stale-while-revalidate, an entry the event touches that was
+   * filled before the event's serial; 0 when none.
+   */
+  residualMs(event: PurgeEvent): number {
+    const now = this.clock.now();
+    let seconds = 0;
+    for (const key of this.affected(event)) {
+      const entry = this.storage.get(key);
+      if (!entry || (entry.serial !== undefined && !olderThan(entry.serial, event.serial)))
+        continue;
+      seconds = Math.max(seconds, servableFor(entry, now));
+    }
+    return Math.ceil(seconds * 1000);
   }
 
   /** Purges by URL, surrogate key, zone or all; returns how many entries it touched. */
   purge(p: PurgeRequest): number {
     const surrogate = [
       ...(p.key !== undefined ? [p.key] : []),
-      ...(p.zone !== undefined ? [zoneKey(p.zone.toLowerCase().replace(/\.$/, ""))] : []),
+      ...(p.zone !== undefined ? [zoneKey(zoneOf(p.zone))] : []),
     ];
     const keys = new Set<string>(p.all ? this.storage.keys() : []);
     for (const sk of surrogate) for (const k of this.storage.keysFor(sk)) keys.add(k);
     const urlKey =
       p.url !== undefined ? cacheKey(new URL(p.url, "http://edge.invalid")) : undefined;
     if (urlKey !== undefined) keys.add(urlKey);
+    this.counters.purges++;
     if (p.serial !== undefined) {
+      if (p.zone !== undefined) this.zoneSerials.advance(zoneOf(p.zone), p.serial);
       // A URL purge floors the entry's owner-name keys, not its whole zone.
       const urlEntry = urlKey !== undefined ? this.storage.get(urlKey) : undefined;
       const named = urlEntry?.surrogateKeys.filter((k) => !k.startsWith("zone:")) ?? [];
       this.floor.raise([...surrogate, ...named], p.serial);
     }
-    return this.drop([...keys], p.mode);
+    const n = this.mark([...keys], p.mode);
+    this.counters.purgedEntries += n;
+    return n;
   }
 
   metrics(): EdgeMetrics {
     return { id: this.id, ...this.counters, ...this.storage.stats() };
   }
 
-  private drop(keys: readonly string[], mode: PurgeMode): number {
-    this.counters.purges++;
+  /** Cache keys an event touches: its surrogate keys, or everything for "*". */
+  private affected(event: PurgeEvent): string[] {
+    if (event.keys.includes("*")) return this.storage.keys();
+    return [...new Set(event.keys.flatMap((k) => this.storage.keysFor(k)))];
+  }
+
+  /** Drops (hard) or marks stale (soft) the entries; returns how many it touched. */
+  private mark(keys: readonly string[], mode: PurgeMode): number {
     let n = 0;
     for (const k of keys) {
       if (mode === "hard") {
@@ -219,8 +270,56 @@ export class Edge implements PurgeTarget {
         }
       }
     }
-    this.counters.purgedEntries += n;
     return n;
+  }
+
+  /**
+   * `push`: an entry answered by a pushed RRset is rewritten in place (or
+   * dropped when the RRset was deleted); any other entry the event touches
+   * is soft-purged. Entries already at or past the event's serial are left
+   * alone. Returns how many entries were dropped or marked.
+   */
+  private push(keys: readonly string[], rrsets: readonly RRset[], serial: number): number {
+    const now = this.clock.now();
+    const soft: string[] = [];
+    const hard: string[] = [];
+    for (const key of keys) {
+      const entry = this.storage.get(key);
+      if (!entry || (entry.serial !== undefined && !olderThan(entry.serial, serial))) continue;
+      const q = questionOf(key);
+      const rrset = q && rrsets.find((r) => r.name === q.name && r.type === q.type);
+      if (rrset?.data.length === 0) {
+        hard.push(key);
+        continue;
+      }
+      const updated = rrset && pushedEntry(entry, rrset, serial, now);
+      if (updated && this.storage.set(updated)) this.counters.pushed++;
+      else soft.push(key);
+    }
+    return this.mark(hard, "hard") + this.mark(soft, "soft");
+  }
+
+  /**
+   * Read repair (DESIGN.md "Anti-entropy"): a response carrying a newer
+   * serial for its zone than any seen here soft-purges the zone's entries
+   * filled from older serials. The edge cannot tell which names changed, so
+   * it marks them all; revalidation with If-None-Match makes that cheap (the
+   * ETag is the RRset's version: unchanged RRsets come back 304). Once per
+   * new serial, so a burst of responses cannot start a revalidation storm.
+   */
+  private repair(entry: CacheEntry): void {
+    const zone =
+      header(entry, H.zone) ?? entry.surrogateKeys.find((k) => k.startsWith("zone:"))?.slice(5);
+    const serial = entry.serial;
+    if (!this.readRepair || zone === undefined || serial === undefined) return;
+    if (!this.zoneSerials.advance(zone, serial)) return;
+    const older = this.storage.keysFor(zoneKey(zone)).filter((k) => {
+      const e = k === entry.key ? undefined : this.storage.get(k);
+      return e !== undefined && !e.invalidated && olderThan(e.serial, serial);
+    });
+    if (older.length === 0) return;
+    this.counters.readRepairs++;
+    this.counters.readRepairedEntries += this.mark(older, "soft");
   }
 
   /** RFC 5861 §3: one background refresh per key; later requests keep getting the stale entry. */
@@ -286,6 +385,7 @@ export class Edge implements PurgeTarget {
         x.response.status === 304 && validating
           ? this.freshened(validating, x)
           : entryFromResponse(key, req.headers, x);
+      this.repair(candidate);
       required = maxSerial(required, this.floor.floorOf(candidate.surrogateKeys));
       const status: CacheStatus = { fwdStatus: x.response.status };
       if (!olderThan(candidate.serial, required)) return this.store(candidate, status, requestCc);
@@ -446,6 +546,11 @@ export class Edge implements PurgeTarget {
     const noBody = req.method === "HEAD" || status_ === 304 || status_ === 204;
     return new Response(noBody ? null : entry.body, { status: status_, headers });
   }
+}
+
+/** A zone name as given in POST /purge, in the form surrogate keys use. */
+function zoneOf(name: string): string {
+  return name.toLowerCase().replace(/\.$/, "");
 }
 
 /** A response the edge makes up itself when the parent cannot answer; never stored. */

@@ -31,6 +31,19 @@ export class VersionFloor {
   }
 }
 
+/** The highest serial seen per zone, in responses and purge events: what read repair compares against. */
+export class ZoneSerials {
+  private readonly seen = new LRUCache<string, number>({ max: MAX_FLOORS });
+
+  /** Records `serial` for `zone`; true when it is newer than every serial seen before. */
+  advance(zone: string, serial: number): boolean {
+    const old = this.seen.get(zone);
+    if (old !== undefined && !serialGt(serial, old)) return false;
+    this.seen.set(zone, serial);
+    return true;
+  }
+}
+
 /** The larger of optional serials. */
 export function maxSerial(...serials: (number | undefined)[]): number | undefined {
   let out: number | undefined;

@@ -223,6 +223,18 @@ export function mayServeOnError(entry: CacheEntry, now: number): boolean {
   return staleness < sie;
 }
 
+/**
+ * Seconds this entry may still be served without the parent's say: while
+ * fresh, then inside stale-while-revalidate (RFC 5861 §3). stale-if-error is
+ * left out: it applies only while the parent fails, when no cache can learn
+ * of a change anyway. A soft-purged or no-cache entry is never served unasked.
+ */
+export function servableFor(entry: CacheEntry, now: number): number {
+  if (entry.invalidated || entry.cc.noCache) return 0;
+  const swr = mayServeStale(entry) ? (entry.cc.staleWhileRevalidate ?? 0) : 0;
+  return Math.max(0, entry.freshnessLifetime + swr - currentAge(entry, now));
+}
+
 /** Remaining freshness in whole seconds, negative once stale (RFC 9211 §2.6 `ttl`). */
 export function remainingTtl(entry: CacheEntry, now: number): number {
   if (entry.invalidated)
