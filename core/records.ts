@@ -21,6 +21,20 @@ export const RR_TYPES = [
 ] as const;
 export type RRType = (typeof RR_TYPES)[number];
 
+/** TYPE values on the wire (RFC 1035 §3.2.2, RFC 3596, RFC 2782, RFC 8659). */
+export const RR_TYPE_CODES: Readonly<Record<RRType, number>> = {
+  A: 1,
+  NS: 2,
+  CNAME: 5,
+  SOA: 6,
+  PTR: 12,
+  MX: 15,
+  TXT: 16,
+  AAAA: 28,
+  SRV: 33,
+  CAA: 257,
+};
+
 /** RFC 2181 §8: a TTL is an unsigned 31-bit value. */
 export const MAX_TTL = 2 ** 31 - 1;
 

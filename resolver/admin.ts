@@ -78,6 +78,8 @@ export function metricsText(cache: ResolverCache, handler: HandlerMetrics): stri
     `resolver_upstream_failures_total{${id}} ${m.upstreamFailures}`,
     `resolver_cache_evictions_total{${id}} ${m.evictions}`,
     `resolver_purged_total{${id}} ${m.purged}`,
+    `resolver_floor_refusals_total{${id}} ${m.floorRefusals}`,
+    `resolver_pushed_total{${id}} ${m.pushed}`,
     `resolver_cache_entries{${id}} ${cache.entries}`,
     `resolver_cache_bytes{${id}} ${cache.bytes}`,
   ];

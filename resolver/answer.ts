@@ -4,7 +4,9 @@
  * HTTP Age subtracted, TTL clamps applied), plus the offsets of every TTL
  * field so the hot path can count them down without decoding.
  */
-import { MAX_TTL as MAX } from "../core/records.ts";
+import * as packet from "dns-packet";
+import { MAX_TTL as MAX, type RRset } from "../core/records.ts";
+import { rrsetToAnswers } from "../core/wire.ts";
 import {
   asciiLower,
   HEADER_LEN,
@@ -42,6 +44,8 @@ export interface StoredAnswer {
   ttl: number;
   /** Owner names this answer depends on (the question and every answer owner), for purge by name. */
   owners: string[];
+  /** Every answer record is (question name, QTYPE): no CNAME chain, so a pushed RRset can replace it. */
+  direct: boolean;
 }
 
 /** RFC 2181 §8: a TTL with the top bit set is treated as zero. */
@@ -109,11 +113,16 @@ export function storeAnswer(
   wire.writeUInt16BE(0, 0);
   wire[2] = 0x80; // QR; opcode QUERY; AA, TC and RD clear
   wire[3] = 0x80 | rcode; // RA (we recurse, within the served zones)
-  const owners = new Set([readName(wire, HEADER_LEN)]);
+  const qname = readName(wire, HEADER_LEN);
+  const owners = new Set([qname]);
+  let direct = true;
   records.forEach((r, i) => {
-    if (r.section === 0) owners.add(setOf[i]!.split("|")[1]!);
+    if (r.section !== 0) return;
+    const owner = setOf[i]!.split("|")[1]!;
+    owners.add(owner);
+    if (owner !== qname || r.type !== qtype) direct = false;
   });
-  return { wire, ttlAt, ttls, rcode, negative, ttl, owners: [...owners] };
+  return { wire, ttlAt, ttls, rcode, negative, ttl, owners: [...owners], direct };
 }
 
 function checkResponse(msg: Buffer, name: Buffer, qtype: number): void {
@@ -151,4 +160,25 @@ function negativeTtl(
   const minimum = readTtl(wire, soa.rdataAt + soa.rdlength - 4);
   const t = Math.min(readTtl(wire, soa.ttlAt), minimum);
   return Math.min(policy.maxNegativeTtl, Math.max(0, t - age));
+}
+
+/**
+ * The stored answer a pushed RRset stands for: the response an authority
+ * would give for (`name`, `qtype`) when `rrset` is its answer, normalised by
+ * `storeAnswer` like any upstream response (TTL clamps included). Not the hot
+ * path: one encode per pushed entry.
+ */
+export function answerFromRRset(
+  rrset: RRset,
+  name: Buffer,
+  qtype: number,
+  policy: TtlPolicy,
+): StoredAnswer {
+  const response = packet.encode({
+    type: "response",
+    id: 0,
+    questions: [{ name: rrset.name, type: rrset.type, class: "IN" }],
+    answers: rrsetToAnswers(rrset),
+  });
+  return storeAnswer(response, name, qtype, 0, policy);
 }

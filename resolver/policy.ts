@@ -7,8 +7,12 @@
 import { LRUCache } from "lru-cache";
 import type { Clock } from "../core/clock.ts";
 import { isInZone, normaliseName } from "../core/names.ts";
-import type { PurgeEvent, PurgeMode, PurgeTarget } from "../core/purge.ts";
-import { type StoredAnswer, storeAnswer, type TtlPolicy } from "./answer.ts";
+import type { PurgeEvent, PurgeMode } from "../core/purge.ts";
+import { RR_TYPE_CODES, type RRset } from "../core/records.ts";
+import { serialLt } from "../core/serial.ts";
+import type { SyncTarget } from "../core/sync.ts";
+import { answerFromRRset, type StoredAnswer, storeAnswer, type TtlPolicy } from "./answer.ts";
+import { VersionFloor } from "./floor.ts";
 import { readName } from "./message.ts";
 
 /** What an upstream returns: the DNS response and how long it sat in HTTP caches. */
@@ -20,8 +24,16 @@ export interface UpstreamResponse {
   serial?: number;
 }
 
-/** Fetches (wire name, qtype); rejects when the upstream fails. */
-export type Upstream = (name: Buffer, qtype: number) => Promise<UpstreamResponse>;
+/**
+ * Fetches (wire name, qtype); rejects when the upstream fails. `minSerial`
+ * asks for an answer at least that new (read-your-writes, `X-Min-Serial`);
+ * an upstream without serials (plain DNS to the origin) ignores it.
+ */
+export type Upstream = (
+  name: Buffer,
+  qtype: number,
+  minSerial?: number,
+) => Promise<UpstreamResponse>;
 
 export interface CacheConfig extends TtlPolicy {
   /** Bound on the cache's size in bytes (stored answers plus a per-entry overhead). */
@@ -36,6 +48,8 @@ export interface CacheConfig extends TtlPolicy {
   maxStaleMs: number;
   /** A hit with less than this fraction of its TTL left refreshes in the background. */
   prefetchFraction: number;
+  /** The zones served: a version floor applies to the names of its own zone only. */
+  zones?: readonly string[];
 }
 
 export const DEFAULT_CACHE: CacheConfig = {
@@ -87,10 +101,17 @@ interface Flight {
   purged: boolean;
 }
 
+interface Fetched {
+  answer: StoredAnswer;
+  serial: number | undefined;
+  /** Older than the version floor even after the retry: answer it, do not store it. */
+  belowFloor: boolean;
+}
+
 /** Rough per-entry memory beyond the answer bytes (objects, key, index). */
 const ENTRY_OVERHEAD = 256;
 
-export class ResolverCache implements PurgeTarget {
+export class ResolverCache implements SyncTarget {
   readonly metrics = {
     hits: 0,
     misses: 0,
@@ -101,11 +122,16 @@ export class ResolverCache implements PurgeTarget {
     upstreamFailures: 0,
     evictions: 0,
     purged: 0,
+    /** Upstream answers older than the version floor (not stored). */
+    floorRefusals: 0,
+    /** Entries rewritten in place by `push` events. */
+    pushed: 0,
   };
   private readonly cache: LRUCache<string, CacheEntry>;
   private readonly inflight = new Map<string, Flight>();
   /** Owner name -> keys of the entries whose answer depends on it (purge by name). */
   private readonly byOwner = new Map<string, Set<string>>();
+  private readonly floor: VersionFloor;
 
   constructor(
     readonly id: string,
@@ -114,6 +140,7 @@ export class ResolverCache implements PurgeTarget {
     private readonly upstream: Upstream,
     private readonly onUpstreamError: (err: unknown, name: string) => void = () => {},
   ) {
+    this.floor = new VersionFloor(config.zones ?? []);
     this.cache = new LRUCache<string, CacheEntry>({
       maxSize: config.maxBytes,
       sizeCalculation: (e) => e.answer.wire.length + e.key.length + ENTRY_OVERHEAD,
@@ -210,13 +237,9 @@ export class ResolverCache implements PurgeTarget {
     wireName: Buffer,
     qtype: number,
   ): Promise<Served> {
-    this.metrics.upstreamQueries++;
-    let answer: StoredAnswer;
-    let serial: number | undefined;
+    let got: Fetched;
     try {
-      const res = await this.upstream(wireName, qtype);
-      answer = storeAnswer(res.message, wireName, qtype, res.age, this.config);
-      serial = res.serial;
+      got = await this.ask(flight.name, key, wireName, qtype);
     } catch (err) {
       this.metrics.upstreamFailures++;
       const old = this.cache.peek(key);
@@ -224,23 +247,56 @@ export class ResolverCache implements PurgeTarget {
       this.onUpstreamError(err, flight.name);
       throw err;
     }
-    const now = this.clock.now();
-    if (answer.ttl > 0 && !flight.purged) {
-      const ttlMs = answer.ttl * 1000;
-      this.store({
-        key,
-        name: flight.name,
-        wireName,
-        qtype,
-        answer,
-        storedAt: now,
-        expiresAt: now + ttlMs,
-        prefetchAt: now + ttlMs * (1 - this.config.prefetchFraction),
-        serial,
-        failedAt: undefined,
-      });
+    const { answer, serial, belowFloor } = got;
+    if (answer.ttl > 0 && !flight.purged && !belowFloor) {
+      this.store(this.entry(key, flight.name, wireName, qtype, answer, serial, this.clock.now()));
     }
     return { answer, elapsed: 0, stale: false };
+  }
+
+  /**
+   * Asks the upstream for an answer at least as new as the version floor of
+   * the name (and of the names its cached answer depends on). An older answer
+   * (an upstream cache that has not applied the purge yet) is asked for once
+   * more with the floor; if it is still old it is answered but never stored.
+   */
+  private async ask(name: string, key: string, wireName: Buffer, qtype: number): Promise<Fetched> {
+    let required = this.floor.of(name, this.cache.peek(key)?.answer.owners);
+    for (let attempt = 0; ; attempt++) {
+      this.metrics.upstreamQueries++;
+      const res = await this.upstream(wireName, qtype, required);
+      const answer = storeAnswer(res.message, wireName, qtype, res.age, this.config);
+      // Read after the answer: a purge may have raised the floor while the request was out.
+      required = this.floor.of(name, answer.owners);
+      const belowFloor =
+        res.serial !== undefined && required !== undefined && serialLt(res.serial, required);
+      if (belowFloor) this.metrics.floorRefusals++;
+      if (!belowFloor || attempt > 0) return { answer, serial: res.serial, belowFloor };
+    }
+  }
+
+  private entry(
+    key: string,
+    name: string,
+    wireName: Buffer,
+    qtype: number,
+    answer: StoredAnswer,
+    serial: number | undefined,
+    now: number,
+  ): CacheEntry {
+    const ttlMs = answer.ttl * 1000;
+    return {
+      key,
+      name,
+      wireName,
+      qtype,
+      answer,
+      storedAt: now,
+      expiresAt: now + ttlMs,
+      prefetchAt: now + ttlMs * (1 - this.config.prefetchFraction),
+      serial,
+      failedAt: undefined,
+    };
   }
 
   private store(e: CacheEntry): void {
@@ -267,38 +323,145 @@ export class ResolverCache implements PurgeTarget {
    */
   purge(target: PurgeSelector, mode: PurgeMode): number {
     const now = this.clock.now();
-    const matches = (name: string) =>
-      target.all === true ||
-      (target.zone !== undefined && isInZone(name, target.zone)) ||
-      name === target.name;
-    for (const flight of this.inflight.values()) if (matches(flight.name)) flight.purged = true;
-    const keys =
-      target.all || target.zone !== undefined
-        ? [...this.cache.values()].filter((e) => matches(e.name)).map((e) => e.key)
-        : [...(this.byOwner.get(target.name ?? "") ?? [])];
+    this.dropFlights(target);
+    const keys = this.matching(target);
     for (const key of keys) {
       if (mode === "hard") this.cache.delete(key);
-      else {
-        const e = this.cache.peek(key);
-        if (e) {
-          e.expiresAt = Math.min(e.expiresAt, now);
-          e.failedAt = undefined;
-        }
-      }
+      else this.expire(key, now);
     }
     this.metrics.purged += keys.length;
     return keys.length;
   }
 
-  /** The purge bus entry point: keys are owner names, "zone:<zone>", or "*". */
+  /**
+   * The purge bus entry point: keys are owner names, "zone:<zone>", or "*".
+   * Every mode raises the version floor of its keys to the event's serial,
+   * `ttl` included: entries still run to expiry, but no refetch may bring
+   * back a version older than the change (that is what makes the ttl receipt,
+   * sent after `residualMs`, true).
+   */
   applyPurge(event: PurgeEvent): void {
-    // "ttl" caches learn at expiry; "push" is applied as a soft purge until in-place updates exist.
+    const targets = event.keys.map(selectorOf);
+    for (const t of targets) {
+      if (t.name !== undefined) this.floor.raiseName(t.name, event.zone, event.serial);
+      else this.floor.raiseZone(t.zone ?? event.zone, event.serial);
+    }
     if (event.mode === "ttl") return;
+    if (event.mode === "push") {
+      this.push(event, targets);
+      return;
+    }
     const mode: PurgeMode = event.mode === "invalidate" ? "hard" : "soft";
-    for (const key of event.keys) {
-      if (key === "*") this.purge({ all: true }, mode);
-      else if (key.startsWith("zone:")) this.purge({ zone: normaliseName(key.slice(5)) }, mode);
-      else this.purge({ name: normaliseName(key) }, mode);
+    for (const t of targets) this.purge(t, mode);
+  }
+
+  /**
+   * How long (ms from now) this cache may still answer, fresh, with data of
+   * `event`'s keys older than its serial. Entries without a serial, or whose
+   * serial belongs to another zone (a CNAME into the changed zone), count as
+   * old. Serve-stale is not counted: RFC 8767 answers stale only while the
+   * upstream fails, marked with EDE 3, and a refresh asks for the new serial.
+   */
+  residualMs(event: PurgeEvent): number {
+    const now = this.clock.now();
+    let until = now;
+    for (const key of new Set(event.keys.map(selectorOf).flatMap((t) => this.matching(t)))) {
+      const e = this.cache.peek(key);
+      if (e && this.predates(e, event)) until = Math.max(until, e.expiresAt);
+    }
+    return until - now;
+  }
+
+  private predates(e: CacheEntry, event: PurgeEvent): boolean {
+    return (
+      e.serial === undefined ||
+      this.floor.zoneOf(e.name) !== event.zone ||
+      serialLt(e.serial, event.serial)
+    );
+  }
+
+  /**
+   * `push`: an entry answered directly by a pushed RRset (same name and type,
+   * no CNAME chain) is rewritten in place with the new data, TTL and serial;
+   * a deleted RRset (empty data) drops it. Every other entry the event
+   * touches is soft-purged, so it refreshes on next use.
+   */
+  private push(event: PurgeEvent, targets: PurgeSelector[]): void {
+    const now = this.clock.now();
+    const sets = new Map<string, RRset>();
+    const touched = [...targets];
+    for (const r of event.rrsets ?? []) {
+      const name = normaliseName(r.name);
+      sets.set(`${name}/${RR_TYPE_CODES[r.type]}`, { ...r, name });
+      touched.push({ name });
+    }
+    const keys = new Set<string>();
+    for (const t of touched) {
+      this.dropFlights(t);
+      for (const key of this.matching(t)) keys.add(key);
+    }
+    for (const key of keys) {
+      const e = this.cache.peek(key);
+      if (!e) continue;
+      const rrset = sets.get(`${e.name}/${e.qtype}`);
+      if (rrset === undefined || !e.answer.direct) {
+        this.expire(key, now);
+        this.metrics.purged++;
+      } else if (!this.rewrite(e, rrset, event.serial, now)) {
+        this.cache.delete(key);
+        this.metrics.purged++;
+      }
     }
   }
+
+  /** Replaces `e` with the answer `rrset` gives; false when there is nothing to keep (deleted, TTL 0). */
+  private rewrite(e: CacheEntry, rrset: RRset, serial: number, now: number): boolean {
+    if (rrset.data.length === 0) return false;
+    const answer = answerFromRRset(rrset, e.wireName, e.qtype, this.config);
+    if (answer.ttl === 0) return false;
+    this.store(this.entry(e.key, e.name, e.wireName, e.qtype, answer, serial, now));
+    this.metrics.pushed++;
+    return true;
+  }
+
+  /** Keys of the cached entries a selector hits (by name: every answer that has it as an owner). */
+  private matching(target: PurgeSelector): string[] {
+    if (target.name !== undefined) return [...(this.byOwner.get(target.name) ?? [])];
+    return [...this.cache.values()].filter((e) => matches(target, e.name)).map((e) => e.key);
+  }
+
+  /**
+   * Fetches in flight for purged names are answered but not stored, and
+   * leave the coalescing map: a query after the purge starts its own fetch
+   * instead of joining one that may bring the old version.
+   */
+  private dropFlights(target: PurgeSelector): void {
+    for (const [key, flight] of this.inflight) {
+      if (!matches(target, flight.name)) continue;
+      flight.purged = true;
+      this.inflight.delete(key);
+    }
+  }
+
+  private expire(key: string, now: number): void {
+    const e = this.cache.peek(key);
+    if (!e) return;
+    e.expiresAt = Math.min(e.expiresAt, now);
+    e.failedAt = undefined;
+  }
+}
+
+/** A purge-bus key as a selector: "*", "zone:<zone>", or an owner name. */
+function selectorOf(key: string): PurgeSelector {
+  if (key === "*") return { all: true };
+  if (key.startsWith("zone:")) return { zone: normaliseName(key.slice(5)) };
+  return { name: normaliseName(key) };
+}
+
+function matches(target: PurgeSelector, name: string): boolean {
+  return (
+    target.all === true ||
+    (target.zone !== undefined && isInZone(name, target.zone)) ||
+    name === target.name
+  );
 }

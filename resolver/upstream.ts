@@ -5,7 +5,7 @@
  */
 import { randomInt } from "node:crypto";
 import { queryTcp, queryUdp } from "../core/dns-transport.ts";
-import { DNS_MESSAGE, DOH_PATH, parseSerialHeader } from "../core/http.ts";
+import { DNS_MESSAGE, DOH_PATH, H, parseSerialHeader } from "../core/http.ts";
 import { UpstreamError } from "./answer.ts";
 import { CLASS_IN, TYPE_OPT } from "./message.ts";
 import type { Upstream } from "./policy.ts";
@@ -34,17 +34,20 @@ export interface DohOptions {
   fetch?: typeof fetch;
 }
 
-/** RFC 8484 §4.1: GET <base>/dns-query?dns=<base64url, unpadded>, DNS ID 0. */
+/**
+ * RFC 8484 §4.1: GET <base>/dns-query?dns=<base64url, unpadded>, DNS ID 0.
+ * A version floor travels as `X-Min-Serial`: the edge then treats older
+ * cached entries as a miss and forwards the floor to its own parent.
+ */
 export function dohUpstream(base: string, opts: DohOptions): Upstream {
   const doFetch = opts.fetch ?? fetch;
   const endpoint = new URL(DOH_PATH, base).toString();
-  return async (name, qtype) => {
+  return async (name, qtype, minSerial) => {
     const dns = buildQuery(0, name, qtype).toString("base64url");
     const url = `${endpoint}?dns=${dns}`;
-    const res = await doFetch(url, {
-      headers: { accept: DNS_MESSAGE },
-      signal: AbortSignal.timeout(opts.timeoutMs),
-    });
+    const headers: Record<string, string> = { accept: DNS_MESSAGE };
+    if (minSerial !== undefined) headers[H.minSerial] = String(minSerial);
+    const res = await doFetch(url, { headers, signal: AbortSignal.timeout(opts.timeoutMs) });
     const body = Buffer.from(await res.arrayBuffer());
     if (res.status !== 200) {
       throw new UpstreamError(
@@ -56,12 +59,16 @@ export function dohUpstream(base: string, opts: DohOptions): Upstream {
     return {
       message: body,
       age: Number.isInteger(age) && age > 0 ? age : 0,
-      serial: parseSerialHeader(res.headers.get("x-serial")),
+      serial: parseSerialHeader(res.headers.get(H.serial)),
     };
   };
 }
 
-/** Plain DNS over UDP, and over TCP when the UDP answer has TC set (RFC 7766 §5). */
+/**
+ * Plain DNS over UDP, and over TCP when the UDP answer has TC set (RFC 7766 §5).
+ * Only the origin is reached this way and it is always current, so a version
+ * floor needs nothing here (answers carry no serial and are never refused).
+ */
 export function dnsUpstream(
   host: string,
   port: number,

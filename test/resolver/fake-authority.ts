@@ -30,6 +30,10 @@ export class FakeAuthority {
   /** Age header value to report (seconds). */
   age = 0;
   soaTtl = 300;
+  /** X-Serial reported with every answer. */
+  serial: number | undefined = 7;
+  /** The X-Min-Serial of every call, in order. */
+  readonly minSerials: (number | undefined)[] = [];
 
   constructor(private readonly clock: Clock) {}
 
@@ -42,11 +46,14 @@ export class FakeAuthority {
     this.records.delete(`${name}|${type}`);
   }
 
-  readonly upstream: Upstream = async (wireName, qtype) => {
+  readonly upstream: Upstream = async (wireName, qtype, minSerial) => {
     this.calls++;
+    this.minSerials.push(minSerial);
+    // The answer is the data as the call finds it; the delay is its way back.
+    const response = this.respond(wireName, qtype);
     if (this.delayMs > 0) await sleep(this.clock, this.delayMs);
     if (this.failWith) throw new Error(this.failWith);
-    return this.respond(wireName, qtype);
+    return response;
   };
 
   respond(wireName: Buffer, qtype: number): UpstreamResponse {
@@ -73,7 +80,9 @@ export class FakeAuthority {
       answers,
       authorities: answers.length ? [] : [soa],
     } as packet.Packet);
-    return { message, age: this.age, serial: 7 };
+    return this.serial === undefined
+      ? { message, age: this.age }
+      : { message, age: this.age, serial: this.serial };
   }
 }
 

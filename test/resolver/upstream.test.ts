@@ -22,11 +22,15 @@ afterAll(async () => {
 });
 
 describe("DoH upstream (RFC 8484)", () => {
-  it("sends GET with ID 0 and reads Age and X-Serial", async () => {
-    const seen: { id: number; accept: string | undefined }[] = [];
+  it("sends GET with ID 0 and the floor as X-Min-Serial; reads Age and X-Serial", async () => {
+    const seen: { id: number; accept: string | undefined; min: string | undefined }[] = [];
     const app = new Hono().get("/dns-query", (c) => {
       const query = Buffer.from(c.req.query("dns") ?? "", "base64url");
-      seen.push({ id: query.readUInt16BE(0), accept: c.req.header("accept") });
+      seen.push({
+        id: query.readUInt16BE(0),
+        accept: c.req.header("accept"),
+        min: c.req.header("x-min-serial"),
+      });
       const q = packet.decode(query).questions![0]!;
       const { message } = auth.respond(toWire(q.name), 1);
       return c.body(new Uint8Array(message), 200, {
@@ -41,7 +45,11 @@ describe("DoH upstream (RFC 8484)", () => {
     const { port } = server.address() as net.AddressInfo;
     const upstream = dohUpstream(`http://127.0.0.1:${port}`, { timeoutMs: 2000 });
     const res = await upstream(toWire("www.example.test"), 1);
-    expect(seen).toEqual([{ id: 0, accept: "application/dns-message" }]);
+    await upstream(toWire("www.example.test"), 1, 41);
+    expect(seen).toEqual([
+      { id: 0, accept: "application/dns-message", min: undefined },
+      { id: 0, accept: "application/dns-message", min: "41" },
+    ]);
     expect(res).toMatchObject({ age: 20, serial: 42 });
   });
 });
