@@ -18,6 +18,10 @@ const FLAGS = {
     type: "string",
     help: `ms before an unanswered parent request fails (default ${DEFAULT_PARENT_TIMEOUT_MS})`,
   },
+  "no-read-repair": {
+    type: "boolean",
+    help: "do not soft-purge a zone's older entries when a newer serial arrives",
+  },
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const;
 
@@ -55,6 +59,7 @@ export async function main(argv: string[]): Promise<void> {
     maxBytes: int(v["max-bytes"], "max-bytes"),
     token: v.token,
     parentTimeoutMs: int(v["parent-timeout"], "parent-timeout"),
+    readRepair: !v["no-read-repair"],
   });
   console.log(`edge ${id} caching ${v.parent} on ${running.url}`);
   console.log(

@@ -19,6 +19,8 @@ export interface EdgeConfig {
   maxBytes?: number;
   token?: string;
   parentTimeoutMs?: number;
+  /** Read repair (default true): see EdgeOptions.readRepair. */
+  readRepair?: boolean;
   fetch?: ParentFetch;
 }
 
@@ -37,6 +39,7 @@ export async function startEdge(config: EdgeConfig): Promise<RunningEdge> {
     clock: new RealClock(),
     storage: new LruStorage(config.maxBytes ?? DEFAULT_MAX_BYTES),
     parentTimeoutMs: config.parentTimeoutMs,
+    readRepair: config.readRepair,
   });
   const app = createEdgeApp(edge, { token: config.token });
   const host = config.host ?? "127.0.0.1";

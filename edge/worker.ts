@@ -2,7 +2,7 @@
  * The edge as a Cloudflare Worker: the same Hono app and engine, with
  * lru-cache storage in the isolate (each isolate is one cache; the Workers
  * Cache API would apply its own freshness rules on top of ours).
- * Vars: PARENT (required), EDGE_ID, TOKEN, ORIGIN, MAX_BYTES.
+ * Vars: PARENT (required), EDGE_ID, TOKEN, ORIGIN, MAX_BYTES, READ_REPAIR ("off" disables).
  */
 import type { ExecutionContext, Hono } from "hono";
 import { RealClock } from "../core/clock.ts";
@@ -16,6 +16,7 @@ export interface EdgeEnv {
   TOKEN?: string;
   ORIGIN?: string;
   MAX_BYTES?: string;
+  READ_REPAIR?: string;
 }
 
 let app: Hono | undefined;
@@ -31,6 +32,7 @@ function appFor(env: EdgeEnv): Hono {
     fetch: (req) => fetch(req),
     clock: new RealClock(),
     storage: new LruStorage(env.MAX_BYTES ? Number(env.MAX_BYTES) : DEFAULT_MAX_BYTES),
+    readRepair: env.READ_REPAIR !== "off",
   });
   app = createEdgeApp(edge, { token: env.TOKEN });
   return app;
