@@ -1,0 +1,90 @@
+/**
+ * The resolver's receipt, live: once res-1 reports a change INSYNC, dig at
+ * res-1 sees it, even while its edge has not applied the change yet (the
+ * edge's link is slow, the resolver's is fast). The version floor makes the
+ * refetch carry X-Min-Serial, so the lagging edge misses instead of handing
+ * the old answer back.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { dig } from "../support/dig.ts";
+import { changeStatus, node, putA, smallTopology, startTopology } from "./support.ts";
+
+type Running = Awaited<ReturnType<typeof startTopology>>;
+let running: Running | undefined;
+afterEach(async () => {
+  await running?.close();
+  running = undefined;
+});
+
+const EDGE_LINK_MS = 800;
+
+function slowEdge(extra: Record<string, unknown> = {}) {
+  return smallTopology({
+    defaults: { pollIntervalMs: 60_000 },
+    edges: [
+      { id: "regional-1", tier: "regional", parent: "origin" },
+      {
+        id: "edge-1",
+        parent: "regional-1",
+        link: { latency: { kind: "fixed", ms: EDGE_LINK_MS } },
+      },
+    ],
+    resolvers: [{ id: "res-1", upstream: "edge-1", link: { latency: { kind: "fixed", ms: 0 } } }],
+    ...extra,
+  });
+}
+
+async function digShort(addr: string, name: string): Promise<string> {
+  const i = addr.lastIndexOf(":");
+  return (await dig([`@${addr.slice(0, i)}`, "-p", addr.slice(i + 1), name, "A", "+short"])).trim();
+}
+
+/** Polls the receipts until `nodeId` reports the change in sync. */
+async function waitNodeInSync(t: Running, changeId: string, nodeId: string): Promise<void> {
+  const deadline = Date.now() + 3_000;
+  for (;;) {
+    const s = await changeStatus(t, changeId);
+    if (s.nodes.find((n) => n.id === nodeId)?.status === "INSYNC") return;
+    if (Date.now() > deadline) throw new Error(`${nodeId} never acked ${changeId}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function resolverMetrics(t: Running, id: string): Promise<Record<string, number>> {
+  const res = await fetch(`${node(t, id).extra.admin}/metrics`, {
+    headers: { authorization: `Bearer ${t.token}` },
+  });
+  const out: Record<string, number> = {};
+  for (const m of (await res.text()).matchAll(/^(\w+)\{[^}]*\} (\d+)$/gm))
+    out[m[1]!] = Number(m[2]);
+  return out;
+}
+
+describe("resolver receipts are read-your-writes", () => {
+  it("INSYNC at res-1 means dig at res-1 answers the change, while edge-1 still lags", async () => {
+    running = await startTopology(slowEdge());
+    const res1 = node(running, "res-1").address;
+    expect(await digShort(res1, "www.example.test")).toBe("192.0.2.10");
+
+    const { changeId } = await putA(running, "www", "192.0.2.77");
+    await waitNodeInSync(running, changeId, "res-1");
+    const edge = (await changeStatus(running, changeId)).nodes.find((n) => n.id === "edge-1");
+    expect(edge?.status).toBe("PENDING");
+    expect(await digShort(res1, "www.example.test")).toBe("192.0.2.77");
+    expect((await resolverMetrics(running, "res-1")).resolver_floor_refusals_total).toBe(0);
+  });
+
+  it("push mode: the change is answered from the rewritten entry, without an upstream query", async () => {
+    running = await startTopology(slowEdge({ zones: { "example.test": { mode: "push" } } }));
+    const res1 = node(running, "res-1").address;
+    expect(await digShort(res1, "www.example.test")).toBe("192.0.2.10");
+    const before = await resolverMetrics(running, "res-1");
+
+    const { changeId } = await putA(running, "www", "192.0.2.78");
+    await waitNodeInSync(running, changeId, "res-1");
+    expect(await digShort(res1, "www.example.test")).toBe("192.0.2.78");
+    const after = await resolverMetrics(running, "res-1");
+    expect(after.resolver_pushed_total).toBe(1);
+    expect(after.resolver_upstream_queries_total).toBe(before.resolver_upstream_queries_total);
+  });
+});
