@@ -30,21 +30,24 @@
  * round per tier later (each edge tier may serve one stale-while-revalidate
  * answer while its refresh runs):  T = U(0, TTL) + d * W / 2 + E[R(n)].
  *
- * invalidate, soft (and push, which the engines apply as a soft purge until
- * they update in place): the event reaches n after A(n): one link L(n) on the
- * bus; a lost event (probability loss, or always with the bus off) is found
- * by the next anti-entropy poll: U(0, I) on average, at most I(1+jitter),
- * plus one feed request L(n). Then the next question (V: the first of the
- * observer's, U(0, W), and a client's, Exp(clientQps)) refetches through the
- * chain:  T = A(n) + V + E[R(n)].
- * An edge keeps a version floor: a fill older than the purge is refused and
- * retried, then fetched from the origin (edge/cache.ts), so it never refills
- * stale:  bound(edge) = Amax(n) + W + (1 + floorRetries) * Rmax(n) + Lmax(n).
- * A resolver has no floor: if it refetches before its upstream edge has
- * applied the purge (the race X = A(n) + V + L(n) < A(upstream)), it stores
- * the old answer again, with the edge's remaining lifetime, and learns at
- * expiry like ttl mode. So its CDF is the mixture
- *   F = (1 - p) * F_purge + p * F_ttl,  p = P(X < A(upstream)),
+ * invalidate, soft, push: the event reaches n after A(n): one link L(n) on
+ * the bus; a lost event (probability loss, or always with the bus off) is
+ * found by the next anti-entropy poll: U(0, I) on average, at most
+ * I(1+jitter), plus one feed request L(n). Then the next question (V: the
+ * first of the observer's, U(0, W), and a client's, Exp(clientQps)) is
+ * answered new: at once with push (the event carries the RRset and caches
+ * rewrite it in place), after one refetch through the chain otherwise:
+ *   T = A(n) + V (+ E[R(n)] unless push).
+ * A cache with a version floor refuses a fill older than the purge, retries,
+ * then asks with X-Min-Serial or the origin itself (edge/cache.ts), so it
+ * never refills stale:
+ *   bound = Amax(n) + W + (1 + floorRetries) * Rmax(n) + Lmax(n)
+ * (push keeps this bound: a node holding no entry to rewrite must fetch).
+ * A cache without one (`floor: false`, resolvers before they had one) that
+ * refetches before its upstream applied the purge (the race
+ * X = A(n) + V + L(n) < A(upstream)) stores the old answer again, with the
+ * upstream's remaining lifetime, and learns at expiry like ttl mode. So its
+ * CDF is the mixture F = (1 - p) * F_purge + p * F_ttl, p = P(X < A(upstream)),
  * and its bound is the ttl bound whenever p > 0.
  */
 import { VirtualClock } from "../core/clock.ts";
@@ -73,6 +76,8 @@ export interface PredictOptions {
   floorRetries: number;
   /** Quantile taken as the maximum of an unbounded latency (normal, lognormal). */
   quantile: number;
+  /** Resolvers keep a version floor like edges (resolver/policy.ts). */
+  resolverFloor: boolean;
 }
 
 /** The defaults, from the topology and the origin's zone defaults. */
@@ -88,6 +93,7 @@ export function predictOptions(t: Topology, o: Partial<PredictOptions> = {}): Pr
     clientQps: 0,
     floorRetries: DEFAULT_FLOOR_RETRIES,
     quantile: 0.999,
+    resolverFloor: true,
     ...o,
   };
 }
@@ -237,19 +243,16 @@ function predictChain(
   const maxR = dists.reduce((s, l) => s + l.bound, 0);
   const a = arrival(own, c.links[0]!.loss, o);
   const question = firstQuestion(o.probeMs, kind === "resolver" ? o.clientQps : 0);
-  const purge = shift(plus(a, question), meanR);
-  if (kind === "edge") {
-    const bound = a.bound + o.probeMs + (1 + o.floorRetries) * maxR + own.bound;
-    return { kind, depth: c.depth, boundMs: bound, cdf: purge.cdf, raceProbability: 0 };
-  }
+  const purge = shift(plus(a, question), o.mode === "push" ? 0 : meanR);
+  const floored = a.bound + o.probeMs + (1 + o.floorRetries) * maxR + own.bound;
   const upstream = c.links[1];
-  const race =
-    upstream === undefined
-      ? 0
-      : probabilityLess(
-          shift(plus(a, question), mean(own)),
-          arrival(linkDist(upstream, o.quantile), upstream.loss, o),
-        );
+  if (kind === "edge" || o.resolverFloor || upstream === undefined) {
+    return { kind, depth: c.depth, boundMs: floored, cdf: purge.cdf, raceProbability: 0 };
+  }
+  const race = probabilityLess(
+    shift(plus(a, question), mean(own)),
+    arrival(linkDist(upstream, o.quantile), upstream.loss, o),
+  );
   const bound = race > 1e-9 ? ttl.bound : a.bound + o.probeMs + maxR;
   const f = mixture(purge, ttl, race);
   return { kind, depth: c.depth, boundMs: bound, cdf: f.cdf, raceProbability: race };

@@ -88,21 +88,36 @@ describe("purge modes with the bus", () => {
     expect(edge.raceProbability).toBe(0);
   });
 
-  it("a resolver whose purge lands after its edge's has no race", () => {
-    const res = byId({ mode: "soft" }).get("res")!;
+  it("a resolver without a floor purged before its edge refills the old value: ttl bound", () => {
+    const res = byId({ mode: "soft", resolverFloor: false }).get("res")!;
     // resolver link 2 ms < edge link 5 ms: X = 2 + 0 + 2 = 4 ms < 5 ms, the refill races the edge.
     expect(res.raceProbability).toBe(1);
     expect(res.boundMs).toBe(90_000 + 27);
   });
 
-  it("a resolver purged after its edge refills the new value: bound is arrival + probe + refetch", () => {
+  it("a resolver with a version floor does not race: arrival + retries through the chain", () => {
+    const res = byId({ mode: "soft" }).get("res")!;
+    expect(res.raceProbability).toBe(0);
+    // 2 + 0 + (1 + 1) * (2 + 5 + 20) + 2
+    expect(res.boundMs).toBe(58);
+    expect(res.cdf(29)).toBe(1);
+  });
+
+  it("push rewrites in place: fresh at the event's arrival, no refetch", () => {
+    const p = byId({ mode: "push" });
+    expect(p.get("edge")!.cdf(4.9)).toBe(0);
+    expect(p.get("edge")!.cdf(5)).toBe(1);
+    expect(p.get("regional")!.cdf(20)).toBe(1);
+  });
+
+  it("a resolver without a floor purged after its edge refills the new value: no race", () => {
     const slow = parseTopology({
       ...chain,
       resolvers: [{ id: "res", upstream: "edge", link: { latency: { kind: "fixed", ms: 8 } } }],
     });
     const res = predict(
       slow,
-      predictOptions(slow, { mode: "invalidate", ttlSec: 60, probeMs: 10 }),
+      predictOptions(slow, { mode: "invalidate", ttlSec: 60, probeMs: 10, resolverFloor: false }),
     ).find((p) => p.nodeId === "res")!;
     expect(res.raceProbability).toBe(0);
     // 8 ms arrival + 10 ms probe + 8 + 5 + 20 ms refetch.
@@ -120,7 +135,7 @@ describe("purge modes with the bus", () => {
   });
 
   it("pools node CDFs into one curve for the report", () => {
-    const curve = pooledCurve(predict(chain, opts({ mode: "invalidate" })));
+    const curve = pooledCurve(predict(chain, opts({ mode: "invalidate", resolverFloor: false })));
     expect(curve.boundMs).toBe(90_027);
     const at = (t: number) => curve.points.find(([x]) => x >= t)![1];
     // regional (20 + 20 ms) and edge (5 + 25 ms) are fresh by 100 ms; the racing resolver is not.
