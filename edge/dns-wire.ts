@@ -3,8 +3,8 @@
  * question of a cached DoH exchange and rewrite a positive answer with a
  * pushed RRset. Web-standard only (no Buffer), so it runs in a Worker.
  */
-import type { RRset, RRType } from "../core/records.ts";
-import { concat, encodeName, encodeRData, TYPE_CODES } from "./rdata.ts";
+import { RR_TYPE_CODES, type RRset, type RRType } from "../core/records.ts";
+import { concat, encodeName, encodeRData, typeOfCode } from "./rdata.ts";
 
 const HEADER = 12;
 const CLASS_IN = 1;
@@ -67,7 +67,7 @@ export function dohQuestion(dns: string | null): Question | undefined {
 export function rewriteWire(old: Uint8Array, rrset: RRset): Uint8Array<ArrayBuffer> | undefined {
   const msg = parse(old);
   if (!msg || WITH_ADDITIONALS.has(rrset.type)) return undefined;
-  const code = TYPE_CODES[rrset.type];
+  const code = RR_TYPE_CODES[rrset.type];
   const plain =
     msg.qdcount === 1 &&
     (msg.flags & 0x0f) === 0 &&
@@ -102,10 +102,6 @@ export function rewriteWire(old: Uint8Array, rrset: RRset): Uint8Array<ArrayBuff
     ...msg.additional.map((a) => a.bytes),
   ]);
   return out.length <= MAX_MESSAGE ? out : undefined;
-}
-
-function typeOfCode(code: number): RRType | undefined {
-  return (Object.entries(TYPE_CODES) as [RRType, number][]).find(([, c]) => c === code)?.[0];
 }
 
 /** Parses an uncompressed message (the origin's encoder never compresses); undefined otherwise. */

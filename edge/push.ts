@@ -8,10 +8,10 @@
  */
 import { DOH_PATH, formatCacheControl, H, JSON_PATH } from "../core/http.ts";
 import { fqdn } from "../core/names.ts";
-import type { RRset } from "../core/records.ts";
+import { RR_TYPE_CODES, type RRset } from "../core/records.ts";
 import { dohQuestion, type Question, rewriteWire } from "./dns-wire.ts";
 import { type CacheEntry, describe, freshnessLifetime } from "./policy.ts";
-import { presentation, TYPE_CODES, typeOfParam } from "./rdata.ts";
+import { presentation, typeOfParam } from "./rdata.ts";
 
 export type { Question };
 
@@ -93,7 +93,7 @@ function rewriteJson(body: Uint8Array, rrset: RRset): Uint8Array<ArrayBuffer> | 
   }
   if (typeof json !== "object" || json === null) return undefined;
   const o = json as { Status?: unknown; TC?: unknown; Answer?: unknown; Authority?: unknown };
-  const code = TYPE_CODES[rrset.type];
+  const code = RR_TYPE_CODES[rrset.type];
   const owner = fqdn(rrset.name);
   const answers = Array.isArray(o.Answer) ? (o.Answer as Partial<JsonRecord>[]) : [];
   const plain =

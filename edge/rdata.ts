@@ -6,28 +6,26 @@
  * Worker does not have.
  */
 import { fqdn } from "../core/names.ts";
-import type { CaaData, MxData, RData, RRType, SoaData, SrvData } from "../core/records.ts";
+import {
+  type CaaData,
+  type MxData,
+  type RData,
+  RR_TYPE_CODES,
+  type RRType,
+  type SoaData,
+  type SrvData,
+} from "../core/records.ts";
 
-/** RFC 1035 §3.2.2 and later assignments. */
-export const TYPE_CODES: Readonly<Record<RRType, number>> = {
-  A: 1,
-  NS: 2,
-  CNAME: 5,
-  SOA: 6,
-  PTR: 12,
-  MX: 15,
-  TXT: 16,
-  AAAA: 28,
-  SRV: 33,
-  CAA: 257,
-};
+/** The type a TYPE value names, among the supported ones. */
+export function typeOfCode(code: number): RRType | undefined {
+  return (Object.entries(RR_TYPE_CODES) as [RRType, number][]).find(([, c]) => c === code)?.[0];
+}
 
 /** The type a `type=` parameter names: a mnemonic ("aaaa") or a number ("28"). */
 export function typeOfParam(value: string): RRType | undefined {
   const up = value.trim().toUpperCase();
-  const entries = Object.entries(TYPE_CODES) as [RRType, number][];
-  if (/^\d+$/.test(up)) return entries.find(([, code]) => code === Number(up))?.[0];
-  return entries.find(([t]) => t === up)?.[0];
+  if (/^\d+$/.test(up)) return typeOfCode(Number(up));
+  return up in RR_TYPE_CODES ? (up as RRType) : undefined;
 }
 
 const utf8 = new TextEncoder();
