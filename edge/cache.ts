@@ -215,9 +215,9 @@ export class Edge implements SyncTarget {
     let seconds = 0;
     for (const key of this.affected(event)) {
       const entry = this.storage.get(key);
-      if (!entry || (entry.serial !== undefined && !olderThan(entry.serial, event.serial)))
-        continue;
-      seconds = Math.max(seconds, servableFor(entry, now));
+      if (entry && filledBefore(entry, event.serial)) {
+        seconds = Math.max(seconds, servableFor(entry, now));
+      }
     }
     return Math.ceil(seconds * 1000);
   }
@@ -285,7 +285,7 @@ export class Edge implements SyncTarget {
     const hard: string[] = [];
     for (const key of keys) {
       const entry = this.storage.get(key);
-      if (!entry || (entry.serial !== undefined && !olderThan(entry.serial, serial))) continue;
+      if (!entry || !filledBefore(entry, serial)) continue;
       const q = questionOf(key);
       const rrset = q && rrsets.find((r) => r.name === q.name && r.type === q.type);
       if (rrset?.data.length === 0) {
@@ -309,7 +309,8 @@ export class Edge implements SyncTarget {
    */
   private repair(entry: CacheEntry): void {
     const zone =
-      header(entry, H.zone) ?? entry.surrogateKeys.find((k) => k.startsWith("zone:"))?.slice(5);
+      header(entry, H.zone) ??
+      entry.surrogateKeys.find((k) => k.startsWith(ZONE_KEY))?.slice(ZONE_KEY.length);
     const serial = entry.serial;
     if (!this.readRepair || zone === undefined || serial === undefined) return;
     if (!this.zoneSerials.advance(zone, serial)) return;
@@ -546,6 +547,13 @@ export class Edge implements SyncTarget {
     const noBody = req.method === "HEAD" || status_ === 304 || status_ === 204;
     return new Response(noBody ? null : entry.body, { status: status_, headers });
   }
+}
+
+const ZONE_KEY = zoneKey("");
+
+/** Whether an entry may hold data from before `serial` (one without X-Serial may). */
+function filledBefore(entry: CacheEntry, serial: number): boolean {
+  return entry.serial === undefined || olderThan(entry.serial, serial);
 }
 
 /** A zone name as given in POST /purge, in the form surrogate keys use. */
