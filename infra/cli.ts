@@ -22,6 +22,10 @@ const COMMANDS: Record<string, { help: string; load: () => Promise<{ main: Main 
     help: "simulate a topology's propagation under virtual time, beside the prediction",
     load: () => import("./simulate.ts"),
   },
+  measure: {
+    help: "measure how long a change takes to reach every node of a running topology",
+    load: () => import("./measure.ts"),
+  },
   up: {
     help: "start every node of a topology (default: infra/topologies/default.json)",
     load: () => import("./up.ts"),
