@@ -34,10 +34,10 @@
  * the bus; a lost event (probability loss, or always with the bus off) is
  * found by the next anti-entropy poll: U(0, I) on average, at most
  * I(1+jitter), plus one feed request L(n). Then the next question (V: the
- * first of the observer's, U(0, W), and a client's, Exp(clientQps)) is
- * answered new: at once with push (the event carries the RRset and caches
- * rewrite it in place), after one refetch through the chain otherwise:
- *   T = A(n) + V (+ E[R(n)] unless push).
+ * first of the observer's, at t0 + kW, and a client's, Exp(clientQps) after
+ * A(n); see askedAfter) is answered new: at once with push (the event
+ * carries the RRset and caches rewrite it in place), after one refetch
+ * through the chain otherwise:  T = A(n) + V (+ E[R(n)] unless push).
  * A cache with a version floor refuses a fill older than the purge, retries,
  * then asks with X-Min-Serial or the origin itself (edge/cache.ts), so it
  * never refills stale:
@@ -198,6 +198,32 @@ export function firstQuestion(probeMs: number, qps: number): Dist {
   };
 }
 
+/**
+ * When a node that became ready at A is first asked: the observer asks at
+ * t0, t0 + W, t0 + 2W... (as `measure` polls from the write's ack), a
+ * client at A + Exp(qps). With s = W * floor(t / W), the last observer
+ * question by t:  P(T > t) = (1 - F_A(t)) + integral over (s, t] of
+ * e^(-qps (t - a)) dF_A(a)   (no question in (a, t]).
+ */
+export function askedAfter(a: Dist, probeMs: number, qps: number): Dist {
+  if (probeMs <= 0) return a;
+  const rate = qps / 1000;
+  return {
+    cdf: (t) => {
+      if (t < 0) return 0;
+      const s = probeMs * Math.floor(t / probeMs);
+      let later = 1 - a.cdf(t);
+      const h = (t - s) / 16;
+      for (let k = 0; k < 16 && h > 0; k++) {
+        const mass = a.cdf(s + (k + 1) * h) - a.cdf(s + k * h);
+        later += mass * Math.exp(-rate * (t - s - (k + 0.5) * h));
+      }
+      return Math.min(1, Math.max(0, 1 - later));
+    },
+    bound: a.bound + probeMs,
+  };
+}
+
 /** When the purge reaches a node: the bus, else (lost, or no bus) the next anti-entropy poll. */
 export function arrival(link: Dist, loss: number, o: PredictOptions): Dist {
   const poll = plus(link, {
@@ -242,15 +268,15 @@ function predictChain(
   const meanR = dists.reduce((s, l) => s + mean(l), 0);
   const maxR = dists.reduce((s, l) => s + l.bound, 0);
   const a = arrival(own, c.links[0]!.loss, o);
-  const question = firstQuestion(o.probeMs, kind === "resolver" ? o.clientQps : 0);
-  const purge = shift(plus(a, question), o.mode === "push" ? 0 : meanR);
+  const qps = kind === "resolver" ? o.clientQps : 0;
+  const purge = shift(askedAfter(a, o.probeMs, qps), o.mode === "push" ? 0 : meanR);
   const floored = a.bound + o.probeMs + (1 + o.floorRetries) * maxR + own.bound;
   const upstream = c.links[1];
   if (kind === "edge" || o.resolverFloor || upstream === undefined) {
     return { kind, depth: c.depth, boundMs: floored, cdf: purge.cdf, raceProbability: 0 };
   }
   const race = probabilityLess(
-    shift(plus(a, question), mean(own)),
+    shift(plus(a, firstQuestion(o.probeMs, qps)), mean(own)),
     arrival(linkDist(upstream, o.quantile), upstream.loss, o),
   );
   const bound = race > 1e-9 ? ttl.bound : a.bound + o.probeMs + maxR;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  askedAfter,
   constant,
   firstQuestion,
   mixture,
@@ -56,6 +57,13 @@ describe("distribution helpers", () => {
     // 1 - (1 - 0.5) * e^(-10 q/s * 0.05 s) = 1 - 0.5 e^-0.5
     expect(firstQuestion(100, 10).cdf(50)).toBeCloseTo(1 - 0.5 * Math.exp(-0.5));
     expect(mixture(constant(0), constant(10), 0.25).cdf(5)).toBe(0.75);
+  });
+
+  it("a node ready at 30 ms is asked by the observer at 100 ms, or by a client before", () => {
+    expect(askedAfter(constant(30), 100, 0).cdf(99)).toBe(0);
+    expect(askedAfter(constant(30), 100, 0).cdf(100)).toBe(1);
+    // 10 client queries/s: asked by 80 ms with probability 1 - e^(-10 * 0.05).
+    expect(askedAfter(constant(30), 100, 10).cdf(80)).toBeCloseTo(1 - Math.exp(-0.5), 1);
   });
 });
 
@@ -122,8 +130,9 @@ describe("purge modes with the bus", () => {
     expect(res.raceProbability).toBe(0);
     // 8 ms arrival + 10 ms probe + 8 + 5 + 20 ms refetch.
     expect(res.boundMs).toBe(51);
-    // 8 + U(0, 10) + 33: half by 46 ms.
-    expect(res.cdf(46)).toBeCloseTo(0.5, 1);
+    // purged at 8 ms, asked by the observer at 10 ms, then 33 ms of refetch.
+    expect(res.cdf(42.9)).toBe(0);
+    expect(res.cdf(43)).toBe(1);
   });
 
   it("with the bus off, anti-entropy bounds the edge: poll interval (1 + jitter) + feed + refetch", () => {
