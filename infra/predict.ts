@@ -236,14 +236,26 @@ export function arrival(link: Dist, loss: number, o: PredictOptions): Dist {
 interface Chain {
   links: LinkModel[];
   depth: number;
+  /** Client queries per second reaching the chain's tier-1 node (0: not modelled). */
+  tier1Qps: number;
 }
 
-/** ttl mode: see the header. */
-function ttlDist(chain: Dist[], o: PredictOptions): Dist {
+/**
+ * ttl mode: see the header. When the client load is known, the tier-1 copy
+ * cycles through TTL fresh, then Exp(rate) until the next query refills it,
+ * so it is held fresh at t0 with probability f = TTL / (TTL + 1 / rate), with
+ * remaining lifetime U(0, TTL); otherwise the observer's question at t0
+ * refreshes it (served stale-while-revalidate) and the next one, W later,
+ * gets the new value through the chain. Unknown load (rate 0): f = 1, the
+ * steady-load worst case.
+ */
+function ttlDist(chain: Dist[], o: PredictOptions, tier1Qps: number): Dist {
   const ttl = o.ttlSec * 1000;
   const meanR = chain.reduce((s, l) => s + mean(l), 0);
   const maxR = chain.reduce((s, l) => s + l.bound, 0);
-  const d = shift(uniform(0, ttl), (chain.length * o.probeMs) / 2 + meanR);
+  const held = shift(uniform(0, ttl), (chain.length * o.probeMs) / 2 + meanR);
+  const f = tier1Qps > 0 ? ttl / (ttl + 1000 / tier1Qps) : 1;
+  const d = mixture(constant(o.probeMs + meanR), held, f);
   return { cdf: d.cdf, bound: ttl + o.swrSec * 1000 + o.probeMs + maxR };
 }
 
@@ -262,7 +274,7 @@ function predictChain(
 ): Omit<NodePrediction, "nodeId" | "tier"> {
   const dists = c.links.map((l) => linkDist(l, o.quantile));
   const own = dists[0]!;
-  const ttl = ttlDist(dists, o);
+  const ttl = ttlDist(dists, o, c.tier1Qps);
   if (o.mode === "ttl")
     return { kind, depth: c.depth, boundMs: ttl.bound, cdf: ttl.cdf, raceProbability: 0 };
   const meanR = dists.reduce((s, l) => s + mean(l), 0);
@@ -294,19 +306,27 @@ export function predict(t: Topology, o: PredictOptions): NodePrediction[] {
     ...t.edges.map((e) => ({ id: e.id, tier: e.tier, kind: "edge" as const })),
     ...t.resolvers.map((r) => ({ id: r.id, tier: "resolver", kind: "resolver" as const })),
   ];
-  for (const n of nodes) {
-    const links: LinkModel[] = [];
-    for (
-      let id: string | undefined = n.id;
-      id !== undefined && id !== t.origin.id;
-      id = parent.get(id)
-    ) {
-      links.push(models.get(id)!);
+  const chainOf = (id: string) => {
+    const ids: string[] = [];
+    for (let x: string | undefined = id; x !== undefined && x !== t.origin.id; x = parent.get(x)) {
+      ids.push(x);
     }
-    const key = `${n.kind}:${JSON.stringify(links)}`;
+    return ids;
+  };
+  // Client load reaching each tier-1 node: the resolvers below it.
+  const below = new Map<string, number>();
+  for (const r of t.resolvers) {
+    const top = chainOf(r.id).at(-1)!;
+    below.set(top, (below.get(top) ?? 0) + 1);
+  }
+  for (const n of nodes) {
+    const ids = chainOf(n.id);
+    const links = ids.map((id) => models.get(id)!);
+    const tier1Qps = o.clientQps * (below.get(ids.at(-1)!) ?? 0);
+    const key = `${n.kind}:${tier1Qps}:${JSON.stringify(links)}`;
     let p = memo.get(key);
     if (!p) {
-      p = predictChain(n.kind, { links, depth: links.length }, o);
+      p = predictChain(n.kind, { links, depth: links.length, tier1Qps }, o);
       memo.set(key, p);
     }
     out.push({ nodeId: n.id, tier: n.tier, ...p });

@@ -85,6 +85,18 @@ describe("ttl mode", () => {
   });
 });
 
+describe("ttl mode under sparse client load", () => {
+  it("holds the tier-1 copy fresh for TTL / (TTL + 1 / rate) of the time", () => {
+    // 1 resolver at 1/60 q/s: cycles of 60 s fresh + 60 s on average without a copy, f = 1/2.
+    const res = byId({ mode: "ttl", probeMs: 100, clientQps: 1 / 60 }).get("res")!;
+    // not held: refreshed by the question at t0, new at the next one: 100 + 27 ms.
+    expect(res.cdf(126)).toBeCloseTo(0, 6);
+    expect(res.cdf(127)).toBeCloseTo(0.5, 6);
+    // held: U(0, 60 s) + 3 * 100 / 2 + 27 ms, half of it by 30.177 s.
+    expect(res.cdf(30_177)).toBeCloseTo(0.75, 2);
+  });
+});
+
 describe("purge modes with the bus", () => {
   it("an edge is fresh after its own link, the next question and one refetch through the chain", () => {
     const edge = byId({ mode: "invalidate" }).get("edge")!;
