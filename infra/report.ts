@@ -181,8 +181,10 @@ function esc(s: string): string {
 export function ticks(lo: number, hi: number, log: boolean): number[] {
   const out: number[] = [];
   if (log) {
+    // Beyond three decades the 2s and 5s would crowd the labels.
+    const steps = Math.log10(hi / lo) > 3 ? [1] : [1, 2, 5];
     for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) {
-      for (const m of [1, 2, 5]) {
+      for (const m of steps) {
         const v = m * 10 ** e;
         if (v >= lo && v <= hi) out.push(v);
       }

@@ -93,6 +93,7 @@ describe("report", () => {
   it("makes 1-2-5 ticks, linear or log", () => {
     expect(ticks(0, 100, false)).toEqual([0, 20, 40, 60, 80, 100]);
     expect(ticks(10, 1000, true)).toEqual([10, 20, 50, 100, 200, 500, 1000]);
+    expect(ticks(1, 100_000, true)).toEqual([1, 10, 100, 1000, 10_000, 100_000]);
   });
 
   it("draws no progress bar when stderr is not a terminal", () => {
