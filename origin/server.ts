@@ -115,9 +115,11 @@ export async function startOrigin(
   );
 
   const app = new Hono();
+  let dnsAddr = "";
   // journal: records and fsynced batches since start; records/batches is the group-commit factor.
+  // dns: where the authoritative DNS listens (nodes started on their own find it here).
   app.get("/healthz", (c) =>
-    c.json({ ok: true, zones: store.zones().length, journal: data.stats }),
+    c.json({ ok: true, zones: store.zones().length, dns: dnsAddr, journal: data.stats }),
   );
   app.route("/", apiRoutes({ store, token, maxBodyBytes: cfg.maxBodyBytes, log }));
   app.route("/", fabricRoutes({ store, receipts, token }));
@@ -132,7 +134,14 @@ export async function startOrigin(
     ),
   );
 
-  const { server, address } = await listen(app, cfg.http.host, cfg.http.port);
+  const { server, address } = await listen(app, cfg.http.host, cfg.http.port).catch(
+    async (err: Error) => {
+      stopPublishing();
+      outbox?.close();
+      await data.close();
+      throw err;
+    },
+  );
   let dns: DnsServer;
   try {
     dns = await startAuthoritativeDns(store, {
@@ -148,9 +157,10 @@ export async function startOrigin(
   }
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const dnsHost = dns.host.includes(":") ? `[${dns.host}]` : dns.host;
+  dnsAddr = `${dnsHost}:${dns.port}`;
   return {
     httpUrl: `http://${host}:${address.port}`,
-    dnsAddr: `${dnsHost}:${dns.port}`,
+    dnsAddr,
     dns,
     token,
     tokenCreated: created,

@@ -1,0 +1,126 @@
+/**
+ * `propagate node --topology F --id X`: runs one node of a topology in this
+ * process, joined to the fabric (the bus named by the topology or --bus, the
+ * origin's registry, change feed and receipts). The parent's address comes
+ * from the origin's registry, so nodes may start on any port.
+ */
+import { RealClock } from "../core/clock.ts";
+import { createBus } from "./bus.ts";
+import { flagHelp, parseFlags, printReady, UsageError } from "./flags.ts";
+import {
+  type NodeContext,
+  type RunningNode,
+  startEdgeNode,
+  startOriginNode,
+  startResolverNode,
+} from "./nodes.ts";
+import { loadTopology } from "./topology.ts";
+import { DEFAULT_TOPOLOGY } from "./up.ts";
+
+const FLAGS = {
+  topology: { type: "string", help: "topology file (default infra/topologies/default.json)" },
+  id: { type: "string", help: "id of the node to run" },
+  bus: { type: "string", help: 'override the bus: "off" or redis://host:port' },
+  data: { type: "string", help: "origin only: data directory (default: the topology's)" },
+  origin: {
+    type: "string",
+    help: "edges and resolvers: origin URL (default: the topology's origin.http)",
+  },
+  token: {
+    type: "string",
+    help: "edges and resolvers: the origin's write token (default $PROPAGATE_TOKEN)",
+  },
+  help: { type: "boolean", help: "show this help" },
+} as const;
+
+async function getJson<T>(url: string): Promise<T> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+  return (await res.json()) as T;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const { values: v } = parseFlags(argv, FLAGS, "node");
+  if (v.help) {
+    console.log(flagHelp(FLAGS, "node"));
+    return;
+  }
+  if (!v.id) throw new UsageError(`--id is required\n\n${flagHelp(FLAGS, "node")}`);
+  const t = await loadTopology(v.topology ?? DEFAULT_TOPOLOGY);
+  if (v.bus) t.bus = v.bus;
+  if (t.bus === "memory") {
+    throw new UsageError(
+      'a node in its own process needs a shared bus: --bus redis://HOST:PORT (or "off")',
+    );
+  }
+  const clock = new RealClock();
+  const bus = await createBus(t.bus, clock);
+  const ctx: NodeContext = {
+    topology: t,
+    clock,
+    bus,
+    startMs: clock.now(),
+    log: (m) => console.error(m),
+  };
+
+  let started: { node: RunningNode; token?: string };
+  try {
+    started = await startNode(ctx, v);
+  } catch (err) {
+    await bus?.close();
+    throw err;
+  }
+  const { node, token } = started;
+  printReady({
+    id: node.id,
+    kind: node.kind,
+    tier: node.tier,
+    parent: node.parent ?? "",
+    address: node.address,
+    extra: JSON.stringify(node.extra),
+    link: node.link,
+    ...(token !== undefined && { token }),
+  });
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", () => resolve());
+    process.once("SIGTERM", () => resolve());
+  });
+  await node.close();
+  await bus?.close();
+}
+
+type Values = ReturnType<typeof parseFlags<typeof FLAGS>>["values"];
+
+async function startNode(
+  ctx: NodeContext,
+  v: Values,
+): Promise<{ node: RunningNode; token?: string }> {
+  const t = ctx.topology;
+  if (v.id === t.origin.id) {
+    const started = await startOriginNode(ctx, v.data ?? t.origin.data);
+    return { node: started.node, token: started.origin.token };
+  }
+  const edge = t.edges.find((e) => e.id === v.id);
+  const resolver = t.resolvers.find((r) => r.id === v.id);
+  if (!edge && !resolver) throw new UsageError(`node "${v.id}" is not in the topology`);
+  const url = v.origin ?? `http://${t.origin.http}`;
+  const originToken = v.token ?? process.env.PROPAGATE_TOKEN;
+  if (!originToken)
+    throw new UsageError("--token (or PROPAGATE_TOKEN) is required to join the origin");
+  const parentId = edge?.parent ?? resolver!.upstream;
+  const { nodes } = await getJson<{ nodes: { id: string; address: string }[] }>(`${url}/v1/nodes`);
+  const parentUrl = parentId === t.origin.id ? url : nodes.find((n) => n.id === parentId)?.address;
+  if (parentUrl === undefined)
+    throw new Error(`parent "${parentId}" is not registered with ${url} yet; start it first`);
+  const { zones } = await getJson<{ zones: { zone: string }[] }>(`${url}/v1/zones`);
+  const originDns = (await getJson<{ dns?: string }>(`${url}/healthz`)).dns ?? "";
+  const join = { ...ctx, origin: { url, dns: originDns, token: originToken }, parentUrl };
+  const node = edge
+    ? await startEdgeNode(join, edge)
+    : await startResolverNode(
+        { ...join, parentUrl: parentId === t.origin.id ? "" : parentUrl },
+        resolver!,
+        zones.map((z) => z.zone),
+      );
+  return { node };
+}

@@ -1,0 +1,217 @@
+/**
+ * Starting one node of a topology, wired into the fabric: the origin (with
+ * the bus and receipts), an edge or a resolver (each with its link's delay
+ * on upstream fetches, registered with the origin and following the bus and
+ * the change feed). `propagate up` calls these for every node in one
+ * process; `propagate node` calls one of them in a process of its own.
+ */
+import type { PurgeBus } from "../core/bus.ts";
+import type { Clock } from "../core/clock.ts";
+import { LinkDelay, type LinkModel, wrapFetch } from "../core/delay.ts";
+import type { PropagationMode } from "../core/purge.ts";
+import { hashSeed, type Seed } from "../core/random.ts";
+import { startEdge } from "../edge/node.ts";
+import { startOrigin } from "../origin/server.ts";
+import { startResolver } from "../resolver/server.ts";
+import { dohUpstream } from "../resolver/upstream.ts";
+import { parseHostPort } from "./flags.ts";
+import { connectNode } from "./node-link.ts";
+import type { EdgeSpec, ResolverSpec, Topology } from "./topology.ts";
+
+export interface RunningNode {
+  id: string;
+  kind: "origin" | "edge" | "resolver";
+  tier: string;
+  parent?: string;
+  /** Main address: HTTP URL for origin and edges, host:port for resolvers. */
+  address: string;
+  /** Extra addresses: the origin's DNS, a resolver's admin URL. */
+  extra: Record<string, string>;
+  /** The delay model of the node's link, described. */
+  link: string;
+  close(): Promise<void>;
+}
+
+export interface NodeContext {
+  topology: Topology;
+  clock: Clock;
+  bus: PurgeBus | undefined;
+  /** The run's start: partition windows of every link count from it. */
+  startMs: number;
+  log: (message: string) => void;
+  /** Replaces fixed ports with 0 (tests). */
+  anyPort?: boolean;
+}
+
+/** Where the origin is, once it runs; needed by every other node. */
+export interface OriginAddress {
+  url: string;
+  dns: string;
+  token: string;
+}
+
+export function modeOf(t: Topology): (zone: string) => PropagationMode {
+  return (zone) => t.zones[zone]?.mode ?? t.defaults.mode;
+}
+
+function hostPort(ctx: NodeContext, value: string) {
+  const { host, port } = parseHostPort(value, "address");
+  return { host, port: ctx.anyPort ? 0 : port };
+}
+
+function linkOf(ctx: NodeContext, id: string, model: LinkModel | undefined): LinkDelay {
+  const t = ctx.topology;
+  return new LinkDelay(model ?? t.defaults.link, hashSeed(t.seed as Seed, id), ctx.clock, {
+    startMs: ctx.startMs,
+  });
+}
+
+export async function startOriginNode(
+  ctx: NodeContext,
+  dataDir: string,
+): Promise<{ node: RunningNode; origin: OriginAddress; zones: () => string[] }> {
+  const t = ctx.topology;
+  const origin = await startOrigin(
+    {
+      http: hostPort(ctx, t.origin.http),
+      dns: hostPort(ctx, t.origin.dns),
+      dataDir,
+      sample: t.origin.sample,
+      nsid: t.origin.id,
+      ...(t.origin.token !== undefined && { token: t.origin.token }),
+    },
+    { clock: ctx.clock, log: ctx.log, ...(ctx.bus && { bus: ctx.bus }), modeOf: modeOf(t) },
+  );
+  return {
+    node: {
+      id: t.origin.id,
+      kind: "origin",
+      tier: "origin",
+      address: origin.httpUrl,
+      extra: { dns: origin.dnsAddr },
+      link: "-",
+      close: origin.close,
+    },
+    origin: { url: origin.httpUrl, dns: origin.dnsAddr, token: origin.token },
+    zones: () => origin.store.zones().map((z) => z.zone.name),
+  };
+}
+
+/** What an edge or resolver needs to join: the origin, and its parent's address. */
+interface JoinContext extends NodeContext {
+  origin: OriginAddress;
+  parentUrl: string;
+}
+
+function fabric(ctx: JoinContext, id: string, link: LinkDelay) {
+  const t = ctx.topology;
+  return {
+    originUrl: ctx.origin.url,
+    token: ctx.origin.token,
+    clock: ctx.clock,
+    ...(ctx.bus && { bus: ctx.bus }),
+    modeOf: modeOf(t),
+    pollIntervalMs: t.defaults.pollIntervalMs,
+    pollJitter: t.defaults.pollJitter,
+    log: ctx.log,
+    link,
+    seed: hashSeed(t.seed as Seed, id, "poll"),
+  };
+}
+
+export async function startEdgeNode(ctx: JoinContext, e: EdgeSpec): Promise<RunningNode> {
+  const link = linkOf(ctx, e.id, e.link);
+  const { host, port } = hostPort(ctx, e.http);
+  const edge = await startEdge({
+    id: e.id,
+    parent: ctx.parentUrl,
+    origin: ctx.origin.url,
+    host,
+    port,
+    token: ctx.origin.token,
+    ...(e.maxBytes !== undefined && { maxBytes: e.maxBytes }),
+    fetch: wrapFetch((req) => fetch(req), link, ctx.clock) as (req: Request) => Promise<Response>,
+  });
+  try {
+    const joined = await connectNode({
+      ...fabric(ctx, e.id, link),
+      nodeId: e.id,
+      tier: e.tier,
+      address: edge.url,
+      parent: e.parent,
+      target: edge.edge,
+    });
+    return {
+      id: e.id,
+      kind: "edge",
+      tier: e.tier,
+      parent: e.parent,
+      address: edge.url,
+      extra: {},
+      link: link.describe(),
+      close: async () => {
+        await joined.close();
+        await edge.close();
+      },
+    };
+  } catch (err) {
+    await edge.close();
+    throw err;
+  }
+}
+
+export async function startResolverNode(
+  ctx: JoinContext,
+  r: ResolverSpec,
+  zones: string[],
+): Promise<RunningNode> {
+  const link = linkOf(ctx, r.id, r.link);
+  const viaDoh = ctx.parentUrl.startsWith("http");
+  const upstream = viaDoh ? ctx.parentUrl : `dns://${ctx.origin.dns}`;
+  const res = await startResolver(
+    {
+      id: r.id,
+      dns: hostPort(ctx, r.dns),
+      admin: hostPort(ctx, r.admin),
+      upstream,
+      token: ctx.origin.token,
+      zones: zones.length > 0 ? zones : ["example.test"],
+      ...(r.maxBytes !== undefined && { maxBytes: r.maxBytes }),
+    },
+    viaDoh
+      ? {
+          clock: ctx.clock,
+          upstream: dohUpstream(upstream, {
+            timeoutMs: 5_000,
+            fetch: wrapFetch(fetch, link, ctx.clock) as typeof fetch,
+          }),
+        }
+      : { clock: ctx.clock },
+  );
+  try {
+    const joined = await connectNode({
+      ...fabric(ctx, r.id, link),
+      nodeId: r.id,
+      tier: "resolver",
+      address: res.dnsAddr,
+      parent: r.upstream,
+      target: res.resolver,
+    });
+    return {
+      id: r.id,
+      kind: "resolver",
+      tier: "resolver",
+      parent: r.upstream,
+      address: res.dnsAddr,
+      extra: res.adminUrl ? { admin: res.adminUrl } : {},
+      link: link.describe(),
+      close: async () => {
+        await joined.close();
+        await res.close();
+      },
+    };
+  } catch (err) {
+    await res.close();
+    throw err;
+  }
+}
