@@ -292,7 +292,7 @@ export class Edge implements SyncTarget {
         hard.push(key);
         continue;
       }
-      const updated = rrset && pushedEntry(entry, rrset, serial, now);
+      const updated = rrset && pushedEntry(entry, q, rrset, serial, now);
       if (updated && this.storage.set(updated)) this.counters.pushed++;
       else soft.push(key);
     }

@@ -13,18 +13,24 @@ import { dohQuestion, type Question, rewriteWire } from "./dns-wire.ts";
 import { type CacheEntry, describe, freshnessLifetime } from "./policy.ts";
 import { presentation, typeOfParam } from "./rdata.ts";
 
-export type { Question };
+/** The question a cached answer answers, and the form of the answer. */
+export interface KeyQuestion extends Question {
+  form: "json" | "wire";
+}
 
 /** The question a cache key asks: `/resolve?name=&type=` or DoH GET `/dns-query?dns=`. */
-export function questionOf(key: string): Question | undefined {
+export function questionOf(key: string): KeyQuestion | undefined {
   const url = new URL(key, "http://edge.invalid");
-  if (url.pathname === DOH_PATH) return dohQuestion(url.searchParams.get("dns"));
+  if (url.pathname === DOH_PATH) {
+    const q = dohQuestion(url.searchParams.get("dns"));
+    return q && { ...q, form: "wire" };
+  }
   if (url.pathname !== JSON_PATH) return undefined;
   const name = url.searchParams.get("name");
   // The origin reads a missing type as A.
   const type = typeOfParam(url.searchParams.get("type") ?? "A");
   // cacheKey() has lower-cased the name and removed its trailing dot.
-  return name && type ? { name, type } : undefined;
+  return name && type ? { name, type, form: "json" } : undefined;
 }
 
 /**
@@ -35,16 +41,13 @@ export function questionOf(key: string): Question | undefined {
  */
 export function pushedEntry(
   entry: CacheEntry,
+  q: KeyQuestion,
   rrset: RRset,
   serial: number,
   now: number,
 ): CacheEntry | undefined {
-  const q = questionOf(entry.key);
-  if (entry.status !== 200 || !q || q.name !== rrset.name || q.type !== rrset.type) {
-    return undefined;
-  }
-  const path = new URL(entry.key, "http://edge.invalid").pathname;
-  const body = path === JSON_PATH ? rewriteJson(entry.body, rrset) : rewriteWire(entry.body, rrset);
+  if (entry.status !== 200 || q.name !== rrset.name || q.type !== rrset.type) return undefined;
+  const body = q.form === "json" ? rewriteJson(entry.body, rrset) : rewriteWire(entry.body, rrset);
   if (!body) return undefined;
   const cc = {
     ...entry.cc,
