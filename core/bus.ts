@@ -139,6 +139,7 @@ export const purgeEventSchema = z.object({
   mode: z.enum(["ttl", "invalidate", "soft", "push"]),
   ts: z.number(),
   rrsets: z.array(rrsetSchema).optional(),
+  explicit: z.boolean().optional(),
 });
 
 /** Parses an event from JSON text; throws with the bad field named. */

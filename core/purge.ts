@@ -25,6 +25,12 @@ export interface PurgeEvent {
   ts: number;
   /** With mode "push": the RRsets as they are after the change (empty data = deleted). */
   rrsets?: RRset[];
+  /**
+   * An operator's purge (POST /v1/purge), not a change: it carries the zone's
+   * current serial, so nodes apply it even when they hold that serial already,
+   * and ack it by change id rather than by serial.
+   */
+  explicit?: boolean;
 }
 
 /** What a cache node offers the purge bus; returns once the event is applied. */

@@ -96,7 +96,8 @@ const u32 = z
   .max(2 ** 32 - 1);
 export const ttlSchema = z.number().int().min(0).max(MAX_TTL);
 
-const dnsName = z.string().transform((s, ctx) => {
+/** A domain name, normalised; the issue names what is wrong with it. */
+export const dnsName = z.string().transform((s, ctx) => {
   try {
     return normaliseName(s);
   } catch (e) {

@@ -49,6 +49,8 @@ export interface NodeSyncOptions {
   zones: () => Promise<{ zone: string; serial: number }[]>;
   /** Reports (zone, serial) applied to the origin's receipts. */
   ack: (zone: string, serial: number) => Promise<void>;
+  /** Reports an explicit purge applied, by its change id. */
+  ackPurge?: (changeId: string) => Promise<void>;
   modeOf: (zone: string) => PropagationMode;
   pollIntervalMs: number;
   /** Fraction of the interval added or removed at random, so nodes do not poll in step. */
@@ -183,6 +185,12 @@ export class NodeSync {
   }
 
   private async apply(event: PurgeEvent): Promise<void> {
+    if (event.explicit) {
+      // Not a change: nothing to compare serials with, and applying twice is harmless.
+      await this.o.target.applyPurge(event);
+      await this.report(() => this.o.ackPurge?.(event.changeId), `purge ${event.changeId}`);
+      return;
+    }
     const prev = this.applied.get(event.zone);
     if (prev !== undefined && !serialGt(event.serial, prev)) {
       this.counters.duplicates++;
@@ -196,13 +204,17 @@ export class NodeSync {
     else this.o.clock.setTimeout(() => void this.sendAck(event.zone, event.serial), wait);
   }
 
-  private async sendAck(zone: string, serial: number): Promise<void> {
+  private sendAck(zone: string, serial: number): Promise<void> {
+    // A lost ack is covered by the next change's (acks are cumulative).
+    return this.report(() => this.o.ack(zone, serial), `${zone}@${serial}`);
+  }
+
+  private async report(send: () => Promise<void> | undefined, what: string): Promise<void> {
     try {
-      await this.o.ack(zone, serial);
+      await send();
     } catch (err) {
-      // The next change's ack covers this one (acks are cumulative); count it.
       this.counters.ackErrors++;
-      this.o.log?.(`${this.o.nodeId}: ack ${zone}@${serial} failed: ${(err as Error).message}`);
+      this.o.log?.(`${this.o.nodeId}: ack ${what} failed: ${(err as Error).message}`);
     }
   }
 

@@ -50,6 +50,14 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
     `registering ${o.nodeId}`,
   );
 
+  const postAck = async (body: object, what: string) => {
+    const res = await fetch(api(`/v1/nodes/${o.nodeId}/acks`), {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify(body),
+    });
+    await expectOk(res, what);
+  };
   const sync = new NodeSync({
     nodeId: o.nodeId,
     target: o.target,
@@ -76,16 +84,8 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
         ...((await res.json()) as Omit<Extract<FeedResult, { kind: "changes" }>, "kind">),
       };
     },
-    ack: async (zone, serial) => {
-      await expectOk(
-        await fetch(api(`/v1/nodes/${o.nodeId}/acks`), {
-          method: "POST",
-          headers: auth,
-          body: JSON.stringify({ zone, serial }),
-        }),
-        `acking ${zone}@${serial}`,
-      );
-    },
+    ack: (zone, serial) => postAck({ zone, serial }, `acking ${zone}@${serial}`),
+    ackPurge: (changeId) => postAck({ changeId }, `acking purge ${changeId}`),
   });
   await sync.start();
   const subscription = o.bus

@@ -3,11 +3,15 @@
  * (`GET /v1/changes/{id}`), acks from nodes, and publishing one purge event
  * per committed change on the bus.
  */
+
+import { randomBytes } from "node:crypto";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { PurgeBus } from "../core/bus.ts";
 import { type Clock, sleep } from "../core/clock.ts";
+import { zoneKey } from "../core/http.ts";
 import type { PropagationMode, PurgeEvent } from "../core/purge.ts";
+import { dnsName } from "../core/records.ts";
 import { eventFromFeed } from "../core/sync.ts";
 import { requireBearer } from "./auth.ts";
 import type { Receipts } from "./receipts.ts";
@@ -22,22 +26,47 @@ const nodeBody = z.strictObject({
   parent: z.string().max(63).optional(),
 });
 
-const ackBody = z.strictObject({
-  zone: z.string().min(1),
-  serial: z
-    .number()
-    .int()
-    .min(0)
-    .max(2 ** 32 - 1),
-});
+const ackBody = z.union([
+  z.strictObject({
+    zone: z.string().min(1),
+    serial: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 32 - 1),
+  }),
+  z.strictObject({ changeId: z.string().min(1) }),
+]);
+
+const purgeBody = z
+  .strictObject({
+    /** The zone to purge in; absent with `all`: every zone. */
+    zone: dnsName.optional(),
+    /** Owner names (each purges every cached answer naming it). */
+    names: z.array(dnsName).min(1).optional(),
+    /** Surrogate keys / cache tags, as the reads' Surrogate-Key header lists them. */
+    keys: z.array(z.string().min(1)).min(1).optional(),
+    all: z.literal(true).optional(),
+    mode: z.enum(["hard", "soft"]).default("hard"),
+  })
+  .refine((b) => [b.names, b.keys, b.all].filter((x) => x !== undefined).length === 1, {
+    message: 'give exactly one of "names", "keys" or "all"',
+  })
+  .refine((b) => b.zone !== undefined || b.all === true, {
+    message: '"zone" is required unless "all" is true',
+    path: ["zone"],
+  });
 
 export interface FabricOptions {
   store: Store;
   receipts: Receipts;
   token: string;
+  clock: Clock;
+  /** Where purges go; none: purges are refused (no bus to carry them). */
+  outbox: Outbox | undefined;
 }
 
-export function fabricRoutes({ store, receipts, token }: FabricOptions): Hono {
+export function fabricRoutes({ store, receipts, token, clock, outbox }: FabricOptions): Hono {
   const app = new Hono();
   const auth = requireBearer(token);
 
@@ -60,14 +89,72 @@ export function fabricRoutes({ store, receipts, token }: FabricOptions): Hono {
     const id = c.req.param("id");
     const body = await parse(c.req.raw, ackBody);
     if (!body.ok) return c.json(body.error, 400);
-    if (!store.findState(body.value.zone)) {
+    const ack = body.value;
+    if (!receipts.node(id)) return c.json(unknownNode(id), 404);
+    if ("changeId" in ack) {
+      if (!receipts.ackChange(id, ack.changeId)) {
+        return c.json(
+          { error: "change not found", field: "changeId", reason: `no change "${ack.changeId}"` },
+          404,
+        );
+      }
+      return c.json({ acked: ack });
+    }
+    if (!store.findState(ack.zone)) {
       return c.json(
-        { error: "zone not found", field: "zone", reason: `no zone "${body.value.zone}"` },
+        { error: "zone not found", field: "zone", reason: `no zone "${ack.zone}"` },
         404,
       );
     }
-    if (!receipts.ack(id, body.value.zone, body.value.serial)) return c.json(unknownNode(id), 404);
-    return c.json({ acked: body.value });
+    receipts.ack(id, ack.zone, ack.serial);
+    return c.json({ acked: ack });
+  });
+
+  // An operator's purge, by name, surrogate key, zone or everything: one event per zone.
+  app.post("/v1/purge", auth, async (c) => {
+    const body = await parse(c.req.raw, purgeBody);
+    if (!body.ok) return c.json(body.error, 400);
+    const p = body.value;
+    if (!outbox) {
+      return c.json(
+        {
+          error: "no bus",
+          reason: "this origin runs without a purge bus; caches learn changes by TTL and polling",
+        },
+        409,
+      );
+    }
+    const zones = p.zone !== undefined ? [p.zone] : store.zones().map((z) => z.zone.name);
+    const purges: { zone: string; changeId: string; serial: number }[] = [];
+    for (const zone of zones) {
+      const state = store.findState(zone);
+      if (state?.zone.name !== zone) {
+        return c.json(
+          { error: "zone not found", field: "zone", reason: `zone "${zone}" not found` },
+          404,
+        );
+      }
+      const keys = p.all ? [zoneKey(zone)] : (p.keys ?? p.names!);
+      const event: PurgeEvent = {
+        changeId: `prg_${clock.now().toString(36)}_${randomBytes(5).toString("hex")}`,
+        zone,
+        serial: state.zone.serial,
+        keys,
+        mode: p.mode === "hard" ? "invalidate" : "soft",
+        ts: clock.now(),
+        explicit: true,
+      };
+      receipts.track({
+        changeId: event.changeId,
+        zone,
+        serial: event.serial,
+        ts: event.ts,
+        explicit: true,
+      });
+      outbox.push(event);
+      purges.push({ zone, changeId: event.changeId, serial: event.serial });
+    }
+    return c.json({ purges }, 202);
   });
 
   app.get("/v1/changes/:id", (c) => {

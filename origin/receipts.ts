@@ -24,6 +24,8 @@ export interface CommittedChange {
   serial: number;
   /** Commit time (ms). */
   ts: number;
+  /** An operator's purge: acked by change id only, never by a serial. */
+  explicit?: boolean;
 }
 
 export interface NodeReceipt {
@@ -37,6 +39,8 @@ export interface NodeReceipt {
 
 export interface ChangeStatus {
   changeId: string;
+  /** A committed change, or an operator's purge. */
+  kind: "change" | "purge";
   zone: string;
   serial: number;
   committedAt: number;
@@ -94,10 +98,9 @@ export class Receipts {
     for (const id of this.registry.keys()) {
       const ackedSerial = this.acked.get(id)?.get(change.zone);
       // A node may report a serial before the commit hook ran (fast in-process bus).
-      receipts.set(
-        id,
-        ackedSerial !== undefined && serialGte(ackedSerial, change.serial) ? change.ts : undefined,
-      );
+      const early =
+        !change.explicit && ackedSerial !== undefined && serialGte(ackedSerial, change.serial);
+      receipts.set(id, early ? change.ts : undefined);
     }
     const tracked: Tracked = { ...change, receipts };
     this.changes.set(change.changeId, tracked);
@@ -120,13 +123,24 @@ export class Receipts {
     if (prev === undefined || serialGte(serial, prev)) perZone.set(zone, serial);
     this.acked.set(nodeId, perZone);
     for (const change of this.byZone.get(zone) ?? []) {
-      if (!serialGte(serial, change.serial)) continue;
-      if (change.receipts.has(nodeId) && change.receipts.get(nodeId) === undefined) {
-        change.receipts.set(nodeId, Math.max(at, change.ts));
-        this.checkConverged(change);
-      }
+      if (!change.explicit && serialGte(serial, change.serial)) this.insync(change, nodeId, at);
     }
     return true;
+  }
+
+  /** Records that `nodeId` has applied one change or purge, named by its id. */
+  ackChange(nodeId: string, changeId: string, at = this.clock.now()): boolean {
+    const change = this.changes.get(changeId);
+    if (!this.registry.has(nodeId) || !change) return false;
+    this.insync(change, nodeId, at);
+    return true;
+  }
+
+  private insync(change: Tracked, nodeId: string, at: number): void {
+    if (change.receipts.has(nodeId) && change.receipts.get(nodeId) === undefined) {
+      change.receipts.set(nodeId, Math.max(at, change.ts));
+      this.checkConverged(change);
+    }
   }
 
   status(changeId: string): ChangeStatus | undefined {
@@ -140,6 +154,7 @@ export class Receipts {
     }));
     return {
       changeId: c.changeId,
+      kind: c.explicit ? "purge" : "change",
       zone: c.zone,
       serial: c.serial,
       committedAt: c.ts,

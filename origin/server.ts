@@ -122,7 +122,7 @@ export async function startOrigin(
     c.json({ ok: true, zones: store.zones().length, dns: dnsAddr, journal: data.stats }),
   );
   app.route("/", apiRoutes({ store, token, maxBodyBytes: cfg.maxBodyBytes, log }));
-  app.route("/", fabricRoutes({ store, receipts, token }));
+  app.route("/", fabricRoutes({ store, receipts, token, clock, outbox }));
   app.route("/", readRoutes({ store, clock }));
   app.notFound((c) =>
     c.json(

@@ -158,4 +158,39 @@ describe("NodeSync", () => {
       "zone:example.test",
     ]);
   });
+
+  it("applies explicit purges at a serial it already holds, and acks them by id", async () => {
+    const clock = new VirtualClock();
+    const o = origin();
+    const purgeAcks: string[] = [];
+    const applied: PurgeEvent[] = [];
+    const sync = new NodeSync({
+      nodeId: "edge-1",
+      clock,
+      target: { id: "edge-1", applyPurge: (e) => void applied.push(e) },
+      feed: o.feed,
+      zones: async () => [{ zone: "example.test", serial: o.serial }],
+      ack: async () => {},
+      ackPurge: async (id) => void purgeAcks.push(id),
+      modeOf: () => "invalidate",
+      pollIntervalMs: 1_000,
+      pollJitter: 0,
+    });
+    await sync.start();
+    const purge: PurgeEvent = {
+      changeId: "prg1",
+      zone: "example.test",
+      serial: o.serial,
+      keys: ["zone:example.test"],
+      mode: "invalidate",
+      ts: 0,
+      explicit: true,
+    };
+    await sync.onEvent(purge);
+    await sync.onEvent(purge);
+    expect(applied).toHaveLength(2);
+    expect(purgeAcks).toEqual(["prg1", "prg1"]);
+    expect(sync.appliedSerial("example.test")).toBe(10);
+    await sync.stop();
+  });
 });

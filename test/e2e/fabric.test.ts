@@ -83,4 +83,34 @@ describe("the fabric, live", () => {
     expect(latency["res-1"]).toBeGreaterThanOrEqual(300);
     expect(latency["res-2"]).toBeLessThan(300);
   });
+
+  it("POST /v1/purge reaches every node, each acks it, and bad input is a 400", async () => {
+    running = await startTopology(smallTopology({ defaults: { pollIntervalMs: 60_000 } }));
+    const t = running;
+    const post = (body: unknown, token = t.token) =>
+      fetch(`${t.originUrl}/v1/purge`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const edge = `${node(t, "edge-1").address}/resolve?name=www.example.test&type=A`;
+    await fetch(edge);
+    expect((await fetch(edge)).headers.get("cache-status")).toMatch(/^edge-1; hit/);
+
+    const res = await post({ zone: "example.test", names: ["WWW.example.test."], mode: "hard" });
+    expect(res.status).toBe(202);
+    const { purges } = (await res.json()) as { purges: { changeId: string; serial: number }[] };
+    expect(purges).toHaveLength(1);
+    const status = await waitConverged(t, purges[0]!.changeId, 5_000);
+    expect(status).toMatchObject({ kind: "purge", status: "INSYNC" });
+    expect(status.nodes).toHaveLength(5);
+    expect((await fetch(edge)).headers.get("cache-status")).toMatch(/^edge-1; fwd=/);
+
+    const bad = await post({ zone: "example.test", names: ["www"], keys: ["x"] });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ reason: expect.stringMatching(/exactly one of/) });
+    expect((await post({ names: ["www.example.test"] })).status).toBe(400);
+    expect((await post({ zone: "nope.test", all: true })).status).toBe(404);
+    expect((await post({ all: true }, "wrong-token-000")).status).toBe(403);
+  });
 });

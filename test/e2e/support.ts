@@ -32,6 +32,7 @@ export async function putA(t: RunningTopology, name: string, address: string, tt
 }
 
 export interface ChangeStatus {
+  kind: "change" | "purge";
   status: "PENDING" | "INSYNC";
   committedAt: number;
   convergedAt?: number;

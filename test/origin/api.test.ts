@@ -308,6 +308,11 @@ describe("openapi.json", () => {
         "/v1/zones/{zone}/changes",
         "/v1/zones/{zone}/rrsets",
         "/v1/zones/{zone}/rrsets/{name}/{type}",
+        "/v1/nodes",
+        "/v1/nodes/{id}",
+        "/v1/nodes/{id}/acks",
+        "/v1/changes/{id}",
+        "/v1/purge",
       ].sort(),
     );
   });

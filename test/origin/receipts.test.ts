@@ -71,4 +71,17 @@ describe("Receipts", () => {
     expect(r.status("c2")).toBeUndefined();
     expect(r.status("c5")).toBeDefined();
   });
+
+  it("an explicit purge is in sync only when acked by its id, not by a serial", () => {
+    const { r } = setup();
+    r.ack("edge-1", "a.test", 9);
+    r.track({ changeId: "prg1", zone: "a.test", serial: 9, ts: 1_000, explicit: true });
+    expect(r.status("prg1")).toMatchObject({ kind: "purge", status: "PENDING" });
+    r.ack("edge-1", "a.test", 10);
+    expect(r.status("prg1")?.nodes.every((n) => n.status === "PENDING")).toBe(true);
+    expect(r.ackChange("edge-1", "prg1")).toBe(true);
+    expect(r.ackChange("res-1", "prg1")).toBe(true);
+    expect(r.status("prg1")?.status).toBe("INSYNC");
+    expect(r.ackChange("res-1", "nope")).toBe(false);
+  });
 });
