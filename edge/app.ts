@@ -5,6 +5,7 @@
  */
 import { type Context, Hono } from "hono";
 import * as z from "zod/mini";
+import type { PurgeEvent } from "../core/purge.ts";
 import type { Edge, HandleOptions } from "./cache.ts";
 
 const target = z.optional(z.string().check(z.minLength(1)));
@@ -28,6 +29,32 @@ const purgeBody = z
     ),
   );
 
+/**
+ * A purge event as the origin's relay delivers it to an edge that holds no
+ * bus connection (a Worker): the same event the bus carries.
+ */
+const eventBody = z.strictObject({
+  event: z.object({
+    changeId: z.string().check(z.minLength(1)),
+    zone: z.string(),
+    serial: z.int().check(z.minimum(0), z.maximum(2 ** 32 - 1)),
+    keys: z.array(z.string()),
+    mode: z.enum(["ttl", "invalidate", "soft", "push"]),
+    ts: z.number(),
+    rrsets: z.optional(
+      z.array(
+        z.object({
+          name: z.string(),
+          type: z.enum(["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "SRV", "CAA", "PTR"]),
+          ttl: z.int().check(z.minimum(0)),
+          data: z.array(z.unknown()),
+        }),
+      ),
+    ),
+    explicit: z.optional(z.boolean()),
+  }),
+});
+
 export interface EdgeAppOptions {
   /** Bearer token for POST /purge; without one, purging over HTTP is refused. */
   token?: string;
@@ -42,6 +69,15 @@ export function createEdgeApp(edge: Edge, opts: EdgeAppOptions = {}): Hono {
     const denied = await authorize(c, edge.id, opts.token);
     if (denied) return denied;
     const raw: unknown = await c.req.json().catch(() => undefined);
+    if (raw !== null && typeof raw === "object" && "event" in raw) {
+      const relayed = eventBody.safeParse(raw);
+      if (!relayed.success) {
+        return c.json({ error: `bad purge event: ${z.prettifyError(relayed.error)}` }, 400);
+      }
+      // Only the origin holds the token, and it built the rdata from validated records.
+      edge.applyPurge(relayed.data.event as PurgeEvent);
+      return c.json({ id: edge.id, applied: relayed.data.event.changeId });
+    }
     const parsed = purgeBody.safeParse(raw);
     if (!parsed.success) {
       return c.json({ error: `bad purge request: ${z.prettifyError(parsed.error)}` }, 400);

@@ -15,6 +15,7 @@ import { dnsName } from "../core/records.ts";
 import { eventFromFeed } from "../core/sync.ts";
 import { requireBearer } from "./auth.ts";
 import type { Receipts } from "./receipts.ts";
+import type { Relay } from "./relay.ts";
 import type { Store } from "./store.ts";
 
 const nodeBody = z.strictObject({
@@ -24,6 +25,10 @@ const nodeBody = z.strictObject({
   tier: z.string().min(1).max(32),
   address: z.string().min(1).max(256),
   parent: z.string().max(63).optional(),
+  /** For edges without a bus connection (Workers): the origin relays purges to this URL. */
+  purgeUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /** Bearer token of that endpoint (default: the origin's own token). */
+  purgeToken: z.string().min(8).optional(),
 });
 
 const ackBody = z.union([
@@ -64,9 +69,12 @@ export interface FabricOptions {
   clock: Clock;
   /** Where purges go; none: purges are refused (no bus to carry them). */
   outbox: Outbox | undefined;
+  /** Delivers purges to nodes registered with a purgeUrl; none without a bus. */
+  relay: Relay | undefined;
 }
 
-export function fabricRoutes({ store, receipts, token, clock, outbox }: FabricOptions): Hono {
+export function fabricRoutes(o: FabricOptions): Hono {
+  const { store, receipts, token, clock, outbox, relay } = o;
   const app = new Hono();
   const auth = requireBearer(token);
 
@@ -75,13 +83,28 @@ export function fabricRoutes({ store, receipts, token, clock, outbox }: FabricOp
   app.post("/v1/nodes", auth, async (c) => {
     const body = await parse(c.req.raw, nodeBody);
     if (!body.ok) return c.json(body.error, 400);
-    receipts.register(body.value);
-    return c.json({ registered: body.value.id }, 201);
+    const { purgeUrl, purgeToken, ...node } = body.value;
+    if (purgeUrl !== undefined) {
+      if (!relay) {
+        return c.json(
+          {
+            error: "no bus",
+            field: "purgeUrl",
+            reason: "this origin runs without a purge bus, so it cannot relay purges",
+          },
+          409,
+        );
+      }
+      await relay.attach({ id: node.id, purgeUrl, token: purgeToken ?? token });
+    }
+    receipts.register(node);
+    return c.json({ registered: node.id, relayed: purgeUrl !== undefined }, 201);
   });
 
-  app.delete("/v1/nodes/:id", auth, (c) => {
+  app.delete("/v1/nodes/:id", auth, async (c) => {
     const id = c.req.param("id");
     if (!receipts.deregister(id)) return c.json(unknownNode(id), 404);
+    await relay?.detach(id);
     return c.json({ deregistered: id });
   });
 

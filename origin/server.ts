@@ -18,6 +18,7 @@ import { startAuthoritativeDns } from "./dns-server.ts";
 import { fabricRoutes, Outbox, publishCommits } from "./fabric.ts";
 import { readRoutes } from "./reads.ts";
 import { Receipts } from "./receipts.ts";
+import { Relay } from "./relay.ts";
 import { SAMPLE_ZONE, SAMPLE_ZONE_FILE } from "./sample.ts";
 import { DataDir } from "./snapshot.ts";
 import { type JournalRecord, Store, type StoreSnapshot } from "./store.ts";
@@ -122,7 +123,15 @@ export async function startOrigin(
     c.json({ ok: true, zones: store.zones().length, dns: dnsAddr, journal: data.stats }),
   );
   app.route("/", apiRoutes({ store, token, maxBodyBytes: cfg.maxBodyBytes, log }));
-  app.route("/", fabricRoutes({ store, receipts, token, clock, outbox }));
+  const relay = deps.bus
+    ? new Relay(
+        deps.bus,
+        receipts,
+        () => store.zones().map((s) => ({ zone: s.zone.name, serial: s.zone.serial })),
+        log,
+      )
+    : undefined;
+  app.route("/", fabricRoutes({ store, receipts, token, clock, outbox, relay }));
   app.route("/", readRoutes({ store, clock }));
   app.notFound((c) =>
     c.json(
@@ -170,6 +179,7 @@ export async function startOrigin(
     close: async () => {
       stopPublishing();
       outbox?.close();
+      await relay?.close();
       await dns.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

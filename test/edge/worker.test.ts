@@ -5,11 +5,10 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
-import { Miniflare } from "miniflare";
+import type { Miniflare } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
+import { startWorkerEdge } from "../support/worker.ts";
 
 const TOKEN = "worker-purge-token";
 const www = "http://edge.test/resolve?name=www.example.test&type=A";
@@ -19,17 +18,6 @@ let mf: Miniflare;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "edge-worker-"));
-  const scriptPath = join(dir, "worker.mjs");
-  await build({
-    entryPoints: [fileURLToPath(new URL("../../edge/worker.ts", import.meta.url))],
-    outfile: scriptPath,
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    conditions: ["workerd", "worker", "browser"],
-    mainFields: ["module", "main"],
-    logLevel: "warning",
-  });
   origin = await startOrigin(
     {
       http: { host: "127.0.0.1", port: 0 },
@@ -40,15 +28,7 @@ beforeAll(async () => {
     },
     { log: () => {} },
   );
-  mf = new Miniflare({
-    modules: true,
-    scriptPath,
-    // The bundle lives outside the working directory.
-    modulesRoot: dir,
-    compatibilityDate: "2026-04-01",
-    bindings: { PARENT: origin.httpUrl, EDGE_ID: "worker-1", TOKEN },
-  });
-  await mf.ready;
+  mf = await startWorkerEdge(dir, { PARENT: origin.httpUrl, EDGE_ID: "worker-1", TOKEN });
 }, 60_000);
 
 afterAll(async () => {
