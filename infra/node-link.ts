@@ -41,21 +41,29 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
   const auth = { authorization: `Bearer ${o.token}`, "content-type": "application/json" };
   const api = (path: string) => new URL(path, o.originUrl).toString();
 
-  await expectOk(
-    await fetch(api("/v1/nodes"), {
+  const register = async () => {
+    const res = await fetch(api("/v1/nodes"), {
       method: "POST",
       headers: auth,
       body: JSON.stringify({ id: o.nodeId, tier: o.tier, address: o.address, parent: o.parent }),
-    }),
-    `registering ${o.nodeId}`,
-  );
+    });
+    await expectOk(res, `registering ${o.nodeId}`);
+  };
+  await register();
 
   const postAck = async (body: object, what: string) => {
-    const res = await fetch(api(`/v1/nodes/${o.nodeId}/acks`), {
-      method: "POST",
-      headers: auth,
-      body: JSON.stringify(body),
-    });
+    const send = () =>
+      fetch(api(`/v1/nodes/${o.nodeId}/acks`), {
+        method: "POST",
+        headers: auth,
+        body: JSON.stringify(body),
+      });
+    let res = await send();
+    if (res.status === 404 && /not registered/.test(await res.clone().text())) {
+      // The origin restarted and forgot its registry: join again, then ack.
+      await register();
+      res = await send();
+    }
     await expectOk(res, what);
   };
   const sync = new NodeSync({
