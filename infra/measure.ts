@@ -94,6 +94,8 @@ async function api<T>(o: MeasureOptions, path: string, init?: RequestInit): Prom
   const res = await fetch(new URL(path, o.originUrl), {
     ...init,
     headers: { authorization: `Bearer ${o.token}`, "content-type": "application/json" },
+  }).catch((err: Error) => {
+    throw new Error(`cannot reach the origin at ${o.originUrl} (${err.message}); is "npm start" running?`);
   });
   const text = await res.text();
   if (!res.ok)
