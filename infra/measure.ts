@@ -95,7 +95,9 @@ async function api<T>(o: MeasureOptions, path: string, init?: RequestInit): Prom
     ...init,
     headers: { authorization: `Bearer ${o.token}`, "content-type": "application/json" },
   }).catch((err: Error) => {
-    throw new Error(`cannot reach the origin at ${o.originUrl} (${err.message}); is "npm start" running?`);
+    throw new Error(
+      `cannot reach the origin at ${o.originUrl} (${err.message}); is "npm start" running?`,
+    );
   });
   const text = await res.text();
   if (!res.ok)
