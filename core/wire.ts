@@ -41,7 +41,8 @@ export function answersToRRsets(answers: readonly Answer[]): RRset[] {
   return [...sets.values()];
 }
 
-function fromWireData(type: RRType, data: unknown): RData {
+/** One decoded dns-packet rdata in the project's shape (TXT as strings, CAA with its flags). */
+export function fromWireData(type: RRType, data: unknown): RData {
   if (type === "TXT") {
     const parts = Array.isArray(data) ? data : [data];
     return parts.map((p) => (typeof p === "string" ? p : Buffer.from(p as Uint8Array).toString()));

@@ -8,10 +8,11 @@
  */
 import { DOH_PATH, formatCacheControl, H, JSON_PATH } from "../core/http.ts";
 import { fqdn } from "../core/names.ts";
+import { presentation } from "../core/presentation.ts";
 import { RR_TYPE_CODES, type RRset } from "../core/records.ts";
 import { dohQuestion, type Question, rewriteWire } from "./dns-wire.ts";
 import { type CacheEntry, describe, freshnessLifetime } from "./policy.ts";
-import { presentation, typeOfParam } from "./rdata.ts";
+import { typeOfParam } from "./rdata.ts";
 
 /** The question a cached answer answers, and the form of the answer. */
 export interface KeyQuestion extends Question {

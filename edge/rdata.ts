@@ -1,11 +1,9 @@
 /**
- * RData of the supported types in the two forms the edge serves: DNS wire
- * (RFC 1035 §3.3, RFC 3596, RFC 2782, RFC 8659) and presentation text
- * (RFC 1035 §5.1, as the DNS JSON API carries it). Web-standard only
- * (Uint8Array, DataView, TextEncoder): dns-packet needs Buffer, which a
+ * RData of the supported types in DNS wire form (RFC 1035 §3.3, RFC 3596,
+ * RFC 2782, RFC 8659); core/presentation.ts writes the text form. Web-standard
+ * only (Uint8Array, DataView, TextEncoder): dns-packet needs Buffer, which a
  * Worker does not have.
  */
-import { fqdn } from "../core/names.ts";
 import {
   type CaaData,
   type MxData,
@@ -84,48 +82,6 @@ export function encodeRData(type: RRType, data: RData): Uint8Array {
       ]);
     }
   }
-}
-
-/** RFC 1035 §5.1 presentation of one rdata, with absolute names. */
-export function presentation(type: RRType, data: RData): string {
-  switch (type) {
-    case "A":
-    case "AAAA":
-      return data as string;
-    case "CNAME":
-    case "NS":
-    case "PTR":
-      return fqdn(data as string);
-    case "MX": {
-      const d = data as MxData;
-      return `${d.preference} ${fqdn(d.exchange)}`;
-    }
-    case "SRV": {
-      const d = data as SrvData;
-      return `${d.priority} ${d.weight} ${d.port} ${fqdn(d.target)}`;
-    }
-    case "SOA": {
-      const d = data as SoaData;
-      return `${fqdn(d.mname)} ${fqdn(d.rname)} ${d.serial} ${d.refresh} ${d.retry} ${d.expire} ${d.minimum}`;
-    }
-    case "CAA": {
-      const d = data as CaaData;
-      return `${d.flags} ${d.tag} ${quote(utf8.encode(d.value))}`;
-    }
-    case "TXT":
-      return (data as string[]).map((s) => quote(utf8.encode(s))).join(" ");
-  }
-}
-
-/** RFC 1035 §5.1 character-string: quoted, with \" \\ and \DDD for non-printable octets. */
-function quote(bytes: Uint8Array): string {
-  let out = '"';
-  for (const b of bytes) {
-    if (b === 0x22 || b === 0x5c) out += `\\${String.fromCharCode(b)}`;
-    else if (b < 0x20 || b > 0x7e) out += `\\${String(b).padStart(3, "0")}`;
-    else out += String.fromCharCode(b);
-  }
-  return `${out}"`;
 }
 
 /** RFC 4291 §2.2 text (already validated at the origin) to 16 octets. */

@@ -5,6 +5,9 @@
  */
 import type { Answer } from "dns-packet";
 import { fqdn } from "../core/names.ts";
+import { presentation } from "../core/presentation.ts";
+import { toRRType } from "../core/records.ts";
+import { fromWireData } from "../core/wire.ts";
 import type { Resolution } from "./resolve.ts";
 
 /** RFC 1035 §3.2.2 and later assignments, for the types the origin serves (plus ANY). */
@@ -74,54 +77,7 @@ export function resolutionToJson(
 
 function toRecord(a: Answer): JsonRecord {
   const ttl = "ttl" in a && typeof a.ttl === "number" ? a.ttl : 0;
-  const data = "data" in a ? presentation(a.type, a.data) : "";
+  const type = toRRType(a.type);
+  const data = type && "data" in a ? presentation(type, fromWireData(type, a.data)) : "";
   return { name: fqdn(a.name.replace(/\.$/, "")), type: TYPE_CODES[a.type] ?? 0, TTL: ttl, data };
-}
-
-const abs = (name: string) => fqdn(name.replace(/\.$/, ""));
-
-/** RFC 1035 §5.1 presentation of one rdata. */
-export function presentation(type: string, data: unknown): string {
-  switch (type) {
-    case "CNAME":
-    case "NS":
-    case "PTR":
-      return abs(data as string);
-    case "MX": {
-      const d = data as { preference: number; exchange: string };
-      return `${d.preference} ${abs(d.exchange)}`;
-    }
-    case "SRV": {
-      const d = data as { priority: number; weight: number; port: number; target: string };
-      return `${d.priority} ${d.weight} ${d.port} ${abs(d.target)}`;
-    }
-    case "SOA": {
-      const d = data as Record<"mname" | "rname", string> &
-        Record<"serial" | "refresh" | "retry" | "expire" | "minimum", number>;
-      return `${abs(d.mname)} ${abs(d.rname)} ${d.serial} ${d.refresh} ${d.retry} ${d.expire} ${d.minimum}`;
-    }
-    case "CAA": {
-      const d = data as { flags?: number; tag: string; value: string };
-      return `${d.flags ?? 0} ${d.tag} ${quote(Buffer.from(d.value))}`;
-    }
-    case "TXT": {
-      const parts = Array.isArray(data) ? data : [data];
-      return parts
-        .map((p) => quote(typeof p === "string" ? Buffer.from(p) : Buffer.from(p as Uint8Array)))
-        .join(" ");
-    }
-    default:
-      return typeof data === "string" ? data : JSON.stringify(data);
-  }
-}
-
-/** RFC 1035 §5.1 character-string: quoted, with \" \\ and \DDD for non-printable octets. */
-function quote(bytes: Buffer): string {
-  let out = '"';
-  for (const b of bytes) {
-    if (b === 0x22 || b === 0x5c) out += `\\${String.fromCharCode(b)}`;
-    else if (b < 0x20 || b > 0x7e) out += `\\${String(b).padStart(3, "0")}`;
-    else out += String.fromCharCode(b);
-  }
-  return `${out}"`;
 }

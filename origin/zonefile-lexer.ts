@@ -157,14 +157,3 @@ export function tokenString(token: Token): string {
     );
   }
 }
-
-/** Presentation form of a character-string (RFC 1035 §5.1): quoted, ASCII, `\DDD` for the rest. */
-export function quoteString(s: string): string {
-  let out = '"';
-  for (const byte of Buffer.from(s, "utf8")) {
-    if (byte === 0x22 || byte === 0x5c) out += `\\${String.fromCharCode(byte)}`;
-    else if (byte >= 0x20 && byte < 0x7f) out += String.fromCharCode(byte);
-    else out += `\\${String(byte).padStart(3, "0")}`;
-  }
-  return `${out}"`;
-}

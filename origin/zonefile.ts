@@ -12,12 +12,12 @@
  * TTLs; the minimum never lets a cache keep a record longer than its author asked).
  */
 import { fqdn, isInZone, NameError, normaliseName } from "../core/names.ts";
+import { presentation } from "../core/presentation.ts";
 import type { RData, RDataByType, RRset, RRType } from "../core/records.ts";
 import { MAX_TTL, parseRData, RR_TYPES, rrsetKey, toRRType } from "../core/records.ts";
 import {
   type Entry,
   lexZoneFile,
-  quoteString,
   type Token,
   tokenString,
   ZoneFileError,
@@ -417,41 +417,18 @@ function relative(name: string, zone: string): string {
   return zone === "" ? name : name.slice(0, -zone.length - 1);
 }
 
+/** One line per record, except the SOA, whose numbers are spread over lines and named. */
 function formatData(type: RRType, data: RData, zone: string): string {
   const rel = (n: string) => relative(n, zone);
-  switch (type) {
-    case "A":
-    case "AAAA":
-      return data as string;
-    case "CNAME":
-    case "NS":
-    case "PTR":
-      return rel(data as string);
-    case "MX": {
-      const d = data as RDataByType["MX"];
-      return `${d.preference} ${rel(d.exchange)}`;
-    }
-    case "SRV": {
-      const d = data as RDataByType["SRV"];
-      return `${d.priority} ${d.weight} ${d.port} ${rel(d.target)}`;
-    }
-    case "TXT":
-      return (data as string[]).map(quoteString).join(" ");
-    case "CAA": {
-      const d = data as RDataByType["CAA"];
-      return `${d.flags} ${d.tag} ${quoteString(d.value)}`;
-    }
-    case "SOA": {
-      const d = data as RDataByType["SOA"];
-      const pad = "\t\t\t\t";
-      return [
-        `${rel(d.mname)} ${rel(d.rname)} (`,
-        `${pad}${d.serial}\t; serial`,
-        `${pad}${d.refresh}\t; refresh`,
-        `${pad}${d.retry}\t; retry`,
-        `${pad}${d.expire}\t; expire`,
-        `${pad}${d.minimum} )\t; minimum (negative-answer TTL, RFC 2308)`,
-      ].join("\n");
-    }
-  }
+  if (type !== "SOA") return presentation(type, data, rel);
+  const d = data as RDataByType["SOA"];
+  const pad = "\t\t\t\t";
+  return [
+    `${rel(d.mname)} ${rel(d.rname)} (`,
+    `${pad}${d.serial}\t; serial`,
+    `${pad}${d.refresh}\t; refresh`,
+    `${pad}${d.retry}\t; retry`,
+    `${pad}${d.expire}\t; expire`,
+    `${pad}${d.minimum} )\t; minimum (negative-answer TTL, RFC 2308)`,
+  ].join("\n");
 }
