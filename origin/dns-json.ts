@@ -6,24 +6,12 @@
 import type { Answer } from "dns-packet";
 import { fqdn } from "../core/names.ts";
 import { presentation } from "../core/presentation.ts";
-import { toRRType } from "../core/records.ts";
+import { RR_TYPE_CODES, toRRType } from "../core/records.ts";
 import { fromWireData } from "../core/wire.ts";
 import type { Resolution } from "./resolve.ts";
 
-/** RFC 1035 §3.2.2 and later assignments, for the types the origin serves (plus ANY). */
-export const TYPE_CODES: Readonly<Record<string, number>> = {
-  A: 1,
-  NS: 2,
-  CNAME: 5,
-  SOA: 6,
-  PTR: 12,
-  MX: 15,
-  TXT: 16,
-  AAAA: 28,
-  SRV: 33,
-  ANY: 255,
-  CAA: 257,
-};
+/** The types the origin serves, plus ANY (RFC 1035 §3.2.3 QTYPE 255, answered per RFC 8482). */
+const TYPE_CODES: Readonly<Record<string, number>> = { ...RR_TYPE_CODES, ANY: 255 };
 
 /** RFC 1035 §4.1.1 RCODE values. */
 export const RCODE_CODES = { NOERROR: 0, NXDOMAIN: 3, REFUSED: 5 } as const;
