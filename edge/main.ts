@@ -2,7 +2,14 @@
  * `propagate edge`: runs one edge cache in front of a parent until SIGTERM
  * or SIGINT.
  */
-import { flagHelp, parseFlags, parseHostPort, printReady, UsageError } from "../infra/flags.ts";
+import {
+  flagHelp,
+  intFlag,
+  parseFlags,
+  parseHostPort,
+  printReady,
+  UsageError,
+} from "../infra/flags.ts";
 import { DEFAULT_PARENT_TIMEOUT_MS } from "./cache.ts";
 import { startEdge } from "./node.ts";
 import { DEFAULT_MAX_BYTES } from "./storage-lru.ts";
@@ -24,13 +31,6 @@ const FLAGS = {
   },
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const;
-
-function int(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value))
-    throw new UsageError(`--${flag} expects a whole number, got "${value}"`);
-  return Number(value);
-}
 
 function baseUrl(value: string, flag: string): string {
   if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
@@ -56,9 +56,9 @@ export async function main(argv: string[]): Promise<void> {
     port,
     parent: baseUrl(v.parent, "parent"),
     origin: v.origin === undefined ? undefined : baseUrl(v.origin, "origin"),
-    maxBytes: int(v["max-bytes"], "max-bytes"),
+    maxBytes: intFlag(v["max-bytes"], "max-bytes"),
     token: v.token,
-    parentTimeoutMs: int(v["parent-timeout"], "parent-timeout"),
+    parentTimeoutMs: intFlag(v["parent-timeout"], "parent-timeout"),
     readRepair: !v["no-read-repair"],
   });
   console.log(`edge ${id} caching ${v.parent} on ${running.url}`);

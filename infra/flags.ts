@@ -46,6 +46,33 @@ export function flagHelp(spec: FlagSpec, command: string): string {
   return `usage: propagate ${command} [flags]\n\n${rows.join("\n")}`;
 }
 
+/**
+ * A whole-number flag: `default` (or undefined) when the flag is absent,
+ * else digits only and at least `min` (0 unless given).
+ */
+export function intFlag(
+  value: string | undefined,
+  flag: string,
+  opts?: { min?: number },
+): number | undefined;
+export function intFlag(
+  value: string | undefined,
+  flag: string,
+  opts: { min?: number; default: number },
+): number;
+export function intFlag(
+  value: string | undefined,
+  flag: string,
+  { min = 0, default: dflt }: { min?: number; default?: number } = {},
+): number | undefined {
+  if (value === undefined) return dflt;
+  if (!/^\d+$/.test(value) || Number(value) < min) {
+    const what = min === 0 ? "a whole number" : `a whole number >= ${min}`;
+    throw new UsageError(`--${flag} expects ${what}, got "${value}"`);
+  }
+  return Number(value);
+}
+
 /** Parses "host:port" (or "[v6]:port"); port 0 means "pick a free one". */
 export function parseHostPort(value: string, flag: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);

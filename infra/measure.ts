@@ -13,7 +13,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import dnsPacket from "dns-packet";
 import { RealClock, sleep } from "../core/clock.ts";
 import { queryUdp } from "../core/dns-transport.ts";
-import { flagHelp, parseFlags, UsageError } from "./flags.ts";
+import { flagHelp, intFlag, parseFlags, UsageError } from "./flags.ts";
 import { pooledCurve, predict, predictOptions } from "./predict.ts";
 import {
   type NodeSamples,
@@ -234,13 +234,6 @@ const FLAGS = {
   help: { type: "boolean", help: "show this help" },
 } as const;
 
-function positiveInt(v: string | undefined, flag: string, dflt: number): number {
-  if (v === undefined) return dflt;
-  if (!/^\d+$/.test(v) || Number(v) <= 0)
-    throw new UsageError(`--${flag} expects a positive whole number, got "${v}"`);
-  return Number(v);
-}
-
 async function tokenFrom(given: string | undefined): Promise<string> {
   if (given) return given;
   if (process.env.PROPAGATE_TOKEN) return process.env.PROPAGATE_TOKEN;
@@ -259,9 +252,9 @@ export async function main(argv: string[]): Promise<void> {
     console.log(flagHelp(FLAGS, "measure"));
     return;
   }
-  const ttl = positiveInt(v.ttl, "ttl", 60);
-  const samples = positiveInt(v.samples, "samples", 5);
-  const intervalMs = positiveInt(v["interval-ms"], "interval-ms", 20);
+  const ttl = intFlag(v.ttl, "ttl", { min: 1, default: 60 });
+  const samples = intFlag(v.samples, "samples", { min: 1, default: 5 });
+  const intervalMs = intFlag(v["interval-ms"], "interval-ms", { min: 1, default: 20 });
   const topology = await loadTopology(v.topology ?? DEFAULT_TOPOLOGY);
   const bar = progressBar("measuring", samples);
   const m = await measure({
@@ -272,7 +265,7 @@ export async function main(argv: string[]): Promise<void> {
     ttl,
     samples,
     intervalMs,
-    timeoutMs: positiveInt(v["timeout-ms"], "timeout-ms", 2 * ttl * 1000 + 30_000),
+    timeoutMs: intFlag(v["timeout-ms"], "timeout-ms", { min: 1, default: 2 * ttl * 1000 + 30_000 }),
     onProgress: (d) => bar.update(d),
   });
   bar.finish();

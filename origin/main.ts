@@ -2,7 +2,14 @@
  * `propagate origin`: runs the origin authority until SIGTERM or SIGINT,
  * then stops serving and flushes the journal.
  */
-import { flagHelp, parseFlags, parseHostPort, printReady, UsageError } from "../infra/flags.ts";
+import {
+  flagHelp,
+  intFlag,
+  parseFlags,
+  parseHostPort,
+  printReady,
+  UsageError,
+} from "../infra/flags.ts";
 import { startOrigin } from "./server.ts";
 
 const FLAGS = {
@@ -29,13 +36,6 @@ const FLAGS = {
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const;
 
-function int(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value))
-    throw new UsageError(`--${flag} expects a whole number, got "${value}"`);
-  return Number(value);
-}
-
 export async function main(argv: string[]): Promise<void> {
   const { values: v } = parseFlags(argv, FLAGS, "origin");
   if (v.help) {
@@ -50,9 +50,9 @@ export async function main(argv: string[]): Promise<void> {
     token: v.token,
     zoneFiles: (v["zone-file"] as string[] | undefined) ?? [],
     sample: v.sample ?? false,
-    snapshotEvery: int(v["snapshot-every"], "snapshot-every"),
-    changeLogLimit: int(v["change-log"], "change-log"),
-    maxBodyBytes: int(v["max-body"], "max-body"),
+    snapshotEvery: intFlag(v["snapshot-every"], "snapshot-every"),
+    changeLogLimit: intFlag(v["change-log"], "change-log"),
+    maxBodyBytes: intFlag(v["max-body"], "max-body"),
     nsid: v.nsid,
   });
   console.log(`origin HTTP API and reads on ${origin.httpUrl}  (DoH ${origin.httpUrl}/dns-query)`);

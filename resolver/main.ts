@@ -1,5 +1,12 @@
 /** `propagate resolver`: the caching DNS server, configured by flags (README.md lists them). */
-import { flagHelp, parseFlags, parseHostPort, printReady, UsageError } from "../infra/flags.ts";
+import {
+  flagHelp,
+  intFlag,
+  parseFlags,
+  parseHostPort,
+  printReady,
+  UsageError,
+} from "../infra/flags.ts";
 import type { ResolverConfigInput } from "./config.ts";
 import { startResolver } from "./server.ts";
 
@@ -47,13 +54,6 @@ const FLAGS = {
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const;
 
-function int(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value))
-    throw new UsageError(`--${flag} expects a non-negative integer, got "${value}"`);
-  return Number(value);
-}
-
 export async function main(argv: string[]): Promise<void> {
   const { values: v } = parseFlags(argv, FLAGS, "resolver");
   if (v.help) {
@@ -61,7 +61,7 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   if (!v.upstream) throw new UsageError(`--upstream is required\n\n${flagHelp(FLAGS, "resolver")}`);
-  const maxStale = int(v["max-stale"], "max-stale");
+  const maxStale = intFlag(v["max-stale"], "max-stale");
   const input: ResolverConfigInput = {
     id: v.id,
     dns: parseHostPort(v.dns ?? "127.0.0.1:1053", "dns"),
@@ -69,13 +69,13 @@ export async function main(argv: string[]): Promise<void> {
     admin: parseHostPort(v.admin ?? "127.0.0.1:0", "admin"),
     token: v.token,
     zones: v.zones?.split(",").filter((z) => z !== ""),
-    maxBytes: int(v["max-bytes"], "max-bytes"),
-    minTtl: int(v["min-ttl"], "min-ttl"),
-    maxTtl: int(v["max-ttl"], "max-ttl"),
-    maxNegativeTtl: int(v["max-negative-ttl"], "max-negative-ttl"),
-    clientTimeoutMs: int(v["client-timeout"], "client-timeout"),
+    maxBytes: intFlag(v["max-bytes"], "max-bytes"),
+    minTtl: intFlag(v["min-ttl"], "min-ttl"),
+    maxTtl: intFlag(v["max-ttl"], "max-ttl"),
+    maxNegativeTtl: intFlag(v["max-negative-ttl"], "max-negative-ttl"),
+    clientTimeoutMs: intFlag(v["client-timeout"], "client-timeout"),
     maxStaleMs: maxStale === undefined ? undefined : maxStale * 1000,
-    upstreamTimeoutMs: int(v["upstream-timeout"], "upstream-timeout"),
+    upstreamTimeoutMs: intFlag(v["upstream-timeout"], "upstream-timeout"),
   };
   const r = await startResolver(input, {
     onUpstreamError: (err, name) =>
