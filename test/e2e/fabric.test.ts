@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { dig } from "../support/dig.ts";
 import {
   changeStatus,
+  digShort,
   node,
   putA,
   smallTopology,
@@ -15,11 +15,6 @@ afterEach(async () => {
   await running?.close();
   running = undefined;
 });
-
-async function digShort(addr: string, name: string): Promise<string> {
-  const i = addr.lastIndexOf(":");
-  return (await dig([`@${addr.slice(0, i)}`, "-p", addr.slice(i + 1), name, "A", "+short"])).trim();
-}
 
 describe("the fabric, live", () => {
   it("a change reaches every node over the memory bus and every receipt turns in sync", async () => {

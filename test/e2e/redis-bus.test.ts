@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dig } from "../support/dig.ts";
 import { type RedisServer, startRedis } from "../support/redis.ts";
-import { node, putA, smallTopology, startTopology, waitConverged } from "./support.ts";
+import { digShort, node, putA, smallTopology, startTopology, waitConverged } from "./support.ts";
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -10,11 +9,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await redis?.stop();
 });
-
-async function digShort(addr: string, name: string): Promise<string> {
-  const i = addr.lastIndexOf(":");
-  return (await dig([`@${addr.slice(0, i)}`, "-p", addr.slice(i + 1), name, "A", "+short"])).trim();
-}
 
 describe("the fabric over Redis Streams", () => {
   it("delivers every change, and loses none while Redis is killed and restarted", async () => {

@@ -6,8 +6,7 @@
  * the old answer back.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { dig } from "../support/dig.ts";
-import { changeStatus, node, putA, smallTopology, startTopology } from "./support.ts";
+import { changeStatus, digShort, node, putA, smallTopology, startTopology } from "./support.ts";
 
 type Running = Awaited<ReturnType<typeof startTopology>>;
 let running: Running | undefined;
@@ -32,11 +31,6 @@ function slowEdge(extra: Record<string, unknown> = {}) {
     resolvers: [{ id: "res-1", upstream: "edge-1", link: { latency: { kind: "fixed", ms: 0 } } }],
     ...extra,
   });
-}
-
-async function digShort(addr: string, name: string): Promise<string> {
-  const i = addr.lastIndexOf(":");
-  return (await dig([`@${addr.slice(0, i)}`, "-p", addr.slice(i + 1), name, "A", "+short"])).trim();
 }
 
 /** Polls the receipts until `nodeId` reports the change in sync. */

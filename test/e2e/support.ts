@@ -1,9 +1,10 @@
-/** Helpers for whole-topology tests: a topology on free ports, writes, receipts. */
+/** Helpers for whole-topology tests: a topology on free ports, writes, receipts, dig. */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseTopology } from "../../infra/topology.ts";
 import { type RunningTopology, up } from "../../infra/up.ts";
+import { dig } from "../support/dig.ts";
 
 export async function startTopology(
   spec: Record<string, unknown>,
@@ -79,4 +80,10 @@ export function smallTopology(extra: Record<string, unknown> = {}) {
     ],
     ...extra,
   };
+}
+
+/** The A records of `name` as `dig +short` prints them, asked of the resolver at `addr` (HOST:PORT). */
+export async function digShort(addr: string, name: string): Promise<string> {
+  const i = addr.lastIndexOf(":");
+  return (await dig([`@${addr.slice(0, i)}`, "-p", addr.slice(i + 1), name, "A", "+short"])).trim();
 }
