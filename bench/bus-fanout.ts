@@ -9,12 +9,12 @@
  *
  *   npx tsx bench/bus-fanout.ts [nodes=100] [changes=500]
  */
-import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { MemoryBus, type PurgeBus } from "../core/bus.ts";
 import type { PurgeEvent } from "../core/purge.ts";
 import { RedisBus } from "../core/redis-bus.ts";
 import { startRedis } from "../test/support/redis.ts";
+import { machine } from "./support.ts";
 
 const nodes = Number(process.argv[2] ?? 100);
 const changes = Number(process.argv[3] ?? 500);
@@ -66,12 +66,7 @@ function q(xs: number[], p: number): string {
   return s[Math.min(s.length - 1, Math.floor(p * s.length))]!.toFixed(2);
 }
 
-console.log(
-  `node ${process.version}, ${os.cpus().length} x ${os.cpus()[0]?.model}, load ${os
-    .loadavg()
-    .map((l) => l.toFixed(1))
-    .join(" ")}`,
-);
+console.log(`machine: ${machine()}`);
 console.log(
   "| bus | nodes | changes | publish() p50 ms | publish -> last receipt p50 ms | p99 ms | max ms | deliveries/s |",
 );

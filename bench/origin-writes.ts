@@ -4,32 +4,18 @@
  * over N connections for a fixed time.
  * Usage: npx tsx bench/origin-writes.ts [seconds=10] [connections=50]
  */
-import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
-import { startPropagate } from "../test/support/process.ts";
+import { startOriginProcess } from "../test/support/process.ts";
+import { autocannon } from "./support.ts";
 
-const run = promisify(execFile);
 const seconds = Number(process.argv[2] ?? 10);
 const connections = Number(process.argv[3] ?? 50);
-const AUTOCANNON = fileURLToPath(new URL("../node_modules/.bin/autocannon", import.meta.url));
 const TOKEN = "bench-token-0123456789";
 
 const dir = await mkdtemp(join(tmpdir(), "origin-writes-bench-"));
-const origin = await startPropagate([
-  "origin",
-  "--http",
-  "127.0.0.1:0",
-  "--dns",
-  "127.0.0.1:0",
-  "--data",
-  dir,
-  "--token",
-  TOKEN,
-]);
+const origin = await startOriginProcess(dir, TOKEN);
 const url = origin.ready.http!;
 const headers = { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" };
 const created = await fetch(`${url}/v1/zones/bench.test`, { method: "PUT", headers, body: "{}" });
@@ -37,32 +23,21 @@ if (created.status !== 201)
   throw new Error(`could not create the bench zone: ${await created.text()}`);
 
 try {
-  const { stdout } = await run(
-    AUTOCANNON,
-    [
-      "--json",
-      "-c",
-      String(connections),
-      "-d",
-      String(seconds),
-      "-m",
-      "PUT",
-      "-H",
-      `authorization=Bearer ${TOKEN}`,
-      "-H",
-      "content-type=application/json",
-      "-b",
-      JSON.stringify({ ttl: 60, data: ["192.0.2.1", "192.0.2.2"] }),
-      `${url}/v1/zones/bench.test/rrsets/www/A`,
-    ],
-    { maxBuffer: 64 * 1024 * 1024 },
-  );
-  const r = JSON.parse(stdout) as {
-    requests: { average: number; total: number };
-    latency: { p50: number; p99: number; average: number; max: number };
-    non2xx: number;
-    errors: number;
-  };
+  const r = await autocannon([
+    "-c",
+    String(connections),
+    "-d",
+    String(seconds),
+    "-m",
+    "PUT",
+    "-H",
+    `authorization=Bearer ${TOKEN}`,
+    "-H",
+    "content-type=application/json",
+    "-b",
+    JSON.stringify({ ttl: 60, data: ["192.0.2.1", "192.0.2.2"] }),
+    `${url}/v1/zones/bench.test/rrsets/www/A`,
+  ]);
   const zone = (await (await fetch(`${url}/v1/zones/bench.test`)).json()) as { serial: number };
   const health = (await (await fetch(`${url}/healthz`)).json()) as {
     journal: { records: number; batches: number };

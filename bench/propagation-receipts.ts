@@ -10,11 +10,12 @@
  * time so that each measures the fabric, not a queue.
  */
 import { mkdtemp, rm } from "node:fs/promises";
-import { cpus, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseTopology } from "../infra/topology.ts";
 import { up } from "../infra/up.ts";
 import { startRedis } from "../test/support/redis.ts";
+import { machine } from "./support.ts";
 
 const changes = Number(process.argv[2] ?? 200);
 
@@ -83,9 +84,7 @@ async function run(bus: string): Promise<{ p50: number; p90: number; p99: number
   };
 }
 
-console.log(
-  `machine: ${cpus().length} x ${cpus()[0]?.model}; ${changes} changes per bus, 100 nodes`,
-);
+console.log(`machine: ${machine()}; ${changes} changes per bus, 100 nodes`);
 const memory = await run("memory");
 console.log(
   `memory bus: write ack -> last receipt p50 ${memory.p50} ms, p90 ${memory.p90} ms, p99 ${memory.p99} ms, max ${memory.max} ms`,

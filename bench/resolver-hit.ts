@@ -7,12 +7,13 @@
  * dnsperf for a fixed duration against each server, alternating for several
  * rounds (the machine is shared, so load drifts), and prints a summary.
  */
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { startPropagate } from "../test/support/process.ts";
+import { startOriginProcess, startPropagate } from "../test/support/process.ts";
+import { startScript } from "./support.ts";
 
 const run = promisify(execFile);
 const seconds = Number(process.argv[2] ?? 10);
@@ -21,18 +22,7 @@ const TOKEN = "bench-token-0123";
 const NAMES = 100;
 
 const dir = await mkdtemp(join(tmpdir(), "resolver-hit-"));
-const origin = await startPropagate([
-  "origin",
-  "--http",
-  "127.0.0.1:0",
-  "--dns",
-  "127.0.0.1:0",
-  "--data",
-  dir,
-  "--sample",
-  "--token",
-  TOKEN,
-]);
+const origin = await startOriginProcess(dir, TOKEN, ["--sample"]);
 const queries: string[] = [];
 for (let i = 0; i < NAMES; i++) {
   const name = `h${i}.example.test`;
@@ -63,19 +53,7 @@ const resolver = await startPropagate([
   "--token",
   TOKEN,
 ]);
-const fixedProc = spawn(
-  process.execPath,
-  ["--import", "tsx", new URL("fixed-udp-server.ts", import.meta.url).pathname],
-  {
-    stdio: ["ignore", "pipe", "inherit"],
-  },
-);
-const fixedAddr = await new Promise<string>((resolve) => {
-  fixedProc.stdout.on("data", (c: Buffer) => {
-    const m = /ready (\{.*\})/.exec(c.toString());
-    if (m) resolve(JSON.parse(m[1]!).dns);
-  });
-});
+const fixed = await startScript("fixed-udp-server.ts");
 
 async function metrics(): Promise<string> {
   const res = await fetch(`${resolver.ready.admin}/metrics`, {
@@ -98,7 +76,7 @@ const warm = await metrics();
 const summary: string[] = [];
 const servers = [
   ["resolver (cache hits)", resolver.ready.dns!],
-  ["fixed-packet Node UDP server", fixedAddr],
+  ["fixed-packet Node UDP server", fixed.ready.dns!],
 ] as const;
 for (let round = 1; round <= rounds; round++) {
   for (const [label, addr] of servers)
@@ -120,7 +98,7 @@ console.log(
 );
 console.log(summary.join("\n"));
 
-fixedProc.kill("SIGTERM");
+fixed.stop();
 await resolver.stop();
 await origin.stop();
 await rm(dir, { recursive: true, force: true });

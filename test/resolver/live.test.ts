@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryUdp } from "../../core/dns-transport.ts";
 import { dig, kdig } from "../support/dig.ts";
-import { type Running, startPropagate } from "../support/process.ts";
+import { type Running, startOriginProcess, startPropagate } from "../support/process.ts";
 
 const TOKEN = "origin-write-token";
 const ADMIN = "resolver-admin-token";
@@ -42,18 +42,7 @@ const ttlOf = (out: string, name: string) =>
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "resolver-live-"));
-  origin = await startPropagate([
-    "origin",
-    "--http",
-    "127.0.0.1:0",
-    "--dns",
-    "127.0.0.1:0",
-    "--data",
-    dir,
-    "--sample",
-    "--token",
-    TOKEN,
-  ]);
+  origin = await startOriginProcess(dir, TOKEN, ["--sample"]);
   resolver = await startPropagate([
     "resolver",
     "--dns",
