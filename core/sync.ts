@@ -18,7 +18,7 @@ import { zoneKey } from "./http.ts";
 import type { PropagationMode, PurgeEvent, PurgeTarget } from "./purge.ts";
 import { Random } from "./random.ts";
 import type { RRset, RRType } from "./records.ts";
-import { serialGt, serialLt } from "./serial.ts";
+import { serialAdd, serialGt, serialLt } from "./serial.ts";
 
 /** One change as the origin's feed reports it. */
 export interface FeedChange {
@@ -64,6 +64,8 @@ export interface SyncStats {
   feedChanges: number;
   duplicates: number;
   resyncs: number;
+  /** Bus events that arrived after a gap, which the feed had to fill first. */
+  gaps: number;
   polls: number;
   pollErrors: number;
   ackErrors: number;
@@ -81,6 +83,7 @@ export class NodeSync {
     feedChanges: 0,
     duplicates: 0,
     resyncs: 0,
+    gaps: 0,
     polls: 0,
     pollErrors: 0,
     ackErrors: 0,
@@ -155,7 +158,7 @@ export class NodeSync {
     }
     for (const change of result.changes) {
       this.counters.feedChanges++;
-      await this.apply(eventFromFeed(zone, change, this.o.modeOf(zone)));
+      await this.apply(eventFromFeed(zone, change, this.o.modeOf(zone)), true);
     }
   }
 
@@ -184,21 +187,57 @@ export class NodeSync {
     await this.sendAck(zone, current);
   }
 
-  private async apply(event: PurgeEvent): Promise<void> {
+  /**
+   * Changes between the applied serial and a newer event never reached this
+   * node (a lost or partitioned delivery): every change bumps the serial by one,
+   * so the gap is visible, and the feed fills it before the event applies.
+   */
+  private async catchUp(zone: string): Promise<number | undefined> {
+    this.counters.gaps++;
+    try {
+      await this.pollZone(zone);
+    } catch (err) {
+      this.counters.pollErrors++;
+      this.o.log?.(`${this.o.nodeId}: catching up ${zone} failed: ${(err as Error).message}`);
+    }
+    return this.applied.get(zone);
+  }
+
+  private async apply(event: PurgeEvent, fromFeed = false): Promise<void> {
     if (event.explicit) {
       // Not a change: nothing to compare serials with, and applying twice is harmless.
       await this.o.target.applyPurge(event);
       await this.report(() => this.o.ackPurge?.(event.changeId), `purge ${event.changeId}`);
       return;
     }
-    const prev = this.applied.get(event.zone);
-    if (prev !== undefined && !serialGt(event.serial, prev)) {
-      this.counters.duplicates++;
-      return;
+    const zone = event.zone;
+    // A zone created or deleted: its serials may start again lower, so it always applies.
+    const wholeZone = event.keys.includes(zoneKey(zone));
+    const prev = this.applied.get(zone);
+    if (!wholeZone && prev !== undefined) {
+      if (!serialGt(event.serial, prev)) {
+        this.counters.duplicates++;
+        return;
+      }
+      if (!fromFeed && event.serial !== serialAdd(prev, 1)) {
+        const caught = await this.catchUp(zone);
+        if (caught !== undefined && !serialLt(caught, event.serial)) {
+          this.counters.duplicates++; // the feed brought this change too
+          return;
+        }
+        if (caught === undefined || serialAdd(caught, 1) !== event.serial) {
+          // Still a gap (feed unreachable): purge what this event names, but neither
+          // advance nor ack, or the cumulative ack would cover the missing changes.
+          await this.o.target.applyPurge(event);
+          return;
+        }
+      }
     }
     await this.o.target.applyPurge(event);
-    if (prev === undefined || serialLt(prev, event.serial))
-      this.applied.set(event.zone, event.serial);
+    const now = this.applied.get(zone);
+    if (wholeZone || now === undefined || serialLt(now, event.serial)) {
+      this.applied.set(zone, event.serial);
+    }
     const wait = event.mode === "ttl" ? (this.o.target.residualMs?.(event) ?? 0) : 0;
     if (wait <= 0) await this.sendAck(event.zone, event.serial);
     else this.o.clock.setTimeout(() => void this.sendAck(event.zone, event.serial), wait);

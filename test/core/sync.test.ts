@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { MemoryBus } from "../../core/bus.ts";
 import { VirtualClock } from "../../core/clock.ts";
+import { LinkDelay } from "../../core/delay.ts";
 import type { PurgeEvent } from "../../core/purge.ts";
 import { eventFromFeed, type FeedChange, type FeedResult, NodeSync } from "../../core/sync.ts";
 
@@ -192,5 +194,99 @@ describe("NodeSync", () => {
     expect(purgeAcks).toEqual(["prg1", "prg1"]);
     expect(sync.appliedSerial("example.test")).toBe(10);
     await sync.stop();
+  });
+
+  it("a bus event after a lost one first takes the missing change from the feed", async () => {
+    const clock = new VirtualClock();
+    const o = origin();
+    const { sync, applied, acks } = node(clock, o);
+    await sync.start();
+    o.commit("lost.example.test"); // its event never arrives
+    const next = eventFromFeed("example.test", o.commit("next.example.test"), "invalidate");
+    await sync.onEvent(next);
+    expect(applied.map((e) => [e.keys[0], e.serial])).toEqual([
+      ["lost.example.test", 11],
+      ["next.example.test", 12],
+    ]);
+    expect(acks.map((a) => a[1])).toEqual([11, 12]);
+    expect(sync.stats()).toMatchObject({ gaps: 1, duplicates: 1 });
+    await sync.stop();
+  });
+
+  it("with the feed down, a gap purges but neither advances nor acks until a poll fills it", async () => {
+    const clock = new VirtualClock();
+    const o = origin();
+    let down = false;
+    const { sync, applied, acks } = node(clock, {
+      ...o,
+      feed: async (zone, since) => {
+        if (down) throw new Error("connection refused");
+        return o.feed(zone, since);
+      },
+    });
+    await sync.start();
+    o.commit("lost.example.test");
+    down = true;
+    await sync.onEvent(eventFromFeed("example.test", o.commit("next.example.test"), "invalidate"));
+    expect(applied.map((e) => e.keys[0])).toEqual(["next.example.test"]);
+    expect(acks).toEqual([]);
+    expect(sync.appliedSerial("example.test")).toBe(10);
+    down = false;
+    await clock.advance(1_200);
+    expect(applied.map((e) => e.keys[0])).toEqual([
+      "next.example.test",
+      "lost.example.test",
+      "next.example.test",
+    ]);
+    expect(acks.at(-1)?.[1]).toBe(12);
+    await sync.stop();
+  });
+
+  it("a zone deleted and created again may start from a lower serial", async () => {
+    const clock = new VirtualClock();
+    const o = origin(50);
+    const { sync, applied } = node(clock, o);
+    await sync.start();
+    const recreate: PurgeEvent = {
+      changeId: "c-create",
+      zone: "example.test",
+      serial: 1,
+      keys: ["zone:example.test"],
+      mode: "invalidate",
+      ts: 0,
+    };
+    await sync.onEvent(recreate);
+    expect(sync.appliedSerial("example.test")).toBe(1);
+    const change: PurgeEvent = {
+      ...recreate,
+      changeId: "c2",
+      serial: 2,
+      keys: ["www.example.test"],
+    };
+    await sync.onEvent(change);
+    expect(applied.map((e) => e.changeId)).toEqual(["c-create", "c2"]);
+    await sync.stop();
+  });
+
+  it("a change whose delivery a partition dropped is applied when the next one arrives", async () => {
+    const clock = new VirtualClock();
+    const o = origin();
+    const { sync, applied, acks } = node(clock, o);
+    await sync.start();
+    const bus = new MemoryBus({ clock });
+    const link = new LinkDelay({ partitions: [{ startMs: 0, endMs: 1_000 }] }, "p", clock, {
+      startMs: 0,
+    });
+    await bus.subscribe("edge-1", (e) => sync.onEvent(e), { link });
+    await bus.publish(eventFromFeed("example.test", o.commit("a.example.test"), "invalidate"));
+    await clock.advance(500); // inside the partition, before any poll
+    expect(applied).toEqual([]);
+    await sync.stop(); // no polling: only the next event can repair
+    clock.advanceSync(1_000);
+    await bus.publish(eventFromFeed("example.test", o.commit("b.example.test"), "invalidate"));
+    await clock.advance(10);
+    expect(applied.map((e) => e.keys[0])).toEqual(["a.example.test", "b.example.test"]);
+    expect(acks.map((a) => a[1])).toEqual([11, 12]);
+    await bus.close();
   });
 });
