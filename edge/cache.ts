@@ -357,10 +357,13 @@ export class Edge implements SyncTarget {
   }
 
   /**
-   * Fetches from the parent and stores the answer, refusing any answer older
-   * than the required serial: the client's X-Min-Serial, the version floor
-   * of the purged keys, and the stored entry's own serial (monotonic reads).
-   * An old answer is refetched with X-Min-Serial, then from the origin.
+   * Fetches from the parent and stores the answer. The client's X-Min-Serial
+   * is forwarded on every request, so each tier misses its older entries and
+   * the origin answers 412 to a serial it has not reached; it is never
+   * retried, or a made-up serial would multiply origin requests. Retries are
+   * for the version floor only (the purge serials of the keys, and the
+   * stored entry's own serial: monotonic reads): an answer below it is asked
+   * again with X-Min-Serial, then of the origin, and is never stored.
    */
   private async fillFromParent(
     key: string,
@@ -368,11 +371,7 @@ export class Edge implements SyncTarget {
     prior: CacheEntry | undefined,
     minSerial: number | undefined,
   ): Promise<Fill> {
-    let required = maxSerial(
-      minSerial,
-      prior?.serial,
-      prior && this.floor.floorOf(prior.surrogateKeys),
-    );
+    let floor = maxSerial(prior?.serial, prior && this.floor.floorOf(prior.surrogateKeys));
     const requestCc = parseCacheControl(req.headers.get("cache-control"));
     const bases = Array<string>(1 + this.floorRetries).fill(this.parent);
     if (this.origin !== undefined && this.origin !== this.parent) bases.push(this.origin);
@@ -380,16 +379,16 @@ export class Edge implements SyncTarget {
     for (const [attempt, base] of bases.entries()) {
       // A retry asks unconditionally: a lagging parent's 304 would only confirm the old entry.
       const validating = attempt === 0 ? prior : undefined;
-      const x = await this.exchange(base, key, req, validating, required);
+      const x = await this.exchange(base, key, req, validating, maxSerial(minSerial, floor));
       if (x instanceof Error || x.response.status >= 500) return this.onParentError(key, prior, x);
       const candidate =
         x.response.status === 304 && validating
           ? this.freshened(validating, x)
           : entryFromResponse(key, req.headers, x);
       this.repair(candidate);
-      required = maxSerial(required, this.floor.floorOf(candidate.surrogateKeys));
+      floor = maxSerial(floor, this.floor.floorOf(candidate.surrogateKeys));
       const status: CacheStatus = { fwdStatus: x.response.status };
-      if (!olderThan(candidate.serial, required)) return this.store(candidate, status, requestCc);
+      if (!olderThan(candidate.serial, floor)) return this.store(candidate, status, requestCc);
       this.counters.floorRefusals++;
       last = { entry: candidate, status: { ...status, detail: "serial-below-floor" } };
     }

@@ -16,9 +16,11 @@ import {
   formatCacheControl,
   H,
   JSON_PATH,
+  parseSerialHeader,
   zoneKey,
 } from "../core/http.ts";
 import { type NameError, normaliseName } from "../core/names.ts";
+import { serialGt } from "../core/serial.ts";
 import { answerQuery, type Resolution, resolveQuestion } from "./authoritative.ts";
 import { resolutionToJson, typeFromParam } from "./dns-json.ts";
 import type { Store } from "./store.ts";
@@ -68,6 +70,27 @@ function notModified(c: Context, etag: string | undefined): boolean {
   });
 }
 
+/**
+ * A read asking for a serial the zone has not reached (X-Min-Serial) gets
+ * 412: the serial a write returns is visible here before the write is
+ * answered, so only a made-up serial is ahead, and answering it (or letting
+ * caches retry it) would only multiply origin load.
+ */
+function minSerialAhead(c: Context, store: Store, res: Resolution): Response | undefined {
+  const min = parseSerialHeader(c.req.header(H.minSerial));
+  const state = res.zone === undefined ? undefined : store.findState(res.zone);
+  if (min === undefined || !state || !serialGt(min, state.zone.serial)) return undefined;
+  return c.json(
+    {
+      error: "precondition failed",
+      field: H.minSerial,
+      reason: `X-Min-Serial ${min} is ahead of zone ${state.zone.name} at serial ${state.zone.serial}; send the serial a write returned`,
+    },
+    412,
+    { "Cache-Control": "no-store" },
+  );
+}
+
 function badRequest(c: Context, field: string, reason: string): Response {
   return c.json({ error: "bad request", field, reason }, 400);
 }
@@ -88,6 +111,8 @@ export function readRoutes(opts: ReadOptions): Hono {
         "Cache-Control": "no-store",
       });
     }
+    const ahead = minSerialAhead(c, store, resolution);
+    if (ahead) return ahead;
     const headers = cacheHeaders(store, questionName(query), resolution, clock.now());
     if (notModified(c, headers.ETag)) return c.body(null, 304, headers);
     return c.body(new Uint8Array(wire), 200, { ...headers, "Content-Type": DNS_MESSAGE });
@@ -148,6 +173,8 @@ export function readRoutes(opts: ReadOptions): Hono {
       );
     const cd = ["1", "true"].includes(c.req.query("cd") ?? "");
     const res = resolveQuestion(store, qname, qtype);
+    const ahead = minSerialAhead(c, store, res);
+    if (ahead) return ahead;
     const headers = cacheHeaders(store, qname, res, clock.now());
     if (notModified(c, headers.ETag)) return c.body(null, 304, headers);
     return c.body(JSON.stringify(resolutionToJson(qname, qtype, res, cd)), 200, {

@@ -282,6 +282,35 @@ describe("version floor and client guarantees", () => {
     expect(hit.headers.get("cache-status")).toMatch(/hit/);
   });
 
+  it("a client X-Min-Serial is forwarded once: never retried, never sent to the origin", async () => {
+    const origin = new FakeParent(clock);
+    edge = makeEdge(
+      clock,
+      (req) => (new URL(req.url).host === "origin.test" ? origin.fetch(req) : parent.fetch(req)),
+      { origin: "http://origin.test" },
+    );
+    const res = await edge.handle(get(undefined, { "x-min-serial": "4000" }));
+    expect(res.headers.get("x-serial")).toBe("1");
+    expect(parent.calls).toBe(1);
+    expect(parent.requests[0]?.headers.get("x-min-serial")).toBe("4000");
+    expect(origin.calls).toBe(0);
+    expect(edge.metrics().floorRefusals).toBe(0);
+  });
+
+  it("passes a parent's 412 through without storing or retrying it", async () => {
+    await edge.handle(get());
+    await clock.advance(61_000);
+    parent.fail = 412;
+    const res = await edge.handle(get(undefined, { "x-min-serial": "4000" }));
+    expect(res.status).toBe(412);
+    expect(res.headers.get("cache-status")).toMatch(/fwd=miss; fwd-status=412; .*detail=status/);
+    expect(parent.calls).toBe(2);
+    parent.fail = undefined;
+    const next = await edge.handle(get());
+    expect(next.status).toBe(200);
+    expect(next.headers.get("cache-status")).toMatch(/fwd=stale; fwd-status=304/);
+  });
+
   it("never replaces a cached entry with an older serial (monotonic reads)", async () => {
     parent.serial = 7;
     await edge.handle(get());

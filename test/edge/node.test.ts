@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import dnsPacket from "dns-packet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ParentFetch } from "../../edge/cache.ts";
 import { type RunningEdge, startEdge } from "../../edge/node.ts";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
 import { startPropagate } from "../support/process.ts";
@@ -16,6 +17,12 @@ let dir: string;
 let origin: RunningOrigin;
 let edge1: RunningEdge;
 let edge2: RunningEdge;
+let originRequests = 0;
+/** Both edges fetch through this, so a test can count what reaches the origin. */
+const counting: ParentFetch = (req) => {
+  if (req.url.startsWith(origin.httpUrl)) originRequests++;
+  return fetch(req);
+};
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "edge-node-"));
@@ -29,12 +36,18 @@ beforeAll(async () => {
     },
     { log: () => {} },
   );
-  edge1 = await startEdge({ id: "regional", parent: origin.httpUrl, token: TOKEN });
+  edge1 = await startEdge({
+    id: "regional",
+    parent: origin.httpUrl,
+    token: TOKEN,
+    fetch: counting,
+  });
   edge2 = await startEdge({
     id: "edge-1",
     parent: edge1.url,
     origin: origin.httpUrl,
     token: TOKEN,
+    fetch: counting,
   });
 });
 
@@ -99,6 +112,25 @@ describe("two Node edges in front of a real origin", () => {
     expect(fresh.headers.get("x-serial")).toBe(String(serial));
     expect((await fresh.json()).Answer[0].data).toBe("192.0.2.99");
     expect(fresh.headers.get("cache-status")).toMatch(/^edge-1; fwd=miss; .*, regional; fwd=miss;/);
+  });
+
+  it("a made-up X-Min-Serial costs one origin request per client request and gets 412", async () => {
+    await fetch(edge2.url + www);
+    for (let i = 1; i <= 3; i++) {
+      const before = originRequests;
+      const res = await fetch(edge2.url + www, { headers: { "x-min-serial": "4000" } });
+      expect(res.status).toBe(412);
+      expect((await res.json()).reason).toMatch(
+        /^X-Min-Serial 4000 is ahead of zone example.test at serial \d+; send the serial a write returned$/,
+      );
+      expect(res.headers.get("cache-status")).toMatch(
+        /^edge-1; fwd=miss; fwd-status=412; .*, regional; fwd=miss; fwd-status=412; /,
+      );
+      expect(originRequests - before).toBe(1);
+    }
+    const cached = await fetch(edge2.url + www);
+    expect(cached.status).toBe(200);
+    expect(cached.headers.get("cache-status")).toMatch(/^edge-1; hit/);
   });
 
   it("POST /purge needs the bearer token and a target, then drops entries", async () => {

@@ -197,3 +197,38 @@ describe("DNS JSON API", () => {
     expect(again.headers.get("x-serial")).toBe(first.headers.get("x-serial"));
   });
 });
+
+describe("X-Min-Serial", () => {
+  it("412 with a reason, never stored, when the serial is ahead of the zone; a reached serial answers", async () => {
+    const url = `${origin.httpUrl}/resolve?name=www.example.test&type=A`;
+    const current = Number((await fetch(url)).headers.get("x-serial"));
+    const ahead = await fetch(url, { headers: { "x-min-serial": String(current + 4000) } });
+    expect(ahead.status).toBe(412);
+    expect(ahead.headers.get("cache-control")).toBe("no-store");
+    expect((await ahead.json()).reason).toBe(
+      `X-Min-Serial ${current + 4000} is ahead of zone example.test at serial ${current}; send the serial a write returned`,
+    );
+    const doh = await dohGet(query("www.example.test", "A"), {
+      "x-min-serial": String(current + 1),
+    });
+    expect(doh.status).toBe(412);
+    const reached = await fetch(url, { headers: { "x-min-serial": String(current) } });
+    expect(reached.status).toBe(200);
+  });
+
+  it("a read with the serial a write returned always answers (read-your-writes)", async () => {
+    for (let i = 0; i < 5; i++) {
+      const put = await fetch(`${origin.httpUrl}/v1/zones/example.test/rrsets/ryw/TXT`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify({ ttl: 60, data: [`v${i}`] }),
+      });
+      const { serial } = (await put.json()) as { serial: number };
+      const res = await fetch(`${origin.httpUrl}/resolve?name=ryw.example.test&type=TXT`, {
+        headers: { "x-min-serial": String(serial) },
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("x-serial")).toBe(String(serial));
+    }
+  });
+});
