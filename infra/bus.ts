@@ -2,9 +2,13 @@
 import { MemoryBus, type PurgeBus } from "../core/bus.ts";
 import type { Clock } from "../core/clock.ts";
 
-export async function createBus(spec: string, clock: Clock): Promise<PurgeBus | undefined> {
+export async function createBus(
+  spec: string,
+  clock: Clock,
+  log?: (message: string) => void,
+): Promise<PurgeBus | undefined> {
   if (spec === "off") return undefined;
   if (spec === "memory") return new MemoryBus({ clock });
   const { RedisBus } = await import("../core/redis-bus.ts");
-  return new RedisBus({ url: spec, clock });
+  return new RedisBus({ url: spec, clock, ...(log && { log }) });
 }

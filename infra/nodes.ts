@@ -10,6 +10,7 @@ import type { Clock } from "../core/clock.ts";
 import { LinkDelay, type LinkModel, wrapFetch } from "../core/delay.ts";
 import type { PropagationMode } from "../core/purge.ts";
 import { hashSeed, type Seed } from "../core/random.ts";
+import type { SyncStats } from "../core/sync.ts";
 import { startEdge } from "../edge/node.ts";
 import { startOrigin } from "../origin/server.ts";
 import { startResolver } from "../resolver/server.ts";
@@ -29,6 +30,8 @@ export interface RunningNode {
   extra: Record<string, string>;
   /** The delay model of the node's link, described. */
   link: string;
+  /** Bus events, feed changes, gaps and acks of an edge or resolver. */
+  sync?: () => SyncStats;
   close(): Promise<void>;
 }
 
@@ -149,6 +152,7 @@ export async function startEdgeNode(ctx: JoinContext, e: EdgeSpec): Promise<Runn
       address: edge.url,
       extra: {},
       link: link.describe(),
+      sync: () => joined.sync.stats(),
       close: async () => {
         await joined.close();
         await edge.close();
@@ -205,6 +209,7 @@ export async function startResolverNode(
       address: res.dnsAddr,
       extra: res.adminUrl ? { admin: res.adminUrl } : {},
       link: link.describe(),
+      sync: () => joined.sync.stats(),
       close: async () => {
         await joined.close();
         await res.close();

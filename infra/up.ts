@@ -45,13 +45,14 @@ export interface UpOptions {
 /** Starts a whole topology in this process. */
 export async function up(t: Topology, opts: UpOptions = {}): Promise<RunningTopology> {
   const clock = opts.clock ?? new RealClock();
-  const bus = await createBus(t.bus, clock);
+  const log = opts.log ?? ((m: string) => console.error(m));
+  const bus = await createBus(t.bus, clock, log);
   const ctx: NodeContext = {
     topology: t,
     clock,
     bus,
     startMs: clock.now(),
-    log: opts.log ?? ((m: string) => console.error(m)),
+    log,
     ...(opts.anyPort && { anyPort: true }),
   };
   const nodes: RunningNode[] = [];
