@@ -4,9 +4,12 @@
  * fsync (group commit).
  *
  * A record is one line: `<length> <crc32 hex> <json>\n`, where length is the
- * byte length of the JSON. A crash mid-write leaves at most a torn tail (a
- * partial line, a wrong length or a bad checksum); `decodeJournal` stops there
- * and reports it, so the caller drops it with a warning.
+ * byte length of the JSON (JSON escapes newlines, so `\n` only ends records).
+ * A crash mid-write can only damage the *tail*: the batch being written when
+ * it struck, which was never acknowledged. So a bad record with no intact
+ * record after it is a torn tail, safe to drop; a bad record followed by an
+ * intact one is corruption of acknowledged data, and `decodeJournal` reports
+ * it as such (etcd's WAL and PostgreSQL's recovery draw the same line).
  */
 import { type FileHandle, open } from "node:fs/promises";
 import { crc32 } from "node:zlib";
@@ -17,39 +20,68 @@ export function encodeRecord(record: unknown): Buffer {
   return Buffer.concat([Buffer.from(`${json.length} ${crc} `), json, Buffer.from("\n")]);
 }
 
+/** A record that could not be read: where, how many bytes from there to the end, and why. */
+export interface BadRecord {
+  offset: number;
+  bytes: number;
+  reason: string;
+}
+
 export interface DecodedJournal<R> {
   records: R[];
   /** Bytes of intact records from the start of the file. */
   goodBytes: number;
-  /** Set when bytes after `goodBytes` could not be read as a record. */
-  torn?: { offset: number; bytes: number; reason: string };
+  /** A bad record at `goodBytes` with nothing intact after it: a write cut short. */
+  torn?: BadRecord;
+  /** A bad record at `goodBytes` followed by an intact record at `nextRecordAt`. */
+  corrupt?: BadRecord & { nextRecordAt: number };
 }
 
 const HEADER = /^(\d{1,10}) ([0-9a-f]{8}) $/;
 
-/** Decodes records up to the first one that is incomplete or corrupt. */
+/** Decodes records up to the first one that is incomplete or corrupt, and says which it is. */
 export function decodeJournal<R>(buf: Buffer): DecodedJournal<R> {
   const records: R[] = [];
   let offset = 0;
   while (offset < buf.length) {
-    const reason = decodeOne(buf, offset, records);
-    if (typeof reason === "string") {
-      return { records, goodBytes: offset, torn: { offset, bytes: buf.length - offset, reason } };
+    const next = decodeOne(buf, offset, records);
+    if (typeof next === "string") {
+      const bad = { offset, bytes: buf.length - offset, reason: next };
+      const nextRecordAt = intactRecordAfter(buf, offset);
+      return nextRecordAt === undefined
+        ? { records, goodBytes: offset, torn: bad }
+        : { records, goodBytes: offset, corrupt: { ...bad, nextRecordAt } };
     }
-    offset = reason;
+    offset = next;
   }
   return { records, goodBytes: offset };
+}
+
+/**
+ * The offset of the first intact record after `offset`, if any. Every byte is
+ * a candidate start, not only those after a line end: the damage may have hit
+ * the line end itself. A false match needs a matching CRC-32 and a line end
+ * that JSON cannot contain, so a torn tail is not mistaken for one.
+ */
+function intactRecordAfter(buf: Buffer, offset: number): number | undefined {
+  const scratch: unknown[] = [];
+  for (let at = offset + 1; at < buf.length; at++) {
+    if (typeof decodeOne(buf, at, scratch) === "number") return at;
+  }
+  return undefined;
 }
 
 /** Decodes the record at `offset` into `out`; returns the next offset or why it failed. */
 function decodeOne<R>(buf: Buffer, offset: number, out: R[]): number | string {
   // The header is at most 10 digits + space + 8 hex + space.
-  const headerEnd = buf.indexOf(0x20, buf.indexOf(0x20, offset) + 1);
-  if (headerEnd < 0 || headerEnd - offset > 20) return "incomplete record header";
-  const m = HEADER.exec(buf.toString("latin1", offset, headerEnd + 1));
+  const head = buf.subarray(offset, offset + 20);
+  const space = head.indexOf(0x20);
+  const headerEnd = space < 0 ? -1 : head.indexOf(0x20, space + 1);
+  if (headerEnd < 0) return "incomplete record header";
+  const m = HEADER.exec(head.toString("latin1", 0, headerEnd + 1));
   if (!m) return "malformed record header";
   const length = Number(m[1]);
-  const start = headerEnd + 1;
+  const start = offset + headerEnd + 1;
   const end = start + length;
   if (end >= buf.length) return "record shorter than its length (write cut short)";
   if (buf[end] !== 0x0a) return "record length does not match its end of line";

@@ -9,11 +9,19 @@
  * instant is written to a temporary file, fsynced, renamed over snapshot.json
  * and the directory fsynced; only then are older journals deleted. A crash at
  * any step leaves a snapshot and the journals that follow it, so recovery
- * replays the snapshot and then every journal from its `gen` on.
+ * replays the snapshot and then every journal from its `gen` on. Only the
+ * newest journal's tail may be torn (and is cut off); any other damage stops
+ * the start with `JournalCorrupt`.
  */
 import { mkdir, open, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
-import { decodeJournal, encodeRecord, JournalWriter } from "./journal.ts";
+import { basename, dirname, join } from "node:path";
+import {
+  type BadRecord,
+  type DecodedJournal,
+  decodeJournal,
+  encodeRecord,
+  JournalWriter,
+} from "./journal.ts";
 
 export interface DataDirOptions {
   /** Records between snapshots. */
@@ -68,15 +76,17 @@ export class DataDir<R, S> {
     const snap = await readSnapshot<S>(dir);
     const snapGen = snap?.gen ?? 1;
     const gens = await journalGens(dir);
-    const records: R[] = [];
-    for (const gen of gens) {
-      const path = join(dir, journalName(gen));
-      if (gen < snapGen) {
-        await rm(path); // left by a crash between the snapshot's rename and this cleanup
-        continue;
-      }
-      records.push(...(await replayJournal<R>(path, opts.warn)));
+    for (const gen of gens.filter((g) => g < snapGen)) {
+      // Left by a crash between the snapshot's rename and the cleanup after it.
+      await rm(join(dir, journalName(gen)));
     }
+    const journals = await readJournals<R>(
+      dir,
+      gens.filter((g) => g >= snapGen),
+    );
+    const records = journals.flatMap((j) => j.decoded.records);
+    const newest = journals.at(-1);
+    if (newest?.decoded.torn) await dropTornTail(newest.path, newest.decoded.torn, opts.warn);
     const gen = Math.max(snapGen, ...gens);
     const writer = await JournalWriter.open(join(dir, journalName(gen)));
     await fsyncDir(dir);
@@ -193,22 +203,86 @@ async function journalGens(dir: string): Promise<number[]> {
   return gens.sort((a, b) => a - b);
 }
 
-/** Reads one journal; a torn tail is cut off (so appends follow intact records) with a warning. */
-async function replayJournal<R>(path: string, warn: (m: string) => void): Promise<R[]> {
-  const decoded = decodeJournal<R>(await readFile(path));
-  if (decoded.torn) {
-    const { offset, bytes, reason } = decoded.torn;
-    warn(
-      `journal ${path}: dropped a torn tail of ${bytes} bytes at offset ${offset} (${reason}); ` +
-        `it holds a write that was never acknowledged`,
-    );
-    const fh = await open(path, "r+");
-    try {
-      await fh.truncate(decoded.goodBytes);
-      await fh.sync();
-    } finally {
-      await fh.close();
+/**
+ * Reads the journals to replay, oldest first, and refuses damage that is not a
+ * torn tail: a bad record followed by an intact one, or any bad record in a
+ * journal that is not the newest (the writer moves to the next generation only
+ * once every record written is durable, so an older journal cannot be torn).
+ * Nothing is changed on disk before every journal has been checked.
+ */
+async function readJournals<R>(
+  dir: string,
+  gens: number[],
+): Promise<{ path: string; decoded: DecodedJournal<R> }[]> {
+  const paths = gens.map((g) => join(dir, journalName(g)));
+  const journals = await Promise.all(
+    paths.map(async (path) => ({ path, decoded: decodeJournal<R>(await readFile(path)) })),
+  );
+  journals.forEach(({ path, decoded }, i) => {
+    const later = paths.slice(i + 1);
+    if (decoded.corrupt) {
+      const { nextRecordAt } = decoded.corrupt;
+      throw new JournalCorrupt(
+        path,
+        decoded.corrupt,
+        `an intact record follows at byte offset ${nextRecordAt}, so this is not a write cut short by a crash`,
+        later,
+      );
     }
+    if (decoded.torn && later.length > 0) {
+      throw new JournalCorrupt(
+        path,
+        decoded.torn,
+        `it is not the newest journal (${basename(later[0]!)} follows it), so every record in it had been acknowledged`,
+        later,
+      );
+    }
+  });
+  return journals;
+}
+
+/**
+ * Acknowledged records cannot be read. Starting anyway would drop them and
+ * hand their serials out again, so the origin refuses and says how to go on.
+ */
+export class JournalCorrupt extends Error {
+  constructor(
+    readonly path: string,
+    readonly bad: BadRecord,
+    why: string,
+    later: readonly string[],
+  ) {
+    const { offset, reason } = bad;
+    const moveLater =
+      later.length > 0
+        ? `, move aside the later journals (${later.join(", ")}) whose changes build on the lost ones,`
+        : "";
+    super(
+      `journal ${path} is corrupt at byte offset ${offset} (${reason}); ${why}. ` +
+        `Nothing was changed on disk and the origin will not start on it. Restore the data directory ` +
+        `${dirname(path)} from a backup; or, to accept losing every change from that offset on, ` +
+        `move the file aside (mv ${path} ${path}.corrupt), keep the records before the damage ` +
+        `(head -c ${offset} ${path}.corrupt > ${path})${moveLater} and start again.`,
+    );
   }
-  return decoded.records;
+}
+
+/** Cuts a torn tail off the newest journal (so appends follow intact records), with a warning. */
+async function dropTornTail(
+  path: string,
+  torn: BadRecord,
+  warn: (m: string) => void,
+): Promise<void> {
+  const { offset, bytes, reason } = torn;
+  warn(
+    `journal ${path}: dropped a torn tail of ${bytes} bytes at offset ${offset} (${reason}); ` +
+      `it holds a write that was never acknowledged`,
+  );
+  const fh = await open(path, "r+");
+  try {
+    await fh.truncate(offset);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, stat, truncate } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, stat, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -100,6 +100,44 @@ describe("restart", () => {
     const c = await startOrigin(config(dir), { log: (m) => logs.push(m) });
     expect((await zone(c.httpUrl, "t.test")).serial).toBe(3);
     await c.close();
+  });
+});
+
+describe("a damaged journal", () => {
+  it("refuses to start when record 3 of 6 is corrupt, loses nothing, and starts once the loss is accepted", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "propagate-corrupt-"));
+    const a = await startOrigin(config(dir), { log: () => {} });
+    await put(a.httpUrl, "/v1/zones/c.test", {});
+    for (let i = 2; i <= 6; i++)
+      await put(a.httpUrl, `/v1/zones/c.test/rrsets/h${i}/A`, { data: [ip(i)] });
+    await a.close();
+    const journal = join(dir, (await readdir(dir)).find((f) => f.startsWith("journal-"))!);
+    const bytes = await readFile(journal);
+    let offset = 0;
+    for (let i = 0; i < 2; i++) offset = bytes.indexOf(0x0a, offset) + 1;
+    const damaged = Buffer.from(bytes);
+    const at = bytes.indexOf("192.0.2.3", offset) + 2;
+    damaged.writeUInt8(damaged.readUInt8(at) ^ 0x01, at); // one bit in record 3's JSON
+    await writeFile(journal, damaged);
+
+    const logs: string[] = [];
+    const err = await startOrigin(config(dir), { log: (m) => logs.push(m) }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toContain(
+      `journal ${journal} is corrupt at byte offset ${offset}`,
+    );
+    expect((err as Error).message).toMatch(/Restore the data directory .* from a backup/);
+    expect(logs.join("\n")).not.toMatch(/torn tail/);
+    expect(await readFile(journal)).toEqual(damaged);
+
+    // The operator accepts losing serials 3-6: the origin starts at 2 and hands out 3 afresh.
+    await writeFile(journal, damaged.subarray(0, offset));
+    const b = await startOrigin(config(dir), { log: () => {} });
+    expect((await zone(b.httpUrl, "c.test")).serial).toBe(2);
+    expect((await put(b.httpUrl, "/v1/zones/c.test/rrsets/next/A", { data: [ip(9)] })).serial).toBe(
+      3,
+    );
+    await b.close();
   });
 });
 
