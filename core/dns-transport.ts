@@ -33,6 +33,10 @@ export interface DnsServerOptions {
   port: number;
   /** RFC 7766 §6.2.3: idle TCP connections are closed after this long. */
   tcpIdleMs?: number;
+  /** Open TCP connections at most; more are closed at once (RFC 7766 §10). Default 1024. */
+  maxTcpConnections?: number;
+  /** Queries in progress per TCP connection before it stops reading (backpressure). Default 64. */
+  maxTcpPipeline?: number;
   onError?: (err: unknown) => void;
 }
 
@@ -45,7 +49,12 @@ export async function startDnsServer(
     const udp = await bindUdp(opts.host, opts.port);
     const port = udp.address().port;
     try {
-      const tcp = await listenTcp(opts.host, port, handler, opts.tcpIdleMs ?? 10_000, onError);
+      const tcp = await listenTcp(opts.host, port, handler, {
+        idleMs: opts.tcpIdleMs ?? 10_000,
+        maxConnections: opts.maxTcpConnections ?? 1024,
+        maxPipeline: opts.maxTcpPipeline ?? 64,
+        onError,
+      });
       serveUdp(udp, handler, onError);
       return {
         host: opts.host,
@@ -93,17 +102,27 @@ function serveUdp(sock: dgram.Socket, handler: DnsHandler, onError: (e: unknown)
   });
 }
 
+interface TcpLimits {
+  idleMs: number;
+  maxConnections: number;
+  maxPipeline: number;
+  onError: (e: unknown) => void;
+}
+
 function listenTcp(
   host: string,
   port: number,
   handler: DnsHandler,
-  idleMs: number,
-  onError: (e: unknown) => void,
+  limits: TcpLimits,
 ): Promise<{ server: net.Server; sockets: Set<net.Socket> }> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((sock) => {
+    if (sockets.size >= limits.maxConnections) {
+      sock.destroy();
+      return;
+    }
     sockets.add(sock);
-    sock.setTimeout(idleMs, () => sock.destroy());
+    sock.setTimeout(limits.idleMs, () => sock.destroy());
     sock.on("close", () => sockets.delete(sock));
     sock.on("error", () => sock.destroy());
     const info: QueryInfo = {
@@ -112,28 +131,47 @@ function listenTcp(
       port: sock.remotePort ?? 0,
     };
     let pending = Buffer.alloc(0);
-    sock.on("data", (chunk) => {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      while (pending.length >= 2) {
+    let inFlight = 0;
+    const write = (out: Buffer | undefined) => {
+      inFlight--;
+      if (out && !sock.destroyed) {
+        const frame = Buffer.allocUnsafe(2 + out.length);
+        frame.writeUInt16BE(out.length, 0);
+        out.copy(frame, 2);
+        sock.write(frame);
+      }
+      serve();
+    };
+    // Takes queries off the buffer while fewer than maxPipeline are open, and stops
+    // reading the socket while that limit holds or answers wait for a slow reader.
+    const serve = () => {
+      while (inFlight < limits.maxPipeline && pending.length >= 2) {
         const len = pending.readUInt16BE(0);
         if (pending.length < 2 + len) break;
-        const msg = pending.subarray(2, 2 + len);
+        const msg = Buffer.from(pending.subarray(2, 2 + len));
         pending = pending.subarray(2 + len);
-        const write = (out: Buffer | undefined) => {
-          if (!out || sock.destroyed) return;
-          const frame = Buffer.allocUnsafe(2 + out.length);
-          frame.writeUInt16BE(out.length, 0);
-          out.copy(frame, 2);
-          sock.write(frame);
-        };
+        inFlight++;
         try {
-          const result = handler(Buffer.from(msg), info);
-          if (result instanceof Promise) result.then(write, onError);
-          else write(result);
+          const result = handler(msg, info);
+          if (result instanceof Promise) {
+            result.then(write, (err) => {
+              limits.onError(err);
+              write(undefined);
+            });
+          } else write(result);
         } catch (err) {
-          onError(err);
+          limits.onError(err);
+          write(undefined);
         }
       }
+      const busy = inFlight >= limits.maxPipeline || sock.writableNeedDrain;
+      if (busy && !sock.isPaused()) sock.pause();
+      else if (!busy && sock.isPaused()) sock.resume();
+    };
+    sock.on("drain", serve);
+    sock.on("data", (chunk) => {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      serve();
     });
   });
   return new Promise((resolve, reject) => {
