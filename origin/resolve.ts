@@ -10,6 +10,7 @@ import type { Answer } from "dns-packet";
 import { isInZone, parentName, tryNormaliseName } from "../core/names.ts";
 import type { RRset, RRType } from "../core/records.ts";
 import { RR_TYPES } from "../core/records.ts";
+import { serialMax } from "../core/serial.ts";
 import { rrsetToAnswers } from "../core/wire.ts";
 import type { ZoneSource, ZoneView } from "./zone.ts";
 
@@ -204,12 +205,13 @@ function negative(
     aa: true,
     authority: rrsetToAnswers(soa, negativeTtl),
     ttl: Math.min(negativeTtl, ...answered.map((s) => s.ttl)),
-    version: Math.max(zone.serial, ...answered.map((s) => s.version ?? zone.serial)),
+    version: maxVersion(answered, zone, zone.serial),
   };
 }
 
-function maxVersion(sets: RRset[], zone: ZoneView): number {
-  return Math.max(...sets.map((s) => s.version ?? zone.serial));
+function maxVersion(sets: RRset[], zone: ZoneView, ...also: number[]): number {
+  // RFC 1982 §3.2 order, not numeric: after a wrap, serial 2 is newer than 2^32 - 1.
+  return [...also, ...sets.map((s) => s.version ?? zone.serial)].reduce(serialMax);
 }
 
 /** RFC 1035 §3.3.9, §3.3.11 and RFC 2782: names whose addresses help the client. */

@@ -141,6 +141,28 @@ describe("zones and RRsets", () => {
   });
 });
 
+describe("serial wrap (RFC 1982)", () => {
+  it("keeps ETag and X-Serial on the newest version when the serial passes 2^32 - 1", async () => {
+    await createZone("wrap.test", { soa: { serial: 2 ** 32 - 2 } });
+    const put = (name: string, type: string, data: unknown[]) =>
+      call("PUT", `/v1/zones/wrap.test/rrsets/${name}/${type}`, { data });
+    expect((await put("alias", "CNAME", ["www.wrap.test."])).json.serial).toBe(2 ** 32 - 1);
+    expect((await put("www", "A", ["192.0.2.1"])).json.serial).toBe(0);
+    expect((await put("www", "A", ["192.0.2.2"])).json.serial).toBe(1);
+    const chain = await call("GET", "/resolve?name=alias.wrap.test&type=A");
+    expect(chain.json.Answer.map((a: { data: string }) => a.data)).toEqual([
+      "www.wrap.test.",
+      "192.0.2.2",
+    ]);
+    expect(chain.headers.get("etag")).toBe('"1"');
+    expect(chain.headers.get("x-serial")).toBe("1");
+    const missing = await call("GET", "/resolve?name=nope.wrap.test&type=A");
+    expect(missing.headers.get("etag")).toBe('"1"');
+    const cname = await call("GET", "/resolve?name=alias.wrap.test&type=CNAME");
+    expect(cname.headers.get("etag")).toBe(`"${2 ** 32 - 1}"`);
+  });
+});
+
 describe("errors, each with its reason", () => {
   it("401 without a token, 403 with a wrong one, reads open", async () => {
     const none = await fetch(`${origin.httpUrl}/v1/zones/x.test`, { method: "DELETE" });

@@ -50,6 +50,30 @@ describe("resolveQuestion", () => {
     expect(resolveQuestion(z, "www.example.test", "A").version).toBe(2024010103);
   });
 
+  it("orders versions by RFC 1982 across a serial wrap, for answers, referrals and negative answers", () => {
+    const z = exampleZones();
+    const zone = z.zones.get("example.test")!;
+    const beforeWrap = 2 ** 32 - 2; // written just before the serial wrapped
+    const afterWrap = 1;
+    zone.put({
+      ...zone.soa,
+      data: [{ ...zone.soa.data[0]!, serial: afterWrap }],
+      version: afterWrap,
+    });
+    zone.put({ ...zone.get("alias.example.test", "CNAME")!, version: beforeWrap });
+    zone.put({ ...zone.get("alias2.example.test", "CNAME")!, version: 2 ** 32 - 1 });
+    zone.put({ ...zone.get("www.example.test", "A")!, version: afterWrap });
+    zone.put({ ...zone.get("dangling.example.test", "CNAME")!, version: beforeWrap });
+    zone.put({ ...zone.get("sub.example.test", "NS")!, version: 0 });
+    expect(resolveQuestion(z, "alias.example.test", "A").version).toBe(afterWrap);
+    expect(resolveQuestion(z, "alias.example.test", "CNAME").version).toBe(beforeWrap);
+    expect(resolveQuestion(z, "dangling.example.test", "A").version).toBe(afterWrap);
+    expect(resolveQuestion(z, "nope.example.test", "A").version).toBe(afterWrap);
+    const referral = resolveQuestion(z, "x.sub.example.test", "A");
+    expect(referral.authority.map((a) => a.type)).toEqual(["NS"]);
+    expect(referral.version).toBe(0);
+  });
+
   it("follows a CNAME chain inside the zone, TTL the minimum of the chain", () => {
     const r = resolveQuestion(zones, "alias.example.test", "A");
     expect(r.rcode).toBe("NOERROR");
