@@ -157,9 +157,17 @@ export function readRoutes(opts: ReadOptions): Hono {
   );
 
   app.get(JSON_PATH, (c) => {
+    const rawName = c.req.query("name");
+    // An absent name is a malformed request, not a question about the root ("." asks that).
+    if (!rawName)
+      return badRequest(
+        c,
+        "name",
+        "expected ?name=<domain>, such as ?name=www.example.test&type=A",
+      );
     let qname: string;
     try {
-      qname = normaliseName(c.req.query("name") ?? "");
+      qname = normaliseName(rawName);
     } catch (err) {
       return badRequest(c, "name", (err as NameError).message);
     }

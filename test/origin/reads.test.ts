@@ -187,6 +187,19 @@ describe("DNS JSON API", () => {
     expect((await fetch(`${origin.httpUrl}/resolve?name=a..b`)).status).toBe(400);
   });
 
+  it("400 naming the name parameter when it is absent or empty; an explicit root is a question", async () => {
+    for (const query of ["", "?type=A", "?name=&type=A"]) {
+      const res = await fetch(`${origin.httpUrl}/resolve${query}`);
+      expect(res.status, query).toBe(400);
+      const body = await res.json();
+      expect(body.field).toBe("name");
+      expect(body.reason).toMatch(/\?name=<domain>/);
+    }
+    const root = await fetch(`${origin.httpUrl}/resolve?name=.&type=A`);
+    expect(root.status).toBe(200);
+    expect((await root.json()).Status).toBe(5);
+  });
+
   it("answers If-None-Match with 304", async () => {
     const first = await fetch(`${origin.httpUrl}/resolve?name=mail.example.test&type=A`);
     const etag = first.headers.get("etag")!;
