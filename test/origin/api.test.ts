@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
+import { dig } from "../support/dig.ts";
 
 let origin: RunningOrigin;
 let dataDir: string;
@@ -48,23 +49,54 @@ async function createZone(name: string, body: unknown = { ttl: 300 }) {
   return r;
 }
 
-const RECORDS: [string, string, unknown[]][] = [
-  ["a", "A", ["192.0.2.1", "192.0.2.2"]],
-  ["aaaa", "AAAA", ["2001:db8::1"]],
-  ["alias", "CNAME", ["target.rt.test."]],
-  ["@", "MX", [{ preference: 10, exchange: "mail.rt.test" }]],
-  ["txt", "TXT", [["v=spf1 -all"], ['say "hi"', "two\\parts; here"]]],
-  ["sub", "NS", ["ns.elsewhere.test."]],
-  ["_sip._tcp", "SRV", [{ priority: 1, weight: 2, port: 5060, target: "sip.rt.test" }]],
-  ["@", "CAA", [{ flags: 0, tag: "issue", value: "ca.example.net" }]],
-  ["1", "PTR", ["host.rt.test"]],
+/** Owner, type, data as written, the data GET answers (normalised), and what dig prints for it. */
+const RECORDS: [string, string, unknown[], unknown[], string[]][] = [
+  [
+    "a",
+    "A",
+    ["192.0.2.1", "192.0.2.2", "192.0.2.1"],
+    ["192.0.2.1", "192.0.2.2"],
+    ["192.0.2.1", "192.0.2.2"],
+  ],
+  ["aaaa", "AAAA", ["2001:db8::1"], ["2001:db8::1"], ["2001:db8::1"]],
+  ["alias", "CNAME", ["Target.RT.test."], ["target.rt.test"], ["target.rt.test."]],
+  [
+    "@",
+    "MX",
+    [{ preference: 10, exchange: "MAIL.rt.test" }],
+    [{ preference: 10, exchange: "mail.rt.test" }],
+    ["10 mail.rt.test."],
+  ],
+  [
+    "txt",
+    "TXT",
+    ["v=spf1 -all", ['say "hi"', "two\\parts; here"]],
+    [["v=spf1 -all"], ['say "hi"', "two\\parts; here"]],
+    ['"v=spf1 -all"', '"say \\"hi\\"" "two\\\\parts; here"'],
+  ],
+  ["sub", "NS", ["ns.elsewhere.test."], ["ns.elsewhere.test"], ["ns.elsewhere.test."]],
+  [
+    "_sip._tcp",
+    "SRV",
+    [{ priority: 1, weight: 2, port: 5060, target: "sip.rt.test." }],
+    [{ priority: 1, weight: 2, port: 5060, target: "sip.rt.test" }],
+    ["1 2 5060 sip.rt.test."],
+  ],
+  [
+    "@",
+    "CAA",
+    [{ flags: 0, tag: "issue", value: "ca.example.net" }],
+    [{ flags: 0, tag: "issue", value: "ca.example.net" }],
+    ['0 issue "ca.example.net"'],
+  ],
+  ["1", "PTR", ["host.rt.test"], ["host.rt.test"], ["host.rt.test."]],
 ];
 
 describe("zones and RRsets", () => {
   it("round-trips every record type through PUT, GET JSON and the zone-file export and re-import", async () => {
     await createZone("rt.test");
     let serial = 1;
-    for (const [name, type, data] of RECORDS) {
+    for (const [name, type, data, normalised] of RECORDS) {
       const r = await call("PUT", `/v1/zones/rt.test/rrsets/${name}/${type}`, { ttl: 120, data });
       expect(r.status, JSON.stringify(r.json)).toBe(200);
       expect(r.json).toMatchObject({
@@ -73,8 +105,8 @@ describe("zones and RRsets", () => {
         changeId: expect.stringMatching(/^chg_/),
       });
       const got = await call("GET", `/v1/zones/rt.test/rrsets/${name}/${type}`);
-      expect(got.json).toMatchObject({ type, ttl: 120, version: serial });
-      expect(got.json.data).toHaveLength(data.length);
+      const owner = name === "@" ? "rt.test" : `${name}.rt.test`;
+      expect(got.json).toEqual({ name: owner, type, ttl: 120, data: normalised, version: serial });
     }
     const zone = await call("GET", "/v1/zones/rt.test");
     expect(zone.json).toMatchObject({ zone: "rt.test", serial, staleWhileRevalidate: 30 });
@@ -90,6 +122,41 @@ describe("zones and RRsets", () => {
       canonical(zone.json.rrsets, "rt.test"),
     );
     expect(copied.json.rrsets).toHaveLength(RECORDS.length + 1);
+  });
+
+  it("serves every type written through the API to the real dig, as written", async () => {
+    await createZone("dig.test");
+    for (const [name, type, data] of RECORDS) {
+      const r = await call("PUT", `/v1/zones/dig.test/rrsets/${name}/${type}`, { ttl: 120, data });
+      expect(r.status, JSON.stringify(r.json)).toBe(200);
+    }
+    const [host, port] = origin.dnsAddr.split(":") as [string, string];
+    await Promise.all(
+      RECORDS.map(async ([name, type, , , shown]) => {
+        const owner = name === "@" ? "dig.test." : `${name}.dig.test.`;
+        // The NS below the apex is a delegation: dig finds it in the authority section.
+        const out = await dig([
+          `@${host}`,
+          "-p",
+          port,
+          "+norec",
+          "+noall",
+          "+answer",
+          "+authority",
+          owner,
+          type,
+        ]);
+        const records = out
+          .trim()
+          .split("\n")
+          .map((line) => /^(\S+)\s+(\d+)\s+IN\s+(\S+)\s+(.*)$/.exec(line))
+          .filter((m) => m?.[3] === type);
+        expect(
+          records.map((m) => [m![1], m![2], m![4]]),
+          `${owner} ${type}`,
+        ).toEqual(shown.map((rdata) => [owner, "120", rdata]));
+      }),
+    );
   });
 
   it("lists zones with serials and counts, deletes RRsets and zones", async () => {
