@@ -6,7 +6,16 @@
 import { type Context, Hono } from "hono";
 import * as z from "zod/mini";
 import type { PurgeEvent } from "../core/purge.ts";
+import { readBody, tooLarge } from "./body.ts";
 import type { Edge, HandleOptions } from "./cache.ts";
+
+/**
+ * POST /purge bodies are small: a target or a relayed event. 64 KiB holds
+ * a push event of several hundred RRsets; a larger one is refused, and the
+ * relay's retries end in a resync (a zone-wide invalidate), so it is late,
+ * never lost.
+ */
+export const MAX_PURGE_BODY = 64 * 1024;
 
 const target = z.optional(z.string().check(z.minLength(1)));
 
@@ -68,7 +77,14 @@ export function createEdgeApp(edge: Edge, opts: EdgeAppOptions = {}): Hono {
   app.post("/purge", async (c) => {
     const denied = await authorize(c, edge.id, opts.token);
     if (denied) return denied;
-    const raw: unknown = await c.req.json().catch(() => undefined);
+    const body = await readBody(c.req.raw, MAX_PURGE_BODY);
+    if (body === undefined) return tooLarge(edge.id, MAX_PURGE_BODY);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(new TextDecoder().decode(body));
+    } catch (err) {
+      return c.json({ error: `bad purge request: the body is not JSON (${String(err)})` }, 400);
+    }
     if (raw !== null && typeof raw === "object" && "event" in raw) {
       const relayed = eventBody.safeParse(raw);
       if (!relayed.success) {

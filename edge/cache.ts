@@ -14,6 +14,7 @@ import {
 import type { PurgeEvent, PurgeMode } from "../core/purge.ts";
 import type { RRset } from "../core/records.ts";
 import type { SyncTarget } from "../core/sync.ts";
+import { DEFAULT_MAX_BODY, readBody, tooLarge } from "./body.ts";
 import { type Exchange, entryFromResponse, freshen } from "./entry.ts";
 import { maxSerial, olderThan, VersionFloor, ZoneSerials } from "./floor.ts";
 import {
@@ -58,6 +59,8 @@ export interface EdgeOptions {
   floorRetries?: number;
   /** Read repair: a response with a newer zone serial soft-purges the zone's older entries (default true). */
   readRepair?: boolean;
+  /** Largest request body forwarded to the parent, bytes (default 1 MiB); larger ones get 413. */
+  maxBodyBytes?: number;
 }
 
 export const DEFAULT_PARENT_TIMEOUT_MS = 5_000;
@@ -123,6 +126,7 @@ export class Edge implements SyncTarget {
   private readonly readRepair: boolean;
   private readonly floor = new VersionFloor();
   private readonly zoneSerials = new ZoneSerials();
+  private readonly maxBodyBytes: number;
   private readonly inflight = new Map<string, Promise<Fill>>();
   private readonly counters = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<
     Counter,
@@ -139,6 +143,7 @@ export class Edge implements SyncTarget {
     this.timeoutMs = o.parentTimeoutMs ?? DEFAULT_PARENT_TIMEOUT_MS;
     this.floorRetries = o.floorRetries ?? DEFAULT_FLOOR_RETRIES;
     this.readRepair = o.readRepair ?? true;
+    this.maxBodyBytes = o.maxBodyBytes ?? DEFAULT_MAX_BODY;
   }
 
   async handle(req: Request, opts: HandleOptions = {}): Promise<Response> {
@@ -498,17 +503,21 @@ export class Edge implements SyncTarget {
     this.counters.passThrough++;
     const url = new URL(req.url);
     const headers = new Headers(req.headers);
-    headers.delete("host");
-    headers.delete("connection");
+    // The body is re-sent whole: fetch frames it itself.
+    for (const h of ["host", "connection", "content-length", "transfer-encoding"])
+      headers.delete(h);
     const hasBody = req.method !== "GET" && req.method !== "HEAD";
+    // Buffered, so bounded: a body over the limit is refused before it fills memory.
+    const body = hasBody ? await readBody(req, this.maxBodyBytes) : undefined;
+    if (hasBody && body === undefined) {
+      return tooLarge(this.id, this.maxBodyBytes, {
+        "cache-status": formatCacheStatus(this.id, { fwd, detail: "body-too-large" }),
+      });
+    }
     let response: Response;
     try {
       response = await this.fetch(
-        new Request(this.parent + url.pathname + url.search, {
-          method: req.method,
-          headers,
-          body: hasBody ? await req.arrayBuffer() : undefined,
-        }),
+        new Request(this.parent + url.pathname + url.search, { method: req.method, headers, body }),
       );
     } catch (err) {
       this.counters.parentErrors++;

@@ -10,6 +10,7 @@ import {
   printReady,
   UsageError,
 } from "../infra/flags.ts";
+import { DEFAULT_MAX_BODY } from "./body.ts";
 import { DEFAULT_PARENT_TIMEOUT_MS } from "./cache.ts";
 import { startEdge } from "./node.ts";
 import { DEFAULT_MAX_BYTES } from "./storage-lru.ts";
@@ -19,6 +20,10 @@ const FLAGS = {
   parent: { type: "string", help: "parent base URL: the origin or another edge (required)" },
   id: { type: "string", help: "name in Cache-Status and metrics (default edge)" },
   "max-bytes": { type: "string", help: `cache size bound in bytes (default ${DEFAULT_MAX_BYTES})` },
+  "max-body": {
+    type: "string",
+    help: `largest request body forwarded to the parent, bytes (default ${DEFAULT_MAX_BODY}); larger gets 413`,
+  },
   token: { type: "string", help: "bearer token for POST /purge (without it, purge is refused)" },
   origin: { type: "string", help: "origin base URL for the version-floor bypass" },
   "parent-timeout": {
@@ -57,6 +62,7 @@ export async function main(argv: string[]): Promise<void> {
     parent: baseUrl(v.parent, "parent"),
     origin: v.origin === undefined ? undefined : baseUrl(v.origin, "origin"),
     maxBytes: intFlag(v["max-bytes"], "max-bytes"),
+    maxBodyBytes: intFlag(v["max-body"], "max-body"),
     token: v.token,
     parentTimeoutMs: intFlag(v["parent-timeout"], "parent-timeout"),
     readRepair: !v["no-read-repair"],

@@ -17,6 +17,8 @@ export interface EdgeConfig {
   /** 0 picks a free port. */
   port?: number;
   maxBytes?: number;
+  /** Largest request body forwarded to the parent (default 1 MiB). */
+  maxBodyBytes?: number;
   token?: string;
   parentTimeoutMs?: number;
   /** Read repair (default true): see EdgeOptions.readRepair. */
@@ -40,6 +42,7 @@ export async function startEdge(config: EdgeConfig): Promise<RunningEdge> {
     storage: new LruStorage(config.maxBytes ?? DEFAULT_MAX_BYTES),
     parentTimeoutMs: config.parentTimeoutMs,
     readRepair: config.readRepair,
+    maxBodyBytes: config.maxBodyBytes,
   });
   const app = createEdgeApp(edge, { token: config.token });
   const host = config.host ?? "127.0.0.1";

@@ -2,7 +2,7 @@
  * The edge as a Cloudflare Worker: the same Hono app and engine, with
  * lru-cache storage in the isolate (each isolate is one cache; the Workers
  * Cache API would apply its own freshness rules on top of ours).
- * Vars: PARENT (required), EDGE_ID, TOKEN, ORIGIN, MAX_BYTES, READ_REPAIR ("off" disables).
+ * Vars: PARENT (required), EDGE_ID, TOKEN, ORIGIN, MAX_BYTES, MAX_BODY, READ_REPAIR ("off" disables).
  */
 import type { ExecutionContext, Hono } from "hono";
 import { RealClock } from "../core/clock.ts";
@@ -16,6 +16,7 @@ export interface EdgeEnv {
   TOKEN?: string;
   ORIGIN?: string;
   MAX_BYTES?: string;
+  MAX_BODY?: string;
   READ_REPAIR?: string;
 }
 
@@ -31,11 +32,23 @@ function appFor(env: EdgeEnv): Hono {
     origin: env.ORIGIN,
     fetch: (req) => fetch(req),
     clock: new RealClock(),
-    storage: new LruStorage(env.MAX_BYTES ? Number(env.MAX_BYTES) : DEFAULT_MAX_BYTES),
+    storage: new LruStorage(byteVar(env.MAX_BYTES, "MAX_BYTES") ?? DEFAULT_MAX_BYTES),
     readRepair: env.READ_REPAIR !== "off",
+    maxBodyBytes: byteVar(env.MAX_BODY, "MAX_BODY"),
   });
   app = createEdgeApp(edge, { token: env.TOKEN });
   return app;
+}
+
+/** A byte-count var: a whole number, or unset. */
+function byteVar(value: string | undefined, name: string): number | undefined {
+  if (value === undefined || value === "") return undefined;
+  if (!/^\d+$/.test(value)) {
+    throw new Error(
+      `set the ${name} var to a whole number of bytes in wrangler.toml, not "${value}"`,
+    );
+  }
+  return Number(value);
 }
 
 export default {

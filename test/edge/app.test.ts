@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { VirtualClock } from "../../core/clock.ts";
-import { createEdgeApp, timingSafeEqual } from "../../edge/app.ts";
+import { createEdgeApp, MAX_PURGE_BODY, timingSafeEqual } from "../../edge/app.ts";
 import { FakeParent, makeEdge, START } from "./support.ts";
 
 function app(token?: string) {
@@ -50,6 +50,37 @@ describe("edge app", () => {
     expect(parent.calls).toBe(2);
     const metrics = await (await a.fetch(new Request("http://edge.test/metrics"))).json();
     expect(metrics).toMatchObject({ purges: 1, purgedEntries: 1, misses: 1, revalidations: 1 });
+  });
+
+  it("413 for a purge body over 64 KiB, by Content-Length or by counting, and only after the token", async () => {
+    const { app: a } = app("s3cret-token");
+    const big = JSON.stringify({ all: true, pad: "x".repeat(MAX_PURGE_BODY) });
+    const declared = await a.fetch(
+      new Request("http://edge.test/purge", {
+        method: "POST",
+        headers: { authorization: "Bearer s3cret-token", "content-length": String(big.length) },
+        body: big,
+      }),
+    );
+    expect(declared.status).toBe(413);
+    expect((await declared.json()).reason).toBe(
+      `edge-1: request bodies are limited to ${MAX_PURGE_BODY} bytes`,
+    );
+    const bytes = new TextEncoder().encode(big);
+    const streamed = new Request("http://edge.test/purge", {
+      method: "POST",
+      headers: { authorization: "Bearer s3cret-token" },
+      body: new ReadableStream({
+        start(c) {
+          c.enqueue(bytes);
+          c.close();
+        },
+      }),
+      duplex: "half",
+    } as RequestInit);
+    expect(streamed.headers.get("content-length")).toBeNull();
+    expect((await a.fetch(streamed)).status).toBe(413);
+    expect((await a.fetch(purge(big))).status).toBe(401);
   });
 
   it("compares tokens by content", async () => {

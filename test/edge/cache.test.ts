@@ -1,11 +1,22 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { VirtualClock } from "../../core/clock.ts";
-import type { Edge } from "../../edge/cache.ts";
+import { Edge, type EdgeOptions } from "../../edge/cache.ts";
+import { LruStorage } from "../../edge/storage-lru.ts";
 import { FakeParent, get, makeEdge, START, settle } from "./support.ts";
 
 let clock: VirtualClock;
 let parent: FakeParent;
 let edge: Edge;
+
+function edgeOptions(): EdgeOptions {
+  return {
+    id: "edge-1",
+    parent: "http://parent.test",
+    fetch: parent.fetch,
+    clock,
+    storage: new LruStorage(),
+  };
+}
 
 beforeEach(() => {
   clock = new VirtualClock(START);
@@ -370,5 +381,54 @@ describe("request directives, Vary and HEAD", () => {
     const res = await edge.handle(get());
     expect(res.headers.get("cache-status")).toContain("detail=serial-below-floor");
     expect(parent.requests.at(-1)?.headers.get("x-min-serial")).toBe("9");
+  });
+});
+
+describe("bounded request bodies", () => {
+  const post = (body: BodyInit, headers: HeadersInit = {}) =>
+    new Request("http://edge.test/v1/zones/example.test", {
+      method: "POST",
+      headers,
+      body,
+      duplex: "half",
+    } as RequestInit);
+  /** A body in 64 KiB chunks without Content-Length, counting the chunks the edge pulled. */
+  const chunked = (chunks: number) => {
+    let pulled = 0;
+    const stream = new ReadableStream<Uint8Array>(
+      {
+        pull(c) {
+          if (pulled++ === chunks) c.close();
+          else c.enqueue(new Uint8Array(64 * 1024));
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    return { stream, pulled: () => pulled };
+  };
+
+  it("refuses a pass-through body over the limit by its Content-Length, unread", async () => {
+    edge = new Edge({ ...edgeOptions(), maxBodyBytes: 1000 });
+    const body = chunked(100);
+    const res = await edge.handle(post(body.stream, { "content-length": String(100 * 64 * 1024) }));
+    expect(res.status).toBe(413);
+    expect((await res.json()).reason).toBe("edge-1: request bodies are limited to 1000 bytes");
+    expect(res.headers.get("cache-status")).toBe("edge-1; fwd=method; detail=body-too-large");
+    expect(body.pulled()).toBe(0);
+    expect(parent.calls).toBe(0);
+  });
+
+  it("stops reading a body without Content-Length once it passes the limit (default 1 MiB)", async () => {
+    const body = chunked(1000);
+    const res = await edge.handle(post(body.stream));
+    expect(res.status).toBe(413);
+    expect(body.pulled()).toBeLessThanOrEqual(18);
+    expect(parent.calls).toBe(0);
+  });
+
+  it("forwards a body within the limit whole", async () => {
+    const res = await edge.handle(post(chunked(16).stream));
+    expect(res.status).toBe(200);
+    expect((await parent.requests[0]!.arrayBuffer()).byteLength).toBe(16 * 64 * 1024);
   });
 });

@@ -133,6 +133,44 @@ describe("two Node edges in front of a real origin", () => {
     expect(cached.headers.get("cache-status")).toMatch(/^edge-1; hit/);
   });
 
+  it("answers 413 on the wire to a body over the limit, declared or chunked, without forwarding it", async () => {
+    const before = originRequests;
+    const url = `${edge2.url}/v1/zones/example.test/rrsets/www.example.test/A`;
+    const headers = { authorization: "Bearer origin-token", "content-type": "application/json" };
+    const declared = await fetch(url, {
+      method: "PUT",
+      headers,
+      body: new Uint8Array(2 * 1024 * 1024),
+    });
+    expect(declared.status).toBe(413);
+    expect((await declared.json()).reason).toBe(
+      "edge-1: request bodies are limited to 1048576 bytes",
+    );
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(c) {
+        // 64 MiB if nobody stops reading.
+        if (sent++ === 1024) c.close();
+        else c.enqueue(new Uint8Array(64 * 1024));
+      },
+    });
+    const chunked = await fetch(url, {
+      method: "PUT",
+      headers,
+      body: stream,
+      duplex: "half",
+    } as RequestInit);
+    expect(chunked.status).toBe(413);
+    expect(sent).toBeLessThan(1024);
+    const purge = await fetch(`${edge2.url}/purge`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ all: true, pad: "x".repeat(100_000) }),
+    });
+    expect(purge.status).toBe(413);
+    expect(originRequests).toBe(before);
+  });
+
   it("POST /purge needs the bearer token and a target, then drops entries", async () => {
     const purge = (body: unknown, auth?: string) =>
       fetch(`${edge2.url}/purge`, {

@@ -28,7 +28,12 @@ beforeAll(async () => {
     },
     { log: () => {} },
   );
-  mf = await startWorkerEdge(dir, { PARENT: origin.httpUrl, EDGE_ID: "worker-1", TOKEN });
+  mf = await startWorkerEdge(dir, {
+    PARENT: origin.httpUrl,
+    EDGE_ID: "worker-1",
+    TOKEN,
+    MAX_BODY: "4096",
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -69,6 +74,17 @@ describe("the edge Worker in workerd", () => {
     const after = await mf.dispatchFetch(www);
     expect(after.headers.get("cache-status")).toMatch(/^worker-1; fwd=uri-miss/);
     await after.arrayBuffer();
+  });
+
+  it("413 to a pass-through body over MAX_BODY", async () => {
+    const res = await mf.dispatchFetch("http://edge.test/v1/zones/example.test", {
+      method: "POST",
+      body: new Uint8Array(4097),
+    });
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { reason: string }).reason).toBe(
+      "worker-1: request bodies are limited to 4096 bytes",
+    );
   });
 
   it("answers stale (stale-if-error) after a soft purge when the origin is gone", async () => {
