@@ -407,12 +407,7 @@ export class Edge implements SyncTarget {
   }
 
   private store(entry: CacheEntry, status: CacheStatus, requestCc: CacheControl): Fill {
-    const reason = notStorableReason(
-      entry.status,
-      entry.cc,
-      entry.vary.some(([n]) => n === "*") ? "*" : undefined,
-      requestCc,
-    );
+    const reason = notStorableReason(entry, requestCc);
     if (reason !== undefined) return { entry, status: { ...status, detail: reason } };
     const stored = this.storage.set(entry);
     const now = this.clock.now();

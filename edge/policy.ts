@@ -142,20 +142,29 @@ export function freshnessLifetime(cc: CacheControl, headers: Pick<CacheEntry, "h
 
 /**
  * Why a response may not be stored by a shared cache (RFC 9111 §3, §5.2.2),
- * or undefined when it may.
+ * or undefined when it may. It needs explicit freshness (§3: Expires,
+ * max-age or s-maxage) or no-cache, as this cache has no heuristic freshness.
  */
 export function notStorableReason(
-  status: number,
-  cc: CacheControl,
-  vary: string | undefined,
+  response: Pick<CacheEntry, "status" | "cc" | "headers">,
   requestCc: CacheControl,
 ): string | undefined {
+  const { status, cc } = response;
   if (requestCc.noStore) return "request-no-store";
   if (cc.noStore) return "no-store";
   if (cc.private) return "private";
   if (!STORABLE_STATUS.has(status)) return "status";
-  if (vary?.split(",").some((v) => v.trim() === "*")) return "vary-star";
-  if (cc.sMaxAge === undefined && cc.maxAge === undefined && !cc.noCache) {
+  if (
+    header(response, "vary")
+      ?.split(",")
+      .some((v) => v.trim() === "*")
+  )
+    return "vary-star";
+  const explicit =
+    cc.sMaxAge !== undefined ||
+    cc.maxAge !== undefined ||
+    header(response, "expires") !== undefined;
+  if (!explicit && !cc.noCache) {
     // Without explicit freshness the entry could never be used fresh.
     return "no-explicit-freshness";
   }

@@ -72,6 +72,22 @@ describe("miss, hit, Age and Cache-Status", () => {
     expect(parent.requests.at(-1)?.headers.get("if-none-match")).toBe('"1"');
   });
 
+  it("stores a response fresh by Expires alone (RFC 9111 §3, §4.2.1): two requests, one parent fetch", async () => {
+    parent.cacheControl = "";
+    parent.extra = { expires: new Date(START + 90_000).toUTCString() };
+    const miss = await edge.handle(get());
+    expect(miss.headers.get("cache-status")).toMatch(
+      /fwd=uri-miss; fwd-status=200; ttl=90; stored/,
+    );
+    await clock.advance(30_000);
+    const hit = await edge.handle(get());
+    expect(hit.headers.get("cache-status")).toMatch(/^edge-1; hit; ttl=60;/);
+    expect(parent.calls).toBe(1);
+    await clock.advance(60_000);
+    expect((await edge.handle(get())).headers.get("cache-status")).toMatch(/fwd=stale/);
+    expect(parent.calls).toBe(2);
+  });
+
   it("uses s-maxage over max-age", async () => {
     parent.cacheControl = "max-age=60, s-maxage=5";
     await edge.handle(get());

@@ -119,17 +119,31 @@ describe("RFC 9111 §4.2.1 freshness_lifetime for a shared cache", () => {
 
 describe("storability (RFC 9111 §3)", () => {
   const cc = parseCacheControl;
+  const res = (status: number, fields: [string, string][]) => ({
+    status,
+    headers: fields,
+    cc: cc(fields.find(([k]) => k === "cache-control")?.[1]),
+  });
+  const maxAge: [string, string] = ["cache-control", "max-age=5"];
   it("refuses no-store, private, Vary: *, uncacheable status and no explicit freshness", () => {
-    expect(notStorableReason(200, cc("max-age=5"), undefined, {})).toBeUndefined();
-    expect(notStorableReason(404, cc("max-age=5"), undefined, {})).toBeUndefined();
-    expect(notStorableReason(200, cc("no-store, max-age=5"), undefined, {})).toBe("no-store");
-    expect(notStorableReason(200, cc("private, max-age=5"), undefined, {})).toBe("private");
-    expect(notStorableReason(500, cc("max-age=5"), undefined, {})).toBe("status");
-    expect(notStorableReason(200, cc("max-age=5"), "*", {})).toBe("vary-star");
-    expect(notStorableReason(200, {}, undefined, {})).toBe("no-explicit-freshness");
-    expect(notStorableReason(200, cc("max-age=5"), undefined, cc("no-store"))).toBe(
-      "request-no-store",
+    expect(notStorableReason(res(200, [maxAge]), {})).toBeUndefined();
+    expect(notStorableReason(res(404, [maxAge]), {})).toBeUndefined();
+    expect(notStorableReason(res(200, [["cache-control", "no-store, max-age=5"]]), {})).toBe(
+      "no-store",
     );
+    expect(notStorableReason(res(200, [["cache-control", "private, max-age=5"]]), {})).toBe(
+      "private",
+    );
+    expect(notStorableReason(res(500, [maxAge]), {})).toBe("status");
+    expect(notStorableReason(res(200, [maxAge, ["vary", "accept, *"]]), {})).toBe("vary-star");
+    expect(notStorableReason(res(200, []), {})).toBe("no-explicit-freshness");
+    expect(notStorableReason(res(200, [maxAge]), cc("no-store"))).toBe("request-no-store");
+  });
+
+  it("stores a response whose only freshness is Expires (§3), even an invalid one", () => {
+    const expires: [string, string] = ["expires", "Thu, 01 Jan 2026 12:01:30 GMT"];
+    expect(notStorableReason(res(200, [expires]), {})).toBeUndefined();
+    expect(notStorableReason(res(200, [["expires", "0"]]), {})).toBeUndefined();
   });
 });
 
