@@ -22,6 +22,7 @@ import {
   cacheKey,
   type Fwd,
   formatCacheStatus,
+  invalidCacheId,
   prependCacheStatus,
 } from "./key.ts";
 import {
@@ -134,6 +135,8 @@ export class Edge implements SyncTarget {
   >;
 
   constructor(o: EdgeOptions) {
+    const bad = invalidCacheId(o.id);
+    if (bad !== undefined) throw new Error(bad);
     this.id = o.id;
     this.parent = o.parent.replace(/\/+$/, "");
     this.origin = o.origin?.replace(/\/+$/, "");

@@ -35,16 +35,41 @@ export interface CacheStatus {
   detail?: string;
 }
 
+/** RFC 8941 §3.3.4 sf-token. */
+const SF_TOKEN = /^[A-Za-z*][!#$%&'*+\-.^_`|~0-9A-Za-z:/]*$/;
+/** RFC 8941 §3.3.3: an sf-string holds printable ASCII only. */
+const PRINTABLE = /^[\x20-\x7e]+$/;
+
+/** Why `id` cannot name a cache in Cache-Status, or undefined when it can. */
+export function invalidCacheId(id: string): string | undefined {
+  if (PRINTABLE.test(id)) return undefined;
+  return `cache id ${JSON.stringify(id)} cannot name the cache in Cache-Status (RFC 9211 §2): use printable ASCII such as edge-1`;
+}
+
+/** RFC 8941 §3.3.3 sf-string: quoted, with " and \ escaped. */
+function sfString(s: string): string {
+  return `"${s.replace(/[\\"]/g, "\\$&")}"`;
+}
+
+/**
+ * RFC 9211 §2: the cache is named by an sf-token or an sf-string, so an id
+ * that is not a token (a leading digit, a space, a comma) is quoted rather
+ * than breaking the field for every parser downstream.
+ */
+export function cacheIdentifier(id: string): string {
+  return SF_TOKEN.test(id) ? id : sfString(id);
+}
+
 /** One Cache-Status list member (RFC 9211 §2), naming this cache. */
 export function formatCacheStatus(id: string, s: CacheStatus): string {
-  const parts = [id];
+  const parts = [cacheIdentifier(id)];
   if (s.hit) parts.push("hit");
   if (s.fwd) parts.push(`fwd=${s.fwd}`);
   if (s.fwdStatus !== undefined) parts.push(`fwd-status=${s.fwdStatus}`);
   if (s.ttl !== undefined) parts.push(`ttl=${s.ttl}`);
   if (s.stored) parts.push("stored");
   if (s.collapsed) parts.push("collapsed");
-  if (s.key !== undefined) parts.push(`key=${JSON.stringify(s.key)}`);
+  if (s.key !== undefined) parts.push(`key=${sfString(s.key)}`);
   if (s.detail !== undefined) parts.push(`detail=${s.detail}`);
   return parts.join("; ");
 }

@@ -12,6 +12,7 @@ import {
 } from "../infra/flags.ts";
 import { DEFAULT_MAX_BODY } from "./body.ts";
 import { DEFAULT_PARENT_TIMEOUT_MS } from "./cache.ts";
+import { invalidCacheId } from "./key.ts";
 import { startEdge } from "./node.ts";
 import { DEFAULT_MAX_BYTES } from "./storage-lru.ts";
 
@@ -55,6 +56,8 @@ export async function main(argv: string[]): Promise<void> {
   if (!v.parent) throw new UsageError(`--parent URL is required\n\n${flagHelp(FLAGS, "edge")}`);
   const { host, port } = parseHostPort(v.http ?? "127.0.0.1:8080", "http");
   const id = v.id ?? "edge";
+  const badId = invalidCacheId(id);
+  if (badId !== undefined) throw new UsageError(`--id: ${badId}`);
   const running = await startEdge({
     id,
     host,

@@ -43,6 +43,13 @@ describe("miss, hit, Age and Cache-Status", () => {
     expect(edge.metrics()).toMatchObject({ hits: 1, misses: 1, entries: 1 });
   });
 
+  it("quotes an id that is not an sf-token, and refuses one that cannot be an sf-string", async () => {
+    edge = new Edge({ ...edgeOptions(), id: "1 edge" });
+    const res = await edge.handle(get());
+    expect(res.headers.get("cache-status")).toMatch(/^"1 edge"; fwd=uri-miss; /);
+    expect(() => new Edge({ ...edgeOptions(), id: "edge\n1" })).toThrow(/printable ASCII/);
+  });
+
   it("prepends itself to the parent's Cache-Status", async () => {
     parent.extra = { "cache-status": "origin-cache; hit" };
     const res = await edge.handle(get());

@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { parseCacheControl } from "../../core/http.ts";
-import { cacheKey, formatCacheStatus, prependCacheStatus } from "../../edge/key.ts";
+import {
+  cacheIdentifier,
+  cacheKey,
+  formatCacheStatus,
+  invalidCacheId,
+  prependCacheStatus,
+} from "../../edge/key.ts";
 import {
   ageHeader,
   correctedInitialAge,
@@ -164,6 +170,20 @@ describe("cache keys and Cache-Status", () => {
     });
     expect(own).toBe('edge-1; fwd=uri-miss; fwd-status=200; stored; key="/x"');
     expect(prependCacheStatus(own, "edge-0; hit")).toBe(`${own}, edge-0; hit`);
+  });
+
+  it("names the cache as an sf-token when it is one, else as an escaped sf-string (RFC 9211 §2)", () => {
+    expect(cacheIdentifier("edge-1")).toBe("edge-1");
+    expect(cacheIdentifier("regional.eu:1/a")).toBe("regional.eu:1/a");
+    expect(cacheIdentifier("1edge")).toBe('"1edge"');
+    expect(cacheIdentifier('my "edge", \\1')).toBe('"my \\"edge\\", \\\\1"');
+    expect(formatCacheStatus("edge 1", { hit: true, key: '/a"b' })).toBe(
+      '"edge 1"; hit; key="/a\\"b"',
+    );
+    expect(invalidCacheId("1edge")).toBeUndefined();
+    expect(invalidCacheId("édge")).toMatch(/printable ASCII/);
+    expect(invalidCacheId("")).toMatch(/printable ASCII/);
+    expect(invalidCacheId("a\tb")).toMatch(/printable ASCII/);
   });
 
   it("matches If-None-Match weakly, lists and *", () => {
