@@ -98,4 +98,23 @@ describe("three tiers never extend the origin's max-age", () => {
       /^edge-3; hit; .*, edge-2; fwd=uri-miss.*, edge-1; fwd=uri-miss/,
     );
   });
+
+  it("rounding Age up costs up to a second per hop: max-age=5 is ~3 s fresh at edge 3, max-age=2 none", async () => {
+    const clock = new VirtualClock(START);
+    const origin = new FakeParent(clock);
+    origin.cacheControl = "max-age=5";
+    const [, , e3] = chain(clock, origin, 5);
+    const fill = await settle(clock, e3!.handle(get()));
+    expect(fill.headers.get("age")).toBe("3");
+    expect(fill.headers.get("cache-status")).toMatch(
+      /^edge-3; fwd=uri-miss; fwd-status=200; ttl=2; stored/,
+    );
+    origin.cacheControl = "max-age=2";
+    const path = "/resolve?name=short.example.test&type=A";
+    await settle(clock, e3!.handle(get(path)));
+    const calls = origin.calls;
+    const again = await settle(clock, e3!.handle(get(path)));
+    expect(again.headers.get("cache-status")).toMatch(/^edge-3; fwd=stale; /);
+    expect(origin.calls).toBe(calls);
+  });
 });
