@@ -13,8 +13,11 @@ export interface AuthoritativeDnsOptions {
   port: number;
   /** RFC 5001: returned to queries that ask for NSID. */
   nsid?: string;
-  /** Called after each answer (query logs, counters); resolution is absent for errors like FORMERR. */
-  onAnswer?: (info: QueryInfo, resolution: Resolution | undefined) => void;
+  /**
+   * Called after each answer (query logs, counters); resolution is absent for errors like
+   * FORMERR; response is what is sent (empty when nothing is).
+   */
+  onAnswer?: (info: QueryInfo, resolution: Resolution | undefined, response: Buffer) => void;
   onError?: (err: unknown) => void;
 }
 
@@ -26,7 +29,7 @@ export function startAuthoritativeDns(
   return startDnsServer({ host, port, onError }, (query, info) => {
     const maxUdp = info.transport === "udp" ? MAX_EDNS_UDP : undefined;
     const { wire, resolution } = answerQuery(query, zones, { maxUdp, nsid });
-    onAnswer?.(info, resolution);
+    onAnswer?.(info, resolution, wire);
     return wire.length > 0 ? wire : undefined;
   });
 }

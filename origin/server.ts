@@ -11,11 +11,13 @@ import { z } from "zod";
 import type { PurgeBus } from "../core/bus.ts";
 import { type Clock, RealClock } from "../core/clock.ts";
 import type { DnsServer } from "../core/dns-transport.ts";
+import { DOH_PATH, JSON_PATH } from "../core/http.ts";
 import type { PropagationMode } from "../core/purge.ts";
 import { apiRoutes } from "./api.ts";
 import { loadOrCreateToken } from "./auth.ts";
 import { startAuthoritativeDns } from "./dns-server.ts";
 import { fabricRoutes, Outbox, publishCommits } from "./fabric.ts";
+import { OriginMetrics } from "./metrics.ts";
 import { readRoutes } from "./reads.ts";
 import { Receipts } from "./receipts.ts";
 import { Relay } from "./relay.ts";
@@ -96,6 +98,8 @@ export async function startOrigin(
     recovered,
   );
   data.snapshotWith(() => store.snapshot());
+  const metrics = new OriginMetrics();
+  store.onCommit(metrics.onCommit);
   const { token, created } = await loadOrCreateToken(cfg.dataDir, cfg.token);
 
   const files = await Promise.all(
@@ -121,6 +125,15 @@ export async function startOrigin(
   // dns: where the authoritative DNS listens (nodes started on their own find it here).
   app.get("/healthz", (c) =>
     c.json({ ok: true, zones: store.zones().length, dns: dnsAddr, journal: data.stats }),
+  );
+  // Counted around the routes, so a refused write (401, 413, 409) counts too.
+  app.on(["PUT", "PATCH", "DELETE"], ["/v1/zones", "/v1/zones/*"], metrics.writeCounter());
+  app.use(DOH_PATH, metrics.readCounter("doh"));
+  app.use(JSON_PATH, metrics.readCounter("json"));
+  app.get("/metrics", (c) =>
+    c.text(metrics.text(store, data.stats), 200, {
+      "content-type": "text/plain; version=0.0.4; charset=utf-8",
+    }),
   );
   app.route("/", apiRoutes({ store, token, maxBodyBytes: cfg.maxBodyBytes, log }));
   const relay = deps.bus
@@ -157,6 +170,7 @@ export async function startOrigin(
       host: cfg.dns.host,
       port: cfg.dns.port,
       ...(cfg.nsid !== undefined && { nsid: cfg.nsid }),
+      onAnswer: metrics.onDnsAnswer,
       onError: (err) => log(`dns: ${(err as Error).message}`),
     });
   } catch (err) {

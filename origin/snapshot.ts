@@ -55,6 +55,7 @@ export class DataDir<R, S> {
   private snapshotting: Promise<void> | undefined;
   private scheduled = false;
   private capture: (() => S) | undefined;
+  private snapshots = 0;
 
   private constructor(
     readonly dir: string,
@@ -96,8 +97,9 @@ export class DataDir<R, S> {
     };
   }
 
-  get stats(): { records: number; batches: number; gen: number } {
-    return { ...this.writer.stats, gen: this.gen };
+  /** Records and fsynced batches since start, the journal generation, snapshots written since start. */
+  get stats(): { records: number; batches: number; gen: number; snapshots: number } {
+    return { ...this.writer.stats, gen: this.gen, snapshots: this.snapshots };
   }
 
   /** Tells the directory how to read the current state for a snapshot. */
@@ -145,7 +147,10 @@ export class DataDir<R, S> {
     this.sinceSnapshot = 0;
     const gen = this.gen;
     this.snapshotting = writeSnapshot(this.dir, { gen, state })
-      .then(() => removeJournalsBefore(this.dir, gen))
+      .then(() => {
+        this.snapshots++;
+        return removeJournalsBefore(this.dir, gen);
+      })
       .catch((err: Error) => {
         this.opts.warn(`snapshot failed (${err.message}); journals are kept, so nothing is lost`);
       })
