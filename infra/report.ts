@@ -103,7 +103,11 @@ export function rows(series: ReportSeries): Summary[] {
   const { nodes, boundsMs } = series;
   if (nodes.length <= PER_NODE_ROWS) return nodes.map((n) => summarise(n.nodeId, [n], boundsMs));
   const tiers = new Map<string, NodeSamples[]>();
-  for (const n of nodes) tiers.set(n.tier, [...(tiers.get(n.tier) ?? []), n]);
+  for (const n of nodes) {
+    const tier = tiers.get(n.tier);
+    if (tier) tier.push(n);
+    else tiers.set(n.tier, [n]);
+  }
   return [...tiers].map(([tier, ns]) => summarise(`${tier} (${ns.length})`, ns, boundsMs));
 }
 
