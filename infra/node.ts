@@ -28,7 +28,7 @@ const FLAGS = {
   },
   token: {
     type: "string",
-    help: "edges and resolvers: the origin's write token (default $PROPAGATE_TOKEN)",
+    help: "edges and resolvers: the origin's node token, DATA/node-token (default $PROPAGATE_NODE_TOKEN)",
   },
   help: { type: "boolean", help: "show this help" },
 } as const;
@@ -63,14 +63,14 @@ export async function main(argv: string[]): Promise<void> {
     log: (m) => console.error(m),
   };
 
-  let started: { node: RunningNode; token?: string };
+  let started: { node: RunningNode; token?: string; nodeToken?: string };
   try {
     started = await startNode(ctx, v);
   } catch (err) {
     await bus?.close();
     throw err;
   }
-  const { node, token } = started;
+  const { node, token, nodeToken } = started;
   printReady({
     id: node.id,
     kind: node.kind,
@@ -80,6 +80,7 @@ export async function main(argv: string[]): Promise<void> {
     extra: JSON.stringify(node.extra),
     link: node.link,
     ...(token !== undefined && { token }),
+    ...(nodeToken !== undefined && { nodeToken }),
   });
   await new Promise<void>((resolve) => {
     process.once("SIGINT", () => resolve());
@@ -94,19 +95,21 @@ type Values = ReturnType<typeof parseFlags<typeof FLAGS>>["values"];
 async function startNode(
   ctx: NodeContext,
   v: Values,
-): Promise<{ node: RunningNode; token?: string }> {
+): Promise<{ node: RunningNode; token?: string; nodeToken?: string }> {
   const t = ctx.topology;
   if (v.id === t.origin.id) {
     const started = await startOriginNode(ctx, v.data ?? t.origin.data);
-    return { node: started.node, token: started.origin.token };
+    return { node: started.node, token: started.writeToken, nodeToken: started.origin.token };
   }
   const edge = t.edges.find((e) => e.id === v.id);
   const resolver = t.resolvers.find((r) => r.id === v.id);
   if (!edge && !resolver) throw new UsageError(`node "${v.id}" is not in the topology`);
   const url = v.origin ?? `http://${t.origin.http}`;
-  const originToken = v.token ?? process.env.PROPAGATE_TOKEN;
+  const originToken = v.token ?? process.env.PROPAGATE_NODE_TOKEN;
   if (!originToken)
-    throw new UsageError("--token (or PROPAGATE_TOKEN) is required to join the origin");
+    throw new UsageError(
+      "--token (or PROPAGATE_NODE_TOKEN) is required to join the origin: the origin's node token",
+    );
   const parentId = edge?.parent ?? resolver!.upstream;
   const { nodes } = await getJson<{ nodes: { id: string; address: string }[] }>(`${url}/v1/nodes`);
   const parentUrl = parentId === t.origin.id ? url : nodes.find((n) => n.id === parentId)?.address;

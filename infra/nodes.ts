@@ -50,6 +50,7 @@ export interface NodeContext {
 export interface OriginAddress {
   url: string;
   dns: string;
+  /** The nodes' token: registry and acks, and each node's own purge/admin endpoint. */
   token: string;
 }
 
@@ -72,7 +73,13 @@ function linkOf(ctx: NodeContext, id: string, model: LinkModel | undefined): Lin
 export async function startOriginNode(
   ctx: NodeContext,
   dataDir: string,
-): Promise<{ node: RunningNode; origin: OriginAddress; zones: () => string[] }> {
+): Promise<{
+  node: RunningNode;
+  origin: OriginAddress;
+  /** The operators' write token (zones and purges). */
+  writeToken: string;
+  zones: () => string[];
+}> {
   const t = ctx.topology;
   const origin = await startOrigin(
     {
@@ -95,7 +102,8 @@ export async function startOriginNode(
       link: "-",
       close: origin.close,
     },
-    origin: { url: origin.httpUrl, dns: origin.dnsAddr, token: origin.token },
+    origin: { url: origin.httpUrl, dns: origin.dnsAddr, token: origin.nodeToken },
+    writeToken: origin.token,
     zones: () => origin.store.zones().map((z) => z.zone.name),
   };
 }

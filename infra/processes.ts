@@ -79,7 +79,15 @@ export async function spawnNodes(file: string, t: Topology, dataDir: string | un
       prefix(t.origin.id),
     );
     children.push(originChild);
-    const { address: originUrl, token } = originChild.ready as { address: string; token: string };
+    const {
+      address: originUrl,
+      token,
+      nodeToken,
+    } = originChild.ready as {
+      address: string;
+      token: string;
+      nodeToken: string;
+    };
     const ids = [
       t.origin.id,
       ...edgesInStartOrder(t).map((e) => e.id),
@@ -90,7 +98,7 @@ export async function spawnNodes(file: string, t: Topology, dataDir: string | un
         id === t.origin.id
           ? originChild
           : await startPropagate(
-              [...base, "--id", id, "--origin", originUrl, "--token", token!],
+              [...base, "--id", id, "--origin", originUrl, "--token", nodeToken],
               30_000,
               prefix(id),
             );
@@ -109,7 +117,7 @@ export async function spawnNodes(file: string, t: Topology, dataDir: string | un
         },
       });
     }
-    return { topology: t, nodes, originUrl, token: token!, bus: undefined, close };
+    return { topology: t, nodes, originUrl, token, nodeToken, bus: undefined, close };
   } catch (err) {
     await close();
     throw err;

@@ -28,7 +28,10 @@ export interface RunningTopology {
   topology: Topology;
   nodes: RunningNode[];
   originUrl: string;
+  /** The write token (zones, purges). */
   token: string;
+  /** The nodes' token: registry, acks, and every edge's and resolver's own purge and admin. */
+  nodeToken: string;
   bus: PurgeBus | undefined;
   close(): Promise<void>;
 }
@@ -74,7 +77,15 @@ export async function up(t: Topology, opts: UpOptions = {}): Promise<RunningTopo
       const parentUrl = r.upstream === t.origin.id ? "" : urls.get(r.upstream)!;
       nodes.push(await startResolverNode({ ...ctx, origin, parentUrl }, r, started.zones()));
     }
-    return { topology: t, nodes, originUrl: origin.url, token: origin.token, bus, close };
+    return {
+      topology: t,
+      nodes,
+      originUrl: origin.url,
+      token: started.writeToken,
+      nodeToken: origin.token,
+      bus,
+      close,
+    };
   } catch (err) {
     await close();
     throw err;

@@ -142,7 +142,8 @@ export function apiRoutes(opts: ApiOptions): Hono {
 
   app.use("/v1/*", bodyLimit({ maxSize: opts.maxBodyBytes, onError: tooLarge }));
   const auth = requireBearer(opts.token);
-  app.on(["PUT", "PATCH", "DELETE", "POST"], "/v1/*", auth);
+  // Zone writes take the write token; the fabric's routes (fabric.ts) take the nodes' too.
+  app.on(["PUT", "PATCH", "DELETE", "POST"], ["/v1/zones", "/v1/zones/*"], auth);
 
   app.get("/v1/zones", (c) =>
     c.json({

@@ -11,12 +11,13 @@ import type { MiddlewareHandler } from "hono";
 export async function loadOrCreateToken(
   dataDir: string,
   given?: string,
+  file = "token",
 ): Promise<{ token: string; created: boolean }> {
   if (given !== undefined) {
     if (given.length < 8) throw new Error("--token must be at least 8 characters");
     return { token: given, created: false };
   }
-  const path = join(dataDir, "token");
+  const path = join(dataDir, file);
   try {
     const token = (await readFile(path, "utf8")).trim();
     if (token) return { token, created: false };
@@ -31,8 +32,8 @@ export async function loadOrCreateToken(
 const digest = (s: string) => createHash("sha256").update(s).digest();
 
 /** Hono middleware: 401 without a bearer token, 403 with a wrong one; compared in constant time. */
-export function requireBearer(token: string): MiddlewareHandler {
-  const expected = digest(token);
+export function requireBearer(token: string | string[]): MiddlewareHandler {
+  const expected = (Array.isArray(token) ? token : [token]).map(digest);
   return async (c, next) => {
     const header = c.req.header("authorization") ?? "";
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
@@ -48,7 +49,10 @@ export function requireBearer(token: string): MiddlewareHandler {
       );
     }
     // Hashing first gives equal lengths, so timingSafeEqual leaks neither content nor length.
-    if (!timingSafeEqual(digest(m[1]!), expected)) {
+    const given = digest(m[1]!);
+    // Every candidate is compared, so the time does not tell which one matched.
+    const ok = expected.map((e) => timingSafeEqual(given, e)).includes(true);
+    if (!ok) {
       return c.json(
         { error: "forbidden", reason: "the bearer token is not this origin's token" },
         403,

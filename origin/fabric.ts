@@ -27,7 +27,7 @@ const nodeBody = z.strictObject({
   parent: z.string().max(63).optional(),
   /** For edges without a bus connection (Workers): the origin relays purges to this URL. */
   purgeUrl: z.url({ protocol: /^https?$/ }).optional(),
-  /** Bearer token of that endpoint (default: the origin's own token). */
+  /** Bearer token of that endpoint (default: the nodes' token). */
   purgeToken: z.string().min(8).optional(),
 });
 
@@ -65,7 +65,10 @@ const purgeBody = z
 export interface FabricOptions {
   store: Store;
   receipts: Receipts;
+  /** The write token: operator purges. */
   token: string;
+  /** The nodes' token (the write token works too): registry and acks. */
+  nodeToken: string;
   clock: Clock;
   /** Where purges go; none: purges are refused (no bus to carry them). */
   outbox: Outbox | undefined;
@@ -74,9 +77,10 @@ export interface FabricOptions {
 }
 
 export function fabricRoutes(o: FabricOptions): Hono {
-  const { store, receipts, token, clock, outbox, relay } = o;
+  const { store, receipts, token, nodeToken, clock, outbox, relay } = o;
   const app = new Hono();
-  const auth = requireBearer(token);
+  const auth = requireBearer([nodeToken, token]);
+  const writeAuth = requireBearer(token);
 
   app.get("/v1/nodes", (c) => c.json({ nodes: receipts.nodes() }));
 
@@ -95,7 +99,7 @@ export function fabricRoutes(o: FabricOptions): Hono {
           409,
         );
       }
-      await relay.attach({ id: node.id, purgeUrl, token: purgeToken ?? token });
+      await relay.attach({ id: node.id, purgeUrl, token: purgeToken ?? nodeToken });
     }
     receipts.register(node);
     return c.json({ registered: node.id, relayed: purgeUrl !== undefined }, 201);
@@ -134,7 +138,7 @@ export function fabricRoutes(o: FabricOptions): Hono {
   });
 
   // An operator's purge, by name, surrogate key, zone or everything: one event per zone.
-  app.post("/v1/purge", auth, async (c) => {
+  app.post("/v1/purge", writeAuth, async (c) => {
     const body = await parse(c.req.raw, purgeBody);
     if (!body.ok) return c.json(body.error, 400);
     const p = body.value;

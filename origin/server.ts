@@ -35,6 +35,11 @@ export const originConfigSchema = z.object({
   dataDir: z.string().min(1),
   /** Bearer token for writes; absent: DATA/token, created on first start. */
   token: z.string().min(8).optional(),
+  /**
+   * Bearer token of cache nodes: registering, acking, and their own purge and
+   * admin endpoints. It cannot write zones. Absent: DATA/node-token.
+   */
+  nodeToken: z.string().min(8).optional(),
   /** Zone files imported at start when their zone does not exist yet. */
   zoneFiles: z.array(z.string()).default([]),
   /** Load the sample zone example.test when it does not exist yet. */
@@ -63,6 +68,8 @@ export interface RunningOrigin {
   token: string;
   /** True when the token was generated on this start. */
   tokenCreated: boolean;
+  /** The cache nodes' token (registry, acks); it cannot write zones. */
+  nodeToken: string;
   store: Store;
   /** Registered cache nodes and per-node receipts of every change. */
   receipts: Receipts;
@@ -101,6 +108,7 @@ export async function startOrigin(
   const metrics = new OriginMetrics();
   store.onCommit(metrics.onCommit);
   const { token, created } = await loadOrCreateToken(cfg.dataDir, cfg.token);
+  const { token: nodeToken } = await loadOrCreateToken(cfg.dataDir, cfg.nodeToken, "node-token");
 
   const files = await Promise.all(
     cfg.zoneFiles.map(async (f) => ({ source: f, text: await readFile(f, "utf8") })),
@@ -144,7 +152,7 @@ export async function startOrigin(
         log,
       )
     : undefined;
-  app.route("/", fabricRoutes({ store, receipts, token, clock, outbox, relay }));
+  app.route("/", fabricRoutes({ store, receipts, token, nodeToken, clock, outbox, relay }));
   app.route("/", readRoutes({ store, clock }));
   app.notFound((c) =>
     c.json(
@@ -187,6 +195,7 @@ export async function startOrigin(
     dns,
     token,
     tokenCreated: created,
+    nodeToken,
     store,
     receipts,
     data,

@@ -12,6 +12,8 @@ import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
 import { startWorkerEdge } from "../support/worker.ts";
 
 const TOKEN = "relay-origin-token";
+/** The Worker holds the nodes' token, never the write token. */
+const NODE_TOKEN = "relay-node-token";
 const www = "http://edge.test/resolve?name=www.example.test&type=A";
 let dir: string;
 let origin: RunningOrigin;
@@ -28,10 +30,15 @@ beforeAll(async () => {
       dataDir: join(dir, "origin"),
       sample: true,
       token: TOKEN,
+      nodeToken: NODE_TOKEN,
     },
     { log: (m) => logs.push(m), bus: new MemoryBus() },
   );
-  mf = await startWorkerEdge(dir, { PARENT: origin.httpUrl, EDGE_ID: "worker-1", TOKEN });
+  mf = await startWorkerEdge(dir, {
+    PARENT: origin.httpUrl,
+    EDGE_ID: "worker-1",
+    TOKEN: NODE_TOKEN,
+  });
   workerUrl = await mf.ready;
 }, 60_000);
 
