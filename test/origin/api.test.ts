@@ -391,6 +391,7 @@ describe("openapi.json", () => {
       [
         "/dns-query",
         "/healthz",
+        "/metrics",
         "/resolve",
         "/v1/zones",
         "/v1/zones/{zone}",
