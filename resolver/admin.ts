@@ -76,6 +76,7 @@ export function metricsText(cache: ResolverCache, handler: HandlerMetrics): stri
     `resolver_coalesced_total{${id}} ${m.coalesced}`,
     `resolver_upstream_queries_total{${id}} ${m.upstreamQueries}`,
     `resolver_upstream_failures_total{${id}} ${m.upstreamFailures}`,
+    `resolver_upstream_stale_total{${id}} ${m.upstreamStale}`,
     `resolver_cache_evictions_total{${id}} ${m.evictions}`,
     `resolver_purged_total{${id}} ${m.purged}`,
     `resolver_floor_refusals_total{${id}} ${m.floorRefusals}`,

@@ -42,6 +42,15 @@ export interface StoredAnswer {
   negative: boolean;
   /** Seconds the answer may be served fresh; 0 = do not cache. */
   ttl: number;
+  /**
+   * Seconds the answer was already past its TTL when it arrived (Age > TTL):
+   * an HTTP cache on the path answered with its stale copy (RFC 5861
+   * stale-while-revalidate or stale-if-error). Caches round Age up (RFC 9111
+   * §5.1), so Age = TTL may still be fresh by a fraction of a second and does
+   * not count; nor does TTL 0 (RFC 1035 §3.2.1: not cached at all).
+   * Undefined when it arrived fresh.
+   */
+  staleness: number | undefined;
   /** Owner names this answer depends on (the question and every answer owner), for purge by name. */
   owners: string[];
   /** Every answer record is (question name, QTYPE): no CNAME chain, so a pushed RRset can replace it. */
@@ -94,14 +103,19 @@ export function storeAnswer(
   }
 
   let ttl: number;
+  // The freshness lifetime the upstream's TTLs gave, before Age and clamps.
+  let lifetime: number | undefined;
   if (negative) {
-    ttl = negativeTtl(wire, records, age, policy);
+    lifetime = negativeLifetime(wire, records);
+    ttl = lifetime === undefined ? 0 : Math.min(policy.maxNegativeTtl, Math.max(0, lifetime - age));
     records.forEach((r, i) => {
       if (r.section === 1 && r.type === TYPE_SOA) setTtl.set(setOf[i]!, ttl);
     });
   } else {
     ttl = Math.min(...records.map((r, i) => (r.section === 0 ? setTtl.get(setOf[i]!)! : MAX)));
+    lifetime = Math.min(...records.map((r) => (r.section === 0 ? readTtl(wire, r.ttlAt) : MAX)));
   }
+  const staleness = lifetime && age > lifetime ? age - lifetime : undefined;
 
   const ttlAt = new Uint16Array(records.length);
   const ttls = new Uint32Array(records.length);
@@ -122,7 +136,7 @@ export function storeAnswer(
     owners.add(owner);
     if (owner !== qname || r.type !== qtype) direct = false;
   });
-  return { wire, ttlAt, ttls, rcode, negative, ttl, owners: [...owners], direct };
+  return { wire, ttlAt, ttls, rcode, negative, ttl, staleness, owners: [...owners], direct };
 }
 
 function checkResponse(msg: Buffer, name: Buffer, qtype: number): void {
@@ -144,22 +158,19 @@ function checkResponse(msg: Buffer, name: Buffer, qtype: number): void {
 }
 
 /**
- * RFC 2308 §5: a negative answer lives min(SOA TTL, SOA MINIMUM), here less
- * the Age and capped. Without an SOA it is not cached.
+ * RFC 2308 §5: a negative answer lives min(SOA TTL, SOA MINIMUM) (the caller
+ * subtracts the Age and caps it). Without an SOA it is not cached: undefined.
  */
-function negativeTtl(
+function negativeLifetime(
   wire: Buffer,
   records: ReturnType<typeof readRecords>,
-  age: number,
-  policy: TtlPolicy,
-): number {
+): number | undefined {
   const soa = records.find((r) => r.section === 1 && r.type === TYPE_SOA);
-  if (!soa) return 0;
+  if (!soa) return undefined;
   if (soa.rdlength < 22) throw new WireError("SOA record data is truncated");
   // MINIMUM is the last of the SOA's five 32-bit fields.
   const minimum = readTtl(wire, soa.rdataAt + soa.rdlength - 4);
-  const t = Math.min(readTtl(wire, soa.ttlAt), minimum);
-  return Math.min(policy.maxNegativeTtl, Math.max(0, t - age));
+  return Math.min(readTtl(wire, soa.ttlAt), minimum);
 }
 
 /**

@@ -11,7 +11,13 @@ import type { PurgeEvent, PurgeMode } from "../core/purge.ts";
 import { RR_TYPE_CODES, type RRset } from "../core/records.ts";
 import { serialLt } from "../core/serial.ts";
 import type { SyncTarget } from "../core/sync.ts";
-import { answerFromRRset, type StoredAnswer, storeAnswer, type TtlPolicy } from "./answer.ts";
+import {
+  answerFromRRset,
+  type StoredAnswer,
+  storeAnswer,
+  type TtlPolicy,
+  UpstreamError,
+} from "./answer.ts";
 import { VersionFloor } from "./floor.ts";
 import { readName } from "./message.ts";
 
@@ -22,6 +28,12 @@ export interface UpstreamResponse {
   age: number;
   /** The origin's zone serial (X-Serial), when the upstream speaks HTTP. */
   serial?: number;
+  /**
+   * RFC 5861 §3 `stale-while-revalidate` seconds of the response's
+   * Cache-Control: how long past its TTL a cache on the path may hand it out
+   * while it refreshes in the background, with the origin healthy.
+   */
+  staleWhileRevalidate?: number;
 }
 
 /**
@@ -104,6 +116,7 @@ interface Flight {
 interface Fetched {
   answer: StoredAnswer;
   serial: number | undefined;
+  staleWhileRevalidate: number;
   /** Older than the version floor even after the retry: answer it, do not store it. */
   belowFloor: boolean;
 }
@@ -126,6 +139,8 @@ export class ResolverCache implements SyncTarget {
     floorRefusals: 0,
     /** Entries rewritten in place by `push` events. */
     pushed: 0,
+    /** Upstream answers that arrived already expired (Age >= TTL): stale data, a failed refresh. */
+    upstreamStale: 0,
   };
   private readonly cache: LRUCache<string, CacheEntry>;
   private readonly inflight = new Map<string, Flight>();
@@ -173,8 +188,14 @@ export class ResolverCache implements SyncTarget {
       this.cache.delete(key);
     }
     this.metrics.misses++;
-    return this.fetch(key, wireName, qtype);
+    return this.fetch(key, wireName, qtype).then(this.countStale);
   }
+
+  /** Counts a stale answer once per client, not once per (coalesced) fetch. */
+  private readonly countStale = (s: Served): Served => {
+    if (s.stale) this.metrics.staleServed++;
+    return s;
+  };
 
   /** RFC 8767 §5: try the upstream first; answer stale if it fails or the client timer fires first. */
   private expired(e: CacheEntry, now: number): Served | Promise<Served> {
@@ -183,20 +204,22 @@ export class ResolverCache implements SyncTarget {
     }
     const refresh = this.fetch(e.key, e.wireName, e.qtype);
     return new Promise((resolve) => {
+      let answered = false;
+      // The first of the refresh and the client timer answers; fill() still stores a late refresh.
+      const answer = (served: () => Served) => {
+        if (answered) return;
+        answered = true;
+        this.clock.clearTimeout(timer);
+        resolve(served());
+      };
       const timer = this.clock.setTimeout(
-        () => resolve(this.stale(e)),
+        () => answer(() => this.stale(e)),
         this.config.clientTimeoutMs,
       );
       refresh.then(
-        (served) => {
-          this.clock.clearTimeout(timer);
-          resolve(served);
-        },
-        () => {
-          // fetch() has counted and reported the failure; the stale answer is the fallback.
-          this.clock.clearTimeout(timer);
-          resolve(this.stale(e));
-        },
+        (served) => answer(() => this.countStale(served)),
+        // fetch() has counted and reported the failure; the stale answer is the fallback.
+        () => answer(() => this.stale(e)),
       );
     });
   }
@@ -240,6 +263,12 @@ export class ResolverCache implements SyncTarget {
     let got: Fetched;
     try {
       got = await this.ask(flight.name, key, wireName, qtype);
+      const { staleness } = got.answer;
+      if (staleness !== undefined && staleness * 1000 >= this.config.maxStaleMs) {
+        throw new UpstreamError(
+          `upstream answered with data that expired ${staleness} s ago, beyond max-stale`,
+        );
+      }
     } catch (err) {
       this.metrics.upstreamFailures++;
       const old = this.cache.peek(key);
@@ -247,11 +276,54 @@ export class ResolverCache implements SyncTarget {
       this.onUpstreamError(err, flight.name);
       throw err;
     }
+    const { staleness } = got.answer;
+    if (staleness !== undefined && staleness > got.staleWhileRevalidate) {
+      return this.staleFromUpstream(flight, key, wireName, qtype, got, staleness);
+    }
     const { answer, serial, belowFloor } = got;
-    if (answer.ttl > 0 && !flight.purged && !belowFloor) {
+    // Within stale-while-revalidate the path is refreshing: answer it, keep nothing, ask again next time.
+    if (answer.ttl > 0 && staleness === undefined && !flight.purged && !belowFloor) {
       this.store(this.entry(key, flight.name, wireName, qtype, answer, serial, this.clock.now()));
     }
     return { answer, elapsed: 0, stale: false };
+  }
+
+  /**
+   * RFC 8767 §4-5: an answer that arrives expired beyond its
+   * stale-while-revalidate window is a cache's RFC 5861 §4 stale-if-error
+   * copy: the path could not refresh, so this refresh failed. The client
+   * gets a stale answer (TTL 30, EDE 3): our own entry, or the upstream's
+   * copy when we have none or it carries a newer X-Serial; the failure
+   * recheck timer starts, so the name is not asked again for 30 s. The kept
+   * copy counts its max-stale from when it expired upstream, not from its
+   * arrival.
+   */
+  private staleFromUpstream(
+    flight: Omit<Flight, "promise">,
+    key: string,
+    wireName: Buffer,
+    qtype: number,
+    got: Fetched,
+    staleness: number,
+  ): Served {
+    this.metrics.upstreamStale++;
+    this.onUpstreamError(
+      new UpstreamError(`upstream answered with data ${staleness} s past its TTL (stale)`),
+      flight.name,
+    );
+    const now = this.clock.now();
+    const old = this.cache.peek(key);
+    const newer =
+      old?.serial !== undefined && got.serial !== undefined && serialLt(old.serial, got.serial);
+    if (old && !newer) {
+      old.failedAt = now;
+      return { answer: old.answer, elapsed: 0, stale: true };
+    }
+    const e = this.entry(key, flight.name, wireName, qtype, got.answer, got.serial, now);
+    e.expiresAt = now - staleness * 1000;
+    e.failedAt = now;
+    if (!flight.purged && !got.belowFloor) this.store(e);
+    return { answer: got.answer, elapsed: 0, stale: true };
   }
 
   /**
@@ -271,7 +343,10 @@ export class ResolverCache implements SyncTarget {
       const belowFloor =
         res.serial !== undefined && required !== undefined && serialLt(res.serial, required);
       if (belowFloor) this.metrics.floorRefusals++;
-      if (!belowFloor || attempt > 0) return { answer, serial: res.serial, belowFloor };
+      if (!belowFloor || attempt > 0) {
+        const swr = res.staleWhileRevalidate ?? 0;
+        return { answer, serial: res.serial, belowFloor, staleWhileRevalidate: swr };
+      }
     }
   }
 

@@ -5,7 +5,7 @@
  */
 import { randomInt } from "node:crypto";
 import { queryTcp, queryUdp } from "../core/dns-transport.ts";
-import { DNS_MESSAGE, DOH_PATH, H, parseSerialHeader } from "../core/http.ts";
+import { DNS_MESSAGE, DOH_PATH, H, parseCacheControl, parseSerialHeader } from "../core/http.ts";
 import { UpstreamError } from "./answer.ts";
 import { CLASS_IN, TYPE_OPT } from "./message.ts";
 import type { Upstream } from "./policy.ts";
@@ -56,10 +56,12 @@ export function dohUpstream(base: string, opts: DohOptions): Upstream {
     }
     // RFC 8484 §5.1: the time spent in HTTP caches is subtracted from the TTLs.
     const age = Number(res.headers.get("age") ?? 0);
+    const cc = parseCacheControl(res.headers.get("cache-control"));
     return {
       message: body,
       age: Number.isInteger(age) && age > 0 ? age : 0,
       serial: parseSerialHeader(res.headers.get(H.serial)),
+      staleWhileRevalidate: cc.staleWhileRevalidate ?? 0,
     };
   };
 }

@@ -29,6 +29,8 @@ export class FakeAuthority {
   delayMs = 0;
   /** Age header value to report (seconds). */
   age = 0;
+  /** The response's Cache-Control stale-while-revalidate (seconds). */
+  staleWhileRevalidate = 0;
   soaTtl = 300;
   /** X-Serial reported with every answer. */
   serial: number | undefined = 7;
@@ -80,9 +82,10 @@ export class FakeAuthority {
       answers,
       authorities: answers.length ? [] : [soa],
     } as packet.Packet);
+    const { age, staleWhileRevalidate } = this;
     return this.serial === undefined
-      ? { message, age: this.age }
-      : { message, age: this.age, serial: this.serial };
+      ? { message, age, staleWhileRevalidate }
+      : { message, age, staleWhileRevalidate, serial: this.serial };
   }
 }
 

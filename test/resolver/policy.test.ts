@@ -149,6 +149,97 @@ describe("serve-stale (RFC 8767)", () => {
   });
 });
 
+describe("serve-stale behind an edge: answers already expired upstream (Age >= TTL)", () => {
+  const hit = () => cache.lookup("www.example.test/1", toWire("www.example.test"), A);
+
+  it("answers stale from the own entry and ask at most once per 30 s", async () => {
+    const own = (await lookup("www.example.test")).answer;
+    await seconds(101);
+    auth.age = 150; // the edge's stale-if-error copy: TTL 100, Age 150
+    expect(await lookup("www.example.test")).toEqual({ answer: own, elapsed: 0, stale: true });
+    expect(auth.calls).toBe(2);
+    for (let i = 0; i < 5; i++) {
+      await seconds(5);
+      expect(hit()).toMatchObject({ answer: own, stale: true });
+    }
+    expect(auth.calls).toBe(2);
+    await seconds(6);
+    expect(await lookup("www.example.test")).toMatchObject({ stale: true });
+    expect(auth.calls).toBe(3);
+    expect(cache.metrics).toMatchObject({ upstreamStale: 2, staleServed: 7 });
+    auth.age = 0;
+    await seconds(31);
+    expect(await lookup("www.example.test")).toMatchObject({ stale: false });
+    expect(hit()).toMatchObject({ stale: false, elapsed: 0 });
+  });
+
+  it("a miss stores the expired answer as stale, its max-stale counted from its upstream expiry", async () => {
+    setup({ minTtl: 300, maxStaleMs: 3_600_000 });
+    auth.age = 1_900; // 1800 s past its TTL of 100
+    const first = await lookup("www.example.test");
+    expect(first).toMatchObject({ stale: true, answer: { staleness: 1_800 } });
+    expect(cache.entries).toBe(1);
+    await seconds(29);
+    expect(hit()).toMatchObject({ answer: first.answer, stale: true });
+    expect(auth.calls).toBe(1);
+    // 1800 s stale upstream + 1800 s here reaches max-stale (1 h): dropped; the edge's copy aged too.
+    await seconds(1_771);
+    auth.age = 3_700;
+    await expect(lookup("www.example.test")).rejects.toThrow(/beyond max-stale/);
+    expect(cache.entries).toBe(0);
+  });
+
+  it("counts Age above the TTL as stale, not Age equal to it (caches round Age up)", async () => {
+    auth.age = 101;
+    expect(await lookup("www.example.test")).toMatchObject({ stale: true });
+    setup();
+    auth.age = 100;
+    expect(await lookup("www.example.test")).toMatchObject({ stale: false, answer: { ttl: 0 } });
+    expect(cache.entries).toBe(0);
+    expect(cache.metrics.upstreamStale).toBe(0);
+  });
+
+  it("within stale-while-revalidate the path is refreshing: answered, not kept, asked again", async () => {
+    const own = (await lookup("www.example.test")).answer;
+    await seconds(101);
+    auth.staleWhileRevalidate = 30;
+    auth.age = 130; // 30 s past its TTL: an edge may still be revalidating (RFC 5861 §3)
+    expect(await lookup("www.example.test")).toMatchObject({ stale: false, answer: { ttl: 0 } });
+    expect(hit()).toBeInstanceOf(Promise);
+    await clock.advance(0);
+    expect(auth.calls).toBe(3);
+    auth.age = 131; // beyond it: only stale-if-error (RFC 5861 §4) serves this
+    expect(await lookup("www.example.test")).toEqual({ answer: own, elapsed: 0, stale: true });
+    expect(hit()).toMatchObject({ answer: own, stale: true });
+    expect(auth.calls).toBe(4);
+    expect(cache.metrics.upstreamStale).toBe(1);
+  });
+
+  it("keeps its own entry unless the upstream's stale copy carries a newer serial", async () => {
+    await lookup("www.example.test");
+    await seconds(101);
+    auth.set("www.example.test", "A", 100, ["192.0.2.99"]);
+    auth.age = 150;
+    auth.serial = 8;
+    const served = await lookup("www.example.test");
+    expect(served.stale).toBe(true);
+    expect(served.answer.wire.includes(Buffer.from([192, 0, 2, 99]))).toBe(true);
+    expect(hit()).toMatchObject({ answer: served.answer, stale: true });
+  });
+
+  it("prefetch that gets a stale copy keeps the fresh entry and does not retry for 30 s", async () => {
+    const own = (await lookup("www.example.test")).answer;
+    await seconds(91);
+    auth.age = 150;
+    expect(hit()).toMatchObject({ answer: own, stale: false });
+    await clock.advance(0);
+    expect(auth.calls).toBe(2);
+    await seconds(5);
+    expect(hit()).toMatchObject({ answer: own, stale: false, elapsed: 96 });
+    expect(auth.calls).toBe(2);
+  });
+});
+
 describe("purge", () => {
   beforeEach(async () => {
     auth.set("alias.example.test", "CNAME", 100, ["www.example.test"]);

@@ -102,6 +102,24 @@ describe("storeAnswer", () => {
     expect(s.owners).toEqual(["www.example.test"]);
   });
 
+  it("records how far past its TTL an answer arrived (Age > TTL), whatever the clamps", () => {
+    const answers = [a("www.example.test", 100, "192.0.2.1")];
+    expect(stored(q, { answers }, 100).staleness).toBeUndefined();
+    expect(stored(q, { answers }, 150)).toMatchObject({ staleness: 50, ttl: 0 });
+    const clamped = storeAnswer(
+      response({ questions: [{ name: "www.example.test", type: "A" }], answers }),
+      q.name,
+      1,
+      150,
+      { ...policy, minTtl: 300 },
+    );
+    expect(clamped).toMatchObject({ staleness: 50, ttl: 300 });
+    expect(stored(q, { authorities: [soa] }, 61, RCODE.NXDOMAIN).staleness).toBe(1);
+    expect(stored(q, { answers: [a("www.example.test", 0, "192.0.2.1")] }, 5).staleness).toBe(
+      undefined,
+    );
+  });
+
   it("clamps positive TTLs to [minTtl, maxTtl]", () => {
     const low = storeAnswer(
       response({
