@@ -22,7 +22,7 @@ afterAll(async () => {
 });
 
 describe("DoH upstream (RFC 8484)", () => {
-  it("sends GET with ID 0 and the floor as X-Min-Serial; reads Age and X-Serial", async () => {
+  it("sends GET with ID 0 and the floor as X-Min-Serial; reads Age, X-Serial and stale-while-revalidate", async () => {
     const seen: { id: number; accept: string | undefined; min: string | undefined }[] = [];
     const app = new Hono().get("/dns-query", (c) => {
       const query = Buffer.from(c.req.query("dns") ?? "", "base64url");
@@ -37,6 +37,7 @@ describe("DoH upstream (RFC 8484)", () => {
         "content-type": "application/dns-message",
         age: "20",
         "x-serial": "42",
+        "cache-control": "max-age=300, stale-while-revalidate=30, stale-if-error=86400",
       });
     });
     const server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 });
@@ -50,7 +51,7 @@ describe("DoH upstream (RFC 8484)", () => {
       { id: 0, accept: "application/dns-message", min: undefined },
       { id: 0, accept: "application/dns-message", min: "41" },
     ]);
-    expect(res).toMatchObject({ age: 20, serial: 42 });
+    expect(res).toMatchObject({ age: 20, serial: 42, staleWhileRevalidate: 30 });
   });
 });
 
