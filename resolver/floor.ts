@@ -43,6 +43,11 @@ export class VersionFloor {
     }
   }
 
+  /** A zone served from now on: its names are judged by it (no floor yet). */
+  addZone(zone: string): void {
+    this.zones.add(zone);
+  }
+
   raiseZone(zone: string, serial: number): void {
     this.zones.add(zone);
     const old = this.zoneFloors.get(zone);

@@ -33,12 +33,16 @@ export interface HandlerMetrics {
   rcodes: number[];
 }
 
-export function createHandler(
-  cache: ResolverCache,
-  opts: HandlerOptions,
-): { handler: DnsHandler; metrics: HandlerMetrics } {
+export interface Handler {
+  handler: DnsHandler;
+  metrics: HandlerMetrics;
+  /** Replaces the zones answered (normalised names); names outside them get REFUSED from now on. */
+  setZones(zones: readonly string[]): void;
+}
+
+export function createHandler(cache: ResolverCache, opts: HandlerOptions): Handler {
   const metrics: HandlerMetrics = { queries: 0, dropped: 0, rcodes: new Array(4096).fill(0) };
-  const zones = opts.zones.map(toWire);
+  let zones = opts.zones.map(toWire);
   const hinfo = hinfoRfc8482(ANY_TTL);
   const { rcodes } = metrics;
 
@@ -88,7 +92,10 @@ export function createHandler(
       },
     );
   };
-  return { handler, metrics };
+  const setZones = (names: readonly string[]) => {
+    zones = names.map(toWire);
+  };
+  return { handler, metrics, setZones };
 }
 
 /** A normalised name in wire form (lower-case labels, root terminator). */

@@ -147,6 +147,7 @@ export class ResolverCache implements SyncTarget {
   /** Owner name -> keys of the entries whose answer depends on it (purge by name). */
   private readonly byOwner = new Map<string, Set<string>>();
   private readonly floor: VersionFloor;
+  private served: readonly string[];
 
   constructor(
     readonly id: string,
@@ -155,7 +156,8 @@ export class ResolverCache implements SyncTarget {
     private readonly upstream: Upstream,
     private readonly onUpstreamError: (err: unknown, name: string) => void = () => {},
   ) {
-    this.floor = new VersionFloor(config.zones ?? []);
+    this.served = config.zones ?? [];
+    this.floor = new VersionFloor(this.served);
     this.cache = new LRUCache<string, CacheEntry>({
       maxSize: config.maxBytes,
       sizeCalculation: (e) => e.answer.wire.length + e.key.length + ENTRY_OVERHEAD,
@@ -389,6 +391,27 @@ export class ResolverCache implements SyncTarget {
       const keys = this.byOwner.get(owner);
       keys?.delete(e.key);
       if (keys?.size === 0) this.byOwner.delete(owner);
+    }
+  }
+
+  /**
+   * Replaces the zones served (normalised names), e.g. when the origin
+   * creates or deletes one. A new zone's names are judged by their own zone
+   * (version floors). Entries and fetches no served zone covers any more are
+   * dropped: the handler refuses those names now, and a zone created again
+   * later must not bring back answers from before.
+   */
+  setZones(zones: readonly string[]): void {
+    for (const z of zones) this.floor.addZone(z);
+    const removed = this.served.some((z) => !zones.includes(z));
+    this.served = [...zones];
+    if (!removed) return;
+    const covered = (name: string) => zones.some((z) => isInZone(name, z));
+    for (const e of [...this.cache.values()]) if (!covered(e.name)) this.cache.delete(e.key);
+    for (const [key, flight] of this.inflight) {
+      if (covered(flight.name)) continue;
+      flight.purged = true;
+      this.inflight.delete(key);
     }
   }
 

@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { type Clock, RealClock } from "../core/clock.ts";
 import { startDnsServer } from "../core/dns-transport.ts";
+import { normaliseName } from "../core/names.ts";
 import { adminApp } from "./admin.ts";
 import { type ResolverConfig, type ResolverConfigInput, resolverConfigSchema } from "./config.ts";
 import { createHandler, type HandlerMetrics } from "./handler.ts";
@@ -23,6 +24,14 @@ export interface RunningResolver {
   config: ResolverConfig;
   resolver: ResolverCache;
   metrics: HandlerMetrics;
+  /** The zones answered now: `config.zones` until `setZones` replaces them. */
+  zones(): readonly string[];
+  /**
+   * Replaces the zones answered, at runtime: a zone the origin created is
+   * answered at once, a deleted one is REFUSED and its entries dropped.
+   * Throws on a name that is not a valid domain name (nothing changes then).
+   */
+  setZones(zones: readonly string[]): void;
   close(): Promise<void>;
 }
 
@@ -47,7 +56,7 @@ export async function startResolver(
     upstream,
     deps.onUpstreamError,
   );
-  const { handler, metrics } = createHandler(resolver, {
+  const { handler, metrics, setZones } = createHandler(resolver, {
     zones: config.zones,
     staleTtl: config.staleTtl,
     wire: { udpPayload: config.udpPayload, nsid: Buffer.from(config.id) },
@@ -66,6 +75,7 @@ export async function startResolver(
     adminUrl = `http://${host}:${(server.address() as AddressInfo).port}`;
     closeAdmin = () => new Promise<void>((resolve) => server.close(() => resolve()));
   }
+  let zones: readonly string[] = config.zones;
   return {
     dnsAddr: `${dns.host}:${dns.port}`,
     adminUrl,
@@ -73,6 +83,13 @@ export async function startResolver(
     config,
     resolver,
     metrics,
+    zones: () => zones,
+    setZones: (names) => {
+      const next = [...new Set(names.map((n) => normaliseName(n)))];
+      resolver.setZones(next);
+      setZones(next);
+      zones = next;
+    },
     close: async () => {
       await Promise.all([dns.close(), closeAdmin()]);
     },
