@@ -135,6 +135,42 @@ export function isIPv6(s: string): boolean {
   return halves.length === 2 ? count < groupsNeeded : count === groupsNeeded;
 }
 
+/**
+ * RFC 5952 §4 text form: lower case, no leading zeros, the longest run of two
+ * or more zero groups (the first of equal runs) as "::", an IPv4 tail kept.
+ */
+export function canonicalIPv6(s: string): string {
+  const lower = s.toLowerCase();
+  const tailAt = lower.lastIndexOf(":");
+  const v4 = lower.slice(tailAt + 1).includes(".") ? lower.slice(tailAt + 1) : undefined;
+  // The IPv4 tail stands for two groups; what comes before it is the hex part.
+  const hexPart = v4 ? lower.slice(0, tailAt + 1) : lower;
+  const head = v4 && !hexPart.endsWith("::") ? hexPart.slice(0, -1) : hexPart;
+  const [left = "", right] = head.split("::");
+  const parts = (h: string) => (h === "" ? [] : h.split(":"));
+  const l = parts(left);
+  const r = right === undefined ? [] : parts(right);
+  const width = v4 ? 6 : 8;
+  const groups = [...l, ...Array(width - l.length - r.length).fill("0"), ...r].map((g) =>
+    Number.parseInt(g, 16).toString(16),
+  );
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < groups.length; ) {
+    let j = i;
+    while (j < groups.length && groups[j] === "0") j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j === i ? i + 1 : j;
+  }
+  const text = (gs: string[]) => gs.join(":");
+  const body =
+    best < 0
+      ? text(groups)
+      : `${text(groups.slice(0, best))}::${text(groups.slice(best + bestLen))}`;
+  if (!v4) return body;
+  return `${body}${body.endsWith(":") ? "" : ":"}${v4}`;
+}
+
 const characterString = z.string().refine((s) => new TextEncoder().encode(s).length <= 255, {
   message:
     "a TXT character-string is at most 255 octets (RFC 1035 §3.3); split it into several strings",
@@ -142,7 +178,10 @@ const characterString = z.string().refine((s) => new TextEncoder().encode(s).len
 
 export const rdataSchemas = {
   A: z.string().refine(isIPv4, { message: "expected an IPv4 address such as 192.0.2.1" }),
-  AAAA: z.string().refine(isIPv6, { message: "expected an IPv6 address such as 2001:db8::1" }),
+  AAAA: z
+    .string()
+    .refine(isIPv6, { message: "expected an IPv6 address such as 2001:db8::1" })
+    .transform(canonicalIPv6),
   CNAME: dnsName,
   NS: dnsName,
   PTR: dnsName,

@@ -61,3 +61,22 @@ describe("rdata validation", () => {
     expect(toRRType("HINFO")).toBeUndefined();
   });
 });
+
+describe("canonical IPv6 text (RFC 5952)", () => {
+  it("lower-cases, drops leading zeros and compresses the longest zero run", async () => {
+    const { canonicalIPv6 } = await import("../../core/records.ts");
+    const cases: [string, string][] = [
+      ["2001:DB8::1", "2001:db8::1"],
+      ["2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1"],
+      ["2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"],
+      ["2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"],
+      ["0:0:0:0:0:0:0:0", "::"],
+      ["::1", "::1"],
+      ["fe80::", "fe80::"],
+      ["::FFFF:192.0.2.1", "::ffff:192.0.2.1"],
+      ["1:0:0:2:0:0:0:3", "1:0:0:2::3"],
+    ];
+    for (const [input, want] of cases) expect(canonicalIPv6(input), input).toBe(want);
+    expect(parseRData("AAAA", "2001:DB8:0::0001")).toBe("2001:db8::1");
+  });
+});
