@@ -51,9 +51,16 @@ export interface Refusal {
 
 export type Parsed = { query: Query } | { refusal: Refusal } | undefined;
 
-/** Returns undefined for messages that get no answer at all: too short to carry an ID, or responses. */
+/**
+ * Returns undefined for messages that get no answer at all: too short to
+ * carry an ID (no client could match a reply), or responses (two servers
+ * would bounce errors at each other forever).
+ */
 export function parseQuery(msg: Buffer): Parsed {
-  if (msg.length < HEADER_LEN || msg[2]! & 0x80) return undefined;
+  if (msg.length < 2 || (msg[2] ?? 0) & 0x80) return undefined;
+  // RFC 1035 §4.1.1: FORMERR, echoing the ID, like the origin does.
+  if (msg.length < HEADER_LEN)
+    return refusal(msg, RCODE.FORMERR, "message is shorter than the 12-octet header");
   const opcode = (msg[2]! >> 3) & 0x0f;
   if (msg.readUInt16BE(4) !== 1) {
     return refusal(
@@ -113,7 +120,8 @@ function refusal(
   nameEnd?: number,
   edns?: Edns,
 ): Parsed {
-  return { refusal: { rcode, id: msg.readUInt16BE(0), flags: msg[2]!, nameEnd, edns, reason } };
+  const flags = msg[2] ?? 0;
+  return { refusal: { rcode, id: msg.readUInt16BE(0), flags, nameEnd, edns, reason } };
 }
 
 function readQuestion(msg: Buffer) {

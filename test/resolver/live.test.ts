@@ -134,7 +134,7 @@ describe("resolver in front of a live origin", () => {
     expect(out).toMatch(/status: NXDOMAIN/);
   });
 
-  it("answers FORMERR to garbage, NOTIMP to other opcodes, REFUSED outside its zones, ANY minimally", async () => {
+  it("answers FORMERR to garbage and to runts with an ID, NOTIMP to other opcodes, REFUSED outside its zones, ANY minimally", async () => {
     const garbage = Buffer.from(
       "\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xffgarbage",
       "latin1",
@@ -142,6 +142,13 @@ describe("resolver in front of a live origin", () => {
     const reply = await queryUdp(host, Number(port), garbage);
     expect(reply.readUInt16BE(0)).toBe(0x1234);
     expect(reply[3]! & 0x0f).toBe(1);
+    for (const runt of [Buffer.of(0xab, 0xcd), Buffer.of(0xab, 0xcd, 0x01, 0x00, 0x00)]) {
+      const short = await queryUdp(host, Number(port), runt);
+      expect(short).toHaveLength(12);
+      expect(short.readUInt16BE(0)).toBe(0xabcd);
+      expect(short[2]! & 0x80).toBe(0x80);
+      expect(short[3]! & 0x0f).toBe(1);
+    }
     expect(await q("+opcode=2", "www.example.test")).toMatch(/status: NOTIMP/);
     expect(await q("example.com", "A")).toMatch(/status: REFUSED/);
     expect(await q("example.test", "ANY")).toMatch(/IN\s+HINFO\s+"RFC8482" ""/);

@@ -47,8 +47,13 @@ describe("parseQuery", () => {
     expect(query(makeQuery("www.example.test", "A", { edns: 100 })).edns?.udpSize).toBe(512);
   });
 
-  it("drops responses and runts, answers FORMERR for garbage and NOTIMP for other opcodes", () => {
-    expect(parseQuery(Buffer.from("short"))).toBeUndefined();
+  it("drops responses and runts without an ID, answers FORMERR for garbage and NOTIMP for other opcodes", () => {
+    expect(parseQuery(Buffer.of(0x12))).toBeUndefined();
+    expect(parseQuery(Buffer.of(0x12, 0x34))).toMatchObject({
+      refusal: { rcode: RCODE.FORMERR, id: 0x1234, nameEnd: undefined },
+    });
+    expect(parseQuery(Buffer.from("short"))).toMatchObject({ refusal: { rcode: RCODE.FORMERR } });
+    expect(parseQuery(Buffer.of(0x12, 0x34, 0x80))).toBeUndefined();
     const resp = makeQuery("www.example.test", "A");
     resp[2] = resp[2]! | 0x80;
     expect(parseQuery(resp)).toBeUndefined();
