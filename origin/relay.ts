@@ -10,6 +10,9 @@ import { zoneKey } from "../core/http.ts";
 import type { PurgeEvent } from "../core/purge.ts";
 import type { Receipts } from "./receipts.ts";
 
+/** Events larger than this travel without their RRsets (edge/app.ts takes 64 KiB at most). */
+export const MAX_EVENT_BYTES = 60 * 1024;
+
 export interface RelayTarget {
   id: string;
   /** The edge's purge endpoint, e.g. https://edge.example.workers.dev/purge */
@@ -62,10 +65,16 @@ export class Relay {
   }
 
   private async deliver(target: RelayTarget, event: PurgeEvent): Promise<void> {
+    let body = JSON.stringify({ event });
+    if (body.length > MAX_EVENT_BYTES && event.rrsets) {
+      // Too big for the edge's /purge (64 KiB): send it without the RRsets, as a soft purge.
+      const { rrsets: _dropped, ...rest } = event;
+      body = JSON.stringify({ event: { ...rest, mode: "soft" } });
+    }
     const res = await fetch(target.purgeUrl, {
       method: "POST",
       headers: { authorization: `Bearer ${target.token}`, "content-type": "application/json" },
-      body: JSON.stringify({ event }),
+      body,
       signal: AbortSignal.timeout(this.timeoutMs),
     });
     const text = await res.text();

@@ -57,7 +57,7 @@ function api(path: string, body: unknown, method = "POST") {
 }
 
 async function converged(changeId: string) {
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 600; i++) {
     const s = (await (await fetch(`${origin.httpUrl}/v1/changes/${changeId}`)).json()) as {
       status: string;
       nodes: { id: string; status: string }[];
