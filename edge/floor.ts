@@ -6,11 +6,16 @@
 import { LRUCache } from "lru-cache";
 import { serialGt, serialLt, serialMax } from "../core/serial.ts";
 
-/** Purged keys remembered; the oldest are forgotten first. */
+/**
+ * Purged keys remembered; the oldest are forgotten first. Bounded by maxSize
+ * (one unit per key) rather than `max`, which would allocate every slot up
+ * front: 1.5 MB per edge, too much for a simulation of thousands of edges.
+ */
 const MAX_FLOORS = 100_000;
+const bounded = () => ({ maxSize: MAX_FLOORS, sizeCalculation: () => 1 });
 
 export class VersionFloor {
-  private readonly floors = new LRUCache<string, number>({ max: MAX_FLOORS });
+  private readonly floors = new LRUCache<string, number>(bounded());
 
   /** Raises the floor of each surrogate key to `serial` (never lowers it). */
   raise(keys: readonly string[], serial: number): void {
@@ -33,7 +38,7 @@ export class VersionFloor {
 
 /** The highest serial seen per zone, in responses and purge events: what read repair compares against. */
 export class ZoneSerials {
-  private readonly seen = new LRUCache<string, number>({ max: MAX_FLOORS });
+  private readonly seen = new LRUCache<string, number>(bounded());
 
   /** Records `serial` for `zone`; true when it is newer than every serial seen before. */
   advance(zone: string, serial: number): boolean {
