@@ -30,9 +30,25 @@ const purgeBody = z
     message: 'give exactly one of "name", "zone" or "all": true',
   });
 
+/** Every error body: what went wrong, and what to do (as the origin's API answers). */
+interface ErrorBody {
+  error: string;
+  field?: string;
+  reason: string;
+}
+
 export function adminApp(cache: ResolverCache, handler: HandlerMetrics, token: string): Hono {
   const app = new Hono();
-  const deny = (message: string) => ({ message: { error: message } });
+  const deny = (reason: string) => ({ message: { error: "unauthorized", reason } });
+  app.notFound((c) =>
+    c.json<ErrorBody>(
+      {
+        error: "not found",
+        reason: "the admin endpoint serves POST /purge, GET /metrics, GET /healthz",
+      },
+      404,
+    ),
+  );
   app.get("/healthz", (c) => c.json({ ok: true, id: cache.id }));
   app.use(
     "*",
@@ -45,10 +61,15 @@ export function adminApp(cache: ResolverCache, handler: HandlerMetrics, token: s
   );
   app.post("/purge", async (c) => {
     const raw: unknown = await c.req.json().catch(() => undefined);
+    if (raw === undefined) {
+      const reason = 'the body must be JSON, e.g. {"name": "www.example.test", "mode": "soft"}';
+      return c.json<ErrorBody>({ error: "bad purge request", field: "body", reason }, 400);
+    }
     const body = purgeBody.safeParse(raw);
     if (!body.success) {
-      const reason = raw === undefined ? "body must be JSON" : z.prettifyError(body.error);
-      return c.json({ error: `bad purge request: ${reason}` }, 400);
+      const issue = body.error.issues[0]!;
+      const field = issue.path.join(".") || "body";
+      return c.json<ErrorBody>({ error: "bad purge request", field, reason: issue.message }, 400);
     }
     const { mode, ...target } = body.data;
     return c.json({ purged: cache.purge(target, mode), mode });

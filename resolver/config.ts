@@ -6,6 +6,15 @@ import { z } from "zod";
 import { normaliseName } from "../core/names.ts";
 import { DEFAULT_CACHE } from "./policy.ts";
 
+const domainName = z.string().transform((s, ctx) => {
+  try {
+    return normaliseName(s);
+  } catch (e) {
+    ctx.addIssue({ code: "custom", message: `has an invalid name: ${(e as Error).message}` });
+    return z.NEVER;
+  }
+});
+
 const hostPort = z.object({ host: z.string().min(1), port: z.number().int().min(0).max(65535) });
 const seconds = z
   .number()
@@ -20,17 +29,14 @@ export const resolverConfigSchema = z.object({
   /** http(s)://host:port for DoH (an edge or the origin), dns://host:port for plain DNS to the origin. */
   upstream: z
     .string()
-    .regex(/^(https?|dns):\/\/[^/]+/, "upstream must be http://host:port or dns://host:port"),
+    .regex(/^(https?|dns):\/\/[^/]+/, "must be http://host:port (DoH) or dns://host:port"),
   upstreamTimeoutMs: z.number().int().min(1).default(5_000),
   /** Admin HTTP endpoint (purge, metrics); undefined = none. */
   admin: hostPort.optional(),
   /** Bearer token of the admin endpoint. */
-  token: z.string().min(8, "the admin token must be at least 8 characters").optional(),
+  token: z.string().min(8).optional(),
   /** Zones answered; other names get REFUSED (no open recursion). */
-  zones: z
-    .array(z.string().transform((s) => normaliseName(s)))
-    .min(1)
-    .default(["example.test"]),
+  zones: z.array(domainName).min(1).default(["example.test"]),
   /** RFC 6891 §6.2.5: our advertised and largest UDP payload; 1232 per DNS Flag Day 2020. */
   udpPayload: z.number().int().min(512).max(4096).default(1232),
   maxBytes: z.number().int().min(4096).default(DEFAULT_CACHE.maxBytes),
@@ -46,3 +52,36 @@ export const resolverConfigSchema = z.object({
 
 export type ResolverConfigInput = z.input<typeof resolverConfigSchema>;
 export type ResolverConfig = Readonly<z.output<typeof resolverConfigSchema>>;
+
+/** A configuration value that is not valid: `field` is its key (`token`, `dns.port`). */
+export class ResolverConfigError extends Error {
+  override readonly name = "ResolverConfigError";
+  constructor(
+    readonly field: string,
+    readonly problem: string,
+  ) {
+    super(`${field} ${problem}`);
+  }
+}
+
+/** Validates the configuration once; the first problem becomes one line naming its field. */
+export function parseResolverConfig(input: ResolverConfigInput): ResolverConfig {
+  const result = resolverConfigSchema.safeParse(input, { error: predicate });
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  throw new ResolverConfigError(issue.path.join(".") || "configuration", issue.message);
+}
+
+/** Zod's issues phrased to follow the field's name: "token must be at least 8 characters". */
+function predicate(issue: z.core.$ZodRawIssue): string | undefined {
+  if (issue.code === "too_small") return `must be at least ${bound(issue.minimum, issue.origin)}`;
+  if (issue.code === "too_big") return `must be at most ${bound(issue.maximum, issue.origin)}`;
+  if (issue.code === "invalid_type") return `must be a ${issue.expected}`;
+  return undefined;
+}
+
+function bound(n: number | bigint, origin: string): string {
+  if (origin === "string") return `${n} characters`;
+  if (origin === "array") return `${n} ${n === 1 ? "entry" : "entries"}`;
+  return String(n);
+}

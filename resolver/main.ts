@@ -7,8 +7,8 @@ import {
   printReady,
   UsageError,
 } from "../infra/flags.ts";
-import type { ResolverConfigInput } from "./config.ts";
-import { startResolver } from "./server.ts";
+import { ResolverConfigError, type ResolverConfigInput } from "./config.ts";
+import { type RunningResolver, startResolver } from "./server.ts";
 
 const FLAGS = {
   dns: {
@@ -54,6 +54,31 @@ const FLAGS = {
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const;
 
+/** Configuration keys that come from a flag of another name. */
+const FLAG_OF: Record<string, string> = {
+  maxBytes: "max-bytes",
+  minTtl: "min-ttl",
+  maxTtl: "max-ttl",
+  maxNegativeTtl: "max-negative-ttl",
+  clientTimeoutMs: "client-timeout",
+  maxStaleMs: "max-stale",
+  upstreamTimeoutMs: "upstream-timeout",
+};
+
+/** Starts the resolver; a configuration error names the flag: "--token must be at least 8 characters". */
+async function start(input: ResolverConfigInput): Promise<RunningResolver> {
+  try {
+    return await startResolver(input, {
+      onUpstreamError: (err, name) =>
+        console.error(`resolver: upstream failed for ${name}: ${(err as Error).message}`),
+    });
+  } catch (err) {
+    if (!(err instanceof ResolverConfigError)) throw err;
+    const key = err.field.split(".")[0]!;
+    throw new UsageError(`--${FLAG_OF[key] ?? key} ${err.problem}`);
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
   const { values: v } = parseFlags(argv, FLAGS, "resolver");
   if (v.help) {
@@ -77,10 +102,7 @@ export async function main(argv: string[]): Promise<void> {
     maxStaleMs: maxStale === undefined ? undefined : maxStale * 1000,
     upstreamTimeoutMs: intFlag(v["upstream-timeout"], "upstream-timeout"),
   };
-  const r = await startResolver(input, {
-    onUpstreamError: (err, name) =>
-      console.error(`resolver: upstream failed for ${name}: ${(err as Error).message}`),
-  });
+  const r = await start(input);
   console.log(
     `resolver ${r.config.id}: DNS on ${r.dnsAddr} (UDP+TCP), zones ${r.config.zones.join(", ")}`,
   );

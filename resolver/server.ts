@@ -9,7 +9,7 @@ import { type Clock, RealClock } from "../core/clock.ts";
 import { startDnsServer } from "../core/dns-transport.ts";
 import { normaliseName } from "../core/names.ts";
 import { adminApp } from "./admin.ts";
-import { type ResolverConfig, type ResolverConfigInput, resolverConfigSchema } from "./config.ts";
+import { parseResolverConfig, type ResolverConfig, type ResolverConfigInput } from "./config.ts";
 import { createHandler, type HandlerMetrics } from "./handler.ts";
 import { ResolverCache, type Upstream } from "./policy.ts";
 import { upstreamFromUrl } from "./upstream.ts";
@@ -46,7 +46,7 @@ export async function startResolver(
   input: ResolverConfigInput,
   deps: ResolverDeps = {},
 ): Promise<RunningResolver> {
-  const config = resolverConfigSchema.parse(input);
+  const config = parseResolverConfig(input);
   const upstream =
     deps.upstream ?? upstreamFromUrl(config.upstream, config.upstreamTimeoutMs, config.udpPayload);
   const resolver = new ResolverCache(
