@@ -139,7 +139,7 @@ export class ResolverCache implements SyncTarget {
     floorRefusals: 0,
     /** Entries rewritten in place by `push` events. */
     pushed: 0,
-    /** Upstream answers that arrived already expired (Age >= TTL): stale data, a failed refresh. */
+    /** Upstream answers past their TTL and stale-while-revalidate (stale-if-error copies): failed refreshes. */
     upstreamStale: 0,
   };
   private readonly cache: LRUCache<string, CacheEntry>;
