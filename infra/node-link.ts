@@ -24,6 +24,8 @@ export interface NodeLinkOptions {
   /** The node's link: delays bus deliveries and feed polls. */
   link?: LinkDelay;
   modeOf: (zone: string) => PropagationMode;
+  /** Every time the node reads the origin's zone list (at start and each poll). */
+  onZones?: (zones: string[]) => void;
   pollIntervalMs: number;
   pollJitter: number;
   seed?: number | string;
@@ -78,6 +80,7 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
     zones: async () => {
       const res = await expectOk(await http(api("/v1/zones")), "listing zones");
       const body = (await res.json()) as { zones: { zone: string; serial: number }[] };
+      o.onZones?.(body.zones.map((z) => z.zone));
       return body.zones.map(({ zone, serial }) => ({ zone, serial }));
     },
     feed: async (zone, since): Promise<FeedResult> => {

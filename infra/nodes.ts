@@ -208,6 +208,11 @@ export async function startResolverNode(
       address: res.dnsAddr,
       parent: r.upstream,
       target: res.resolver,
+      // A zone created (or deleted) at the origin is served (or refused) from the next poll on.
+      onZones: (zones) => {
+        const key = (zs: readonly string[]) => [...zs].sort().join();
+        if (key(zones) !== key(res.zones())) res.setZones(zones);
+      },
     });
     return {
       id: r.id,

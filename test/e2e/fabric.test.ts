@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { dig } from "../support/dig.ts";
 import {
   changeStatus,
   digShort,
@@ -107,5 +108,29 @@ describe("the fabric, live", () => {
     expect((await post({ names: ["www.example.test"] })).status).toBe(400);
     expect((await post({ zone: "nope.test", all: true })).status).toBe(404);
     expect((await post({ all: true }, "wrong-token-000")).status).toBe(403);
+  });
+
+  it("a zone created at the origin is answered by the resolvers from their next poll", async () => {
+    running = await startTopology(
+      smallTopology({ defaults: { pollIntervalMs: 300, pollJitter: 0 } }),
+    );
+    const t = running;
+    const res1 = node(t, "res-1").address;
+    const i = res1.lastIndexOf(":");
+    const ask = () => dig([`@${res1.slice(0, i)}`, "-p", res1.slice(i + 1), "www.new.test", "A"]);
+    expect(await ask()).toMatch(/status: REFUSED/);
+    const create = await fetch(`${t.originUrl}/v1/zones/new.test`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${t.token}`, "content-type": "text/dns" },
+      body: "$ORIGIN new.test.\n$TTL 60\n@ IN SOA ns1 hostmaster 1 3600 600 86400 60\n@ IN NS ns1\nns1 IN A 192.0.2.53\nwww IN A 192.0.2.54\n",
+    });
+    expect(create.status).toBe(201);
+    let out = "";
+    for (let k = 0; k < 40 && !/status: NOERROR/.test(out); k++) {
+      await new Promise((r) => setTimeout(r, 100));
+      out = await ask();
+    }
+    expect(out).toMatch(/status: NOERROR/);
+    expect(out).toMatch(/www\.new\.test\.\s+\d+\s+IN\s+A\s+192\.0\.2\.54/);
   });
 });
