@@ -25,7 +25,10 @@ export class VersionFloor {
   constructor(zones: readonly string[], maxNames = MAX_NAME_FLOORS) {
     for (const z of zones) this.zones.add(z);
     this.names = new LRUCache<string, NameFloor>({
-      max: maxNames,
+      // Bounded by size (one unit per name), not `max`, which would allocate every
+      // slot up front: 1.5 MB per resolver, too much for simulating thousands.
+      maxSize: maxNames,
+      sizeCalculation: () => 1,
       // Forgetting a name's floor must not forget the guarantee: the zone-wide floor keeps it, coarser.
       dispose: (f, _name, reason) => {
         if (reason === "evict") this.raiseZone(f.zone, f.serial);
