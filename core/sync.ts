@@ -130,14 +130,7 @@ export class NodeSync {
   /** One anti-entropy round over every known zone; also picks up new zones. */
   async poll(): Promise<void> {
     this.counters.polls++;
-    try {
-      for (const { zone, serial } of await this.o.zones()) {
-        if (!this.applied.has(zone)) this.applied.set(zone, serial);
-      }
-    } catch (err) {
-      this.counters.pollErrors++;
-      this.o.log?.(`${this.o.nodeId}: zone list failed: ${(err as Error).message}`);
-    }
+    await this.learnZones();
     for (const zone of [...this.applied.keys()]) {
       try {
         await this.pollZone(zone);
@@ -145,6 +138,17 @@ export class NodeSync {
         this.counters.pollErrors++;
         this.o.log?.(`${this.o.nodeId}: change feed of ${zone} failed: ${(err as Error).message}`);
       }
+    }
+  }
+
+  private async learnZones(): Promise<void> {
+    try {
+      for (const { zone, serial } of await this.o.zones()) {
+        if (!this.applied.has(zone)) this.applied.set(zone, serial);
+      }
+    } catch (err) {
+      this.counters.pollErrors++;
+      this.o.log?.(`${this.o.nodeId}: zone list failed: ${(err as Error).message}`);
     }
   }
 
@@ -214,6 +218,9 @@ export class NodeSync {
     // A zone created or deleted: its serials may start again lower, so it always applies.
     const wholeZone = event.keys.includes(zoneKey(zone));
     const prev = this.applied.get(zone);
+    // A zone this node has not heard of (just created): read the zone list now rather
+    // than at the next poll, so the node knows it serves it (a resolver answers it).
+    if (prev === undefined && !fromFeed) await this.learnZones();
     if (!wholeZone && prev !== undefined) {
       if (!serialGt(event.serial, prev)) {
         this.counters.duplicates++;

@@ -289,4 +289,47 @@ describe("NodeSync", () => {
     expect(acks.map((a) => a[1])).toEqual([11, 12]);
     await bus.close();
   });
+
+  it("an event for a zone it has not heard of makes it read the zone list at once", async () => {
+    const clock = new VirtualClock();
+    let lists = 0;
+    let zones = [{ zone: "example.test", serial: 10 }];
+    const sync = new NodeSync({
+      nodeId: "res-1",
+      clock,
+      target: { id: "res-1", applyPurge: () => {} },
+      feed: async () => ({ kind: "changes", serial: 10, changes: [] }),
+      zones: async () => {
+        lists++;
+        return zones;
+      },
+      ack: async () => {},
+      modeOf: () => "invalidate",
+      pollIntervalMs: 60_000,
+      pollJitter: 0,
+    });
+    await sync.start();
+    expect(lists).toBe(1);
+    zones = [...zones, { zone: "new.test", serial: 1 }];
+    await sync.onEvent({
+      changeId: "c1",
+      zone: "new.test",
+      serial: 1,
+      keys: ["zone:new.test"],
+      mode: "invalidate",
+      ts: 0,
+    });
+    expect(lists).toBe(2);
+    expect(sync.appliedSerial("new.test")).toBe(1);
+    await sync.onEvent({
+      changeId: "c2",
+      zone: "example.test",
+      serial: 11,
+      keys: ["a.example.test"],
+      mode: "invalidate",
+      ts: 0,
+    });
+    expect(lists).toBe(2); // a known zone: no extra read
+    await sync.stop();
+  });
 });
