@@ -18,12 +18,12 @@ import { DEFAULT_MAX_BODY, readBody, tooLarge } from "./body.ts";
 import { type Exchange, entryFromResponse, freshen } from "./entry.ts";
 import { maxSerial, olderThan, VersionFloor, ZoneSerials } from "./floor.ts";
 import {
+  appendCacheStatus,
   type CacheStatus,
   cacheKey,
   type Fwd,
   formatCacheStatus,
   invalidCacheId,
-  prependCacheStatus,
 } from "./key.ts";
 import {
   ageHeader,
@@ -83,10 +83,14 @@ export interface HandleOptions {
   waitUntil?: (work: Promise<unknown>) => void;
 }
 
-/** What a fill produced: the response to serve, and how it was obtained. */
+/**
+ * What a fill produced: the response to serve, and how it was obtained;
+ * no status for a response this edge generated itself (RFC 9211 §2: such a
+ * response gets no Cache-Status member).
+ */
 interface Fill {
   entry: CacheEntry;
-  status: CacheStatus;
+  status?: CacheStatus;
 }
 
 const COUNTERS = [
@@ -190,7 +194,7 @@ export class Edge implements SyncTarget {
     if (fwd === "stale" || fwd === "request") this.counters.revalidations++;
     else this.counters.misses++;
     const fill = await this.fill(key, req, prior, minSerial);
-    return this.respond(req, fill.entry, { fwd, detail, ...fill.status });
+    return this.respond(req, fill.entry, fill.status && { fwd, detail, ...fill.status });
   }
 
   /**
@@ -355,7 +359,7 @@ export class Edge implements SyncTarget {
     const running = this.inflight.get(id);
     if (running) {
       this.counters.coalesced++;
-      return running.then((f) => ({ ...f, status: { ...f.status, collapsed: true } }));
+      return running.then((f) => ({ ...f, status: f.status && { ...f.status, collapsed: true } }));
     }
     const work = this.fillFromParent(key, req, prior, minSerial).finally(() =>
       this.inflight.delete(id),
@@ -422,7 +426,13 @@ export class Edge implements SyncTarget {
     };
   }
 
-  /** RFC 5861 §4 stale-if-error, else the parent's 5xx, else 502/504 of our own. */
+  /**
+   * RFC 5861 §4 stale-if-error, else the parent's 5xx, else 502/504 of our
+   * own. RFC 9211 §2: an intermediary SHOULD NOT add a Cache-Status member
+   * to a response it generates locally unless it is based on a stored one,
+   * so the stale answer and the relayed 5xx carry this edge's member and
+   * the made-up 502/504 carries none: its JSON body says which edge and why.
+   */
   private onParentError(key: string, prior: CacheEntry | undefined, x: Exchange | Error): Fill {
     this.counters.parentErrors++;
     const now = this.clock.now();
@@ -444,15 +454,12 @@ export class Edge implements SyncTarget {
     }
     const timeout = x.name === "TimeoutError";
     const body = new TextEncoder().encode(
-      JSON.stringify({ error: `${this.id}: parent ${this.parent} ${x.message}` }),
+      JSON.stringify({
+        error: timeout ? "parent timeout" : "parent unreachable",
+        reason: `${this.id}: parent ${this.parent} ${x.message}`,
+      }),
     );
-    return {
-      entry: {
-        ...errorEntry(key, timeout ? 504 : 502, now),
-        body,
-      },
-      status: { detail: timeout ? "parent-timeout" : "parent-unreachable" },
-    };
+    return { entry: { ...errorEntry(key, timeout ? 504 : 502, now), body } };
   }
 
   /** One request to `base`, bounded by the parent timeout on the injected clock. */
@@ -507,11 +514,9 @@ export class Edge implements SyncTarget {
     const hasBody = req.method !== "GET" && req.method !== "HEAD";
     // Buffered, so bounded: a body over the limit is refused before it fills memory.
     const body = hasBody ? await readBody(req, this.maxBodyBytes) : undefined;
-    if (hasBody && body === undefined) {
-      return tooLarge(this.id, this.maxBodyBytes, {
-        "cache-status": formatCacheStatus(this.id, { fwd, detail: "body-too-large" }),
-      });
-    }
+    // RFC 9211 §2: the 413 and 502 below are generated here, not served from
+    // or through the cache, so they carry no Cache-Status member.
+    if (hasBody && body === undefined) return tooLarge(this.id, this.maxBodyBytes);
     let response: Response;
     try {
       response = await this.fetch(
@@ -520,13 +525,11 @@ export class Edge implements SyncTarget {
     } catch (err) {
       this.counters.parentErrors++;
       return Response.json(
-        { error: `${this.id}: parent ${this.parent} unreachable: ${String(err)}` },
         {
-          status: 502,
-          headers: {
-            "cache-status": formatCacheStatus(this.id, { fwd, detail: "parent-unreachable" }),
-          },
+          error: "parent unreachable",
+          reason: `${this.id}: parent ${this.parent} unreachable: ${String(err)}`,
         },
+        { status: 502 },
       );
     }
     // RFC 9111 §4.4: a successful unsafe request invalidates the stored target.
@@ -534,18 +537,21 @@ export class Edge implements SyncTarget {
     const out = new Headers(storedHeaders(response.headers));
     out.set(
       "cache-status",
-      prependCacheStatus(formatCacheStatus(this.id, { fwd }), out.get("cache-status") ?? undefined),
+      appendCacheStatus(out.get("cache-status") ?? undefined, formatCacheStatus(this.id, { fwd })),
     );
     return new Response(response.body, { status: response.status, headers: out });
   }
 
-  private respond(req: Request, entry: CacheEntry, status: CacheStatus): Response {
+  /** Serves `entry`, with this edge's Cache-Status member unless it generated the response. */
+  private respond(req: Request, entry: CacheEntry, status: CacheStatus | undefined): Response {
     // A plain object, not Headers: @hono/node-server writes it without copying.
     const headers: Record<string, string> = {};
     for (const [k, v] of entry.headers) headers[k] = k in headers ? `${headers[k]}, ${v}` : v;
     headers.age = ageHeader(currentAge(entry, this.clock.now()));
-    const own = formatCacheStatus(this.id, { ...status, key: entry.key });
-    headers["cache-status"] = prependCacheStatus(own, headers["cache-status"]);
+    if (status) {
+      const own = formatCacheStatus(this.id, { ...status, key: entry.key });
+      headers["cache-status"] = appendCacheStatus(headers["cache-status"], own);
+    }
     // RFC 9110 §13.1.2: the cache answers the client's own If-None-Match.
     const notModified =
       entry.status === 200 && noneMatch(req.headers.get("if-none-match"), entry.etag);

@@ -74,7 +74,11 @@ export function formatCacheStatus(id: string, s: CacheStatus): string {
   return parts.join("; ");
 }
 
-/** RFC 9211 §2: the nearest cache comes first, so this edge goes before its parent's entries. */
-export function prependCacheStatus(own: string, upstream: string | undefined): string {
-  return upstream ? `${own}, ${upstream}` : own;
+/**
+ * RFC 9211 §2: the first member is the cache closest to the origin and the
+ * last the one closest to the user, and a cache SHOULD preserve the field it
+ * received; so this edge's member goes after its parent's.
+ */
+export function appendCacheStatus(upstream: string | undefined, own: string): string {
+  return upstream ? `${upstream}, ${own}` : own;
 }

@@ -1,6 +1,7 @@
 /** Propagation modes on a live topology: `push` updates edges in place, `ttl` receipts wait for expiry. */
 import { afterEach, describe, expect, it } from "vitest";
 import type { EdgeMetrics } from "../../edge/cache.ts";
+import { cacheStatusOf } from "../support/cache-status.ts";
 import {
   changeStatus,
   node,
@@ -50,7 +51,7 @@ describe("propagation modes, live", () => {
     expect((await waitConverged(running, changeId, 5_000)).status).toBe("INSYNC");
     const res = await fetch(url);
     expect(await res.json()).toMatchObject({ Answer: [{ data: "192.0.2.77", TTL: 300 }] });
-    expect(res.headers.get("cache-status")).toMatch(/^edge-1; hit; ttl=(299|300);/);
+    expect(cacheStatusOf(res, "edge-1")).toMatch(/^edge-1; hit; ttl=(299|300);/);
     expect(res.headers.get("x-serial")).toBe(String(serial));
     expect((await metrics(running, "edge-1")).parentRequests).toBe(before.edge);
     expect((await metrics(running, "regional-1")).parentRequests).toBe(before.regional);

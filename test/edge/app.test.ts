@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { VirtualClock } from "../../core/clock.ts";
 import { createEdgeApp, MAX_PURGE_BODY, timingSafeEqual } from "../../edge/app.ts";
+import { cacheStatusOf } from "../support/cache-status.ts";
 import { FakeParent, makeEdge, START } from "./support.ts";
 
 function app(token?: string) {
@@ -46,7 +47,7 @@ describe("edge app", () => {
     const next = await a.fetch(
       new Request("http://edge.test/resolve?name=www.example.test&type=A"),
     );
-    expect(next.headers.get("cache-status")).toMatch(/fwd=stale; fwd-status=304/);
+    expect(cacheStatusOf(next, "edge-1")).toMatch(/fwd=stale; fwd-status=304/);
     expect(parent.calls).toBe(2);
     const metrics = await (await a.fetch(new Request("http://edge.test/metrics"))).json();
     expect(metrics).toMatchObject({ purges: 1, purgedEntries: 1, misses: 1, revalidations: 1 });

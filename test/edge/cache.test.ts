@@ -2,6 +2,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { VirtualClock } from "../../core/clock.ts";
 import { Edge, type EdgeOptions } from "../../edge/cache.ts";
 import { LruStorage } from "../../edge/storage-lru.ts";
+import { cacheStatusOf } from "../support/cache-status.ts";
 import { FakeParent, get, makeEdge, START, settle } from "./support.ts";
 
 let clock: VirtualClock;
@@ -36,7 +37,7 @@ describe("miss, hit, Age and Cache-Status", () => {
     await clock.advance(10_000);
     const hit = await edge.handle(get("/resolve?type=a&name=WWW.example.test."));
     expect(await hit.text()).toBe("v1");
-    expect(hit.headers.get("cache-status")).toMatch(/^edge-1; hit; ttl=50; key=/);
+    expect(cacheStatusOf(hit, "edge-1")).toMatch(/^edge-1; hit; ttl=50; key=/);
     expect(hit.headers.get("age")).toBe("10");
     expect(hit.headers.get("x-serial")).toBe("1");
     expect(parent.calls).toBe(1);
@@ -46,14 +47,18 @@ describe("miss, hit, Age and Cache-Status", () => {
   it("quotes an id that is not an sf-token, and refuses one that cannot be an sf-string", async () => {
     edge = new Edge({ ...edgeOptions(), id: "1 edge" });
     const res = await edge.handle(get());
-    expect(res.headers.get("cache-status")).toMatch(/^"1 edge"; fwd=uri-miss; /);
+    expect(cacheStatusOf(res, "1 edge")).toMatch(/^"1 edge"; fwd=uri-miss; /);
     expect(() => new Edge({ ...edgeOptions(), id: "edge\n1" })).toThrow(/printable ASCII/);
   });
 
-  it("prepends itself to the parent's Cache-Status", async () => {
+  it("appends itself after the parent's Cache-Status (RFC 9211 §2: origin first, client last)", async () => {
     parent.extra = { "cache-status": "origin-cache; hit" };
     const res = await edge.handle(get());
-    expect(res.headers.get("cache-status")).toMatch(/^edge-1; fwd=uri-miss.*, origin-cache; hit$/);
+    expect(res.headers.get("cache-status")).toMatch(
+      /^origin-cache; hit, edge-1; fwd=uri-miss; [^,]*$/,
+    );
+    const hit = await edge.handle(get());
+    expect(hit.headers.get("cache-status")).toMatch(/^origin-cache; hit, edge-1; hit; [^,]*$/);
   });
 
   it("answers the client's If-None-Match with 304 from the cache", async () => {
@@ -68,14 +73,14 @@ describe("miss, hit, Age and Cache-Status", () => {
     parent.cacheControl = "no-store, max-age=60";
     await edge.handle(get());
     const again = await edge.handle(get());
-    expect(again.headers.get("cache-status")).toContain("detail=no-store");
+    expect(cacheStatusOf(again, "edge-1")).toContain("detail=no-store");
     expect(parent.calls).toBe(2);
     parent.cacheControl = "private, max-age=60";
-    expect((await edge.handle(get())).headers.get("cache-status")).toContain("detail=private");
+    expect(cacheStatusOf(await edge.handle(get()), "edge-1")).toContain("detail=private");
     parent.cacheControl = "no-cache, max-age=60";
     await edge.handle(get());
     const validated = await edge.handle(get());
-    expect(validated.headers.get("cache-status")).toMatch(/fwd=stale; fwd-status=304/);
+    expect(cacheStatusOf(validated, "edge-1")).toMatch(/fwd=stale; fwd-status=304/);
     expect(parent.requests.at(-1)?.headers.get("if-none-match")).toBe('"1"');
   });
 
@@ -83,15 +88,13 @@ describe("miss, hit, Age and Cache-Status", () => {
     parent.cacheControl = "";
     parent.extra = { expires: new Date(START + 90_000).toUTCString() };
     const miss = await edge.handle(get());
-    expect(miss.headers.get("cache-status")).toMatch(
-      /fwd=uri-miss; fwd-status=200; ttl=90; stored/,
-    );
+    expect(cacheStatusOf(miss, "edge-1")).toMatch(/fwd=uri-miss; fwd-status=200; ttl=90; stored/);
     await clock.advance(30_000);
     const hit = await edge.handle(get());
-    expect(hit.headers.get("cache-status")).toMatch(/^edge-1; hit; ttl=60;/);
+    expect(cacheStatusOf(hit, "edge-1")).toMatch(/^edge-1; hit; ttl=60;/);
     expect(parent.calls).toBe(1);
     await clock.advance(60_000);
-    expect((await edge.handle(get())).headers.get("cache-status")).toMatch(/fwd=stale/);
+    expect(cacheStatusOf(await edge.handle(get()), "edge-1")).toMatch(/fwd=stale/);
     expect(parent.calls).toBe(2);
   });
 
@@ -100,14 +103,19 @@ describe("miss, hit, Age and Cache-Status", () => {
     await edge.handle(get());
     await clock.advance(6_000);
     const res = await edge.handle(get());
-    expect(res.headers.get("cache-status")).toMatch(/fwd=stale/);
+    expect(cacheStatusOf(res, "edge-1")).toMatch(/fwd=stale/);
   });
 
   it("gives up on a silent parent after the timeout with 504", async () => {
     parent.delayMs = 60_000;
     const res = await settle(clock, edge.handle(get()), 500);
     expect(res.status).toBe(504);
-    expect(res.headers.get("cache-status")).toContain("detail=parent-timeout");
+    // RFC 9211 §2: a response the edge generates itself carries no Cache-Status member.
+    expect(res.headers.has("cache-status")).toBe(false);
+    expect(await res.json()).toEqual({
+      error: "parent timeout",
+      reason: "edge-1: parent http://parent.test did not answer within 5000 ms",
+    });
   });
 });
 
@@ -121,13 +129,13 @@ describe("revalidation (RFC 9111 §4.3)", () => {
     expect(res.status).toBe(200);
     expect(await res.text()).toBe("v1");
     expect(res.headers.get("age")).toBe("20");
-    expect(res.headers.get("cache-status")).toMatch(
+    expect(cacheStatusOf(res, "edge-1")).toMatch(
       /^edge-1; fwd=stale; fwd-status=304; ttl=40; stored/,
     );
     await clock.advance(39_000);
-    expect((await edge.handle(get())).headers.get("cache-status")).toMatch(/hit; ttl=1;/);
+    expect(cacheStatusOf(await edge.handle(get()), "edge-1")).toMatch(/hit; ttl=1;/);
     await clock.advance(1_000);
-    expect((await edge.handle(get())).headers.get("cache-status")).toMatch(/fwd=stale/);
+    expect(cacheStatusOf(await edge.handle(get()), "edge-1")).toMatch(/fwd=stale/);
     expect(edge.metrics().notModified).toBe(2);
   });
 });
@@ -143,7 +151,7 @@ describe("stale serving (RFC 5861)", () => {
     const stale = await Promise.all([1, 2, 3, 4, 5].map(() => edge.handle(get())));
     for (const r of stale) {
       expect(await r.text()).toBe("v1");
-      expect(r.headers.get("cache-status")).toMatch(
+      expect(cacheStatusOf(r, "edge-1")).toMatch(
         /hit; ttl=-\d+; key=.*detail=stale-while-revalidate/,
       );
     }
@@ -151,7 +159,7 @@ describe("stale serving (RFC 5861)", () => {
     await clock.advance(1_000);
     const fresh = await edge.handle(get());
     expect(await fresh.text()).toBe("v2");
-    expect(fresh.headers.get("cache-status")).toMatch(/hit/);
+    expect(cacheStatusOf(fresh, "edge-1")).toMatch(/hit/);
     expect(parent.calls).toBe(2);
   });
 
@@ -160,7 +168,7 @@ describe("stale serving (RFC 5861)", () => {
     await edge.handle(get());
     await clock.advance(91_000);
     const res = await edge.handle(get());
-    expect(res.headers.get("cache-status")).toMatch(/fwd=stale; fwd-status=304/);
+    expect(cacheStatusOf(res, "edge-1")).toMatch(/fwd=stale; fwd-status=304/);
   });
 
   it("stale-if-error serves stale on 5xx and an unreachable parent, not on 404", async () => {
@@ -170,13 +178,13 @@ describe("stale serving (RFC 5861)", () => {
     parent.fail = 503;
     const on503 = await edge.handle(get());
     expect(on503.status).toBe(200);
-    expect(on503.headers.get("cache-status")).toMatch(
+    expect(cacheStatusOf(on503, "edge-1")).toMatch(
       /fwd=stale; fwd-status=503; ttl=-10; .*detail=stale-if-error/,
     );
     parent.fail = "down";
     const onDown = await edge.handle(get());
     expect(await onDown.text()).toBe("v1");
-    expect(onDown.headers.get("cache-status")).toContain("detail=stale-if-error");
+    expect(cacheStatusOf(onDown, "edge-1")).toContain("detail=stale-if-error");
     parent.fail = 404;
     const on404 = await edge.handle(get());
     expect(on404.status).toBe(404);
@@ -184,7 +192,11 @@ describe("stale serving (RFC 5861)", () => {
     await clock.advance(100_000);
     const tooLate = await edge.handle(get());
     expect(tooLate.status).toBe(502);
-    expect(tooLate.headers.get("cache-status")).toContain("detail=parent-unreachable");
+    expect(tooLate.headers.has("cache-status")).toBe(false);
+    expect(await tooLate.json()).toMatchObject({
+      error: "parent unreachable",
+      reason: expect.stringMatching(/^edge-1: parent http:\/\/parent.test unreachable: /),
+    });
   });
 
   it("must-revalidate forbids stale answers even when the parent is down", async () => {
@@ -204,7 +216,7 @@ describe("request coalescing", () => {
     const responses = await settle(clock, all);
     expect(parent.calls).toBe(1);
     for (const r of responses) expect(await r.text()).toBe("v1");
-    const collapsed = responses.filter((r) => r.headers.get("cache-status")?.includes("collapsed"));
+    const collapsed = responses.filter((r) => cacheStatusOf(r, "edge-1")?.includes("collapsed"));
     expect(collapsed).toHaveLength(19);
     expect(edge.metrics().coalesced).toBe(19);
   });
@@ -218,8 +230,8 @@ describe("purge", () => {
     parent.keys = "mail.example.test zone:example.test";
     await edge.handle(get(other));
     expect(edge.purge({ key: "www.example.test", mode: "hard" })).toBe(1);
-    expect((await edge.handle(get(other))).headers.get("cache-status")).toMatch(/hit/);
-    expect((await edge.handle(get())).headers.get("cache-status")).toMatch(/fwd=uri-miss/);
+    expect(cacheStatusOf(await edge.handle(get(other)), "edge-1")).toMatch(/hit/);
+    expect(cacheStatusOf(await edge.handle(get()), "edge-1")).toMatch(/fwd=uri-miss/);
   });
 
   it("by zone, by URL and all", async () => {
@@ -240,20 +252,18 @@ describe("purge", () => {
     parent.etag = '"2"';
     const res = await edge.handle(get());
     expect(await res.text()).toBe("v2");
-    expect(res.headers.get("cache-status")).toMatch(/fwd=stale; fwd-status=200; ttl=60; stored/);
+    expect(cacheStatusOf(res, "edge-1")).toMatch(/fwd=stale; fwd-status=200; ttl=60; stored/);
   });
 
   it("applyPurge: invalidate drops, soft marks stale, ttl does nothing, * matches all", async () => {
     const event = { changeId: "c1", zone: "example.test", serial: 1, ts: 0 };
     await edge.handle(get());
     edge.applyPurge({ ...event, keys: ["www.example.test"], mode: "ttl" });
-    expect((await edge.handle(get())).headers.get("cache-status")).toMatch(/hit/);
+    expect(cacheStatusOf(await edge.handle(get()), "edge-1")).toMatch(/hit/);
     edge.applyPurge({ ...event, keys: ["www.example.test"], mode: "soft" });
-    expect((await edge.handle(get())).headers.get("cache-status")).toMatch(
-      /fwd=stale; fwd-status=304/,
-    );
+    expect(cacheStatusOf(await edge.handle(get()), "edge-1")).toMatch(/fwd=stale; fwd-status=304/);
     edge.applyPurge({ ...event, keys: ["*"], mode: "invalidate" });
-    expect((await edge.handle(get())).headers.get("cache-status")).toMatch(/fwd=uri-miss/);
+    expect(cacheStatusOf(await edge.handle(get()), "edge-1")).toMatch(/fwd=uri-miss/);
   });
 });
 
@@ -283,7 +293,7 @@ describe("version floor and client guarantees", () => {
     expect(parent.requests[1]?.headers.get("x-min-serial")).toBe("5");
     expect(origin.calls).toBe(1);
     expect(edge.metrics().floorRefusals).toBe(2);
-    expect((await edge.handle(get())).headers.get("cache-status")).toMatch(/hit/);
+    expect(cacheStatusOf(await edge.handle(get()), "edge-1")).toMatch(/hit/);
   });
 
   it("serves an answer still below the floor without caching it", async () => {
@@ -297,9 +307,9 @@ describe("version floor and client guarantees", () => {
       mode: "soft",
     });
     const res = await edge.handle(get());
-    expect(res.headers.get("cache-status")).toContain("detail=serial-below-floor");
-    expect(res.headers.get("cache-status")).not.toContain("stored");
-    expect((await edge.handle(get())).headers.get("cache-status")).toMatch(/fwd=uri-miss/);
+    expect(cacheStatusOf(res, "edge-1")).toContain("detail=serial-below-floor");
+    expect(cacheStatusOf(res, "edge-1")).not.toContain("stored");
+    expect(cacheStatusOf(await edge.handle(get()), "edge-1")).toMatch(/fwd=uri-miss/);
   });
 
   it("X-Min-Serial: an older entry is a miss, and the floor is forwarded upstream", async () => {
@@ -308,12 +318,12 @@ describe("version floor and client guarantees", () => {
     parent.serial = 4;
     const res = await edge.handle(get(undefined, { "x-min-serial": "4" }));
     expect(res.headers.get("x-serial")).toBe("4");
-    expect(res.headers.get("cache-status")).toMatch(
+    expect(cacheStatusOf(res, "edge-1")).toMatch(
       /^edge-1; fwd=miss; fwd-status=304; ttl=60; stored; key=".*"; detail=min-serial$/,
     );
     expect(parent.requests[1]?.headers.get("x-min-serial")).toBe("4");
     const hit = await edge.handle(get(undefined, { "x-min-serial": "4" }));
-    expect(hit.headers.get("cache-status")).toMatch(/hit/);
+    expect(cacheStatusOf(hit, "edge-1")).toMatch(/hit/);
   });
 
   it("a client X-Min-Serial is forwarded once: never retried, never sent to the origin", async () => {
@@ -337,12 +347,12 @@ describe("version floor and client guarantees", () => {
     parent.fail = 412;
     const res = await edge.handle(get(undefined, { "x-min-serial": "4000" }));
     expect(res.status).toBe(412);
-    expect(res.headers.get("cache-status")).toMatch(/fwd=miss; fwd-status=412; .*detail=status/);
+    expect(cacheStatusOf(res, "edge-1")).toMatch(/fwd=miss; fwd-status=412; .*detail=status/);
     expect(parent.calls).toBe(2);
     parent.fail = undefined;
     const next = await edge.handle(get());
     expect(next.status).toBe(200);
-    expect(next.headers.get("cache-status")).toMatch(/fwd=stale; fwd-status=304/);
+    expect(cacheStatusOf(next, "edge-1")).toMatch(/fwd=stale; fwd-status=304/);
   });
 
   it("never replaces a cached entry with an older serial (monotonic reads)", async () => {
@@ -353,9 +363,9 @@ describe("version floor and client guarantees", () => {
     parent.etag = '"6"';
     parent.body = "old";
     const res = await edge.handle(get());
-    expect(res.headers.get("cache-status")).toContain("detail=serial-below-floor");
+    expect(cacheStatusOf(res, "edge-1")).toContain("detail=serial-below-floor");
     const stored = await edge.handle(get());
-    expect(stored.headers.get("cache-status")).not.toContain("hit");
+    expect(cacheStatusOf(stored, "edge-1")).not.toContain("hit");
     parent.serial = 8;
     expect(await (await edge.handle(get())).text()).toBe("old");
     expect((await edge.handle(get())).headers.get("x-serial")).toBe("8");
@@ -378,22 +388,22 @@ describe("request directives, Vary and HEAD", () => {
   it("request Cache-Control: no-cache revalidates a fresh entry (fwd=request)", async () => {
     await edge.handle(get());
     const res = await edge.handle(get(undefined, { "cache-control": "no-cache" }));
-    expect(res.headers.get("cache-status")).toMatch(/^edge-1; fwd=request; fwd-status=304/);
+    expect(cacheStatusOf(res, "edge-1")).toMatch(/^edge-1; fwd=request; fwd-status=304/);
   });
 
   it("keys a Vary'd response on the named request header", async () => {
     parent.extra = { vary: "Accept" };
     await edge.handle(get(undefined, { accept: "application/dns-json" }));
     const same = await edge.handle(get(undefined, { accept: "application/dns-json" }));
-    expect(same.headers.get("cache-status")).toMatch(/hit/);
+    expect(cacheStatusOf(same, "edge-1")).toMatch(/hit/);
     const other = await edge.handle(get(undefined, { accept: "application/json" }));
-    expect(other.headers.get("cache-status")).toMatch(/fwd=vary-miss/);
+    expect(cacheStatusOf(other, "edge-1")).toMatch(/fwd=vary-miss/);
   });
 
   it("answers HEAD from the cache without a body", async () => {
     await edge.handle(get());
     const res = await edge.handle(new Request(get().url, { method: "HEAD" }));
-    expect(res.headers.get("cache-status")).toMatch(/hit/);
+    expect(cacheStatusOf(res, "edge-1")).toMatch(/hit/);
     expect(await res.text()).toBe("");
   });
 
@@ -402,7 +412,7 @@ describe("request directives, Vary and HEAD", () => {
     edge.purge({ zone: "example.test", mode: "hard", serial: 9 });
     parent.serial = 8;
     const res = await edge.handle(get());
-    expect(res.headers.get("cache-status")).toContain("detail=serial-below-floor");
+    expect(cacheStatusOf(res, "edge-1")).toContain("detail=serial-below-floor");
     expect(parent.requests.at(-1)?.headers.get("x-min-serial")).toBe("9");
   });
 });
@@ -436,7 +446,7 @@ describe("bounded request bodies", () => {
     const res = await edge.handle(post(body.stream, { "content-length": String(100 * 64 * 1024) }));
     expect(res.status).toBe(413);
     expect((await res.json()).reason).toBe("edge-1: request bodies are limited to 1000 bytes");
-    expect(res.headers.get("cache-status")).toBe("edge-1; fwd=method; detail=body-too-large");
+    expect(res.headers.has("cache-status")).toBe(false);
     expect(body.pulled()).toBe(0);
     expect(parent.calls).toBe(0);
   });
@@ -452,6 +462,18 @@ describe("bounded request bodies", () => {
   it("forwards a body within the limit whole", async () => {
     const res = await edge.handle(post(chunked(16).stream));
     expect(res.status).toBe(200);
+    expect(res.headers.get("cache-status")).toBe("edge-1; fwd=method");
     expect((await parent.requests[0]!.arrayBuffer()).byteLength).toBe(16 * 64 * 1024);
+  });
+
+  it("answers 502 of its own, without a Cache-Status member, when the parent is down", async () => {
+    parent.fail = "down";
+    const res = await edge.handle(post("{}"));
+    expect(res.status).toBe(502);
+    expect(res.headers.has("cache-status")).toBe(false);
+    expect(await res.json()).toMatchObject({
+      error: "parent unreachable",
+      reason: expect.stringMatching(/^edge-1: parent http:\/\/parent.test unreachable: /),
+    });
   });
 });

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { parseCacheControl } from "../../core/http.ts";
 import {
+  appendCacheStatus,
   cacheIdentifier,
   cacheKey,
   formatCacheStatus,
   invalidCacheId,
-  prependCacheStatus,
 } from "../../edge/key.ts";
 import {
   ageHeader,
@@ -16,6 +16,7 @@ import {
   notStorableReason,
   parseAge,
 } from "../../edge/policy.ts";
+import { cacheStatusMembers, cacheStatusOf } from "../support/cache-status.ts";
 
 const T = Date.UTC(2026, 0, 1, 12, 0, 0);
 
@@ -161,7 +162,7 @@ describe("cache keys and Cache-Status", () => {
     expect(cacheKey(new URL("http://e/dns-query?dns=AAABAAAB"))).toBe("/dns-query?dns=AAABAAAB");
   });
 
-  it("formats RFC 9211 members and puts the nearest cache first", () => {
+  it("formats RFC 9211 members and puts the cache nearest the client last", () => {
     const own = formatCacheStatus("edge-1", {
       fwd: "uri-miss",
       fwdStatus: 200,
@@ -169,7 +170,20 @@ describe("cache keys and Cache-Status", () => {
       key: "/x",
     });
     expect(own).toBe('edge-1; fwd=uri-miss; fwd-status=200; stored; key="/x"');
-    expect(prependCacheStatus(own, "edge-0; hit")).toBe(`${own}, edge-0; hit`);
+    expect(appendCacheStatus("regional; hit", own)).toBe(`regional; hit, ${own}`);
+    expect(appendCacheStatus(undefined, own)).toBe(own);
+  });
+
+  it("the test helper finds a cache's own member, even in an sf-string with commas", () => {
+    const odd = 'my "edge", \\1';
+    const field = appendCacheStatus(
+      'regional; fwd=uri-miss; key="/a,b", edge-2; hit',
+      formatCacheStatus(odd, { hit: true, key: "/x, y" }),
+    );
+    expect(cacheStatusMembers(field)).toHaveLength(3);
+    expect(cacheStatusOf(field, odd)).toBe('"my \\"edge\\", \\\\1"; hit; key="/x, y"');
+    expect(cacheStatusOf(field, "regional")).toBe('regional; fwd=uri-miss; key="/a,b"');
+    expect(cacheStatusOf(field, "edge-1")).toBeUndefined();
   });
 
   it("names the cache as an sf-token when it is one, else as an escaped sf-string (RFC 9211 §2)", () => {

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { sleep, VirtualClock } from "../../core/clock.ts";
 import type { Edge } from "../../edge/cache.ts";
+import { cacheOf, cacheStatusMembers, cacheStatusOf } from "../support/cache-status.ts";
 import { FakeParent, get, makeEdge, START, settle } from "./support.ts";
 
 const MAX_AGE = 60;
@@ -60,9 +61,8 @@ async function worstFreshAge(skewMs: number, hopMs: number, stepMs: number, seco
     seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
     const tier = (seed >> 16) % 3;
     const res = await settle(clock, edges[tier]!.handle(get()), 50);
-    const status = res.headers.get("cache-status") ?? "";
     const bornAt = Number(await res.text());
-    if (status.startsWith(`edge-${tier + 1}; hit`)) {
+    if (cacheStatusOf(res, `edge-${tier + 1}`)?.startsWith(`edge-${tier + 1}; hit`)) {
       hits++;
       worst = Math.max(worst, (clock.now() - bornAt) / 1000);
     }
@@ -95,7 +95,7 @@ describe("three tiers never extend the origin's max-age", () => {
     // Produced about 10.75 s ago (three 250 ms hops back plus 10 s): Age rounds up.
     expect(Number(res.headers.get("age"))).toBeGreaterThanOrEqual(11);
     expect(res.headers.get("cache-status")).toMatch(
-      /^edge-3; hit; .*, edge-2; fwd=uri-miss.*, edge-1; fwd=uri-miss/,
+      /^edge-1; fwd=uri-miss.*, edge-2; fwd=uri-miss.*, edge-3; hit; /,
     );
   });
 
@@ -106,7 +106,7 @@ describe("three tiers never extend the origin's max-age", () => {
     const [, , e3] = chain(clock, origin, 5);
     const fill = await settle(clock, e3!.handle(get()));
     expect(fill.headers.get("age")).toBe("3");
-    expect(fill.headers.get("cache-status")).toMatch(
+    expect(cacheStatusOf(fill, "edge-3")).toMatch(
       /^edge-3; fwd=uri-miss; fwd-status=200; ttl=2; stored/,
     );
     origin.cacheControl = "max-age=2";
@@ -114,7 +114,48 @@ describe("three tiers never extend the origin's max-age", () => {
     await settle(clock, e3!.handle(get(path)));
     const calls = origin.calls;
     const again = await settle(clock, e3!.handle(get(path)));
-    expect(again.headers.get("cache-status")).toMatch(/^edge-3; fwd=stale; /);
+    expect(cacheStatusOf(again, "edge-3")).toMatch(/^edge-3; fwd=stale; /);
     expect(origin.calls).toBe(calls);
+  });
+});
+
+describe("Cache-Status through three tiers (RFC 9211 §2)", () => {
+  function tiers(clock: VirtualClock, origin: FakeParent): Edge {
+    const regional = makeEdge(clock, origin.fetch, { id: "regional" });
+    const edge2 = makeEdge(clock, (r) => regional.handle(r), { id: "edge-2" });
+    return makeEdge(clock, (r) => edge2.handle(r), { id: "edge-1" });
+  }
+
+  it("lists the members from the cache nearest the origin to the one nearest the client", async () => {
+    const clock = new VirtualClock(START);
+    const edge1 = tiers(clock, new FakeParent(clock));
+    const miss = await edge1.handle(get());
+    const filled =
+      'fwd=uri-miss; fwd-status=200; ttl=60; stored; key="/resolve?name=www.example.test&type=A"';
+    expect(miss.headers.get("cache-status")).toBe(
+      `regional; ${filled}, edge-2; ${filled}, edge-1; ${filled}`,
+    );
+    await clock.advance(1_000);
+    const hit = await edge1.handle(get());
+    expect(cacheStatusMembers(hit.headers.get("cache-status")).map(cacheOf)).toEqual([
+      "regional",
+      "edge-2",
+      "edge-1",
+    ]);
+    expect(cacheStatusOf(hit, "edge-1")).toMatch(/^edge-1; hit; ttl=59;/);
+  });
+
+  it("a tier's own 502 carries no member of its own; the tiers that relay it add theirs", async () => {
+    const clock = new VirtualClock(START);
+    const origin = new FakeParent(clock);
+    origin.fail = "down";
+    const res = await tiers(clock, origin).handle(get());
+    expect(res.status).toBe(502);
+    expect(cacheStatusMembers(res.headers.get("cache-status")).map(cacheOf)).toEqual([
+      "edge-2",
+      "edge-1",
+    ]);
+    expect(cacheStatusOf(res, "edge-2")).toMatch(/^edge-2; fwd=uri-miss; fwd-status=502/);
+    expect(cacheStatusOf(res, "edge-1")).toMatch(/^edge-1; fwd=uri-miss; fwd-status=502/);
   });
 });
