@@ -8,6 +8,7 @@ import * as z from "zod/mini";
 import type { PurgeEvent } from "../core/purge.ts";
 import { readBody, tooLarge } from "./body.ts";
 import type { Edge, HandleOptions } from "./cache.ts";
+import { issueReason } from "./issue.ts";
 
 /**
  * POST /purge bodies are small: a target or a relayed event. 64 KiB holds
@@ -19,24 +20,24 @@ export const MAX_PURGE_BODY = 64 * 1024;
 
 const target = z.optional(z.string().check(z.minLength(1)));
 
+const purgeFields = {
+  url: target,
+  key: target,
+  zone: target,
+  all: z.optional(z.boolean()),
+  mode: z._default(z.enum(["hard", "soft"]), "hard"),
+  serial: z.optional(z.int().check(z.minimum(0), z.maximum(2 ** 32 - 1))),
+};
+
 /** POST /purge body; zod/mini keeps the Worker bundle small. */
-const purgeBody = z
-  .strictObject({
-    url: target,
-    key: target,
-    zone: target,
-    all: z.optional(z.boolean()),
-    mode: z._default(z.enum(["hard", "soft"]), "hard"),
-    serial: z.optional(z.int().check(z.minimum(0), z.maximum(2 ** 32 - 1))),
-  })
-  .check(
-    z.refine(
-      (b) => b.url !== undefined || b.key !== undefined || b.zone !== undefined || b.all === true,
-      {
-        message: 'name what to purge: "url", "key", "zone" or "all": true',
-      },
-    ),
-  );
+const purgeBody = z.strictObject(purgeFields).check(
+  z.refine(
+    (b) => b.url !== undefined || b.key !== undefined || b.zone !== undefined || b.all === true,
+    {
+      message: 'name what to purge: "url", "key", "zone" or "all": true',
+    },
+  ),
+);
 
 /**
  * A purge event as the origin's relay delivers it to an edge that holds no
@@ -69,6 +70,13 @@ export interface EdgeAppOptions {
   token?: string;
 }
 
+/** Every error body: what went wrong and what to do, naming the field at fault (as the origin's). */
+interface ErrorBody {
+  error: string;
+  field?: string;
+  reason: string;
+}
+
 export function createEdgeApp(edge: Edge, opts: EdgeAppOptions = {}): Hono {
   const app = new Hono();
 
@@ -83,12 +91,14 @@ export function createEdgeApp(edge: Edge, opts: EdgeAppOptions = {}): Hono {
     try {
       raw = JSON.parse(new TextDecoder().decode(body));
     } catch (err) {
-      return c.json({ error: `bad purge request: the body is not JSON (${String(err)})` }, 400);
+      const reason = `the body must be JSON, e.g. {"zone": "example.test", "mode": "soft"} (${err instanceof Error ? err.message : String(err)})`;
+      return c.json<ErrorBody>({ error: "bad purge request", field: "body", reason }, 400);
     }
     if (raw !== null && typeof raw === "object" && "event" in raw) {
       const relayed = eventBody.safeParse(raw);
       if (!relayed.success) {
-        return c.json({ error: `bad purge event: ${z.prettifyError(relayed.error)}` }, 400);
+        const at = issueReason(relayed.error.issues[0]!, ["event"]);
+        return c.json<ErrorBody>({ error: "bad purge event", ...at }, 400);
       }
       // Only the origin holds the token, and it built the rdata from validated records.
       edge.applyPurge(relayed.data.event as PurgeEvent);
@@ -96,7 +106,8 @@ export function createEdgeApp(edge: Edge, opts: EdgeAppOptions = {}): Hono {
     }
     const parsed = purgeBody.safeParse(raw);
     if (!parsed.success) {
-      return c.json({ error: `bad purge request: ${z.prettifyError(parsed.error)}` }, 400);
+      const at = issueReason(parsed.error.issues[0]!, Object.keys(purgeFields));
+      return c.json<ErrorBody>({ error: "bad purge request", ...at }, 400);
     }
     const purged = edge.purge(parsed.data);
     return c.json({ id: edge.id, purged, mode: parsed.data.mode });
@@ -113,15 +124,20 @@ async function authorize(
   token: string | undefined,
 ): Promise<Response | undefined> {
   if (token === undefined) {
-    return c.json({ error: `purge is disabled on ${id}: start it with --token` }, 403);
+    const reason = `purge is disabled on ${id}: start it with --token`;
+    return c.json<ErrorBody>({ error: "forbidden", reason }, 403);
   }
   const m = /^Bearer (.+)$/i.exec(c.req.header("authorization") ?? "");
   if (!m) {
     c.header("www-authenticate", 'Bearer realm="edge purge"');
-    return c.json({ error: "purge needs Authorization: Bearer <token>" }, 401);
+    const reason = "send Authorization: Bearer <token> (the edge's --token)";
+    return c.json<ErrorBody>({ error: "unauthorized", reason }, 401);
   }
   if (!(await timingSafeEqual(m[1]!, token))) {
-    return c.json({ error: "wrong purge token" }, 403);
+    return c.json<ErrorBody>(
+      { error: "forbidden", reason: "wrong token; use the edge's --token" },
+      403,
+    );
   }
   return undefined;
 }

@@ -22,19 +22,86 @@ describe("edge app", () => {
   it("refuses purge when no token is configured, saying how to enable it", async () => {
     const res = await app().app.fetch(purge('{"all":true}', "Bearer x"));
     expect(res.status).toBe(403);
-    expect((await res.json()).error).toContain("--token");
+    expect(await res.json()).toEqual({
+      error: "forbidden",
+      reason: "purge is disabled on edge-1: start it with --token",
+    });
   });
 
-  it("401 without a bearer token, 400 for bad JSON or unknown fields", async () => {
+  it("401 without a bearer token, 403 for a wrong one, as JSON {error, reason}", async () => {
     const { app: a } = app("s3cret-token");
     const none = await a.fetch(purge('{"all":true}'));
     expect(none.status).toBe(401);
     expect(none.headers.get("www-authenticate")).toMatch(/^Bearer/);
-    expect((await a.fetch(purge("{not json", "Bearer s3cret-token"))).status).toBe(400);
-    const unknown = await a.fetch(purge('{"all":true,"bogus":1}', "Bearer s3cret-token"));
-    expect(unknown.status).toBe(400);
-    const badMode = await a.fetch(purge('{"all":true,"mode":"medium"}', "Bearer s3cret-token"));
-    expect(badMode.status).toBe(400);
+    expect(await none.json()).toEqual({
+      error: "unauthorized",
+      reason: "send Authorization: Bearer <token> (the edge's --token)",
+    });
+    const wrong = await a.fetch(purge('{"all":true}', "Bearer not-the-token"));
+    expect(wrong.status).toBe(403);
+    expect(await wrong.json()).toEqual({
+      error: "forbidden",
+      reason: "wrong token; use the edge's --token",
+    });
+  });
+
+  it("400 for bad JSON, unknown fields or bad values, as JSON {error, field, reason}", async () => {
+    const { app: a } = app("s3cret-token");
+    const bad = async (body: string) => {
+      const res = await a.fetch(purge(body, "Bearer s3cret-token"));
+      expect(res.status).toBe(400);
+      return res.json();
+    };
+    expect(await bad("{not json")).toMatchObject({
+      error: "bad purge request",
+      field: "body",
+      reason: expect.stringMatching(/^the body must be JSON, e\.g\. \{"zone": /),
+    });
+    expect(await bad('{"all":true,"bogus":1}')).toEqual({
+      error: "bad purge request",
+      field: "bogus",
+      reason: 'unknown field "bogus"; the body takes url, key, zone, all, mode, serial',
+    });
+    expect(await bad('{"all":true,"mode":"medium"}')).toEqual({
+      error: "bad purge request",
+      field: "mode",
+      reason: 'mode must be "hard" or "soft"',
+    });
+    expect(await bad('{"zone":"example.test","serial":-1}')).toEqual({
+      error: "bad purge request",
+      field: "serial",
+      reason: "serial must be at least 0",
+    });
+    expect(await bad('{"mode":"soft"}')).toEqual({
+      error: "bad purge request",
+      field: "body",
+      reason: 'name what to purge: "url", "key", "zone" or "all": true',
+    });
+    const event = {
+      changeId: "c1",
+      zone: "example.test",
+      serial: 2,
+      keys: [],
+      mode: "soft",
+      ts: 0,
+    };
+    expect(await bad(JSON.stringify({ event: { ...event, serial: "2" } }))).toEqual({
+      error: "bad purge event",
+      field: "event.serial",
+      reason: "event.serial must be a number",
+    });
+    expect(await bad(JSON.stringify({ event: { ...event, serial: 2.5 } }))).toMatchObject({
+      reason: "event.serial must be an integer",
+    });
+    expect(
+      await bad(
+        JSON.stringify({ event: { ...event, rrsets: [{ name: "a", type: "A", data: [] }] } }),
+      ),
+    ).toEqual({
+      error: "bad purge event",
+      field: "event.rrsets[0].ttl",
+      reason: "event.rrsets[0].ttl must be a number",
+    });
   });
 
   it("soft purge over HTTP marks entries stale; /metrics counts it", async () => {
