@@ -68,6 +68,12 @@ const eventBody = z.strictObject({
 export interface EdgeAppOptions {
   /** Bearer token for POST /purge; without one, purging over HTTP is refused. */
   token?: string;
+  /**
+   * The runtime hands each request an ExecutionContext (Workers): background
+   * refreshes go to its waitUntil. Node has none, and asking Hono for it throws,
+   * which on the hit path costs a tenth of the CPU: so say it once here.
+   */
+  executionContext?: boolean;
 }
 
 /** Every error body: what went wrong and what to do, naming the field at fault (as the origin's). */
@@ -113,7 +119,9 @@ export function createEdgeApp(edge: Edge, opts: EdgeAppOptions = {}): Hono {
     return c.json({ id: edge.id, purged, mode: parsed.data.mode });
   });
 
-  app.all("*", (c) => edge.handle(c.req.raw, backgroundOf(c)));
+  app.all("*", (c) =>
+    edge.handle(c.req.raw, opts.executionContext ? backgroundOf(c) : NO_BACKGROUND),
+  );
 
   return app;
 }
@@ -160,13 +168,15 @@ export async function timingSafeEqual(a: string, b: string): Promise<boolean> {
 }
 
 /** Workers keep background refreshes alive with waitUntil; Node needs nothing. */
+const NO_BACKGROUND: HandleOptions = {};
+
 function backgroundOf(c: Context): HandleOptions {
   let ctx: Context["executionCtx"];
   try {
     ctx = c.executionCtx;
   } catch {
-    // Hono throws when the runtime (Node) passed no ExecutionContext.
-    return {};
+    // Hono throws when the runtime passed no ExecutionContext (a test calling app.fetch).
+    return NO_BACKGROUND;
   }
   return { waitUntil: (work) => ctx.waitUntil(work) };
 }

@@ -36,7 +36,7 @@ function appFor(env: EdgeEnv): Hono {
     readRepair: env.READ_REPAIR !== "off",
     maxBodyBytes: byteVar(env.MAX_BODY, "MAX_BODY"),
   });
-  app = createEdgeApp(edge, { token: env.TOKEN });
+  app = createEdgeApp(edge, { token: env.TOKEN, executionContext: true });
   return app;
 }
 
