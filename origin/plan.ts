@@ -182,8 +182,25 @@ function defaultSoa(zone: string, given: Partial<SoaData> | undefined): SoaData 
   }
 }
 
-/** The RRsets of a new zone, each stamped with the zone's starting serial. */
-export function planCreate(zone: string, config: ZoneConfig, input: ZoneInput): RRset[] {
+/** A new zone: its RRsets, each stamped with its starting serial, and why that serial if not the one asked for. */
+export interface PlannedZone {
+  rrsets: RRset[];
+  serial: number;
+  note?: string;
+}
+
+/**
+ * The RRsets of a new zone. `tombstone` is the last serial of a deleted zone
+ * of the same name: a starting serial not above it (RFC 1982) continues from
+ * it instead, because caches keep version floors per zone name, and an
+ * answer below a floor is refetched and never cached.
+ */
+export function planCreate(
+  zone: string,
+  config: ZoneConfig,
+  input: ZoneInput,
+  tombstone?: number,
+): PlannedZone {
   const sets = new Map<string, RRset>();
   const fields = new Map<string, string>();
   input.rrsets.forEach((entry, i) => {
@@ -204,8 +221,17 @@ export function planCreate(zone: string, config: ZoneConfig, input: ZoneInput): 
   const byName = new Map<string, RRType[]>();
   for (const s of sets.values()) byName.set(s.name, [...(byName.get(s.name) ?? []), s.type]);
   for (const [name, types] of byName) checkCname(name, types, fields.get(name) ?? "rrsets");
-  const serial = soa.data[0]!.serial;
-  return [...sets.values()].map((s) => ({ ...s, version: serial }));
+  let serial = soa.data[0]!.serial;
+  let note: string | undefined;
+  if (tombstone !== undefined && !serialGt(serial, tombstone)) {
+    serial = serialNext(tombstone);
+    sets.set(rrsetKey(zone, "SOA"), { ...soa, data: [{ ...soa.data[0]!, serial }] });
+    note =
+      `zone ${zone} existed before at serial ${tombstone}; its serials continue from ${serial} ` +
+      `so that caches' version floors keep working`;
+  }
+  const rrsets = [...sets.values()].map((s) => ({ ...s, version: serial }));
+  return note === undefined ? { rrsets, serial } : { rrsets, serial, note };
 }
 
 /**

@@ -73,8 +73,16 @@ export interface ZoneSnapshot {
   changes: CommittedChange[];
 }
 
+/** A deleted zone's last serial: a zone created again under its name continues after it. */
+export interface Tombstone {
+  zone: string;
+  serial: number;
+}
+
 export interface StoreSnapshot {
   zones: ZoneSnapshot[];
+  /** Oldest deletion first; absent in snapshots written before tombstones existed. */
+  tombstones?: Tombstone[];
 }
 
 /** Where records go to become durable; `onDurable` runs once they are, in order. */
@@ -87,13 +95,20 @@ export interface StoreOptions {
   durability: Durability;
   /** Changes kept per zone for `changesSince`; older ones answer Gone. */
   changeLogLimit: number;
+  /** Deleted zones whose last serial is remembered; the oldest deletion is forgotten first. */
+  tombstoneLimit?: number;
   warn: (message: string) => void;
 }
+
+/** Default `tombstoneLimit`: about 1 MB of memory and snapshot with typical zone names. */
+export const TOMBSTONE_LIMIT = 10_000;
 
 export interface CommitResult {
   zone: string;
   serial: number;
   changeId: string;
+  /** Why the serial is not the one asked for (a create continuing a deleted zone's serials). */
+  note?: string;
 }
 
 export class ZoneNotFound extends Error {
@@ -168,8 +183,36 @@ export class ZoneState {
   }
 }
 
-/** Applies one journal record to a set of zones: the single path for writes, visibility and replay. */
-function applyRecord(zones: Map<string, ZoneState>, record: JournalRecord, limit: number): void {
+/** The zones, and the last serial of each deleted zone (oldest deletion first, bounded). */
+interface StoreState {
+  zones: Map<string, ZoneState>;
+  tombstones: Map<string, number>;
+}
+
+interface Limits {
+  changes: number;
+  tombstones: number;
+}
+
+function cloneState(state: StoreState): StoreState {
+  return {
+    zones: new Map([...state.zones].map(([name, s]) => [name, s.clone()])),
+    tombstones: new Map(state.tombstones),
+  };
+}
+
+function bury(tombstones: Map<string, number>, zone: string, serial: number, limit: number): void {
+  tombstones.delete(zone); // re-inserted as the newest
+  tombstones.set(zone, serial);
+  for (const oldest of tombstones.keys()) {
+    if (tombstones.size <= limit) break;
+    tombstones.delete(oldest);
+  }
+}
+
+/** Applies one journal record to a state: the single path for writes, visibility and replay. */
+function applyRecord(state: StoreState, record: JournalRecord, limits: Limits): void {
+  const { zones, tombstones } = state;
   switch (record.op) {
     case "create": {
       const rrsets = record.changes.map((c) => c.rrset).filter((s): s is RRset => s !== null);
@@ -177,19 +220,22 @@ function applyRecord(zones: Map<string, ZoneState>, record: JournalRecord, limit
         record.zone,
         ZoneState.fromRRsets(record.zone, record.config, rrsets, record.serial),
       );
+      // The live zone's serial is above the tombstone's now, and carries the guarantee.
+      tombstones.delete(record.zone);
       return;
     }
     case "delete":
       zones.delete(record.zone);
+      bury(tombstones, record.zone, record.serial, limits.tombstones);
       return;
     case "update": {
-      const state = zones.get(record.zone);
-      if (!state) throw new Error(`journal updates zone "${record.zone}", which does not exist`);
+      const target = zones.get(record.zone);
+      if (!target) throw new Error(`journal updates zone "${record.zone}", which does not exist`);
       for (const c of record.changes) {
-        if (c.rrset) state.zone.put(c.rrset);
-        else state.zone.delete(c.name, c.type);
+        if (c.rrset) target.zone.put(c.rrset);
+        else target.zone.delete(c.name, c.type);
       }
-      state.remember(record, limit);
+      target.remember(record, limits.changes);
     }
   }
 }
@@ -199,8 +245,9 @@ function changeId(ts: number): string {
 }
 
 export class Store implements ZoneSource {
-  private readonly visible: Map<string, ZoneState>;
-  private readonly head: Map<string, ZoneState>;
+  private readonly visible: StoreState;
+  private readonly head: StoreState;
+  private readonly limits: Limits;
   private readonly listeners = new Set<(change: CommittedChange) => void>();
   private failure: Error | undefined;
 
@@ -208,14 +255,21 @@ export class Store implements ZoneSource {
     private readonly opts: StoreOptions,
     recovered: { snapshot?: StoreSnapshot | undefined; records?: readonly JournalRecord[] } = {},
   ) {
-    this.visible = new Map();
+    this.limits = {
+      changes: opts.changeLogLimit,
+      tombstones: opts.tombstoneLimit ?? TOMBSTONE_LIMIT,
+    };
+    this.visible = { zones: new Map(), tombstones: new Map() };
     for (const z of recovered.snapshot?.zones ?? []) {
       const state = ZoneState.fromRRsets(z.name, z.config, z.rrsets, z.base);
       state.changes.push(...z.changes);
-      this.visible.set(z.name, state);
+      this.visible.zones.set(z.name, state);
     }
-    for (const r of recovered.records ?? []) applyRecord(this.visible, r, opts.changeLogLimit);
-    this.head = new Map([...this.visible].map(([name, s]) => [name, s.clone()]));
+    for (const t of recovered.snapshot?.tombstones ?? []) {
+      bury(this.visible.tombstones, t.zone, t.serial, this.limits.tombstones);
+    }
+    for (const r of recovered.records ?? []) applyRecord(this.visible, r, this.limits);
+    this.head = cloneState(this.visible);
   }
 
   /** ZoneSource: the zone with the longest name that contains `name`. */
@@ -225,7 +279,7 @@ export class Store implements ZoneSource {
 
   findState(name: string): ZoneState | undefined {
     for (let n = name; ; n = parentName(n)) {
-      const state = this.visible.get(n);
+      const state = this.visible.zones.get(n);
       if (state) return state;
       if (n === "") return undefined;
     }
@@ -233,13 +287,13 @@ export class Store implements ZoneSource {
 
   /** The zone named exactly `zone`, as readers see it. */
   getZone(zone: string): ZoneState {
-    const state = this.visible.get(zone);
+    const state = this.visible.zones.get(zone);
     if (!state) throw new ZoneNotFound(zone);
     return state;
   }
 
   zones(): ZoneState[] {
-    return [...this.visible.values()].sort((a, b) => a.zone.name.localeCompare(b.zone.name));
+    return [...this.visible.zones.values()].sort((a, b) => a.zone.name.localeCompare(b.zone.name));
   }
 
   /** Calls `listener` after each change is durable, before its writer is answered. */
@@ -248,17 +302,26 @@ export class Store implements ZoneSource {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * Creates a zone. A zone of that name deleted before leaves its last serial
+   * behind (a tombstone), and the new zone's serials continue after it: the
+   * result's `note` says so when the serial asked for was not above it.
+   */
   async createZone(input: ZoneInput): Promise<CommitResult> {
     this.assertWritable();
     const name = zoneName(input.name);
-    const existing = this.head.get(name);
+    const existing = this.head.zones.get(name);
     if (existing) throw new ZoneExists(name, existing.zone.serial);
     const config: ZoneConfig = { ...ZONE_DEFAULTS, ...input.config };
-    const rrsets = planCreate(name, config, input);
-    const serial = (rrsets.find((s) => s.type === "SOA")!.data[0] as SoaData).serial;
+    const { rrsets, serial, note } = planCreate(
+      name,
+      config,
+      input,
+      this.head.tombstones.get(name),
+    );
     const ts = this.opts.clock.now();
     const changes = rrsets.map((rrset) => ({ name: rrset.name, type: rrset.type, rrset }));
-    return this.commit({
+    const result = await this.commit({
       op: "create",
       changeId: changeId(ts),
       zone: name,
@@ -267,6 +330,7 @@ export class Store implements ZoneSource {
       changes,
       config,
     });
+    return note === undefined ? result : { ...result, note };
   }
 
   async deleteZone(zone: string, ifMatch?: number): Promise<CommitResult> {
@@ -305,19 +369,20 @@ export class Store implements ZoneSource {
   /** The visible state, for a snapshot; call only when every journaled record is visible. */
   snapshot(): StoreSnapshot {
     return {
-      zones: [...this.visible.values()].map((s) => ({
+      zones: [...this.visible.zones.values()].map((s) => ({
         name: s.zone.name,
         config: s.config,
         rrsets: s.zone.all(),
         base: s.base,
         changes: [...s.changes],
       })),
+      tombstones: [...this.visible.tombstones].map(([zone, serial]) => ({ zone, serial })),
     };
   }
 
   private headState(zone: string, ifMatch: number | undefined): ZoneState {
     this.assertWritable();
-    const state = this.head.get(zone);
+    const state = this.head.zones.get(zone);
     if (!state) throw new ZoneNotFound(zone);
     if (ifMatch !== undefined && ifMatch !== state.zone.serial) {
       throw new SerialMismatch(zone, state.zone.serial, ifMatch);
@@ -326,11 +391,10 @@ export class Store implements ZoneSource {
   }
 
   private async commit(record: JournalRecord): Promise<CommitResult> {
-    const limit = this.opts.changeLogLimit;
-    applyRecord(this.head, record, limit);
+    applyRecord(this.head, record, this.limits);
     try {
       await this.opts.durability.append(record, () => {
-        applyRecord(this.visible, record, limit);
+        applyRecord(this.visible, record, this.limits);
         this.publish(record);
       });
     } catch (err) {

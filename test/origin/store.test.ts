@@ -307,3 +307,119 @@ describe("Store", () => {
     expect(fromSnap.changesSince("example.test", 1).changes).toHaveLength(1);
   });
 });
+
+/** The SOA with a given serial, for creates and updates. */
+const soaAt = (serial: number) => ({
+  mname: "ns1.example.test",
+  rname: "hostmaster.example.test",
+  serial,
+  refresh: 3600,
+  retry: 600,
+  expire: 604_800,
+  minimum: 300,
+});
+
+/** example.test taken to serial 5000, then deleted. */
+async function deletedAt5000() {
+  const t = await withZone();
+  await t.store.update("example.test", [
+    { name: "@", type: "SOA", changetype: "REPLACE", data: [soaAt(5000)] },
+  ]);
+  await t.store.deleteZone("example.test");
+  return t;
+}
+
+const recreate = (store: Store, serial: number) =>
+  store.createZone({
+    name: "example.test",
+    rrsets: [
+      { name: "@", type: "SOA", data: [soaAt(serial)] },
+      { name: "www", type: "A", data: ["192.0.2.99"] },
+    ],
+  });
+
+describe("Store: a zone created again after a delete (tombstones)", () => {
+  it("continues the old serials when the new SOA serial is not above them, and says why", async () => {
+    const { store } = await deletedAt5000();
+    const r = await recreate(store, 1);
+    expect(r.serial).toBe(5001);
+    expect(r.note).toBe(
+      "zone example.test existed before at serial 5000; its serials continue from 5001 so that caches' version floors keep working",
+    );
+    const zone = store.getZone("example.test").zone;
+    expect(zone.serial).toBe(5001);
+    expect(zone.soaData).toMatchObject({ serial: 5001, minimum: 300 });
+    expect(zone.get("www.example.test", "A")!.version).toBe(5001);
+    expect((await store.update("example.test", [])).serial).toBe(5002);
+  });
+
+  it("bumps a serial equal to the old one, and one behind it in RFC 1982 terms", async () => {
+    const { store } = await deletedAt5000();
+    expect((await recreate(store, 5000)).serial).toBe(5001);
+    await store.deleteZone("example.test");
+    // 5001 + 2^31 + 1 lies behind 5001 in serial arithmetic, though larger as a number.
+    expect((await recreate(store, 5001 + 2 ** 31 + 1)).serial).toBe(5002);
+  });
+
+  it("keeps a higher serial, without a note, and bumps the default serial of a JSON create", async () => {
+    const { store } = await deletedAt5000();
+    const kept = await recreate(store, 2024010100);
+    expect(kept).not.toHaveProperty("note");
+    expect(kept.serial).toBe(2024010100);
+    await store.deleteZone("example.test");
+    const json = await store.createZone({ name: "example.test", rrsets: [] });
+    expect(json.serial).toBe(2024010101);
+    expect(json.note).toMatch(/existed before at serial 2024010100/);
+  });
+
+  it("leaves zones that were never deleted alone", async () => {
+    const { store } = await deletedAt5000();
+    const other = await store.createZone({ name: "other.test", rrsets: [] });
+    expect(other).not.toHaveProperty("note");
+    expect(other.serial).toBe(1);
+  });
+
+  it("forgets the oldest deletions beyond tombstoneLimit", async () => {
+    const durability = new HeldDurability();
+    const store = new Store({
+      clock: new VirtualClock(0),
+      durability,
+      changeLogLimit: 10,
+      tombstoneLimit: 2,
+      warn: () => {},
+    });
+    for (const name of ["a.test", "b.test", "c.test"]) {
+      await store.createZone({ name, rrsets: [], soa: { serial: 100 } });
+      await store.deleteZone(name);
+    }
+    expect(store.snapshot().tombstones).toEqual([
+      { zone: "b.test", serial: 100 },
+      { zone: "c.test", serial: 100 },
+    ]);
+    expect((await store.createZone({ name: "a.test", rrsets: [] })).serial).toBe(1);
+    expect((await store.createZone({ name: "b.test", rrsets: [] })).serial).toBe(101);
+  });
+
+  it("remembers tombstones across a restart, from the journal and from a snapshot", async () => {
+    const { durability, clock } = await deletedAt5000();
+    const opts = { clock, durability: new HeldDurability(), changeLogLimit: 100, warn: () => {} };
+    const replayed = new Store(opts, { records: durability.all });
+    expect((await recreate(replayed, 1)).serial).toBe(5001);
+
+    const snapshot = new Store(opts, { records: durability.all }).snapshot();
+    expect(snapshot.tombstones).toEqual([{ zone: "example.test", serial: 5000 }]);
+    const fromSnap = new Store(opts, { snapshot: JSON.parse(JSON.stringify(snapshot)) });
+    expect((await recreate(fromSnap, 1)).serial).toBe(5001);
+    // Re-created, the zone carries the guarantee itself: no tombstone is kept for it.
+    expect(fromSnap.snapshot().tombstones).toEqual([]);
+  });
+
+  it("loads a snapshot written before tombstones existed", async () => {
+    const { store, clock } = await withZone();
+    const { tombstones: _, ...old } = store.snapshot();
+    const opts = { clock, durability: new HeldDurability(), changeLogLimit: 100, warn: () => {} };
+    const loaded = new Store(opts, { snapshot: old });
+    expect(loaded.getZone("example.test").zone.serial).toBe(1);
+    expect(loaded.snapshot().tombstones).toEqual([]);
+  });
+});
