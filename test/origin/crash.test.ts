@@ -103,6 +103,56 @@ describe("restart", () => {
   });
 });
 
+describe("a zone deleted before a restart", () => {
+  /** Takes z.test to serial 5000 and deletes it. */
+  async function deleteAt5000(url: string) {
+    await put(url, "/v1/zones/z.test", {});
+    const soa = (await zone(url, "z.test")).rrsets.find((s) => s.type === "SOA")!.data[0]!;
+    await put(url, "/v1/zones/z.test/rrsets/@/SOA", {
+      data: [{ ...(soa as object), serial: 5000 }],
+    });
+    await put(url, "/v1/zones/z.test", {}, "DELETE");
+  }
+
+  async function recreate(url: string) {
+    const res = await fetch(`${url}/v1/zones/z.test`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(res.status).toBe(201);
+    return (await res.json()) as { serial: number; note?: string };
+  }
+
+  it.each([
+    ["the journal", 10_000],
+    ["a snapshot", 3],
+  ])("is re-created above its old serial after replaying %s", async (_via, snapshotEvery) => {
+    const dir = await mkdtemp(join(tmpdir(), "propagate-tombstone-"));
+    const a = await startOrigin(config(dir, { snapshotEvery }), { log: () => {} });
+    await deleteAt5000(a.httpUrl);
+    await a.close();
+    const files = await readdir(dir);
+    if (snapshotEvery === 3) {
+      const snap = JSON.parse(await readFile(join(dir, "snapshot.json"), "utf8"));
+      expect(snap.state.tombstones).toEqual([{ zone: "z.test", serial: 5000 }]);
+      // The delete lives only in the snapshot: the journal after it is empty.
+      const journals = files.filter((f) => f.startsWith("journal-"));
+      expect(journals).toHaveLength(1);
+      expect((await stat(join(dir, journals[0]!))).size).toBe(0);
+    } else {
+      expect(files).not.toContain("snapshot.json");
+    }
+
+    const b = await startOrigin(config(dir, { snapshotEvery }), { log: () => {} });
+    const created = await recreate(b.httpUrl);
+    expect(created.serial).toBe(5001);
+    expect(created.note).toMatch(/existed before at serial 5000/);
+    expect((await zone(b.httpUrl, "z.test")).serial).toBe(5001);
+    await b.close();
+  });
+});
+
 describe("a damaged journal", () => {
   it("refuses to start when record 3 of 6 is corrupt, loses nothing, and starts once the loss is accepted", async () => {
     const dir = await mkdtemp(join(tmpdir(), "propagate-corrupt-"));
