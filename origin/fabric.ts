@@ -10,8 +10,10 @@ import { z } from "zod";
 import type { PurgeBus } from "../core/bus.ts";
 import { type Clock, sleep } from "../core/clock.ts";
 import { zoneKey } from "../core/http.ts";
+import { isInZone, tryNormaliseName } from "../core/names.ts";
 import type { PropagationMode, PurgeEvent } from "../core/purge.ts";
 import { dnsName } from "../core/records.ts";
+import { serialGt } from "../core/serial.ts";
 import { eventFromFeed } from "../core/sync.ts";
 import { requireBearer } from "./auth.ts";
 import type { Receipts } from "./receipts.ts";
@@ -31,17 +33,15 @@ const nodeBody = z.strictObject({
   purgeToken: z.string().min(8).optional(),
 });
 
-const ackBody = z.union([
-  z.strictObject({
-    zone: z.string().min(1),
-    serial: z
-      .number()
-      .int()
-      .min(0)
-      .max(2 ** 32 - 1),
-  }),
-  z.strictObject({ changeId: z.string().min(1) }),
-]);
+const serialAck = z.strictObject({
+  zone: dnsName,
+  serial: z
+    .number()
+    .int("serial must be a whole number")
+    .min(0, "serial must be an unsigned 32-bit integer")
+    .max(2 ** 32 - 1, "serial must be an unsigned 32-bit integer"),
+});
+const purgeAck = z.strictObject({ changeId: z.string().min(1).max(200) });
 
 const purgeBody = z
   .strictObject({
@@ -114,7 +114,11 @@ export function fabricRoutes(o: FabricOptions): Hono {
 
   app.post("/v1/nodes/:id/acks", auth, async (c) => {
     const id = c.req.param("id");
-    const body = await parse(c.req.raw, ackBody);
+    const raw = await readJson(c.req.raw);
+    if (!raw.ok) return c.json(raw.error, 400);
+    // Two shapes; the one with changeId acks an operator purge.
+    const byId = raw.value !== null && typeof raw.value === "object" && "changeId" in raw.value;
+    const body = byId ? check(raw.value, purgeAck) : check(raw.value, serialAck);
     if (!body.ok) return c.json(body.error, 400);
     const ack = body.value;
     if (!receipts.node(id)) return c.json(unknownNode(id), 404);
@@ -127,10 +131,22 @@ export function fabricRoutes(o: FabricOptions): Hono {
       }
       return c.json({ acked: ack });
     }
-    if (!store.findState(ack.zone)) {
+    const state = store.findState(ack.zone);
+    if (state?.zone.name !== ack.zone) {
       return c.json(
         { error: "zone not found", field: "zone", reason: `no zone "${ack.zone}"` },
         404,
+      );
+    }
+    // An ack beyond the zone's serial would mark changes in sync before they exist.
+    if (serialGt(ack.serial, state.zone.serial)) {
+      return c.json(
+        {
+          error: "invalid input",
+          field: "serial",
+          reason: `serial ${ack.serial} is ahead of zone ${ack.zone} at serial ${state.zone.serial}`,
+        },
+        400,
       );
     }
     receipts.ack(id, ack.zone, ack.serial);
@@ -162,6 +178,12 @@ export function fabricRoutes(o: FabricOptions): Hono {
         );
       }
       const keys = p.all ? [zoneKey(zone)] : (p.keys ?? p.names!);
+      const bad = p.all ? -1 : keys.findIndex((k) => !keyInZone(k, zone));
+      if (bad >= 0) {
+        const field = `${p.keys ? "keys" : "names"}.${bad}`;
+        const reason = `"${keys[bad]}" is not a name in zone ${zone} (nor "${zoneKey(zone)}"): a purge cannot reach other zones`;
+        return c.json({ error: "invalid input", field, reason }, 400);
+      }
       const event: PurgeEvent = {
         changeId: `prg_${clock.now().toString(36)}_${randomBytes(5).toString("hex")}`,
         zone,
@@ -295,16 +317,18 @@ type Parsed<T> =
   | { ok: true; value: T }
   | { ok: false; error: { error: string; field: string; reason: string } };
 
-async function parse<T>(req: Request, schema: z.ZodType<T>): Promise<Parsed<T>> {
-  let json: unknown;
+async function readJson(req: Request): Promise<Parsed<unknown>> {
   try {
-    json = await req.json();
+    return { ok: true, value: await req.json() };
   } catch {
     return {
       ok: false,
       error: { error: "invalid input", field: "body", reason: "the body is not valid JSON" },
     };
   }
+}
+
+function check<T>(json: unknown, schema: z.ZodType<T>): Parsed<T> {
   const result = schema.safeParse(json);
   if (result.success) return { ok: true, value: result.data };
   const issue = result.error.issues[0]!;
@@ -312,4 +336,16 @@ async function parse<T>(req: Request, schema: z.ZodType<T>): Promise<Parsed<T>> 
     ok: false,
     error: { error: "invalid input", field: issue.path.join(".") || "body", reason: issue.message },
   };
+}
+
+async function parse<T>(req: Request, schema: z.ZodType<T>): Promise<Parsed<T>> {
+  const json = await readJson(req);
+  return json.ok ? check(json.value, schema) : json;
+}
+
+/** A purge key a zone's events may carry: "zone:<zone>", or a name in the zone. */
+function keyInZone(key: string, zone: string): boolean {
+  if (key === zoneKey(zone)) return true;
+  const name = tryNormaliseName(key);
+  return name !== undefined && isInZone(name, zone);
 }

@@ -109,6 +109,32 @@ describe("the fabric, live", () => {
     expect((await post({ names: ["www.example.test"] })).status).toBe(400);
     expect((await post({ zone: "nope.test", all: true })).status).toBe(404);
     expect((await post({ all: true }, "wrong-token-000")).status).toBe(403);
+    const outside = await post({ zone: "example.test", names: ["www.other.test"] });
+    expect(outside.status).toBe(400);
+    expect(await outside.json()).toMatchObject({
+      field: "names.0",
+      reason: expect.stringMatching(/not a name in zone/),
+    });
+    const longKey = await post({ zone: "example.test", keys: ["x".repeat(1000)] });
+    expect(await longKey.json()).toMatchObject({ field: "keys.0" });
+
+    // Acks: a serial the zone has not reached is refused, so receipts cannot be faked.
+    const ack = (body: unknown) =>
+      fetch(`${t.originUrl}/v1/nodes/edge-1/acks`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${t.nodeToken}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const ahead = await ack({ zone: "EXAMPLE.TEST.", serial: 100_000 });
+    expect(ahead.status).toBe(400);
+    expect(await ahead.json()).toMatchObject({
+      field: "serial",
+      reason: expect.stringMatching(/ahead of zone example\.test/),
+    });
+    expect(await (await ack({ zone: "example.test", serial: 1.5 })).json()).toMatchObject({
+      field: "serial",
+    });
+    expect((await ack({ zone: "www.example.test", serial: 1 })).status).toBe(404);
   });
 
   it("a zone created at the origin is answered by the resolvers from their next poll", async () => {
