@@ -4,6 +4,7 @@
  */
 import { Hono } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
+import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { normaliseName } from "../core/names.ts";
 import type { HandlerMetrics } from "./handler.ts";
@@ -37,6 +38,9 @@ interface ErrorBody {
   reason: string;
 }
 
+/** Largest admin purge body read (bytes). */
+const MAX_PURGE_BODY = 64 * 1024;
+
 export function adminApp(cache: ResolverCache, handler: HandlerMetrics, token: string): Hono {
   const app = new Hono();
   const deny = (reason: string) => ({ message: { error: "unauthorized", reason } });
@@ -57,6 +61,22 @@ export function adminApp(cache: ResolverCache, handler: HandlerMetrics, token: s
       noAuthenticationHeader: deny("send Authorization: Bearer <token> (the resolver's --token)"),
       invalidAuthenticationHeader: deny("the Authorization header must be: Bearer <token>"),
       invalidToken: deny("wrong token; use the resolver's --token"),
+    }),
+  );
+  app.post(
+    "/purge",
+    // A purge request is a few hundred bytes; nothing larger is read.
+    bodyLimit({
+      maxSize: MAX_PURGE_BODY,
+      onError: (c) =>
+        c.json<ErrorBody>(
+          {
+            error: "payload too large",
+            field: "body",
+            reason: `a purge request is at most ${MAX_PURGE_BODY} bytes`,
+          },
+          413,
+        ),
     }),
   );
   app.post("/purge", async (c) => {

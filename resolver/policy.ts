@@ -6,7 +6,7 @@
  */
 import { LRUCache } from "lru-cache";
 import type { Clock } from "../core/clock.ts";
-import { isInZone, normaliseName } from "../core/names.ts";
+import { isInZone, normaliseName, tryNormaliseName } from "../core/names.ts";
 import type { PurgeEvent, PurgeMode } from "../core/purge.ts";
 import { RR_TYPE_CODES, type RRset } from "../core/records.ts";
 import { serialLt } from "../core/serial.ts";
@@ -550,10 +550,15 @@ export class ResolverCache implements SyncTarget {
 }
 
 /** A purge-bus key as a selector: "*", "zone:<zone>", or an owner name. */
+/**
+ * The entries a purge key names. A key that is no valid name (a cache tag from
+ * elsewhere) names no entry here: it is kept as is, so it matches nothing,
+ * rather than failing the whole event.
+ */
 function selectorOf(key: string): PurgeSelector {
   if (key === "*") return { all: true };
-  if (key.startsWith("zone:")) return { zone: normaliseName(key.slice(5)) };
-  return { name: normaliseName(key) };
+  if (key.startsWith("zone:")) return { zone: tryNormaliseName(key.slice(5)) ?? key };
+  return { name: tryNormaliseName(key) ?? key };
 }
 
 function matches(target: PurgeSelector, name: string): boolean {

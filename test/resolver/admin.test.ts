@@ -86,5 +86,8 @@ describe("admin error bodies", () => {
     expect(missing.status).toBe(404);
     expect(await missing.json()).toMatchObject({ error: "not found" });
     expect(await (await post('{"all": true}')).json()).toEqual({ purged: 0, mode: "hard" });
+    const huge = await post(JSON.stringify({ all: true, pad: "x".repeat(100_000) }));
+    expect(huge.status).toBe(413);
+    expect(await huge.json()).toMatchObject({ error: "payload too large", field: "body" });
   });
 });

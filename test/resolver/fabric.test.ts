@@ -118,6 +118,18 @@ describe("version floor and read-your-writes upstream", () => {
     expect(auth.minSerials).toEqual([9, undefined]);
   });
 
+  it("a key that is no valid name purges nothing and does not fail the event", async () => {
+    await lookup("www.example.test");
+    expect(() =>
+      cache.applyPurge(
+        event("invalidate", 9, ["x".repeat(300), "zone:bad zone", "www.example.test"]),
+      ),
+    ).not.toThrow();
+    auth.serial = 9;
+    await lookup("www.example.test");
+    expect(auth.minSerials.at(-1)).toBe(9);
+  });
+
   it("a floor raised while a fetch is out refuses its answer, and later queries start their own fetch", async () => {
     auth.delayMs = 100;
     const before = Promise.resolve(query("www.example.test"));
