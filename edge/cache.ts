@@ -39,7 +39,7 @@ import {
   usability,
   varyMatches,
 } from "./policy.ts";
-import { pushedEntry, questionOf } from "./push.ts";
+import { pushedEntry, questionOf, wellFormed } from "./push.ts";
 import type { EdgeStorage } from "./storage.ts";
 
 export type ParentFetch = (req: Request) => Promise<Response>;
@@ -304,7 +304,7 @@ export class Edge implements SyncTarget {
         hard.push(key);
         continue;
       }
-      const updated = rrset && pushedEntry(entry, q, rrset, serial, now);
+      const updated = rrset && wellFormed(rrset) && pushedEntry(entry, q, rrset, serial, now);
       if (updated && this.storage.set(updated)) this.counters.pushed++;
       else soft.push(key);
     }

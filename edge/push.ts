@@ -9,7 +9,7 @@
 import { DOH_PATH, formatCacheControl, H, JSON_PATH } from "../core/http.ts";
 import { fqdn } from "../core/names.ts";
 import { presentation } from "../core/presentation.ts";
-import { RR_TYPE_CODES, type RRset } from "../core/records.ts";
+import { RR_TYPE_CODES, type RRset, rdataSchemas } from "../core/records.ts";
 import { dohQuestion, type Question, rewriteWire } from "./dns-wire.ts";
 import { type CacheEntry, describe, freshnessLifetime } from "./policy.ts";
 import { typeOfParam } from "./rdata.ts";
@@ -114,4 +114,14 @@ function rewriteJson(body: Uint8Array, rrset: RRset): Uint8Array<ArrayBuffer> | 
     data: presentation(rrset.type, d),
   }));
   return new TextEncoder().encode(JSON.stringify({ ...o, Answer }));
+}
+
+/**
+ * Whether every record of a pushed RRset is valid rdata of its type (the
+ * origin's own schemas). Events arrive from the bus or by authenticated POST;
+ * one that is not well formed is never served, only treated as a soft purge.
+ */
+export function wellFormed(rrset: RRset): boolean {
+  const schema = rdataSchemas[rrset.type];
+  return schema !== undefined && rrset.data.every((d) => schema.safeParse(d).success);
 }

@@ -181,6 +181,22 @@ describe("push: what it cannot rewrite", () => {
     expect(parentCalls).toBe(before);
   });
 
+  it("an RRset that is not valid rdata is never served: the entry is soft-purged", async () => {
+    await edge.handle(get(json(`www.${ZONE}`, "A")));
+    const { event } = await change("other", "A", ["192.0.2.3"]);
+    edge.applyPurge({
+      ...event,
+      serial: event.serial + 1,
+      keys: [`www.${ZONE}`],
+      rrsets: [
+        { name: `www.${ZONE}`, type: "A", ttl: 60, data: ["not-an-ip", { evil: 1 }] as never },
+      ],
+    });
+    const res = await edge.handle(get(json(`www.${ZONE}`, "A")));
+    expect(cacheStatusOf(res, "edge-1")).toMatch(/fwd=stale/);
+    expect(JSON.stringify(await res.json())).not.toMatch(/not-an-ip|evil/);
+  });
+
   it("an event without RRsets acts as soft", async () => {
     await edge.handle(get(json(`www.${ZONE}`, "A")));
     const { event } = await change("other", "A", ["192.0.2.3"]);
