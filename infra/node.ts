@@ -34,7 +34,11 @@ const FLAGS = {
 } as const;
 
 async function getJson<T>(url: string): Promise<T> {
-  const res = await fetch(url);
+  const res = await fetch(url).catch((err: Error) => {
+    throw new Error(
+      `cannot reach the origin at ${url} (${err.message}); start it first, or pass --origin`,
+    );
+  });
   if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
   return (await res.json()) as T;
 }
@@ -47,7 +51,14 @@ export async function main(argv: string[]): Promise<void> {
   }
   if (!v.id) throw new UsageError(`--id is required\n\n${flagHelp(FLAGS, "node")}`);
   const t = await loadTopology(v.topology ?? DEFAULT_TOPOLOGY);
+  const ids = [t.origin.id, ...t.edges.map((e) => e.id), ...t.resolvers.map((r) => r.id)];
+  if (!ids.includes(v.id)) {
+    throw new UsageError(`node "${v.id}" is not in the topology; its nodes are ${ids.join(", ")}`);
+  }
   if (v.bus) t.bus = v.bus;
+  if (t.bus !== "memory" && t.bus !== "off" && !/^rediss?:\/\//.test(t.bus)) {
+    throw new UsageError(`--bus must be "off" or a redis:// URL, got "${t.bus}"`);
+  }
   if (t.bus === "memory") {
     throw new UsageError(
       'a node in its own process needs a shared bus: --bus redis://HOST:PORT (or "off")',
