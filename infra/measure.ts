@@ -35,6 +35,8 @@ interface RegisteredNode {
 export interface MeasureOptions {
   originUrl: string;
   token: string;
+  /** Where the token came from, for the error when the origin refuses it. */
+  tokenSource?: string;
   zone: string;
   /** Owner name written by the samples (relative to the zone). */
   label: string;
@@ -100,6 +102,11 @@ async function api<T>(o: MeasureOptions, path: string, init?: RequestInit): Prom
     );
   });
   const text = await res.text();
+  if (res.status === 401 || res.status === 403) {
+    throw new Error(
+      `the origin refused the write token from ${o.tokenSource ?? "the options"} (HTTP ${res.status}); pass the token it printed at start with --token`,
+    );
+  }
   if (!res.ok)
     throw new Error(`${init?.method ?? "GET"} ${path}: HTTP ${res.status}: ${text.slice(0, 300)}`);
   return JSON.parse(text) as T;
@@ -234,11 +241,13 @@ const FLAGS = {
   help: { type: "boolean", help: "show this help" },
 } as const;
 
-async function tokenFrom(given: string | undefined): Promise<string> {
-  if (given) return given;
-  if (process.env.PROPAGATE_TOKEN) return process.env.PROPAGATE_TOKEN;
+async function tokenFrom(given: string | undefined): Promise<{ token: string; source: string }> {
+  if (given) return { token: given, source: "--token" };
+  if (process.env.PROPAGATE_TOKEN)
+    return { token: process.env.PROPAGATE_TOKEN, source: "$PROPAGATE_TOKEN" };
   try {
-    return (await readFile(".data/origin/token", "utf8")).trim();
+    const token = (await readFile(".data/origin/token", "utf8")).trim();
+    return { token, source: ".data/origin/token" };
   } catch {
     throw new UsageError(
       "no write token: pass --token T, set PROPAGATE_TOKEN, or run where .data/origin/token exists",
@@ -259,7 +268,7 @@ export async function main(argv: string[]): Promise<void> {
   const bar = progressBar("measuring", samples);
   const m = await measure({
     originUrl: v.origin ?? "http://127.0.0.1:8053",
-    token: await tokenFrom(v.token),
+    ...(await tokenFrom(v.token).then(({ token, source }) => ({ token, tokenSource: source }))),
     zone: v.zone ?? "example.test",
     label: v.name ?? "_propagate-measure",
     ttl,
