@@ -30,7 +30,13 @@ export interface FeedChange {
 }
 
 export type FeedResult =
-  | { kind: "changes"; serial: number; changes: FeedChange[] }
+  | {
+      kind: "changes";
+      serial: number;
+      changes: FeedChange[];
+      /** The zone's mode as the origin reports it; else the node's own `modeOf`. */
+      mode?: PropagationMode;
+    }
   /** The feed no longer reaches back to `since` (HTTP 410), or the zone is gone (404). */
   | { kind: "gone" };
 
@@ -162,7 +168,7 @@ export class NodeSync {
     }
     for (const change of result.changes) {
       this.counters.feedChanges++;
-      await this.apply(eventFromFeed(zone, change, this.o.modeOf(zone)), true);
+      await this.apply(eventFromFeed(zone, change, result.mode ?? this.o.modeOf(zone)), true);
     }
   }
 

@@ -8,6 +8,7 @@ import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { H } from "../core/http.ts";
 import { fqdn } from "../core/names.ts";
+import type { PropagationMode } from "../core/purge.ts";
 import { toRRType } from "../core/records.ts";
 import { requireBearer } from "./auth.ts";
 import {
@@ -30,6 +31,8 @@ import { formatZoneFile, parseZoneFile, ZoneFileError } from "./zonefile.ts";
 export interface ApiOptions {
   store: Store;
   token: string;
+  /** Each zone's propagation mode, as the change feed reports it. */
+  modeOf: (zone: string) => PropagationMode;
   /** Largest request body accepted, in bytes (413 above). */
   maxBodyBytes: number;
   log: (message: string) => void;
@@ -65,6 +68,12 @@ const patchBody = z.object({
 });
 
 const createBody = z.object({
+  /** How changes reach caches: ttl, invalidate, soft or push. */
+  mode: z
+    .enum(["ttl", "invalidate", "soft", "push"], {
+      error: () => 'mode must be "ttl", "invalidate", "soft" or "push"',
+    })
+    .optional(),
   ttl: seconds.optional(),
   staleWhileRevalidate: seconds.optional(),
   staleIfError: seconds.optional(),
@@ -220,7 +229,9 @@ export function apiRoutes(opts: ApiOptions): Hono {
       throw new InvalidInput("since", `expected a zone serial such as ?since=41, got "${raw}"`);
     }
     const feed = store.changesSince(zone, Number(raw));
-    return c.json({ zone, since: Number(raw), ...feed }, 200, { [H.serial]: String(feed.serial) });
+    return c.json({ zone, since: Number(raw), mode: opts.modeOf(zone), ...feed }, 200, {
+      [H.serial]: String(feed.serial),
+    });
   });
 
   app.onError((err, c) => errorResponse(err, c, opts.log));
@@ -256,6 +267,7 @@ async function createInput(c: Context, name: string): Promise<ZoneInput> {
         staleWhileRevalidate: body.staleWhileRevalidate,
       }),
       ...(body.staleIfError !== undefined && { staleIfError: body.staleIfError }),
+      ...(body.mode !== undefined && { mode: body.mode }),
     },
     soa: body.soa,
     rrsets: (body.rrsets ?? []).map((r) => ({ ...r, data: dataOf(r) ?? [] })),

@@ -119,13 +119,11 @@ export async function startOrigin(
     throw new Error(`the sample zone ${SAMPLE_ZONE} did not load`);
 
   const receipts = new Receipts(clock);
+  // A zone's own mode (set when it was created) wins over the launcher's (a topology's).
+  const modeOf = (zone: string): PropagationMode =>
+    store.findState(zone)?.config.mode ?? deps.modeOf?.(zone) ?? "invalidate";
   const outbox = deps.bus ? new Outbox(deps.bus, clock, log) : undefined;
-  const stopPublishing = publishCommits(
-    store,
-    receipts,
-    outbox,
-    deps.modeOf ?? (() => "invalidate"),
-  );
+  const stopPublishing = publishCommits(store, receipts, outbox, modeOf);
 
   const app = new Hono();
   let dnsAddr = "";
@@ -143,7 +141,7 @@ export async function startOrigin(
       "content-type": "text/plain; version=0.0.4; charset=utf-8",
     }),
   );
-  app.route("/", apiRoutes({ store, token, maxBodyBytes: cfg.maxBodyBytes, log }));
+  app.route("/", apiRoutes({ store, token, modeOf, maxBodyBytes: cfg.maxBodyBytes, log }));
   const relay = deps.bus
     ? new Relay(
         deps.bus,

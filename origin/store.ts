@@ -11,6 +11,7 @@
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../core/clock.ts";
 import { type NameError, normaliseName, parentName } from "../core/names.ts";
+import type { PropagationMode } from "../core/purge.ts";
 import type { RRset, RRType, SoaData } from "../core/records.ts";
 import { serialGt, serialLt } from "../core/serial.ts";
 import { InvalidInput, planCreate, planUpdate, type RRsetOp, type ZoneInput } from "./plan.ts";
@@ -32,6 +33,8 @@ export interface ZoneConfig {
   /** RFC 5861 windows advertised on reads. */
   staleWhileRevalidate: number;
   staleIfError: number;
+  /** How the zone's changes reach caches; absent: the origin's default (a topology's). */
+  mode?: PropagationMode;
 }
 
 export const ZONE_DEFAULTS: ZoneConfig = {

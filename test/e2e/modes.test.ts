@@ -33,6 +33,45 @@ async function writeJson(t: Running, method: string, path: string, body: unknown
 }
 
 describe("propagation modes, live", () => {
+  it("a zone's own mode, set when it is created, wins over the topology's default", async () => {
+    running = await startTopology(smallTopology({ defaults: { pollIntervalMs: 60_000 } }));
+    const t = running;
+    const bad = await fetch(`${t.originUrl}/v1/zones/pushed.test`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${t.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ mode: "teleport" }),
+    });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ field: "mode" });
+    await writeJson(t, "PUT", "/v1/zones/pushed.test", {
+      mode: "push",
+      rrsets: [{ name: "www", type: "A", ttl: 300, data: ["192.0.2.1"] }],
+    });
+    const zone = (await (await fetch(`${t.originUrl}/v1/zones/pushed.test`)).json()) as {
+      mode: string;
+    };
+    expect(zone.mode).toBe("push");
+    const url = `${node(t, "edge-1").address}/resolve?name=www.pushed.test&type=A`;
+    await (await fetch(url)).arrayBuffer();
+    const before = (await metrics(t, "edge-1")).parentRequests;
+    const { changeId } = await writeJson(t, "PUT", "/v1/zones/pushed.test/rrsets/www/A", {
+      ttl: 300,
+      data: ["192.0.2.2"],
+    });
+    expect((await waitConverged(t, changeId, 5_000)).status).toBe("INSYNC");
+    const res = await fetch(url);
+    expect(await res.json()).toMatchObject({ Answer: [{ data: "192.0.2.2" }] });
+    expect((await metrics(t, "edge-1")).parentRequests).toBe(before);
+    expect((await metrics(t, "edge-1")).pushed).toBe(1);
+    // The change feed tells pollers the zone's mode too.
+    const feed = (await (
+      await fetch(`${t.originUrl}/v1/zones/pushed.test/changes?since=1`)
+    ).json()) as {
+      mode: string;
+    };
+    expect(feed.mode).toBe("push");
+  });
+
   it("push: after a PUT, edges answer the new value from cache without asking their parent", async () => {
     running = await startTopology(
       smallTopology({
