@@ -114,9 +114,6 @@ export async function startOrigin(
     cfg.zoneFiles.map(async (f) => ({ source: f, text: await readFile(f, "utf8") })),
   );
   if (cfg.sample) files.push({ source: "the sample zone", text: SAMPLE_ZONE_FILE });
-  for (const { source, text } of files) await importZone(store, source, text, log);
-  if (cfg.sample && !store.findZone(SAMPLE_ZONE))
-    throw new Error(`the sample zone ${SAMPLE_ZONE} did not load`);
 
   const receipts = new Receipts(clock);
   // A zone's own mode (set when it was created) wins over the launcher's (a topology's).
@@ -187,6 +184,27 @@ export async function startOrigin(
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const dnsHost = dns.host.includes(":") ? `[${dns.host}]` : dns.host;
   dnsAddr = `${dnsHost}:${dns.port}`;
+  const close = async () => {
+    stopPublishing();
+    outbox?.close();
+    await relay?.close();
+    await dns.close();
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+    await data.close();
+  };
+  // Zones are imported once both ports are ours, so a start that cannot listen
+  // leaves the data directory as it found it.
+  try {
+    for (const { source, text } of files) await importZone(store, source, text, log);
+    if (cfg.sample && !store.findZone(SAMPLE_ZONE))
+      throw new Error(`the sample zone ${SAMPLE_ZONE} did not load`);
+  } catch (err) {
+    await close();
+    throw err;
+  }
   return {
     httpUrl: `http://${host}:${address.port}`,
     dnsAddr,
@@ -197,17 +215,7 @@ export async function startOrigin(
     store,
     receipts,
     data,
-    close: async () => {
-      stopPublishing();
-      outbox?.close();
-      await relay?.close();
-      await dns.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-      await data.close();
-    },
+    close,
   };
 }
 
