@@ -8,6 +8,7 @@ import {
   parseFlags,
   parseHostPort,
   printReady,
+  serveUntilSignal,
   UsageError,
 } from "../infra/flags.ts";
 import { DEFAULT_MAX_BODY } from "./body.ts";
@@ -76,19 +77,5 @@ export async function main(argv: string[]): Promise<void> {
   );
   printReady({ http: running.url, id });
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    console.log(`edge ${id}: ${signal}, stopping`);
-    running.close().then(
-      () => process.exit(0),
-      (err: Error) => {
-        console.error(`edge ${id}: stop failed: ${err.message}`);
-        process.exit(1);
-      },
-    );
-  };
-  process.once("SIGTERM", () => stop("SIGTERM"));
-  process.once("SIGINT", () => stop("SIGINT"));
+  await serveUntilSignal(`edge ${id}`, running.close);
 }

@@ -89,3 +89,22 @@ export function parseHostPort(value: string, flag: string): { host: string; port
 export function printReady(info: Record<string, string>): void {
   console.log(`ready ${JSON.stringify(info)}`);
 }
+
+/**
+ * Serves until SIGINT or SIGTERM, then runs `close` and exits: 0, or 1 when
+ * closing failed. A second signal while closing is ignored.
+ */
+export async function serveUntilSignal(name: string, close: () => Promise<void>): Promise<never> {
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGINT", () => resolve("SIGINT"));
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+  });
+  console.error(`${name}: ${signal}, stopping`);
+  try {
+    await close();
+    process.exit(0);
+  } catch (err) {
+    console.error(`${name}: stop failed: ${(err as Error).message}`);
+    process.exit(1);
+  }
+}

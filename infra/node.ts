@@ -6,7 +6,7 @@
  */
 import { RealClock } from "../core/clock.ts";
 import { createBus } from "./bus.ts";
-import { flagHelp, parseFlags, printReady, UsageError } from "./flags.ts";
+import { flagHelp, parseFlags, printReady, serveUntilSignal, UsageError } from "./flags.ts";
 import {
   type NodeContext,
   type RunningNode,
@@ -93,12 +93,10 @@ export async function main(argv: string[]): Promise<void> {
     ...(token !== undefined && { token }),
     ...(nodeToken !== undefined && { nodeToken }),
   });
-  await new Promise<void>((resolve) => {
-    process.once("SIGINT", () => resolve());
-    process.once("SIGTERM", () => resolve());
+  await serveUntilSignal(`node ${node.id}`, async () => {
+    await node.close();
+    await bus?.close();
   });
-  await node.close();
-  await bus?.close();
 }
 
 type Values = ReturnType<typeof parseFlags<typeof FLAGS>>["values"];

@@ -9,7 +9,7 @@
 import type { PurgeBus } from "../core/bus.ts";
 import { type Clock, RealClock } from "../core/clock.ts";
 import { createBus } from "./bus.ts";
-import { flagHelp, parseFlags, printReady, UsageError } from "./flags.ts";
+import { flagHelp, parseFlags, printReady, serveUntilSignal, UsageError } from "./flags.ts";
 import {
   type NodeContext,
   type RunningNode,
@@ -174,10 +174,5 @@ export async function main(argv: string[]): Promise<void> {
     token: running.token,
     nodes: String(running.nodes.length),
   });
-  await new Promise<void>((resolve) => {
-    process.once("SIGINT", () => resolve());
-    process.once("SIGTERM", () => resolve());
-  });
-  console.error("stopping...");
-  await running.close();
+  await serveUntilSignal("propagate up", running.close);
 }

@@ -8,6 +8,7 @@ import {
   parseFlags,
   parseHostPort,
   printReady,
+  serveUntilSignal,
   UsageError,
 } from "../infra/flags.ts";
 import { startOrigin } from "./server.ts";
@@ -64,19 +65,6 @@ export async function main(argv: string[]): Promise<void> {
   );
   printReady({ http: origin.httpUrl, dns: origin.dnsAddr, token: origin.token });
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    console.log(`origin: ${signal}, flushing the journal and stopping`);
-    origin.close().then(
-      () => process.exit(0),
-      (err: Error) => {
-        console.error(`origin: stop failed: ${err.message}`);
-        process.exit(1);
-      },
-    );
-  };
-  process.once("SIGTERM", () => stop("SIGTERM"));
-  process.once("SIGINT", () => stop("SIGINT"));
+  // Closing flushes the journal.
+  await serveUntilSignal("origin", origin.close);
 }

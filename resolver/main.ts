@@ -5,6 +5,7 @@ import {
   parseFlags,
   parseHostPort,
   printReady,
+  serveUntilSignal,
   UsageError,
 } from "../infra/flags.ts";
 import { ResolverConfigError, type ResolverConfigInput } from "./config.ts";
@@ -116,15 +117,5 @@ export async function main(argv: string[]): Promise<void> {
   };
   if (v.token === undefined) ready.token = r.token;
   printReady(ready);
-  const stop = () => {
-    r.close().then(
-      () => process.exit(0),
-      (err) => {
-        console.error("resolver: error while stopping:", err);
-        process.exit(1);
-      },
-    );
-  };
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
+  await serveUntilSignal(`resolver ${r.config.id}`, r.close);
 }

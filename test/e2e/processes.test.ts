@@ -61,7 +61,7 @@ describe("propagate up --processes", () => {
       expect(status).toBe("INSYNC");
       expect(await ask()).toBe("192.0.2.90");
     } finally {
-      await up.stop("SIGINT");
+      expect(await up.stop("SIGINT")).toBe(0);
     }
     // Every child is gone with the launcher: the origin's port no longer answers.
     await expect(fetch(`${up.ready.origin}/healthz`)).rejects.toThrow();

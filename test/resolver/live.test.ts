@@ -60,7 +60,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await resolver?.stop();
+  if (resolver) expect(await resolver.stop()).toBe(0);
   await origin?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
