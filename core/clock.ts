@@ -17,6 +17,13 @@ export class RealClock implements Clock {
   private next = 1;
   private readonly timers = new Map<TimerId, ReturnType<typeof setTimeout>>();
 
+  /**
+   * `keepAlive`: the timers hold the process open. A server's timers must not
+   * (its sockets do), but a command whose only pending work is a wait between
+   * two probes must, or Node exits mid-await (code 13, nothing printed).
+   */
+  constructor(private readonly opts: { keepAlive?: boolean } = {}) {}
+
   now(): number {
     return Date.now();
   }
@@ -30,8 +37,8 @@ export class RealClock implements Clock {
       },
       Math.max(0, ms),
     );
-    // Timers must not keep a Node process alive on their own.
-    (handle as { unref?: () => void }).unref?.();
+    // A server's timers must not keep its process alive on their own.
+    if (!this.opts.keepAlive) (handle as { unref?: () => void }).unref?.();
     this.timers.set(id, handle);
     return id;
   }

@@ -147,7 +147,9 @@ async function follow(
 }
 
 export async function measure(o: MeasureOptions): Promise<Measurement> {
-  const clock = new RealClock();
+  // Between two probes nothing but this timer is pending: it must hold the
+  // process open, or `propagate measure` exits mid-run with code 13.
+  const clock = new RealClock({ keepAlive: true });
   const { nodes } = await api<{ nodes: RegisteredNode[] }>(o, "/v1/nodes");
   if (nodes.length === 0) {
     throw new UsageError(
