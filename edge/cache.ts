@@ -4,6 +4,7 @@
  * injected; only Web-standard APIs are used, so it runs in Node and workerd.
  */
 import type { Clock } from "../core/clock.ts";
+import { VersionFloor, ZoneSerials } from "../core/floor.ts";
 import {
   type CacheControl,
   H,
@@ -13,10 +14,10 @@ import {
 } from "../core/http.ts";
 import type { PurgeEvent, PurgeMode } from "../core/purge.ts";
 import type { RRset } from "../core/records.ts";
+import { maxSerial, olderThan } from "../core/serial.ts";
 import type { SyncTarget } from "../core/sync.ts";
 import { DEFAULT_MAX_BODY, readBody, tooLarge } from "./body.ts";
 import { type Exchange, entryFromResponse, freshen } from "./entry.ts";
-import { maxSerial, olderThan, VersionFloor, ZoneSerials } from "./floor.ts";
 import {
   appendCacheStatus,
   type CacheStatus,
@@ -207,7 +208,7 @@ export class Edge implements SyncTarget {
    */
   applyPurge(event: PurgeEvent): void {
     this.zoneSerials.advance(event.zone, event.serial);
-    this.floor.raise(event.keys.includes("*") ? [zoneKey(event.zone)] : event.keys, event.serial);
+    this.floor.raise(event.keys, event.serial, event.zone);
     if (event.mode === "ttl") return;
     this.counters.purges++;
     const keys = this.affected(event);
