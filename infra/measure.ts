@@ -13,7 +13,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import dnsPacket from "dns-packet";
 import { RealClock, sleep } from "../core/clock.ts";
 import { queryUdp } from "../core/dns-transport.ts";
-import { flagHelp, intFlag, parseFlags, UsageError } from "./flags.ts";
+import { flagHelp, intFlag, parseFlags, UsageError } from "../core/flags.ts";
 import { pooledCurve, predict, predictOptions } from "./predict.ts";
 import {
   type NodeSamples,

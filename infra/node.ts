@@ -5,8 +5,8 @@
  * from the origin's registry, so nodes may start on any port.
  */
 import { RealClock } from "../core/clock.ts";
+import { flagHelp, parseFlags, printReady, serveUntilSignal, UsageError } from "../core/flags.ts";
 import { createBus } from "./bus.ts";
-import { flagHelp, parseFlags, printReady, serveUntilSignal, UsageError } from "./flags.ts";
 import {
   type NodeContext,
   type RunningNode,

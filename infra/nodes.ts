@@ -8,6 +8,7 @@
 import type { PurgeBus } from "../core/bus.ts";
 import type { Clock } from "../core/clock.ts";
 import { LinkDelay, type LinkModel, wrapFetch } from "../core/delay.ts";
+import { parseHostPort } from "../core/flags.ts";
 import type { PropagationMode } from "../core/purge.ts";
 import { hashSeed, type Seed } from "../core/random.ts";
 import type { SyncStats } from "../core/sync.ts";
@@ -15,7 +16,6 @@ import { startEdge } from "../edge/node.ts";
 import { startOrigin } from "../origin/server.ts";
 import { startResolver } from "../resolver/server.ts";
 import { dohUpstream } from "../resolver/upstream.ts";
-import { parseHostPort } from "./flags.ts";
 import { connectNode } from "./node-link.ts";
 import type { EdgeSpec, ResolverSpec, Topology } from "./topology.ts";
 

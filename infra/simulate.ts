@@ -4,9 +4,9 @@
  * and prints time-to-fresh per node beside the prediction (infra/report.ts).
  */
 import { writeFile } from "node:fs/promises";
+import { flagHelp, parseFlags, UsageError } from "../core/flags.ts";
 import type { PropagationMode } from "../core/purge.ts";
 import { ZONE_DEFAULTS } from "../origin/store.ts";
-import { flagHelp, parseFlags, UsageError } from "./flags.ts";
 import { pooledCurve } from "./predict.ts";
 import { progressBar, type Report, renderSvg, renderTable, toJson } from "./report.ts";
 import { generateTopology } from "./sim/generate.ts";

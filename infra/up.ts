@@ -8,8 +8,8 @@
 
 import type { PurgeBus } from "../core/bus.ts";
 import { type Clock, RealClock } from "../core/clock.ts";
+import { flagHelp, parseFlags, printReady, serveUntilSignal, UsageError } from "../core/flags.ts";
 import { createBus } from "./bus.ts";
-import { flagHelp, parseFlags, printReady, serveUntilSignal, UsageError } from "./flags.ts";
 import {
   type NodeContext,
   type RunningNode,

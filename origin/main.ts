@@ -10,7 +10,7 @@ import {
   printReady,
   serveUntilSignal,
   UsageError,
-} from "../infra/flags.ts";
+} from "../core/flags.ts";
 import { startOrigin } from "./server.ts";
 
 const FLAGS = {
