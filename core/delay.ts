@@ -16,6 +16,7 @@
  */
 import { z } from "zod";
 import type { Clock, TimerId } from "./clock.ts";
+import { issueLines } from "./issue.ts";
 import { normalCdf, normalPdf, normalQuantile, Random, type Seed } from "./random.ts";
 
 const ms = z.number().finite().min(0);
@@ -67,7 +68,7 @@ export class DelayModelError extends Error {
 export function parseLinkModel(input: unknown, where = "link"): LinkModel {
   const result = linkModelSchema.safeParse(input ?? {});
   if (result.success) return result.data;
-  const lines = result.error.issues.map((i) => `${i.path.join(".") || "(model)"}: ${i.message}`);
+  const lines = issueLines(result.error.issues, "(model)");
   throw new DelayModelError(`${where}: invalid delay model: ${lines.join("; ")}`);
 }
 

@@ -5,10 +5,10 @@
  */
 import { type Context, Hono } from "hono";
 import * as z from "zod/mini";
+import { miniIssueReason } from "../core/issue.ts";
 import type { PurgeEvent } from "../core/purge.ts";
 import { readBody, tooLarge } from "./body.ts";
 import type { Edge, HandleOptions } from "./cache.ts";
-import { issueReason } from "./issue.ts";
 
 /**
  * POST /purge bodies are small: a target or a relayed event. 64 KiB holds
@@ -103,7 +103,7 @@ export function createEdgeApp(edge: Edge, opts: EdgeAppOptions = {}): Hono {
     if (raw !== null && typeof raw === "object" && "event" in raw) {
       const relayed = eventBody.safeParse(raw);
       if (!relayed.success) {
-        const at = issueReason(relayed.error.issues[0]!, ["event"]);
+        const at = miniIssueReason(relayed.error.issues[0]!, ["event"]);
         return c.json<ErrorBody>({ error: "bad purge event", ...at }, 400);
       }
       // Only the origin holds the token, and it built the rdata from validated records.
@@ -112,7 +112,7 @@ export function createEdgeApp(edge: Edge, opts: EdgeAppOptions = {}): Hono {
     }
     const parsed = purgeBody.safeParse(raw);
     if (!parsed.success) {
-      const at = issueReason(parsed.error.issues[0]!, Object.keys(purgeFields));
+      const at = miniIssueReason(parsed.error.issues[0]!, Object.keys(purgeFields));
       return c.json<ErrorBody>({ error: "bad purge request", ...at }, 400);
     }
     const purged = edge.purge(parsed.data);

@@ -6,6 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
 import { linkModelSchema } from "../core/delay.ts";
+import { issueLines } from "../core/issue.ts";
 import { normaliseName } from "../core/names.ts";
 
 const id = z
@@ -93,7 +94,7 @@ export class TopologyError extends Error {
 export function parseTopology(input: unknown, source = "topology"): Topology {
   const result = topologySchema.safeParse(input);
   if (!result.success) {
-    const lines = result.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`);
+    const lines = issueLines(result.error.issues, "(root)").map((l) => `  ${l}`);
     throw new TopologyError(`${source} is not a valid topology:\n${lines.join("\n")}`);
   }
   const t = result.data;

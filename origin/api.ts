@@ -7,6 +7,7 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { H } from "../core/http.ts";
+import { issueReason } from "../core/issue.ts";
 import { fqdn } from "../core/names.ts";
 import type { PropagationMode } from "../core/purge.ts";
 import { toRRType } from "../core/records.ts";
@@ -81,13 +82,6 @@ const createBody = z.object({
   rrsets: z.array(rrsetBody.extend({ name: z.string(), type: z.string() })).optional(),
 });
 
-function fieldOf(path: readonly PropertyKey[]): string {
-  return path.reduce<string>(
-    (acc, p) => (typeof p === "number" ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)),
-    "",
-  );
-}
-
 /** Parses a JSON body against a schema; wrong type 415, bad JSON or shape 400 naming the field. */
 async function jsonBody<T>(c: Context, schema: z.ZodType<T>): Promise<T> {
   const type = c.req.header("content-type") ?? "";
@@ -100,8 +94,8 @@ async function jsonBody<T>(c: Context, schema: z.ZodType<T>): Promise<T> {
   }
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new InvalidInput(fieldOf(issue.path) || "body", issue.message);
+    const { field, reason } = issueReason(parsed.error.issues[0]!);
+    throw new InvalidInput(field, reason);
   }
   return parsed.data;
 }

@@ -10,6 +10,7 @@ import { z } from "zod";
 import type { PurgeBus } from "../core/bus.ts";
 import { type Clock, sleep } from "../core/clock.ts";
 import { zoneKey } from "../core/http.ts";
+import { issueReason } from "../core/issue.ts";
 import { isInZone, tryNormaliseName } from "../core/names.ts";
 import type { PropagationMode, PurgeEvent } from "../core/purge.ts";
 import { dnsName } from "../core/records.ts";
@@ -331,11 +332,7 @@ async function readJson(req: Request): Promise<Parsed<unknown>> {
 function check<T>(json: unknown, schema: z.ZodType<T>): Parsed<T> {
   const result = schema.safeParse(json);
   if (result.success) return { ok: true, value: result.data };
-  const issue = result.error.issues[0]!;
-  return {
-    ok: false,
-    error: { error: "invalid input", field: issue.path.join(".") || "body", reason: issue.message },
-  };
+  return { ok: false, error: { error: "invalid input", ...issueReason(result.error.issues[0]!) } };
 }
 
 async function parse<T>(req: Request, schema: z.ZodType<T>): Promise<Parsed<T>> {

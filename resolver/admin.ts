@@ -6,6 +6,7 @@ import { Hono } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
+import { issueReason } from "../core/issue.ts";
 import { normaliseName } from "../core/names.ts";
 import type { HandlerMetrics } from "./handler.ts";
 import type { ResolverCache } from "./policy.ts";
@@ -87,9 +88,8 @@ export function adminApp(cache: ResolverCache, handler: HandlerMetrics, token: s
     }
     const body = purgeBody.safeParse(raw);
     if (!body.success) {
-      const issue = body.error.issues[0]!;
-      const field = issue.path.join(".") || "body";
-      return c.json<ErrorBody>({ error: "bad purge request", field, reason: issue.message }, 400);
+      const at = issueReason(body.error.issues[0]!);
+      return c.json<ErrorBody>({ error: "bad purge request", ...at }, 400);
     }
     const { mode, ...target } = body.data;
     return c.json({ purged: cache.purge(target, mode), mode });

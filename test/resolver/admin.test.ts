@@ -32,7 +32,7 @@ describe("configuration errors", () => {
     );
     expect(bad({ token: "short" })).toThrow(/^token must be at least 8 characters$/);
     expect(bad({ zones: [] })).toThrow(/^zones must be at least 1 entry$/);
-    expect(bad({ zones: ["a..b"] })).toThrow(/^zones\.0 has an invalid name: .*empty label/);
+    expect(bad({ zones: ["a..b"] })).toThrow(/^zones\[0\] has an invalid name: .*empty label/);
     expect(bad({ dns: { host: "127.0.0.1", port: 70000 } })).toThrow(
       /^dns\.port must be at most 65535$/,
     );
