@@ -4,11 +4,11 @@
  * changes, and subscribes it to the purge bus. The same code runs whether the
  * node shares the launcher's process or runs in its own.
  */
-import type { PurgeBus, Subscription } from "../core/bus.ts";
+import type { DeliveryFailure, PurgeBus, Subscription } from "../core/bus.ts";
 import type { Clock } from "../core/clock.ts";
 import { type FetchLike, type LinkDelay, wrapFetch } from "../core/delay.ts";
 import type { PropagationMode } from "../core/purge.ts";
-import { type FeedResult, NodeSync, type SyncTarget } from "../core/sync.ts";
+import { type FeedResult, NodeSync, type NodeSyncOptions, type SyncTarget } from "../core/sync.ts";
 
 export interface NodeLinkOptions {
   nodeId: string;
@@ -68,7 +68,11 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
     }
     await expectOk(res, what);
   };
-  const sync = new NodeSync({
+  const delivery = {
+    ...(o.link && { link: o.link }),
+    onError: (f: DeliveryFailure) => o.log(`${o.nodeId}: ${f.message}`),
+  };
+  return followFabric(o.bus, delivery, {
     nodeId: o.nodeId,
     target: o.target,
     clock: o.clock,
@@ -98,12 +102,25 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
     ack: (zone, serial) => postAck({ zone, serial }, `acking ${zone}@${serial}`),
     ackPurge: (changeId) => postAck({ changeId }, `acking purge ${changeId}`),
   });
+}
+
+/**
+ * Starts a node's NodeSync (anti-entropy, acks) and subscribes it to the bus
+ * when there is one: events go to the sync, and so do resyncs when the bus
+ * lost this node's position. The one wiring of a cache node to the fabric,
+ * for live nodes (connectNode) and the simulator (infra/sim/world.ts).
+ */
+export async function followFabric(
+  bus: PurgeBus | undefined,
+  delivery: { link?: LinkDelay; onError: (failure: DeliveryFailure) => void },
+  options: NodeSyncOptions,
+): Promise<NodeLink> {
+  const sync = new NodeSync(options);
   await sync.start();
-  const subscription = o.bus
-    ? await o.bus.subscribe(o.nodeId, (e) => sync.onEvent(e), {
-        ...(o.link && { link: o.link }),
+  const subscription = bus
+    ? await bus.subscribe(options.nodeId, (e) => sync.onEvent(e), {
+        ...delivery,
         onResync: (reason) => sync.onResync(reason),
-        onError: (f) => o.log(`${o.nodeId}: ${f.message}`),
       })
     : undefined;
   return {

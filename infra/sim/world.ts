@@ -6,12 +6,12 @@
  * delivery and feed poll crosses the node's link (core/delay.ts).
  */
 import dnsPacket from "dns-packet";
-import { MemoryBus } from "../../core/bus.ts";
+import { type DeliveryFailure, MemoryBus } from "../../core/bus.ts";
 import { delayed, type FetchLike, type LinkModel, wrapFetch } from "../../core/delay.ts";
 import { DNS_MESSAGE, DOH_PATH } from "../../core/http.ts";
 import type { PropagationMode } from "../../core/purge.ts";
 import { hashSeed } from "../../core/random.ts";
-import { eventFromFeed, NodeSync, type SyncTarget } from "../../core/sync.ts";
+import { eventFromFeed, type NodeSync, type SyncTarget } from "../../core/sync.ts";
 import { Edge } from "../../edge/cache.ts";
 import { LruStorage } from "../../edge/storage-lru.ts";
 import type { ZoneConfig } from "../../origin/store.ts";
@@ -20,6 +20,7 @@ import { toWire } from "../../resolver/handler.ts";
 import { DEFAULT_CACHE, ResolverCache, type Served } from "../../resolver/policy.ts";
 import { parseQuery } from "../../resolver/query.ts";
 import { buildQuery, dohUpstream } from "../../resolver/upstream.ts";
+import { followFabric } from "../node-link.ts";
 import { edgesInStartOrder, type Topology } from "../topology.ts";
 import { linkDelay, linkModels } from "./links.ts";
 import type { SimLoop } from "./loop.ts";
@@ -178,7 +179,11 @@ export class World {
     const t = this.o.topology;
     const clock = this.loop.engineClock;
     const feedLink = linkDelay(model, this.o.seed, nodeId, "feed", clock);
-    const sync = new NodeSync({
+    const delivery = {
+      link: linkDelay(model, this.o.seed, nodeId, "bus", clock),
+      onError: (f: DeliveryFailure) => this.tracker.failed(-1, f.error),
+    };
+    const { sync } = await followFabric(this.bus, delivery, {
       nodeId,
       target,
       clock,
@@ -194,15 +199,7 @@ export class World {
       pollJitter: t.defaults.pollJitter,
       seed: hashSeed(this.o.seed, nodeId, "poll"),
     });
-    await sync.start();
     this.syncs.push(sync);
-    if (this.bus) {
-      await this.bus.subscribe(nodeId, (e) => sync.onEvent(e), {
-        link: linkDelay(model, this.o.seed, nodeId, "bus", clock),
-        onResync: (reason) => sync.onResync(reason),
-        onError: (f) => this.tracker.failed(-1, f.error),
-      });
-    }
   }
 
   private versionOf(answer: StoredAnswer): number | undefined {
