@@ -44,7 +44,6 @@ export type Latency = z.output<typeof latencySchema>;
 export const partitionSchema = z
   .strictObject({ startMs: ms, endMs: ms })
   .refine((w) => w.endMs > w.startMs, { message: "endMs must be > startMs", path: ["endMs"] });
-export type PartitionWindow = z.output<typeof partitionSchema>;
 
 /** A link's model as a topology file states it; every field has a default. */
 export const linkModelSchema = z.strictObject({
