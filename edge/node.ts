@@ -24,6 +24,8 @@ export interface EdgeConfig {
   /** Read repair (default true): see EdgeOptions.readRepair. */
   readRepair?: boolean;
   fetch?: ParentFetch;
+  /** Failures no client sees (background refreshes); default stderr. */
+  log?: (message: string) => void;
 }
 
 export interface RunningEdge {
@@ -43,6 +45,7 @@ export async function startEdge(config: EdgeConfig): Promise<RunningEdge> {
     parentTimeoutMs: config.parentTimeoutMs,
     readRepair: config.readRepair,
     maxBodyBytes: config.maxBodyBytes,
+    log: config.log ?? ((m) => console.error(m)),
   });
   const app = createEdgeApp(edge, { token: config.token });
   const host = config.host ?? "127.0.0.1";

@@ -35,6 +35,8 @@ function appFor(env: EdgeEnv): Hono {
     storage: new LruStorage(byteVar(env.MAX_BYTES, "MAX_BYTES") ?? DEFAULT_MAX_BYTES),
     readRepair: env.READ_REPAIR !== "off",
     maxBodyBytes: byteVar(env.MAX_BODY, "MAX_BODY"),
+    // Workers send console output to the runtime's logs (wrangler tail).
+    log: (m) => console.error(m),
   });
   app = createEdgeApp(edge, { token: env.TOKEN, executionContext: true });
   return app;
