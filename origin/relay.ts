@@ -6,6 +6,7 @@
  * apply; the edge's 2xx is its ack, recorded in the receipts.
  */
 import type { PurgeBus, Subscription } from "../core/bus.ts";
+import type { Clock } from "../core/clock.ts";
 import { zoneKey } from "../core/http.ts";
 import type { PurgeEvent } from "../core/purge.ts";
 import type { Receipts } from "./receipts.ts";
@@ -29,6 +30,7 @@ export class Relay {
     private readonly receipts: Receipts,
     /** The zones and their current serials, for resyncs. */
     private readonly zones: () => { zone: string; serial: number }[],
+    private readonly clock: Clock,
     private readonly log: (message: string) => void,
     private readonly timeoutMs = 5_000,
   ) {}
@@ -47,7 +49,7 @@ export class Relay {
             serial,
             keys: [zoneKey(zone)],
             mode: "invalidate",
-            ts: Date.now(),
+            ts: this.clock.now(),
           });
         }
       },

@@ -16,7 +16,8 @@ import type { PropagationMode } from "../core/purge.ts";
 import { apiRoutes } from "./api.ts";
 import { loadOrCreateToken } from "./auth.ts";
 import { startAuthoritativeDns } from "./dns-server.ts";
-import { fabricRoutes, Outbox, publishCommits } from "./fabric.ts";
+import { fabricRoutes } from "./fabric.ts";
+import { Outbox, publishCommits } from "./fabric-outbox.ts";
 import { OriginMetrics } from "./metrics.ts";
 import { readRoutes } from "./reads.ts";
 import { Receipts } from "./receipts.ts";
@@ -144,6 +145,7 @@ export async function startOrigin(
         deps.bus,
         receipts,
         () => store.zones().map((s) => ({ zone: s.zone.name, serial: s.zone.serial })),
+        clock,
         log,
       )
     : undefined;

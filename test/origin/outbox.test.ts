@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { PurgeBus } from "../../core/bus.ts";
 import { VirtualClock } from "../../core/clock.ts";
 import type { PurgeEvent } from "../../core/purge.ts";
-import { Outbox } from "../../origin/fabric.ts";
+import { Outbox } from "../../origin/fabric-outbox.ts";
 
 function event(serial: number): PurgeEvent {
   return {

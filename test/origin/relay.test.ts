@@ -45,6 +45,7 @@ describe("Relay", () => {
       bus,
       receipts,
       () => [{ zone: "example.test", serial: 3 }],
+      new RealClock(),
       () => {},
     );
     await relay.attach({ id: "worker-1", purgeUrl: url, token: "node-token-1" });
