@@ -1,11 +1,13 @@
 /**
  * The origin's side of the bus: every committed change is tracked in the
  * receipts and published as one purge event, through an outbox that keeps
- * commit order and survives a bus outage.
+ * commit order and survives a bus outage. Every event is signed by the
+ * origin's Ed25519 key (core/signing.ts).
  */
-import type { PurgeBus } from "../core/bus.ts";
+import { decodePurgeEvent, type PurgeBus } from "../core/bus.ts";
 import { type Clock, sleep } from "../core/clock.ts";
 import type { PropagationMode, PurgeEvent } from "../core/purge.ts";
+import type { EventSigner } from "../core/signing.ts";
 import { eventFromFeed } from "../core/sync.ts";
 import type { Receipts } from "./receipts.ts";
 import type { Store } from "./store.ts";
@@ -26,6 +28,23 @@ export function publishCommits(
   });
 }
 
+export interface OutboxOptions {
+  /** Events queued at most; past it the oldest are dropped. Default 100,000. */
+  capacity?: number;
+  /** Cap on the retry backoff while the bus is down. Default 2000 ms. */
+  maxBackoffMs?: number;
+  /** Signs every event before it is queued (nodes drop unsigned ones). */
+  signer?: EventSigner;
+}
+
+/**
+ * The event as every node will decode it off the bus (purgeEventSchema drops
+ * what it does not know), signed: the signature covers exactly what nodes see.
+ */
+function signed(signer: EventSigner, event: PurgeEvent): PurgeEvent {
+  return signer.sign(decodePurgeEvent(JSON.stringify(event)));
+}
+
 /**
  * Publishes events in commit order, retrying while the bus is unreachable
  * (Redis restarting), so an outage delays purges instead of losing them.
@@ -39,17 +58,22 @@ export class Outbox {
   private published = 0;
   private dropped = 0;
 
+  private readonly capacity: number;
+  private readonly maxBackoffMs: number;
+
   constructor(
     private readonly bus: PurgeBus,
     private readonly clock: Clock,
     private readonly log: (message: string) => void,
-    private readonly capacity = 100_000,
-    private readonly maxBackoffMs = 2_000,
-  ) {}
+    private readonly o: OutboxOptions = {},
+  ) {
+    this.capacity = o.capacity ?? 100_000;
+    this.maxBackoffMs = o.maxBackoffMs ?? 2_000;
+  }
 
   push(event: PurgeEvent): void {
     if (this.closed) return;
-    this.queue.push(event);
+    this.queue.push(this.o.signer ? signed(this.o.signer, event) : event);
     if (this.queue.length > this.capacity) {
       this.queue.shift();
       this.dropped++;

@@ -73,15 +73,20 @@ export interface FabricOptions {
   outbox: Outbox | undefined;
   /** Delivers purges to nodes registered with a purgeUrl; none without a bus. */
   relay: Relay | undefined;
+  /** The public key (base64 SPKI Ed25519) that verifies every event the origin publishes. */
+  purgeKey: string;
 }
 
 export function fabricRoutes(o: FabricOptions): Hono {
-  const { store, receipts, token, nodeToken, clock, outbox, relay } = o;
+  const { store, receipts, token, nodeToken, clock, outbox, relay, purgeKey } = o;
   const app = new Hono();
   const auth = requireBearer([nodeToken, token]);
   const writeAuth = requireBearer(token);
 
   app.get("/v1/nodes", (c) => c.json({ nodes: receipts.nodes() }));
+
+  // Public: nodes verify purge events with it (core/signing.ts); it cannot sign.
+  app.get("/v1/purge-key", (c) => c.json({ algorithm: "Ed25519", publicKey: purgeKey }));
 
   app.post("/v1/nodes", auth, async (c) => {
     const body = await parse(c.req.raw, nodeBody);
@@ -101,7 +106,14 @@ export function fabricRoutes(o: FabricOptions): Hono {
       await relay.attach({ id: node.id, purgeUrl, token: purgeToken ?? nodeToken });
     }
     receipts.register(node);
-    return c.json({ registered: node.id, relayed: purgeUrl !== undefined }, 201);
+    return c.json(
+      {
+        registered: node.id,
+        relayed: purgeUrl !== undefined,
+        purgeKey: { algorithm: "Ed25519", publicKey: purgeKey },
+      },
+      201,
+    );
   });
 
   app.delete("/v1/nodes/:id", auth, async (c) => {
