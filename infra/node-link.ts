@@ -8,6 +8,7 @@ import type { DeliveryFailure, PurgeBus, Subscription } from "../core/bus.ts";
 import type { Clock } from "../core/clock.ts";
 import { type FetchLike, type LinkDelay, wrapFetch } from "../core/delay.ts";
 import type { PropagationMode } from "../core/purge.ts";
+import { eventVerifier } from "../core/signing.ts";
 import { type FeedResult, NodeSync, type NodeSyncOptions, type SyncTarget } from "../core/sync.ts";
 
 export interface NodeLinkOptions {
@@ -50,8 +51,14 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
       body: JSON.stringify({ id: o.nodeId, tier: o.tier, address: o.address, parent: o.parent }),
     });
     await expectOk(res, `registering ${o.nodeId}`);
+    return (await res.json()) as { purgeKey?: { publicKey?: string } };
   };
-  await register();
+  // Bus events are applied only when the origin's key signed them (core/signing.ts).
+  const { purgeKey } = await register();
+  if (o.bus && !purgeKey?.publicKey) {
+    throw new Error(`registering ${o.nodeId}: the origin gave no purge key to verify events with`);
+  }
+  const verify = purgeKey?.publicKey ? eventVerifier(purgeKey.publicKey) : undefined;
 
   const postAck = async (body: object, what: string) => {
     const send = () =>
@@ -81,6 +88,7 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
     pollJitter: o.pollJitter,
     ...(o.seed !== undefined && { seed: o.seed }),
     log: o.log,
+    ...(verify && { verify }),
     zones: async () => {
       const res = await expectOk(await http(api("/v1/zones")), "listing zones");
       const body = (await res.json()) as { zones: { zone: string; serial: number }[] };

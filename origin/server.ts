@@ -13,10 +13,12 @@ import { type Clock, RealClock } from "../core/clock.ts";
 import type { DnsServer } from "../core/dns-transport.ts";
 import { DOH_PATH, JSON_PATH } from "../core/http.ts";
 import type { PropagationMode } from "../core/purge.ts";
+import { eventVerifier } from "../core/signing.ts";
 import { apiRoutes } from "./api.ts";
-import { loadOrCreateToken } from "./auth.ts";
+import { loadOrCreateSigningKey, loadOrCreateToken } from "./auth.ts";
 import { startAuthoritativeDns } from "./dns-server.ts";
-import { fabricRoutes, Outbox, publishCommits } from "./fabric.ts";
+import { fabricRoutes } from "./fabric.ts";
+import { Outbox, publishCommits } from "./fabric-outbox.ts";
 import { OriginMetrics } from "./metrics.ts";
 import { readRoutes } from "./reads.ts";
 import { Receipts } from "./receipts.ts";
@@ -70,6 +72,8 @@ export interface RunningOrigin {
   tokenCreated: boolean;
   /** The cache nodes' token (registry, acks); it cannot write zones. */
   nodeToken: string;
+  /** The public key (base64 SPKI) nodes verify purge events with. */
+  purgeKey: string;
   store: Store;
   /** Registered cache nodes and per-node receipts of every change. */
   receipts: Receipts;
@@ -109,6 +113,7 @@ export async function startOrigin(
   store.onCommit(metrics.onCommit);
   const { token, created } = await loadOrCreateToken(cfg.dataDir, cfg.token);
   const { token: nodeToken } = await loadOrCreateToken(cfg.dataDir, cfg.nodeToken, "node-token");
+  const signer = await loadOrCreateSigningKey(cfg.dataDir);
 
   const files = await Promise.all(
     cfg.zoneFiles.map(async (f) => ({ source: f, text: await readFile(f, "utf8") })),
@@ -119,7 +124,7 @@ export async function startOrigin(
   // A zone's own mode (set when it was created) wins over the launcher's (a topology's).
   const modeOf = (zone: string): PropagationMode =>
     store.findState(zone)?.config.mode ?? deps.modeOf?.(zone) ?? "invalidate";
-  const outbox = deps.bus ? new Outbox(deps.bus, clock, log) : undefined;
+  const outbox = deps.bus ? new Outbox(deps.bus, clock, log, { signer }) : undefined;
   const stopPublishing = publishCommits(store, receipts, outbox, modeOf);
 
   const app = new Hono();
@@ -144,10 +149,24 @@ export async function startOrigin(
         deps.bus,
         receipts,
         () => store.zones().map((s) => ({ zone: s.zone.name, serial: s.zone.serial })),
+        clock,
         log,
+        eventVerifier(signer.publicKey),
       )
     : undefined;
-  app.route("/", fabricRoutes({ store, receipts, token, nodeToken, clock, outbox, relay }));
+  app.route(
+    "/",
+    fabricRoutes({
+      store,
+      receipts,
+      token,
+      nodeToken,
+      clock,
+      outbox,
+      relay,
+      purgeKey: signer.publicKey,
+    }),
+  );
   app.route("/", readRoutes({ store, clock }));
   app.notFound((c) =>
     c.json(
@@ -212,6 +231,7 @@ export async function startOrigin(
     token,
     tokenCreated: created,
     nodeToken,
+    purgeKey: signer.publicKey,
     store,
     receipts,
     data,
