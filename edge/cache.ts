@@ -97,6 +97,7 @@ const COUNTERS = [
   "hits",
   "misses",
   "stale",
+  "staleIfError",
   "revalidations",
   "notModified",
   "coalesced",
@@ -439,6 +440,7 @@ export class Edge implements SyncTarget {
     const fwdStatus = x instanceof Error ? undefined : x.response.status;
     if (prior && mayServeOnError(prior, now)) {
       this.counters.stale++;
+      this.counters.staleIfError++;
       return {
         entry: prior,
         status: {

@@ -7,7 +7,8 @@
 import type { PurgeBus, Subscription } from "../core/bus.ts";
 import type { Clock } from "../core/clock.ts";
 import { type FetchLike, type LinkDelay, wrapFetch } from "../core/delay.ts";
-import type { PropagationMode } from "../core/purge.ts";
+import type { FabricMetrics } from "../core/metrics.ts";
+import type { PropagationMode, PurgeEvent } from "../core/purge.ts";
 import { type FeedResult, NodeSync, type SyncTarget } from "../core/sync.ts";
 
 export interface NodeLinkOptions {
@@ -30,6 +31,8 @@ export interface NodeLinkOptions {
   pollJitter: number;
   seed?: number | string;
   log: (message: string) => void;
+  /** The node's fabric metrics: bus lag and the sync counters join them. */
+  metrics?: FabricMetrics;
 }
 
 export interface NodeLink {
@@ -99,8 +102,13 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
     ackPurge: (changeId) => postAck({ changeId }, `acking purge ${changeId}`),
   });
   await sync.start();
+  o.metrics?.sync(() => sync.stats());
+  const onEvent = (e: PurgeEvent) => {
+    o.metrics?.busEvent(e);
+    return sync.onEvent(e);
+  };
   const subscription = o.bus
-    ? await o.bus.subscribe(o.nodeId, (e) => sync.onEvent(e), {
+    ? await o.bus.subscribe(o.nodeId, onEvent, {
         ...(o.link && { link: o.link }),
         onResync: (reason) => sync.onResync(reason),
         onError: (f) => o.log(`${o.nodeId}: ${f.message}`),

@@ -151,6 +151,7 @@ export async function startEdgeNode(ctx: JoinContext, e: EdgeSpec): Promise<Runn
       address: edge.url,
       parent: e.parent,
       target: edge.edge,
+      metrics: edge.metrics.fabric,
     });
     return {
       id: e.id,
@@ -208,6 +209,7 @@ export async function startResolverNode(
       address: res.dnsAddr,
       parent: r.upstream,
       target: res.resolver,
+      metrics: res.fabric,
       // A zone created (or deleted) at the origin is served (or refused) from the next poll on.
       onZones: (zones) => {
         const key = (zs: readonly string[]) => [...zs].sort().join();
