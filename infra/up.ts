@@ -18,6 +18,7 @@ import {
   startResolverNode,
 } from "./nodes.ts";
 import { spawnNodes } from "./processes.ts";
+import { writeScrapeConfig } from "./prometheus.ts";
 import { edgesInStartOrder, loadTopology, type Topology } from "./topology.ts";
 
 export type { RunningNode } from "./nodes.ts";
@@ -139,6 +140,7 @@ const FLAGS = {
     type: "boolean",
     help: "run every node as its own process (needs a Redis bus or none)",
   },
+  prometheus: { type: "string", help: "write a Prometheus scrape config for every node to FILE" },
   help: { type: "boolean", help: "show this help" },
 } as const;
 
@@ -167,6 +169,10 @@ export async function main(argv: string[]): Promise<void> {
     `topology "${t.name}": ${running.nodes.length} nodes, bus ${t.bus}, mode ${t.defaults.mode}, ${where}\n`,
   );
   console.log(nodeTable(running.nodes));
+  if (values.prometheus) {
+    await writeScrapeConfig(values.prometheus, running.nodes);
+    console.log(`\nprometheus scrape config: ${values.prometheus}`);
+  }
   console.log(`\nwrite token: ${running.token}`);
   for (const l of tryLines(running.nodes)) console.log(l);
   printReady({
