@@ -6,6 +6,7 @@
 import { type Context, Hono } from "hono";
 import * as z from "zod/mini";
 import { miniIssueReason } from "../core/issue.ts";
+import type { MetricsRegistry } from "../core/metrics.ts";
 import type { PurgeEvent } from "../core/purge.ts";
 import { readBody, tooLarge } from "./body.ts";
 import type { Edge, HandleOptions } from "./cache.ts";
@@ -74,6 +75,8 @@ export interface EdgeAppOptions {
    * which on the hit path costs a tenth of the CPU: so say it once here.
    */
   executionContext?: boolean;
+  /** GET /metrics renders it (Prometheus text, no token); without one, only the JSON form. */
+  metrics?: MetricsRegistry;
 }
 
 /** Every error body: what went wrong and what to do, naming the field at fault (as the origin's). */
@@ -86,7 +89,12 @@ interface ErrorBody {
 export function createEdgeApp(edge: Edge, opts: EdgeAppOptions = {}): Hono {
   const app = new Hono();
 
-  app.get("/metrics", (c) => c.json(edge.metrics()));
+  // Prometheus text for scrapers; the engine's counters as JSON on Accept: application/json.
+  app.get("/metrics", async (c) => {
+    const m = opts.metrics;
+    if (!m || c.req.header("accept")?.startsWith("application/json")) return c.json(edge.metrics());
+    return c.body(await m.render(), 200, { "content-type": m.contentType });
+  });
 
   app.post("/purge", async (c) => {
     const denied = await authorize(c, edge.id, opts.token);

@@ -94,6 +94,7 @@ const COUNTERS = [
   "hits",
   "misses",
   "stale",
+  "staleIfError",
   "revalidations",
   "notModified",
   "coalesced",
@@ -352,6 +353,7 @@ export class Edge implements SyncTarget {
     const fwdStatus = x instanceof Error ? undefined : x.response.status;
     if (prior && mayServeOnError(prior, now)) {
       this.counters.stale++;
+      this.counters.staleIfError++;
       return {
         entry: prior,
         status: {

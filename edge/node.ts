@@ -5,8 +5,10 @@
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { RealClock } from "../core/clock.ts";
+import { PromRegistry } from "../core/prom.ts";
 import { createEdgeApp } from "./app.ts";
 import { Edge, type ParentFetch } from "./cache.ts";
+import { type EdgeInstruments, edgeInstruments, observeEdge } from "./metrics.ts";
 import { DEFAULT_MAX_BYTES, LruStorage } from "./storage-lru.ts";
 
 export interface EdgeConfig {
@@ -31,23 +33,32 @@ export interface EdgeConfig {
 export interface RunningEdge {
   url: string;
   edge: Edge;
+  /** Its Prometheus families (GET /metrics); the fabric adds its own on joining. */
+  metrics: EdgeInstruments;
   close(): Promise<void>;
 }
 
 export async function startEdge(config: EdgeConfig): Promise<RunningEdge> {
+  const clock = new RealClock();
+  const metrics = edgeInstruments(
+    new PromRegistry(config.id),
+    config.fetch ?? ((req) => fetch(req)),
+    clock,
+  );
   const edge = new Edge({
     id: config.id,
     parent: config.parent,
     origin: config.origin,
-    fetch: config.fetch ?? ((req) => fetch(req)),
-    clock: new RealClock(),
+    fetch: metrics.fetch,
+    clock,
     storage: new LruStorage(config.maxBytes ?? DEFAULT_MAX_BYTES),
     parentTimeoutMs: config.parentTimeoutMs,
     readRepair: config.readRepair,
     maxBodyBytes: config.maxBodyBytes,
     log: config.log ?? ((m) => console.error(m)),
   });
-  const app = createEdgeApp(edge, { token: config.token });
+  observeEdge(edge, metrics);
+  const app = createEdgeApp(edge, { token: config.token, metrics: metrics.registry });
   const host = config.host ?? "127.0.0.1";
   const { server, port } = await new Promise<{ server: ReturnType<typeof serve>; port: number }>(
     (resolve, reject) => {
@@ -61,6 +72,7 @@ export async function startEdge(config: EdgeConfig): Promise<RunningEdge> {
   return {
     url: `http://${shown}:${port}`,
     edge,
+    metrics,
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));

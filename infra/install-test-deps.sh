@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian tools the tests drive (dig, kdig, redis-server, dnsperf, wrk)
+# Installs the Debian tools the tests drive (dig, kdig, redis-server, dnsperf, wrk, prometheus)
 # when any is missing. Safe to run again: it does nothing when all are present.
 set -euo pipefail
 need=()
@@ -8,6 +8,7 @@ command -v kdig >/dev/null || need+=(knot-dnsutils)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v dnsperf >/dev/null || need+=(dnsperf)
 command -v wrk >/dev/null || need+=(wrk)
+command -v prometheus >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"

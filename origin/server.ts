@@ -12,6 +12,7 @@ import type { PurgeBus } from "../core/bus.ts";
 import { type Clock, RealClock } from "../core/clock.ts";
 import type { DnsServer } from "../core/dns-transport.ts";
 import { DOH_PATH, JSON_PATH } from "../core/http.ts";
+import { PromRegistry } from "../core/prom.ts";
 import type { PropagationMode } from "../core/purge.ts";
 import { eventVerifier } from "../core/signing.ts";
 import { apiRoutes } from "./api.ts";
@@ -19,7 +20,7 @@ import { loadOrCreateSigningKey, loadOrCreateToken } from "./auth.ts";
 import { startAuthoritativeDns } from "./dns-server.ts";
 import { fabricRoutes } from "./fabric.ts";
 import { Outbox, publishCommits } from "./fabric-outbox.ts";
-import { OriginMetrics } from "./metrics.ts";
+import { OriginMetrics, observeReceipts } from "./metrics.ts";
 import { readRoutes } from "./reads.ts";
 import { Receipts } from "./receipts.ts";
 import { Relay } from "./relay.ts";
@@ -138,10 +139,11 @@ export async function startOrigin(
   app.on(["PUT", "PATCH", "DELETE"], ["/v1/zones", "/v1/zones/*"], metrics.writeCounter());
   app.use(DOH_PATH, metrics.readCounter("doh"));
   app.use(JSON_PATH, metrics.readCounter("json"));
-  app.get("/metrics", (c) =>
-    c.text(metrics.text(store, data.stats), 200, {
-      "content-type": "text/plain; version=0.0.4; charset=utf-8",
-    }),
+  const registry = new PromRegistry(cfg.nsid ?? "origin");
+  metrics.register(registry, store, () => data.stats);
+  observeReceipts(registry, receipts, clock);
+  app.get("/metrics", async (c) =>
+    c.body(await registry.render(), 200, { "content-type": registry.contentType }),
   );
   app.route("/", apiRoutes({ store, token, modeOf, maxBodyBytes: cfg.maxBodyBytes, log }));
   const relay = deps.bus
