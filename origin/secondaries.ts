@@ -10,9 +10,9 @@
 import { randomInt } from "node:crypto";
 import { z } from "zod";
 import type { Clock } from "../core/clock.ts";
-import type { LinkDelay } from "../core/delay.ts";
-import { linkModelSchema } from "../core/delay.ts";
+import { LinkDelay, linkModelSchema } from "../core/delay.ts";
 import { normaliseName } from "../core/names.ts";
+import { hashSeed } from "../core/random.ts";
 import { serialGte } from "../core/serial.ts";
 import { type KeyLookup, signMessage, type TsigKey } from "../core/tsig.ts";
 import { notifyAnswerProblem, notifyMessage } from "./notify.ts";
@@ -69,7 +69,7 @@ export interface SecondariesDeps {
   transport: SecondaryTransport;
   log: (message: string) => void;
   count: (name: string, help: string, labels: string) => void;
-  /** The delay model of a secondary's link (the launcher's); none: delivered at once. */
+  /** The delay model of a secondary's link (the launcher's); default: its own `link`, else none. */
   linkOf?: (spec: SecondarySpec) => LinkDelay | undefined;
   /** NOTIFY sends per change before giving up (RFC 1996 §3.6 retransmits); default 5. */
   notifyAttempts?: number;
@@ -110,7 +110,9 @@ export class Secondaries {
     this.all.set(spec.id, {
       spec,
       key,
-      link: this.deps.linkOf?.(spec),
+      link:
+        this.deps.linkOf?.(spec) ??
+        (spec.link && new LinkDelay(spec.link, hashSeed("secondary", spec.id), this.deps.clock)),
       lag: new Map(),
       seen: new Map(),
     });

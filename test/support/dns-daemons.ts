@@ -109,7 +109,7 @@ export async function waitFor(
 /** `kdig` output (never throws on a DNS error: the test reads the text). */
 export async function kdigText(args: string[]): Promise<string> {
   try {
-    const { stdout, stderr } = await run("kdig", args, { timeout: 20_000 });
+    const { stdout, stderr } = await run("kdig", args, { timeout: 20_000, maxBuffer: 64 << 20 });
     return stdout + stderr;
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string };
