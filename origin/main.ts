@@ -45,6 +45,10 @@ const FLAGS = {
     multiple: true,
     help: "who may AXFR/IXFR: [ZONE=]ITEM,... with ITEM an IP, IP/prefix or key:NAME (repeatable; no ZONE= means every zone)",
   },
+  catalog: {
+    type: "string",
+    help: "publish a catalog zone (RFC 9432 v2) of every zone under this name, e.g. catalog.invalid",
+  },
   secondary: {
     type: "string",
     multiple: true,
@@ -72,6 +76,7 @@ export async function main(argv: string[]): Promise<void> {
     maxBodyBytes: intFlag(v["max-body"], "max-body"),
     nsid: v.nsid,
     tsigKeys: v["tsig-keys"],
+    catalog: v.catalog,
     allowTransfer: allowTransferFlags((v["allow-transfer"] as string[] | undefined) ?? []),
     secondaries: ((v.secondary as string[] | undefined) ?? []).map(secondaryFlag),
   });

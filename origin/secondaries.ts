@@ -84,10 +84,13 @@ interface Tracked {
   key: TsigKey | undefined;
   link: LinkDelay | undefined;
   /** Per zone: the serial it must reach, and the pending SOA check. */
-  lag: Map<string, { target: number; timer?: unknown; delayMs: number }>;
+  lag: Map<string, { target: number; timer?: unknown; delayMs: number; gone?: number }>;
   /** Last serial seen per zone. */
   seen: Map<string, number>;
 }
+
+/** SOA checks for a deleted zone before we stop asking whether the secondary dropped it. */
+const GONE_CHECKS = 300;
 
 export class Secondaries {
   private readonly all = new Map<string, Tracked>();
@@ -147,9 +150,16 @@ export class Secondaries {
 
   /** store.onCommit listener: NOTIFY every secondary of the zone. */
   readonly onCommit = (change: CommittedChange): void => {
-    if (change.op === "delete" || this.closed) return;
+    if (this.closed) return;
     for (const t of this.all.values()) {
       if (!serves(t.spec, change.zone)) continue;
+      if (change.op === "delete") {
+        // No NOTIFY for a zone that is gone: in sync once the secondary stops serving it
+        // (a catalog consumer drops it, RFC 9432 §5.4); one configured by hand keeps it.
+        t.lag.set(change.zone, { target: change.serial, delayMs: 0, gone: GONE_CHECKS });
+        this.checkSoon(t, change.zone, 10);
+        continue;
+      }
       t.lag.set(change.zone, {
         ...(t.lag.get(change.zone) ?? { delayMs: 0 }),
         target: change.serial,
@@ -278,6 +288,19 @@ export class Secondaries {
     const serial = await this.deps.transport.soaSerial(host, port, zone).catch(() => undefined);
     if (this.closed || this.all.get(t.spec.id) !== t) return;
     const lag = t.lag.get(zone);
+    if (lag?.gone !== undefined) {
+      if (serial === undefined) {
+        t.seen.delete(zone);
+        this.deps.receipts.ack(t.spec.id, zone, lag.target);
+        t.lag.delete(zone);
+      } else if (--lag.gone <= 0) {
+        this.deps.log(
+          `secondaries: ${t.spec.id} still serves deleted zone ${zone}; no longer asking`,
+        );
+        t.lag.delete(zone);
+      } else if (!lag.timer) this.checkSoon(t, zone, this.deps.pollMaxMs ?? 1000);
+      return;
+    }
     if (serial !== undefined) {
       t.seen.set(zone, serial);
       this.deps.receipts.ack(t.spec.id, zone, serial);

@@ -18,6 +18,7 @@ import type { PropagationMode } from "../core/purge.ts";
 import { parseTsigKeys, type TsigKey } from "../core/tsig.ts";
 import { apiRoutes } from "./api.ts";
 import { loadOrCreateToken } from "./auth.ts";
+import { Catalog } from "./catalog.ts";
 import { startAuthoritativeDns } from "./dns-server.ts";
 import { fabricRoutes, Outbox, publishCommits } from "./fabric.ts";
 import { OriginMetrics } from "./metrics.ts";
@@ -33,7 +34,7 @@ import {
 } from "./secondaries.ts";
 import { loadPrimaryState, primaryRoutes } from "./secondaries-api.ts";
 import { DataDir } from "./snapshot.ts";
-import { type JournalRecord, Store, type StoreSnapshot } from "./store.ts";
+import { type JournalRecord, Store, type StoreSnapshot, zoneName } from "./store.ts";
 import { TransferAcl } from "./xfr-acl.ts";
 import { IxfrHistory } from "./xfr-history.ts";
 import { parseZoneFile } from "./zonefile.ts";
@@ -72,6 +73,8 @@ export const originConfigSchema = z.object({
   tsigKeys: z.string().optional(),
   /** Who may transfer: zone (or "*" for all) -> IPs, CIDR prefixes, key:NAME (xfr-acl.ts). */
   allowTransfer: z.record(z.string(), z.array(z.string())).default({}),
+  /** Publish a catalog zone (RFC 9432 v2) of every zone under this name (catalog.ts). */
+  catalog: z.string().optional(),
   /** Real secondaries: NOTIFY on every change, receipts from their SOA (secondaries.ts). */
   secondaries: z.array(secondarySchema).default([]),
 });
@@ -237,6 +240,7 @@ export async function startOrigin(
     for (const { source, text } of files) await importZone(store, source, text, log);
     if (cfg.sample && !store.findZone(SAMPLE_ZONE))
       throw new Error(`the sample zone ${SAMPLE_ZONE} did not load`);
+    if (primary.catalog) await primary.catalog.start();
   } catch (err) {
     await close();
     throw err;
@@ -296,7 +300,11 @@ async function startPrimary(
   });
   for (const spec of [...cfg.secondaries, ...state.secondaries]) secondaries.add(spec);
   store.onCommit(secondaries.onCommit);
+  const catalog =
+    cfg.catalog === undefined ? undefined : new Catalog(store, zoneName(cfg.catalog), log);
+  if (catalog) store.onCommit(catalog.onCommit);
   return {
+    catalog,
     acl,
     secondaries,
     state,

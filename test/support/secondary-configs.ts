@@ -139,3 +139,54 @@ ${zones
   .join("\n")}
 `;
 }
+
+/** Knot that knows only the catalog zone (RFC 9432) and takes its members from it. */
+export function knotCatalogConsumer(
+  dir: string,
+  port: number,
+  primaryPort: number,
+  key: TsigKey,
+  catalog: string,
+): string {
+  return `server:
+  rundir: "${dir}"
+  listen: 127.0.0.1@${port}
+log:
+  - target: stderr
+    any: info
+database:
+  storage: "${dir}"
+key:
+  - id: ${key.name}
+    algorithm: ${key.algorithm}
+    secret: ${key.secret.toString("base64")}
+remote:
+  - id: origin
+    address: 127.0.0.1@${primaryPort}
+    key: ${key.name}
+acl:
+  - id: notify-from-origin
+    address: 127.0.0.1
+    key: ${key.name}
+    action: notify
+template:
+  - id: default
+    storage: "${dir}"
+    zonefile-sync: -1
+    zonefile-load: none
+    journal-content: none
+  - id: member
+    storage: "${dir}"
+    zonefile-sync: -1
+    zonefile-load: none
+    journal-content: none
+    master: origin
+    acl: notify-from-origin
+zone:
+  - domain: ${catalog}
+    master: origin
+    acl: notify-from-origin
+    catalog-role: interpret
+    catalog-template: member
+`;
+}
