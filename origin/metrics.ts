@@ -34,6 +34,7 @@ const RCODE_NAMES: Readonly<Record<number, string>> = {
   3: "NXDOMAIN",
   4: "NOTIMP",
   5: "REFUSED",
+  9: "NOTAUTH",
 };
 
 type ReadApi = "doh" | "json";
@@ -48,6 +49,25 @@ export class OriginMetrics {
   private readonly dns = new Map<string, number>();
   /** "api\tcode" -> count. */
   private readonly reads = new Map<string, number>();
+  /** Counters of the primary side (transfers, NOTIFY, TSIG), by name: help and labelled values. */
+  private readonly named = new Map<string, { help: string; values: Map<string, number> }>();
+
+  /** Where the named counters are declared once register() has run. */
+  private registry: MetricsRegistry | undefined;
+
+  /**
+   * Bumps counter `name` for one label set (`k="v",...`); the first call fixes
+   * its help text and label names, and declares the family.
+   */
+  count(name: string, help: string, labels: string): void {
+    let c = this.named.get(name);
+    if (!c) {
+      c = { help, values: new Map<string, number>() };
+      this.named.set(name, c);
+      if (this.registry) declareNamed(this.registry, name, c, labels);
+    }
+    bump(c.values, labels);
+  }
 
   /** store.onCommit listener. */
   readonly onCommit = (change: CommittedChange): void => {
@@ -84,6 +104,9 @@ export class OriginMetrics {
    * maps above at scrape time, gauges from the store and the journal.
    */
   register(registry: MetricsRegistry, store: Store, journal: () => JournalStats): void {
+    this.registry = registry;
+    for (const [name, c] of this.named)
+      declareNamed(registry, name, c, [...c.values.keys()][0] ?? "");
     const counter = (
       name: string,
       help: string,
@@ -128,6 +151,29 @@ export class OriginMetrics {
       store.zones().reduce((n, s) => n + s.zone.size, 0),
     );
   }
+}
+
+/** `a="x",b="y"` as label names and values. */
+function parseLabels(labels: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of labels.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) out[m[1]!] = m[2]!;
+  return out;
+}
+
+/** A named counter of the primary side (transfers, NOTIFY, TSIG) as a family read at scrape time. */
+function declareNamed(
+  registry: MetricsRegistry,
+  name: string,
+  c: { help: string; values: Map<string, number> },
+  firstLabels: string,
+): void {
+  registry.sampled({
+    name,
+    help: c.help,
+    type: "counter",
+    labelNames: Object.keys(parseLabels(firstLabels)),
+    read: () => [...c.values].map(([k, n]): Sample => [parseLabels(k), n]),
+  });
 }
 
 function bump<K>(map: Map<K, number>, key: K): void {

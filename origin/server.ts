@@ -6,17 +6,21 @@
 import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
+import dnsPacket from "dns-packet";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { PurgeBus } from "../core/bus.ts";
 import { type Clock, RealClock } from "../core/clock.ts";
-import type { DnsServer } from "../core/dns-transport.ts";
+import type { LinkDelay } from "../core/delay.ts";
+import { type DnsServer, queryUdp } from "../core/dns-transport.ts";
 import { DOH_PATH, JSON_PATH } from "../core/http.ts";
 import { PromRegistry } from "../core/prom.ts";
 import type { PropagationMode } from "../core/purge.ts";
 import { eventVerifier } from "../core/signing.ts";
+import { parseTsigKeys, type TsigKey } from "../core/tsig.ts";
 import { apiRoutes } from "./api.ts";
 import { loadOrCreateSigningKey, loadOrCreateToken } from "./auth.ts";
+import { Catalog } from "./catalog.ts";
 import { startAuthoritativeDns } from "./dns-server.ts";
 import { fabricRoutes } from "./fabric.ts";
 import { Outbox, publishCommits } from "./fabric-outbox.ts";
@@ -25,8 +29,17 @@ import { readRoutes } from "./reads.ts";
 import { Receipts } from "./receipts.ts";
 import { Relay } from "./relay.ts";
 import { SAMPLE_ZONE, SAMPLE_ZONE_FILE } from "./sample.ts";
+import {
+  Secondaries,
+  type SecondarySpec,
+  type SecondaryTransport,
+  secondarySchema,
+} from "./secondaries.ts";
+import { loadPrimaryState, primaryRoutes } from "./secondaries-api.ts";
 import { DataDir } from "./snapshot.ts";
-import { type JournalRecord, Store, type StoreSnapshot } from "./store.ts";
+import { type JournalRecord, Store, type StoreSnapshot, zoneName } from "./store.ts";
+import { TransferAcl } from "./xfr-acl.ts";
+import { IxfrHistory } from "./xfr-history.ts";
 import { parseZoneFile } from "./zonefile.ts";
 
 const hostPort = z.object({ host: z.string().min(1), port: z.number().int().min(0).max(65535) });
@@ -59,6 +72,14 @@ export const originConfigSchema = z.object({
     .default(1024 * 1024),
   /** RFC 5001 NSID of the DNS server. */
   nsid: z.string().optional(),
+  /** A key file in tsig-keygen format: keys for transfers, NOTIFY and SOA queries (RFC 8945). */
+  tsigKeys: z.string().optional(),
+  /** Who may transfer: zone (or "*" for all) -> IPs, CIDR prefixes, key:NAME (xfr-acl.ts). */
+  allowTransfer: z.record(z.string(), z.array(z.string())).default({}),
+  /** Publish a catalog zone (RFC 9432 v2) of every zone under this name (catalog.ts). */
+  catalog: z.string().optional(),
+  /** Real secondaries: NOTIFY on every change, receipts from their SOA (secondaries.ts). */
+  secondaries: z.array(secondarySchema).default([]),
 });
 
 export type OriginConfig = z.input<typeof originConfigSchema>;
@@ -78,6 +99,8 @@ export interface RunningOrigin {
   store: Store;
   /** Registered cache nodes and per-node receipts of every change. */
   receipts: Receipts;
+  /** Real secondaries: NOTIFY targets and receipts by SOA. */
+  secondaries: Secondaries;
   data: DataDir<JournalRecord, StoreSnapshot>;
   /** Stops serving, then flushes and closes the journal. */
   close(): Promise<void>;
@@ -90,6 +113,8 @@ export interface OriginDeps {
   bus?: PurgeBus;
   /** Propagation mode of each zone's events (default "invalidate"). */
   modeOf?: (zone: string) => PropagationMode;
+  /** The delay model of the link to a secondary (its NOTIFYs pass through it). */
+  linkOf?: (secondary: SecondarySpec) => LinkDelay | undefined;
 }
 
 export async function startOrigin(
@@ -122,6 +147,7 @@ export async function startOrigin(
   if (cfg.sample) files.push({ source: "the sample zone", text: SAMPLE_ZONE_FILE });
 
   const receipts = new Receipts(clock);
+  const primary = await startPrimary(cfg, store, receipts, clock, log, metrics, deps);
   // A zone's own mode (set when it was created) wins over the launcher's (a topology's).
   const modeOf = (zone: string): PropagationMode =>
     store.findState(zone)?.config.mode ?? deps.modeOf?.(zone) ?? "invalidate";
@@ -170,6 +196,17 @@ export async function startOrigin(
     }),
   );
   app.route("/", readRoutes({ store, clock }));
+  app.route(
+    "/",
+    primaryRoutes({
+      store,
+      token,
+      dataDir: cfg.dataDir,
+      acl: primary.acl,
+      secondaries: primary.secondaries,
+      state: primary.state,
+    }),
+  );
   app.notFound((c) =>
     c.json(
       {
@@ -196,6 +233,7 @@ export async function startOrigin(
       ...(cfg.nsid !== undefined && { nsid: cfg.nsid }),
       onAnswer: metrics.onDnsAnswer,
       onError: (err) => log(`dns: ${(err as Error).message}`),
+      primary: primary.dns,
     });
   } catch (err) {
     server.close();
@@ -206,6 +244,7 @@ export async function startOrigin(
   const dnsHost = dns.host.includes(":") ? `[${dns.host}]` : dns.host;
   dnsAddr = `${dnsHost}:${dns.port}`;
   const close = async () => {
+    primary.secondaries.close();
     stopPublishing();
     outbox?.close();
     await relay?.close();
@@ -222,6 +261,7 @@ export async function startOrigin(
     for (const { source, text } of files) await importZone(store, source, text, log);
     if (cfg.sample && !store.findZone(SAMPLE_ZONE))
       throw new Error(`the sample zone ${SAMPLE_ZONE} did not load`);
+    if (primary.catalog) await primary.catalog.start();
   } catch (err) {
     await close();
     throw err;
@@ -236,10 +276,91 @@ export async function startOrigin(
     purgeKey: signer.publicKey,
     store,
     receipts,
+    secondaries: primary.secondaries,
     data,
     close,
   };
 }
+
+/**
+ * The primary side: TSIG keys, transfer lists (command line, then what the
+ * API saved), the IXFR history and the secondaries' NOTIFYs, hooked on commits.
+ */
+async function startPrimary(
+  cfg: z.output<typeof originConfigSchema>,
+  store: Store,
+  receipts: Receipts,
+  clock: Clock,
+  log: (m: string) => void,
+  metrics: OriginMetrics,
+  deps: OriginDeps,
+) {
+  const keys = new Map<string, TsigKey>();
+  if (cfg.tsigKeys !== undefined)
+    for (const k of parseTsigKeys(await readFile(cfg.tsigKeys, "utf8"), cfg.tsigKeys))
+      keys.set(k.name, k);
+  const lookup = (name: string) => keys.get(name);
+  const saved = await loadPrimaryState(cfg.dataDir);
+  const state = {
+    allowTransfer: saved?.allowTransfer ?? {},
+    secondaries: saved?.secondaries ?? [],
+  };
+  const acl = new TransferAcl({ ...cfg.allowTransfer, ...state.allowTransfer });
+  const history = new IxfrHistory(cfg.changeLogLimit);
+  for (const s of store.zones()) history.seed(s.zone.name, s.zone.all());
+  store.onCommit((c) => history.apply(c));
+  const count = metrics.count.bind(metrics);
+  const secondaries = new Secondaries({
+    store,
+    receipts,
+    keys: lookup,
+    clock,
+    transport: udpTransport,
+    log,
+    count,
+    ...(deps.linkOf && { linkOf: deps.linkOf }),
+  });
+  for (const spec of [...cfg.secondaries, ...state.secondaries]) secondaries.add(spec);
+  store.onCommit(secondaries.onCommit);
+  const catalog =
+    cfg.catalog === undefined ? undefined : new Catalog(store, zoneName(cfg.catalog), log);
+  if (catalog) store.onCommit(catalog.onCommit);
+  return {
+    catalog,
+    acl,
+    secondaries,
+    state,
+    dns: {
+      store,
+      history,
+      keys: lookup,
+      // A secondary's own key may transfer the zones it serves.
+      acl: {
+        allows: (zone: string, address: string, key: string | undefined) =>
+          acl.allows(zone, address, key) ||
+          (key !== undefined && secondaries.allowedKeys(zone).includes(key)),
+      },
+      now: () => clock.now() / 1000,
+      log,
+      count,
+      onTransfer: (zone: string) => secondaries.transferred(zone),
+    },
+  };
+}
+
+const udpTransport: SecondaryTransport = {
+  exchange: (host, port, msg) => queryUdp(host, port, msg, 1000),
+  soaSerial: async (host, port, zone) => {
+    const q = dnsPacket.encode({
+      type: "query",
+      id: 0x5e5e,
+      questions: [{ name: zone, type: "SOA" }],
+    });
+    const r = dnsPacket.decode(await queryUdp(host, port, q, 1000));
+    const soa = r.answers?.find((a) => a.type === "SOA");
+    return soa && "data" in soa ? (soa.data as { serial: number }).serial : undefined;
+  },
+};
 
 async function importZone(
   store: Store,
