@@ -19,14 +19,19 @@ export interface AuthoritativeDnsOptions {
    */
   onAnswer?: (info: QueryInfo, resolution: Resolution | undefined, response: Buffer) => void;
   onError?: (err: unknown) => void;
+  /** RFC 1996: answers NOTIFY (opcode 4) queries; without it they get NOTIMP. */
+  onNotify?: (query: Buffer, info: QueryInfo) => Buffer | undefined;
 }
 
 export function startAuthoritativeDns(
   zones: ZoneSource,
   opts: AuthoritativeDnsOptions,
 ): Promise<DnsServer> {
-  const { host, port, nsid, onAnswer, onError } = opts;
+  const { host, port, nsid, onAnswer, onError, onNotify } = opts;
   return startDnsServer({ host, port, onError }, (query, info) => {
+    // A query (QR clear) with opcode NOTIFY.
+    if (onNotify && query.length >= 3 && (query[2]! & 0xf8) === 4 << 3)
+      return onNotify(query, info);
     const maxUdp = info.transport === "udp" ? MAX_EDNS_UDP : undefined;
     const { wire, resolution } = answerQuery(query, zones, { maxUdp, nsid });
     onAnswer?.(info, resolution, wire);

@@ -34,6 +34,14 @@ const FLAGS = {
   "change-log": { type: "string", help: "changes kept per zone for ?since= (default 1000)" },
   "max-body": { type: "string", help: "largest API request body in bytes (default 1048576)" },
   nsid: { type: "string", help: "RFC 5001 NSID the DNS server returns" },
+  follow: {
+    type: "string",
+    help: "follow a primary at dns://IP:PORT: AXFR, then NOTIFY + IXFR (with --follow-zones)",
+  },
+  "follow-zones": {
+    type: "string",
+    help: "zones to take from the --follow primary: a.test,b.test",
+  },
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const;
 
@@ -44,6 +52,12 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   if (!v.data) throw new UsageError(`--data DIR is required\n\n${flagHelp(FLAGS, "origin")}`);
+  if ((v.follow === undefined) !== (v["follow-zones"] === undefined)) {
+    throw new UsageError("--follow dns://IP:PORT and --follow-zones a.test,b.test go together");
+  }
+  const follow = v.follow
+    ? [{ primary: v.follow, zones: (v["follow-zones"] ?? "").split(",").filter(Boolean) }]
+    : [];
   const origin = await startOrigin({
     http: parseHostPort(v.http ?? "127.0.0.1:8053", "http"),
     dns: parseHostPort(v.dns ?? "127.0.0.1:1054", "dns"),
@@ -55,6 +69,7 @@ export async function main(argv: string[]): Promise<void> {
     changeLogLimit: intFlag(v["change-log"], "change-log"),
     maxBodyBytes: intFlag(v["max-body"], "max-body"),
     nsid: v.nsid,
+    follow,
   });
   console.log(`origin HTTP API and reads on ${origin.httpUrl}  (DoH ${origin.httpUrl}/dns-query)`);
   console.log(`origin authoritative DNS on ${origin.dnsAddr} (UDP and TCP)`);

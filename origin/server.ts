@@ -17,6 +17,7 @@ import { apiRoutes } from "./api.ts";
 import { loadOrCreateToken } from "./auth.ts";
 import { startAuthoritativeDns } from "./dns-server.ts";
 import { fabricRoutes, Outbox, publishCommits } from "./fabric.ts";
+import { Follower, followSources } from "./follow.ts";
 import { OriginMetrics } from "./metrics.ts";
 import { readRoutes } from "./reads.ts";
 import { Receipts } from "./receipts.ts";
@@ -56,6 +57,8 @@ export const originConfigSchema = z.object({
     .default(1024 * 1024),
   /** RFC 5001 NSID of the DNS server. */
   nsid: z.string().optional(),
+  /** Zones taken from primaries by AXFR/IXFR (follow.ts); the API refuses writes to them. */
+  follow: z.array(z.object({ primary: z.string(), zones: z.array(z.string()).min(1) })).default([]),
 });
 
 export type OriginConfig = z.input<typeof originConfigSchema>;
@@ -74,6 +77,8 @@ export interface RunningOrigin {
   /** Registered cache nodes and per-node receipts of every change. */
   receipts: Receipts;
   data: DataDir<JournalRecord, StoreSnapshot>;
+  /** Keeps followed zones up with their primaries; absent when nothing is followed. */
+  follower: Follower | undefined;
   /** Stops serving, then flushes and closes the journal. */
   close(): Promise<void>;
 }
@@ -115,6 +120,10 @@ export async function startOrigin(
   );
   if (cfg.sample) files.push({ source: "the sample zone", text: SAMPLE_ZONE_FILE });
 
+  const follower =
+    cfg.follow.length > 0
+      ? new Follower({ zones: followSources(cfg.follow), store, clock, log })
+      : undefined;
   const receipts = new Receipts(clock);
   // A zone's own mode (set when it was created) wins over the launcher's (a topology's).
   const modeOf = (zone: string): PropagationMode =>
@@ -127,18 +136,28 @@ export async function startOrigin(
   // journal: records and fsynced batches since start; records/batches is the group-commit factor.
   // dns: where the authoritative DNS listens (nodes started on their own find it here).
   app.get("/healthz", (c) =>
-    c.json({ ok: true, zones: store.zones().length, dns: dnsAddr, journal: data.stats }),
+    c.json({
+      ok: true,
+      zones: store.zones().length,
+      dns: dnsAddr,
+      journal: data.stats,
+      ...(follower && { follow: follower.status() }),
+    }),
   );
   // Counted around the routes, so a refused write (401, 413, 409) counts too.
   app.on(["PUT", "PATCH", "DELETE"], ["/v1/zones", "/v1/zones/*"], metrics.writeCounter());
   app.use(DOH_PATH, metrics.readCounter("doh"));
   app.use(JSON_PATH, metrics.readCounter("json"));
   app.get("/metrics", (c) =>
-    c.text(metrics.text(store, data.stats), 200, {
+    c.text(metrics.text(store, data.stats) + (follower?.metricsText() ?? ""), 200, {
       "content-type": "text/plain; version=0.0.4; charset=utf-8",
     }),
   );
-  app.route("/", apiRoutes({ store, token, modeOf, maxBodyBytes: cfg.maxBodyBytes, log }));
+  const followedFrom = (zone: string) => follower?.primaryOf(zone);
+  app.route(
+    "/",
+    apiRoutes({ store, token, modeOf, maxBodyBytes: cfg.maxBodyBytes, log, followedFrom }),
+  );
   const relay = deps.bus
     ? new Relay(
         deps.bus,
@@ -175,6 +194,7 @@ export async function startOrigin(
       ...(cfg.nsid !== undefined && { nsid: cfg.nsid }),
       onAnswer: metrics.onDnsAnswer,
       onError: (err) => log(`dns: ${(err as Error).message}`),
+      ...(follower && { onNotify: (q, info) => follower.answerNotify(q, info) }),
     });
   } catch (err) {
     server.close();
@@ -185,6 +205,7 @@ export async function startOrigin(
   const dnsHost = dns.host.includes(":") ? `[${dns.host}]` : dns.host;
   dnsAddr = `${dnsHost}:${dns.port}`;
   const close = async () => {
+    follower?.close();
     stopPublishing();
     outbox?.close();
     await relay?.close();
@@ -205,6 +226,7 @@ export async function startOrigin(
     await close();
     throw err;
   }
+  follower?.start();
   return {
     httpUrl: `http://${host}:${address.port}`,
     dnsAddr,
@@ -215,6 +237,7 @@ export async function startOrigin(
     store,
     receipts,
     data,
+    follower,
     close,
   };
 }
