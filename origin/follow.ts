@@ -70,6 +70,8 @@ export interface FollowedZone {
   lastRefresh: number | undefined;
   /** When the next check is due. */
   nextCheck: number | undefined;
+  /** Checks started (timer, NOTIFY or start). */
+  checks: number;
   /** Failed checks since the last success. */
   failures: number;
   lastError: string | undefined;
@@ -113,6 +115,7 @@ export class Follower {
         serial: undefined,
         lastRefresh: undefined,
         nextCheck: undefined,
+        checks: 0,
         failures: 0,
         lastError: undefined,
         expired: false,
@@ -152,6 +155,8 @@ export class Follower {
     }
     if (z.timer !== undefined) this.opts.clock.clearTimeout(z.timer);
     z.timer = undefined;
+    z.nextCheck = undefined;
+    z.checks++;
     z.running = this.refresh(z).finally(() => {
       z.running = undefined;
       if (z.again && !this.closed) {
@@ -415,7 +420,10 @@ export class Follower {
     }
     if (dropped.size > 0) {
       for (const [why, n] of dropped) this.count(this.stats.dropped, why, n);
-      const list = [...dropped].map(([why, n]) => `${n} ${why}`).join(", ");
+      const list = [...dropped]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([why, n]) => `${n} ${why}`)
+        .join(", ");
       this.opts.log(`follow: ${zone}: dropped records the origin does not serve: ${list}`);
     }
     return sets;
