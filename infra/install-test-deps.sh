@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian tools the tests drive (dig, kdig, redis-server, dnsperf, wrk)
+# Installs the Debian tools the tests drive (dig, kdig, redis-server, dnsperf, wrk,
+# and the knotd, named and nsd that follow the origin as secondaries)
 # when any is missing. Safe to run again: it does nothing when all are present.
 set -euo pipefail
 need=()
@@ -8,6 +9,10 @@ command -v kdig >/dev/null || need+=(knot-dnsutils)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v dnsperf >/dev/null || need+=(dnsperf)
 command -v wrk >/dev/null || need+=(wrk)
+command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || need+=(knot)
+command -v named >/dev/null || [ -x /usr/sbin/named ] || need+=(bind9)
+command -v tsig-keygen >/dev/null || [ -x /usr/sbin/tsig-keygen ] || need+=(bind9-utils)
+command -v nsd >/dev/null || [ -x /usr/sbin/nsd ] || need+=(nsd)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
