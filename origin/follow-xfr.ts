@@ -15,6 +15,7 @@ import dnsPacket from "dns-packet";
 import { queryTcp } from "../core/dns-transport.ts";
 import type { SoaData } from "../core/records.ts";
 import { serialGte } from "../core/serial.ts";
+import { signMessage, type TsigKey, TsigStreamVerifier } from "../core/tsig.ts";
 
 export interface Primary {
   host: string;
@@ -38,11 +39,48 @@ export const XFR_LIMITS: XfrLimits = {
   maxMessages: 100_000,
 };
 
-/** Ways a request may be signed and its answers checked (TSIG, RFC 8945). */
+/** Signs one exchange's request and checks its answers in order (TSIG, RFC 8945). */
 export interface MessageAuth {
   sign(query: Buffer): Buffer;
-  /** Throws when a response (the n-th of a transfer, from 0) does not verify. */
-  verify(response: Buffer, n: number): void;
+  /** Throws when the next response does not verify. */
+  verify(response: Buffer): void;
+  /** Throws when the answer's last message was not signed (RFC 8945 §5.3.1). */
+  finish(): void;
+}
+
+/** A new MessageAuth for each exchange. */
+export type AuthSession = () => MessageAuth;
+
+/** TSIG with one key: requests signed, every answer verified and chained (RFC 8945 §5.3.1). */
+export function tsigSession(key: TsigKey, nowMs: () => number): AuthSession {
+  const now = () => nowMs() / 1000;
+  return () => {
+    let verifier: TsigStreamVerifier | undefined;
+    return {
+      sign(query) {
+        const { wire, mac } = signMessage(query, key, { now: now() });
+        verifier = new TsigStreamVerifier(key, mac, now);
+        return wire;
+      },
+      verify: (response) => verifier!.next(response),
+      finish: () => verifier!.finish(),
+    };
+  };
+}
+
+/** Verifies a response; a failure names the RCODE the primary gave with it (NOTAUTH: our key). */
+function verified(auth: MessageAuth | undefined, wire: Buffer, zone: string, type: string): void {
+  if (!auth) return;
+  try {
+    auth.verify(wire);
+  } catch (err) {
+    const rcode = wire.length >= 4 ? (RCODE_NAMES[wire.readUInt16BE(2) & 0xf] ?? "") : "";
+    const answered =
+      rcode && rcode !== "NOERROR"
+        ? `the primary answered ${type} for ${zone} with ${rcode}: `
+        : "";
+    throw new XfrError(`${answered}${(err as Error).message}`, rcode || undefined);
+  }
 }
 
 export class XfrError extends Error {
@@ -115,18 +153,23 @@ function newId(): number {
 export async function querySoa(
   primary: Primary,
   zone: string,
-  opts: { timeoutMs?: number; auth?: MessageAuth } = {},
+  opts: { timeoutMs?: number; auth?: AuthSession | undefined } = {},
 ): Promise<SoaRecord> {
-  const id = newId();
-  const query = encodeQuery(id, zone, "SOA", [], opts.auth);
   const timeout = opts.timeoutMs ?? 2000;
-  let wire = await queryUdpConnected(primary, query, id, timeout);
-  let packet = decodeResponse(wire, id, zone, "SOA");
-  if (packet.flag_tc) {
-    wire = await queryTcp(primary.host, primary.port, query, timeout);
-    packet = decodeResponse(wire, id, zone, "SOA");
-  }
-  opts.auth?.verify(wire, 0);
+  const ask = async (udp: boolean) => {
+    const id = newId();
+    const auth = opts.auth?.();
+    const query = encodeQuery(id, zone, "SOA", [], auth);
+    const wire = udp
+      ? await queryUdpConnected(primary, query, id, timeout)
+      : await queryTcp(primary.host, primary.port, query, timeout);
+    verified(auth, wire, zone, "SOA");
+    auth?.finish();
+    return decodeResponse(wire, id, zone, "SOA");
+  };
+  let packet = await ask(true);
+  // RFC 1035 §4.2.1: a truncated answer is asked again over TCP.
+  if (packet.flag_tc) packet = await ask(false);
   // A primary that is not authoritative (a lame delegation, a zone it dropped) cannot be followed.
   if (!packet.flag_aa)
     throw new XfrError(`the primary is not authoritative for ${zone} (AA clear)`);
@@ -179,8 +222,9 @@ export function transfer(
   primary: Primary,
   zone: string,
   current: SoaRecord | undefined,
-  opts: { limits?: Partial<XfrLimits>; auth?: MessageAuth } = {},
+  opts: { limits?: Partial<XfrLimits>; auth?: AuthSession | undefined } = {},
 ): Promise<Transfer> {
+  const auth = opts.auth?.();
   const limits = { ...XFR_LIMITS, ...opts.limits };
   const id = newId();
   const type = current ? "IXFR" : "AXFR";
@@ -188,13 +232,15 @@ export function transfer(
   const authority: Answer[] = current
     ? [{ name: zone, type: "SOA", class: "IN", ttl: current.ttl, data: current.data }]
     : [];
-  const query = encodeQuery(id, zone, type, authority, opts.auth);
+  const query = encodeQuery(id, zone, type, authority, auth);
   const reader = new TransferReader(zone, current?.data.serial);
   let n = 0;
   return exchangeTcp(primary, query, limits, (msg) => {
-    const packet = decodeResponse(msg, id, zone, type, n > 0);
-    opts.auth?.verify(msg, n++);
-    return reader.push(packet.answers ?? [], n) ? reader.result : undefined;
+    verified(auth, msg, zone, type);
+    const packet = decodeResponse(msg, id, zone, type, n++ > 0);
+    if (!reader.push(packet.answers ?? [], n)) return undefined;
+    auth?.finish();
+    return reader.result;
   });
 }
 

@@ -21,30 +21,39 @@ import {
   toRRType,
 } from "../core/records.ts";
 import { serialGt } from "../core/serial.ts";
+import {
+  type FoundTsig,
+  keyName,
+  readTsig,
+  signMessage,
+  TSIG_ERROR,
+  type TsigKey,
+  unsignedTsigError,
+  verifyMessage,
+} from "../core/tsig.ts";
 import { fromWireData } from "../core/wire.ts";
 import {
+  type AuthSession,
   type Delta,
-  type MessageAuth,
   type Primary,
   parsePrimary,
   querySoa,
   type SoaRecord,
   type Transfer,
   transfer,
+  tsigSession,
   XfrError,
   type XfrLimits,
   type XfrRecord,
 } from "./follow-xfr.ts";
 import type { RRsetOp, Store } from "./store.ts";
 
-/** TSIG for transfers and SOA queries; NOTIFYs must then be signed too. */
-export type FollowAuth = MessageAuth & { verifyNotify?(query: Buffer): void };
-
 /** One followed zone and where it comes from. */
 export interface FollowSource {
   zone: string;
   primary: Primary;
-  auth?: FollowAuth | undefined;
+  /** TSIG for transfers and SOA queries; NOTIFYs must then be signed with it too. */
+  key?: TsigKey | undefined;
 }
 
 export interface FollowerOptions {
@@ -176,9 +185,35 @@ export class Follower {
   }
 
   /**
-   * Answers a NOTIFY (opcode 4) received by the origin's DNS server. Only the
-   * followed primary may send one, for a zone it is followed for; anything
-   * else is REFUSED, counted and logged, and changes nothing.
+   * What a NOTIFY for `zone` from `info.address`, verified with TSIG key `key`
+   * (undefined: unsigned), is answered: NOERROR and an immediate check when it
+   * comes from the zone's primary (with the zone's key, when it has one);
+   * REFUSED, counted and logged, and nothing else, otherwise.
+   */
+  notified(zone: string, info: QueryInfo, key: string | undefined): number {
+    const z = this.zones.get(zone);
+    const why = !z
+      ? "not a followed zone"
+      : !sameAddress(info.address, z.source.primary.host)
+        ? `only its primary ${z.source.primary.host} may notify`
+        : z.source.key && z.source.key.name !== key
+          ? `it must be signed with TSIG key ${z.source.key.name}`
+          : undefined;
+    if (why !== undefined) {
+      this.count(this.stats.notifies, "refused");
+      this.opts.log(`follow: NOTIFY for ${zone || "."} from ${info.address} refused: ${why}`);
+      return RCODE.REFUSED;
+    }
+    this.count(this.stats.notifies, "accepted");
+    // RFC 1996 §3.11: as if the refresh timer had expired.
+    void this.check(zone);
+    return RCODE.NOERROR;
+  }
+
+  /**
+   * Answers a NOTIFY (opcode 4) received by the origin's DNS server: FORMERR
+   * when malformed, NOTAUTH when its TSIG fails (RFC 8945 §5.2), else what
+   * `notified` says; a signed NOTIFY gets a signed answer (RFC 8945 §5.3).
    */
   answerNotify(query: Buffer, info: QueryInfo): Buffer | undefined {
     const parsed = parseNotify(query);
@@ -187,29 +222,25 @@ export class Follower {
       this.opts.log(`follow: malformed NOTIFY from ${info.address}: ${parsed.reason}`);
       return parsed.id === undefined ? undefined : notifyReply(query, parsed.id, RCODE.FORMERR);
     }
-    const { id, zone } = parsed;
-    const z = this.zones.get(zone);
-    if (!z || !sameAddress(info.address, z.source.primary.host)) {
-      this.count(this.stats.notifies, "refused");
+    const { id, zone, tsig } = parsed;
+    if (!tsig) return notifyReply(query, id, this.notified(zone, info, undefined));
+    const key = this.zones.get(zone)?.source.key;
+    const result = verifyMessage(tsig, (name) => (name === key?.name ? key : undefined), {
+      now: this.opts.clock.now() / 1000,
+    });
+    if (!result.ok) {
+      this.count(this.stats.notifies, "notauth");
       this.opts.log(
-        `follow: NOTIFY for ${zone || "."} from ${info.address} refused: ` +
-          (z ? `only its primary ${z.source.primary.host} may notify` : "not a followed zone"),
+        `follow: NOTIFY for ${zone} from ${info.address} failed TSIG: ${result.reason}`,
       );
-      return notifyReply(query, id, RCODE.REFUSED);
+      const reply = notifyReply(query, id, RCODE.NOTAUTH);
+      return unsignedTsigError(reply, result.record, TSIG_ERROR[result.error]);
     }
-    const auth = z.source.auth;
-    if (auth?.verifyNotify) {
-      try {
-        auth.verifyNotify(query);
-      } catch (err) {
-        this.count(this.stats.notifies, "notauth");
-        this.opts.log(`follow: NOTIFY for ${zone} failed TSIG: ${(err as Error).message}`);
-        return notifyReply(query, id, RCODE.NOTAUTH);
-      }
-    }
-    this.count(this.stats.notifies, "accepted");
-    void this.check(zone);
-    return notifyReply(query, id, RCODE.NOERROR);
+    const reply = notifyReply(query, id, this.notified(zone, info, result.key.name));
+    return signMessage(reply, result.key, {
+      now: this.opts.clock.now() / 1000,
+      requestMac: result.mac,
+    }).wire;
   }
 
   private async refresh(z: ZoneRuntime): Promise<void> {
@@ -222,7 +253,7 @@ export class Follower {
         const ours: SoaRecord = { ttl: held.zone.soa.ttl, data: held.zone.soaData };
         const theirs = await querySoa(z.source.primary, z.zone, {
           timeoutMs: this.opts.soaTimeoutMs ?? 2000,
-          ...(z.source.auth && { auth: z.source.auth }),
+          auth: this.session(z),
         });
         // RFC 1035 §4.3.5: transfer only when the primary's serial is ahead of ours (RFC 1982).
         if (serialGt(theirs.data.serial, ours.data.serial)) await this.incremental(z, ours);
@@ -251,6 +282,11 @@ export class Follower {
     } finally {
       z.serial = this.soa(z.zone)?.serial;
     }
+  }
+
+  private session(z: ZoneRuntime): AuthSession | undefined {
+    const { key } = z.source;
+    return key && tsigSession(key, () => this.opts.clock.now());
   }
 
   private soa(zone: string) {
@@ -309,7 +345,7 @@ export class Follower {
     try {
       const t = await transfer(z.source.primary, z.zone, ours, {
         ...(this.opts.limits && { limits: this.opts.limits }),
-        ...(z.source.auth && { auth: z.source.auth }),
+        auth: this.session(z),
       });
       this.count(this.stats.transfers, `${type}|${t.kind}`);
       return t;
@@ -485,14 +521,28 @@ export interface FollowConfig {
   /** dns://IP:PORT */
   primary: string;
   zones: readonly string[];
+  /** TSIG key name, from the key file. */
+  key?: string | undefined;
 }
 
 /** Validates follow settings into sources; throws naming the bad value. */
-export function followSources(configs: readonly FollowConfig[]): FollowSource[] {
+export function followSources(
+  configs: readonly FollowConfig[],
+  keyFile: { file?: string; keys: readonly TsigKey[] } = { keys: [] },
+): FollowSource[] {
   const seen = new Map<string, string>();
   const out: FollowSource[] = [];
   for (const c of configs) {
     const primary = parsePrimary(c.primary);
+    const wanted = c.key === undefined ? undefined : keyName(c.key);
+    const key = keyFile.keys.find((k) => k.name === wanted);
+    if (wanted !== undefined && !key) {
+      throw new Error(
+        keyFile.file === undefined
+          ? `TSIG key ${wanted} for ${c.primary} needs a key file (--tsig-keys FILE, written by tsig-keygen)`
+          : `TSIG key ${wanted} for ${c.primary} is not in ${keyFile.file}`,
+      );
+    }
     for (const raw of c.zones) {
       const zone = normaliseName(raw);
       if (zone === "") throw new Error("the root zone cannot be followed");
@@ -503,7 +553,7 @@ export function followSources(configs: readonly FollowConfig[]): FollowSource[] 
         );
       }
       seen.set(zone, c.primary);
-      out.push({ zone, primary });
+      out.push({ zone, primary, key });
     }
   }
   return out;
@@ -545,7 +595,7 @@ function sameAddress(a: string, b: string): boolean {
 }
 
 type ParsedNotify =
-  | { id: number; zone: string }
+  | { id: number; zone: string; tsig: FoundTsig | undefined }
   | { id?: number; rcode: "FORMERR"; reason: string };
 
 /** RFC 1996 §3.7: a NOTIFY names the zone in its one question, type SOA. */
@@ -569,7 +619,7 @@ function parseNotify(query: Buffer): ParsedNotify {
     return { id, rcode: "FORMERR", reason: "a NOTIFY asks one question of type SOA" };
   }
   try {
-    return { id, zone: normaliseName(q[0]!.name) };
+    return { id, zone: normaliseName(q[0]!.name), tsig: readTsig(query) };
   } catch (err) {
     return { id, rcode: "FORMERR", reason: (err as Error).message };
   }

@@ -42,6 +42,11 @@ const FLAGS = {
     type: "string",
     help: "zones to take from the --follow primary: a.test,b.test",
   },
+  "follow-key": {
+    type: "string",
+    help: "TSIG key NAME (from --tsig-keys) for the --follow primary",
+  },
+  "tsig-keys": { type: "string", help: "TSIG key file as tsig-keygen writes it (RFC 8945)" },
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const;
 
@@ -56,7 +61,13 @@ export async function main(argv: string[]): Promise<void> {
     throw new UsageError("--follow dns://IP:PORT and --follow-zones a.test,b.test go together");
   }
   const follow = v.follow
-    ? [{ primary: v.follow, zones: (v["follow-zones"] ?? "").split(",").filter(Boolean) }]
+    ? [
+        {
+          primary: v.follow,
+          zones: (v["follow-zones"] ?? "").split(",").filter(Boolean),
+          key: v["follow-key"],
+        },
+      ]
     : [];
   const origin = await startOrigin({
     http: parseHostPort(v.http ?? "127.0.0.1:8053", "http"),
@@ -70,6 +81,7 @@ export async function main(argv: string[]): Promise<void> {
     maxBodyBytes: intFlag(v["max-body"], "max-body"),
     nsid: v.nsid,
     follow,
+    tsigKeys: v["tsig-keys"],
   });
   console.log(`origin HTTP API and reads on ${origin.httpUrl}  (DoH ${origin.httpUrl}/dns-query)`);
   console.log(`origin authoritative DNS on ${origin.dnsAddr} (UDP and TCP)`);

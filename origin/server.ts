@@ -13,6 +13,7 @@ import { type Clock, RealClock } from "../core/clock.ts";
 import type { DnsServer } from "../core/dns-transport.ts";
 import { DOH_PATH, JSON_PATH } from "../core/http.ts";
 import type { PropagationMode } from "../core/purge.ts";
+import { parseTsigKeys, type TsigKey } from "../core/tsig.ts";
 import { apiRoutes } from "./api.ts";
 import { loadOrCreateToken } from "./auth.ts";
 import { startAuthoritativeDns } from "./dns-server.ts";
@@ -58,7 +59,18 @@ export const originConfigSchema = z.object({
   /** RFC 5001 NSID of the DNS server. */
   nsid: z.string().optional(),
   /** Zones taken from primaries by AXFR/IXFR (follow.ts); the API refuses writes to them. */
-  follow: z.array(z.object({ primary: z.string(), zones: z.array(z.string()).min(1) })).default([]),
+  follow: z
+    .array(
+      z.object({
+        primary: z.string(),
+        zones: z.array(z.string()).min(1),
+        /** TSIG key name (in `tsigKeys`) for its transfers, SOA queries and NOTIFYs. */
+        key: z.string().optional(),
+      }),
+    )
+    .default([]),
+  /** A key file in tsig-keygen format: keys for transfers, NOTIFY and SOA queries (RFC 8945). */
+  tsigKeys: z.string().optional(),
 });
 
 export type OriginConfig = z.input<typeof originConfigSchema>;
@@ -122,7 +134,12 @@ export async function startOrigin(
 
   const follower =
     cfg.follow.length > 0
-      ? new Follower({ zones: followSources(cfg.follow), store, clock, log })
+      ? new Follower({
+          zones: followSources(cfg.follow, await readKeys(cfg.tsigKeys)),
+          store,
+          clock,
+          log,
+        })
       : undefined;
   const receipts = new Receipts(clock);
   // A zone's own mode (set when it was created) wins over the launcher's (a topology's).
@@ -260,6 +277,12 @@ async function importZone(
   const rrsets = parsed.rrsets.map((s) => ({ ...s, name: `${s.name}.` }));
   const result = await store.createZone({ name: parsed.origin, rrsets });
   log(`imported zone ${parsed.origin} from ${source} at serial ${result.serial}`);
+}
+
+/** The keys of a tsig-keygen file, or none without one. */
+async function readKeys(file: string | undefined): Promise<{ file?: string; keys: TsigKey[] }> {
+  if (file === undefined) return { keys: [] };
+  return { file, keys: parseTsigKeys(await readFile(file, "utf8"), file) };
 }
 
 type NodeServer = ReturnType<typeof serve> & { closeAllConnections(): void };

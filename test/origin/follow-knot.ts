@@ -20,6 +20,15 @@ export interface KnotZone {
   file: string;
   /** Send NOTIFY to this DNS port on 127.0.0.1 after each change. */
   notifyPort?: number;
+  /** Transfers need this TSIG key, and NOTIFYs are signed with it. */
+  key?: KnotKey;
+}
+
+export interface KnotKey {
+  name: string;
+  algorithm: string;
+  /** Base64. */
+  secret: string;
 }
 
 export interface Knot {
@@ -37,6 +46,22 @@ export interface Knot {
 }
 
 /** A port free on 127.0.0.1 for both UDP and TCP (as a DNS server needs). */
+/** A new key from the real `tsig-keygen`: the key file text, and the key for Knot's config. */
+export async function tsigKeygen(name: string): Promise<{ file: string; key: KnotKey }> {
+  const bin = ["/usr/sbin/tsig-keygen", "tsig-keygen"];
+  let file = "";
+  for (const b of bin) {
+    file = await run(b, ["-a", "hmac-sha256", name]).then(
+      (r) => r.stdout,
+      () => "",
+    );
+    if (file) break;
+  }
+  const secret = /secret "([^"]+)"/.exec(file)?.[1];
+  if (!secret) throw new Error(`tsig-keygen wrote no key: ${file}`);
+  return { file, key: { name, algorithm: "hmac-sha256", secret } };
+}
+
 export async function freePort(): Promise<number> {
   for (;;) {
     const tcp = net.createServer();
@@ -59,7 +84,12 @@ export async function startKnot(zones: KnotZone[]): Promise<Knot> {
   const sock = join(dir, "knot.sock");
   const notifyRemotes = zones
     .filter((z) => z.notifyPort !== undefined)
-    .map((z) => `  - id: n-${z.name}\n    address: 127.0.0.1@${z.notifyPort}`);
+    .map(
+      (z) =>
+        `  - id: n-${z.name}\n    address: 127.0.0.1@${z.notifyPort}` +
+        (z.key ? `\n    key: ${z.key.name}` : ""),
+    );
+  const keys = [...new Map(zones.flatMap((z) => (z.key ? [[z.key.name, z.key]] : []))).values()];
   const conf = [
     "server:",
     `  rundir: "${dir}"`,
@@ -75,11 +105,27 @@ export async function startKnot(zones: KnotZone[]): Promise<Knot> {
     "log:",
     "  - target: stderr",
     "    any: warning",
+    ...(keys.length > 0
+      ? [
+          "key:",
+          ...keys.flatMap((k) => [
+            `  - id: ${k.name}`,
+            `    algorithm: ${k.algorithm}`,
+            `    secret: ${k.secret}`,
+          ]),
+        ]
+      : []),
     ...(notifyRemotes.length > 0 ? ["remote:", ...notifyRemotes] : []),
     "acl:",
     "  - id: xfr",
     "    address: 127.0.0.0/8",
     "    action: transfer",
+    ...keys.flatMap((k) => [
+      `  - id: xfr-${k.name}`,
+      "    address: 127.0.0.0/8",
+      `    key: ${k.name}`,
+      "    action: transfer",
+    ]),
     "template:",
     "  - id: default",
     `    storage: "${dir}"`,
@@ -91,7 +137,7 @@ export async function startKnot(zones: KnotZone[]): Promise<Knot> {
     "zone:",
     ...zones.flatMap((z) => [
       `  - domain: ${z.name}`,
-      "    acl: xfr",
+      `    acl: ${z.key ? `xfr-${z.key.name}` : "xfr"}`,
       ...(z.notifyPort !== undefined ? [`    notify: n-${z.name}`] : []),
     ]),
   ].join("\n");

@@ -3,15 +3,22 @@
  * API writes, and NOTIFYs it must refuse.
  */
 import dgram from "node:dgram";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import dnsPacket from "dns-packet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  parseTsigKeys,
+  readTsig,
+  signMessage,
+  type TsigKey,
+  verifyMessage,
+} from "../../core/tsig.ts";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
 import type { CommittedChange } from "../../origin/store.ts";
 import { dig } from "../support/dig.ts";
-import { freePort, type Knot, startKnot } from "./follow-knot.ts";
+import { freePort, type Knot, startKnot, tsigKeygen } from "./follow-knot.ts";
 
 const ZONE_A = `$ORIGIN a.test.
 $TTL 60
@@ -33,7 +40,16 @@ ns1   A 192.0.2.54
 api   AAAA 2001:db8::1
 `;
 
+const ZONE_T = `$ORIGIN t.test.
+$TTL 60
+@     SOA ns1.t.test. hostmaster.t.test. 7 3600 600 86400 30
+@     NS ns1
+ns1   A 192.0.2.55
+`;
+const ZONE_W = ZONE_T.replaceAll("t.test.", "w.test.");
+
 let knot: Knot;
+let key: TsigKey;
 let origin: RunningOrigin;
 let dataDir: string;
 let dnsPort: number;
@@ -63,22 +79,36 @@ const digOrigin = async (name: string, type: string) =>
 
 beforeAll(async () => {
   dnsPort = await freePort();
+  const good = await tsigKeygen("follow-key");
+  const other = await tsigKeygen("other-key");
+  key = parseTsigKeys(good.file)[0]!;
   knot = await startKnot([
     { name: "a.test", file: ZONE_A, notifyPort: dnsPort },
     { name: "b.test", file: ZONE_B, notifyPort: dnsPort },
+    { name: "t.test", file: ZONE_T, notifyPort: dnsPort, key: good.key },
+    { name: "w.test", file: ZONE_W, key: good.key },
   ]);
   dataDir = await mkdtemp(join(tmpdir(), "propagate-follow-"));
+  await writeFile(join(dataDir, "keys.conf"), good.file + other.file);
   origin = await startOrigin(
     {
       http: { host: "127.0.0.1", port: 0 },
       dns: { host: "127.0.0.1", port: dnsPort },
       dataDir,
-      follow: [{ primary: `dns://127.0.0.1:${knot.port}`, zones: ["a.test", "b.test"] }],
+      follow: [
+        { primary: `dns://127.0.0.1:${knot.port}`, zones: ["a.test", "b.test"] },
+        { primary: `dns://127.0.0.1:${knot.port}`, zones: ["t.test"], key: "follow-key" },
+        { primary: `dns://127.0.0.1:${knot.port}`, zones: ["w.test"], key: "other-key" },
+      ],
+      tsigKeys: join(dataDir, "keys.conf"),
     },
     { log: (m) => logs.push(m) },
   );
   origin.store.onCommit((c) => commits.push(c));
-  await until("both zones loaded", () => serialOf("a.test") && serialOf("b.test"));
+  await until(
+    "the zones loaded",
+    () => serialOf("a.test") && serialOf("b.test") && serialOf("t.test"),
+  );
 }, 30_000);
 
 afterAll(async () => {
@@ -102,14 +132,14 @@ describe("following a Knot primary", () => {
     const text = await metrics();
     expect(text).toContain('origin_follow_records_dropped_total{type="HINFO"} 1');
     expect(text).toContain('origin_follow_records_dropped_total{type="SSHFP"} 1');
-    expect(text).toContain('origin_follow_transfers_total{type="AXFR",result="full"} 2');
+    expect(text).toContain('origin_follow_transfers_total{type="AXFR",result="full"} 3');
     expect(logs.join("\n")).toMatch(
       /a\.test: dropped records the origin does not serve: 1 HINFO, 1 SSHFP/,
     );
     const health = (await (await fetch(`${origin.httpUrl}/healthz`)).json()) as {
       follow: { zone: string; serial: number; primary: string }[];
     };
-    expect(health.follow.map((z) => z.zone)).toEqual(["a.test", "b.test"]);
+    expect(health.follow.map((z) => z.zone)).toEqual(["a.test", "b.test", "t.test", "w.test"]);
     expect(health.follow[0]!.primary).toBe(`dns://127.0.0.1:${knot.port}`);
   });
 
@@ -223,6 +253,56 @@ describe("following a Knot primary", () => {
       expect(reply.readUInt16BE(2)).toBe(0x8000 | (4 << 11) | 0x0400 | 1);
     }
     expect(await metrics()).toContain('origin_follow_notifies_total{result="formerr"} 2');
+  });
+});
+
+describe("following with TSIG (RFC 8945)", () => {
+  it("takes the zone and its changes with signed transfers and signed NOTIFYs", async () => {
+    expect(serialOf("t.test")).toBe(7);
+    await knot.change("t.test", [["www", "60", "A", "192.0.2.77"]]);
+    const serial = await knot.serial("t.test");
+    await until("the signed IXFR", () => serialOf("t.test") === serial || undefined);
+    expect(await digOrigin("www.t.test", "A")).toBe("192.0.2.77");
+    expect(logs.join("\n")).not.toMatch(/t\.test.*(failed|refused)/);
+  });
+
+  it("a transfer signed with a key the primary does not know is refused and logged; nothing loads", async () => {
+    const w = await until("a refused transfer of w.test", () =>
+      status("w.test").failures > 0 ? status("w.test") : undefined,
+    );
+    expect(w.lastError).toMatch(/NOTAUTH/);
+    expect(w.lastError).toMatch(/BADKEY/);
+    expect(origin.store.findState("w.test")?.zone.name).toBeUndefined();
+    expect(logs.join("\n")).toMatch(
+      /refresh of w\.test from dns:\/\/127\.0\.0\.1:\d+ failed: .*NOTAUTH/,
+    );
+  });
+
+  it("refuses an unsigned NOTIFY for a zone with a key, and answers a forged one NOTAUTH (BADSIG)", async () => {
+    const checks = status("t.test").checks;
+    expect((await notify("t.test", "127.0.0.1")).rcode).toBe(5);
+    const forged = { ...key, secret: Buffer.alloc(32, 7) };
+    const query = dnsPacket.encode({
+      type: "query",
+      id: 99,
+      flags: 4 << 11,
+      questions: [{ name: "t.test", type: "SOA", class: "IN" }],
+    });
+    const signed = signMessage(query, forged, { now: Date.now() / 1000 }).wire;
+    const reply = await send(signed, "127.0.0.1");
+    expect(reply.readUInt16BE(2) & 0xf).toBe(9);
+    expect(readTsig(reply)?.record.error).toBe(16);
+    // Signed with the right key: accepted, and the answer is signed for Knot to check.
+    const good = signMessage(query, key, { now: Date.now() / 1000 });
+    const ok = await send(good.wire, "127.0.0.1");
+    expect(ok.readUInt16BE(2) & 0xf).toBe(0);
+    const verified = verifyMessage(readTsig(ok)!, () => key, {
+      now: Date.now() / 1000,
+      requestMac: good.mac,
+    });
+    expect(verified.ok).toBe(true);
+    expect(status("t.test").checks).toBe(checks + 1);
+    expect(await metrics()).toContain('origin_follow_notifies_total{result="notauth"} 1');
   });
 });
 
