@@ -10,6 +10,8 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import dnsPacket from "dns-packet";
+import { queryUdp } from "../../core/dns-transport.ts";
 import { kdig } from "../support/dig.ts";
 
 const run = promisify(execFile);
@@ -60,6 +62,17 @@ export async function tsigKeygen(name: string): Promise<{ file: string; key: Kno
   const secret = /secret "([^"]+)"/.exec(file)?.[1];
   if (!secret) throw new Error(`tsig-keygen wrote no key: ${file}`);
   return { file, key: { name, algorithm: "hmac-sha256", secret } };
+}
+
+/** True when the server answers the zone's SOA with NOERROR (a probe with a short timeout). */
+async function answersSoa(port: number, zone: string): Promise<boolean> {
+  const query = dnsPacket.encode({
+    type: "query",
+    id: 7,
+    questions: [{ name: zone, type: "SOA", class: "IN" }],
+  });
+  const reply = await queryUdp("127.0.0.1", port, query, 200).catch(() => undefined);
+  return reply !== undefined && reply.length >= 4 && (reply.readUInt16BE(2) & 0xf) === 0;
 }
 
 export async function freePort(): Promise<number> {
@@ -159,10 +172,7 @@ export async function startKnot(zones: KnotZone[]): Promise<Knot> {
     for (const z of zones) {
       for (;;) {
         if (child.exitCode !== null) throw new Error(`knotd exited: ${stderr}`);
-        const out = await kdig(["@127.0.0.1", "-p", String(port), z.name, "SOA", "+short"]).catch(
-          () => "",
-        );
-        if (out.trim()) break;
+        if (await answersSoa(port, z.name)) break;
         if (Date.now() > deadline) throw new Error(`knotd did not serve ${z.name}: ${stderr}`);
         await new Promise((r) => setTimeout(r, 50));
       }
