@@ -54,6 +54,18 @@ const FLAGS = {
     multiple: true,
     help: "a secondary to NOTIFY and track: id=ID,dns=HOST:PORT[,key=NAME][,zones=Z1+Z2] (repeatable)",
   },
+  follow: {
+    type: "string",
+    help: "follow a primary at dns://IP:PORT: AXFR, then NOTIFY + IXFR (with --follow-zones)",
+  },
+  "follow-zones": {
+    type: "string",
+    help: "zones to take from the --follow primary: a.test,b.test",
+  },
+  "follow-key": {
+    type: "string",
+    help: "TSIG key NAME (from --tsig-keys) for the --follow primary",
+  },
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const;
 
@@ -64,6 +76,18 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   if (!v.data) throw new UsageError(`--data DIR is required\n\n${flagHelp(FLAGS, "origin")}`);
+  if ((v.follow === undefined) !== (v["follow-zones"] === undefined)) {
+    throw new UsageError("--follow dns://IP:PORT and --follow-zones a.test,b.test go together");
+  }
+  const follow = v.follow
+    ? [
+        {
+          primary: v.follow,
+          zones: (v["follow-zones"] ?? "").split(",").filter(Boolean),
+          key: v["follow-key"],
+        },
+      ]
+    : [];
   const origin = await startOrigin({
     http: parseHostPort(v.http ?? "127.0.0.1:8053", "http"),
     dns: parseHostPort(v.dns ?? "127.0.0.1:1054", "dns"),
@@ -79,6 +103,7 @@ export async function main(argv: string[]): Promise<void> {
     catalog: v.catalog,
     allowTransfer: allowTransferFlags((v["allow-transfer"] as string[] | undefined) ?? []),
     secondaries: ((v.secondary as string[] | undefined) ?? []).map(secondaryFlag),
+    follow,
   });
   console.log(`origin HTTP API and reads on ${origin.httpUrl}  (DoH ${origin.httpUrl}/dns-query)`);
   console.log(`origin authoritative DNS on ${origin.dnsAddr} (UDP and TCP)`);

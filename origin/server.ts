@@ -24,6 +24,7 @@ import { Catalog } from "./catalog.ts";
 import { startAuthoritativeDns } from "./dns-server.ts";
 import { fabricRoutes } from "./fabric.ts";
 import { Outbox, publishCommits } from "./fabric-outbox.ts";
+import { Follower, followSources } from "./follow.ts";
 import { OriginMetrics, observeReceipts } from "./metrics.ts";
 import { readRoutes } from "./reads.ts";
 import { Receipts } from "./receipts.ts";
@@ -80,6 +81,17 @@ export const originConfigSchema = z.object({
   catalog: z.string().optional(),
   /** Real secondaries: NOTIFY on every change, receipts from their SOA (secondaries.ts). */
   secondaries: z.array(secondarySchema).default([]),
+  /** Zones taken from primaries by AXFR/IXFR (follow.ts); the API refuses writes to them. */
+  follow: z
+    .array(
+      z.object({
+        primary: z.string(),
+        zones: z.array(z.string()).min(1),
+        /** TSIG key name (in `tsigKeys`) for its transfers, SOA queries and NOTIFYs. */
+        key: z.string().optional(),
+      }),
+    )
+    .default([]),
 });
 
 export type OriginConfig = z.input<typeof originConfigSchema>;
@@ -102,6 +114,8 @@ export interface RunningOrigin {
   /** Real secondaries: NOTIFY targets and receipts by SOA. */
   secondaries: Secondaries;
   data: DataDir<JournalRecord, StoreSnapshot>;
+  /** Keeps followed zones up with their primaries; absent when nothing is followed. */
+  follower: Follower | undefined;
   /** Stops serving, then flushes and closes the journal. */
   close(): Promise<void>;
 }
@@ -146,6 +160,15 @@ export async function startOrigin(
   );
   if (cfg.sample) files.push({ source: "the sample zone", text: SAMPLE_ZONE_FILE });
 
+  const follower =
+    cfg.follow.length > 0
+      ? new Follower({
+          zones: followSources(cfg.follow, await readKeys(cfg.tsigKeys)),
+          store,
+          clock,
+          log,
+        })
+      : undefined;
   const receipts = new Receipts(clock);
   const primary = await startPrimary(cfg, store, receipts, clock, log, metrics, deps);
   // A zone's own mode (set when it was created) wins over the launcher's (a topology's).
@@ -159,7 +182,13 @@ export async function startOrigin(
   // journal: records and fsynced batches since start; records/batches is the group-commit factor.
   // dns: where the authoritative DNS listens (nodes started on their own find it here).
   app.get("/healthz", (c) =>
-    c.json({ ok: true, zones: store.zones().length, dns: dnsAddr, journal: data.stats }),
+    c.json({
+      ok: true,
+      zones: store.zones().length,
+      dns: dnsAddr,
+      journal: data.stats,
+      ...(follower && { follow: follower.status() }),
+    }),
   );
   // Counted around the routes, so a refused write (401, 413, 409) counts too.
   app.on(["PUT", "PATCH", "DELETE"], ["/v1/zones", "/v1/zones/*"], metrics.writeCounter());
@@ -169,9 +198,15 @@ export async function startOrigin(
   metrics.register(registry, store, () => data.stats);
   observeReceipts(registry, receipts, clock);
   app.get("/metrics", async (c) =>
-    c.body(await registry.render(), 200, { "content-type": registry.contentType }),
+    c.body((await registry.render()) + (follower?.metricsText() ?? ""), 200, {
+      "content-type": registry.contentType,
+    }),
   );
-  app.route("/", apiRoutes({ store, token, modeOf, maxBodyBytes: cfg.maxBodyBytes, log }));
+  const followedFrom = (zone: string) => follower?.primaryOf(zone);
+  app.route(
+    "/",
+    apiRoutes({ store, token, modeOf, maxBodyBytes: cfg.maxBodyBytes, log, followedFrom }),
+  );
   const relay = deps.bus
     ? new Relay(
         deps.bus,
@@ -234,6 +269,7 @@ export async function startOrigin(
       onAnswer: metrics.onDnsAnswer,
       onError: (err) => log(`dns: ${(err as Error).message}`),
       primary: primary.dns,
+      ...(follower && { onNotify: (q, info) => follower.answerNotify(q, info) }),
     });
   } catch (err) {
     server.close();
@@ -245,6 +281,7 @@ export async function startOrigin(
   dnsAddr = `${dnsHost}:${dns.port}`;
   const close = async () => {
     primary.secondaries.close();
+    follower?.close();
     stopPublishing();
     outbox?.close();
     await relay?.close();
@@ -266,6 +303,7 @@ export async function startOrigin(
     await close();
     throw err;
   }
+  follower?.start();
   return {
     httpUrl: `http://${host}:${address.port}`,
     dnsAddr,
@@ -278,6 +316,7 @@ export async function startOrigin(
     receipts,
     secondaries: primary.secondaries,
     data,
+    follower,
     close,
   };
 }
@@ -380,6 +419,12 @@ async function importZone(
   const rrsets = parsed.rrsets.map((s) => ({ ...s, name: `${s.name}.` }));
   const result = await store.createZone({ name: parsed.origin, rrsets });
   log(`imported zone ${parsed.origin} from ${source} at serial ${result.serial}`);
+}
+
+/** The keys of a tsig-keygen file, or none without one. */
+async function readKeys(file: string | undefined): Promise<{ file?: string; keys: TsigKey[] }> {
+  if (file === undefined) return { keys: [] };
+  return { file, keys: parseTsigKeys(await readFile(file, "utf8"), file) };
 }
 
 type NodeServer = ReturnType<typeof serve> & { closeAllConnections(): void };

@@ -171,7 +171,10 @@ function query(name: string, type: string, id = 77): Buffer {
 }
 
 async function metric(name: string): Promise<number> {
-  const text = await (await fetch(`${origin.httpUrl}/metrics`)).text();
+  // Every sample carries the node label (core/prom.ts); the names here leave it out.
+  const text = (await (await fetch(`${origin.httpUrl}/metrics`)).text())
+    .replace(/,node="[^"]*"\}/g, "}")
+    .replace(/\{node="[^"]*"\}/g, "");
   const line = text.split("\n").find((l) => l.startsWith(`${name} `));
   return line ? Number(line.split(" ")[1]) : 0;
 }
