@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian tools the tests drive (dig, kdig, redis-server, dnsperf, wrk)
+# Installs the Debian tools the tests drive (dig, kdig, redis-server, dnsperf, wrk,
+# and the resolvers measure is tested against: unbound, named, pdns_recursor, kresd)
 # when any is missing. Safe to run again: it does nothing when all are present.
 set -euo pipefail
 need=()
@@ -8,6 +9,10 @@ command -v kdig >/dev/null || need+=(knot-dnsutils)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v dnsperf >/dev/null || need+=(dnsperf)
 command -v wrk >/dev/null || need+=(wrk)
+command -v unbound >/dev/null || need+=(unbound)
+command -v named >/dev/null || need+=(bind9)
+command -v pdns_recursor >/dev/null || need+=(pdns-recursor)
+command -v kresd >/dev/null || need+=(knot-resolver)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -26,10 +26,10 @@ import {
   type Observation,
   parseTarget,
   parseType,
-  readTargetsFile,
   type Target,
+  targetsFrom,
 } from "./targets.ts";
-import { type AuthTtls, judge, type TargetResult } from "./targets-judge.ts";
+import { type AuthTtls, graceMs, judge, type TargetResult } from "./targets-judge.ts";
 import { loadTopology } from "./topology.ts";
 import { DEFAULT_TOPOLOGY } from "./up.ts";
 
@@ -138,6 +138,7 @@ async function follow(
   isFresh: (o: Observation) => boolean,
   o: MeasureOptions,
   clock: RealClock,
+  giveUp: (seen: readonly Observation[], now: number) => boolean = () => false,
 ): Promise<Map<string, Followed>> {
   const start = clock.now();
   const out = new Map<string, Followed>();
@@ -149,12 +150,58 @@ async function follow(
       while (clock.now() - start < o.timeoutMs) {
         const answer = await ask(target, name, type, { timeoutMs, clock });
         r.seen.push(answer);
-        if (isFresh(answer)) return;
+        if (isFresh(answer) || giveUp(r.seen, clock.now())) return;
         await sleep(clock, o.intervalMs);
       }
     }),
   );
   return out;
+}
+
+/** How long past its deadline a stale target is still followed, to show it serving stale. */
+export const PAST_DEADLINE_MS = 10_000;
+
+/**
+ * When to stop asking a target before the timeout: it answered nothing for
+ * max(3 questions' timeouts, 5 s) in a row (it is reported with its reason),
+ * or, once the deadline from what it held before the change (`deadline`,
+ * absolute) is PAST_DEADLINE_MS behind, it still serves the old answer.
+ */
+export function giveUpRule(askTimeoutMs: number, intervalMs: number, deadline?: number) {
+  const silentMs = Math.max(3 * askTimeoutMs, 5_000);
+  return (seen: readonly Observation[], now: number): boolean => {
+    const lastAnswer = seen.findLast((a) => a.ok);
+    const firstError = seen.find(
+      (a) => !a.ok && (lastAnswer === undefined || a.at > lastAnswer.at),
+    );
+    if (firstError && now - firstError.at >= silentMs) return true;
+    return deadline !== undefined && now > deadline + graceMs(intervalMs) + PAST_DEADLINE_MS;
+  };
+}
+
+/** The deadline a first answer sets (absolute ms): when its TTL or negative TTL runs out. */
+function deadlineOf(a: Observation | undefined): number | undefined {
+  if (!a?.ok) return undefined;
+  const s = a.values.length > 0 ? a.ttl : a.negativeTtl;
+  return s === undefined ? undefined : a.at + s * 1000;
+}
+
+/** follow() with a give-up rule per target. */
+async function followEach(
+  targets: ReadonlyMap<string, Target>,
+  name: string,
+  type: RRType,
+  isFresh: (o: Observation) => boolean,
+  o: MeasureOptions,
+  clock: RealClock,
+  rules: ReadonlyMap<string, (seen: readonly Observation[], now: number) => boolean>,
+): Promise<Map<string, Followed>> {
+  const parts = await Promise.all(
+    [...targets].map(([id, t]) =>
+      follow(new Map([[id, t]]), name, type, isFresh, o, clock, rules.get(id)),
+    ),
+  );
+  return new Map(parts.flatMap((m) => [...m]));
 }
 
 /** The first answer of the authoritative that is fresh (its time is t0 when watching). */
@@ -259,6 +306,8 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
     let ack: { serial: number; changeId: string } | undefined;
     let authBefore: Observation | undefined;
     let authAfter: Observation | undefined;
+    // The zone's negative TTL: a SOA question below the apex answers NODATA with it (RFC 2308 §3).
+    let authNegative: Observation | undefined;
     let before: Map<string, Observation>;
     let seen: Map<string, Followed>;
     let value = "";
@@ -266,15 +315,22 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
       value = `propagate-measure ${randomBytes(6).toString("hex")} sample ${k + 1}`;
       expected = [normaliseValue("TXT", value)];
       const isFresh = (a: Observation) => a.ok && expected.every((v) => a.values.includes(v));
-      [authBefore, before] = await Promise.all([
+      [authBefore, authNegative, before] = await Promise.all([
         ask(auth, name, type, { timeoutMs: askTimeoutMs, clock }),
+        ask(auth, name, "SOA", { timeoutMs: askTimeoutMs, clock }),
         askAll(targets),
       ]);
       ack = await writeValue(o, value);
       t0 = clock.now();
       authAfter = { ok: true, at: t0, rcode: "NOERROR", values: expected, ttl: o.ttl };
+      const rules = new Map(
+        [...targets.keys()].map((id) => [
+          id,
+          giveUpRule(askTimeoutMs, o.intervalMs, deadlineOf(before.get(id))),
+        ]),
+      );
       [seen] = await Promise.all([
-        follow(targets, name, type, isFresh, o, clock),
+        followEach(targets, name, type, isFresh, o, clock, rules),
         followNodes(value, t0),
       ]);
     } else {
@@ -291,13 +347,22 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
       }
       const isFresh = (a: Observation) => a.ok && expected.every((v) => a.values.includes(v));
       const start = clock.now();
-      [authBefore, before] = await Promise.all([
+      [authBefore, authNegative, before] = await Promise.all([
         ask(auth, name, type, { timeoutMs: askTimeoutMs, clock }),
+        ask(auth, name, "SOA", { timeoutMs: askTimeoutMs, clock }),
         askAll(targets),
       ]);
       const [changed, followed] = await Promise.all([
         isFresh(authBefore) ? authBefore : waitForAuth(auth, w, isFresh, o, clock),
-        follow(targets, name, type, isFresh, o, clock),
+        followEach(
+          targets,
+          name,
+          type,
+          isFresh,
+          o,
+          clock,
+          new Map([...targets.keys()].map((id) => [id, giveUpRule(askTimeoutMs, o.intervalMs)])),
+        ),
       ]);
       seen = followed;
       authAfter = changed;
@@ -317,7 +382,9 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
     const ttls: AuthTtls = {
       ...(ttlOf(authBefore) !== undefined && { before: ttlOf(authBefore) }),
       ...(ttlOf(authAfter) !== undefined && { after: ttlOf(authAfter) }),
-      ...(negOf(authBefore) !== undefined && { negative: negOf(authBefore) }),
+      ...((negOf(authBefore) ?? negOf(authNegative)) !== undefined && {
+        negative: negOf(authBefore) ?? negOf(authNegative),
+      }),
     };
     authTtls.push(ttls);
     for (const r of targetResults) {
@@ -450,22 +517,6 @@ function targetFlag(spec: string, flag: string): Target {
   const t = parseTarget(spec);
   if (isBad(t)) throw new UsageError(`--${flag}: ${t.error}`);
   return t;
-}
-
-/** The targets of --target and --targets; bad ones stay in the list, to be reported. */
-export async function targetsFrom(
-  given: string[] | undefined,
-  file: string | undefined,
-): Promise<(Target | BadTarget)[]> {
-  const list = (given ?? []).map((spec) => parseTarget(spec));
-  if (file) {
-    try {
-      list.push(...(await readTargetsFile(file)));
-    } catch (err) {
-      throw new UsageError(`--targets: cannot read ${file}: ${(err as Error).message}`);
-    }
-  }
-  return list;
 }
 
 function watchFrom(

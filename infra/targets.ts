@@ -17,8 +17,9 @@ import net from "node:net";
 import dnsPacket from "dns-packet";
 import type { Clock } from "../core/clock.ts";
 import { queryTcp } from "../core/dns-transport.ts";
-import { quoteString } from "../core/presentation.ts";
-import { RR_TYPE_CODES, RR_TYPES, type RRType } from "../core/records.ts";
+import { presentation, quoteString } from "../core/presentation.ts";
+import { type RData, RR_TYPE_CODES, RR_TYPES, type RRType } from "../core/records.ts";
+import { UsageError } from "./flags.ts";
 
 export type TargetKind = "dns" | "doh" | "json";
 
@@ -107,6 +108,22 @@ export async function readTargetsFile(path: string): Promise<(Target | BadTarget
   return out;
 }
 
+/** The targets of --target and --targets; bad ones stay in the list, to be reported. */
+export async function targetsFrom(
+  given: string[] | undefined,
+  file: string | undefined,
+): Promise<(Target | BadTarget)[]> {
+  const list = (given ?? []).map((spec) => parseTarget(spec));
+  if (file) {
+    try {
+      list.push(...(await readTargetsFile(file)));
+    } catch (err) {
+      throw new UsageError(`--targets: cannot read ${file}: ${(err as Error).message}`);
+    }
+  }
+  return list;
+}
+
 export type Rcode = "NOERROR" | "NXDOMAIN";
 
 /** What a target answered, or why it did not. `at` is the clock time the reply came. */
@@ -142,8 +159,7 @@ export function normaliseValue(type: RRType, value: string): string {
     const n = v.toLowerCase();
     return n.endsWith(".") ? n : `${n}.`;
   }
-  if (type === "AAAA") return v.toLowerCase();
-  return v;
+  return type === "CAA" ? v : v.toLowerCase();
 }
 
 export function parseType(value: string): RRType | undefined {
@@ -170,12 +186,8 @@ function packetValues(
       const parts = (Array.isArray(d) ? d : [d]) as (Buffer | string)[];
       return parts.map((p) => quoteString(Buffer.from(p).toString())).join(" ");
     }
-    if (type === "MX") {
-      const mx = d as { preference: number; exchange: string };
-      return `${mx.preference} ${normaliseValue("CNAME", mx.exchange)}`;
-    }
     if (typeof d === "string") return normaliseValue(type, d);
-    return JSON.stringify(d);
+    return normaliseValue(type, presentation(type, d as RData));
   });
   const ttls = mine.map((a) => (a as { ttl?: number }).ttl ?? 0);
   return { values, ...(ttls.length > 0 && { ttl: Math.min(...ttls) }) };
