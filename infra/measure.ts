@@ -71,6 +71,8 @@ export interface MeasureOptions {
   auth?: Target;
   /** How long one question may take (default 2000 ms). */
   askTimeoutMs?: number;
+  /** Watching: called once every target was asked what it holds; the change may be made now. */
+  onWatching?: () => void;
   onProgress?: (done: number) => void;
 }
 
@@ -163,12 +165,12 @@ export const PAST_DEADLINE_MS = 10_000;
 
 /**
  * When to stop asking a target before the timeout: it answered nothing for
- * max(3 questions' timeouts, 5 s) in a row (it is reported with its reason),
+ * max(3 questions' timeouts, 2 s) in a row (it is reported with its reason),
  * or, once the deadline from what it held before the change (`deadline`,
  * absolute) is PAST_DEADLINE_MS behind, it still serves the old answer.
  */
 export function giveUpRule(askTimeoutMs: number, intervalMs: number, deadline?: number) {
-  const silentMs = Math.max(3 * askTimeoutMs, 5_000);
+  const silentMs = Math.max(3 * askTimeoutMs, 2_000);
   return (seen: readonly Observation[], now: number): boolean => {
     const lastAnswer = seen.findLast((a) => a.ok);
     const firstError = seen.find(
@@ -352,6 +354,7 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
         ask(auth, name, "SOA", { timeoutMs: askTimeoutMs, clock }),
         askAll(targets),
       ]);
+      o.onWatching?.();
       const [changed, followed] = await Promise.all([
         isFresh(authBefore) ? authBefore : waitForAuth(auth, w, isFresh, o, clock),
         followEach(
@@ -588,6 +591,10 @@ export async function main(argv: string[]): Promise<void> {
     ...(watch && { watch }),
     ...(v.auth && { auth: targetFlag(v.auth, "auth") }),
     onProgress: (d) => bar.update(d),
+    onWatching: () =>
+      console.error(
+        `watching ${watch?.name} ${watch?.type}: every target was asked what it holds; make the change now`,
+      ),
   });
   bar.finish();
   const preds = predict(topology, predictOptions(topology, { ttlSec: ttl, probeMs: intervalMs }));

@@ -67,6 +67,7 @@ function configure(
   port: number,
   origin: { host: string; port: number },
   minTtl: number,
+  refuse = false,
 ) {
   const o = origin;
   switch (kind) {
@@ -83,7 +84,7 @@ function configure(
   chroot: ""
   directory: "${dir}"
   pidfile: "${dir}/unbound.pid"
-  access-control: 127.0.0.0/8 allow
+  access-control: 127.0.0.0/8 ${refuse ? "refuse" : "allow"}
   do-not-query-localhost: no
   module-config: "iterator"
   # RFC 6761 reserves test.; unbound serves it as an empty local zone unless told not to.
@@ -153,17 +154,19 @@ policy.add(policy.suffix(policy.STUB({'${o.host}@${o.port}'}), {todname('${ZONE}
   }
 }
 
+/** `ready`: what answers once it is up (default: the zone's records, from the origin, through it). */
 async function startResolver(
   kind: Kind,
   label: string,
   origin: { host: string; port: number },
   minTtl: number,
   dirs: string[],
+  opts: { refuse?: boolean; ready?: RegExp } = {},
 ): Promise<Resolver> {
   const dir = await mkdtemp(join(tmpdir(), `propagate-${label}-`));
   dirs.push(dir);
   const port = await freePort();
-  const c = configure(kind, dir, port, origin, minTtl);
+  const c = configure(kind, dir, port, origin, minTtl, opts.refuse);
   await writeFile(join(dir, c.file), c.text);
   const proc = spawn(c.cmd[0]!, c.cmd.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
@@ -175,7 +178,7 @@ async function startResolver(
   const until = Date.now() + 20_000;
   for (;;) {
     const a = await ask(target, `ready.${ZONE}`, "TXT", { timeoutMs: 500, clock });
-    if (a.ok && a.values.length > 0) break;
+    if (opts.ready ? !a.ok && opts.ready.test(a.error) : a.ok && a.values.length > 0) break;
     if (proc.exitCode !== null || Date.now() > until) {
       proc.kill("SIGKILL");
       throw new Error(`${label} did not answer for ${ZONE} (${a.ok ? a.rcode : a.error}):\n${out}`);
@@ -189,6 +192,8 @@ let origin: Running;
 let originHttp: string;
 const plain = new Map<Kind, Resolver>();
 const stretching = new Map<Kind, Resolver>();
+/** unbound refusing every client, and a pdns_recursor whose forwarder is a closed port. */
+const broken = new Map<"refusing" | "failing", Resolver>();
 const dirs: string[] = [];
 
 async function put(name: string, ttl: number, value: string) {
@@ -217,16 +222,24 @@ beforeAll(async () => {
   expect(res.status).toBe(201);
   const [host, port] = origin.ready.dns!.split(":");
   const dns = { host: host!, port: Number(port) };
-  await Promise.all(
-    KINDS.flatMap((k) => [
+  await Promise.all([
+    ...KINDS.flatMap((k) => [
       startResolver(k, k, dns, 0, dirs).then((r) => plain.set(k, r)),
       startResolver(k, `${k}-min-ttl`, dns, MIN_TTL, dirs).then((r) => stretching.set(k, r)),
     ]),
-  );
+    startResolver("unbound", "refusing", dns, 0, dirs, { refuse: true, ready: /REFUSED/ }).then(
+      (r) => broken.set("refusing", r),
+    ),
+    freePort().then((closed) =>
+      startResolver("pdns", "failing", { host: "127.0.0.1", port: closed }, 0, dirs, {
+        ready: /SERVFAIL/,
+      }).then((r) => broken.set("failing", r)),
+    ),
+  ]);
 }, 60_000);
 
 afterAll(async () => {
-  for (const r of [...plain.values(), ...stretching.values()]) {
+  for (const r of [...plain.values(), ...stretching.values(), ...broken.values()]) {
     r.proc.kill("SIGTERM");
     if (r.proc.exitCode === null) await new Promise((done) => r.proc.once("exit", done));
   }
@@ -338,6 +351,92 @@ describe.concurrent("measure and plan through real resolvers", () => {
       }
       expect(s.freshMs, why).toBeDefined();
     }
-    expect(renderTargetTable(m)).toMatch(/flagged:\n(.*ttl-stretching.*\n?){4}/);
+    const table = renderTargetTable(m);
+    for (const t of targets)
+      expect(table, table).toContain(`  ${t.label}: ttl-stretching: answered`);
+  }, 30_000);
+
+  it("bad targets are reported each with its reason; the others are still measured", async () => {
+    await put("bad", 1, "before");
+    // A server that never answers: a bound UDP socket that reads nothing.
+    const silent = dgram.createSocket("udp4");
+    await new Promise<void>((r) => silent.bind(0, "127.0.0.1", () => r()));
+    const closed = await freePort();
+    const targets = [
+      plain.get("unbound")!.target,
+      broken.get("refusing")!.target,
+      broken.get("failing")!.target,
+      parseTarget(`silent=dns://127.0.0.1:${silent.address().port}`),
+      parseTarget(`closed=dns://127.0.0.1:${closed}`),
+      parseTarget(`closed-doh=http://127.0.0.1:${closed}/dns-query`),
+      parseTarget("typo=dns:/127.0.0.1:53"),
+      parseTarget("ftp://127.0.0.1/"),
+    ];
+    try {
+      const m = await measure({
+        ...base(),
+        label: "bad",
+        ttl: 1,
+        samples: 1,
+        targets,
+        askTimeoutMs: 300,
+      });
+      const by = new Map(m.targets.map((t) => [t.label, t]));
+      const good = by.get("unbound")!.samples[0]!;
+      expect(good.kept, JSON.stringify(good)).toBe(true);
+      const reasons: [string, RegExp][] = [
+        ["refusing", /^REFUSED \(rcode 5\)$/],
+        ["failing", /^SERVFAIL \(rcode 2\)$/],
+        ["silent", /^timeout: no reply within 300 ms$/],
+        ["closed", /ECONNREFUSED/],
+        ["closed-doh", /ECONNREFUSED/],
+      ];
+      for (const [label, reason] of reasons) {
+        const s = by.get(label)!.samples[0]!;
+        expect(s.lastError, label).toMatch(reason);
+        expect(s.freshMs, label).toBeUndefined();
+        expect(s.kept, label).toBeUndefined();
+      }
+      expect(by.get("typo")!.error).toMatch(/"dns:\/127.0.0.1:53" is not a target/);
+      expect(by.get("ftp://127.0.0.1/")!.error).toMatch(/unknown scheme "ftp:"/);
+      const table = renderTargetTable(m);
+      expect(table).toMatch(/errors:\n(.*\n){6}/);
+      expect(table).toMatch(/refusing: \d+ question\(s\) got no answer; last: REFUSED/);
+    } finally {
+      silent.close();
+    }
+  }, 30_000);
+
+  it("--watch follows a change another client makes at the origin", async () => {
+    await put("watch", 1, "before");
+    const targets = [...plain.values()].map((r) => r.target);
+    for (const t of targets)
+      await ask(t, `watch.${ZONE}`, "TXT", { timeoutMs: 2_000, clock: new RealClock() });
+    let changed: Promise<void> | undefined;
+    const m = await measure({
+      ...base(),
+      token: undefined,
+      label: "",
+      ttl: 1,
+      samples: 1,
+      targets,
+      watch: { name: `watch.${ZONE}`, type: "TXT", expect: ["after"] },
+      auth: parseTarget(`dns://${origin.ready.dns}`, "origin-dns") as Target,
+      // Another client changes the record once measure has asked every target.
+      onWatching: () => {
+        changed = put("watch", 1, "after");
+      },
+    });
+    await changed;
+    expect(m.notes).toEqual([]);
+    expect(m.name).toBe(`watch.${ZONE}`);
+    for (const t of m.targets) {
+      const s = t.samples[0]!;
+      const why = `${t.label}: ${JSON.stringify(s)}`;
+      expect(s.before.ok && s.before.values, why).toEqual(['"before"']);
+      expect(s.cause, why).toBe("ttl");
+      expect(s.freshMs, why).toBeDefined();
+      expect(s.kept, why).toBe(true);
+    }
   }, 30_000);
 });
