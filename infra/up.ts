@@ -132,8 +132,14 @@ export function logging(
   return { logger, log: asLog(logger.child({ node })) };
 }
 
-/** Tells a newcomer what to try against the topology just started. */
-export function tryLines(nodes: Pick<RunningNode, "kind" | "tier" | "address">[]): string[] {
+/**
+ * Tells a newcomer what to try against the topology just started; `measure`
+ * is the exact command for this origin and data dir (where its write token is).
+ */
+export function tryLines(
+  nodes: Pick<RunningNode, "kind" | "tier" | "address">[],
+  measure?: { originUrl: string; dataDir: string },
+): string[] {
   const out: string[] = [];
   const res = nodes.find((n) => n.kind === "resolver");
   const edge =
@@ -146,7 +152,11 @@ export function tryLines(nodes: Pick<RunningNode, "kind" | "tier" | "address">[]
     );
   }
   if (edge) out.push(`       curl -i '${edge.address}/resolve?name=www.example.test&type=A'`);
-  out.push("       npx propagate measure");
+  out.push(
+    measure
+      ? `       npx propagate measure --origin ${measure.originUrl} --data ${measure.dataDir}`
+      : "       npx propagate measure",
+  );
   return out;
 }
 
@@ -201,7 +211,9 @@ export async function main(argv: string[]): Promise<void> {
     console.log(`\nprometheus scrape config: ${values.prometheus}`);
   }
   console.log(`\nwrite token: ${running.token}`);
-  for (const l of tryLines(running.nodes)) console.log(l);
+  const dataDir = values.data ?? t.origin.data;
+  for (const l of tryLines(running.nodes, { originUrl: running.originUrl, dataDir }))
+    console.log(l);
   printReady({
     origin: running.originUrl,
     token: running.token,
