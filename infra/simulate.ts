@@ -30,7 +30,14 @@ const FLAGS = {
     type: "string",
     help: `stale-while-revalidate seconds (default ${ZONE_DEFAULTS.staleWhileRevalidate})`,
   },
-  "probe-ms": { type: "string", help: "observer's interval per node until fresh (default 100)" },
+  "probe-ms": {
+    type: "string",
+    help: "add a client per node asking every MS until fresh (default none: times are exact)",
+  },
+  "retry-ms": {
+    type: "string",
+    help: "after a failed or stale answer the observer asks again after MS (default 100)",
+  },
   qps: { type: "string", help: "client queries per second per resolver, Poisson (default 0.05)" },
   json: { type: "boolean", help: "print the report as JSON instead of a table" },
   svg: { type: "string", help: "write the CDF chart (and origin load) to FILE" },
@@ -95,7 +102,8 @@ export async function main(argv: string[]): Promise<void> {
         changes,
         seed: v.seed ?? topology.seed,
         zone,
-        probeMs: num(v["probe-ms"], "probe-ms", 100, 1),
+        ...(v["probe-ms"] !== undefined ? { probeMs: num(v["probe-ms"], "probe-ms", 0, 1) } : {}),
+        retryMs: num(v["retry-ms"], "retry-ms", 100, 1),
         clientQps: num(v.qps, "qps", 0.05),
         onProgress: (done) => bar.update(done),
       }),
@@ -113,4 +121,32 @@ export async function main(argv: string[]): Promise<void> {
   };
   if (v.svg) await writeFile(v.svg, renderSvg(report));
   console.log(v.json ? JSON.stringify(toJson(report), null, 2) : renderTable(report));
+  const broken = results.filter((r) => r.violation);
+  for (const r of broken) console.error(counterexample(r, String(v.seed ?? topology.seed), argv));
+  if (broken.length > 0) process.exitCode = 1;
+}
+
+/** The broken rule, where and when, and the command that replays it. */
+export function counterexample(r: SimResult, seed: string, argv: string[]): string {
+  const x = r.violation!;
+  const replay = ["propagate simulate", ...withFlag(argv, "mode", r.mode), "--seed", seed];
+  return [
+    `VIOLATION ${x.rule} (${r.mode}, seed ${seed}): node ${x.nodeId} at ${x.atMs.toFixed(3)} ms: ${x.detail}`,
+    `replay: ${replay.join(" ")}`,
+  ].join("\n");
+}
+
+/** argv without --seed, with --flag set to value. */
+function withFlag(argv: string[], flag: string, value: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const name = a.replace(/^--/, "").split("=")[0]!;
+    if (a.startsWith("--") && (name === "seed" || name === flag)) {
+      if (!a.includes("=")) i++;
+      continue;
+    }
+    out.push(a);
+  }
+  return [...out, `--${flag}`, value];
 }

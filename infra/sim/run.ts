@@ -1,19 +1,24 @@
 /**
  * One simulated run of one mode: warm the caches, then K times commit a new
  * value at a random phase of the TTL cycle and watch every node until it
- * serves it. Like `propagate measure`, an observer asks each node every
- * `probeMs` from t0 until it answers with the new value; meanwhile clients
- * query the resolvers (a Poisson process at `clientQps` per resolver).
+ * serves it. The exact observer (observer.ts) asks each node at every
+ * instant its answer could change, so time-to-fresh is exact, not on a
+ * grid; meanwhile clients query the resolvers (a Poisson process at
+ * `clientQps` per resolver), and `probeMs`, when given, adds a client per
+ * node that asks periodically (as `propagate measure` does). The checkers
+ * (checker.ts) watch every answer and ack; the first violation stops the run.
  */
 import type { PropagationMode } from "../../core/purge.ts";
 import { hashSeed, Random } from "../../core/random.ts";
 import type { ZoneConfig } from "../../origin/store.ts";
 import { type NodePrediction, predict, predictOptions } from "../predict.ts";
 import type { Topology } from "../topology.ts";
+import { Checker, type Violation } from "./checker.ts";
 import { SimLoop } from "./loop.ts";
+import { Observer } from "./observer.ts";
 import type { OriginLoad } from "./origin.ts";
 import { Tracker } from "./tracker.ts";
-import { World } from "./world.ts";
+import { World, type WorldEvents } from "./world.ts";
 
 export interface SimOptions {
   topology: Topology;
@@ -22,10 +27,17 @@ export interface SimOptions {
   changes: number;
   seed: number | string;
   zone: ZoneConfig;
-  /** The observer's interval between questions to a node not yet fresh. */
-  probeMs: number;
+  /** When given, a periodic client per node asks every probeMs until it is fresh. */
+  probeMs?: number;
+  /** After a failed or stale answer, the observer asks again after this (default 100 ms). */
+  retryMs?: number;
   /** Client queries per second per resolver (Poisson). */
   clientQps: number;
+  /**
+   * Check convergence within the predicted bound (default true); fault
+   * schedules the predictor does not model turn it off and keep the rest.
+   */
+  checkBound?: boolean;
   /** Called after each change with (done, total). */
   onProgress?: (done: number, total: number) => void;
 }
@@ -54,6 +66,8 @@ export interface SimResult {
   /** Queries that got no answer (upstream failures); the last one's message. */
   failures: number;
   lastFailure?: string;
+  /** The first broken invariant; the run stopped there. */
+  violation?: Violation;
 }
 
 export async function simulate(o: SimOptions): Promise<SimResult> {
@@ -64,35 +78,64 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       mode: o.mode,
       ttlSec: o.zone.ttl,
       swrSec: o.zone.staleWhileRevalidate,
-      probeMs: o.probeMs,
+      // The exact observer has no grid: it waits for nothing between changes.
+      probeMs: 0,
       clientQps: o.clientQps,
     }),
   );
   const windowMs = Math.max(...predicted.map((p) => p.boundMs)) * 1.2 + 2_000;
   const loop = new SimLoop();
   const n = o.topology.edges.length + o.topology.resolvers.length;
-  const tracker = new Tracker(n, () => loop.now());
-  const world = new World({ ...o }, loop, tracker);
+  const now = () => loop.now();
+  const tracker = new Tracker(n, now);
+  let observer: Observer | undefined;
+  let checker: Checker | undefined;
+  const events: WorldEvents = {
+    served: (i, version, stale) => {
+      tracker.served(i, version);
+      checker?.served(i, version, stale);
+      observer?.answered(i, tracker.isFresh(i), version === undefined || stale);
+    },
+    failed: (i, err) => {
+      tracker.failed(i, err);
+      if (i >= 0) observer?.answered(i, false, true);
+    },
+    touched: (i) => observer?.touch(i),
+    acked: (i, _zone, serial) => checker?.acked(i, serial),
+  };
+  const world = new World({ ...o }, loop, events);
   await world.start();
+  checker = new Checker(n, (i) => world.nodes[i]!.id, now);
+  checker.changed(world.origin.zones()[0]!.serial);
+  observer = new Observer(loop, world, o.retryMs ?? 100);
+  loop.onSettled = observer.flush;
+  const broken = () => checker.violation !== undefined;
   const random = new Random(hashSeed(o.seed, "run", o.mode));
   const resolvers = world.nodes.filter((x) => x.kind === "resolver");
   startClientLoad(loop, random, resolvers, o.clientQps * resolvers.length);
 
   // Warm-up: every node asked once, then a TTL of client load.
   for (const node of world.nodes) node.ask();
-  await loop.runUntil(loop.now() + o.zone.ttl * 1000);
+  await loop.runUntil(loop.now() + o.zone.ttl * 1000, broken);
 
   const times: Float64Array[] = [];
-  for (let k = 1; k <= o.changes; k++) {
+  const bound = predicted.map((p) => p.boundMs);
+  for (let k = 1; k <= o.changes && !broken(); k++) {
     // A random phase of the TTL cycle, so entry ages at t0 are spread.
-    await loop.runUntil(loop.now() + random.uniform(0, o.zone.ttl * 1000));
+    await loop.runUntil(loop.now() + random.uniform(0, o.zone.ttl * 1000), broken);
+    if (broken()) break;
     const serial = await world.origin.change(k);
+    checker.changed(serial);
     tracker.begin(serial);
+    observer.begin(serial);
     loop.markDirty();
-    const stopProbes = probe(loop, world, tracker, o.probeMs);
-    await loop.runUntil(loop.now() + windowMs, () => tracker.pending === 0);
+    const stopProbes = o.probeMs ? probe(loop, world, tracker, o.probeMs) : () => {};
+    await loop.runUntil(loop.now() + windowMs, () => tracker.pending === 0 || broken());
     stopProbes();
-    times.push(tracker.end());
+    observer.end();
+    const t = tracker.end();
+    times.push(t);
+    if (o.checkBound !== false) checkBound(checker, t, bound, k);
     o.onProgress?.(k, o.changes);
   }
   const simulatedMs = loop.now();
@@ -118,7 +161,20 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     wallMs: performance.now() - wallStart,
     failures: tracker.failures,
     ...(tracker.lastFailure !== undefined ? { lastFailure: String(tracker.lastFailure) } : {}),
+    ...(checker.violation ? { violation: checker.violation } : {}),
   };
+}
+
+/** Every node fresh within its predicted bound (infra/predict.ts), else the run stops. */
+function checkBound(checker: Checker, times: Float64Array, bound: number[], k: number): void {
+  for (let i = 0; i < times.length; i++) {
+    const t = times[i]!;
+    if (Number.isNaN(t)) {
+      checker.fail("bound", i, `change ${k}: not fresh within the window (bound ${bound[i]} ms)`);
+    } else if (t > bound[i]!) {
+      checker.fail("bound", i, `change ${k}: fresh after ${t.toFixed(3)} ms, bound ${bound[i]} ms`);
+    }
+  }
 }
 
 /** Clients: one Poisson process at the total rate, each query to a resolver drawn at random. */
