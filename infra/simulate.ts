@@ -9,6 +9,7 @@ import { ZONE_DEFAULTS } from "../origin/store.ts";
 import { flagHelp, parseFlags, UsageError } from "./flags.ts";
 import { pooledCurve } from "./predict.ts";
 import { progressBar, type Report, renderSvg, renderTable, toJson } from "./report.ts";
+import { fuzz, fuzzLine } from "./sim/fuzz.ts";
 import { generateTopology } from "./sim/generate.ts";
 import { type SimResult, simulate } from "./sim/run.ts";
 import { loadTopology, MODES, type Topology } from "./topology.ts";
@@ -39,6 +40,10 @@ const FLAGS = {
     help: "after a failed or stale answer the observer asks again after MS (default 100)",
   },
   qps: { type: "string", help: "client queries per second per resolver, Poisson (default 0.05)" },
+  fuzz: {
+    type: "string",
+    help: "run N random cases (topology, mode, faults) from seed --seed (default 1); a violation names the seed that replays it",
+  },
   json: { type: "boolean", help: "print the report as JSON instead of a table" },
   svg: { type: "string", help: "write the CDF chart (and origin load) to FILE" },
   help: { type: "boolean", short: "h", help: "show this help" },
@@ -76,6 +81,16 @@ export async function main(argv: string[]): Promise<void> {
   const { values: v } = parseFlags(argv, FLAGS, "simulate");
   if (v.help) {
     console.log(flagHelp(FLAGS, "simulate"));
+    return;
+  }
+  if (v.fuzz !== undefined) {
+    const first = v.seed === undefined ? 1 : Number(v.seed);
+    if (!Number.isInteger(first))
+      throw new UsageError(`--fuzz takes an integer --seed, got "${v.seed}"`);
+    const outcomes = await fuzz(first, num(v.fuzz, "fuzz", 1, 1), (o) => console.log(fuzzLine(o)));
+    const broken = outcomes.filter((o) => o.result.violation);
+    console.log(`${outcomes.length} cases, ${broken.length} with a violation`);
+    if (broken.length > 0) process.exitCode = 1;
     return;
   }
   let topology = await loadTopology(v.topology ?? DEFAULT_TOPOLOGY);

@@ -31,7 +31,7 @@ import { edgesInStartOrder, type Topology } from "../topology.ts";
 import { linkDelay, linkModels } from "./links.ts";
 import type { SimLoop } from "./loop.ts";
 import type { Observed } from "./observer.ts";
-import { SIM_NAME, SimOrigin } from "./origin.ts";
+import { SIM_NAME, SimOrigin, type Window, within } from "./origin.ts";
 
 /** The DoH query every client sends: www.example.test A, ID 0 (RFC 8484 §4.1). */
 const QUERY = buildQuery(0, toWire(SIM_NAME), 1);
@@ -51,6 +51,15 @@ export interface WorldOptions {
   mode: PropagationMode;
   seed: number | string;
   zone: ZoneConfig;
+  faults?: Faults;
+}
+
+/** Fault schedules beyond the links' own loss and partitions (ms since the run's start). */
+export interface Faults {
+  /** Origin restarts: reads answer 503 and the feed fails meanwhile. */
+  originDown?: Window[];
+  /** Bus outages: events published meanwhile are lost; nodes learn by polling. */
+  busDown?: Window[];
 }
 
 /** What the world reports as it runs (the tracker, the observer and the checkers listen). */
@@ -100,6 +109,9 @@ export class World implements Observed {
   ) {
     const clock = loop.engineClock;
     this.origin = new SimOrigin(clock, o.zone);
+    this.origin.down = o.faults?.originDown ?? [];
+    const busDown = o.faults?.busDown ?? [];
+    const start = clock.now();
     this.handlers.set(o.topology.origin.id, this.origin.fetch);
     this.bus = o.topology.bus === "off" ? undefined : new MemoryBus({ clock, capacity: 1_000 });
     this.origin.onCommit((c) => {
@@ -108,6 +120,7 @@ export class World implements Observed {
         const value = ch.rrset?.type === "A" ? String(ch.rrset.data[0]) : undefined;
         if (value !== undefined) this.serialOfValue.set(value, serial);
       }
+      if (within(busDown, clock.now() - start)) return;
       if (this.bus && c.op === "update") void this.bus.publish(eventFromFeed(c.zone, c, o.mode));
     });
   }
@@ -159,9 +172,18 @@ export class World implements Observed {
     for (const r of t.resolvers) {
       const index = this.nodes.length;
       this.indexOf.set(r.id, index);
+      const viaLink = this.fetchVia(r.id, models.get(r.id)!);
+      // The version and instant of the last stale-if-error copy the upstream edge sent.
+      let sie: { version: number | undefined; at: number } | undefined;
       const upstream = dohUpstream(`http://${r.upstream}`, {
         timeoutMs: NO_WALL_TIMEOUT_MS,
-        fetch: this.fetchVia(r.id, models.get(r.id)!) as typeof fetch,
+        fetch: ((input, init) =>
+          viaLink(input, init).then((res) => {
+            if (staleIfError(res)) {
+              sie = { version: etagVersion(res.headers.get("etag")), at: clock.now() };
+            }
+            return res;
+          })) as typeof fetch,
       });
       const cache = new ResolverCache(
         r.id,
@@ -174,7 +196,14 @@ export class World implements Observed {
             this.events.touched(index);
           }),
       );
-      const track = (s: Served) => this.events.served(index, this.versionOf(s.answer), s.stale);
+      // A copy the edge served stale-if-error (RFC 5861 §4) and the resolver
+      // passed on in the same instant is that documented stale case too, even
+      // where the resolver does not mark it (Age <= TTL, or below its floor).
+      const track = (s: Served) => {
+        const version = this.versionOf(s.answer);
+        const passedOn = sie !== undefined && sie.at === clock.now() && sie.version === version;
+        this.events.served(index, version, s.stale || passedOn);
+      };
       this.nodes.push({
         id: r.id,
         kind: "resolver",
