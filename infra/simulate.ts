@@ -8,7 +8,16 @@ import type { PropagationMode } from "../core/purge.ts";
 import { ZONE_DEFAULTS } from "../origin/store.ts";
 import { flagHelp, parseFlags, UsageError } from "./flags.ts";
 import { pooledCurve } from "./predict.ts";
-import { progressBar, type Report, renderSvg, renderTable, toJson } from "./report.ts";
+import {
+  formatMs,
+  progressBar,
+  type Report,
+  renderSvg,
+  renderTable,
+  type Summary,
+  summarise,
+  toJson,
+} from "./report.ts";
 import { fuzz, fuzzLine } from "./sim/fuzz.ts";
 import { generateTopology } from "./sim/generate.ts";
 import { type SimResult, simulate } from "./sim/run.ts";
@@ -135,7 +144,15 @@ export async function main(argv: string[]): Promise<void> {
     ),
   };
   if (v.svg) await writeFile(v.svg, renderSvg(report));
-  console.log(v.json ? JSON.stringify(toJson(report), null, 2) : renderTable(report));
+  const byPopulation = topology.populations.length > 0;
+  if (v.json) {
+    const populations = Object.fromEntries(results.map((r) => [r.mode, populationRows(r)]));
+    const json = toJson(report) as object;
+    console.log(JSON.stringify(byPopulation ? { ...json, populations } : json, null, 2));
+  } else {
+    console.log(renderTable(report));
+    if (byPopulation) for (const r of results) console.log(`\n${populationTable(r)}`);
+  }
   const broken = results.filter((r) => r.violation);
   for (const r of broken) console.error(counterexample(r, String(v.seed ?? topology.seed), argv));
   if (broken.length > 0) process.exitCode = 1;
@@ -164,4 +181,41 @@ function withFlag(argv: string[], flag: string, value: string): string[] {
     out.push(a);
   }
   return [...out, `--${flag}`, value];
+}
+
+/** Summaries per resolver population (edges and resolvers without one apart). */
+export function populationRows(r: SimResult): Summary[] {
+  const groups = new Map<string, SimResult["nodes"]>();
+  for (const n of r.nodes) {
+    const key = n.kind === "edge" ? "edges" : (n.population ?? "resolvers");
+    const g = groups.get(key);
+    if (g) g.push(n);
+    else groups.set(key, [n]);
+  }
+  const bounds = Object.fromEntries(r.predicted.map((p) => [p.nodeId, p.boundMs]));
+  return [...groups].map(([key, ns]) => summarise(`${key} (${ns.length})`, ns, bounds));
+}
+
+/** How each population shapes the tail: p50, p99, max, stale answers, per population. */
+export function populationTable(r: SimResult): string {
+  const head = ["population", "nodes", "p50", "p99", "max", "stale", "unconv", "bound", "within"];
+  const body = populationRows(r).map((s) => [
+    s.label,
+    String(s.nodes),
+    formatMs(s.p50),
+    formatMs(s.p99),
+    formatMs(s.max),
+    String(s.staleSeen),
+    String(s.unconverged),
+    formatMs(s.boundMs),
+    s.exceeded === 0 && s.unconverged === 0 ? "yes" : "NO",
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ");
+  return [
+    `${r.mode}: per population`,
+    line(head),
+    line(widths.map((w) => "-".repeat(w))),
+    ...body.map(line),
+  ].join("\n");
 }

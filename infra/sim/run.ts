@@ -18,8 +18,9 @@ import { Checker, type Violation } from "./checker.ts";
 import { SimLoop } from "./loop.ts";
 import { Observer } from "./observer.ts";
 import type { OriginLoad } from "./origin.ts";
+import { assignPopulations } from "./populations.ts";
 import { Tracker } from "./tracker.ts";
-import { type Faults, World, type WorldEvents } from "./world.ts";
+import { type Faults, type SimNode, World, type WorldEvents } from "./world.ts";
 
 export interface SimOptions {
   topology: Topology;
@@ -50,6 +51,8 @@ export interface SimNodeResult {
   nodeId: string;
   kind: "edge" | "resolver";
   tier: string;
+  /** The resolver's population (topology `populations`), if any. */
+  population?: string;
   /** Time-to-fresh per change that reached the node within the window (ms). */
   timesMs: number[];
   /** Answers with an older version after a change was committed. */
@@ -76,17 +79,19 @@ export interface SimResult {
 
 export async function simulate(o: SimOptions): Promise<SimResult> {
   const wallStart = performance.now();
-  const predicted = predict(
-    o.topology,
-    predictOptions(o.topology, {
-      mode: o.mode,
-      ttlSec: o.zone.ttl,
-      swrSec: o.zone.staleWhileRevalidate,
-      // The exact observer has no grid: it waits for nothing between changes.
-      probeMs: 0,
-      clientQps: o.clientQps,
-    }),
-  );
+  const predictIn = (mode: PropagationMode) =>
+    predict(
+      o.topology,
+      predictOptions(o.topology, {
+        mode,
+        ttlSec: o.zone.ttl,
+        swrSec: o.zone.staleWhileRevalidate,
+        // The exact observer has no grid: it waits for nothing between changes.
+        probeMs: 0,
+        clientQps: o.clientQps,
+      }),
+    );
+  const predicted = withPopulations(o, predictIn(o.mode), predictIn);
   const windowMs = Math.max(...predicted.map((p) => p.boundMs)) * 1.2 + 2_000;
   const healedAt = lastFaultEnd(o);
   const loop = new SimLoop();
@@ -116,8 +121,9 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   loop.onSettled = observer.flush;
   const broken = () => checker.violation !== undefined;
   const random = new Random(hashSeed(o.seed, "run", o.mode));
-  const resolvers = world.nodes.filter((x) => x.kind === "resolver");
-  startClientLoad(loop, random, resolvers, o.clientQps * resolvers.length);
+  for (const [rate, resolvers] of clientGroups(o, world)) {
+    startClientLoad(loop, random, resolvers, rate * resolvers.length);
+  }
 
   // Warm-up: every node asked once, then a TTL of client load.
   for (const node of world.nodes) node.ask();
@@ -158,6 +164,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       nodeId: node.id,
       kind: node.kind,
       tier: node.tier,
+      ...(node.population !== undefined ? { population: node.population } : {}),
       timesMs: mine.filter((t) => !Number.isNaN(t)),
       staleSeen: tracker.stale[i]!,
       unconverged: mine.filter((t) => Number.isNaN(t)).length,
@@ -175,6 +182,51 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     ...(tracker.lastFailure !== undefined ? { lastFailure: String(tracker.lastFailure) } : {}),
     ...(checker.violation ? { violation: checker.violation } : {}),
   };
+}
+
+/** Resolvers grouped by client query rate: their population's, else the run's. */
+function clientGroups(o: SimOptions, world: World): Map<number, SimNode[]> {
+  const rateOf = new Map(o.topology.populations.map((p) => [p.name, p.qps ?? o.clientQps]));
+  const groups = new Map<number, SimNode[]>();
+  for (const node of world.nodes) {
+    if (node.kind !== "resolver") continue;
+    const rate =
+      (node.population !== undefined ? rateOf.get(node.population) : undefined) ?? o.clientQps;
+    const g = groups.get(rate);
+    if (g) g.push(node);
+    else groups.set(rate, [node]);
+  }
+  return groups;
+}
+
+/**
+ * Resolvers of a population that does not follow purges are predicted as in
+ * ttl mode, their held copy living max(TTL, minTtl): the bound grows by the
+ * stretch and the expected curve is stretched in time by minTtl / TTL.
+ */
+function withPopulations(
+  o: SimOptions,
+  predicted: NodePrediction[],
+  predictIn: (mode: PropagationMode) => NodePrediction[],
+): NodePrediction[] {
+  const t = o.topology;
+  const pops = assignPopulations(t);
+  if (!pops.some((p) => p && !p.purges)) return predicted;
+  const ttl = new Map(predictIn("ttl").map((p) => [p.nodeId, p]));
+  const popOf = new Map(t.resolvers.map((r, j) => [r.id, pops[j]]));
+  return predicted.map((p) => {
+    const pop = popOf.get(p.nodeId);
+    if (!pop || pop.purges) return p;
+    const base = ttl.get(p.nodeId)!;
+    const ttlMs = o.zone.ttl * 1000;
+    const heldMs = Math.max(ttlMs, pop.minTtl * 1000);
+    const stretch = heldMs / ttlMs;
+    return {
+      ...base,
+      boundMs: base.boundMs + (heldMs - ttlMs),
+      cdf: (ms: number) => base.cdf(ms / stretch),
+    };
+  });
 }
 
 /** The longest way back after a fault: two polls, a TTL and SWR, the failure recheck. */

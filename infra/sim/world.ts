@@ -32,6 +32,7 @@ import { linkDelay, linkModels } from "./links.ts";
 import type { SimLoop } from "./loop.ts";
 import type { Observed } from "./observer.ts";
 import { SIM_NAME, SimOrigin, type Window, within } from "./origin.ts";
+import { assignPopulations, cacheConfigOf } from "./populations.ts";
 
 /** The DoH query every client sends: www.example.test A, ID 0 (RFC 8484 §4.1). */
 const QUERY = buildQuery(0, toWire(SIM_NAME), 1);
@@ -82,6 +83,8 @@ export interface SimNode {
   id: string;
   kind: "edge" | "resolver";
   tier: string;
+  /** Its resolver population (topology `populations`), if any. */
+  population?: string;
   /** Index of its parent or upstream in `World.nodes`; -1 for the origin. */
   parent: number;
   /** Asks the node for the name, as a client would; reports what it served. */
@@ -169,7 +172,9 @@ export class World implements Observed {
       });
       await this.follow(e.id, this.touchingTarget(index, edge), models.get(e.id)!);
     }
-    for (const r of t.resolvers) {
+    const populations = assignPopulations(t);
+    for (const [j, r] of t.resolvers.entries()) {
+      const population = populations[j];
       const index = this.nodes.length;
       this.indexOf.set(r.id, index);
       const viaLink = this.fetchVia(r.id, models.get(r.id)!);
@@ -187,7 +192,7 @@ export class World implements Observed {
       });
       const cache = new ResolverCache(
         r.id,
-        { ...DEFAULT_CACHE, maxBytes: r.maxBytes ?? 1 << 16 },
+        { ...DEFAULT_CACHE, maxBytes: r.maxBytes ?? 1 << 16, ...cacheConfigOf(population) },
         clock,
         // A refresh that comes back may change the answer: the node is touched.
         (...args) =>
@@ -208,6 +213,7 @@ export class World implements Observed {
         id: r.id,
         kind: "resolver",
         tier: "resolver",
+        ...(population ? { population: population.name } : {}),
         parent: this.indexOf.get(r.upstream) ?? -1,
         nextChangeMs: () => resolverNextChangeMs(cache, clock.now()),
         ask: () => {
@@ -217,6 +223,8 @@ export class World implements Observed {
           served.then(track, (err: unknown) => this.events.failed(index, err));
         },
       });
+      // A population that does not follow purges is a resolver on the internet: TTLs only.
+      if (population?.purges === false) continue;
       await this.follow(r.id, this.touchingTarget(index, cache), models.get(r.id)!);
     }
   }
