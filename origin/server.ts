@@ -16,6 +16,7 @@ import { PromRegistry } from "../core/prom.ts";
 import type { PropagationMode } from "../core/purge.ts";
 import { apiRoutes } from "./api.ts";
 import { loadOrCreateToken } from "./auth.ts";
+import { type DashboardInfo, dashboardRoutes } from "./dashboard.ts";
 import { startAuthoritativeDns } from "./dns-server.ts";
 import { fabricRoutes, Outbox, publishCommits } from "./fabric.ts";
 import { OriginMetrics, observeReceipts } from "./metrics.ts";
@@ -84,6 +85,8 @@ export interface OriginDeps {
   log?: (message: string) => void;
   /** The purge bus every committed change is published on; none: nodes learn by anti-entropy. */
   bus?: PurgeBus;
+  /** What GET /dashboard shows beside the registry: the links' delay models, the prediction. */
+  dashboard?: DashboardInfo;
   /** Propagation mode of each zone's events (default "invalidate"). */
   modeOf?: (zone: string) => PropagationMode;
 }
@@ -151,6 +154,16 @@ export async function startOrigin(
     : undefined;
   app.route("/", fabricRoutes({ store, receipts, token, nodeToken, clock, outbox, relay }));
   app.route("/", readRoutes({ store, clock }));
+  app.route(
+    "/",
+    dashboardRoutes({
+      receipts,
+      clock,
+      originId: cfg.nsid ?? "origin",
+      zones: () => store.zones().map((s) => s.zone.name),
+      ...(deps.dashboard && { info: deps.dashboard }),
+    }),
+  );
   app.notFound((c) =>
     c.json(
       {
