@@ -13,7 +13,7 @@ import {
   timed,
 } from "../../core/metrics.ts";
 import { PromRegistry } from "../../core/prom.ts";
-import type { PurgeEvent } from "../../core/purge.ts";
+import type { PurgeEvent, PurgeTarget } from "../../core/purge.ts";
 import { parseExposition } from "../support/prom.ts";
 
 function declare(r: MetricsRegistry, counts: { hits: number }) {
@@ -109,10 +109,11 @@ describe("FabricMetrics on the virtual clock", () => {
     const clock = new VirtualClock(0);
     const registry = new TextRegistry("edge-1");
     const fabric = new FabricMetrics(registry, clock);
-    const target = fabric.observe({
+    const slow: PurgeTarget = {
       id: "edge-1",
       applyPurge: () => new Promise<void>((r) => clock.setTimeout(r, 1_000)),
-    });
+    };
+    const target = fabric.observe(slow);
     const done = target.applyPurge(event("ttl", 0));
     let m = parseExposition(await registry.render()).samples;
     expect(m.get("propagate_change_apply_seconds_count")).toBe(0);
