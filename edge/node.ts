@@ -8,6 +8,7 @@ import { RealClock } from "../core/clock.ts";
 import { PromRegistry } from "../core/prom.ts";
 import { createEdgeApp } from "./app.ts";
 import { Edge, type ParentFetch } from "./cache.ts";
+import { inspectEdge } from "./inspect.ts";
 import { type EdgeInstruments, edgeInstruments, observeEdge } from "./metrics.ts";
 import { DEFAULT_MAX_BYTES, LruStorage } from "./storage-lru.ts";
 
@@ -45,20 +46,25 @@ export async function startEdge(config: EdgeConfig): Promise<RunningEdge> {
     config.fetch ?? ((req) => fetch(req)),
     clock,
   );
+  const storage = new LruStorage(config.maxBytes ?? DEFAULT_MAX_BYTES);
   const edge = new Edge({
     id: config.id,
     parent: config.parent,
     origin: config.origin,
     fetch: metrics.fetch,
     clock,
-    storage: new LruStorage(config.maxBytes ?? DEFAULT_MAX_BYTES),
+    storage,
     parentTimeoutMs: config.parentTimeoutMs,
     readRepair: config.readRepair,
     maxBodyBytes: config.maxBodyBytes,
     log: config.log ?? ((m) => console.error(m)),
   });
   observeEdge(edge, metrics);
-  const app = createEdgeApp(edge, { token: config.token, metrics: metrics.registry });
+  const app = createEdgeApp(edge, {
+    token: config.token,
+    metrics: metrics.registry,
+    inspect: (q) => inspectEdge(storage, config.parent, clock.now(), q),
+  });
   const host = config.host ?? "127.0.0.1";
   const { server, port } = await new Promise<{ server: ReturnType<typeof serve>; port: number }>(
     (resolve, reject) => {

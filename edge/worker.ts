@@ -9,6 +9,7 @@ import { RealClock } from "../core/clock.ts";
 import { TextRegistry } from "../core/metrics.ts";
 import { createEdgeApp } from "./app.ts";
 import { Edge } from "./cache.ts";
+import { inspectEdge } from "./inspect.ts";
 import { edgeInstruments, observeEdge } from "./metrics.ts";
 import { DEFAULT_MAX_BYTES, LruStorage } from "./storage-lru.ts";
 
@@ -32,13 +33,14 @@ function appFor(env: EdgeEnv): Hono {
   const clock = new RealClock();
   // prom-client needs Node's process and perf_hooks: the Worker renders the same names itself.
   const metrics = edgeInstruments(new TextRegistry(id), (req) => fetch(req), clock);
+  const storage = new LruStorage(byteVar(env.MAX_BYTES, "MAX_BYTES") ?? DEFAULT_MAX_BYTES);
   const edge = new Edge({
     id,
     parent: env.PARENT,
     origin: env.ORIGIN,
     fetch: metrics.fetch,
     clock,
-    storage: new LruStorage(byteVar(env.MAX_BYTES, "MAX_BYTES") ?? DEFAULT_MAX_BYTES),
+    storage,
     readRepair: env.READ_REPAIR !== "off",
     maxBodyBytes: byteVar(env.MAX_BODY, "MAX_BODY"),
     // Workers send console output to the runtime's logs (wrangler tail).
@@ -49,6 +51,7 @@ function appFor(env: EdgeEnv): Hono {
     token: env.TOKEN,
     executionContext: true,
     metrics: metrics.registry,
+    inspect: (q) => inspectEdge(storage, env.PARENT!, clock.now(), q),
   });
   return app;
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian tools the tests drive (dig, kdig, redis-server, dnsperf, wrk,
-# prometheus, the knotd, named and nsd that follow the origin as secondaries, and
+# prometheus, chromium, the knotd, named and nsd that follow the origin as secondaries, and
 # the resolvers measure is tested against: unbound, named, pdns_recursor, kresd)
 # when any is missing. Safe to run again: it does nothing when all are present.
 set -euo pipefail
@@ -18,6 +18,8 @@ command -v nsd >/dev/null || [ -x /usr/sbin/nsd ] || need+=(nsd)
 command -v unbound >/dev/null || need+=(unbound)
 command -v pdns_recursor >/dev/null || need+=(pdns-recursor)
 command -v kresd >/dev/null || need+=(knot-resolver)
+# The dashboard's browser test drives it through playwright-core (executablePath /usr/bin/chromium).
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -18,6 +18,7 @@ import { logChanges } from "../origin/log.ts";
 import { startOrigin } from "../origin/server.ts";
 import { startResolver } from "../resolver/server.ts";
 import { dohUpstream } from "../resolver/upstream.ts";
+import { dashboardInfo } from "./dashboard-info.ts";
 import { connectNode } from "./node-link.ts";
 import type { EdgeSpec, ResolverSpec, Topology } from "./topology.ts";
 
@@ -94,7 +95,13 @@ export async function startOriginNode(
       nsid: t.origin.id,
       ...(t.origin.token !== undefined && { token: t.origin.token }),
     },
-    { clock: ctx.clock, log: ctx.log, ...(ctx.bus && { bus: ctx.bus }), modeOf: modeOf(t) },
+    {
+      clock: ctx.clock,
+      log: ctx.log,
+      ...(ctx.bus && { bus: ctx.bus }),
+      modeOf: modeOf(t),
+      dashboard: dashboardInfo(t, ctx.clock),
+    },
   );
   if (ctx.logger)
     logChanges(origin.store, origin.receipts, ctx.logger.child({ node: t.origin.id }));

@@ -21,6 +21,7 @@ import { parseTsigKeys, type TsigKey } from "../core/tsig.ts";
 import { apiRoutes } from "./api.ts";
 import { loadOrCreateSigningKey, loadOrCreateToken } from "./auth.ts";
 import { Catalog } from "./catalog.ts";
+import { type DashboardInfo, dashboardRoutes } from "./dashboard.ts";
 import { startAuthoritativeDns } from "./dns-server.ts";
 import { fabricRoutes } from "./fabric.ts";
 import { Outbox, publishCommits } from "./fabric-outbox.ts";
@@ -125,6 +126,8 @@ export interface OriginDeps {
   log?: (message: string) => void;
   /** The purge bus every committed change is published on; none: nodes learn by anti-entropy. */
   bus?: PurgeBus;
+  /** What GET /dashboard shows beside the registry: the links' delay models, the prediction. */
+  dashboard?: DashboardInfo;
   /** Propagation mode of each zone's events (default "invalidate"). */
   modeOf?: (zone: string) => PropagationMode;
   /** The delay model of the link to a secondary (its NOTIFYs pass through it). */
@@ -240,6 +243,16 @@ export async function startOrigin(
       acl: primary.acl,
       secondaries: primary.secondaries,
       state: primary.state,
+    }),
+  );
+  app.route(
+    "/",
+    dashboardRoutes({
+      receipts,
+      clock,
+      originId: cfg.nsid ?? "origin",
+      zones: () => store.zones().map((s) => s.zone.name),
+      ...(deps.dashboard && { info: deps.dashboard }),
     }),
   );
   app.notFound((c) =>

@@ -10,6 +10,7 @@ import { z } from "zod";
 import { issueReason } from "../core/issue.ts";
 import type { FabricMetrics, MetricsRegistry } from "../core/metrics.ts";
 import { normaliseName } from "../core/names.ts";
+import type { ResolverEntryView } from "./inspect.ts";
 import type { ResolverCache } from "./policy.ts";
 
 const name = z.string().transform((s, ctx) => {
@@ -43,18 +44,22 @@ interface ErrorBody {
 /** Largest admin purge body read (bytes). */
 const MAX_PURGE_BODY = 64 * 1024;
 
-export function adminApp(
-  cache: ResolverCache,
-  token: string,
-  metrics: { registry: MetricsRegistry; fabric: FabricMetrics },
-): Hono {
+export interface AdminOptions {
+  registry: MetricsRegistry;
+  fabric: FabricMetrics;
+  /** GET /cache: the entries for an owner name (resolver/inspect.ts). */
+  inspect: (name: string) => ResolverEntryView[];
+}
+
+export function adminApp(cache: ResolverCache, token: string, metrics: AdminOptions): Hono {
   const app = new Hono();
   const deny = (reason: string) => ({ message: { error: "unauthorized", reason } });
   app.notFound((c) =>
     c.json<ErrorBody>(
       {
         error: "not found",
-        reason: "the admin endpoint serves POST /purge, GET /metrics, GET /healthz",
+        reason:
+          "the admin endpoint serves POST /purge, GET /cache?name=, GET /metrics, GET /healthz",
       },
       404,
     ),
@@ -72,6 +77,21 @@ export function adminApp(
       invalidToken: deny("wrong token; use the resolver's --token"),
     }),
   );
+  app.get("/cache", (c) => {
+    const parsed = name.safeParse(c.req.query("name"));
+    if (!parsed.success) {
+      const reason =
+        c.req.query("name") === undefined
+          ? "give ?name=<owner name>"
+          : parsed.error.issues[0]!.message;
+      return c.json<ErrorBody>({ error: "bad cache query", field: "name", reason }, 400);
+    }
+    return c.json({
+      node: cache.id,
+      query: { name: parsed.data },
+      entries: metrics.inspect(parsed.data),
+    });
+  });
   app.post(
     "/purge",
     // A purge request is a few hundred bytes; nothing larger is read.

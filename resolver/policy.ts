@@ -406,6 +406,16 @@ export class ResolverCache implements SyncTarget {
     }
   }
 
+  /** The entries whose answer depends on owner `name`, read without touching recency (admin GET /cache). */
+  entriesFor(name: string): CacheEntry[] {
+    const out: CacheEntry[] = [];
+    for (const k of this.byOwner.get(name) ?? []) {
+      const e = this.cache.peek(k);
+      if (e) out.push(e);
+    }
+    return out;
+  }
+
   /**
    * Replaces the zones served (normalised names), e.g. when the origin
    * creates or deletes one. A new zone's names are judged by their own zone

@@ -13,6 +13,7 @@ import { PromRegistry } from "../core/prom.ts";
 import { adminApp } from "./admin.ts";
 import { parseResolverConfig, type ResolverConfig, type ResolverConfigInput } from "./config.ts";
 import { createHandler, type HandlerMetrics } from "./handler.ts";
+import { inspectResolver } from "./inspect.ts";
 import { observeResolver, timedUpstream } from "./metrics.ts";
 import { ResolverCache, type Upstream } from "./policy.ts";
 import { upstreamFromUrl } from "./upstream.ts";
@@ -71,7 +72,12 @@ export async function startResolver(
   let adminUrl: string | undefined;
   let closeAdmin = async () => {};
   if (config.admin) {
-    const app = adminApp(resolver, token, { registry, fabric });
+    const app = adminApp(resolver, token, {
+      registry,
+      fabric,
+      inspect: (name) =>
+        inspectResolver(resolver, name, config.upstream, config.maxStaleMs, clock.now()),
+    });
     const { host, port } = config.admin;
     const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
       const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));

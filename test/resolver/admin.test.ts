@@ -18,7 +18,11 @@ const TOKEN = "admin-token-1";
 const clock = new RealClock();
 const cache = new ResolverCache("res-t", DEFAULT_CACHE, clock, new FakeAuthority(clock).upstream);
 const registry = new TextRegistry("res-t");
-const app = adminApp(cache, TOKEN, { registry, fabric: new FabricMetrics(registry, clock) });
+const app = adminApp(cache, TOKEN, {
+  registry,
+  fabric: new FabricMetrics(registry, clock),
+  inspect: () => [],
+});
 
 function post(body: string, token = TOKEN): Promise<Response> {
   const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
