@@ -87,6 +87,8 @@ export async function startOriginNode(
       dns: hostPort(ctx, t.origin.dns),
       dataDir,
       sample: t.origin.sample,
+      follow: t.origin.follow,
+      ...(t.origin.tsigKeys !== undefined && { tsigKeys: t.origin.tsigKeys }),
       nsid: t.origin.id,
       ...(t.origin.token !== undefined && { token: t.origin.token }),
     },

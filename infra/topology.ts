@@ -39,6 +39,20 @@ export const topologySchema = z.strictObject({
       token: z.string().min(16).optional(),
       /** Load the sample zone example.test when the data dir has no zone yet. */
       sample: z.boolean().default(true),
+      /** Zones taken from existing primaries by AXFR, NOTIFY and IXFR (origin/follow.ts). */
+      follow: z
+        .array(
+          z.strictObject({
+            /** dns://IP:PORT */
+            primary: z.string(),
+            zones: z.array(z.string()).min(1),
+            /** TSIG key name in `tsigKeys`. */
+            key: z.string().optional(),
+          }),
+        )
+        .default([]),
+      /** TSIG key file (tsig-keygen format) for `follow`. */
+      tsigKeys: z.string().optional(),
     })
     .prefault({}),
   /** Per-zone propagation mode; zones not listed use `defaults.mode`. */
