@@ -90,7 +90,16 @@ beforeAll(async () => {
   ]);
   dataDir = await mkdtemp(join(tmpdir(), "propagate-follow-"));
   await writeFile(join(dataDir, "keys.conf"), good.file + other.file);
-  origin = await startOrigin(
+  origin = await start();
+  origin.store.onCommit((c) => commits.push(c));
+  await until(
+    "the zones loaded",
+    () => serialOf("a.test") && serialOf("b.test") && serialOf("t.test"),
+  );
+}, 30_000);
+
+function start(): Promise<RunningOrigin> {
+  return startOrigin(
     {
       http: { host: "127.0.0.1", port: 0 },
       dns: { host: "127.0.0.1", port: dnsPort },
@@ -104,12 +113,7 @@ beforeAll(async () => {
     },
     { log: (m) => logs.push(m) },
   );
-  origin.store.onCommit((c) => commits.push(c));
-  await until(
-    "the zones loaded",
-    () => serialOf("a.test") && serialOf("b.test") && serialOf("t.test"),
-  );
-}, 30_000);
+}
 
 afterAll(async () => {
   await origin?.close();
@@ -303,6 +307,23 @@ describe("following with TSIG (RFC 8945)", () => {
     expect(verified.ok).toBe(true);
     expect(status("t.test").checks).toBe(checks + 1);
     expect(await metrics()).toContain('origin_follow_notifies_total{result="notauth"} 1');
+  });
+});
+
+describe("restarting the follower", () => {
+  it("continues from the journaled serial by IXFR, taking what changed while it was down", async () => {
+    await origin.close();
+    await knot.change("b.test", [["late", "300", "A", "192.0.2.99"]]);
+    const serial = await knot.serial("b.test");
+    origin = await start();
+    await until("b.test caught up", () => serialOf("b.test") === serial || undefined);
+    expect(origin.store.getZone("b.test").zone.get("late.b.test", "A")?.data).toEqual([
+      "192.0.2.99",
+    ]);
+    expect(serialOf("a.test")).toBe(await knot.serial("a.test"));
+    const text = await metrics();
+    expect(text).not.toContain('result="full"');
+    expect(text).toContain('origin_follow_transfers_total{type="IXFR",result="incremental"} 1');
   });
 });
 
