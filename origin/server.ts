@@ -141,7 +141,12 @@ export async function startOrigin(
   if (cfg.sample) files.push({ source: "the sample zone", text: SAMPLE_ZONE_FILE });
 
   const receipts = new Receipts(clock);
-  const primary = await startPrimary(cfg, store, receipts, clock, log, metrics, deps);
+  const primary = await startPrimary(cfg, store, receipts, clock, log, metrics, deps).catch(
+    async (err: Error) => {
+      await data.close();
+      throw err;
+    },
+  );
   // A zone's own mode (set when it was created) wins over the launcher's (a topology's).
   const modeOf = (zone: string): PropagationMode =>
     store.findState(zone)?.config.mode ?? deps.modeOf?.(zone) ?? "invalidate";
