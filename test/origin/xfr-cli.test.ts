@@ -57,8 +57,9 @@ describe("propagate origin --tsig-keys --allow-transfer --catalog --secondary", 
   });
 
   it("refuses bad flags with a reason", async () => {
+    // In-process: a usage error is thrown before anything listens.
     const start = (extra: string[]) =>
-      startOriginProcess(join(dir, "bad"), "cli-token-123456", extra);
+      main(["--data", join(dir, "bad"), "--http", "127.0.0.1:0", "--dns", "127.0.0.1:0", ...extra]);
     await expect(start(["--allow-transfer", "300.1.2.3"])).rejects.toThrow(
       /"300\.1\.2\.3" is neither an IP address/,
     );
@@ -68,5 +69,6 @@ describe("propagate origin --tsig-keys --allow-transfer --catalog --secondary", 
     await expect(
       start(["--tsig-keys", keys, "--secondary", "id=x,dns=127.0.0.1:9,key=nope"]),
     ).rejects.toThrow(/key "nope" is not in the TSIG key file/);
+    await expect(start(["--tsig-keys", join(dir, "missing.conf")])).rejects.toThrow(/ENOENT/);
   });
 });
