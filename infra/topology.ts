@@ -51,8 +51,12 @@ export const topologySchema = z.strictObject({
           }),
         )
         .default([]),
-      /** TSIG key file (tsig-keygen format) for `follow`. */
+      /** TSIG key file (tsig-keygen format) for transfers and NOTIFY to `secondaries`, and for `follow`. */
       tsigKeys: z.string().optional(),
+      /** Who may AXFR/IXFR every zone: IPs, IP/prefix, key:NAME (a secondary's key may anyway). */
+      allowTransfer: z.array(z.string()).optional(),
+      /** Publish a catalog zone (RFC 9432) of every zone under this name. */
+      catalog: z.string().optional(),
     })
     .prefault({}),
   /** Per-zone propagation mode; zones not listed use `defaults.mode`. */
@@ -93,6 +97,20 @@ export const topologySchema = z.strictObject({
       }),
     )
     .default([]),
+  /** Real DNS secondaries (Knot, BIND, NSD) run outside: NOTIFYed through their link, receipts by SOA. */
+  secondaries: z
+    .array(
+      z.strictObject({
+        id,
+        dns: hostPort,
+        /** Zones it serves; absent: every zone. */
+        zones: z.array(z.string()).optional(),
+        /** TSIG key name in origin.tsigKeys. */
+        key: z.string().optional(),
+        link: linkField,
+      }),
+    )
+    .default([]),
 });
 
 export type Topology = z.output<typeof topologySchema>;
@@ -120,7 +138,11 @@ export function parseTopology(input: unknown, source = "topology"): Topology {
     }
   }
   const ids = new Set<string>([t.origin.id]);
-  const all = [...t.edges.map((e) => e.id), ...t.resolvers.map((r) => r.id)];
+  const all = [
+    ...t.edges.map((e) => e.id),
+    ...t.resolvers.map((r) => r.id),
+    ...t.secondaries.map((s) => s.id),
+  ];
   for (const [i, nodeId] of all.entries()) {
     if (ids.has(nodeId)) problems.push(`  node "${nodeId}" (#${i + 1}) is defined twice`);
     ids.add(nodeId);

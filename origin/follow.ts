@@ -1,14 +1,3 @@
-/**
- * Following a primary that a user already runs: each followed zone is loaded
- * by AXFR, kept up by IXFR when the primary NOTIFYs (RFC 1996) or when the
- * SOA refresh timer fires (RFC 1035 §4.3.5), and every transfer becomes
- * committed changes in the store under the primary's serial, so it reaches
- * caches exactly like an API write (purge events, receipts, measure).
- *
- * Timers run on the injected Clock; the wire is in follow-xfr.ts.
- */
-import type { Answer } from "dns-packet";
-import dnsPacket from "dns-packet";
 import type { Clock, TimerId } from "../core/clock.ts";
 import type { QueryInfo } from "../core/dns-transport.ts";
 import { isInZone, normaliseName } from "../core/names.ts";
@@ -21,16 +10,7 @@ import {
   toRRType,
 } from "../core/records.ts";
 import { serialGt } from "../core/serial.ts";
-import {
-  type FoundTsig,
-  keyName,
-  readTsig,
-  signMessage,
-  TSIG_ERROR,
-  type TsigKey,
-  unsignedTsigError,
-  verifyMessage,
-} from "../core/tsig.ts";
+import { keyName, type TsigKey } from "../core/tsig.ts";
 import { fromWireData } from "../core/wire.ts";
 import {
   type AuthSession,
@@ -96,11 +76,7 @@ interface ZoneRuntime extends FollowedZone {
   again: boolean;
 }
 
-const RCODE = { NOERROR: 0, FORMERR: 1, NOTAUTH: 9, REFUSED: 5 } as const;
-const OPCODE_NOTIFY = 4;
-const QR = 0x8000;
-const AA = 0x0400;
-const HEADER = 12;
+const RCODE = { NOERROR: 0, REFUSED: 5 } as const;
 
 /** Counters since start, for /metrics. */
 export interface FollowStats {
@@ -208,39 +184,6 @@ export class Follower {
     // RFC 1996 §3.11: as if the refresh timer had expired.
     void this.check(zone);
     return RCODE.NOERROR;
-  }
-
-  /**
-   * Answers a NOTIFY (opcode 4) received by the origin's DNS server: FORMERR
-   * when malformed, NOTAUTH when its TSIG fails (RFC 8945 §5.2), else what
-   * `notified` says; a signed NOTIFY gets a signed answer (RFC 8945 §5.3).
-   */
-  answerNotify(query: Buffer, info: QueryInfo): Buffer | undefined {
-    const parsed = parseNotify(query);
-    if ("rcode" in parsed) {
-      this.count(this.stats.notifies, "formerr");
-      this.opts.log(`follow: malformed NOTIFY from ${info.address}: ${parsed.reason}`);
-      return parsed.id === undefined ? undefined : notifyReply(query, parsed.id, RCODE.FORMERR);
-    }
-    const { id, zone, tsig } = parsed;
-    if (!tsig) return notifyReply(query, id, this.notified(zone, info, undefined));
-    const key = this.zones.get(zone)?.source.key;
-    const result = verifyMessage(tsig, (name) => (name === key?.name ? key : undefined), {
-      now: this.opts.clock.now() / 1000,
-    });
-    if (!result.ok) {
-      this.count(this.stats.notifies, "notauth");
-      this.opts.log(
-        `follow: NOTIFY for ${zone} from ${info.address} failed TSIG: ${result.reason}`,
-      );
-      const reply = notifyReply(query, id, RCODE.NOTAUTH);
-      return unsignedTsigError(reply, result.record, TSIG_ERROR[result.error]);
-    }
-    const reply = notifyReply(query, id, this.notified(zone, info, result.key.name));
-    return signMessage(reply, result.key, {
-      now: this.opts.clock.now() / 1000,
-      requestMac: result.mac,
-    }).wire;
   }
 
   private async refresh(z: ZoneRuntime): Promise<void> {
@@ -592,53 +535,4 @@ function sameRRset(a: RRset, b: RRset): boolean {
 function sameAddress(a: string, b: string): boolean {
   const strip = (s: string) => s.replace(/^::ffff:/i, "").toLowerCase();
   return strip(a) === strip(b);
-}
-
-type ParsedNotify =
-  | { id: number; zone: string; tsig: FoundTsig | undefined }
-  | { id?: number; rcode: "FORMERR"; reason: string };
-
-/** RFC 1996 §3.7: a NOTIFY names the zone in its one question, type SOA. */
-function parseNotify(query: Buffer): ParsedNotify {
-  if (query.length < HEADER) {
-    return {
-      ...(query.length >= 2 && { id: query.readUInt16BE(0) }),
-      rcode: "FORMERR",
-      reason: "shorter than a header",
-    };
-  }
-  const id = query.readUInt16BE(0);
-  let packet: ReturnType<typeof dnsPacket.decode>;
-  try {
-    packet = dnsPacket.decode(query);
-  } catch (err) {
-    return { id, rcode: "FORMERR", reason: (err as Error).message };
-  }
-  const q = packet.questions ?? [];
-  if (q.length !== 1 || q[0]!.type !== "SOA") {
-    return { id, rcode: "FORMERR", reason: "a NOTIFY asks one question of type SOA" };
-  }
-  try {
-    return { id, zone: normaliseName(q[0]!.name), tsig: readTsig(query) };
-  } catch (err) {
-    return { id, rcode: "FORMERR", reason: (err as Error).message };
-  }
-}
-
-/** RFC 1996 §4.7: the response echoes the ID, opcode and question, with QR and AA set. */
-function notifyReply(query: Buffer, id: number, rcode: number): Buffer {
-  let questions: Answer[] | undefined;
-  try {
-    questions = dnsPacket.decode(query).questions as Answer[] | undefined;
-  } catch {
-    questions = undefined;
-  }
-  const out = dnsPacket.encode({
-    type: "response",
-    id,
-    flags: (OPCODE_NOTIFY << 11) | AA | rcode,
-    questions: (questions ?? []) as never,
-  });
-  out.writeUInt16BE(out.readUInt16BE(2) | QR, 2);
-  return out;
 }

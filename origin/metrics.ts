@@ -24,6 +24,7 @@ const RCODE_NAMES: Readonly<Record<number, string>> = {
   3: "NXDOMAIN",
   4: "NOTIMP",
   5: "REFUSED",
+  9: "NOTAUTH",
 };
 
 type ReadApi = "doh" | "json";
@@ -36,6 +37,15 @@ export class OriginMetrics {
   ]);
   private readonly dns = new Map<string, number>();
   private readonly reads = new Map<string, number>();
+  /** Counters of the primary side (transfers, NOTIFY, TSIG), by name: help and labelled values. */
+  private readonly named = new Map<string, { help: string; values: Map<string, number> }>();
+
+  /** Bumps counter `name` for one label set (`k="v",...`); the first call fixes its help text. */
+  count(name: string, help: string, labels: string): void {
+    const c = this.named.get(name) ?? { help, values: new Map<string, number>() };
+    this.named.set(name, c);
+    bump(c.values, labels);
+  }
 
   /** store.onCommit listener. */
   readonly onCommit = (change: CommittedChange): void => {
@@ -86,6 +96,10 @@ export class OriginMetrics {
       ...[...this.dns].map(([k, n]) => `origin_dns_queries_total{${k}} ${n}`),
       ...family("origin_http_reads_total", "counter", "DoH and DNS JSON reads by status code"),
       ...[...this.reads].map(([k, n]) => `origin_http_reads_total{${k}} ${n}`),
+      ...[...this.named].flatMap(([name, c]) => [
+        ...family(name, "counter", c.help),
+        ...[...c.values].map(([k, n]) => `${name}{${k}} ${n}`),
+      ]),
       ...family("origin_zones", "gauge", "zones served"),
       `origin_zones ${zones.length}`,
       ...family("origin_rrsets", "gauge", "RRsets in every zone"),

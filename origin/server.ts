@@ -6,16 +6,19 @@
 import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
+import dnsPacket from "dns-packet";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { PurgeBus } from "../core/bus.ts";
 import { type Clock, RealClock } from "../core/clock.ts";
-import type { DnsServer } from "../core/dns-transport.ts";
+import type { LinkDelay } from "../core/delay.ts";
+import { type DnsServer, queryUdp } from "../core/dns-transport.ts";
 import { DOH_PATH, JSON_PATH } from "../core/http.ts";
 import type { PropagationMode } from "../core/purge.ts";
 import { parseTsigKeys, type TsigKey } from "../core/tsig.ts";
 import { apiRoutes } from "./api.ts";
 import { loadOrCreateToken } from "./auth.ts";
+import { Catalog } from "./catalog.ts";
 import { startAuthoritativeDns } from "./dns-server.ts";
 import { fabricRoutes, Outbox, publishCommits } from "./fabric.ts";
 import { Follower, followSources } from "./follow.ts";
@@ -24,8 +27,17 @@ import { readRoutes } from "./reads.ts";
 import { Receipts } from "./receipts.ts";
 import { Relay } from "./relay.ts";
 import { SAMPLE_ZONE, SAMPLE_ZONE_FILE } from "./sample.ts";
+import {
+  Secondaries,
+  type SecondarySpec,
+  type SecondaryTransport,
+  secondarySchema,
+} from "./secondaries.ts";
+import { loadPrimaryState, primaryRoutes } from "./secondaries-api.ts";
 import { DataDir } from "./snapshot.ts";
-import { type JournalRecord, Store, type StoreSnapshot } from "./store.ts";
+import { type JournalRecord, Store, type StoreSnapshot, zoneName } from "./store.ts";
+import { TransferAcl } from "./xfr-acl.ts";
+import { IxfrHistory } from "./xfr-history.ts";
 import { parseZoneFile } from "./zonefile.ts";
 
 const hostPort = z.object({ host: z.string().min(1), port: z.number().int().min(0).max(65535) });
@@ -71,6 +83,12 @@ export const originConfigSchema = z.object({
     .default([]),
   /** A key file in tsig-keygen format: keys for transfers, NOTIFY and SOA queries (RFC 8945). */
   tsigKeys: z.string().optional(),
+  /** Who may transfer: zone (or "*" for all) -> IPs, CIDR prefixes, key:NAME (xfr-acl.ts). */
+  allowTransfer: z.record(z.string(), z.array(z.string())).default({}),
+  /** Publish a catalog zone (RFC 9432 v2) of every zone under this name (catalog.ts). */
+  catalog: z.string().optional(),
+  /** Real secondaries: NOTIFY on every change, receipts from their SOA (secondaries.ts). */
+  secondaries: z.array(secondarySchema).default([]),
 });
 
 export type OriginConfig = z.input<typeof originConfigSchema>;
@@ -88,6 +106,8 @@ export interface RunningOrigin {
   store: Store;
   /** Registered cache nodes and per-node receipts of every change. */
   receipts: Receipts;
+  /** Real secondaries: NOTIFY targets and receipts by SOA. */
+  secondaries: Secondaries;
   data: DataDir<JournalRecord, StoreSnapshot>;
   /** Keeps followed zones up with their primaries; absent when nothing is followed. */
   follower: Follower | undefined;
@@ -102,6 +122,8 @@ export interface OriginDeps {
   bus?: PurgeBus;
   /** Propagation mode of each zone's events (default "invalidate"). */
   modeOf?: (zone: string) => PropagationMode;
+  /** The delay model of the link to a secondary (its NOTIFYs pass through it). */
+  linkOf?: (secondary: SecondarySpec) => LinkDelay | undefined;
 }
 
 export async function startOrigin(
@@ -132,16 +154,29 @@ export async function startOrigin(
   );
   if (cfg.sample) files.push({ source: "the sample zone", text: SAMPLE_ZONE_FILE });
 
-  const follower =
-    cfg.follow.length > 0
-      ? new Follower({
-          zones: followSources(cfg.follow, await readKeys(cfg.tsigKeys)),
-          store,
-          clock,
-          log,
-        })
-      : undefined;
   const receipts = new Receipts(clock);
+  const primary = await startPrimary(cfg, store, receipts, clock, log, metrics, deps).catch(
+    async (err: Error) => {
+      await data.close();
+      throw err;
+    },
+  );
+  let follower: Follower | undefined;
+  try {
+    follower =
+      cfg.follow.length > 0
+        ? new Follower({
+            zones: followSources(cfg.follow, { file: cfg.tsigKeys, keys: primary.keys }),
+            store,
+            clock,
+            log,
+          })
+        : undefined;
+  } catch (err) {
+    primary.secondaries.close();
+    await data.close();
+    throw err;
+  }
   // A zone's own mode (set when it was created) wins over the launcher's (a topology's).
   const modeOf = (zone: string): PropagationMode =>
     store.findState(zone)?.config.mode ?? deps.modeOf?.(zone) ?? "invalidate";
@@ -185,6 +220,17 @@ export async function startOrigin(
     : undefined;
   app.route("/", fabricRoutes({ store, receipts, token, nodeToken, clock, outbox, relay }));
   app.route("/", readRoutes({ store, clock }));
+  app.route(
+    "/",
+    primaryRoutes({
+      store,
+      token,
+      dataDir: cfg.dataDir,
+      acl: primary.acl,
+      secondaries: primary.secondaries,
+      state: primary.state,
+    }),
+  );
   app.notFound((c) =>
     c.json(
       {
@@ -211,7 +257,10 @@ export async function startOrigin(
       ...(cfg.nsid !== undefined && { nsid: cfg.nsid }),
       onAnswer: metrics.onDnsAnswer,
       onError: (err) => log(`dns: ${(err as Error).message}`),
-      ...(follower && { onNotify: (q, info) => follower.answerNotify(q, info) }),
+      primary: {
+        ...primary.dns,
+        ...(follower && { onNotify: follower.notified.bind(follower) }),
+      },
     });
   } catch (err) {
     server.close();
@@ -223,6 +272,7 @@ export async function startOrigin(
   dnsAddr = `${dnsHost}:${dns.port}`;
   const close = async () => {
     follower?.close();
+    primary.secondaries.close();
     stopPublishing();
     outbox?.close();
     await relay?.close();
@@ -239,6 +289,7 @@ export async function startOrigin(
     for (const { source, text } of files) await importZone(store, source, text, log);
     if (cfg.sample && !store.findZone(SAMPLE_ZONE))
       throw new Error(`the sample zone ${SAMPLE_ZONE} did not load`);
+    if (primary.catalog) await primary.catalog.start();
   } catch (err) {
     await close();
     throw err;
@@ -253,11 +304,93 @@ export async function startOrigin(
     nodeToken,
     store,
     receipts,
+    secondaries: primary.secondaries,
     data,
     follower,
     close,
   };
 }
+
+/**
+ * The primary side: TSIG keys, transfer lists (command line, then what the
+ * API saved), the IXFR history and the secondaries' NOTIFYs, hooked on commits.
+ */
+async function startPrimary(
+  cfg: z.output<typeof originConfigSchema>,
+  store: Store,
+  receipts: Receipts,
+  clock: Clock,
+  log: (m: string) => void,
+  metrics: OriginMetrics,
+  deps: OriginDeps,
+) {
+  const keys = new Map<string, TsigKey>();
+  if (cfg.tsigKeys !== undefined)
+    for (const k of parseTsigKeys(await readFile(cfg.tsigKeys, "utf8"), cfg.tsigKeys))
+      keys.set(k.name, k);
+  const lookup = (name: string) => keys.get(name);
+  const saved = await loadPrimaryState(cfg.dataDir);
+  const state = {
+    allowTransfer: saved?.allowTransfer ?? {},
+    secondaries: saved?.secondaries ?? [],
+  };
+  const acl = new TransferAcl({ ...cfg.allowTransfer, ...state.allowTransfer });
+  const history = new IxfrHistory(cfg.changeLogLimit);
+  for (const s of store.zones()) history.seed(s.zone.name, s.zone.all());
+  store.onCommit((c) => history.apply(c));
+  const count = metrics.count.bind(metrics);
+  const secondaries = new Secondaries({
+    store,
+    receipts,
+    keys: lookup,
+    clock,
+    transport: udpTransport,
+    log,
+    count,
+    ...(deps.linkOf && { linkOf: deps.linkOf }),
+  });
+  for (const spec of [...cfg.secondaries, ...state.secondaries]) secondaries.add(spec);
+  store.onCommit(secondaries.onCommit);
+  const catalog =
+    cfg.catalog === undefined ? undefined : new Catalog(store, zoneName(cfg.catalog), log);
+  if (catalog) store.onCommit(catalog.onCommit);
+  return {
+    catalog,
+    keys: [...keys.values()],
+    acl,
+    secondaries,
+    state,
+    dns: {
+      store,
+      history,
+      keys: lookup,
+      // A secondary's own key may transfer the zones it serves.
+      acl: {
+        allows: (zone: string, address: string, key: string | undefined) =>
+          acl.allows(zone, address, key) ||
+          (key !== undefined && secondaries.allowedKeys(zone).includes(key)),
+      },
+      now: () => clock.now() / 1000,
+      log,
+      count,
+      onTransfer: (zone: string) => secondaries.transferred(zone),
+    },
+  };
+}
+
+const udpTransport: SecondaryTransport = {
+  exchange: (host, port, msg) => queryUdp(host, port, msg, 1000),
+  soaSerial: async (host, port, zone) => {
+    const q = dnsPacket.encode({
+      type: "query",
+      id: 0x5e5e,
+      questions: [{ name: zone, type: "SOA" }],
+    });
+    const r = dnsPacket.decode(await queryUdp(host, port, q, 1000));
+    const soa = r.answers?.find((a) => a.type === "SOA");
+    return soa && "data" in soa ? (soa.data as { serial: number }).serial : undefined;
+  },
+};
 
 async function importZone(
   store: Store,
@@ -277,12 +410,6 @@ async function importZone(
   const rrsets = parsed.rrsets.map((s) => ({ ...s, name: `${s.name}.` }));
   const result = await store.createZone({ name: parsed.origin, rrsets });
   log(`imported zone ${parsed.origin} from ${source} at serial ${result.serial}`);
-}
-
-/** The keys of a tsig-keygen file, or none without one. */
-async function readKeys(file: string | undefined): Promise<{ file?: string; keys: TsigKey[] }> {
-  if (file === undefined) return { keys: [] };
-  return { file, keys: parseTsigKeys(await readFile(file, "utf8"), file) };
 }
 
 type NodeServer = ReturnType<typeof serve> & { closeAllConnections(): void };

@@ -32,9 +32,10 @@ export interface Daemon {
 export async function startDaemon(
   kind: DaemonKind,
   config: (dir: string, port: number) => string | Promise<string>,
+  fixedPort?: number,
 ): Promise<Daemon> {
   const dir = await mkdtemp(join(tmpdir(), `propagate-${kind}-`));
-  const port = await freePort();
+  const port = fixedPort ?? (await freePort());
   const file = join(dir, { knot: "knot.conf", bind: "named.conf", nsd: "nsd.conf" }[kind]);
   await writeFile(file, await config(dir, port));
   const [cmd, args] = {
@@ -109,7 +110,7 @@ export async function waitFor(
 /** `kdig` output (never throws on a DNS error: the test reads the text). */
 export async function kdigText(args: string[]): Promise<string> {
   try {
-    const { stdout, stderr } = await run("kdig", args, { timeout: 20_000 });
+    const { stdout, stderr } = await run("kdig", args, { timeout: 20_000, maxBuffer: 64 << 20 });
     return stdout + stderr;
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string };
