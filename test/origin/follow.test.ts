@@ -15,6 +15,7 @@ import {
   type TsigKey,
   verifyMessage,
 } from "../../core/tsig.ts";
+import { main } from "../../origin/main.ts";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
 import type { CommittedChange } from "../../origin/store.ts";
 import { dig } from "../support/dig.ts";
@@ -308,6 +309,43 @@ describe("following with TSIG (RFC 8945)", () => {
     expect(verified.ok).toBe(true);
     expect(status("t.test").checks).toBe(checks + 1);
     expect(await metrics()).toContain('origin_tsig_errors_total{error="BADSIG"} 1');
+  });
+});
+
+describe("--follow on the command line", () => {
+  it("refuses bad follow settings before it listens, naming the problem", async () => {
+    const run = (...flags: string[]) =>
+      main([
+        "--data",
+        join(dataDir, "cli"),
+        "--http",
+        "127.0.0.1:0",
+        "--dns",
+        "127.0.0.1:0",
+        ...flags,
+      ]);
+    await expect(run("--follow", "dns://127.0.0.1:53")).rejects.toThrow(/go together/);
+    await expect(run("--follow", "ns1.example:53", "--follow-zones", "a.test")).rejects.toThrow(
+      /use dns:\/\/IP:PORT/,
+    );
+    await expect(
+      run("--follow", "dns://127.0.0.1:53", "--follow-zones", "a.test", "--follow-key", "nope"),
+    ).rejects.toThrow(/TSIG key nope .* needs a key file \(--tsig-keys FILE/);
+    await expect(
+      run(
+        "--follow",
+        "dns://127.0.0.1:53",
+        "--follow-zones",
+        "a.test",
+        "--follow-key",
+        "nope",
+        "--tsig-keys",
+        join(dataDir, "keys.conf"),
+      ),
+    ).rejects.toThrow(/TSIG key nope for dns:\/\/127\.0\.0\.1:53 is not in/);
+    await expect(
+      run("--follow", "dns://127.0.0.1:53", "--follow-zones", "a.test,bad..name"),
+    ).rejects.toThrow(/empty label/);
   });
 });
 
