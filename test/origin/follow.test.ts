@@ -312,6 +312,29 @@ describe("following with TSIG (RFC 8945)", () => {
   });
 });
 
+describe("when the primary has no differences to send", () => {
+  it("takes an IXFR answered AXFR-style (a zone file reloaded at Knot) as one change to the new content", async () => {
+    // Knot loads a whole new zone file with no journal of differences for it.
+    const file = ZONE_B.replace("2024010101", "2024010105").replace(
+      "api   AAAA 2001:db8::1",
+      "web   A 192.0.2.80",
+    );
+    await writeFile(join(knot.dir, "b.test.zone"), file);
+    const before = commits.length;
+    await knot.knotc("zone-reload", "b.test");
+    await until("b.test at 2024010105", () => serialOf("b.test") === 2024010105 || undefined);
+    const b = origin.store.getZone("b.test").zone;
+    expect(b.get("api.b.test", "AAAA")).toBeUndefined();
+    expect(b.get("web.b.test", "A")?.data).toEqual(["192.0.2.80"]);
+    const change = commits.slice(before);
+    expect(change).toHaveLength(1);
+    expect(
+      change[0]!.changes.map((c) => `${c.name} ${c.type} ${c.rrset ? "set" : "deleted"}`).sort(),
+    ).toEqual(["api.b.test AAAA deleted", "b.test SOA set", "web.b.test A set"]);
+    expect(await metrics()).toMatch(/origin_follow_transfers_total\{type="IXFR",result="full"\} 1/);
+  });
+});
+
 describe("--follow on the command line", () => {
   it("refuses bad follow settings before it listens, naming the problem", async () => {
     const run = (...flags: string[]) =>
