@@ -152,12 +152,19 @@ export class Follower {
     return z.running;
   }
 
-  close(): void {
+  /** Stops the timers and waits for checks under way (which commit nothing more). */
+  async close(): Promise<void> {
     this.closed = true;
     for (const z of this.zones.values()) {
       if (z.timer !== undefined) this.opts.clock.clearTimeout(z.timer);
       z.timer = undefined;
     }
+    await Promise.allSettled([...this.zones.values()].map((z) => z.running));
+  }
+
+  /** A check that outlives close() must not write to a journal being closed. */
+  private assertOpen(): void {
+    if (this.closed) throw new Error("the origin is closing");
   }
 
   /**
@@ -252,6 +259,7 @@ export class Follower {
     const t = await this.transfer(z, undefined);
     if (t.kind !== "full") throw new XfrError(`AXFR of ${zone} came back as ${t.kind}`);
     const rrsets = this.toRRsets(zone, t.records, t.soa);
+    this.assertOpen();
     const result = await this.opts.store.createZone({
       name: zone,
       rrsets: [...rrsets.values()].map((s) => ({ ...s, name: `${s.name}.` })),
@@ -353,6 +361,7 @@ export class Follower {
       });
     }
     const soa = next.get(rrsetKey(zone, "SOA"))!.data[0] as { serial: number };
+    this.assertOpen();
     const result = await this.opts.store.update(zone, ops);
     if (result.serial !== soa.serial) {
       this.opts.log(

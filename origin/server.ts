@@ -271,7 +271,7 @@ export async function startOrigin(
   const dnsHost = dns.host.includes(":") ? `[${dns.host}]` : dns.host;
   dnsAddr = `${dnsHost}:${dns.port}`;
   const close = async () => {
-    follower?.close();
+    await follower?.close();
     primary.secondaries.close();
     stopPublishing();
     outbox?.close();
