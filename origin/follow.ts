@@ -2,6 +2,7 @@ import type { Clock, TimerId } from "../core/clock.ts";
 import type { QueryInfo } from "../core/dns-transport.ts";
 import { isInZone, normaliseName } from "../core/names.ts";
 import {
+  MAX_TTL,
   parseRData,
   type RData,
   type RRset,
@@ -524,7 +525,9 @@ function recordOf(
     const name = normaliseName(r.name);
     if (!isInZone(name, zone)) return undefined;
     const data = parseRData(type, fromWireData(type, r.data));
-    return { name, ttl: Math.min(r.ttl ?? 0, 2 ** 31 - 1), data };
+    // RFC 2181 §8: a TTL with the most significant bit set is taken as zero.
+    const ttl = r.ttl !== undefined && r.ttl <= MAX_TTL ? r.ttl : 0;
+    return { name, ttl, data };
   } catch {
     return undefined;
   }
