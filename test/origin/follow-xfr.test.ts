@@ -12,7 +12,13 @@ import dnsPacket from "dns-packet";
 import { afterEach, describe, expect, it } from "vitest";
 import { startDnsServer } from "../../core/dns-transport.ts";
 import type { SoaData } from "../../core/records.ts";
-import { parsePrimary, TransferReader, transfer, XfrError } from "../../origin/follow-xfr.ts";
+import {
+  parsePrimary,
+  querySoa,
+  TransferReader,
+  transfer,
+  XfrError,
+} from "../../origin/follow-xfr.ts";
 import { startOrigin } from "../../origin/server.ts";
 
 const soaData = (serial: number): SoaData => ({
@@ -255,6 +261,29 @@ describe("a follower whose primary sends differences that do not fit", () => {
       await origin.close();
       await primary.close();
       await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the SOA query of a refresh", () => {
+  it("asks again over TCP when the UDP answer is truncated, and refuses a non-authoritative one", async () => {
+    const seen: string[] = [];
+    let aa = true;
+    const primary = await startDnsServer({ host: "127.0.0.1", port: 0 }, (query, info) => {
+      seen.push(info.transport);
+      const tc = info.transport === "udp" ? 0x0200 : 0;
+      const reply = answer(query, info.transport === "udp" ? [] : [soa(42)], tc);
+      if (!aa) reply.writeUInt16BE(reply.readUInt16BE(2) & ~0x0400, 2);
+      return reply;
+    });
+    try {
+      const at = { host: "127.0.0.1", port: primary.port };
+      expect((await querySoa(at, "x.test")).data.serial).toBe(42);
+      expect(seen).toEqual(["udp", "tcp"]);
+      aa = false;
+      await expect(querySoa(at, "x.test")).rejects.toThrow(/not authoritative for x\.test/);
+    } finally {
+      await primary.close();
     }
   });
 });
