@@ -67,7 +67,7 @@ beforeAll(async () => {
   });
   // Knot learns where to send NOTIFYs only now: the origin's DNS port was picked at start.
   const dns = node(t, "origin").extra.dns!;
-  await knot.notifyTo("f.test", Number(dns.slice(dns.lastIndexOf(":") + 1)));
+  await knot.notifyTo(["f.test"], Number(dns.slice(dns.lastIndexOf(":") + 1)));
 }, 30_000);
 
 afterAll(async () => {

@@ -41,8 +41,8 @@ export interface Knot {
   /** Applies `zone-set` lines (owner ttl type rdata...) in one transaction; Knot bumps the serial. */
   change(zone: string, sets: string[][], unsets?: string[][]): Promise<void>;
   serial(zone: string): Promise<number>;
-  /** From now on, NOTIFY 127.0.0.1:port after each change of `zone` (config rewritten, knotc reload). */
-  notifyTo(zone: string, port: number): Promise<void>;
+  /** From now on, NOTIFY 127.0.0.1:port after each change of these zones (config rewritten, knotc reload). */
+  notifyTo(zones: readonly string[], port: number): Promise<void>;
   stop(): Promise<void>;
   /** Starts knotd again on the same port and data (after stop). */
   restart(): Promise<void>;
@@ -217,8 +217,8 @@ export async function startKnot(initial: KnotZone[]): Promise<Knot> {
       const out = await kdig(["@127.0.0.1", "-p", String(port), zone, "SOA", "+short"]);
       return Number(out.trim().split(/\s+/)[2]);
     },
-    async notifyTo(zone, notifyPort) {
-      zones = zones.map((z) => (z.name === zone ? { ...z, notifyPort } : z));
+    async notifyTo(names, notifyPort) {
+      zones = zones.map((z) => (names.includes(z.name) ? { ...z, notifyPort } : z));
       await writeConf();
       await knotc("reload");
     },

@@ -19,7 +19,7 @@ import { main } from "../../origin/main.ts";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
 import type { CommittedChange } from "../../origin/store.ts";
 import { dig } from "../support/dig.ts";
-import { freePort, type Knot, startKnot, tsigKeygen } from "./follow-knot.ts";
+import { type Knot, startKnot, tsigKeygen } from "./follow-knot.ts";
 
 const ZONE_A = `$ORIGIN a.test.
 $TTL 60
@@ -53,7 +53,7 @@ let knot: Knot;
 let key: TsigKey;
 let origin: RunningOrigin;
 let dataDir: string;
-let dnsPort: number;
+let dnsPort = 0;
 const logs: string[] = [];
 const commits: CommittedChange[] = [];
 
@@ -79,19 +79,21 @@ const digOrigin = async (name: string, type: string) =>
   (await dig(["@127.0.0.1", "-p", String(dnsPort), name, type, "+short"])).trim();
 
 beforeAll(async () => {
-  dnsPort = await freePort();
   const good = await tsigKeygen("follow-key");
   const other = await tsigKeygen("other-key");
   key = parseTsigKeys(good.file)[0]!;
   knot = await startKnot([
-    { name: "a.test", file: ZONE_A, notifyPort: dnsPort },
-    { name: "b.test", file: ZONE_B, notifyPort: dnsPort },
-    { name: "t.test", file: ZONE_T, notifyPort: dnsPort, key: good.key },
+    { name: "a.test", file: ZONE_A },
+    { name: "b.test", file: ZONE_B },
+    { name: "t.test", file: ZONE_T, key: good.key },
     { name: "w.test", file: ZONE_W, key: good.key },
   ]);
   dataDir = await mkdtemp(join(tmpdir(), "propagate-follow-"));
   await writeFile(join(dataDir, "keys.conf"), good.file + other.file);
   origin = await start();
+  // Knot learns where to NOTIFY once the origin has its port (a restart reuses it).
+  dnsPort = origin.dns.port;
+  await knot.notifyTo(["a.test", "b.test", "t.test"], dnsPort);
   origin.store.onCommit((c) => commits.push(c));
   await until(
     "the zones loaded",
