@@ -208,6 +208,12 @@ export class Follower {
         });
         // RFC 1035 §4.3.5: transfer only when the primary's serial is ahead of ours (RFC 1982).
         if (serialGt(theirs.data.serial, ours.data.serial)) await this.incremental(z, ours);
+        else if (theirs.data.serial !== ours.data.serial) {
+          // A primary behind us (restored from a backup, serial reset) is not followed backwards.
+          this.opts.log(
+            `follow: ${z.zone}: the primary's serial ${theirs.data.serial} is not ahead of ours (${ours.data.serial}, RFC 1982); nothing taken`,
+          );
+        }
       }
       z.failures = 0;
       z.lastError = undefined;

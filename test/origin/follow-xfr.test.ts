@@ -257,6 +257,13 @@ describe("a follower whose primary sends differences that do not fit", () => {
       expect(logs.join("\n")).toMatch(
         /deletes A at ghost\.x\.test, which we do not hold; taking x\.test by AXFR/,
       );
+      // A primary whose serial went back is not followed backwards.
+      serial = 3;
+      await follower.check("x.test");
+      expect(origin.store.getZone("x.test").zone.serial).toBe(6);
+      expect(logs.join("\n")).toMatch(
+        /the primary's serial 3 is not ahead of ours \(6, RFC 1982\)/,
+      );
     } finally {
       await origin.close();
       await primary.close();
