@@ -1,3 +1,13 @@
+/**
+ * Following a primary that a user already runs: each followed zone is loaded
+ * by AXFR, kept up by IXFR when the primary NOTIFYs (RFC 1996) or when the
+ * SOA refresh timer fires (RFC 1035 §4.3.5), and every transfer becomes
+ * committed changes in the store under the primary's serial, so it reaches
+ * caches exactly like an API write (purge events, receipts, measure).
+ *
+ * Timers run on the injected Clock; the wire is in follow-xfr.ts; NOTIFYs
+ * reach `notified` through the DNS server, which checks their form and TSIG.
+ */
 import type { Clock, TimerId } from "../core/clock.ts";
 import type { QueryInfo } from "../core/dns-transport.ts";
 import { isInZone, normaliseName } from "../core/names.ts";
