@@ -97,7 +97,7 @@ async function originToSecondaries(dir: string, key: TsigKey): Promise<Record<st
       const t0 = performance.now();
       const { serial } = (await res.json()) as { serial: number };
       const got = await Promise.all(daemons.map((d) => servedAfter(d.port, serial, t0)));
-      daemons.forEach((d, j) => times[d.kind]!.push(got[j]!));
+      for (const [j, d] of daemons.entries()) times[d.kind]!.push(got[j]!);
     }
     return times;
   } finally {
@@ -186,7 +186,8 @@ try {
     `${changes} changes, NOTIFY -> the secondary serves the new serial (SOA polled every 2 ms):`,
   );
   for (const [name, ms] of rows) console.log(`  ${name.padEnd(26)} ${summary(ms)}`);
-  if (process.env.BENCH_RAW) for (const [name, ms] of rows) console.log(name, ms.map((m) => Math.round(m)).join(" "));
+  if (process.env.BENCH_RAW)
+    for (const [name, ms] of rows) console.log(name, ms.map((m) => Math.round(m)).join(" "));
 } finally {
   await rm(dir, { recursive: true, force: true });
 }

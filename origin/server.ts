@@ -6,13 +6,12 @@
 import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
-import dnsPacket from "dns-packet";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { PurgeBus } from "../core/bus.ts";
 import { type Clock, RealClock } from "../core/clock.ts";
 import type { LinkDelay } from "../core/delay.ts";
-import { type DnsServer, queryUdp } from "../core/dns-transport.ts";
+import type { DnsServer } from "../core/dns-transport.ts";
 import { DOH_PATH, JSON_PATH } from "../core/http.ts";
 import type { PropagationMode } from "../core/purge.ts";
 import { parseTsigKeys, type TsigKey } from "../core/tsig.ts";
@@ -27,12 +26,7 @@ import { readRoutes } from "./reads.ts";
 import { Receipts } from "./receipts.ts";
 import { Relay } from "./relay.ts";
 import { SAMPLE_ZONE, SAMPLE_ZONE_FILE } from "./sample.ts";
-import {
-  Secondaries,
-  type SecondarySpec,
-  type SecondaryTransport,
-  secondarySchema,
-} from "./secondaries.ts";
+import { Secondaries, type SecondarySpec, secondarySchema, udpTransport } from "./secondaries.ts";
 import { loadPrimaryState, primaryRoutes } from "./secondaries-api.ts";
 import { DataDir } from "./snapshot.ts";
 import { type JournalRecord, Store, type StoreSnapshot, zoneName } from "./store.ts";
@@ -377,20 +371,6 @@ async function startPrimary(
     },
   };
 }
-
-const udpTransport: SecondaryTransport = {
-  exchange: (host, port, msg) => queryUdp(host, port, msg, 1000),
-  soaSerial: async (host, port, zone) => {
-    const q = dnsPacket.encode({
-      type: "query",
-      id: 0x5e5e,
-      questions: [{ name: zone, type: "SOA" }],
-    });
-    const r = dnsPacket.decode(await queryUdp(host, port, q, 1000));
-    const soa = r.answers?.find((a) => a.type === "SOA");
-    return soa && "data" in soa ? (soa.data as { serial: number }).serial : undefined;
-  },
-};
 
 async function importZone(
   store: Store,

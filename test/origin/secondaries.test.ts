@@ -6,10 +6,10 @@
 import dnsPacket from "dns-packet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { VirtualClock } from "../../core/clock.ts";
-import { type DnsServer, queryUdp, startDnsServer } from "../../core/dns-transport.ts";
+import { type DnsServer, startDnsServer } from "../../core/dns-transport.ts";
 import { readTsig, signMessage, type TsigKey, verifyMessage } from "../../core/tsig.ts";
 import { Receipts } from "../../origin/receipts.ts";
-import { Secondaries, type SecondaryTransport } from "../../origin/secondaries.ts";
+import { Secondaries, udpTransport } from "../../origin/secondaries.ts";
 import { type Durability, type JournalRecord, Store } from "../../origin/store.ts";
 import { waitFor } from "../support/dns-daemons.ts";
 
@@ -66,14 +66,7 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-const transport: SecondaryTransport = {
-  exchange: (host, port, msg) => queryUdp(host, port, msg, 1000),
-  soaSerial: async (host, port, zone) => {
-    const q = dnsPacket.encode({ type: "query", id: 9, questions: [{ name: zone, type: "SOA" }] });
-    const r = dnsPacket.decode(await queryUdp(host, port, q, 1000));
-    return (r.answers?.[0] as { data: { serial: number } }).data.serial;
-  },
-};
+const transport = udpTransport;
 
 async function world() {
   const clock = new VirtualClock(1_700_000_000_000);
