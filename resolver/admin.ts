@@ -8,8 +8,8 @@ import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { issueReason } from "../core/issue.ts";
 import { normaliseName } from "../core/names.ts";
+import type { ResolverCache } from "./cache.ts";
 import type { HandlerMetrics } from "./handler.ts";
-import type { ResolverCache } from "./policy.ts";
 
 const name = z.string().transform((s, ctx) => {
   try {

@@ -9,9 +9,10 @@ import { type Clock, RealClock } from "../core/clock.ts";
 import { startDnsServer } from "../core/dns-transport.ts";
 import { normaliseName } from "../core/names.ts";
 import { adminApp } from "./admin.ts";
+import { ResolverCache, type Upstream } from "./cache.ts";
 import { parseResolverConfig, type ResolverConfig, type ResolverConfigInput } from "./config.ts";
 import { createHandler, type HandlerMetrics } from "./handler.ts";
-import { ResolverCache, type Upstream } from "./policy.ts";
+import { LruStorage } from "./storage-lru.ts";
 import { upstreamFromUrl } from "./upstream.ts";
 
 export interface RunningResolver {
@@ -55,6 +56,7 @@ export async function startResolver(
     deps.clock ?? new RealClock(),
     upstream,
     deps.onUpstreamError,
+    new LruStorage(config.maxBytes),
   );
   const { handler, metrics, setZones } = createHandler(resolver, {
     zones: config.zones,

@@ -1,6 +1,6 @@
 /**
  * One simulated topology: the real edge engine (edge/cache.ts), the real
- * resolver policy (resolver/policy.ts, fed by the real DoH client), NodeSync
+ * resolver engine (resolver/cache.ts, fed by the real DoH client), NodeSync
  * (core/sync.ts) on a MemoryBus (core/bus.ts), and the origin's real store
  * and read routes, all on one virtual clock. Every upstream fetch, purge
  * delivery and feed poll crosses the node's link (core/delay.ts).
@@ -16,8 +16,9 @@ import { Edge } from "../../edge/cache.ts";
 import { LruStorage } from "../../edge/storage-lru.ts";
 import type { ZoneConfig } from "../../origin/store.ts";
 import type { StoredAnswer } from "../../resolver/answer.ts";
+import { ResolverCache, type Served } from "../../resolver/cache.ts";
 import { toWire } from "../../resolver/handler.ts";
-import { DEFAULT_CACHE, ResolverCache, type Served } from "../../resolver/policy.ts";
+import { DEFAULT_CACHE } from "../../resolver/policy.ts";
 import { parseQuery } from "../../resolver/query.ts";
 import { buildQuery, dohUpstream } from "../../resolver/upstream.ts";
 import { followFabric } from "../node-link.ts";
