@@ -4,13 +4,8 @@
  * owners, so a purge of a CNAME's target reaches the alias too). Synchronous,
  * so a hit never waits on I/O. The edge's is `edge/storage.ts`.
  */
+import type { LruStats } from "../core/indexed-lru.ts";
 import type { CacheEntry } from "./policy.ts";
-
-export interface StorageStats {
-  entries: number;
-  bytes: number;
-  evictions: number;
-}
 
 export interface ResolverStorage {
   /** The entry, marked as recently used. */
@@ -24,5 +19,5 @@ export interface ResolverStorage {
   keysFor(owner: string): string[];
   /** Every key held. */
   keys(): string[];
-  stats(): StorageStats;
+  stats(): LruStats;
 }
