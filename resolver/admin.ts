@@ -101,7 +101,7 @@ export function adminApp(cache: ResolverCache, handler: HandlerMetrics, token: s
 }
 
 /** Prometheus text exposition of the cache and query counters. */
-export function metricsText(cache: ResolverCache, handler: HandlerMetrics): string {
+function metricsText(cache: ResolverCache, handler: HandlerMetrics): string {
   const m = cache.metrics;
   const id = `node="${cache.id}"`;
   const lines = [
