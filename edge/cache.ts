@@ -428,6 +428,10 @@ export class Edge implements SyncTarget {
     try {
       const parentReq = new Request(base + key, { headers, signal: controller.signal });
       const response = await Promise.race([this.fetch(parentReq), timedOut]);
+      if (!finalStatus(response.status)) {
+        await response.body?.cancel();
+        return new Error(`answered with status ${response.status}, not a final HTTP status`);
+      }
       const responseTime = this.clock.now();
       const body = new Uint8Array(await Promise.race([response.arrayBuffer(), timedOut]));
       return { requestTime, responseTime, response, body };
@@ -455,6 +459,10 @@ export class Edge implements SyncTarget {
       response = await this.fetch(
         new Request(this.parent + url.pathname + url.search, { method: req.method, headers, body }),
       );
+      if (!finalStatus(response.status)) {
+        await response.body?.cancel();
+        throw new Error(`answered with status ${response.status}, not a final HTTP status`);
+      }
     } catch (err) {
       this.counters.parentErrors++;
       return Response.json(
@@ -542,6 +550,15 @@ export class Edge implements SyncTarget {
 }
 
 const ZONE_KEY = zoneKey("");
+
+/**
+ * RFC 9110 §15: a final status is 200..599. fetch has already consumed any
+ * interim 1xx; anything else (a 999 from a broken origin) cannot be relayed
+ * by a Response, so it is a parent failure.
+ */
+function finalStatus(status: number): boolean {
+  return status >= 200 && status <= 599;
+}
 
 /** RFC 9110 §9.2.1: methods that do not invalidate anything. */
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);

@@ -2,13 +2,13 @@
  * Building and refreshing cache entries from parent responses (pure).
  */
 import { BODY_FIELDS, storedHeaders } from "./fields.ts";
+import { parseHttpDate } from "./http-date.ts";
 import {
   type CacheEntry,
   correctedInitialAge,
   describe,
   freshnessLifetime,
   parseAge,
-  parseHttpDate,
   varyValues,
 } from "./policy.ts";
 

@@ -7,6 +7,7 @@
 import { type CacheControl, H, parseCacheControl, parseSerialHeader } from "../core/http.ts";
 import { serialLt } from "../core/serial.ts";
 import { targetedCacheControl } from "./fields.ts";
+import { parseHttpDate } from "./http-date.ts";
 
 /** A response as the cache holds it (RFC 9111 §3), with what §4.2.3 needs to age it. */
 export interface CacheEntry {
@@ -78,13 +79,6 @@ export function parseAge(value: string | null | undefined): number | undefined {
   const first = value?.split(",")[0]?.trim();
   if (!first || !/^\d+$/.test(first)) return undefined;
   return Math.min(Number(first), 2 ** 31);
-}
-
-/** An HTTP-date (RFC 9110 §5.6.7) in ms, or undefined when absent or unparseable. */
-export function parseHttpDate(value: string | null | undefined): number | undefined {
-  if (!value) return undefined;
-  const ms = Date.parse(value);
-  return Number.isNaN(ms) ? undefined : ms;
 }
 
 export interface AgeInputs {

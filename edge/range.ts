@@ -4,6 +4,7 @@
  * cache does not understand, get the whole response (§14.2: a server MAY
  * ignore Range); a range past the end gets 416.
  */
+import { parseHttpDate } from "./http-date.ts";
 
 export type RangeAnswer =
   /** Serve bytes start..end inclusive as 206. */
@@ -46,5 +47,6 @@ export function ifRangeHolds(
   if (v.startsWith('"') || v.startsWith("W/")) {
     return !v.startsWith("W/") && etag !== undefined && !etag.startsWith("W/") && v === etag;
   }
-  return lastModified !== undefined && Date.parse(v) === Date.parse(lastModified);
+  const date = parseHttpDate(v);
+  return date !== undefined && date === parseHttpDate(lastModified);
 }
