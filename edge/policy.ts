@@ -314,8 +314,9 @@ export function notModifiedSince(
   entry: Pick<CacheEntry, "headers">,
 ): boolean {
   const since = parseHttpDate(ifModifiedSince);
+  if (since === undefined) return false;
   const modified = parseHttpDate(header(entry, "last-modified") ?? header(entry, "date"));
-  return since !== undefined && modified !== undefined && modified <= since;
+  return modified !== undefined && modified <= since;
 }
 
 /** Entity-tag comparison for If-None-Match: weak comparison (RFC 9110 §13.1.2). */
