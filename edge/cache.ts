@@ -195,7 +195,7 @@ export class Edge implements SyncTarget {
       }
       fwd = requestCc.noCache || requestCc.maxAge === 0 ? "request" : "stale";
     }
-    if (fwd === "stale" || fwd === "request") this.counters.revalidations++;
+    if (prior && (fwd === "stale" || fwd === "request")) this.counters.revalidations++;
     else this.counters.misses++;
     const fill = await this.fill(key, req, prior, minSerial);
     return this.respond(req, fill.entry, fill.status && { fwd, detail, ...fill.status });

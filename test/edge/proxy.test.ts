@@ -255,6 +255,7 @@ describe("which responses are stored", () => {
     expect(await status(edge.handle(get("/public", auth)))).toMatch(/hit/);
     // Stored from an anonymous request, the entry still does not answer an authenticated one.
     expect(await status(edge.handle(get("/private", auth)))).toMatch(/detail=authorization/);
+    expect(edge.metrics()).toMatchObject({ revalidations: 0, hits: 1 });
   });
 
   it("concurrent fills that differ on a Vary'd field do not share the answer (RFC 9111 §4.1)", async () => {
