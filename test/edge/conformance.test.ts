@@ -66,6 +66,9 @@ afterAll(async () => {
 describe("http-cache-tests through one edge", () => {
   it("the Node edge passes at least the recorded required and optional tests", async () => {
     const s = await node;
+    console.log(
+      `http-cache-tests, Node edge: ${JSON.stringify(s.passed)} of ${JSON.stringify(s.total)}`,
+    );
     expect(s.total.required).toBe(160);
     expect(s.passed.required, `failed:\n${s.failedRequired.join("\n")}`).toBeGreaterThanOrEqual(
       RECORDED.node.required - TIMING_SLACK,
@@ -75,6 +78,9 @@ describe("http-cache-tests through one edge", () => {
 
   it("the Worker edge in workerd passes at least the recorded required and optional tests", async () => {
     const s = await worker;
+    console.log(
+      `http-cache-tests, Worker edge: ${JSON.stringify(s.passed)} of ${JSON.stringify(s.total)}`,
+    );
     expect(s.passed.required, `failed:\n${s.failedRequired.join("\n")}`).toBeGreaterThanOrEqual(
       RECORDED.worker.required - TIMING_SLACK,
     );
