@@ -23,8 +23,13 @@ export function startPropagate(
   args: string[],
   timeoutMs = 15_000,
   echo?: (line: string) => void,
+  /** Added to the environment: secrets go here, never in `args` (ps shows argv). */
+  env: Record<string, string> = {},
 ): Promise<Child> {
-  const proc = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, [BIN, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
   let out = "";
   const exited = new Promise<number | null>((resolve) =>
     proc.once("exit", (code) => resolve(code)),
@@ -63,6 +68,16 @@ export function startPropagate(
   });
 }
 
+/** Asks the origin for node `id`'s own token (the write token may issue it). */
+async function issueToken(originUrl: string, writeToken: string, id: string): Promise<string> {
+  const res = await fetch(`${originUrl}/v1/nodes/${id}/token`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${writeToken}` },
+  });
+  if (!res.ok) throw new Error(`issuing ${id}'s token: HTTP ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { token: string }).token;
+}
+
 /** Starts every node of the topology in file `file` as its own `propagate node` process. */
 export async function spawnNodes(file: string, t: Topology, dataDir: string | undefined) {
   const children: Child[] = [];
@@ -97,11 +112,9 @@ export async function spawnNodes(file: string, t: Topology, dataDir: string | un
       const child =
         id === t.origin.id
           ? originChild
-          : await startPropagate(
-              [...base, "--id", id, "--origin", originUrl, "--token", nodeToken],
-              30_000,
-              prefix(id),
-            );
+          : await startPropagate([...base, "--id", id, "--origin", originUrl], 30_000, prefix(id), {
+              PROPAGATE_NODE_TOKEN: await issueToken(originUrl, token, id),
+            });
       if (child !== originChild) children.push(child);
       const r = child.ready;
       nodes.push({

@@ -13,7 +13,7 @@ import { isInZone, tryNormaliseName } from "../core/names.ts";
 import type { PurgeEvent } from "../core/purge.ts";
 import { dnsName } from "../core/records.ts";
 import { serialGt } from "../core/serial.ts";
-import { requireBearer } from "./auth.ts";
+import { type NodeCredentials, requireBearer } from "./auth.ts";
 import type { Outbox } from "./fabric-outbox.ts";
 import type { Receipts } from "./receipts.ts";
 import type { Relay } from "./relay.ts";
@@ -75,12 +75,26 @@ export interface FabricOptions {
   relay: Relay | undefined;
   /** The public key (base64 SPKI Ed25519) that verifies every event the origin publishes. */
   purgeKey: string;
+  /** Each node's own token: it registers and acks for that node only. */
+  credentials: NodeCredentials;
 }
 
 export function fabricRoutes(o: FabricOptions): Hono {
-  const { store, receipts, token, nodeToken, clock, outbox, relay, purgeKey } = o;
+  const { store, receipts, token, nodeToken, clock, outbox, relay, purgeKey, credentials } = o;
   const app = new Hono();
-  const auth = requireBearer([nodeToken, token]);
+  // The launcher's (or operator's) tokens: any node; a node's own token: that node only.
+  const operator = requireBearer([nodeToken, token]);
+  const ownNode = requireBearer([nodeToken, token], (c, given) =>
+    credentials.valid(c.req.param("id") ?? "", given),
+  );
+  const registering = requireBearer([nodeToken, token], async (c, given) => {
+    const body: unknown = await c.req.raw
+      .clone()
+      .json()
+      .catch(() => undefined);
+    const id = (body as { id?: unknown } | undefined)?.id;
+    return typeof id === "string" && credentials.valid(id, given);
+  });
   const writeAuth = requireBearer(token);
 
   app.get("/v1/nodes", (c) => c.json({ nodes: receipts.nodes() }));
@@ -88,7 +102,20 @@ export function fabricRoutes(o: FabricOptions): Hono {
   // Public: nodes verify purge events with it (core/signing.ts); it cannot sign.
   app.get("/v1/purge-key", (c) => c.json({ algorithm: "Ed25519", publicKey: purgeKey }));
 
-  app.post("/v1/nodes", auth, async (c) => {
+  // Issues node {id} its own token (a new one each time: the earlier stops working).
+  app.post("/v1/nodes/:id/token", operator, (c) => {
+    const id = c.req.param("id");
+    const ok = nodeBody.shape.id.safeParse(id);
+    if (!ok.success) {
+      return c.json(
+        { error: "invalid input", field: "id", reason: ok.error.issues[0]!.message },
+        400,
+      );
+    }
+    return c.json({ id, token: credentials.issue(id) }, 201);
+  });
+
+  app.post("/v1/nodes", registering, async (c) => {
     const body = await parse(c.req.raw, nodeBody);
     if (!body.ok) return c.json(body.error, 400);
     const { purgeUrl, purgeToken, ...node } = body.value;
@@ -116,14 +143,16 @@ export function fabricRoutes(o: FabricOptions): Hono {
     );
   });
 
-  app.delete("/v1/nodes/:id", auth, async (c) => {
+  // Forgets the node and revokes its token: it can neither register again nor ack.
+  app.delete("/v1/nodes/:id", operator, async (c) => {
     const id = c.req.param("id");
-    if (!receipts.deregister(id)) return c.json(unknownNode(id), 404);
+    const revoked = credentials.revoke(id);
+    if (!receipts.deregister(id) && !revoked) return c.json(unknownNode(id), 404);
     await relay?.detach(id);
-    return c.json({ deregistered: id });
+    return c.json({ deregistered: id, revoked });
   });
 
-  app.post("/v1/nodes/:id/acks", auth, async (c) => {
+  app.post("/v1/nodes/:id/acks", ownNode, async (c) => {
     const id = c.req.param("id");
     const raw = await readJson(c.req.raw);
     if (!raw.ok) return c.json(raw.error, 400);

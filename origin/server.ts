@@ -5,6 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import { z } from "zod";
@@ -15,7 +16,7 @@ import { DOH_PATH, JSON_PATH } from "../core/http.ts";
 import type { PropagationMode } from "../core/purge.ts";
 import { eventVerifier } from "../core/signing.ts";
 import { apiRoutes } from "./api.ts";
-import { loadOrCreateSigningKey, loadOrCreateToken } from "./auth.ts";
+import { loadOrCreateSigningKey, loadOrCreateToken, NodeCredentials } from "./auth.ts";
 import { startAuthoritativeDns } from "./dns-server.ts";
 import { fabricRoutes } from "./fabric.ts";
 import { Outbox, publishCommits } from "./fabric-outbox.ts";
@@ -74,6 +75,8 @@ export interface RunningOrigin {
   nodeToken: string;
   /** The public key (base64 SPKI) nodes verify purge events with. */
   purgeKey: string;
+  /** Issues node `id` its own token (POST /v1/nodes/{id}/token does the same). */
+  issueNodeToken(id: string): string;
   store: Store;
   /** Registered cache nodes and per-node receipts of every change. */
   receipts: Receipts;
@@ -114,6 +117,7 @@ export async function startOrigin(
   const { token, created } = await loadOrCreateToken(cfg.dataDir, cfg.token);
   const { token: nodeToken } = await loadOrCreateToken(cfg.dataDir, cfg.nodeToken, "node-token");
   const signer = await loadOrCreateSigningKey(cfg.dataDir);
+  const credentials = new NodeCredentials(nodeToken, join(cfg.dataDir, "node-credentials.json"));
 
   const files = await Promise.all(
     cfg.zoneFiles.map(async (f) => ({ source: f, text: await readFile(f, "utf8") })),
@@ -165,6 +169,7 @@ export async function startOrigin(
       outbox,
       relay,
       purgeKey: signer.publicKey,
+      credentials,
     }),
   );
   app.route("/", readRoutes({ store, clock }));
@@ -232,6 +237,7 @@ export async function startOrigin(
     tokenCreated: created,
     nodeToken,
     purgeKey: signer.publicKey,
+    issueNodeToken: (id) => credentials.issue(id),
     store,
     receipts,
     data,
