@@ -5,7 +5,7 @@
  * node shares the launcher's process or runs in its own.
  */
 import type { PurgeBus, Subscription } from "../core/bus.ts";
-import type { Clock } from "../core/clock.ts";
+import type { Clock, TimerId } from "../core/clock.ts";
 import { type FetchLike, type LinkDelay, wrapFetch } from "../core/delay.ts";
 import type { PropagationMode } from "../core/purge.ts";
 import { eventVerifier } from "../core/signing.ts";
@@ -51,10 +51,10 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
       body: JSON.stringify({ id: o.nodeId, tier: o.tier, address: o.address, parent: o.parent }),
     });
     await expectOk(res, `registering ${o.nodeId}`);
-    return (await res.json()) as { purgeKey?: { publicKey?: string } };
+    return (await res.json()) as { purgeKey?: { publicKey?: string }; leaseMs?: number };
   };
   // Bus events are applied only when the origin's key signed them (core/signing.ts).
-  const { purgeKey } = await register();
+  const { purgeKey, leaseMs } = await register();
   if (o.bus && !purgeKey?.publicKey) {
     throw new Error(`registering ${o.nodeId}: the origin gave no purge key to verify events with`);
   }
@@ -107,6 +107,27 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
     ackPurge: (changeId) => postAck({ changeId }, `acking purge ${changeId}`),
   });
   await sync.start();
+  // The lease: renewed at a third of its length, so one lost renewal does not make the node LOST.
+  let renewal: TimerId | undefined;
+  let closed = false;
+  const renew = async () => {
+    try {
+      const res = await fetch(api(`/v1/nodes/${o.nodeId}/lease`), {
+        method: "POST",
+        headers: auth,
+      });
+      if (res.status === 404)
+        await register(); // the origin forgot it: join again
+      else await expectOk(res, `renewing ${o.nodeId}'s lease`);
+    } catch (err) {
+      o.log(`${o.nodeId}: ${(err as Error).message}`);
+    }
+  };
+  const scheduleRenewal = () => {
+    if (closed || !leaseMs) return;
+    renewal = o.clock.setTimeout(() => void renew().finally(scheduleRenewal), leaseMs / 3);
+  };
+  scheduleRenewal();
   const subscription = o.bus
     ? await o.bus.subscribe(o.nodeId, (e) => sync.onEvent(e), {
         ...(o.link && { link: o.link }),
@@ -118,6 +139,8 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
     sync,
     ...(subscription && { subscription }),
     close: async () => {
+      closed = true;
+      if (renewal !== undefined) o.clock.clearTimeout(renewal);
       await subscription?.close();
       await sync.stop();
     },

@@ -15,6 +15,7 @@ import { dnsName } from "../core/records.ts";
 import { serialGt } from "../core/serial.ts";
 import { type NodeCredentials, requireBearer } from "./auth.ts";
 import type { Outbox } from "./fabric-outbox.ts";
+import type { Registry } from "./fabric-registry.ts";
 import type { Receipts } from "./receipts.ts";
 import type { Relay } from "./relay.ts";
 import type { Store } from "./store.ts";
@@ -77,10 +78,13 @@ export interface FabricOptions {
   purgeKey: string;
   /** Each node's own token: it registers and acks for that node only. */
   credentials: NodeCredentials;
+  /** Registrations, journaled. */
+  registry: Registry;
 }
 
 export function fabricRoutes(o: FabricOptions): Hono {
   const { store, receipts, token, nodeToken, clock, outbox, relay, purgeKey, credentials } = o;
+  const { registry } = o;
   const app = new Hono();
   // The launcher's (or operator's) tokens: any node; a node's own token: that node only.
   const operator = requireBearer([nodeToken, token]);
@@ -132,22 +136,30 @@ export function fabricRoutes(o: FabricOptions): Hono {
       }
       await relay.attach({ id: node.id, purgeUrl, token: purgeToken ?? nodeToken });
     }
-    receipts.register(node);
+    await registry.register(node);
     return c.json(
       {
         registered: node.id,
         relayed: purgeUrl !== undefined,
         purgeKey: { algorithm: "Ed25519", publicKey: purgeKey },
+        leaseMs: receipts.leaseMs,
       },
       201,
     );
+  });
+
+  // Renews the node's lease (acks renew it too); a node that stops renewing turns LOST.
+  app.post("/v1/nodes/:id/lease", ownNode, (c) => {
+    const id = c.req.param("id");
+    if (!receipts.renew(id)) return c.json(unknownNode(id), 404);
+    return c.json({ renewed: id, leaseMs: receipts.leaseMs });
   });
 
   // Forgets the node and revokes its token: it can neither register again nor ack.
   app.delete("/v1/nodes/:id", operator, async (c) => {
     const id = c.req.param("id");
     const revoked = credentials.revoke(id);
-    if (!receipts.deregister(id) && !revoked) return c.json(unknownNode(id), 404);
+    if (!(await registry.deregister(id)) && !revoked) return c.json(unknownNode(id), 404);
     await relay?.detach(id);
     return c.json({ deregistered: id, revoked });
   });

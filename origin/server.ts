@@ -20,6 +20,7 @@ import { loadOrCreateSigningKey, loadOrCreateToken, NodeCredentials } from "./au
 import { startAuthoritativeDns } from "./dns-server.ts";
 import { fabricRoutes } from "./fabric.ts";
 import { Outbox, publishCommits } from "./fabric-outbox.ts";
+import { Registry } from "./fabric-registry.ts";
 import { OriginMetrics } from "./metrics.ts";
 import { readRoutes } from "./reads.ts";
 import { Receipts } from "./receipts.ts";
@@ -51,6 +52,8 @@ export const originConfigSchema = z.object({
   snapshotEvery: z.number().int().min(1).default(10_000),
   /** Changes kept per zone for GET .../changes?since=N. */
   changeLogLimit: z.number().int().min(1).default(1000),
+  /** A node that has not renewed its registration (lease, ack) for this long is LOST. */
+  leaseMs: z.number().int().min(100).default(30_000),
   /** Largest API request body, bytes. */
   maxBodyBytes: z
     .number()
@@ -124,7 +127,8 @@ export async function startOrigin(
   );
   if (cfg.sample) files.push({ source: "the sample zone", text: SAMPLE_ZONE_FILE });
 
-  const receipts = new Receipts(clock);
+  const receipts = new Receipts(clock, undefined, cfg.leaseMs);
+  const registry = await Registry.open(cfg.dataDir, receipts, warn);
   // A zone's own mode (set when it was created) wins over the launcher's (a topology's).
   const modeOf = (zone: string): PropagationMode =>
     store.findState(zone)?.config.mode ?? deps.modeOf?.(zone) ?? "invalidate";
@@ -170,6 +174,7 @@ export async function startOrigin(
       relay,
       purgeKey: signer.publicKey,
       credentials,
+      registry,
     }),
   );
   app.route("/", readRoutes({ store, clock }));
@@ -188,6 +193,7 @@ export async function startOrigin(
       stopPublishing();
       outbox?.close();
       await data.close();
+      await registry.close();
       throw err;
     },
   );
@@ -203,6 +209,7 @@ export async function startOrigin(
   } catch (err) {
     server.close();
     await data.close();
+    await registry.close();
     throw err;
   }
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
@@ -218,6 +225,7 @@ export async function startOrigin(
       server.closeAllConnections();
     });
     await data.close();
+    await registry.close();
   };
   // Zones are imported once both ports are ours, so a start that cannot listen
   // leaves the data directory as it found it.
