@@ -298,9 +298,10 @@ function errorResponse(err: Error, c: Context, log: (m: string) => void): Respon
     );
   }
   if (err instanceof SerialMismatch) {
+    // RFC 9110 §13.1.1: an If-Match that does not match is 412 Precondition Failed.
     return c.json(
       { error: "serial mismatch", zone: err.zone, serial: err.serial, reason: err.message },
-      409,
+      412,
       {
         ETag: `"${err.serial}"`,
       },

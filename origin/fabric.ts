@@ -54,8 +54,8 @@ const purgeBody = z
     all: z.literal(true).optional(),
     mode: z.enum(["hard", "soft"]).default("hard"),
   })
-  .refine((b) => [b.names, b.keys, b.all].filter((x) => x !== undefined).length === 1, {
-    message: 'give exactly one of "names", "keys" or "all"',
+  .refine((b) => [b.names, b.keys, b.all].filter((x) => x !== undefined).length <= 1, {
+    message: 'give at most one of "names", "keys" or "all"',
   })
   .refine((b) => b.zone !== undefined || b.all === true, {
     message: '"zone" is required unless "all" is true',
@@ -210,6 +210,7 @@ export function fabricRoutes(o: FabricOptions): Hono {
     const body = await parse(c.req.raw, purgeBody);
     if (!body.ok) return c.json(body.error, 400);
     const p = body.value;
+    const field = p.keys ? "keys" : "names";
     if (!outbox) {
       return c.json(
         {
@@ -229,12 +230,14 @@ export function fabricRoutes(o: FabricOptions): Hono {
           404,
         );
       }
-      const keys = p.all ? [zoneKey(zone)] : (p.keys ?? p.names!);
-      const bad = p.all ? -1 : keys.findIndex((k) => !keyInZone(k, zone));
+      // A zone alone (no names, keys or all) means the whole zone.
+      const named = p.keys ?? p.names;
+      const keys = named ?? [zoneKey(zone)];
+      const bad = named ? keys.findIndex((k) => !keyInZone(k, zone)) : -1;
       if (bad >= 0) {
-        const field = `${p.keys ? "keys" : "names"}.${bad}`;
+        const at = `${field}.${bad}`;
         const reason = `"${keys[bad]}" is not a name in zone ${zone} (nor "${zoneKey(zone)}"): a purge cannot reach other zones`;
-        return c.json({ error: "invalid input", field, reason }, 400);
+        return c.json({ error: "invalid input", field: at, reason }, 400);
       }
       const event: PurgeEvent = {
         changeId: `prg_${clock.now().toString(36)}_${randomBytes(5).toString("hex")}`,
