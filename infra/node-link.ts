@@ -5,7 +5,7 @@
  * node shares the launcher's process or runs in its own.
  */
 import type { PurgeBus, Subscription } from "../core/bus.ts";
-import type { Clock, TimerId } from "../core/clock.ts";
+import { type Clock, sleep, type TimerId } from "../core/clock.ts";
 import { type FetchLike, type LinkDelay, wrapFetch } from "../core/delay.ts";
 import type { PropagationMode } from "../core/purge.ts";
 import { eventVerifier } from "../core/signing.ts";
@@ -54,7 +54,7 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
     return (await res.json()) as { purgeKey?: { publicKey?: string }; leaseMs?: number };
   };
   // Bus events are applied only when the origin's key signed them (core/signing.ts).
-  const { purgeKey, leaseMs } = await register();
+  const { purgeKey, leaseMs } = await untilReachable(register, o.clock);
   if (o.bus && !purgeKey?.publicKey) {
     throw new Error(`registering ${o.nodeId}: the origin gave no purge key to verify events with`);
   }
@@ -86,7 +86,10 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
     log: o.log,
     ...(verify && { verify }),
     zones: async () => {
-      const res = await expectOk(await http(api("/v1/zones")), "listing zones");
+      // Start-up is not propagation traffic: the first listing bypasses the modelled link
+      // (its loss or partition), or a lossy topology could not start at all.
+      const get = joined ? http : fetch;
+      const res = await expectOk(await get(api("/v1/zones")), "listing zones");
       const body = (await res.json()) as { zones: { zone: string; serial: number }[] };
       o.onZones?.(body.zones.map((z) => z.zone));
       return body.zones.map(({ zone, serial }) => ({ zone, serial }));
@@ -106,7 +109,9 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
     ack: (zone, serial) => postAck({ zone, serial }, `acking ${zone}@${serial}`),
     ackPurge: (changeId) => postAck({ changeId }, `acking purge ${changeId}`),
   });
+  let joined = false;
   await sync.start();
+  joined = true;
   // The lease: renewed at a third of its length, so one lost renewal does not make the node LOST.
   let renewal: TimerId | undefined;
   let closed = false;
@@ -145,6 +150,23 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
       await sync.stop();
     },
   };
+}
+
+/**
+ * Start-up retries until the origin answers (it may still be starting, as under
+ * `up --processes`): connection failures only, with backoff, for 10 s at most.
+ */
+async function untilReachable<T>(fn: () => Promise<T>, clock: Clock): Promise<T> {
+  const deadline = clock.now() + 10_000;
+  for (let backoff = 50; ; backoff = Math.min(backoff * 2, 1_000)) {
+    try {
+      return await fn();
+    } catch (err) {
+      // fetch rejects with a TypeError when no connection could be made.
+      if (!(err instanceof TypeError) || clock.now() + backoff > deadline) throw err;
+    }
+    await sleep(clock, backoff);
+  }
 }
 
 async function expectOk(res: Response, what: string): Promise<Response> {
