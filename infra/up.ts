@@ -160,7 +160,10 @@ export async function main(argv: string[]): Promise<void> {
     );
   }
   const running = values.processes
-    ? await spawnNodes(file, t, values.data)
+    ? await spawnNodes(file, t, values.data, (nodes) => {
+        // A supervised child was restarted: the table again, with its new pid.
+        console.log(`\n${nodeTable(nodes)}`);
+      })
     : await up(t, values.data ? { dataDir: values.data } : {});
   const where = values.processes ? "one process per node" : "one process";
   console.log(
