@@ -9,7 +9,7 @@ import { z } from "zod";
 import { H } from "../core/http.ts";
 import { fqdn } from "../core/names.ts";
 import type { PropagationMode } from "../core/purge.ts";
-import { toRRType } from "../core/records.ts";
+import { type RRset, toRRType } from "../core/records.ts";
 import { requireBearer } from "./auth.ts";
 import {
   ChangesGone,
@@ -130,7 +130,18 @@ function ifMatch(c: Context): number | undefined {
 
 function zoneJson(state: ZoneState) {
   const { zone, config } = state;
-  return { zone: zone.name, serial: zone.serial, ...config, rrsets: zone.all() };
+  return { zone: zone.name, serial: zone.serial, ...config, rrsets: zone.all().map(asWritten) };
+}
+
+/**
+ * An RRset in the shape the API takes it: a TXT record of one character-string
+ * is that string (`"data":["v"]` reads back as written), one of several is their
+ * list. Stored, on the feed and on the bus, TXT stays dns-packet's list of lists.
+ */
+function asWritten(set: RRset): RRset | (Omit<RRset, "data"> & { data: unknown[] }) {
+  if (set.type !== "TXT") return set;
+  const data = (set.data as string[][]).map((r) => (r.length === 1 ? r[0]! : r));
+  return { ...set, data };
 }
 
 function dataOf(body: z.infer<typeof rrsetBody>): unknown[] | undefined {
@@ -198,7 +209,7 @@ export function apiRoutes(opts: ApiOptions): Hono {
     if (!type) throw new InvalidInput("type", `unsupported type "${c.req.param("type")}"`);
     const set = state.zone.get(name, type);
     if (!set) throw new RRsetNotFound(name, type);
-    return c.json(set, 200, { ETag: `"${set.version}"` });
+    return c.json(asWritten(set), 200, { ETag: `"${set.version}"` });
   });
 
   app.put("/v1/zones/:zone/rrsets/:name/:type", async (c) => {

@@ -71,7 +71,7 @@ const RECORDS: [string, string, unknown[], unknown[], string[]][] = [
     "txt",
     "TXT",
     ["v=spf1 -all", ['say "hi"', "two\\parts; here"]],
-    [["v=spf1 -all"], ['say "hi"', "two\\parts; here"]],
+    ["v=spf1 -all", ['say "hi"', "two\\parts; here"]], // read back as written
     ['"v=spf1 -all"', '"say \\"hi\\"" "two\\\\parts; here"'],
   ],
   ["sub", "NS", ["ns.elsewhere.test."], ["ns.elsewhere.test"], ["ns.elsewhere.test."]],
