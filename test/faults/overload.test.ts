@@ -33,7 +33,11 @@ async function originReads(): Promise<number> {
 }
 
 async function edgeMisses(id: string): Promise<number> {
-  const m = (await (await fetch(`${node(t, id).address}/metrics`)).json()) as { misses: number };
+  // The edge's JSON counters (its Prometheus text is the default).
+  const res = await fetch(`${node(t, id).address}/metrics`, {
+    headers: { accept: "application/json" },
+  });
+  const m = (await res.json()) as { misses: number };
   return m.misses;
 }
 
