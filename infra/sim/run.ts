@@ -160,8 +160,8 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       o.checkBound === false
         ? Math.max(loop.now(), healedAt) + windowMs + recoveryMs(o)
         : loop.now() + windowMs;
-    // On a fixed schedule the next commit ends the window.
-    const cut = o.everyMs !== undefined && k < o.changes && commitAt(k + 1) < until;
+    // On a fixed schedule the next commit (after the last: its slot) ends the window.
+    const cut = o.everyMs !== undefined && commitAt(k + 1) < until;
     if (cut) until = commitAt(k + 1);
     await loop.runUntil(until, () => tracker.pending === 0 || broken());
     stopProbes();
