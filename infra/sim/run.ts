@@ -48,7 +48,10 @@ export interface SimOptions {
    * must still be fresh within the window after the last fault heals.
    */
   checkBound?: boolean;
-  /** Commit a change every everyMs (after the warm-up) instead of at a random phase. */
+  /**
+   * One change per slot of everyMs after the warm-up, at a random instant in
+   * the slot's first half, followed until the next slot starts.
+   */
   everyMs?: number;
   /** Called after each change with (done, total). */
   onProgress?: (done: number, total: number) => void;
@@ -141,10 +144,15 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   const times: Float64Array[] = [];
   const bound = predicted.map((p) => p.boundMs);
   const warm = loop.now();
-  const commitAt = (k: number) => warm + k * o.everyMs!;
+  // Slot k starts at warm + (k - 1) x every; the next slot's start ends the window.
+  const slot = (k: number) => warm + (k - 1) * o.everyMs!;
   for (let k = 1; k <= o.changes && !broken(); k++) {
-    // Every everyMs, or a random phase of the TTL cycle so entry ages at t0 are spread.
-    const at = o.everyMs ? commitAt(k) : loop.now() + random.uniform(0, o.zone.ttl * 1000);
+    // A random phase (of the TTL cycle, or of the first half of the slot on a
+    // fixed schedule), so the entries' ages at t0 are spread: a fixed instant
+    // every minute would meet every TTL cycle at the same phase.
+    const at = o.everyMs
+      ? slot(k) + random.uniform(0, o.everyMs / 2)
+      : loop.now() + random.uniform(0, o.zone.ttl * 1000);
     await loop.runUntil(at, broken);
     if (broken()) break;
     const serial = await world.commit(k);
@@ -160,9 +168,9 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       o.checkBound === false
         ? Math.max(loop.now(), healedAt) + windowMs + recoveryMs(o)
         : loop.now() + windowMs;
-    // On a fixed schedule the next commit (after the last: its slot) ends the window.
-    const cut = o.everyMs !== undefined && commitAt(k + 1) < until;
-    if (cut) until = commitAt(k + 1);
+    // On a fixed schedule the next slot ends the window.
+    const cut = o.everyMs !== undefined && slot(k + 1) < until;
+    if (cut) until = slot(k + 1);
     await loop.runUntil(until, () => tracker.pending === 0 || broken());
     stopProbes();
     observer.end();
