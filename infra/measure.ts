@@ -606,7 +606,7 @@ export async function main(argv: string[]): Promise<void> {
   const report: Report = {
     title: watch
       ? `propagate measure: watching ${m.name} ${m.type}`
-      : `propagate measure: ${samples} changes, mode ${topology.defaults.mode}, TTL ${ttl} s, asked every ${intervalMs} ms`,
+      : `propagate measure: ${samples} changes, ${m.nodes.length > 0 ? `mode ${topology.defaults.mode}, ` : ""}TTL ${ttl} s, asked every ${intervalMs} ms`,
     series:
       m.nodes.length === 0
         ? []
@@ -628,7 +628,7 @@ export async function main(argv: string[]): Promise<void> {
               .join(", ")} (max per node)`,
           ]
         : []),
-      ...(m.changes.length > 0
+      ...(m.changes.length > 0 && m.nodes.length > 0
         ? [
             `converged per receipts: ${m.changes.map((c) => c.convergedMs ?? "pending").join(", ")} ms`,
           ]
