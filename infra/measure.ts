@@ -606,7 +606,7 @@ export async function main(argv: string[]): Promise<void> {
   const report: Report = {
     title: watch
       ? `propagate measure: watching ${m.name} ${m.type}`
-      : `propagate measure: ${samples} changes, ${m.nodes.length > 0 ? `mode ${topology.defaults.mode}, ` : ""}TTL ${ttl} s, asked every ${intervalMs} ms`,
+      : `propagate measure: ${samples} change${samples === 1 ? "" : "s"}, ${m.nodes.length > 0 ? `mode ${topology.defaults.mode}, ` : ""}TTL ${ttl} s, asked every ${intervalMs} ms`,
     series:
       m.nodes.length === 0
         ? []
