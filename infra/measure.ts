@@ -276,17 +276,104 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
       ),
     ).then((x) => new Map(x));
 
-  const followNodes = async (value: string, t0: number) => {
-    const fresh = (a: Observation) => a.ok && a.values.includes(normaliseValue("TXT", value));
-    const seen = await follow(nodeTargets, name, type, fresh, o, clock);
+  const freshFor = (expected: string[]) => (a: Observation) =>
+    a.ok && expected.every((v) => a.values.includes(v));
+  const followNodes = (fresh: (a: Observation) => boolean) =>
+    follow(nodeTargets, name, type, fresh, o, clock);
+  /** Per node: time to fresh after t0, old answers and errors, added to its totals. */
+  const account = (seen: Map<string, Followed>, fresh: (a: Observation) => boolean, t0: number) => {
     for (const [id, r] of seen) {
       const acc = results.get(id)!;
       const first = r.seen.find(fresh);
-      if (first) acc.times.push(first.at - t0);
+      if (first) acc.times.push(Math.max(0, first.at - t0));
       else acc.missed++;
       acc.stale += r.seen.filter((a) => a.ok && a.values.length > 0 && !fresh(a)).length;
       acc.errors += r.seen.filter((a) => !a.ok).length;
     }
+  };
+  /** Before a change: the authoritative's answer and negative TTL, and what every target holds. */
+  const askBefore = () =>
+    Promise.all([
+      ask(auth, name, type, { timeoutMs: askTimeoutMs, clock }),
+      // A SOA question below the apex answers NODATA with the zone's negative TTL (RFC 2308 §3).
+      ask(auth, name, "SOA", { timeoutMs: askTimeoutMs, clock }),
+      askAll(targets),
+    ]);
+
+  /** One change written through our origin; t0 is its acknowledgement. */
+  const byWrite = async (k: number) => {
+    const value = `propagate-measure ${randomBytes(6).toString("hex")} sample ${k + 1}`;
+    const expected = [normaliseValue("TXT", value)];
+    const fresh = freshFor(expected);
+    const [authBefore, authNegative, before] = await askBefore();
+    const ack = await writeValue(o, value);
+    const t0 = clock.now();
+    const authAfter: Observation = {
+      ok: true,
+      at: t0,
+      rcode: "NOERROR",
+      values: expected,
+      ttl: o.ttl,
+    };
+    const rules = new Map(
+      [...targets.keys()].map((id) => [
+        id,
+        giveUpRule(askTimeoutMs, o.intervalMs, deadlineOf(before.get(id))),
+      ]),
+    );
+    const [seen, nodesSeen] = await Promise.all([
+      followEach(targets, name, type, fresh, o, clock, rules),
+      followNodes(fresh),
+    ]);
+    return { t0, fresh, ack, authBefore, authAfter, authNegative, before, seen, nodesSeen };
+  };
+
+  /** A change someone else makes; t0 is when the authoritative first serves it. */
+  const byWatch = async (w: Watch) => {
+    let expected: string[];
+    if (w.expect && w.expect.length > 0) expected = w.expect.map((v) => normaliseValue(type, v));
+    else {
+      const from = await ask(w.expectFrom!, name, type, { timeoutMs: askTimeoutMs, clock });
+      if (!from.ok || from.values.length === 0) {
+        throw new UsageError(
+          `--expect-from ${w.expectFrom!.url} gave no ${type} for ${name} (${from.ok ? from.rcode : from.error}); give --expect VALUE`,
+        );
+      }
+      expected = from.values;
+    }
+    const fresh = freshFor(expected);
+    const start = clock.now();
+    const [authBefore, authNegative, before] = await askBefore();
+    o.onWatching?.();
+    const rules = new Map(
+      [...targets.keys()].map((id) => [id, giveUpRule(askTimeoutMs, o.intervalMs)]),
+    );
+    const [authAfter, seen, nodesSeen] = await Promise.all([
+      fresh(authBefore) ? authBefore : waitForAuth(auth, w, fresh, o, clock),
+      followEach(targets, name, type, fresh, o, clock, rules),
+      followNodes(fresh),
+    ]);
+    let t0 = start;
+    if (authAfter === undefined) {
+      notes.push(
+        `the authoritative ${auth.label} never served ${expected.join(" ")} within ${o.timeoutMs} ms; times are from the start`,
+      );
+    } else if (authAfter === authBefore) {
+      notes.push(
+        `the authoritative ${auth.label} served the new value before measure started; times are from the start`,
+      );
+    } else t0 = authAfter.at;
+    return {
+      t0,
+      fresh,
+      ack: undefined,
+      authBefore,
+      authAfter,
+      authNegative,
+      before,
+      seen,
+      nodesSeen,
+    };
   };
 
   const samples = o.watch ? 1 : o.samples;
@@ -295,93 +382,15 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
   // sets its deadline, a cached NXDOMAIN included.
   if (nodes.length > 0 && !o.watch) {
     const value = `propagate-measure ${randomBytes(6).toString("hex")} warm-up`;
-    const t0 = clock.now();
     await writeValue(o, value);
-    await followNodes(value, t0);
-    for (const r of results.values())
-      Object.assign(r, { times: [], stale: 0, missed: 0, errors: 0 });
+    await followNodes(freshFor([normaliseValue("TXT", value)]));
   }
 
   for (let k = 0; k < samples; k++) {
-    let expected: string[];
-    let t0: number;
-    let ack: { serial: number; changeId: string } | undefined;
-    let authBefore: Observation | undefined;
-    let authAfter: Observation | undefined;
-    // The zone's negative TTL: a SOA question below the apex answers NODATA with it (RFC 2308 §3).
-    let authNegative: Observation | undefined;
-    let before: Map<string, Observation>;
-    let seen: Map<string, Followed>;
-    let value = "";
-    if (!o.watch) {
-      value = `propagate-measure ${randomBytes(6).toString("hex")} sample ${k + 1}`;
-      expected = [normaliseValue("TXT", value)];
-      const isFresh = (a: Observation) => a.ok && expected.every((v) => a.values.includes(v));
-      [authBefore, authNegative, before] = await Promise.all([
-        ask(auth, name, type, { timeoutMs: askTimeoutMs, clock }),
-        ask(auth, name, "SOA", { timeoutMs: askTimeoutMs, clock }),
-        askAll(targets),
-      ]);
-      ack = await writeValue(o, value);
-      t0 = clock.now();
-      authAfter = { ok: true, at: t0, rcode: "NOERROR", values: expected, ttl: o.ttl };
-      const rules = new Map(
-        [...targets.keys()].map((id) => [
-          id,
-          giveUpRule(askTimeoutMs, o.intervalMs, deadlineOf(before.get(id))),
-        ]),
-      );
-      [seen] = await Promise.all([
-        followEach(targets, name, type, isFresh, o, clock, rules),
-        followNodes(value, t0),
-      ]);
-    } else {
-      const w = o.watch;
-      if (w.expect && w.expect.length > 0) expected = w.expect.map((v) => normaliseValue(type, v));
-      else {
-        const from = await ask(w.expectFrom!, name, type, { timeoutMs: askTimeoutMs, clock });
-        if (!from.ok || from.values.length === 0) {
-          throw new UsageError(
-            `--expect-from ${w.expectFrom!.url} gave no ${type} for ${name} (${from.ok ? from.rcode : from.error}); give --expect VALUE`,
-          );
-        }
-        expected = from.values;
-      }
-      const isFresh = (a: Observation) => a.ok && expected.every((v) => a.values.includes(v));
-      const start = clock.now();
-      [authBefore, authNegative, before] = await Promise.all([
-        ask(auth, name, type, { timeoutMs: askTimeoutMs, clock }),
-        ask(auth, name, "SOA", { timeoutMs: askTimeoutMs, clock }),
-        askAll(targets),
-      ]);
-      o.onWatching?.();
-      const [changed, followed] = await Promise.all([
-        isFresh(authBefore) ? authBefore : waitForAuth(auth, w, isFresh, o, clock),
-        followEach(
-          targets,
-          name,
-          type,
-          isFresh,
-          o,
-          clock,
-          new Map([...targets.keys()].map((id) => [id, giveUpRule(askTimeoutMs, o.intervalMs)])),
-        ),
-      ]);
-      seen = followed;
-      authAfter = changed;
-      if (changed === undefined) {
-        notes.push(
-          `the authoritative ${auth.label} never served ${expected.join(" ")} within ${o.timeoutMs} ms; times are from the start`,
-        );
-        t0 = start;
-      } else if (changed === authBefore) {
-        notes.push(
-          `the authoritative ${auth.label} served the new value before measure started; times are from the start`,
-        );
-        t0 = start;
-      } else t0 = changed.at;
-    }
-    const isFresh = (a: Observation) => a.ok && expected.every((v) => a.values.includes(v));
+    const { t0, fresh, ack, authBefore, authAfter, authNegative, before, seen, nodesSeen } = o.watch
+      ? await byWatch(o.watch)
+      : await byWrite(k);
+    account(nodesSeen, fresh, t0);
     const ttls: AuthTtls = {
       ...(ttlOf(authBefore) !== undefined && { before: ttlOf(authBefore) }),
       ...(ttlOf(authAfter) !== undefined && { after: ttlOf(authAfter) }),
@@ -397,7 +406,7 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
           t0,
           before: before.get(r.label)!,
           seen: seen.get(r.label)!.seen,
-          isFresh,
+          isFresh: fresh,
           auth: ttls,
           intervalMs: o.intervalMs,
         }),
