@@ -105,7 +105,9 @@ export function judge(input: JudgeInput): TargetSample {
   let deadline: number | undefined;
   let from: (Observation & { ok: true }) | undefined;
   for (const o of old) {
-    if (o.at > t0) continue;
+    // `before` counts whenever it came: when watching a change made before
+    // measure started, t0 is the start and the first question comes just after.
+    if (o !== input.before && o.at > t0) continue;
     const end = o.at + remainingMs(o);
     if (deadline === undefined || end > deadline) {
       deadline = end;
@@ -125,7 +127,7 @@ export function judge(input: JudgeInput): TargetSample {
   }
 
   const grace = graceMs(input.intervalMs);
-  const afterChange = old.filter((o) => o.at > t0);
+  const afterChange = old.filter((o) => o !== input.before && o.at > t0);
   const late = deadline === undefined ? [] : afterChange.filter((o) => o.at > deadline + grace);
   const flags: Flag[] = [];
   const stretched = answers.find((o) => {
