@@ -164,19 +164,16 @@ async function follow(
 export const PAST_DEADLINE_MS = 10_000;
 
 /**
- * When to stop asking a target before the timeout: it answered nothing for
- * max(3 questions' timeouts, 2 s) in a row (it is reported with its reason),
- * or, once the deadline from what it held before the change (`deadline`,
+ * When to stop asking a target before the timeout: its last 3 questions or
+ * more, over at least 2 s, got no answer (it is reported with its reason), or,
+ * once the deadline from what it held before the change (`deadline`,
  * absolute) is PAST_DEADLINE_MS behind, it still serves the old answer.
  */
-export function giveUpRule(askTimeoutMs: number, intervalMs: number, deadline?: number) {
-  const silentMs = Math.max(3 * askTimeoutMs, 2_000);
+export function giveUpRule(intervalMs: number, deadline?: number) {
   return (seen: readonly Observation[], now: number): boolean => {
-    const lastAnswer = seen.findLast((a) => a.ok);
-    const firstError = seen.find(
-      (a) => !a.ok && (lastAnswer === undefined || a.at > lastAnswer.at),
-    );
-    if (firstError && now - firstError.at >= silentMs) return true;
+    const lastAnswer = seen.findLastIndex((a) => a.ok);
+    const failing = seen.slice(lastAnswer + 1);
+    if (failing.length >= 3 && now - failing[0]!.at >= 2_000) return true;
     return deadline !== undefined && now > deadline + graceMs(intervalMs) + PAST_DEADLINE_MS;
   };
 }
@@ -316,10 +313,7 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
       ttl: o.ttl,
     };
     const rules = new Map(
-      [...targets.keys()].map((id) => [
-        id,
-        giveUpRule(askTimeoutMs, o.intervalMs, deadlineOf(before.get(id))),
-      ]),
+      [...targets.keys()].map((id) => [id, giveUpRule(o.intervalMs, deadlineOf(before.get(id)))]),
     );
     const [seen, nodesSeen] = await Promise.all([
       followEach(targets, name, type, fresh, o, clock, rules),
@@ -345,9 +339,7 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
     const start = clock.now();
     const [authBefore, authNegative, before] = await askBefore();
     o.onWatching?.();
-    const rules = new Map(
-      [...targets.keys()].map((id) => [id, giveUpRule(askTimeoutMs, o.intervalMs)]),
-    );
+    const rules = new Map([...targets.keys()].map((id) => [id, giveUpRule(o.intervalMs)]));
     const [authAfter, seen, nodesSeen] = await Promise.all([
       fresh(authBefore) ? authBefore : waitForAuth(auth, w, fresh, o, clock),
       followEach(targets, name, type, fresh, o, clock, rules),

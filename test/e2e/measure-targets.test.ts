@@ -11,6 +11,8 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RealClock } from "../../core/clock.ts";
+import { ask, parseTarget, type Target } from "../../infra/targets.ts";
 import { node, smallTopology, startTopology } from "./support.ts";
 
 async function run(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
@@ -53,6 +55,7 @@ describe("propagate measure --targets, plan (processes)", () => {
         `origin-dns dns://${origin.extra.dns}`,
         `res-2 dns://${node(t, "res-2").address}`,
         "broken dns:/nowhere",
+        `not-doh ${t.originUrl}/healthz`,
       ].join("\n"),
     );
     const svg = join(dir, "timeline.svg");
@@ -85,6 +88,10 @@ describe("propagate measure --targets, plan (processes)", () => {
       );
     }
     expect(by.get("broken")?.error).toContain("is not a target");
+    const notDoh = by.get("not-doh") as unknown as { samples: { lastError?: string }[] };
+    expect(notDoh.samples[0]?.lastError).toMatch(
+      /^the reply is not a DNS message \(content-type application\/json/,
+    );
     const chart = await readFile(svg, "utf8");
     expect(chart.startsWith("<svg")).toBe(true);
     for (const label of ["origin-doh", "res-2", "edge-1"]) expect(chart).toContain(`>${label}<`);
@@ -120,4 +127,22 @@ describe("propagate measure --targets, plan (processes)", () => {
     expect(bad.code).toBe(2);
     expect(bad.err).toContain("expected NAME TYPE");
   }, 60_000);
+
+  it("asks again over TCP when the UDP answer is truncated (RFC 7766 §5)", async () => {
+    // 12 strings of 200 octets: far above the 1232-byte EDNS size we advertise.
+    const data = Array.from({ length: 12 }, (_, i) => `${i}`.padEnd(200, "x"));
+    const res = await fetch(`${t.originUrl}/v1/zones/example.test/rrsets/big/TXT`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${t.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ ttl: 60, data }),
+    });
+    expect(res.status).toBe(200);
+    const origin = t.nodes.find((n) => n.id === "origin")!;
+    const target = parseTarget(`dns://${origin.extra.dns}`) as Target;
+    const a = await ask(target, "big.example.test", "TXT", {
+      timeoutMs: 2_000,
+      clock: new RealClock(),
+    });
+    expect(a.ok && a.values.length, JSON.stringify(a)).toBe(12);
+  });
 });
