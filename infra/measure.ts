@@ -15,7 +15,14 @@ import { RealClock, sleep } from "../core/clock.ts";
 import type { RRType } from "../core/records.ts";
 import { flagHelp, intFlag, parseFlags, UsageError } from "./flags.ts";
 import { pooledCurve, predict, predictOptions } from "./predict.ts";
-import { type NodeSamples, progressBar, type Report, renderTable, toJson } from "./report.ts";
+import {
+  type NodeSamples,
+  type Progress,
+  progressBar,
+  type Report,
+  renderTable,
+  toJson,
+} from "./report.ts";
 import { renderSvg, renderTimelineSvg } from "./report-svg.ts";
 import { renderTargetTable, targetsJson } from "./report-targets.ts";
 import {
@@ -73,7 +80,8 @@ export interface MeasureOptions {
   askTimeoutMs?: number;
   /** Watching: called once every target was asked what it holds; the change may be made now. */
   onWatching?: () => void;
-  onProgress?: (done: number) => void;
+  /** After each sample, and each time a node or target is done with one (fresh or given up). */
+  onProgress?: (p: { samples: number; followed: number; total: number }) => void;
 }
 
 export interface Measurement {
@@ -141,6 +149,7 @@ async function follow(
   o: MeasureOptions,
   clock: RealClock,
   giveUp: (seen: readonly Observation[], now: number) => boolean = () => false,
+  onDone?: () => void,
 ): Promise<Map<string, Followed>> {
   const start = clock.now();
   const out = new Map<string, Followed>();
@@ -152,9 +161,10 @@ async function follow(
       while (clock.now() - start < o.timeoutMs) {
         const answer = await ask(target, name, type, { timeoutMs, clock });
         r.seen.push(answer);
-        if (isFresh(answer) || giveUp(r.seen, clock.now())) return;
+        if (isFresh(answer) || giveUp(r.seen, clock.now())) break;
         await sleep(clock, o.intervalMs);
       }
+      onDone?.();
     }),
   );
   return out;
@@ -194,10 +204,11 @@ async function followEach(
   o: MeasureOptions,
   clock: RealClock,
   rules: ReadonlyMap<string, (seen: readonly Observation[], now: number) => boolean>,
+  onDone: () => void,
 ): Promise<Map<string, Followed>> {
   const parts = await Promise.all(
     [...targets].map(([id, t]) =>
-      follow(new Map([[id, t]]), name, type, isFresh, o, clock, rules.get(id)),
+      follow(new Map([[id, t]]), name, type, isFresh, o, clock, rules.get(id), onDone),
     ),
   );
   return new Map(parts.flatMap((m) => [...m]));
@@ -275,8 +286,15 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
 
   const freshFor = (expected: string[]) => (a: Observation) =>
     a.ok && expected.every((v) => a.values.includes(v));
-  const followNodes = (fresh: (a: Observation) => boolean) =>
-    follow(nodeTargets, name, type, fresh, o, clock);
+  let samplesDone = 0;
+  let followed = 0;
+  const total = (o.watch ? 1 : o.samples) * (nodes.length + targets.size);
+  const done = () => {
+    followed++;
+    o.onProgress?.({ samples: samplesDone, followed, total });
+  };
+  const followNodes = (fresh: (a: Observation) => boolean, onDone?: () => void) =>
+    follow(nodeTargets, name, type, fresh, o, clock, undefined, onDone);
   /** Per node: time to fresh after t0, old answers and errors, added to its totals. */
   const account = (seen: Map<string, Followed>, fresh: (a: Observation) => boolean, t0: number) => {
     for (const [id, r] of seen) {
@@ -316,8 +334,8 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
       [...targets.keys()].map((id) => [id, giveUpRule(o.intervalMs, deadlineOf(before.get(id)))]),
     );
     const [seen, nodesSeen] = await Promise.all([
-      followEach(targets, name, type, fresh, o, clock, rules),
-      followNodes(fresh),
+      followEach(targets, name, type, fresh, o, clock, rules, done),
+      followNodes(fresh, done),
     ]);
     return { t0, fresh, ack, authBefore, authAfter, authNegative, before, seen, nodesSeen };
   };
@@ -342,8 +360,8 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
     const rules = new Map([...targets.keys()].map((id) => [id, giveUpRule(o.intervalMs)]));
     const [authAfter, seen, nodesSeen] = await Promise.all([
       fresh(authBefore) ? authBefore : waitForAuth(auth, w, fresh, o, clock),
-      followEach(targets, name, type, fresh, o, clock, rules),
-      followNodes(fresh),
+      followEach(targets, name, type, fresh, o, clock, rules, done),
+      followNodes(fresh, done),
     ]);
     let t0 = start;
     if (authAfter === undefined) {
@@ -420,7 +438,8 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
         }),
       });
     }
-    o.onProgress?.(k + 1);
+    samplesDone = k + 1;
+    o.onProgress?.({ samples: samplesDone, followed, total });
   }
   return {
     name,
@@ -570,7 +589,8 @@ export async function main(argv: string[]): Promise<void> {
   const targets = await targetsFrom(v.target, v.targets);
   const withNodes = !v["no-nodes"] && (watch === undefined || v.origin !== undefined);
   const topology = await loadTopology(v.topology ?? DEFAULT_TOPOLOGY);
-  const bar = progressBar("measuring", samples);
+  // One step per node or target and sample, so a long wait for one slow target still moves.
+  let bar: Progress | undefined;
   const m = await measure({
     originUrl: v.origin ?? "http://127.0.0.1:8053",
     ...(!watch &&
@@ -591,13 +611,16 @@ export async function main(argv: string[]): Promise<void> {
     targets,
     ...(watch && { watch }),
     ...(v.auth && { auth: targetFlag(v.auth, "auth") }),
-    onProgress: (d) => bar.update(d),
+    onProgress: (p) => {
+      bar ??= progressBar("measuring", p.total);
+      bar.update(p.followed);
+    },
     onWatching: () =>
       console.error(
         `watching ${watch?.name} ${watch?.type}: every target was asked what it holds; make the change now`,
       ),
   });
-  bar.finish();
+  bar?.finish();
   const preds = predict(topology, predictOptions(topology, { ttlSec: ttl, probeMs: intervalMs }));
   const registered = new Set(m.nodes.map((n) => n.nodeId));
   const faultNotes = preds

@@ -260,7 +260,22 @@ describe.concurrent("measure and plan through real resolvers", () => {
   it("a change is fresh at every resolver within the deadline stated from what it held", async () => {
     await put("change", 1, "before");
     const targets = [...plain.values()].map((r) => r.target);
-    const m = await measure({ ...base(), label: "change", ttl: 1, samples: 2, targets });
+    const progress: { samples: number; followed: number; total: number }[] = [];
+    const m = await measure({
+      ...base(),
+      label: "change",
+      ttl: 1,
+      samples: 2,
+      targets,
+      onProgress: (p) => progress.push(p),
+    });
+    // One step per target and sample (the progress bar), then one per sample.
+    expect(progress.at(-1)).toEqual({ samples: 2, followed: 8, total: 8 });
+    expect(progress.filter((p) => p.followed === 4).at(-1)).toEqual({
+      samples: 1,
+      followed: 4,
+      total: 8,
+    });
     for (const t of m.targets) {
       expect(t.samples, t.label).toHaveLength(2);
       for (const s of t.samples) {
