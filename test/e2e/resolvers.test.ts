@@ -482,4 +482,25 @@ describe.concurrent("measure and plan through real resolvers", () => {
       expect(s.kept, `${t.label}: ${JSON.stringify(s)}`).toBe(true);
     }
   }, 30_000);
+
+  it("watching with an authoritative that does not answer ends once every target is done", async () => {
+    await put("no-auth", 1, "here");
+    const targets = [...plain.values()].map((r) => r.target);
+    const closed = await freePort();
+    const m = await measure({
+      ...base(),
+      token: undefined,
+      label: "",
+      ttl: 1,
+      samples: 1,
+      targets,
+      timeoutMs: 600_000,
+      watch: { name: `no-auth.${ZONE}`, type: "TXT", expect: ["here"] },
+      auth: parseTarget(`dns://127.0.0.1:${closed}`, "down") as Target,
+    });
+    expect(m.notes).toEqual([
+      'the authoritative down did not serve "here" while the targets were followed; times are from the start',
+    ]);
+    for (const t of m.targets) expect(t.samples[0]!.freshMs, t.label).toBeDefined();
+  }, 30_000);
 });
