@@ -109,13 +109,47 @@ export async function plan(o: PlanOptions): Promise<Plan> {
       `the authoritative ${o.auth.url} did not answer ${o.name} ${o.type}: ${answer.error}; give --auth dns://HOST:PORT`,
     );
   }
+  const heldBy = new Map(good.map((t, i) => [t.label, held[i]!]));
+  return planFrom({
+    name: o.name,
+    type: o.type,
+    now,
+    auth: { label: o.auth.label, answer, ...(soa && { soa }) },
+    targets: o.targets.map((t) =>
+      isBad(t)
+        ? { label: t.label, url: t.url, error: t.error }
+        : { label: t.label, url: t.url, held: heldBy.get(t.label)! },
+    ),
+    ...(o.withinMs !== undefined && { withinMs: o.withinMs }),
+  });
+}
+
+/** What plan asked, for planFrom. */
+export interface PlanInput {
+  name: string;
+  type: RRType;
+  /** Epoch ms when the targets were asked. */
+  now: number;
+  auth: {
+    label: string;
+    answer: Observation & { ok: true };
+    soa?: { zone: string; ttl: number; minimum: number };
+  };
+  targets: { label: string; url: string; held?: Observation; error?: string }[];
+  withinMs?: number;
+}
+
+/** The plan from what was asked (pure: the warnings and the advice). */
+export function planFrom(input: PlanInput): Plan {
+  const { now, auth } = input;
+  const { answer, soa } = auth;
   const exists = answer.values.length > 0;
   const negativeTtl = soa ? Math.min(soa.ttl, soa.minimum) : answer.negativeTtl;
   const authTtl = exists ? answer.ttl : negativeTtl;
-  const heldBy = new Map(good.map((t, i) => [t.label, held[i]!]));
-  const targets: PlannedTarget[] = o.targets.map((t) => {
-    if (isBad(t)) return { label: t.label, url: t.url, error: t.error, negativeCached: false };
-    const h = heldBy.get(t.label)!;
+  const targets: PlannedTarget[] = input.targets.map((t) => {
+    const h = t.held;
+    if (!h)
+      return { label: t.label, url: t.url, error: t.error ?? "not asked", negativeCached: false };
     const r = remainingS(h);
     return {
       label: t.label,
@@ -142,7 +176,7 @@ export async function plan(o: PlanOptions): Promise<Plan> {
       const full =
         h.negativeTtl !== undefined && negativeTtl !== undefined && h.negativeTtl >= negativeTtl;
       warnings.push(
-        `${t.label} already caches ${h.rcode} for ${o.name}: created now, it keeps answering ${h.rcode} until ${when(t.untilMs)}, RFC 2308 negative caching${full ? " (perhaps cached by this very question: plan asks too)" : ""}`,
+        `${t.label} already caches ${h.rcode} for ${input.name}: created now, it keeps answering ${h.rcode} until ${when(t.untilMs)}, RFC 2308 negative caching${full ? " (perhaps cached by this very question: plan asks too)" : ""}`,
       );
     }
     const r = remainingS(h)!;
@@ -154,8 +188,8 @@ export async function plan(o: PlanOptions): Promise<Plan> {
     }
   }
 
-  if (o.withinMs !== undefined) {
-    const d = o.withinMs;
+  if (input.withinMs !== undefined) {
+    const d = input.withinMs;
     const ds = Math.round(d / 1000);
     const worst = Math.max(convergedByMs ?? 0, worstCaseMs ?? 0);
     // TTLs count whole seconds: what a target holds may last up to 1 s longer than it says.
@@ -173,7 +207,7 @@ export async function plan(o: PlanOptions): Promise<Plan> {
     } else {
       const lower = Math.max(1, Math.floor(ds / 2));
       advice.push(
-        `${o.name} does not exist yet: caches that ask before it exists keep the negative answer for the negative TTL (${negativeTtl ?? "?"} s); lower the SOA MINIMUM (or the SOA TTL) of ${soa?.zone ?? "the zone"} to ${lower} s now, wait until ${when(worst)}, ask nothing about the name before creating it, then create it`,
+        `${input.name} does not exist yet: caches that ask before it exists keep the negative answer for the negative TTL (${negativeTtl ?? "?"} s); lower the SOA MINIMUM (or the SOA TTL) of ${soa?.zone ?? "the zone"} to ${lower} s now, wait until ${when(worst)}, ask nothing about the name before creating it, then create it`,
       );
     }
     for (const t of targets) {
@@ -185,11 +219,11 @@ export async function plan(o: PlanOptions): Promise<Plan> {
     }
   }
   return {
-    name: o.name,
-    type: o.type,
+    name: input.name,
+    type: input.type,
     now,
     auth: {
-      label: o.auth.label,
+      label: auth.label,
       answer,
       exists,
       ...(exists && answer.ttl !== undefined && { ttl: answer.ttl }),

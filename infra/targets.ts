@@ -250,7 +250,10 @@ function reason(err: unknown, timeoutMs: number): string {
 function queryUdpConnected(host: string, port: number, msg: Buffer, id: number, timeoutMs: number) {
   return new Promise<Buffer>((resolve, reject) => {
     const sock = dgram.createSocket(net.isIPv6(host) ? "udp6" : "udp4");
+    let finished = false;
     const done = (err: Error | undefined, reply?: Buffer) => {
+      if (finished) return;
+      finished = true;
       clearTimeout(timer);
       sock.close();
       if (err) reject(err);
