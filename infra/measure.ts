@@ -550,7 +550,8 @@ function targetFlag(spec: string, flag: string): Target {
   return t;
 }
 
-function watchFrom(
+/** --watch NAME TYPE (TYPE as the next word or inside the value), --expect, --expect-from. */
+export function watchFrom(
   v: {
     watch?: string;
     expect?: string[];

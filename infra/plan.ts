@@ -173,10 +173,11 @@ export function planFrom(input: PlanInput): Plan {
     const h = t.held;
     if (!h?.ok || t.untilMs === undefined) continue;
     if (t.negativeCached && !exists) {
+      const what = h.rcode === "NXDOMAIN" ? "NXDOMAIN" : "NODATA";
       const full =
         h.negativeTtl !== undefined && negativeTtl !== undefined && h.negativeTtl >= negativeTtl;
       warnings.push(
-        `${t.label} already caches ${h.rcode} for ${input.name}: created now, it keeps answering ${h.rcode} until ${when(t.untilMs)}, RFC 2308 negative caching${full ? " (perhaps cached by this very question: plan asks too)" : ""}`,
+        `${t.label} already caches ${what} for ${input.name}: created now, it keeps answering ${what} until ${when(t.untilMs)}, RFC 2308 negative caching${full ? " (perhaps cached by this very question: plan asks too)" : ""}`,
       );
     }
     const r = remainingS(h)!;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { giveUpRule, PAST_DEADLINE_MS } from "../../infra/measure.ts";
+import { giveUpRule, PAST_DEADLINE_MS, watchFrom } from "../../infra/measure.ts";
 import type { Observation } from "../../infra/targets.ts";
 import { graceMs } from "../../infra/targets-judge.ts";
 import { tryLines } from "../../infra/up.ts";
@@ -41,5 +41,35 @@ describe("up: what to try", () => {
     expect(lines).toContain(
       "       npx propagate measure --origin http://127.0.0.1:8053 --data /tmp/run/origin",
     );
+  });
+});
+
+describe("measure --watch", () => {
+  it("takes NAME TYPE as two words, or one quoted value, and the new value", () => {
+    expect(watchFrom({ watch: "WWW.Example.test.", expect: ["192.0.2.1"] }, ["a"])).toEqual({
+      name: "www.example.test",
+      type: "A",
+      expect: ["192.0.2.1"],
+    });
+    expect(
+      watchFrom({ watch: "www.example.test TXT", "expect-from": "dns://127.0.0.1:1054" }, []),
+    ).toMatchObject({ type: "TXT", expectFrom: { kind: "dns", port: 1054 } });
+    expect(watchFrom({}, [])).toBeUndefined();
+  });
+
+  it("refuses a missing type, a missing value, a bad --expect-from, and --expect alone", () => {
+    expect(() => watchFrom({ watch: "www.example.test", expect: ["x"] }, [])).toThrow(
+      /--watch expects NAME TYPE/,
+    );
+    expect(() => watchFrom({ watch: "www.example.test", expect: ["x"] }, ["BOGUS"])).toThrow(
+      /--watch expects NAME TYPE/,
+    );
+    expect(() => watchFrom({ watch: "www.example.test A" }, [])).toThrow(
+      /--expect VALUE or --expect-from/,
+    );
+    expect(() => watchFrom({ watch: "w A", "expect-from": "udp://x" }, [])).toThrow(
+      /--expect-from: "udp:\/\/x" is not a target/,
+    );
+    expect(() => watchFrom({ expect: ["x"] }, [])).toThrow(/need --watch NAME TYPE/);
   });
 });
