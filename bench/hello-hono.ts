@@ -2,7 +2,7 @@
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
-import { printReady } from "../infra/flags.ts";
+import { printReady } from "../core/flags.ts";
 
 const app = new Hono();
 app.get("*", (c) => c.text("hello"));

@@ -24,6 +24,7 @@ import { z } from "zod";
 import type { Clock, TimerId } from "./clock.ts";
 import { RealClock } from "./clock.ts";
 import type { LinkDelay } from "./delay.ts";
+import { issueLines } from "./issue.ts";
 import type { PurgeEvent } from "./purge.ts";
 import { rdataSchemas, rrTypeSchema, ttlSchema } from "./records.ts";
 
@@ -140,13 +141,14 @@ export const purgeEventSchema = z.object({
   ts: z.number(),
   rrsets: z.array(rrsetSchema).optional(),
   explicit: z.boolean().optional(),
+  sig: z.string().max(200).optional(),
 });
 
 /** Parses an event from JSON text; throws with the bad field named. */
 export function decodePurgeEvent(json: string): PurgeEvent {
   const result = purgeEventSchema.safeParse(JSON.parse(json));
   if (!result.success) {
-    const why = result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    const why = issueLines(result.error.issues, "(event)").join("; ");
     throw new Error(`not a purge event: ${why}`);
   }
   // rdata were checked against their type's schema above; the shapes are dns-packet's.

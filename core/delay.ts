@@ -16,6 +16,7 @@
  */
 import { z } from "zod";
 import type { Clock, TimerId } from "./clock.ts";
+import { issueLines } from "./issue.ts";
 import { normalCdf, normalPdf, normalQuantile, Random, type Seed } from "./random.ts";
 
 const ms = z.number().finite().min(0);
@@ -43,7 +44,6 @@ export type Latency = z.output<typeof latencySchema>;
 export const partitionSchema = z
   .strictObject({ startMs: ms, endMs: ms })
   .refine((w) => w.endMs > w.startMs, { message: "endMs must be > startMs", path: ["endMs"] });
-export type PartitionWindow = z.output<typeof partitionSchema>;
 
 /** A link's model as a topology file states it; every field has a default. */
 export const linkModelSchema = z.strictObject({
@@ -67,7 +67,7 @@ export class DelayModelError extends Error {
 export function parseLinkModel(input: unknown, where = "link"): LinkModel {
   const result = linkModelSchema.safeParse(input ?? {});
   if (result.success) return result.data;
-  const lines = result.error.issues.map((i) => `${i.path.join(".") || "(model)"}: ${i.message}`);
+  const lines = issueLines(result.error.issues, "(model)");
   throw new DelayModelError(`${where}: invalid delay model: ${lines.join("; ")}`);
 }
 

@@ -56,3 +56,17 @@ export function serialMax(a: number, b: number): number {
 export function serialNext(s: number): number {
   return serialAdd(s, 1);
 }
+
+/** The larger of optional serials; undefined when none is given. */
+export function maxSerial(...serials: (number | undefined)[]): number | undefined {
+  let out: number | undefined;
+  for (const s of serials) {
+    if (s !== undefined && (out === undefined || serialLt(out, s))) out = s;
+  }
+  return out;
+}
+
+/** True when a response's serial is known to be older than the required one. */
+export function olderThan(serial: number | undefined, required: number | undefined): boolean {
+  return serial !== undefined && required !== undefined && serialLt(serial, required);
+}

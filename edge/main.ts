@@ -10,7 +10,7 @@ import {
   printReady,
   serveUntilSignal,
   UsageError,
-} from "../infra/flags.ts";
+} from "../core/flags.ts";
 import { DEFAULT_MAX_BODY } from "./body.ts";
 import { DEFAULT_PARENT_TIMEOUT_MS } from "./cache.ts";
 import { invalidCacheId } from "./key.ts";

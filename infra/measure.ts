@@ -12,8 +12,8 @@ import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { RealClock, sleep } from "../core/clock.ts";
+import { flagHelp, intFlag, parseFlags, UsageError } from "../core/flags.ts";
 import type { RRType } from "../core/records.ts";
-import { flagHelp, intFlag, parseFlags, UsageError } from "./flags.ts";
 import { pooledCurve, predict, predictOptions } from "./predict.ts";
 import {
   type NodeSamples,

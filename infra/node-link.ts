@@ -4,11 +4,13 @@
  * changes, and subscribes it to the purge bus. The same code runs whether the
  * node shares the launcher's process or runs in its own.
  */
-import type { PurgeBus, Subscription } from "../core/bus.ts";
+import type { DeliveryFailure, PurgeBus, Subscription } from "../core/bus.ts";
 import type { Clock } from "../core/clock.ts";
 import { type FetchLike, type LinkDelay, wrapFetch } from "../core/delay.ts";
-import type { PropagationMode } from "../core/purge.ts";
-import { type FeedResult, NodeSync, type SyncTarget } from "../core/sync.ts";
+import type { FabricMetrics } from "../core/metrics.ts";
+import type { PropagationMode, PurgeEvent } from "../core/purge.ts";
+import { eventVerifier } from "../core/signing.ts";
+import { type FeedResult, NodeSync, type NodeSyncOptions, type SyncTarget } from "../core/sync.ts";
 
 export interface NodeLinkOptions {
   nodeId: string;
@@ -30,6 +32,8 @@ export interface NodeLinkOptions {
   pollJitter: number;
   seed?: number | string;
   log: (message: string) => void;
+  /** The node's fabric metrics: bus lag and the sync counters join them. */
+  metrics?: FabricMetrics;
 }
 
 export interface NodeLink {
@@ -50,8 +54,14 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
       body: JSON.stringify({ id: o.nodeId, tier: o.tier, address: o.address, parent: o.parent }),
     });
     await expectOk(res, `registering ${o.nodeId}`);
+    return (await res.json()) as { purgeKey?: { publicKey?: string } };
   };
-  await register();
+  // Bus events are applied only when the origin's key signed them (core/signing.ts).
+  const { purgeKey } = await register();
+  if (o.bus && !purgeKey?.publicKey) {
+    throw new Error(`registering ${o.nodeId}: the origin gave no purge key to verify events with`);
+  }
+  const verify = purgeKey?.publicKey ? eventVerifier(purgeKey.publicKey) : undefined;
 
   const postAck = async (body: object, what: string) => {
     const send = () =>
@@ -68,42 +78,71 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
     }
     await expectOk(res, what);
   };
-  const sync = new NodeSync({
-    nodeId: o.nodeId,
-    target: o.target,
-    clock: o.clock,
-    modeOf: o.modeOf,
-    pollIntervalMs: o.pollIntervalMs,
-    pollJitter: o.pollJitter,
-    ...(o.seed !== undefined && { seed: o.seed }),
-    log: o.log,
-    zones: async () => {
-      const res = await expectOk(await http(api("/v1/zones")), "listing zones");
-      const body = (await res.json()) as { zones: { zone: string; serial: number }[] };
-      o.onZones?.(body.zones.map((z) => z.zone));
-      return body.zones.map(({ zone, serial }) => ({ zone, serial }));
+  const delivery = {
+    ...(o.link && { link: o.link }),
+    onError: (f: DeliveryFailure) => o.log(`${o.nodeId}: ${f.message}`),
+  };
+  return followFabric(
+    o.bus,
+    delivery,
+    {
+      nodeId: o.nodeId,
+      target: o.target,
+      clock: o.clock,
+      modeOf: o.modeOf,
+      pollIntervalMs: o.pollIntervalMs,
+      pollJitter: o.pollJitter,
+      ...(o.seed !== undefined && { seed: o.seed }),
+      log: o.log,
+      ...(verify && { verify }),
+      zones: async () => {
+        const res = await expectOk(await http(api("/v1/zones")), "listing zones");
+        const body = (await res.json()) as { zones: { zone: string; serial: number }[] };
+        o.onZones?.(body.zones.map((z) => z.zone));
+        return body.zones.map(({ zone, serial }) => ({ zone, serial }));
+      },
+      feed: async (zone, since): Promise<FeedResult> => {
+        const res = await http(api(`/v1/zones/${zone}/changes?since=${since}`));
+        if (res.status === 410 || res.status === 404) {
+          await res.body?.cancel();
+          return { kind: "gone" };
+        }
+        await expectOk(res, `reading the change feed of ${zone}`);
+        return {
+          kind: "changes",
+          ...((await res.json()) as Omit<Extract<FeedResult, { kind: "changes" }>, "kind">),
+        };
+      },
+      ack: (zone, serial) => postAck({ zone, serial }, `acking ${zone}@${serial}`),
+      ackPurge: (changeId) => postAck({ changeId }, `acking purge ${changeId}`),
     },
-    feed: async (zone, since): Promise<FeedResult> => {
-      const res = await http(api(`/v1/zones/${zone}/changes?since=${since}`));
-      if (res.status === 410 || res.status === 404) {
-        await res.body?.cancel();
-        return { kind: "gone" };
-      }
-      await expectOk(res, `reading the change feed of ${zone}`);
-      return {
-        kind: "changes",
-        ...((await res.json()) as Omit<Extract<FeedResult, { kind: "changes" }>, "kind">),
-      };
-    },
-    ack: (zone, serial) => postAck({ zone, serial }, `acking ${zone}@${serial}`),
-    ackPurge: (changeId) => postAck({ changeId }, `acking purge ${changeId}`),
-  });
+    o.metrics,
+  );
+}
+
+/**
+ * Starts a node's NodeSync (anti-entropy, acks) and subscribes it to the bus
+ * when there is one: events go to the sync, and so do resyncs when the bus
+ * lost this node's position. The one wiring of a cache node to the fabric,
+ * for live nodes (connectNode) and the simulator (infra/sim/world.ts).
+ */
+export async function followFabric(
+  bus: PurgeBus | undefined,
+  delivery: { link?: LinkDelay; onError: (failure: DeliveryFailure) => void },
+  options: NodeSyncOptions,
+  metrics?: FabricMetrics,
+): Promise<NodeLink> {
+  const sync = new NodeSync(options);
   await sync.start();
-  const subscription = o.bus
-    ? await o.bus.subscribe(o.nodeId, (e) => sync.onEvent(e), {
-        ...(o.link && { link: o.link }),
+  metrics?.sync(() => sync.stats());
+  const onEvent = (e: PurgeEvent) => {
+    metrics?.busEvent(e);
+    return sync.onEvent(e);
+  };
+  const subscription = bus
+    ? await bus.subscribe(options.nodeId, onEvent, {
+        ...delivery,
         onResync: (reason) => sync.onResync(reason),
-        onError: (f) => o.log(`${o.nodeId}: ${f.message}`),
       })
     : undefined;
   return {

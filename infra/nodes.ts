@@ -8,14 +8,17 @@
 import type { PurgeBus } from "../core/bus.ts";
 import type { Clock } from "../core/clock.ts";
 import { LinkDelay, type LinkModel, wrapFetch } from "../core/delay.ts";
+import { parseHostPort } from "../core/flags.ts";
+import { type Logger, logApplies } from "../core/log.ts";
 import type { PropagationMode } from "../core/purge.ts";
 import { hashSeed, type Seed } from "../core/random.ts";
 import type { SyncStats } from "../core/sync.ts";
 import { startEdge } from "../edge/node.ts";
+import { logChanges } from "../origin/log.ts";
 import { startOrigin } from "../origin/server.ts";
 import { startResolver } from "../resolver/server.ts";
 import { dohUpstream } from "../resolver/upstream.ts";
-import { parseHostPort } from "./flags.ts";
+import { dashboardInfo } from "./dashboard-info.ts";
 import { connectNode } from "./node-link.ts";
 import type { EdgeSpec, ResolverSpec, Topology } from "./topology.ts";
 
@@ -42,6 +45,8 @@ export interface NodeContext {
   /** The run's start: partition windows of every link count from it. */
   startMs: number;
   log: (message: string) => void;
+  /** Structured logs: each node logs the changes it applies under its own id. */
+  logger?: Logger;
   /** Replaces fixed ports with 0 (tests). */
   anyPort?: boolean;
 }
@@ -90,8 +95,16 @@ export async function startOriginNode(
       nsid: t.origin.id,
       ...(t.origin.token !== undefined && { token: t.origin.token }),
     },
-    { clock: ctx.clock, log: ctx.log, ...(ctx.bus && { bus: ctx.bus }), modeOf: modeOf(t) },
+    {
+      clock: ctx.clock,
+      log: ctx.log,
+      ...(ctx.bus && { bus: ctx.bus }),
+      modeOf: modeOf(t),
+      dashboard: dashboardInfo(t, ctx.clock),
+    },
   );
+  if (ctx.logger)
+    logChanges(origin.store, origin.receipts, ctx.logger.child({ node: t.origin.id }));
   return {
     node: {
       id: t.origin.id,
@@ -143,6 +156,7 @@ export async function startEdgeNode(ctx: JoinContext, e: EdgeSpec): Promise<Runn
     ...(e.maxBytes !== undefined && { maxBytes: e.maxBytes }),
     fetch: wrapFetch((req) => fetch(req), link, ctx.clock) as (req: Request) => Promise<Response>,
   });
+  if (ctx.logger) logApplies(edge.edge, ctx.logger.child({ node: e.id }));
   try {
     const joined = await connectNode({
       ...fabric(ctx, e.id, link),
@@ -151,6 +165,7 @@ export async function startEdgeNode(ctx: JoinContext, e: EdgeSpec): Promise<Runn
       address: edge.url,
       parent: e.parent,
       target: edge.edge,
+      metrics: edge.metrics.fabric,
     });
     return {
       id: e.id,
@@ -200,6 +215,7 @@ export async function startResolverNode(
         }
       : { clock: ctx.clock },
   );
+  if (ctx.logger) logApplies(res.resolver, ctx.logger.child({ node: r.id }));
   try {
     const joined = await connectNode({
       ...fabric(ctx, r.id, link),
@@ -208,6 +224,7 @@ export async function startResolverNode(
       address: res.dnsAddr,
       parent: r.upstream,
       target: res.resolver,
+      metrics: res.fabric,
       // A zone created (or deleted) at the origin is served (or refused) from the next poll on.
       onZones: (zones) => {
         const key = (zs: readonly string[]) => [...zs].sort().join();

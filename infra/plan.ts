@@ -16,8 +16,8 @@
  * saw may have been cached by its own question.
  */
 import { RealClock } from "../core/clock.ts";
+import { flagHelp, parseFlags, UsageError } from "../core/flags.ts";
 import type { RRType } from "../core/records.ts";
-import { flagHelp, parseFlags, UsageError } from "./flags.ts";
 import {
   ask,
   type BadTarget,

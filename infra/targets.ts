@@ -17,9 +17,9 @@ import net from "node:net";
 import dnsPacket from "dns-packet";
 import type { Clock } from "../core/clock.ts";
 import { queryTcp } from "../core/dns-transport.ts";
+import { UsageError } from "../core/flags.ts";
 import { presentation, quoteString } from "../core/presentation.ts";
 import { type RData, RR_TYPE_CODES, RR_TYPES, type RRType } from "../core/records.ts";
-import { UsageError } from "./flags.ts";
 
 export type TargetKind = "dns" | "doh" | "json";
 

@@ -6,6 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
 import { linkModelSchema } from "../core/delay.ts";
+import { issueLines } from "../core/issue.ts";
 import { normaliseName } from "../core/names.ts";
 
 const id = z
@@ -18,6 +19,38 @@ const hostPort = z
 export const MODES = ["ttl", "invalidate", "soft", "push"] as const;
 
 const linkField = linkModelSchema.optional();
+
+/**
+ * A share of the resolvers with one behaviour (the simulator draws each
+ * resolver's population from the run seed). Defaults are the resolver
+ * engine's, which are BIND's: RFC 8767 serve-stale with stale answers at
+ * TTL 30 s (stale-answer-ttl), kept up to a day (max-stale-ttl), a failed
+ * refresh rechecked after 30 s (stale-refresh-time); negative answers
+ * capped at 3 h (RFC 2308 §5, max-ncache-ttl).
+ */
+export const populationSchema = z.strictObject({
+  name: id,
+  /** Fraction of the resolvers, in [0, 1]; shares sum to at most 1, the rest keep the defaults. */
+  share: z.number().min(0).max(1),
+  /** TTL stretching: answers are kept at least this long (s); 0 honours TTLs. */
+  minTtl: z.number().int().min(0).default(0),
+  /** RFC 8767 serve-stale; false answers only fresh data (SERVFAIL when the upstream fails). */
+  serveStale: z.boolean().default(true),
+  /** TTL of a stale answer (s). */
+  staleTtl: z.number().int().min(0).default(30),
+  /** How long past expiry an answer may still be served stale (s). */
+  maxStaleSec: z.number().int().min(0).default(86_400),
+  /** RFC 2308 §5 cap on negative caching (s). */
+  maxNegativeTtl: z.number().int().min(0).default(10_800),
+  /** Client queries per second per resolver of this population (default: the run's). */
+  qps: z.number().min(0).optional(),
+  /**
+   * Whether these resolvers follow the purge bus and change feed (resolvers
+   * you run) or only TTLs (resolvers on the internet: the default).
+   */
+  purges: z.boolean().default(false),
+});
+export type Population = z.output<typeof populationSchema>;
 
 export const topologySchema = z.strictObject({
   name: z.string().default("topology"),
@@ -79,6 +112,16 @@ export const topologySchema = z.strictObject({
       }),
     )
     .default([]),
+  /** Resolver behaviours in shares (simulator only); none: every resolver has the defaults. */
+  populations: z
+    .array(populationSchema)
+    .default([])
+    .refine((ps) => ps.reduce((s, p) => s + p.share, 0) <= 1 + 1e-9, {
+      message: "population shares sum to more than 1",
+    })
+    .refine((ps) => new Set(ps.map((p) => p.name)).size === ps.length, {
+      message: "population names must be unique",
+    }),
 });
 
 export type Topology = z.output<typeof topologySchema>;
@@ -93,7 +136,7 @@ export class TopologyError extends Error {
 export function parseTopology(input: unknown, source = "topology"): Topology {
   const result = topologySchema.safeParse(input);
   if (!result.success) {
-    const lines = result.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`);
+    const lines = issueLines(result.error.issues, "(root)").map((l) => `  ${l}`);
     throw new TopologyError(`${source} is not a valid topology:\n${lines.join("\n")}`);
   }
   const t = result.data;

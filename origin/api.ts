@@ -7,10 +7,12 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { H } from "../core/http.ts";
+import { issueReason } from "../core/issue.ts";
 import { fqdn } from "../core/names.ts";
 import type { PropagationMode } from "../core/purge.ts";
 import { toRRType } from "../core/records.ts";
 import { requireBearer } from "./auth.ts";
+import { ZoneFollowed } from "./follow.ts";
 import {
   ChangesGone,
   InvalidInput,
@@ -36,6 +38,8 @@ export interface ApiOptions {
   /** Largest request body accepted, in bytes (413 above). */
   maxBodyBytes: number;
   log: (message: string) => void;
+  /** The primary a followed zone comes from (follow.ts): writes to it are refused. */
+  followedFrom?: (zone: string) => string | undefined;
 }
 
 const ZONE_FILE_TYPES = ["text/dns", "text/plain"];
@@ -81,13 +85,6 @@ const createBody = z.object({
   rrsets: z.array(rrsetBody.extend({ name: z.string(), type: z.string() })).optional(),
 });
 
-function fieldOf(path: readonly PropertyKey[]): string {
-  return path.reduce<string>(
-    (acc, p) => (typeof p === "number" ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)),
-    "",
-  );
-}
-
 /** Parses a JSON body against a schema; wrong type 415, bad JSON or shape 400 naming the field. */
 async function jsonBody<T>(c: Context, schema: z.ZodType<T>): Promise<T> {
   const type = c.req.header("content-type") ?? "";
@@ -100,8 +97,8 @@ async function jsonBody<T>(c: Context, schema: z.ZodType<T>): Promise<T> {
   }
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new InvalidInput(fieldOf(issue.path) || "body", issue.message);
+    const { field, reason } = issueReason(parsed.error.issues[0]!);
+    throw new InvalidInput(field, reason);
   }
   return parsed.data;
 }
@@ -153,6 +150,13 @@ export function apiRoutes(opts: ApiOptions): Hono {
   const auth = requireBearer(opts.token);
   // Zone writes take the write token; the fabric's routes (fabric.ts) take the nodes' too.
   app.on(["PUT", "PATCH", "DELETE", "POST"], ["/v1/zones", "/v1/zones/*"], auth);
+  // A followed zone changes only by transfers from its primary: two writers would diverge.
+  app.on(["PUT", "PATCH", "DELETE"], ["/v1/zones/:zone", "/v1/zones/:zone/*"], async (c, next) => {
+    const zone = zoneName(c.req.param("zone") ?? "");
+    const primary = opts.followedFrom?.(zone);
+    if (primary !== undefined) throw new ZoneFollowed(zone, primary);
+    await next();
+  });
 
   app.get("/v1/zones", (c) =>
     c.json({
@@ -305,6 +309,10 @@ function errorResponse(err: Error, c: Context, log: (m: string) => void): Respon
         ETag: `"${err.serial}"`,
       },
     );
+  }
+  if (err instanceof ZoneFollowed) {
+    const { zone, primary, message } = err;
+    return c.json({ error: "zone followed", zone, primary, reason: message }, 409);
   }
   if (err instanceof ChangesGone) {
     return c.json({ error: "gone", zone: err.zone, serial: err.serial, reason: err.message }, 410);

@@ -16,7 +16,7 @@ import {
   ttlSchema,
 } from "../core/records.ts";
 import { serialGt, serialNext } from "../core/serial.ts";
-import type { RRsetChange, ZoneConfig, ZoneState } from "./store.ts";
+import type { RRsetChange, ZoneConfig, ZoneState } from "./types.ts";
 
 /** Bad input: `field` is a path into the request ("rrsets[2].data[0]"). */
 export class InvalidInput extends Error {

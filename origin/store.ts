@@ -11,11 +11,11 @@
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../core/clock.ts";
 import { type NameError, normaliseName, parentName } from "../core/names.ts";
-import type { PropagationMode } from "../core/purge.ts";
-import type { RRset, RRType, SoaData } from "../core/records.ts";
+import type { RRset, SoaData } from "../core/records.ts";
 import { serialGt, serialLt } from "../core/serial.ts";
 import { InvalidInput, planCreate, planUpdate, type RRsetOp, type ZoneInput } from "./plan.ts";
-import { Zone, type ZoneSource, type ZoneView } from "./zone.ts";
+import { type CommittedChange, type ZoneConfig, ZoneState } from "./types.ts";
+import type { ZoneSource, ZoneView } from "./zone.ts";
 
 export {
   InvalidInput,
@@ -25,42 +25,18 @@ export {
   type RRsetOp,
   type ZoneInput,
 } from "./plan.ts";
-
-/** Per-zone settings, fixed at create time. */
-export interface ZoneConfig {
-  /** TTL for RRsets written without one. */
-  ttl: number;
-  /** RFC 5861 windows advertised on reads. */
-  staleWhileRevalidate: number;
-  staleIfError: number;
-  /** How the zone's changes reach caches; absent: the origin's default (a topology's). */
-  mode?: PropagationMode;
-}
+export {
+  type CommittedChange,
+  type RRsetChange,
+  type ZoneConfig,
+  ZoneState,
+} from "./types.ts";
 
 export const ZONE_DEFAULTS: ZoneConfig = {
   ttl: 3600,
   staleWhileRevalidate: 30,
   staleIfError: 86_400,
 };
-
-export interface RRsetChange {
-  name: string;
-  type: RRType;
-  /** The RRset after the change, or null when it was deleted. */
-  rrset: RRset | null;
-}
-
-/** One committed change, as the change feed and `onCommit` listeners see it. */
-export interface CommittedChange {
-  changeId: string;
-  op: "create" | "update" | "delete";
-  zone: string;
-  serial: number;
-  /** Commit time, ms since the epoch. */
-  ts: number;
-  /** RRsets written or deleted; a create lists every RRset, a delete none (the whole zone goes). */
-  changes: RRsetChange[];
-}
 
 export type JournalRecord =
   | (CommittedChange & { op: "update" })
@@ -152,39 +128,6 @@ export class ChangesGone extends Error {
 }
 
 export class StoreUnavailable extends Error {}
-
-/** A zone with its settings and its bounded change log. */
-export class ZoneState {
-  constructor(
-    readonly zone: Zone,
-    readonly config: ZoneConfig,
-    public base: number,
-    readonly changes: CommittedChange[] = [],
-  ) {}
-
-  static fromRRsets(
-    name: string,
-    config: ZoneConfig,
-    rrsets: readonly RRset[],
-    base: number,
-  ): ZoneState {
-    const soa = rrsets.find((s) => s.type === "SOA" && s.name === name) as RRset<"SOA">;
-    const zone = new Zone(name, soa);
-    for (const set of rrsets) zone.put(set);
-    return new ZoneState(zone, config, base);
-  }
-
-  clone(): ZoneState {
-    const copy = ZoneState.fromRRsets(this.zone.name, this.config, this.zone.all(), this.base);
-    copy.changes.push(...this.changes);
-    return copy;
-  }
-
-  remember(change: CommittedChange, limit: number): void {
-    this.changes.push(change);
-    while (this.changes.length > limit) this.base = this.changes.shift()!.serial;
-  }
-}
 
 /** The zones, and the last serial of each deleted zone (oldest deletion first, bounded). */
 interface StoreState {

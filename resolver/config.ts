@@ -3,6 +3,7 @@
  * live here; `propagate resolver` flags map onto it (see README.md).
  */
 import { z } from "zod";
+import { issueReason } from "../core/issue.ts";
 import { normaliseName } from "../core/names.ts";
 import { DEFAULT_CACHE } from "./policy.ts";
 
@@ -68,8 +69,8 @@ export class ResolverConfigError extends Error {
 export function parseResolverConfig(input: ResolverConfigInput): ResolverConfig {
   const result = resolverConfigSchema.safeParse(input, { error: predicate });
   if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
-  throw new ResolverConfigError(issue.path.join(".") || "configuration", issue.message);
+  const { field, reason } = issueReason(result.error.issues[0]!, "configuration");
+  throw new ResolverConfigError(field, reason);
 }
 
 /** Zod's issues phrased to follow the field's name: "token must be at least 8 characters". */

@@ -7,7 +7,7 @@ import {
   printReady,
   serveUntilSignal,
   UsageError,
-} from "../infra/flags.ts";
+} from "../core/flags.ts";
 import { ResolverConfigError, type ResolverConfigInput } from "./config.ts";
 import { type RunningResolver, startResolver } from "./server.ts";
 

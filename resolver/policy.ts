@@ -6,7 +6,8 @@
  */
 import { LRUCache } from "lru-cache";
 import type { Clock } from "../core/clock.ts";
-import { isInZone, normaliseName, tryNormaliseName } from "../core/names.ts";
+import { VersionFloor } from "../core/floor.ts";
+import { isInZone, normaliseName, parentName, tryNormaliseName } from "../core/names.ts";
 import type { PurgeEvent, PurgeMode } from "../core/purge.ts";
 import { RR_TYPE_CODES, type RRset } from "../core/records.ts";
 import { serialLt } from "../core/serial.ts";
@@ -18,7 +19,6 @@ import {
   type TtlPolicy,
   UpstreamError,
 } from "./answer.ts";
-import { VersionFloor } from "./floor.ts";
 import { readName } from "./message.ts";
 
 /** What an upstream returns: the DNS response and how long it sat in HTTP caches. */
@@ -146,7 +146,9 @@ export class ResolverCache implements SyncTarget {
   private readonly inflight = new Map<string, Flight>();
   /** Owner name -> keys of the entries whose answer depends on it (purge by name). */
   private readonly byOwner = new Map<string, Set<string>>();
-  private readonly floor: VersionFloor;
+  private readonly floor = new VersionFloor();
+  /** The zones served and seen in events: a name's floor is its deepest zone's. */
+  private readonly zones = new Set<string>();
   private served: readonly string[];
 
   constructor(
@@ -157,7 +159,7 @@ export class ResolverCache implements SyncTarget {
     private readonly onUpstreamError: (err: unknown, name: string) => void = () => {},
   ) {
     this.served = config.zones ?? [];
-    this.floor = new VersionFloor(this.served);
+    for (const z of this.served) this.zones.add(z);
     this.cache = new LRUCache<string, CacheEntry>({
       maxSize: config.maxBytes,
       sizeCalculation: (e) => e.answer.wire.length + e.key.length + ENTRY_OVERHEAD,
@@ -335,13 +337,13 @@ export class ResolverCache implements SyncTarget {
    * more with the floor; if it is still old it is answered but never stored.
    */
   private async ask(name: string, key: string, wireName: Buffer, qtype: number): Promise<Fetched> {
-    let required = this.floor.of(name, this.cache.peek(key)?.answer.owners);
+    let required = this.floorOf(name, this.cache.peek(key)?.answer.owners);
     for (let attempt = 0; ; attempt++) {
       this.metrics.upstreamQueries++;
       const res = await this.upstream(wireName, qtype, required);
       const answer = storeAnswer(res.message, wireName, qtype, res.age, this.config);
       // Read after the answer: a purge may have raised the floor while the request was out.
-      required = this.floor.of(name, answer.owners);
+      required = this.floorOf(name, answer.owners);
       const belowFloor =
         res.serial !== undefined && required !== undefined && serialLt(res.serial, required);
       if (belowFloor) this.metrics.floorRefusals++;
@@ -350,6 +352,16 @@ export class ResolverCache implements SyncTarget {
         return { answer, serial: res.serial, belowFloor, staleWhileRevalidate: swr };
       }
     }
+  }
+
+  /**
+   * The serial an answer for `name` must reach: the floor of its zone, of
+   * `name` and of `owners` (its CNAME chain) raised for that zone. Floors of
+   * other zones count other serials and are not comparable.
+   */
+  private floorOf(name: string, owners: readonly string[] = []): number | undefined {
+    const zone = zoneOf(name, this.zones);
+    return zone === undefined ? undefined : this.floor.floorOf([name, ...owners], zone);
   }
 
   private entry(
@@ -394,6 +406,16 @@ export class ResolverCache implements SyncTarget {
     }
   }
 
+  /** The entries whose answer depends on owner `name`, read without touching recency (admin GET /cache). */
+  entriesFor(name: string): CacheEntry[] {
+    const out: CacheEntry[] = [];
+    for (const k of this.byOwner.get(name) ?? []) {
+      const e = this.cache.peek(k);
+      if (e) out.push(e);
+    }
+    return out;
+  }
+
   /**
    * Replaces the zones served (normalised names), e.g. when the origin
    * creates or deletes one. A new zone's names are judged by their own zone
@@ -402,7 +424,7 @@ export class ResolverCache implements SyncTarget {
    * later must not bring back answers from before.
    */
   setZones(zones: readonly string[]): void {
-    for (const z of zones) this.floor.addZone(z);
+    for (const z of zones) this.zones.add(z);
     const removed = this.served.some((z) => !zones.includes(z));
     this.served = [...zones];
     if (!removed) return;
@@ -441,8 +463,10 @@ export class ResolverCache implements SyncTarget {
   applyPurge(event: PurgeEvent): void {
     const targets = event.keys.map(selectorOf);
     for (const t of targets) {
-      if (t.name !== undefined) this.floor.raiseName(t.name, event.zone, event.serial);
-      else this.floor.raiseZone(t.zone ?? event.zone, event.serial);
+      const zone = t.name === undefined ? (t.zone ?? event.zone) : event.zone;
+      this.zones.add(zone);
+      if (t.name !== undefined) this.floor.raise([t.name], event.serial, zone);
+      else this.floor.raiseZone(zone, event.serial);
     }
     if (event.mode === "ttl") return;
     if (event.mode === "push") {
@@ -473,7 +497,7 @@ export class ResolverCache implements SyncTarget {
   private predates(e: CacheEntry, event: PurgeEvent): boolean {
     return (
       e.serial === undefined ||
-      this.floor.zoneOf(e.name) !== event.zone ||
+      zoneOf(e.name, this.zones) !== event.zone ||
       serialLt(e.serial, event.serial)
     );
   }
@@ -567,4 +591,12 @@ function matches(target: PurgeSelector, name: string): boolean {
     (target.zone !== undefined && isInZone(name, target.zone)) ||
     name === target.name
   );
+}
+
+/** The deepest of `zones` containing `name` (names are normalised, no trailing dot). */
+export function zoneOf(name: string, zones: ReadonlySet<string>): string | undefined {
+  for (let n = name; ; n = parentName(n)) {
+    if (zones.has(n)) return n;
+    if (n === "") return undefined;
+  }
 }

@@ -2,7 +2,7 @@
  * Which delay model each node's link has, and the LinkDelay instances the
  * simulator and the predictor build from a topology. A node's link is the
  * one to its parent (edge) or upstream (resolver); it carries that node's
- * upstream fetches and its purge deliveries alike (DESIGN.md, "Delay model").
+ * upstream fetches and its purge deliveries alike (core/README.md, "Delay model").
  */
 import type { Clock } from "../../core/clock.ts";
 import { LinkDelay, type LinkModel } from "../../core/delay.ts";

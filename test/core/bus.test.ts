@@ -365,7 +365,7 @@ describe("decodePurgeEvent", () => {
       rrsets: [{ name: "a.example.test", type: "A", ttl: 60, data: ["not-an-ip"] }],
     });
     expect(() => decodePurgeEvent(JSON.stringify(bad))).toThrow(
-      /rrsets\.0\.data\.0: not a valid A rdata/,
+      /rrsets\[0\]\.data\[0\]: not a valid A rdata/,
     );
   });
 });

@@ -63,7 +63,7 @@ describe("link model schema", () => {
       /latency\.maxMs: maxMs must be >= minMs/,
     );
     expect(bad({ loss: 1.5 })).toThrow(/loss:/);
-    expect(bad({ partitions: [{ startMs: 10, endMs: 10 }] })).toThrow(/partitions\.0\.endMs/);
+    expect(bad({ partitions: [{ startMs: 10, endMs: 10 }] })).toThrow(/partitions\[0\]\.endMs/);
     expect(bad({ latency: { kind: "gamma" } })).toThrow(/latency\.kind/);
     expect(bad({ latncy: {} })).toThrow(/latncy/);
     expect(bad({ loss: 2 })).toThrow(DelayModelError);

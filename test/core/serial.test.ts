@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
+  maxSerial,
+  olderThan,
   serialAdd,
   serialCompare,
   serialGt,
@@ -34,5 +36,19 @@ describe("RFC 1982 serial arithmetic", () => {
   it("serialMax picks the later serial", () => {
     expect(serialMax(2 ** 32 - 2, 3)).toBe(3);
     expect(serialMax(10, 9)).toBe(10);
+  });
+
+  it("maxSerial takes the latest of optional serials", () => {
+    expect(maxSerial()).toBeUndefined();
+    expect(maxSerial(undefined, 4, undefined)).toBe(4);
+    expect(maxSerial(2 ** 32 - 2, 3, 1)).toBe(3);
+  });
+
+  it("olderThan is true only when both serials are known and the first is older", () => {
+    expect(olderThan(3, 4)).toBe(true);
+    expect(olderThan(4, 4)).toBe(false);
+    expect(olderThan(2 ** 32 - 1, 0)).toBe(true);
+    expect(olderThan(undefined, 4)).toBe(false);
+    expect(olderThan(3, undefined)).toBe(false);
   });
 });

@@ -36,8 +36,8 @@ describe("topology files", () => {
     expect(message).toMatch(/^t\.json is not a valid topology/);
     expect(message).toMatch(/bus: bus is "memory", "off" or a redis:\/\/ URL/);
     expect(message).toMatch(/defaults\.link\.latency\.medianMs/);
-    expect(message).toMatch(/edges\.0\.id/);
-    expect(message).toMatch(/edges\.0\.http: expected HOST:PORT/);
+    expect(message).toMatch(/edges\[0\]\.id/);
+    expect(message).toMatch(/edges\[0\]\.http: expected HOST:PORT/);
   });
 
   it("checks parents, duplicate ids and cycles", () => {

@@ -9,13 +9,13 @@ import { VirtualClock } from "../../core/clock.ts";
 import type { PropagationMode, PurgeEvent } from "../../core/purge.ts";
 import type { RRset } from "../../core/records.ts";
 import { NodeSync } from "../../core/sync.ts";
-import { VersionFloor } from "../../resolver/floor.ts";
 import { toWire } from "../../resolver/handler.ts";
 import {
   type CacheConfig,
   DEFAULT_CACHE,
   ResolverCache,
   type Served,
+  zoneOf,
 } from "../../resolver/policy.ts";
 import { FakeAuthority } from "./fake-authority.ts";
 
@@ -155,32 +155,12 @@ describe("version floor and read-your-writes upstream", () => {
     expect(cache.entries).toBe(0);
   });
 
-  it("keeps floors per zone: another zone's serial is never compared", () => {
-    const floor = new VersionFloor(["example.test", "sub.example.test"]);
-    floor.raiseName("a.example.test", "example.test", 5);
-    floor.raiseName("x.other.test", "other.test", 40);
-    expect(floor.of("a.example.test")).toBe(5);
-    expect(floor.of("b.example.test")).toBeUndefined();
-    expect(floor.of("x.other.test")).toBe(40);
-    // Through a CNAME: the target's floor counts only within the question's zone.
-    expect(floor.of("alias.example.test", ["x.other.test"])).toBeUndefined();
-    expect(floor.of("alias.example.test", ["a.example.test"])).toBe(5);
-    floor.raiseZone("example.test", 7);
-    expect(floor.of("b.example.test")).toBe(7);
-    expect(floor.of("a.sub.example.test")).toBeUndefined();
-  });
-
-  it("is bounded: a forgotten name floor raises its zone's floor instead", () => {
-    const floor = new VersionFloor(["example.test"], 2);
-    floor.raiseName("a.example.test", "example.test", 5);
-    floor.raiseName("b.example.test", "example.test", 6);
-    expect(floor.of("z.example.test")).toBeUndefined();
-    floor.raiseName("c.example.test", "example.test", 7);
-    expect(floor.size).toBe(3); // two names and one zone
-    expect(floor.of("a.example.test")).toBe(5);
-    expect(floor.of("z.example.test")).toBe(5);
-    expect(floor.of("b.example.test")).toBe(6);
-    expect(floor.of("c.example.test")).toBe(7);
+  it("judges a name by its deepest known zone", () => {
+    const zones = new Set(["example.test", "sub.example.test"]);
+    expect(zoneOf("a.example.test", zones)).toBe("example.test");
+    expect(zoneOf("a.sub.example.test", zones)).toBe("sub.example.test");
+    expect(zoneOf("sub.example.test", zones)).toBe("sub.example.test");
+    expect(zoneOf("x.other.test", zones)).toBeUndefined();
   });
 });
 

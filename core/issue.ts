@@ -1,14 +1,18 @@
 /**
  * A zod validation issue as the field at fault and a reason a person can act
- * on. zod/mini loads no message locale (it keeps the Worker bundle small), so
- * its own messages are all "Invalid input"; the reasons are written here.
+ * on, the one shape every tier's error bodies and error lines use:
+ * `{error, field, reason}` over HTTP, `field: reason` in a thrown message.
+ *
+ * The reason is zod's message (its English locale, or the schema's own), or,
+ * for zod/mini, written here: zod/mini loads no message locale (it keeps the
+ * edge's Worker bundle small), so its own messages are all "Invalid input".
  */
 import type * as z from "zod/mini";
 
 type Issue = z.core.$ZodIssue;
 
 export interface IssueReason {
-  /** The field at fault (`event.rrsets[0].ttl`), or `body` when it is the body as a whole. */
+  /** The field at fault (`event.rrsets[0].ttl`), or the fallback when it is the input as a whole. */
   field: string;
   reason: string;
 }
@@ -20,15 +24,23 @@ const ARTICLE: Record<string, string> = {
 };
 
 /** `a.b[0].c`, as the origin names fields. */
-function fieldOf(path: readonly PropertyKey[]): string {
+export function fieldOf(path: readonly PropertyKey[]): string {
   return path.reduce<string>(
     (acc, p) => (typeof p === "number" ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)),
     "",
   );
 }
 
-/** `known`: the top-level fields the body takes, named when the body has others. */
-export function issueReason(issue: Issue, known: readonly string[] = []): IssueReason {
+/** The issue's field and zod's message; `fallback` names the input as a whole (`body`, `configuration`). */
+export function issueReason(issue: Issue, fallback = "body"): IssueReason {
+  return { field: fieldOf(issue.path) || fallback, reason: issue.message };
+}
+
+/**
+ * For zod/mini: the reason written here, naming the field. `known`: the
+ * top-level fields the body takes, named when it has others.
+ */
+export function miniIssueReason(issue: Issue, known: readonly string[] = []): IssueReason {
   const at = fieldOf(issue.path);
   const field = at || "body";
   switch (issue.code) {
@@ -65,4 +77,12 @@ export function issueReason(issue: Issue, known: readonly string[] = []): IssueR
     default:
       return { field, reason: issue.message };
   }
+}
+
+/** Every issue as one `field: reason` line, for errors that list them all. */
+export function issueLines(issues: readonly Issue[], fallback: string): string[] {
+  return issues.map((i) => {
+    const { field, reason } = issueReason(i, fallback);
+    return `${field}: ${reason}`;
+  });
 }

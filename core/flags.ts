@@ -1,6 +1,9 @@
 /**
- * A small flag parser shared by the commands: `--name value`, `--name=value`
- * and boolean `--name`. Unknown flags are an error that lists the known ones.
+ * What every command line shares (Node-only: node:util, process): a small
+ * flag parser (`--name value`, `--name=value` and boolean `--name`; unknown
+ * flags are an error that lists the known ones), whole-number and HOST:PORT
+ * flags, the `ready {json}` line and the stop on SIGINT/SIGTERM. It lives in
+ * core/ so that each tier's main.ts and infra/ import it from below.
  */
 import { parseArgs } from "node:util";
 
