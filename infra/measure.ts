@@ -593,6 +593,13 @@ export async function main(argv: string[]): Promise<void> {
   }
   const ttl = intFlag(v.ttl, "ttl", { min: 1, default: 60 });
   const watch = watchFrom(v, positionals);
+  // Only --watch NAME TYPE takes a word after it.
+  const extra = positionals.slice(watch && !v.watch?.trim().includes(" ") ? 1 : 0);
+  if (extra.length > 0) {
+    throw new UsageError(
+      `unexpected argument "${extra.join(" ")}"\n\n${flagHelp(FLAGS, "measure")}`,
+    );
+  }
   const samples = watch ? 1 : intFlag(v.samples, "samples", { min: 1, default: 5 });
   const intervalMs = intFlag(v["interval-ms"], "interval-ms", { min: 1, default: 20 });
   const targets = await targetsFrom(v.target, v.targets);

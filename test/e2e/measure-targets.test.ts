@@ -126,6 +126,9 @@ describe("propagate measure --targets, plan (processes)", () => {
     const bad = await run(["plan", name]);
     expect(bad.code).toBe(2);
     expect(bad.err).toContain("expected NAME TYPE");
+    const stray = await run(["measure", "oops"]);
+    expect(stray.code).toBe(2);
+    expect(stray.err).toContain('unexpected argument "oops"');
   }, 60_000);
 
   it("asks again over TCP when the UDP answer is truncated (RFC 7766 §5)", async () => {
