@@ -38,6 +38,7 @@ interface Resolver {
   label: string;
   target: Target;
   proc: ChildProcess;
+  exited: Promise<unknown>;
   output: () => string;
 }
 
@@ -169,6 +170,7 @@ async function startResolver(
   const c = configure(kind, dir, port, origin, minTtl, opts.refuse);
   await writeFile(join(dir, c.file), c.text);
   const proc = spawn(c.cmd[0]!, c.cmd.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+  const exited = new Promise((done) => proc.once("exit", done));
   let out = "";
   proc.stdout?.on("data", (b) => (out += b));
   proc.stderr?.on("data", (b) => (out += b));
@@ -185,7 +187,7 @@ async function startResolver(
     }
     await sleep(clock, 50);
   }
-  return { label, target, proc, output: () => out };
+  return { label, target, proc, exited, output: () => out };
 }
 
 let origin: Running;
@@ -241,7 +243,10 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const r of [...plain.values(), ...stretching.values(), ...broken.values()]) {
     r.proc.kill("SIGTERM");
-    if (r.proc.exitCode === null) await new Promise((done) => r.proc.once("exit", done));
+    // A server that ignores SIGTERM for 5 s is killed: no resolver outlives the test.
+    const killer = setTimeout(() => r.proc.kill("SIGKILL"), 5_000);
+    await r.exited;
+    clearTimeout(killer);
   }
   await origin?.stop();
   for (const d of dirs) await rm(d, { recursive: true, force: true });
