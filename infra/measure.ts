@@ -7,6 +7,11 @@
  * sees meanwhile. The nodes come from the origin's registry; the prediction
  * comes from the topology file. The receipts are read too, so the report can
  * set "the node says it is in sync" beside "the node serves it".
+ *
+ * Targets (targets.ts) are DNS servers we do not run. Each is asked once
+ * before the change; what it holds sets its deadline (targets-judge.ts), and
+ * it is then followed like a node. With `watch`, nothing is written: someone
+ * else makes the change, and t0 is when the authoritative first serves it.
  */
 import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
