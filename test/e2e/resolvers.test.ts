@@ -69,6 +69,7 @@ function configure(
   origin: { host: string; port: number },
   minTtl: number,
   refuse = false,
+  serveStale = false,
 ) {
   const o = origin;
   switch (kind) {
@@ -114,7 +115,14 @@ remote-control:
   allow-recursion { any; };
   dnssec-validation no;
   min-cache-ttl ${minTtl};
-  min-ncache-ttl ${minTtl};
+  min-ncache-ttl ${minTtl};${
+    serveStale
+      ? `
+  stale-answer-enable yes;
+  stale-cache-enable yes;
+  stale-answer-client-timeout 0;`
+      : ""
+  }
 };
 zone "${ZONE}" { type forward; forward only; forwarders { ${o.host} port ${o.port}; }; };
 controls { };
@@ -162,12 +170,12 @@ async function startResolver(
   origin: { host: string; port: number },
   minTtl: number,
   dirs: string[],
-  opts: { refuse?: boolean; ready?: RegExp } = {},
+  opts: { refuse?: boolean; serveStale?: boolean; ready?: RegExp } = {},
 ): Promise<Resolver> {
   const dir = await mkdtemp(join(tmpdir(), `propagate-${label}-`));
   dirs.push(dir);
   const port = await freePort();
-  const c = configure(kind, dir, port, origin, minTtl, opts.refuse);
+  const c = configure(kind, dir, port, origin, minTtl, opts.refuse, opts.serveStale);
   await writeFile(join(dir, c.file), c.text);
   const proc = spawn(c.cmd[0]!, c.cmd.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
   const exited = new Promise((done) => proc.once("exit", done));
@@ -196,6 +204,8 @@ const plain = new Map<Kind, Resolver>();
 const stretching = new Map<Kind, Resolver>();
 /** unbound refusing every client, and a pdns_recursor whose forwarder is a closed port. */
 const broken = new Map<"refusing" | "failing", Resolver>();
+/** named with serve-stale on (RFC 8767; stale-answer-client-timeout 0 answers stale at once). */
+let staleBind: Resolver;
 const dirs: string[] = [];
 
 async function put(name: string, ttl: number, value: string) {
@@ -229,6 +239,9 @@ beforeAll(async () => {
       startResolver(k, k, dns, 0, dirs).then((r) => plain.set(k, r)),
       startResolver(k, `${k}-min-ttl`, dns, MIN_TTL, dirs).then((r) => stretching.set(k, r)),
     ]),
+    startResolver("bind", "bind-serve-stale", dns, 0, dirs, { serveStale: true }).then((r) => {
+      staleBind = r;
+    }),
     startResolver("unbound", "refusing", dns, 0, dirs, { refuse: true, ready: /REFUSED/ }).then(
       (r) => broken.set("refusing", r),
     ),
@@ -241,7 +254,8 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const r of [...plain.values(), ...stretching.values(), ...broken.values()]) {
+  for (const r of [...plain.values(), ...stretching.values(), ...broken.values(), staleBind]) {
+    if (!r) continue;
     r.proc.kill("SIGTERM");
     // A server that ignores SIGTERM for 5 s is killed: no resolver outlives the test.
     const killer = setTimeout(() => r.proc.kill("SIGKILL"), 5_000);
@@ -507,5 +521,23 @@ describe.concurrent("measure and plan through real resolvers", () => {
       'the authoritative down did not serve "here" while the targets were followed; times are from the start',
     ]);
     for (const t of m.targets) expect(t.samples[0]!.freshMs, t.label).toBeDefined();
+  }, 30_000);
+
+  it("a resolver serving stale answers (named stale-answer-enable) is flagged serve-stale, with the answer", async () => {
+    await put("stale", 1, "before");
+    const target = staleBind.target;
+    await ask(target, `stale.${ZONE}`, "TXT", { timeoutMs: 2_000, clock: new RealClock() });
+    const m = await measure({ ...base(), label: "stale", ttl: 1, samples: 1, targets: [target] });
+    const s = m.targets[0]!.samples[0]!;
+    const why = JSON.stringify(s);
+    // At expiry it answers the old value again with the RFC 8767 stale TTL (30 s), then refreshes.
+    expect(
+      s.flags.map((f) => f.kind),
+      why,
+    ).toEqual(["serve-stale"]);
+    expect(s.flags[0]!.evidence, why).toMatch(
+      /\(TTL 30 s\) at \+[\d.]+ s, .*an expired answer served again/,
+    );
+    expect(s.freshMs, why).toBeDefined();
   }, 30_000);
 });
