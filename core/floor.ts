@@ -28,7 +28,7 @@ import { zoneKey } from "./http.ts";
 import { maxSerial, serialGt, serialMax } from "./serial.ts";
 
 /** Key floors remembered before the oldest falls back to its zone's floor. */
-export const MAX_KEY_FLOORS = 100_000;
+const MAX_KEY_FLOORS = 100_000;
 
 const ZONE_PREFIX = zoneKey("");
 

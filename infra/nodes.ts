@@ -92,14 +92,21 @@ export async function startOriginNode(
       dns: hostPort(ctx, t.origin.dns),
       dataDir,
       sample: t.origin.sample,
+      follow: t.origin.follow,
       nsid: t.origin.id,
       ...(t.origin.token !== undefined && { token: t.origin.token }),
+      ...(t.origin.tsigKeys !== undefined && { tsigKeys: t.origin.tsigKeys }),
+      ...(t.origin.allowTransfer && { allowTransfer: { "*": t.origin.allowTransfer } }),
+      ...(t.origin.catalog !== undefined && { catalog: t.origin.catalog }),
+      secondaries: t.secondaries,
     },
     {
       clock: ctx.clock,
       log: ctx.log,
       ...(ctx.bus && { bus: ctx.bus }),
       modeOf: modeOf(t),
+      // NOTIFYs to a secondary pass through its link, seeded like every other link.
+      linkOf: (s) => linkOf(ctx, s.id, t.secondaries.find((x) => x.id === s.id)?.link),
       dashboard: dashboardInfo(t, ctx.clock),
     },
   );

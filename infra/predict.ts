@@ -76,7 +76,7 @@ export interface PredictOptions {
   floorRetries: number;
   /** Quantile taken as the maximum of an unbounded latency (normal, lognormal). */
   quantile: number;
-  /** Resolvers keep a version floor like edges (resolver/policy.ts). */
+  /** Resolvers keep a version floor like edges (core/floor.ts). */
   resolverFloor: boolean;
 }
 

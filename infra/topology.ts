@@ -72,6 +72,24 @@ export const topologySchema = z.strictObject({
       token: z.string().min(16).optional(),
       /** Load the sample zone example.test when the data dir has no zone yet. */
       sample: z.boolean().default(true),
+      /** Zones taken from existing primaries by AXFR, NOTIFY and IXFR (origin/follow.ts). */
+      follow: z
+        .array(
+          z.strictObject({
+            /** dns://IP:PORT */
+            primary: z.string(),
+            zones: z.array(z.string()).min(1),
+            /** TSIG key name in `tsigKeys`. */
+            key: z.string().optional(),
+          }),
+        )
+        .default([]),
+      /** TSIG key file (tsig-keygen format) for transfers and NOTIFY to `secondaries`, and for `follow`. */
+      tsigKeys: z.string().optional(),
+      /** Who may AXFR/IXFR every zone: IPs, IP/prefix, key:NAME (a secondary's key may anyway). */
+      allowTransfer: z.array(z.string()).optional(),
+      /** Publish a catalog zone (RFC 9432) of every zone under this name. */
+      catalog: z.string().optional(),
     })
     .prefault({}),
   /** Per-zone propagation mode; zones not listed use `defaults.mode`. */
@@ -122,6 +140,20 @@ export const topologySchema = z.strictObject({
     .refine((ps) => new Set(ps.map((p) => p.name)).size === ps.length, {
       message: "population names must be unique",
     }),
+  /** Real DNS secondaries (Knot, BIND, NSD) run outside: NOTIFYed through their link, receipts by SOA. */
+  secondaries: z
+    .array(
+      z.strictObject({
+        id,
+        dns: hostPort,
+        /** Zones it serves; absent: every zone. */
+        zones: z.array(z.string()).optional(),
+        /** TSIG key name in origin.tsigKeys. */
+        key: z.string().optional(),
+        link: linkField,
+      }),
+    )
+    .default([]),
 });
 
 export type Topology = z.output<typeof topologySchema>;
@@ -149,7 +181,11 @@ export function parseTopology(input: unknown, source = "topology"): Topology {
     }
   }
   const ids = new Set<string>([t.origin.id]);
-  const all = [...t.edges.map((e) => e.id), ...t.resolvers.map((r) => r.id)];
+  const all = [
+    ...t.edges.map((e) => e.id),
+    ...t.resolvers.map((r) => r.id),
+    ...t.secondaries.map((s) => s.id),
+  ];
   for (const [i, nodeId] of all.entries()) {
     if (ids.has(nodeId)) problems.push(`  node "${nodeId}" (#${i + 1}) is defined twice`);
     ids.add(nodeId);

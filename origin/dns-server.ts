@@ -50,8 +50,6 @@ export interface AuthoritativeDnsOptions {
   onError?: (err: unknown) => void;
   /** Serve as the primary of the store's zones (transfers, TSIG, NOTIFY). */
   primary?: PrimaryOptions;
-  /** RFC 1996: answers NOTIFY (opcode 4) for followed zones (follow.ts), before `primary` sees it. */
-  onNotify?: (query: Buffer, info: QueryInfo) => Buffer | undefined;
 }
 
 /** What an incoming NOTIFY (opcode 4) is told, by its RCODE. */
@@ -86,11 +84,8 @@ export function startAuthoritativeDns(
   zones: ZoneSource,
   opts: AuthoritativeDnsOptions,
 ): Promise<DnsServer> {
-  const { host, port, nsid, onAnswer, onError, primary, onNotify } = opts;
+  const { host, port, nsid, onAnswer, onError, primary } = opts;
   return startDnsServer({ host, port, onError }, (query, info) => {
-    // A query (QR clear) with opcode NOTIFY.
-    if (onNotify && query.length >= 3 && (query[2]! & 0xf8) === 4 << 3)
-      return onNotify(query, info);
     const maxUdp = info.transport === "udp" ? MAX_EDNS_UDP : undefined;
     const plain = (q: Buffer): Buffer => {
       const { wire, resolution } = answerQuery(q, zones, { maxUdp, nsid });

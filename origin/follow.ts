@@ -5,14 +5,14 @@
  * committed changes in the store under the primary's serial, so it reaches
  * caches exactly like an API write (purge events, receipts, measure).
  *
- * Timers run on the injected Clock; the wire is in follow-xfr.ts.
+ * Timers run on the injected Clock; the wire is in follow-xfr.ts; NOTIFYs
+ * reach `notified` through the DNS server, which checks their form and TSIG.
  */
-import type { Answer } from "dns-packet";
-import dnsPacket from "dns-packet";
 import type { Clock, TimerId } from "../core/clock.ts";
 import type { QueryInfo } from "../core/dns-transport.ts";
 import { isInZone, normaliseName } from "../core/names.ts";
 import {
+  MAX_TTL,
   parseRData,
   type RData,
   type RRset,
@@ -21,16 +21,7 @@ import {
   toRRType,
 } from "../core/records.ts";
 import { serialGt } from "../core/serial.ts";
-import {
-  type FoundTsig,
-  keyName,
-  readTsig,
-  signMessage,
-  TSIG_ERROR,
-  type TsigKey,
-  unsignedTsigError,
-  verifyMessage,
-} from "../core/tsig.ts";
+import { keyName, type TsigKey } from "../core/tsig.ts";
 import { fromWireData } from "../core/wire.ts";
 import {
   type AuthSession,
@@ -96,11 +87,7 @@ interface ZoneRuntime extends FollowedZone {
   again: boolean;
 }
 
-const RCODE = { NOERROR: 0, FORMERR: 1, NOTAUTH: 9, REFUSED: 5 } as const;
-const OPCODE_NOTIFY = 4;
-const QR = 0x8000;
-const AA = 0x0400;
-const HEADER = 12;
+const RCODE = { NOERROR: 0, REFUSED: 5 } as const;
 
 /** Counters since start, for /metrics. */
 export interface FollowStats {
@@ -176,12 +163,19 @@ export class Follower {
     return z.running;
   }
 
-  close(): void {
+  /** Stops the timers and waits for checks under way (which commit nothing more). */
+  async close(): Promise<void> {
     this.closed = true;
     for (const z of this.zones.values()) {
       if (z.timer !== undefined) this.opts.clock.clearTimeout(z.timer);
       z.timer = undefined;
     }
+    await Promise.allSettled([...this.zones.values()].map((z) => z.running));
+  }
+
+  /** A check that outlives close() must not write to a journal being closed. */
+  private assertOpen(): void {
+    if (this.closed) throw new Error("the origin is closing");
   }
 
   /**
@@ -210,39 +204,6 @@ export class Follower {
     return RCODE.NOERROR;
   }
 
-  /**
-   * Answers a NOTIFY (opcode 4) received by the origin's DNS server: FORMERR
-   * when malformed, NOTAUTH when its TSIG fails (RFC 8945 §5.2), else what
-   * `notified` says; a signed NOTIFY gets a signed answer (RFC 8945 §5.3).
-   */
-  answerNotify(query: Buffer, info: QueryInfo): Buffer | undefined {
-    const parsed = parseNotify(query);
-    if ("rcode" in parsed) {
-      this.count(this.stats.notifies, "formerr");
-      this.opts.log(`follow: malformed NOTIFY from ${info.address}: ${parsed.reason}`);
-      return parsed.id === undefined ? undefined : notifyReply(query, parsed.id, RCODE.FORMERR);
-    }
-    const { id, zone, tsig } = parsed;
-    if (!tsig) return notifyReply(query, id, this.notified(zone, info, undefined));
-    const key = this.zones.get(zone)?.source.key;
-    const result = verifyMessage(tsig, (name) => (name === key?.name ? key : undefined), {
-      now: this.opts.clock.now() / 1000,
-    });
-    if (!result.ok) {
-      this.count(this.stats.notifies, "notauth");
-      this.opts.log(
-        `follow: NOTIFY for ${zone} from ${info.address} failed TSIG: ${result.reason}`,
-      );
-      const reply = notifyReply(query, id, RCODE.NOTAUTH);
-      return unsignedTsigError(reply, result.record, TSIG_ERROR[result.error]);
-    }
-    const reply = notifyReply(query, id, this.notified(zone, info, result.key.name));
-    return signMessage(reply, result.key, {
-      now: this.opts.clock.now() / 1000,
-      requestMac: result.mac,
-    }).wire;
-  }
-
   private async refresh(z: ZoneRuntime): Promise<void> {
     const { store, clock } = this.opts;
     try {
@@ -257,6 +218,12 @@ export class Follower {
         });
         // RFC 1035 §4.3.5: transfer only when the primary's serial is ahead of ours (RFC 1982).
         if (serialGt(theirs.data.serial, ours.data.serial)) await this.incremental(z, ours);
+        else if (theirs.data.serial !== ours.data.serial) {
+          // A primary behind us (restored from a backup, serial reset) is not followed backwards.
+          this.opts.log(
+            `follow: ${z.zone}: the primary's serial ${theirs.data.serial} is not ahead of ours (${ours.data.serial}, RFC 1982); nothing taken`,
+          );
+        }
       }
       z.failures = 0;
       z.lastError = undefined;
@@ -309,6 +276,7 @@ export class Follower {
     const t = await this.transfer(z, undefined);
     if (t.kind !== "full") throw new XfrError(`AXFR of ${zone} came back as ${t.kind}`);
     const rrsets = this.toRRsets(zone, t.records, t.soa);
+    this.assertOpen();
     const result = await this.opts.store.createZone({
       name: zone,
       rrsets: [...rrsets.values()].map((s) => ({ ...s, name: `${s.name}.` })),
@@ -410,6 +378,7 @@ export class Follower {
       });
     }
     const soa = next.get(rrsetKey(zone, "SOA"))!.data[0] as { serial: number };
+    this.assertOpen();
     const result = await this.opts.store.update(zone, ops);
     if (result.serial !== soa.serial) {
       this.opts.log(
@@ -572,7 +541,9 @@ function recordOf(
     const name = normaliseName(r.name);
     if (!isInZone(name, zone)) return undefined;
     const data = parseRData(type, fromWireData(type, r.data));
-    return { name, ttl: Math.min(r.ttl ?? 0, 2 ** 31 - 1), data };
+    // RFC 2181 §8: a TTL with the most significant bit set is taken as zero.
+    const ttl = r.ttl !== undefined && r.ttl <= MAX_TTL ? r.ttl : 0;
+    return { name, ttl, data };
   } catch {
     return undefined;
   }
@@ -592,53 +563,4 @@ function sameRRset(a: RRset, b: RRset): boolean {
 function sameAddress(a: string, b: string): boolean {
   const strip = (s: string) => s.replace(/^::ffff:/i, "").toLowerCase();
   return strip(a) === strip(b);
-}
-
-type ParsedNotify =
-  | { id: number; zone: string; tsig: FoundTsig | undefined }
-  | { id?: number; rcode: "FORMERR"; reason: string };
-
-/** RFC 1996 §3.7: a NOTIFY names the zone in its one question, type SOA. */
-function parseNotify(query: Buffer): ParsedNotify {
-  if (query.length < HEADER) {
-    return {
-      ...(query.length >= 2 && { id: query.readUInt16BE(0) }),
-      rcode: "FORMERR",
-      reason: "shorter than a header",
-    };
-  }
-  const id = query.readUInt16BE(0);
-  let packet: ReturnType<typeof dnsPacket.decode>;
-  try {
-    packet = dnsPacket.decode(query);
-  } catch (err) {
-    return { id, rcode: "FORMERR", reason: (err as Error).message };
-  }
-  const q = packet.questions ?? [];
-  if (q.length !== 1 || q[0]!.type !== "SOA") {
-    return { id, rcode: "FORMERR", reason: "a NOTIFY asks one question of type SOA" };
-  }
-  try {
-    return { id, zone: normaliseName(q[0]!.name), tsig: readTsig(query) };
-  } catch (err) {
-    return { id, rcode: "FORMERR", reason: (err as Error).message };
-  }
-}
-
-/** RFC 1996 §4.7: the response echoes the ID, opcode and question, with QR and AA set. */
-function notifyReply(query: Buffer, id: number, rcode: number): Buffer {
-  let questions: Answer[] | undefined;
-  try {
-    questions = dnsPacket.decode(query).questions as Answer[] | undefined;
-  } catch {
-    questions = undefined;
-  }
-  const out = dnsPacket.encode({
-    type: "response",
-    id,
-    flags: (OPCODE_NOTIFY << 11) | AA | rcode,
-    questions: (questions ?? []) as never,
-  });
-  out.writeUInt16BE(out.readUInt16BE(2) | QR, 2);
-  return out;
 }

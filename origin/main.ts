@@ -36,6 +36,18 @@ const FLAGS = {
   "change-log": { type: "string", help: "changes kept per zone for ?since= (default 1000)" },
   "max-body": { type: "string", help: "largest API request body in bytes (default 1048576)" },
   nsid: { type: "string", help: "RFC 5001 NSID the DNS server returns" },
+  follow: {
+    type: "string",
+    help: "follow a primary at dns://IP:PORT: AXFR, then NOTIFY + IXFR (with --follow-zones)",
+  },
+  "follow-zones": {
+    type: "string",
+    help: "zones to take from the --follow primary: a.test,b.test",
+  },
+  "follow-key": {
+    type: "string",
+    help: "TSIG key NAME (from --tsig-keys) for the --follow primary",
+  },
   "tsig-keys": {
     type: "string",
     help: "TSIG key file in tsig-keygen format (transfers, NOTIFY; RFC 8945)",
@@ -53,18 +65,6 @@ const FLAGS = {
     type: "string",
     multiple: true,
     help: "a secondary to NOTIFY and track: id=ID,dns=HOST:PORT[,key=NAME][,zones=Z1+Z2] (repeatable)",
-  },
-  follow: {
-    type: "string",
-    help: "follow a primary at dns://IP:PORT: AXFR, then NOTIFY + IXFR (with --follow-zones)",
-  },
-  "follow-zones": {
-    type: "string",
-    help: "zones to take from the --follow primary: a.test,b.test",
-  },
-  "follow-key": {
-    type: "string",
-    help: "TSIG key NAME (from --tsig-keys) for the --follow primary",
   },
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const;
@@ -99,11 +99,11 @@ export async function main(argv: string[]): Promise<void> {
     changeLogLimit: intFlag(v["change-log"], "change-log"),
     maxBodyBytes: intFlag(v["max-body"], "max-body"),
     nsid: v.nsid,
+    follow,
     tsigKeys: v["tsig-keys"],
     catalog: v.catalog,
     allowTransfer: allowTransferFlags((v["allow-transfer"] as string[] | undefined) ?? []),
     secondaries: ((v.secondary as string[] | undefined) ?? []).map(secondaryFlag),
-    follow,
   });
   console.log(`origin HTTP API and reads on ${origin.httpUrl}  (DoH ${origin.httpUrl}/dns-query)`);
   console.log(`origin authoritative DNS on ${origin.dnsAddr} (UDP and TCP)`);

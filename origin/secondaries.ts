@@ -8,9 +8,11 @@
  * and on a timer while it lags. Timers run on the injected clock.
  */
 import { randomInt } from "node:crypto";
+import dnsPacket from "dns-packet";
 import { z } from "zod";
 import type { Clock } from "../core/clock.ts";
 import { LinkDelay, linkModelSchema } from "../core/delay.ts";
+import { queryUdp } from "../core/dns-transport.ts";
 import { normaliseName } from "../core/names.ts";
 import { hashSeed } from "../core/random.ts";
 import { serialGte } from "../core/serial.ts";
@@ -60,6 +62,21 @@ export interface SecondaryTransport {
   /** The serial the server answers for the zone's SOA; undefined when it does not serve it. */
   soaSerial(host: string, port: number, zone: string): Promise<number | undefined>;
 }
+
+/** The real wire: UDP with a 1 s timeout (RFC 1996 §3.6 retransmits on our own timer). */
+export const udpTransport: SecondaryTransport = {
+  exchange: (host, port, msg) => queryUdp(host, port, msg, 1000),
+  soaSerial: async (host, port, zone) => {
+    const q = dnsPacket.encode({
+      type: "query",
+      id: 0x5e5e,
+      questions: [{ name: zone, type: "SOA" }],
+    });
+    const r = dnsPacket.decode(await queryUdp(host, port, q, 1000));
+    const soa = r.answers?.find((a) => a.type === "SOA");
+    return soa && "data" in soa ? (soa.data as { serial: number }).serial : undefined;
+  },
+};
 
 export interface SecondariesDeps {
   store: Store;

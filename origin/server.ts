@@ -6,13 +6,12 @@
 import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
-import dnsPacket from "dns-packet";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { PurgeBus } from "../core/bus.ts";
 import { type Clock, RealClock } from "../core/clock.ts";
 import type { LinkDelay } from "../core/delay.ts";
-import { type DnsServer, queryUdp } from "../core/dns-transport.ts";
+import type { DnsServer } from "../core/dns-transport.ts";
 import { DOH_PATH, JSON_PATH } from "../core/http.ts";
 import { PromRegistry } from "../core/prom.ts";
 import type { PropagationMode } from "../core/purge.ts";
@@ -31,12 +30,7 @@ import { readRoutes } from "./reads.ts";
 import { Receipts } from "./receipts.ts";
 import { Relay } from "./relay.ts";
 import { SAMPLE_ZONE, SAMPLE_ZONE_FILE } from "./sample.ts";
-import {
-  Secondaries,
-  type SecondarySpec,
-  type SecondaryTransport,
-  secondarySchema,
-} from "./secondaries.ts";
+import { Secondaries, type SecondarySpec, secondarySchema, udpTransport } from "./secondaries.ts";
 import { loadPrimaryState, primaryRoutes } from "./secondaries-api.ts";
 import { DataDir } from "./snapshot.ts";
 import { type JournalRecord, Store, type StoreSnapshot, zoneName } from "./store.ts";
@@ -163,17 +157,29 @@ export async function startOrigin(
   );
   if (cfg.sample) files.push({ source: "the sample zone", text: SAMPLE_ZONE_FILE });
 
-  const follower =
-    cfg.follow.length > 0
-      ? new Follower({
-          zones: followSources(cfg.follow, await readKeys(cfg.tsigKeys)),
-          store,
-          clock,
-          log,
-        })
-      : undefined;
   const receipts = new Receipts(clock);
-  const primary = await startPrimary(cfg, store, receipts, clock, log, metrics, deps);
+  const primary = await startPrimary(cfg, store, receipts, clock, log, metrics, deps).catch(
+    async (err: Error) => {
+      await data.close();
+      throw err;
+    },
+  );
+  let follower: Follower | undefined;
+  try {
+    follower =
+      cfg.follow.length > 0
+        ? new Follower({
+            zones: followSources(cfg.follow, { file: cfg.tsigKeys, keys: primary.keys }),
+            store,
+            clock,
+            log,
+          })
+        : undefined;
+  } catch (err) {
+    primary.secondaries.close();
+    await data.close();
+    throw err;
+  }
   // A zone's own mode (set when it was created) wins over the launcher's (a topology's).
   const modeOf = (zone: string): PropagationMode =>
     store.findState(zone)?.config.mode ?? deps.modeOf?.(zone) ?? "invalidate";
@@ -281,8 +287,10 @@ export async function startOrigin(
       ...(cfg.nsid !== undefined && { nsid: cfg.nsid }),
       onAnswer: metrics.onDnsAnswer,
       onError: (err) => log(`dns: ${(err as Error).message}`),
-      primary: primary.dns,
-      ...(follower && { onNotify: (q, info) => follower.answerNotify(q, info) }),
+      primary: {
+        ...primary.dns,
+        ...(follower && { onNotify: follower.notified.bind(follower) }),
+      },
     });
   } catch (err) {
     server.close();
@@ -293,8 +301,8 @@ export async function startOrigin(
   const dnsHost = dns.host.includes(":") ? `[${dns.host}]` : dns.host;
   dnsAddr = `${dnsHost}:${dns.port}`;
   const close = async () => {
+    await follower?.close();
     primary.secondaries.close();
-    follower?.close();
     stopPublishing();
     outbox?.close();
     await relay?.close();
@@ -379,6 +387,7 @@ async function startPrimary(
   if (catalog) store.onCommit(catalog.onCommit);
   return {
     catalog,
+    keys: [...keys.values()],
     acl,
     secondaries,
     state,
@@ -400,20 +409,6 @@ async function startPrimary(
   };
 }
 
-const udpTransport: SecondaryTransport = {
-  exchange: (host, port, msg) => queryUdp(host, port, msg, 1000),
-  soaSerial: async (host, port, zone) => {
-    const q = dnsPacket.encode({
-      type: "query",
-      id: 0x5e5e,
-      questions: [{ name: zone, type: "SOA" }],
-    });
-    const r = dnsPacket.decode(await queryUdp(host, port, q, 1000));
-    const soa = r.answers?.find((a) => a.type === "SOA");
-    return soa && "data" in soa ? (soa.data as { serial: number }).serial : undefined;
-  },
-};
-
 async function importZone(
   store: Store,
   source: string,
@@ -432,12 +427,6 @@ async function importZone(
   const rrsets = parsed.rrsets.map((s) => ({ ...s, name: `${s.name}.` }));
   const result = await store.createZone({ name: parsed.origin, rrsets });
   log(`imported zone ${parsed.origin} from ${source} at serial ${result.serial}`);
-}
-
-/** The keys of a tsig-keygen file, or none without one. */
-async function readKeys(file: string | undefined): Promise<{ file?: string; keys: TsigKey[] }> {
-  if (file === undefined) return { keys: [] };
-  return { file, keys: parseTsigKeys(await readFile(file, "utf8"), file) };
 }
 
 type NodeServer = ReturnType<typeof serve> & { closeAllConnections(): void };

@@ -10,8 +10,8 @@ import { z } from "zod";
 import { issueReason } from "../core/issue.ts";
 import type { FabricMetrics, MetricsRegistry } from "../core/metrics.ts";
 import { normaliseName } from "../core/names.ts";
+import type { ResolverCache } from "./cache.ts";
 import type { ResolverEntryView } from "./inspect.ts";
-import type { ResolverCache } from "./policy.ts";
 
 const name = z.string().transform((s, ctx) => {
   try {

@@ -23,7 +23,7 @@ const seconds = z
   .min(0)
   .max(2 ** 31 - 1);
 
-export const resolverConfigSchema = z.object({
+const resolverConfigSchema = z.object({
   /** Node id: NSID payload (RFC 5001) and the purge target id. */
   id: z.string().min(1).max(64).default("res-1"),
   dns: hostPort.default({ host: "127.0.0.1", port: 0 }),

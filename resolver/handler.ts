@@ -4,8 +4,8 @@
  * A cache hit stays synchronous end to end.
  */
 import type { DnsHandler, Transport } from "../core/dns-transport.ts";
+import type { ResolverCache, Served } from "./cache.ts";
 import { RCODE } from "./message.ts";
-import type { ResolverCache, Served } from "./policy.ts";
 import { parseQuery, type Query, TYPE_ANY } from "./query.ts";
 import {
   EDE,

@@ -6,7 +6,8 @@
  * it does not touch the LRU's recency.
  */
 import { RR_TYPE_CODES } from "../core/records.ts";
-import type { CacheEntry, ResolverCache } from "./policy.ts";
+import type { ResolverCache } from "./cache.ts";
+import type { CacheEntry } from "./policy.ts";
 
 export interface ResolverEntryView {
   name: string;

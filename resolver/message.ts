@@ -25,7 +25,7 @@ export class WireError extends Error {
 }
 
 /** Offset just past the (possibly compressed) name starting at `off`. */
-export function skipName(msg: Buffer, off: number): number {
+function skipName(msg: Buffer, off: number): number {
   let pos = off;
   for (;;) {
     if (pos >= msg.length) throw new WireError("name runs past the end of the message");
@@ -89,7 +89,7 @@ export interface RecordHeader {
 }
 
 /** Offset of the first record, past the header and the question section. */
-export function skipQuestions(msg: Buffer): number {
+function skipQuestions(msg: Buffer): number {
   if (msg.length < HEADER_LEN) throw new WireError("message is shorter than the 12-octet header");
   let off = HEADER_LEN;
   for (let i = msg.readUInt16BE(4); i > 0; i--) {

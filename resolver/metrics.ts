@@ -12,8 +12,8 @@ import {
   type Sample,
   timed,
 } from "../core/metrics.ts";
+import type { ResolverCache, Upstream } from "./cache.ts";
 import type { HandlerMetrics } from "./handler.ts";
-import type { ResolverCache, Upstream } from "./policy.ts";
 
 type CacheCounter = keyof ResolverCache["metrics"];
 

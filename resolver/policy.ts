@@ -1,51 +1,11 @@
 /**
- * The resolver's cache policy, pure: time comes from the injected Clock and
- * answers from the injected upstream function. It decides fresh, prefetch,
- * refresh-or-stale (RFC 8767), coalesces concurrent fetches, and applies
- * purges. Storage is lru-cache bounded by bytes.
+ * The resolver's cache rules, pure: no state, no I/O, time passed in. When an
+ * entry is fresh, due for prefetch, servable stale (RFC 8767), what an
+ * upstream's answer may be used for, and what a soft purge does to an entry.
+ * The engine (cache.ts) and the bus side (purge.ts) apply them.
  */
-import { LRUCache } from "lru-cache";
-import type { Clock } from "../core/clock.ts";
-import { VersionFloor } from "../core/floor.ts";
-import { isInZone, normaliseName, parentName, tryNormaliseName } from "../core/names.ts";
-import type { PurgeEvent, PurgeMode } from "../core/purge.ts";
-import { RR_TYPE_CODES, type RRset } from "../core/records.ts";
-import { serialLt } from "../core/serial.ts";
-import type { SyncTarget } from "../core/sync.ts";
-import {
-  answerFromRRset,
-  type StoredAnswer,
-  storeAnswer,
-  type TtlPolicy,
-  UpstreamError,
-} from "./answer.ts";
-import { readName } from "./message.ts";
-
-/** What an upstream returns: the DNS response and how long it sat in HTTP caches. */
-export interface UpstreamResponse {
-  message: Buffer;
-  /** Seconds, from the HTTP Age header (RFC 8484 §5.1); 0 for plain DNS. */
-  age: number;
-  /** The origin's zone serial (X-Serial), when the upstream speaks HTTP. */
-  serial?: number;
-  /**
-   * RFC 5861 §3 `stale-while-revalidate` seconds of the response's
-   * Cache-Control: how long past its TTL a cache on the path may hand it out
-   * while it refreshes in the background, with the origin healthy.
-   */
-  staleWhileRevalidate?: number;
-}
-
-/**
- * Fetches (wire name, qtype); rejects when the upstream fails. `minSerial`
- * asks for an answer at least that new (read-your-writes, `X-Min-Serial`);
- * an upstream without serials (plain DNS to the origin) ignores it.
- */
-export type Upstream = (
-  name: Buffer,
-  qtype: number,
-  minSerial?: number,
-) => Promise<UpstreamResponse>;
+import { parentName } from "../core/names.ts";
+import type { StoredAnswer, TtlPolicy } from "./answer.ts";
 
 export interface CacheConfig extends TtlPolicy {
   /** Bound on the cache's size in bytes (stored answers plus a per-entry overhead). */
@@ -76,6 +36,7 @@ export const DEFAULT_CACHE: CacheConfig = {
   prefetchFraction: 0.1,
 };
 
+/** One cached answer: the stored item. */
 export interface CacheEntry {
   readonly key: string;
   /** The question name, lower-case presentation form. */
@@ -93,504 +54,71 @@ export interface CacheEntry {
   failedAt: number | undefined;
 }
 
-export interface Served {
-  answer: StoredAnswer;
-  /** Whole seconds since it was stored. */
-  elapsed: number;
-  stale: boolean;
-}
-
-export interface PurgeSelector {
-  name?: string;
-  zone?: string;
-  all?: boolean;
-}
-
-interface Flight {
-  name: string;
-  promise: Promise<Served>;
-  /** Set by a purge while in flight: the result is answered but not stored. */
-  purged: boolean;
-}
-
-interface Fetched {
-  answer: StoredAnswer;
-  serial: number | undefined;
-  staleWhileRevalidate: number;
-  /** Older than the version floor even after the retry: answer it, do not store it. */
-  belowFloor: boolean;
-}
-
-/** Rough per-entry memory beyond the answer bytes (objects, key, index). */
-const ENTRY_OVERHEAD = 256;
-
-export class ResolverCache implements SyncTarget {
-  readonly metrics = {
-    hits: 0,
-    misses: 0,
-    staleServed: 0,
-    prefetches: 0,
-    coalesced: 0,
-    upstreamQueries: 0,
-    upstreamFailures: 0,
-    evictions: 0,
-    purged: 0,
-    /** Upstream answers older than the version floor (not stored). */
-    floorRefusals: 0,
-    /** Entries rewritten in place by `push` events. */
-    pushed: 0,
-    /** Upstream answers past their TTL and stale-while-revalidate (stale-if-error copies): failed refreshes. */
-    upstreamStale: 0,
+/** An entry for `answer` stored at `now`: fresh for its TTL, prefetched in the last `prefetchFraction` of it. */
+export function newEntry(
+  question: Pick<CacheEntry, "key" | "name" | "wireName" | "qtype">,
+  answer: StoredAnswer,
+  serial: number | undefined,
+  now: number,
+  config: Pick<CacheConfig, "prefetchFraction">,
+): CacheEntry {
+  const ttlMs = answer.ttl * 1000;
+  return {
+    key: question.key,
+    name: question.name,
+    wireName: question.wireName,
+    qtype: question.qtype,
+    answer,
+    storedAt: now,
+    expiresAt: now + ttlMs,
+    prefetchAt: now + ttlMs * (1 - config.prefetchFraction),
+    serial,
+    failedAt: undefined,
   };
-  private readonly cache: LRUCache<string, CacheEntry>;
-  private readonly inflight = new Map<string, Flight>();
-  /** Owner name -> keys of the entries whose answer depends on it (purge by name). */
-  private readonly byOwner = new Map<string, Set<string>>();
-  private readonly floor = new VersionFloor();
-  /** The zones served and seen in events: a name's floor is its deepest zone's. */
-  private readonly zones = new Set<string>();
-  private served: readonly string[];
-
-  constructor(
-    readonly id: string,
-    private readonly config: CacheConfig,
-    private readonly clock: Clock,
-    private readonly upstream: Upstream,
-    private readonly onUpstreamError: (err: unknown, name: string) => void = () => {},
-  ) {
-    this.served = config.zones ?? [];
-    for (const z of this.served) this.zones.add(z);
-    this.cache = new LRUCache<string, CacheEntry>({
-      maxSize: config.maxBytes,
-      sizeCalculation: (e) => e.answer.wire.length + e.key.length + ENTRY_OVERHEAD,
-      dispose: (e, _key, reason) => {
-        this.unindex(e);
-        if (reason === "evict") this.metrics.evictions++;
-      },
-    });
-  }
-
-  get entries(): number {
-    return this.cache.size;
-  }
-
-  get bytes(): number {
-    return this.cache.calculatedSize;
-  }
-
-  /** A fresh or stale answer now, or a promise of one; rejects when nothing can be served. */
-  lookup(key: string, wireName: Buffer, qtype: number): Served | Promise<Served> {
-    const now = this.clock.now();
-    const e = this.cache.get(key);
-    if (e) {
-      if (now < e.expiresAt) {
-        this.metrics.hits++;
-        if (now >= e.prefetchAt) this.prefetch(e, now);
-        return { answer: e.answer, elapsed: Math.floor((now - e.storedAt) / 1000), stale: false };
-      }
-      if (now < e.expiresAt + this.config.maxStaleMs) return this.expired(e, now);
-      this.cache.delete(key);
-    }
-    this.metrics.misses++;
-    return this.fetch(key, wireName, qtype).then(this.countStale);
-  }
-
-  /** Counts a stale answer once per client, not once per (coalesced) fetch. */
-  private readonly countStale = (s: Served): Served => {
-    if (s.stale) this.metrics.staleServed++;
-    return s;
-  };
-
-  /** RFC 8767 §5: try the upstream first; answer stale if it fails or the client timer fires first. */
-  private expired(e: CacheEntry, now: number): Served | Promise<Served> {
-    if (e.failedAt !== undefined && now - e.failedAt < this.config.failureRecheckMs) {
-      return this.stale(e);
-    }
-    const refresh = this.fetch(e.key, e.wireName, e.qtype);
-    return new Promise((resolve) => {
-      let answered = false;
-      // The first of the refresh and the client timer answers; fill() still stores a late refresh.
-      const answer = (served: () => Served) => {
-        if (answered) return;
-        answered = true;
-        this.clock.clearTimeout(timer);
-        resolve(served());
-      };
-      const timer = this.clock.setTimeout(
-        () => answer(() => this.stale(e)),
-        this.config.clientTimeoutMs,
-      );
-      refresh.then(
-        (served) => answer(() => this.countStale(served)),
-        // fetch() has counted and reported the failure; the stale answer is the fallback.
-        () => answer(() => this.stale(e)),
-      );
-    });
-  }
-
-  private stale(e: CacheEntry): Served {
-    this.metrics.staleServed++;
-    return { answer: e.answer, elapsed: 0, stale: true };
-  }
-
-  private prefetch(e: CacheEntry, now: number): void {
-    if (this.inflight.has(e.key)) return;
-    if (e.failedAt !== undefined && now - e.failedAt < this.config.failureRecheckMs) return;
-    this.metrics.prefetches++;
-    // fetch() counts and reports failures; the current answer stays served meanwhile.
-    this.fetch(e.key, e.wireName, e.qtype).catch(() => undefined);
-  }
-
-  /** One upstream request per key at a time (coalescing); the result is stored when cacheable. */
-  private fetch(key: string, wireName: Buffer, qtype: number): Promise<Served> {
-    const running = this.inflight.get(key);
-    if (running) {
-      this.metrics.coalesced++;
-      return running.promise;
-    }
-    const state = { name: readName(wireName, 0), purged: false };
-    const flight: Flight = Object.assign(state, {
-      promise: this.fill(state, key, wireName, qtype).finally(() => {
-        if (this.inflight.get(key) === flight) this.inflight.delete(key);
-      }),
-    });
-    this.inflight.set(key, flight);
-    return flight.promise;
-  }
-
-  private async fill(
-    flight: Omit<Flight, "promise">,
-    key: string,
-    wireName: Buffer,
-    qtype: number,
-  ): Promise<Served> {
-    let got: Fetched;
-    try {
-      got = await this.ask(flight.name, key, wireName, qtype);
-      const { staleness } = got.answer;
-      if (staleness !== undefined && staleness * 1000 >= this.config.maxStaleMs) {
-        throw new UpstreamError(
-          `upstream answered with data that expired ${staleness} s ago, beyond max-stale`,
-        );
-      }
-    } catch (err) {
-      this.metrics.upstreamFailures++;
-      const old = this.cache.peek(key);
-      if (old) old.failedAt = this.clock.now();
-      this.onUpstreamError(err, flight.name);
-      throw err;
-    }
-    const { staleness } = got.answer;
-    if (staleness !== undefined && staleness > got.staleWhileRevalidate) {
-      return this.staleFromUpstream(flight, key, wireName, qtype, got, staleness);
-    }
-    const { answer, serial, belowFloor } = got;
-    // Within stale-while-revalidate the path is refreshing: answer it, keep nothing, ask again next time.
-    if (answer.ttl > 0 && staleness === undefined && !flight.purged && !belowFloor) {
-      this.store(this.entry(key, flight.name, wireName, qtype, answer, serial, this.clock.now()));
-    }
-    return { answer, elapsed: 0, stale: false };
-  }
-
-  /**
-   * RFC 8767 §4-5: an answer that arrives expired beyond its
-   * stale-while-revalidate window is a cache's RFC 5861 §4 stale-if-error
-   * copy: the path could not refresh, so this refresh failed. The client
-   * gets a stale answer (TTL 30, EDE 3): our own entry, or the upstream's
-   * copy when we have none or it carries a newer X-Serial; the failure
-   * recheck timer starts, so the name is not asked again for 30 s. The kept
-   * copy counts its max-stale from when it expired upstream, not from its
-   * arrival.
-   */
-  private staleFromUpstream(
-    flight: Omit<Flight, "promise">,
-    key: string,
-    wireName: Buffer,
-    qtype: number,
-    got: Fetched,
-    staleness: number,
-  ): Served {
-    this.metrics.upstreamStale++;
-    this.onUpstreamError(
-      new UpstreamError(`upstream answered with data ${staleness} s past its TTL (stale)`),
-      flight.name,
-    );
-    const now = this.clock.now();
-    const old = this.cache.peek(key);
-    const newer =
-      old?.serial !== undefined && got.serial !== undefined && serialLt(old.serial, got.serial);
-    if (old && !newer) {
-      old.failedAt = now;
-      return { answer: old.answer, elapsed: 0, stale: true };
-    }
-    const e = this.entry(key, flight.name, wireName, qtype, got.answer, got.serial, now);
-    e.expiresAt = now - staleness * 1000;
-    e.failedAt = now;
-    if (!flight.purged && !got.belowFloor) this.store(e);
-    return { answer: got.answer, elapsed: 0, stale: true };
-  }
-
-  /**
-   * Asks the upstream for an answer at least as new as the version floor of
-   * the name (and of the names its cached answer depends on). An older answer
-   * (an upstream cache that has not applied the purge yet) is asked for once
-   * more with the floor; if it is still old it is answered but never stored.
-   */
-  private async ask(name: string, key: string, wireName: Buffer, qtype: number): Promise<Fetched> {
-    let required = this.floorOf(name, this.cache.peek(key)?.answer.owners);
-    for (let attempt = 0; ; attempt++) {
-      this.metrics.upstreamQueries++;
-      const res = await this.upstream(wireName, qtype, required);
-      const answer = storeAnswer(res.message, wireName, qtype, res.age, this.config);
-      // Read after the answer: a purge may have raised the floor while the request was out.
-      required = this.floorOf(name, answer.owners);
-      const belowFloor =
-        res.serial !== undefined && required !== undefined && serialLt(res.serial, required);
-      if (belowFloor) this.metrics.floorRefusals++;
-      if (!belowFloor || attempt > 0) {
-        const swr = res.staleWhileRevalidate ?? 0;
-        return { answer, serial: res.serial, belowFloor, staleWhileRevalidate: swr };
-      }
-    }
-  }
-
-  /**
-   * The serial an answer for `name` must reach: the floor of its zone, of
-   * `name` and of `owners` (its CNAME chain) raised for that zone. Floors of
-   * other zones count other serials and are not comparable.
-   */
-  private floorOf(name: string, owners: readonly string[] = []): number | undefined {
-    const zone = zoneOf(name, this.zones);
-    return zone === undefined ? undefined : this.floor.floorOf([name, ...owners], zone);
-  }
-
-  private entry(
-    key: string,
-    name: string,
-    wireName: Buffer,
-    qtype: number,
-    answer: StoredAnswer,
-    serial: number | undefined,
-    now: number,
-  ): CacheEntry {
-    const ttlMs = answer.ttl * 1000;
-    return {
-      key,
-      name,
-      wireName,
-      qtype,
-      answer,
-      storedAt: now,
-      expiresAt: now + ttlMs,
-      prefetchAt: now + ttlMs * (1 - this.config.prefetchFraction),
-      serial,
-      failedAt: undefined,
-    };
-  }
-
-  private store(e: CacheEntry): void {
-    this.cache.set(e.key, e);
-    // set() disposed any previous entry (and its index) synchronously; index the new one if kept.
-    if (!this.cache.has(e.key)) return;
-    for (const owner of e.answer.owners) {
-      const keys = this.byOwner.get(owner) ?? new Set<string>();
-      this.byOwner.set(owner, keys.add(e.key));
-    }
-  }
-
-  private unindex(e: CacheEntry): void {
-    for (const owner of e.answer.owners) {
-      const keys = this.byOwner.get(owner);
-      keys?.delete(e.key);
-      if (keys?.size === 0) this.byOwner.delete(owner);
-    }
-  }
-
-  /** The entries whose answer depends on owner `name`, read without touching recency (admin GET /cache). */
-  entriesFor(name: string): CacheEntry[] {
-    const out: CacheEntry[] = [];
-    for (const k of this.byOwner.get(name) ?? []) {
-      const e = this.cache.peek(k);
-      if (e) out.push(e);
-    }
-    return out;
-  }
-
-  /**
-   * Replaces the zones served (normalised names), e.g. when the origin
-   * creates or deletes one. A new zone's names are judged by their own zone
-   * (version floors). Entries and fetches no served zone covers any more are
-   * dropped: the handler refuses those names now, and a zone created again
-   * later must not bring back answers from before.
-   */
-  setZones(zones: readonly string[]): void {
-    for (const z of zones) this.zones.add(z);
-    const removed = this.served.some((z) => !zones.includes(z));
-    this.served = [...zones];
-    if (!removed) return;
-    const covered = (name: string) => zones.some((z) => isInZone(name, z));
-    for (const e of [...this.cache.values()]) if (!covered(e.name)) this.cache.delete(e.key);
-    for (const [key, flight] of this.inflight) {
-      if (covered(flight.name)) continue;
-      flight.purged = true;
-      this.inflight.delete(key);
-    }
-  }
-
-  /**
-   * Hard purge drops entries; soft purge marks them expired, so the next query
-   * refreshes (and may still answer stale within RFC 8767's bounds). Returns how many were hit.
-   */
-  purge(target: PurgeSelector, mode: PurgeMode): number {
-    const now = this.clock.now();
-    this.dropFlights(target);
-    const keys = this.matching(target);
-    for (const key of keys) {
-      if (mode === "hard") this.cache.delete(key);
-      else this.expire(key, now);
-    }
-    this.metrics.purged += keys.length;
-    return keys.length;
-  }
-
-  /**
-   * The purge bus entry point: keys are owner names, "zone:<zone>", or "*".
-   * Every mode raises the version floor of its keys to the event's serial,
-   * `ttl` included: entries still run to expiry, but no refetch may bring
-   * back a version older than the change (that is what makes the ttl receipt,
-   * sent after `residualMs`, true).
-   */
-  applyPurge(event: PurgeEvent): void {
-    const targets = event.keys.map(selectorOf);
-    for (const t of targets) {
-      const zone = t.name === undefined ? (t.zone ?? event.zone) : event.zone;
-      this.zones.add(zone);
-      if (t.name !== undefined) this.floor.raise([t.name], event.serial, zone);
-      else this.floor.raiseZone(zone, event.serial);
-    }
-    if (event.mode === "ttl") return;
-    if (event.mode === "push") {
-      this.push(event, targets);
-      return;
-    }
-    const mode: PurgeMode = event.mode === "invalidate" ? "hard" : "soft";
-    for (const t of targets) this.purge(t, mode);
-  }
-
-  /**
-   * How long (ms from now) this cache may still answer, fresh, with data of
-   * `event`'s keys older than its serial. Entries without a serial, or whose
-   * serial belongs to another zone (a CNAME into the changed zone), count as
-   * old. Serve-stale is not counted: RFC 8767 answers stale only while the
-   * upstream fails, marked with EDE 3, and a refresh asks for the new serial.
-   */
-  residualMs(event: PurgeEvent): number {
-    const now = this.clock.now();
-    let until = now;
-    for (const key of new Set(event.keys.map(selectorOf).flatMap((t) => this.matching(t)))) {
-      const e = this.cache.peek(key);
-      if (e && this.predates(e, event)) until = Math.max(until, e.expiresAt);
-    }
-    return until - now;
-  }
-
-  private predates(e: CacheEntry, event: PurgeEvent): boolean {
-    return (
-      e.serial === undefined ||
-      zoneOf(e.name, this.zones) !== event.zone ||
-      serialLt(e.serial, event.serial)
-    );
-  }
-
-  /**
-   * `push`: an entry answered directly by a pushed RRset (same name and type,
-   * no CNAME chain) is rewritten in place with the new data, TTL and serial;
-   * a deleted RRset (empty data) drops it. Every other entry the event
-   * touches is soft-purged, so it refreshes on next use.
-   */
-  private push(event: PurgeEvent, targets: PurgeSelector[]): void {
-    const now = this.clock.now();
-    const sets = new Map<string, RRset>();
-    const touched = [...targets];
-    for (const r of event.rrsets ?? []) {
-      const name = normaliseName(r.name);
-      sets.set(`${name}/${RR_TYPE_CODES[r.type]}`, { ...r, name });
-      touched.push({ name });
-    }
-    const keys = new Set<string>();
-    for (const t of touched) {
-      this.dropFlights(t);
-      for (const key of this.matching(t)) keys.add(key);
-    }
-    for (const key of keys) {
-      const e = this.cache.peek(key);
-      if (!e) continue;
-      const rrset = sets.get(`${e.name}/${e.qtype}`);
-      if (rrset === undefined || !e.answer.direct) {
-        this.expire(key, now);
-        this.metrics.purged++;
-      } else if (!this.rewrite(e, rrset, event.serial, now)) {
-        this.cache.delete(key);
-        this.metrics.purged++;
-      }
-    }
-  }
-
-  /** Replaces `e` with the answer `rrset` gives; false when there is nothing to keep (deleted, TTL 0). */
-  private rewrite(e: CacheEntry, rrset: RRset, serial: number, now: number): boolean {
-    if (rrset.data.length === 0) return false;
-    const answer = answerFromRRset(rrset, e.wireName, e.qtype, this.config);
-    if (answer.ttl === 0) return false;
-    this.store(this.entry(e.key, e.name, e.wireName, e.qtype, answer, serial, now));
-    this.metrics.pushed++;
-    return true;
-  }
-
-  /** Keys of the cached entries a selector hits (by name: every answer that has it as an owner). */
-  private matching(target: PurgeSelector): string[] {
-    if (target.name !== undefined) return [...(this.byOwner.get(target.name) ?? [])];
-    return [...this.cache.values()].filter((e) => matches(target, e.name)).map((e) => e.key);
-  }
-
-  /**
-   * Fetches in flight for purged names are answered but not stored, and
-   * leave the coalescing map: a query after the purge starts its own fetch
-   * instead of joining one that may bring the old version.
-   */
-  private dropFlights(target: PurgeSelector): void {
-    for (const [key, flight] of this.inflight) {
-      if (!matches(target, flight.name)) continue;
-      flight.purged = true;
-      this.inflight.delete(key);
-    }
-  }
-
-  private expire(key: string, now: number): void {
-    const e = this.cache.peek(key);
-    if (!e) return;
-    e.expiresAt = Math.min(e.expiresAt, now);
-    e.failedAt = undefined;
-  }
 }
 
-/** A purge-bus key as a selector: "*", "zone:<zone>", or an owner name. */
+/** Whole seconds since the entry was stored: what the hot path subtracts from each TTL. */
+export function elapsedSeconds(e: CacheEntry, now: number): number {
+  return Math.floor((now - e.storedAt) / 1000);
+}
+
+/** RFC 8767 §4 maximum stale timer: an expired entry may still be served stale until then. */
+export function withinMaxStale(e: CacheEntry, now: number, config: CacheConfig): boolean {
+  return now < e.expiresAt + config.maxStaleMs;
+}
+
+/** RFC 8767 §4 failure recheck timer: a refresh failed so recently that the upstream is not asked again. */
+export function recheckPending(e: CacheEntry, now: number, config: CacheConfig): boolean {
+  return e.failedAt !== undefined && now - e.failedAt < config.failureRecheckMs;
+}
+
 /**
- * The entries a purge key names. A key that is no valid name (a cache tag from
- * elsewhere) names no entry here: it is kept as is, so it matches nothing,
- * rather than failing the whole event.
+ * What an upstream answer that arrived `staleness` seconds past its TTL (its
+ * HTTP Age beyond it; undefined when fresh) is good for:
+ * - `fresh`: stored and answered;
+ * - `revalidating`: within RFC 5861 §3 `stale-while-revalidate` (`swr`): a
+ *   cache on the path refreshes in the background, so it is answered as it
+ *   is and not stored, and the next query asks again;
+ * - `failed`: beyond that, only RFC 5861 §4 `stale-if-error` serves it, so
+ *   the path could not refresh: a failed refresh (RFC 8767 §4-5);
+ * - `too-stale`: past the maximum stale timer, not even served stale.
  */
-function selectorOf(key: string): PurgeSelector {
-  if (key === "*") return { all: true };
-  if (key.startsWith("zone:")) return { zone: tryNormaliseName(key.slice(5)) ?? key };
-  return { name: tryNormaliseName(key) ?? key };
+export type UpstreamFreshness = "fresh" | "revalidating" | "failed" | "too-stale";
+
+export function upstreamFreshness(
+  staleness: number | undefined,
+  swr: number,
+  config: CacheConfig,
+): UpstreamFreshness {
+  if (staleness === undefined) return "fresh";
+  if (staleness * 1000 >= config.maxStaleMs) return "too-stale";
+  return staleness > swr ? "failed" : "revalidating";
 }
 
-function matches(target: PurgeSelector, name: string): boolean {
-  return (
-    target.all === true ||
-    (target.zone !== undefined && isInZone(name, target.zone)) ||
-    name === target.name
-  );
+/** A soft purge: the entry expires now (if not already), and the failure recheck timer is reset, so the next query refreshes. */
+export function expire(e: CacheEntry, now: number): void {
+  e.expiresAt = Math.min(e.expiresAt, now);
+  e.failedAt = undefined;
 }
 
 /** The deepest of `zones` containing `name` (names are normalised, no trailing dot). */

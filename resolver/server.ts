@@ -11,11 +11,12 @@ import type { FabricMetrics } from "../core/metrics.ts";
 import { normaliseName } from "../core/names.ts";
 import { PromRegistry } from "../core/prom.ts";
 import { adminApp } from "./admin.ts";
+import { ResolverCache, type Upstream } from "./cache.ts";
 import { parseResolverConfig, type ResolverConfig, type ResolverConfigInput } from "./config.ts";
 import { createHandler, type HandlerMetrics } from "./handler.ts";
 import { inspectResolver } from "./inspect.ts";
 import { observeResolver, timedUpstream } from "./metrics.ts";
-import { ResolverCache, type Upstream } from "./policy.ts";
+import { LruStorage } from "./storage-lru.ts";
 import { upstreamFromUrl } from "./upstream.ts";
 
 export interface RunningResolver {
@@ -60,7 +61,14 @@ export async function startResolver(
     deps.upstream ?? upstreamFromUrl(config.upstream, config.upstreamTimeoutMs, config.udpPayload),
     clock,
   );
-  const resolver = new ResolverCache(config.id, config, clock, upstream, deps.onUpstreamError);
+  const resolver = new ResolverCache(
+    config.id,
+    config,
+    clock,
+    upstream,
+    deps.onUpstreamError,
+    new LruStorage(config.maxBytes),
+  );
   const { handler, metrics, setZones } = createHandler(resolver, {
     zones: config.zones,
     staleTtl: config.staleTtl,

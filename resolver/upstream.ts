@@ -7,8 +7,8 @@ import { randomInt } from "node:crypto";
 import { queryTcp, queryUdp } from "../core/dns-transport.ts";
 import { DNS_MESSAGE, DOH_PATH, H, parseCacheControl, parseSerialHeader } from "../core/http.ts";
 import { UpstreamError } from "./answer.ts";
+import type { Upstream } from "./cache.ts";
 import { CLASS_IN, TYPE_OPT } from "./message.ts";
-import type { Upstream } from "./policy.ts";
 
 /** A recursion-desired query for (wire name, qtype); with `udpPayload` it carries an OPT (RFC 6891). */
 export function buildQuery(id: number, name: Buffer, qtype: number, udpPayload?: number): Buffer {

@@ -1,6 +1,6 @@
 /**
  * One simulated topology: the real edge engine (edge/cache.ts), the real
- * resolver policy (resolver/policy.ts, fed by the real DoH client), NodeSync
+ * resolver engine (resolver/cache.ts, fed by the real DoH client), NodeSync
  * (core/sync.ts) on a MemoryBus (core/bus.ts), and the origin's real store
  * and read routes, all on one virtual clock. Every upstream fetch, purge
  * delivery and feed poll crosses the node's link (core/delay.ts).
@@ -18,13 +18,9 @@ import type { EdgeStorage } from "../../edge/storage.ts";
 import { LruStorage } from "../../edge/storage-lru.ts";
 import type { ZoneConfig } from "../../origin/store.ts";
 import type { StoredAnswer } from "../../resolver/answer.ts";
+import { ResolverCache, type Served } from "../../resolver/cache.ts";
 import { toWire } from "../../resolver/handler.ts";
-import {
-  DEFAULT_CACHE,
-  ResolverCache,
-  type CacheEntry as ResolverEntry,
-  type Served,
-} from "../../resolver/policy.ts";
+import { DEFAULT_CACHE, type CacheEntry as ResolverEntry } from "../../resolver/policy.ts";
 import { parseQuery } from "../../resolver/query.ts";
 import { buildQuery, dohUpstream } from "../../resolver/upstream.ts";
 import { followFabric } from "../node-link.ts";
@@ -377,15 +373,9 @@ function resolverNextChangeMs(cache: ResolverCache, now: number): number | undef
   return next;
 }
 
-/**
- * The resolver's entry for the simulated name, read without touching its
- * recency or counters. The engine offers no peek of its own; the simulator
- * reads its private map, as a debugger would, and never writes to it.
- */
+/** The resolver's entry for the simulated question, read without touching its recency or counters. */
 function peekResolver(cache: ResolverCache): ResolverEntry | undefined {
-  const inner = (cache as unknown as { cache: { peek(k: string): ResolverEntry | undefined } })
-    .cache;
-  return inner.peek(KEY.key);
+  return cache.entriesFor(SIM_NAME).find((e) => e.key === KEY.key);
 }
 
 /** The edge's own Cache-Status member (the last) says stale-if-error (RFC 5861 §4). */

@@ -3,7 +3,7 @@ import { Checker } from "../../infra/sim/checker.ts";
 import { fuzz, fuzzCase, fuzzLine } from "../../infra/sim/fuzz.ts";
 import { simulate } from "../../infra/sim/run.ts";
 import { counterexample } from "../../infra/simulate.ts";
-import { ResolverCache, type Served } from "../../resolver/policy.ts";
+import { ResolverCache, type Served } from "../../resolver/cache.ts";
 
 const realLookup = ResolverCache.prototype.lookup;
 

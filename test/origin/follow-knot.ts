@@ -41,6 +41,8 @@ export interface Knot {
   /** Applies `zone-set` lines (owner ttl type rdata...) in one transaction; Knot bumps the serial. */
   change(zone: string, sets: string[][], unsets?: string[][]): Promise<void>;
   serial(zone: string): Promise<number>;
+  /** From now on, NOTIFY 127.0.0.1:port after each change of these zones (config rewritten, knotc reload). */
+  notifyTo(zones: readonly string[], port: number): Promise<void>;
   stop(): Promise<void>;
   /** Starts knotd again on the same port and data (after stop). */
   restart(): Promise<void>;
@@ -91,9 +93,8 @@ export async function freePort(): Promise<number> {
   }
 }
 
-export async function startKnot(zones: KnotZone[]): Promise<Knot> {
-  const dir = await mkdtemp(join(tmpdir(), "propagate-knot-"));
-  const port = await freePort();
+/** Knot's configuration: the zones, their keys and NOTIFY targets, everything under `dir`. */
+function knotConf(dir: string, port: number, zones: KnotZone[]): string {
   const sock = join(dir, "knot.sock");
   const notifyRemotes = zones
     .filter((z) => z.notifyPort !== undefined)
@@ -103,7 +104,7 @@ export async function startKnot(zones: KnotZone[]): Promise<Knot> {
         (z.key ? `\n    key: ${z.key.name}` : ""),
     );
   const keys = [...new Map(zones.flatMap((z) => (z.key ? [[z.key.name, z.key]] : []))).values()];
-  const conf = [
+  return [
     "server:",
     `  rundir: "${dir}"`,
     `  listen: 127.0.0.1@${port}`,
@@ -154,9 +155,17 @@ export async function startKnot(zones: KnotZone[]): Promise<Knot> {
       ...(z.notifyPort !== undefined ? [`    notify: n-${z.name}`] : []),
     ]),
   ].join("\n");
+}
+
+export async function startKnot(initial: KnotZone[]): Promise<Knot> {
+  let zones = initial;
+  const dir = await mkdtemp(join(tmpdir(), "propagate-knot-"));
+  const port = await freePort();
+  const sock = join(dir, "knot.sock");
+  const writeConf = () => writeFile(join(dir, "knot.conf"), `${knotConf(dir, port, zones)}\n`);
   // Knot writes its journal there, and a commit fails ("not exists") when it is missing.
   await mkdir(join(dir, "db"));
-  await writeFile(join(dir, "knot.conf"), `${conf}\n`);
+  await writeConf();
   for (const z of zones) await writeFile(join(dir, `${z.name}.zone`), z.file);
 
   let child: ChildProcess | undefined;
@@ -207,6 +216,11 @@ export async function startKnot(zones: KnotZone[]): Promise<Knot> {
     async serial(zone) {
       const out = await kdig(["@127.0.0.1", "-p", String(port), zone, "SOA", "+short"]);
       return Number(out.trim().split(/\s+/)[2]);
+    },
+    async notifyTo(names, notifyPort) {
+      zones = zones.map((z) => (names.includes(z.name) ? { ...z, notifyPort } : z));
+      await writeConf();
+      await knotc("reload");
     },
     stop,
     restart: start,

@@ -3,12 +3,23 @@
  * misbehaves on a real socket (malformed, truncated, endless, silent, wrong
  * ID, refused): each is a clear XfrError, never a hang.
  */
+import { mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Answer } from "dns-packet";
 import dnsPacket from "dns-packet";
 import { afterEach, describe, expect, it } from "vitest";
+import { startDnsServer } from "../../core/dns-transport.ts";
 import type { SoaData } from "../../core/records.ts";
-import { parsePrimary, TransferReader, transfer, XfrError } from "../../origin/follow-xfr.ts";
+import {
+  parsePrimary,
+  querySoa,
+  TransferReader,
+  transfer,
+  XfrError,
+} from "../../origin/follow-xfr.ts";
+import { startOrigin } from "../../origin/server.ts";
 
 const soaData = (serial: number): SoaData => ({
   mname: "ns1.x.test",
@@ -209,5 +220,77 @@ describe("a primary that misbehaves", () => {
     const err = await axfrError(refused);
     expect(err.rcode).toBe("REFUSED");
     expect(err.message).toBe("the primary answered AXFR for x.test with REFUSED");
+  });
+});
+
+describe("a follower whose primary sends differences that do not fit", () => {
+  it("falls back to AXFR (RFC 1995 §4) and commits the primary's full zone", async () => {
+    const zoneAt = (serial: number, ip: string) => [soa(serial), a("www.x.test", ip)];
+    let serial = 5;
+    const primary = await startDnsServer({ host: "127.0.0.1", port: 0 }, (query) => {
+      const q = dnsPacket.decode(query).questions![0]!;
+      if (q.type === "SOA") return answer(query, [soa(serial)]);
+      if (q.type === "AXFR") return answer(query, [...zoneAt(serial, "192.0.2.6"), soa(serial)]);
+      // IXFR 5 -> 6 that deletes a record the follower never had.
+      return answer(query, [soa(6), soa(5), a("ghost.x.test", "192.0.2.9"), soa(6), soa(6)]);
+    });
+    const logs: string[] = [];
+    const dataDir = await mkdtemp(join(tmpdir(), "propagate-follow-xfr-"));
+    const origin = await startOrigin(
+      {
+        http: { host: "127.0.0.1", port: 0 },
+        dns: { host: "127.0.0.1", port: 0 },
+        dataDir,
+        follow: [{ primary: `dns://127.0.0.1:${primary.port}`, zones: ["x.test"] }],
+      },
+      { log: (m) => logs.push(m) },
+    );
+    try {
+      const follower = origin.follower!;
+      await follower.check("x.test");
+      expect(origin.store.getZone("x.test").zone.serial).toBe(5);
+      serial = 6;
+      await follower.check("x.test");
+      const zone = origin.store.getZone("x.test").zone;
+      expect(zone.serial).toBe(6);
+      expect(zone.get("www.x.test", "A")?.data).toEqual(["192.0.2.6"]);
+      expect(logs.join("\n")).toMatch(
+        /deletes A at ghost\.x\.test, which we do not hold; taking x\.test by AXFR/,
+      );
+      // A primary whose serial went back is not followed backwards.
+      serial = 3;
+      await follower.check("x.test");
+      expect(origin.store.getZone("x.test").zone.serial).toBe(6);
+      expect(logs.join("\n")).toMatch(
+        /the primary's serial 3 is not ahead of ours \(6, RFC 1982\)/,
+      );
+    } finally {
+      await origin.close();
+      await primary.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the SOA query of a refresh", () => {
+  it("asks again over TCP when the UDP answer is truncated, and refuses a non-authoritative one", async () => {
+    const seen: string[] = [];
+    let aa = true;
+    const primary = await startDnsServer({ host: "127.0.0.1", port: 0 }, (query, info) => {
+      seen.push(info.transport);
+      const tc = info.transport === "udp" ? 0x0200 : 0;
+      const reply = answer(query, info.transport === "udp" ? [] : [soa(42)], tc);
+      if (!aa) reply.writeUInt16BE(reply.readUInt16BE(2) & ~0x0400, 2);
+      return reply;
+    });
+    try {
+      const at = { host: "127.0.0.1", port: primary.port };
+      expect((await querySoa(at, "x.test")).data.serial).toBe(42);
+      expect(seen).toEqual(["udp", "tcp"]);
+      aa = false;
+      await expect(querySoa(at, "x.test")).rejects.toThrow(/not authoritative for x\.test/);
+    } finally {
+      await primary.close();
+    }
   });
 });

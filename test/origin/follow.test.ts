@@ -15,10 +15,11 @@ import {
   type TsigKey,
   verifyMessage,
 } from "../../core/tsig.ts";
+import { main } from "../../origin/main.ts";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
 import type { CommittedChange } from "../../origin/store.ts";
 import { dig } from "../support/dig.ts";
-import { freePort, type Knot, startKnot, tsigKeygen } from "./follow-knot.ts";
+import { type Knot, startKnot, tsigKeygen } from "./follow-knot.ts";
 
 const ZONE_A = `$ORIGIN a.test.
 $TTL 60
@@ -52,7 +53,7 @@ let knot: Knot;
 let key: TsigKey;
 let origin: RunningOrigin;
 let dataDir: string;
-let dnsPort: number;
+let dnsPort = 0;
 const logs: string[] = [];
 const commits: CommittedChange[] = [];
 
@@ -73,24 +74,39 @@ async function until<T>(
 
 const serialOf = (zone: string) => origin.store.findState(zone)?.zone.serial;
 const status = (zone: string) => origin.follower!.status().find((z) => z.zone === zone)!;
-const metrics = async () => (await fetch(`${origin.httpUrl}/metrics`)).text();
+/** The exposition with the node label taken out (prom-client adds it to the origin's own families). */
+const metrics = async () =>
+  (await (await fetch(`${origin.httpUrl}/metrics`)).text())
+    .replace(/,node="[^"]*"\}/g, "}")
+    .replace(/\{node="[^"]*"\}/g, "");
 const digOrigin = async (name: string, type: string) =>
   (await dig(["@127.0.0.1", "-p", String(dnsPort), name, type, "+short"])).trim();
 
 beforeAll(async () => {
-  dnsPort = await freePort();
   const good = await tsigKeygen("follow-key");
   const other = await tsigKeygen("other-key");
   key = parseTsigKeys(good.file)[0]!;
   knot = await startKnot([
-    { name: "a.test", file: ZONE_A, notifyPort: dnsPort },
-    { name: "b.test", file: ZONE_B, notifyPort: dnsPort },
-    { name: "t.test", file: ZONE_T, notifyPort: dnsPort, key: good.key },
+    { name: "a.test", file: ZONE_A },
+    { name: "b.test", file: ZONE_B },
+    { name: "t.test", file: ZONE_T, key: good.key },
     { name: "w.test", file: ZONE_W, key: good.key },
   ]);
   dataDir = await mkdtemp(join(tmpdir(), "propagate-follow-"));
   await writeFile(join(dataDir, "keys.conf"), good.file + other.file);
-  origin = await startOrigin(
+  origin = await start();
+  // Knot learns where to NOTIFY once the origin has its port (a restart reuses it).
+  dnsPort = origin.dns.port;
+  await knot.notifyTo(["a.test", "b.test", "t.test"], dnsPort);
+  origin.store.onCommit((c) => commits.push(c));
+  await until(
+    "the zones loaded",
+    () => serialOf("a.test") && serialOf("b.test") && serialOf("t.test"),
+  );
+}, 30_000);
+
+function start(): Promise<RunningOrigin> {
+  return startOrigin(
     {
       http: { host: "127.0.0.1", port: 0 },
       dns: { host: "127.0.0.1", port: dnsPort },
@@ -104,12 +120,7 @@ beforeAll(async () => {
     },
     { log: (m) => logs.push(m) },
   );
-  origin.store.onCommit((c) => commits.push(c));
-  await until(
-    "the zones loaded",
-    () => serialOf("a.test") && serialOf("b.test") && serialOf("t.test"),
-  );
-}, 30_000);
+}
 
 afterAll(async () => {
   await origin?.close();
@@ -247,12 +258,13 @@ describe("following a Knot primary", () => {
 
   it("answers a malformed NOTIFY (no question, or cut short) with FORMERR", async () => {
     const header = Buffer.from([0x12, 0x34, 0x20, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]);
-    for (const bad of [header, header.subarray(0, 5)]) {
-      const reply = await send(bad, "127.0.0.1");
-      expect(reply.readUInt16BE(0)).toBe(0x1234);
-      expect(reply.readUInt16BE(2)).toBe(0x8000 | (4 << 11) | 0x0400 | 1);
-    }
-    expect(await metrics()).toContain('origin_follow_notifies_total{result="formerr"} 2');
+    const reply = await send(header, "127.0.0.1");
+    expect(reply.readUInt16BE(0)).toBe(0x1234);
+    expect(reply.readUInt16BE(2)).toBe(0x8000 | (4 << 11) | 1);
+    const runt = await send(header.subarray(0, 5), "127.0.0.1");
+    expect(runt.readUInt16BE(0)).toBe(0x1234);
+    expect(runt.readUInt16BE(2) & 0x800f).toBe(0x8001);
+    expect(await metrics()).toContain('origin_notify_in_total{result="formerr"} 1');
   });
 });
 
@@ -302,7 +314,84 @@ describe("following with TSIG (RFC 8945)", () => {
     });
     expect(verified.ok).toBe(true);
     expect(status("t.test").checks).toBe(checks + 1);
-    expect(await metrics()).toContain('origin_follow_notifies_total{result="notauth"} 1');
+    expect(await metrics()).toContain('origin_tsig_errors_total{error="BADSIG"} 1');
+  });
+});
+
+describe("when the primary has no differences to send", () => {
+  it("takes an IXFR answered AXFR-style (a zone file reloaded at Knot) as one change to the new content", async () => {
+    // Knot loads a whole new zone file with no journal of differences for it.
+    const file = ZONE_B.replace("2024010101", "2024010105").replace(
+      "api   AAAA 2001:db8::1",
+      "web   A 192.0.2.80",
+    );
+    await writeFile(join(knot.dir, "b.test.zone"), file);
+    const before = commits.length;
+    await knot.knotc("zone-reload", "b.test");
+    await until("b.test at 2024010105", () => serialOf("b.test") === 2024010105 || undefined);
+    const b = origin.store.getZone("b.test").zone;
+    expect(b.get("api.b.test", "AAAA")).toBeUndefined();
+    expect(b.get("web.b.test", "A")?.data).toEqual(["192.0.2.80"]);
+    const change = commits.slice(before);
+    expect(change).toHaveLength(1);
+    expect(
+      change[0]!.changes.map((c) => `${c.name} ${c.type} ${c.rrset ? "set" : "deleted"}`).sort(),
+    ).toEqual(["api.b.test AAAA deleted", "b.test SOA set", "web.b.test A set"]);
+    expect(await metrics()).toMatch(/origin_follow_transfers_total\{type="IXFR",result="full"\} 1/);
+  });
+});
+
+describe("--follow on the command line", () => {
+  it("refuses bad follow settings before it listens, naming the problem", async () => {
+    const run = (...flags: string[]) =>
+      main([
+        "--data",
+        join(dataDir, "cli"),
+        "--http",
+        "127.0.0.1:0",
+        "--dns",
+        "127.0.0.1:0",
+        ...flags,
+      ]);
+    await expect(run("--follow", "dns://127.0.0.1:53")).rejects.toThrow(/go together/);
+    await expect(run("--follow", "ns1.example:53", "--follow-zones", "a.test")).rejects.toThrow(
+      /use dns:\/\/IP:PORT/,
+    );
+    await expect(
+      run("--follow", "dns://127.0.0.1:53", "--follow-zones", "a.test", "--follow-key", "nope"),
+    ).rejects.toThrow(/TSIG key nope .* needs a key file \(--tsig-keys FILE/);
+    await expect(
+      run(
+        "--follow",
+        "dns://127.0.0.1:53",
+        "--follow-zones",
+        "a.test",
+        "--follow-key",
+        "nope",
+        "--tsig-keys",
+        join(dataDir, "keys.conf"),
+      ),
+    ).rejects.toThrow(/TSIG key nope for dns:\/\/127\.0\.0\.1:53 is not in/);
+    await expect(
+      run("--follow", "dns://127.0.0.1:53", "--follow-zones", "a.test,bad..name"),
+    ).rejects.toThrow(/empty label/);
+  });
+});
+
+describe("restarting the follower", () => {
+  it("continues from the journaled serial by IXFR, taking what changed while it was down", async () => {
+    await origin.close();
+    await knot.change("b.test", [["late", "300", "A", "192.0.2.99"]]);
+    const serial = await knot.serial("b.test");
+    origin = await start();
+    await until("b.test caught up", () => serialOf("b.test") === serial || undefined);
+    expect(origin.store.getZone("b.test").zone.get("late.b.test", "A")?.data).toEqual([
+      "192.0.2.99",
+    ]);
+    expect(serialOf("a.test")).toBe(await knot.serial("a.test"));
+    const text = await metrics();
+    expect(text).not.toContain('result="full"');
+    expect(text).toContain('origin_follow_transfers_total{type="IXFR",result="incremental"} 1');
   });
 });
 

@@ -268,3 +268,53 @@ describe("bad input: the RFC's rcode, a counter, a log line, nothing changes", (
     expect(stdout).not.toMatch(/Couldn't verify|failure/);
   });
 });
+
+describe("the primary's settings over the API", () => {
+  it("refuses bad secondaries with the field, needs the token, and 404s unknown ones", async () => {
+    const bad = await api("PUT", "/v1/secondaries/s1", { dns: "nowhere" });
+    expect(bad).toMatchObject({ status: 400, json: { field: "dns" } });
+    const noKey = await api("PUT", "/v1/secondaries/s1", { dns: "127.0.0.1:9", key: "nope" });
+    expect(noKey).toMatchObject({ status: 400, json: { field: "key" } });
+    expect(noKey.json.reason).toMatch(/not in the TSIG key file/);
+    const anon = await fetch(`${origin.httpUrl}/v1/secondaries/s1`, { method: "PUT", body: "{}" });
+    expect(anon.status).toBe(401);
+    expect((await api("DELETE", "/v1/secondaries/nope")).status).toBe(404);
+    expect((await api("GET", "/v1/zones/nope.test/transfer")).status).toBe(404);
+  });
+
+  it("keeps what the API set across a restart (DATA/primary.json)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "propagate-xfr-restart-"));
+    const cfg = {
+      http: { host: "127.0.0.1", port: 0 },
+      dns: { host: "127.0.0.1", port: 0 },
+      dataDir: dir,
+      token: TOKEN,
+      sample: true,
+    };
+    const first = await startOrigin(cfg, { log: () => {} });
+    const put = (path: string, body: unknown) =>
+      fetch(`${first.httpUrl}${path}`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    expect(
+      (await put("/v1/zones/example.test/transfer", { allowTransfer: ["10.0.0.0/8"] })).status,
+    ).toBe(200);
+    expect(
+      (await put("/v1/secondaries/far", { dns: "127.0.0.1:9", zones: ["example.test"] })).status,
+    ).toBe(200);
+    await first.close();
+    const second = await startOrigin(cfg, { log: () => {} });
+    try {
+      const t = await (await fetch(`${second.httpUrl}/v1/zones/example.test/transfer`)).json();
+      expect(t).toMatchObject({ allowTransfer: ["10.0.0.0/8"], secondaries: ["far"] });
+      expect(second.receipts.node("far")).toMatchObject({
+        tier: "secondary",
+        address: "127.0.0.1:9",
+      });
+    } finally {
+      await second.close();
+    }
+  });
+});

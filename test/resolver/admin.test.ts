@@ -9,8 +9,9 @@ import { describe, expect, it } from "vitest";
 import { RealClock } from "../../core/clock.ts";
 import { FabricMetrics, TextRegistry } from "../../core/metrics.ts";
 import { adminApp } from "../../resolver/admin.ts";
+import { ResolverCache } from "../../resolver/cache.ts";
 import { parseResolverConfig, ResolverConfigError } from "../../resolver/config.ts";
-import { DEFAULT_CACHE, ResolverCache } from "../../resolver/policy.ts";
+import { DEFAULT_CACHE } from "../../resolver/policy.ts";
 import { FakeAuthority } from "./fake-authority.ts";
 
 const BIN = fileURLToPath(new URL("../../bin/propagate.mjs", import.meta.url));

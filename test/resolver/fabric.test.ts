@@ -9,14 +9,9 @@ import { VirtualClock } from "../../core/clock.ts";
 import type { PropagationMode, PurgeEvent } from "../../core/purge.ts";
 import type { RRset } from "../../core/records.ts";
 import { NodeSync } from "../../core/sync.ts";
+import { ResolverCache, type Served } from "../../resolver/cache.ts";
 import { toWire } from "../../resolver/handler.ts";
-import {
-  type CacheConfig,
-  DEFAULT_CACHE,
-  ResolverCache,
-  type Served,
-  zoneOf,
-} from "../../resolver/policy.ts";
+import { type CacheConfig, DEFAULT_CACHE } from "../../resolver/policy.ts";
 import { FakeAuthority } from "./fake-authority.ts";
 
 const TYPES: Record<string, number> = { A: 1, CNAME: 5, TXT: 16, AAAA: 28 };
@@ -153,14 +148,6 @@ describe("version floor and read-your-writes upstream", () => {
     // The first ask cannot know the chain; the answer names www, whose floor is 8.
     expect(auth.minSerials.slice(1)).toEqual([undefined, 8]);
     expect(cache.entries).toBe(0);
-  });
-
-  it("judges a name by its deepest known zone", () => {
-    const zones = new Set(["example.test", "sub.example.test"]);
-    expect(zoneOf("a.example.test", zones)).toBe("example.test");
-    expect(zoneOf("a.sub.example.test", zones)).toBe("sub.example.test");
-    expect(zoneOf("sub.example.test", zones)).toBe("sub.example.test");
-    expect(zoneOf("x.other.test", zones)).toBeUndefined();
   });
 });
 

@@ -5,8 +5,8 @@
  */
 import * as packet from "dns-packet";
 import { type Clock, sleep } from "../../core/clock.ts";
+import type { Upstream, UpstreamResponse } from "../../resolver/cache.ts";
 import { readName } from "../../resolver/message.ts";
-import type { Upstream, UpstreamResponse } from "../../resolver/policy.ts";
 import { buildQuery } from "../../resolver/upstream.ts";
 
 export const ZONE = "example.test";

@@ -32,9 +32,10 @@ export interface Daemon {
 export async function startDaemon(
   kind: DaemonKind,
   config: (dir: string, port: number) => string | Promise<string>,
+  fixedPort?: number,
 ): Promise<Daemon> {
   const dir = await mkdtemp(join(tmpdir(), `propagate-${kind}-`));
-  const port = await freePort();
+  const port = fixedPort ?? (await freePort());
   const file = join(dir, { knot: "knot.conf", bind: "named.conf", nsd: "nsd.conf" }[kind]);
   await writeFile(file, await config(dir, port));
   const [cmd, args] = {

@@ -1,0 +1,99 @@
+/**
+ * An lru-cache bounded by size, with evictions counted and a tag index kept
+ * in step: each entry carries tags (the edge's surrogate keys, the
+ * resolver's owner names), and a purge asks which keys carry a tag. The
+ * storage adapter both cache tiers build theirs on. Plain JavaScript: runs in
+ * Node and in a Worker isolate alike.
+ */
+import { LRUCache } from "lru-cache";
+
+export interface IndexedLruOptions<E> {
+  /** Bound on the sum of `size` over the entries. */
+  maxSize: number;
+  size: (entry: E) => number;
+  keyOf: (entry: E) => string;
+  tagsOf: (entry: E) => readonly string[];
+}
+
+export interface LruStats {
+  entries: number;
+  bytes: number;
+  evictions: number;
+}
+
+export class IndexedLru<E extends {}> {
+  private readonly lru: LRUCache<string, E>;
+  private readonly index = new Map<string, Set<string>>();
+  private evictions = 0;
+  private readonly keyOf: (entry: E) => string;
+  private readonly tagsOf: (entry: E) => readonly string[];
+
+  constructor(o: IndexedLruOptions<E>) {
+    this.keyOf = o.keyOf;
+    this.tagsOf = o.tagsOf;
+    this.lru = new LRUCache<string, E>({
+      maxSize: o.maxSize,
+      sizeCalculation: o.size,
+      dispose: (entry, key, reason) => {
+        if (reason === "evict") this.evictions++;
+        this.unindex(key, entry);
+      },
+    });
+  }
+
+  /** The entry, marked as recently used. */
+  get(key: string): E | undefined {
+    return this.lru.get(key);
+  }
+
+  /** The entry, recency untouched. */
+  peek(key: string): E | undefined {
+    return this.lru.peek(key);
+  }
+
+  /** Stores the entry, replacing any under its key; false when it is larger than the whole cache. */
+  set(entry: E): boolean {
+    const key = this.keyOf(entry);
+    // set() disposes a replaced entry (and its tags) synchronously; lru-cache
+    // refuses an entry larger than maxSize without storing it.
+    this.lru.set(key, entry);
+    if (this.lru.peek(key) !== entry) return false;
+    for (const tag of this.tagsOf(entry)) {
+      const keys = this.index.get(tag);
+      if (keys) keys.add(key);
+      else this.index.set(tag, new Set([key]));
+    }
+    return true;
+  }
+
+  delete(key: string): boolean {
+    return this.lru.delete(key);
+  }
+
+  /** Keys of the entries carrying `tag`. */
+  keysFor(tag: string): string[] {
+    return [...(this.index.get(tag) ?? [])];
+  }
+
+  /** Every key held, most recently used first. */
+  keys(): string[] {
+    return [...this.lru.keys()];
+  }
+
+  clear(): void {
+    this.lru.clear();
+    this.index.clear();
+  }
+
+  stats(): LruStats {
+    return { entries: this.lru.size, bytes: this.lru.calculatedSize, evictions: this.evictions };
+  }
+
+  private unindex(key: string, entry: E): void {
+    for (const tag of this.tagsOf(entry)) {
+      const keys = this.index.get(tag);
+      keys?.delete(key);
+      if (keys?.size === 0) this.index.delete(tag);
+    }
+  }
+}

@@ -1,0 +1,365 @@
+/**
+ * The resolver's cache engine: time comes from the injected Clock, answers
+ * from the injected upstream function, and entries live in the injected
+ * storage (storage.ts; lru-cache bounded by bytes by default). It looks up,
+ * fills, coalesces concurrent fetches and retries fills below the version
+ * floor, by the rules of policy.ts (fresh, prefetch, refresh-or-stale, RFC
+ * 8767); purge.ts is its bus side.
+ */
+import type { Clock } from "../core/clock.ts";
+import { VersionFloor } from "../core/floor.ts";
+import { isInZone } from "../core/names.ts";
+import type { PurgeEvent, PurgeMode } from "../core/purge.ts";
+import { olderThan, serialLt } from "../core/serial.ts";
+import type { SyncTarget } from "../core/sync.ts";
+import { type StoredAnswer, storeAnswer, UpstreamError } from "./answer.ts";
+import { readName } from "./message.ts";
+import {
+  type CacheConfig,
+  type CacheEntry,
+  elapsedSeconds,
+  newEntry,
+  recheckPending,
+  upstreamFreshness,
+  withinMaxStale,
+  zoneOf,
+} from "./policy.ts";
+import {
+  applyPurge,
+  dropFlights,
+  type FlightMark,
+  type PurgeScope,
+  type PurgeSelector,
+  purge,
+  residualMs,
+} from "./purge.ts";
+import type { ResolverStorage } from "./storage.ts";
+import { LruStorage } from "./storage-lru.ts";
+
+/** What an upstream returns: the DNS response and how long it sat in HTTP caches. */
+export interface UpstreamResponse {
+  message: Buffer;
+  /** Seconds, from the HTTP Age header (RFC 8484 §5.1); 0 for plain DNS. */
+  age: number;
+  /** The origin's zone serial (X-Serial), when the upstream speaks HTTP. */
+  serial?: number;
+  /**
+   * RFC 5861 §3 `stale-while-revalidate` seconds of the response's
+   * Cache-Control: how long past its TTL a cache on the path may hand it out
+   * while it refreshes in the background, with the origin healthy.
+   */
+  staleWhileRevalidate?: number;
+}
+
+/**
+ * Fetches (wire name, qtype); rejects when the upstream fails. `minSerial`
+ * asks for an answer at least that new (read-your-writes, `X-Min-Serial`);
+ * an upstream without serials (plain DNS to the origin) ignores it.
+ */
+export type Upstream = (
+  name: Buffer,
+  qtype: number,
+  minSerial?: number,
+) => Promise<UpstreamResponse>;
+
+export interface Served {
+  answer: StoredAnswer;
+  /** Whole seconds since it was stored. */
+  elapsed: number;
+  stale: boolean;
+}
+
+interface Flight extends FlightMark {
+  promise: Promise<Served>;
+}
+
+interface Fetched {
+  answer: StoredAnswer;
+  serial: number | undefined;
+  staleWhileRevalidate: number;
+  /** Older than the version floor even after the retry: answer it, do not store it. */
+  belowFloor: boolean;
+}
+
+export class ResolverCache implements SyncTarget {
+  private readonly counters = {
+    hits: 0,
+    misses: 0,
+    staleServed: 0,
+    prefetches: 0,
+    coalesced: 0,
+    upstreamQueries: 0,
+    upstreamFailures: 0,
+    purged: 0,
+    /** Upstream answers older than the version floor (not stored). */
+    floorRefusals: 0,
+    /** Entries rewritten in place by `push` events. */
+    pushed: 0,
+    /** Upstream answers past their TTL and stale-while-revalidate (stale-if-error copies): failed refreshes. */
+    upstreamStale: 0,
+  };
+  private readonly inflight = new Map<string, Flight>();
+  private readonly floor = new VersionFloor();
+  /** The zones served and seen in events: a name's floor is its deepest zone's. */
+  private readonly zones = new Set<string>();
+  private readonly scope: PurgeScope;
+  private served: readonly string[];
+
+  constructor(
+    readonly id: string,
+    private readonly config: CacheConfig,
+    private readonly clock: Clock,
+    private readonly upstream: Upstream,
+    private readonly onUpstreamError: (err: unknown, name: string) => void = () => {},
+    private readonly storage: ResolverStorage = new LruStorage(config.maxBytes),
+  ) {
+    this.served = config.zones ?? [];
+    for (const z of this.served) this.zones.add(z);
+    this.scope = {
+      storage,
+      floor: this.floor,
+      zones: this.zones,
+      inflight: this.inflight,
+      clock,
+      config,
+      metrics: this.counters,
+    };
+  }
+
+  /** Counters since start, and the storage's evictions. */
+  get metrics(): Readonly<typeof this.counters & { evictions: number }> {
+    return { ...this.counters, evictions: this.storage.stats().evictions };
+  }
+
+  get entries(): number {
+    return this.storage.stats().entries;
+  }
+
+  get bytes(): number {
+    return this.storage.stats().bytes;
+  }
+
+  /** The entries whose answer depends on owner `name`, read without touching recency (admin GET /cache). */
+  entriesFor(name: string): CacheEntry[] {
+    const out: CacheEntry[] = [];
+    for (const k of this.storage.keysFor(name)) {
+      const e = this.storage.peek(k);
+      if (e) out.push(e);
+    }
+    return out;
+  }
+
+  /** A fresh or stale answer now, or a promise of one; rejects when nothing can be served. */
+  lookup(key: string, wireName: Buffer, qtype: number): Served | Promise<Served> {
+    const now = this.clock.now();
+    const e = this.storage.get(key);
+    if (e) {
+      if (now < e.expiresAt) {
+        this.counters.hits++;
+        if (now >= e.prefetchAt) this.prefetch(e, now);
+        return { answer: e.answer, elapsed: elapsedSeconds(e, now), stale: false };
+      }
+      if (withinMaxStale(e, now, this.config)) return this.expired(e, now);
+      this.storage.delete(key);
+    }
+    this.counters.misses++;
+    return this.fetch(key, wireName, qtype).then(this.countStale);
+  }
+
+  /** Counts a stale answer once per client, not once per (coalesced) fetch. */
+  private readonly countStale = (s: Served): Served => {
+    if (s.stale) this.counters.staleServed++;
+    return s;
+  };
+
+  /** RFC 8767 §5: try the upstream first; answer stale if it fails or the client timer fires first. */
+  private expired(e: CacheEntry, now: number): Served | Promise<Served> {
+    if (recheckPending(e, now, this.config)) return this.stale(e);
+    const refresh = this.fetch(e.key, e.wireName, e.qtype);
+    return new Promise((resolve) => {
+      let answered = false;
+      // The first of the refresh and the client timer answers; fill() still stores a late refresh.
+      const answer = (served: () => Served) => {
+        if (answered) return;
+        answered = true;
+        this.clock.clearTimeout(timer);
+        resolve(served());
+      };
+      const timer = this.clock.setTimeout(
+        () => answer(() => this.stale(e)),
+        this.config.clientTimeoutMs,
+      );
+      refresh.then(
+        (served) => answer(() => this.countStale(served)),
+        // fetch() has counted and reported the failure; the stale answer is the fallback.
+        () => answer(() => this.stale(e)),
+      );
+    });
+  }
+
+  private stale(e: CacheEntry): Served {
+    this.counters.staleServed++;
+    return { answer: e.answer, elapsed: 0, stale: true };
+  }
+
+  private prefetch(e: CacheEntry, now: number): void {
+    if (this.inflight.has(e.key) || recheckPending(e, now, this.config)) return;
+    this.counters.prefetches++;
+    // fetch() counts and reports failures; the current answer stays served meanwhile.
+    this.fetch(e.key, e.wireName, e.qtype).catch(() => undefined);
+  }
+
+  /** One upstream request per key at a time (coalescing); the result is stored when cacheable. */
+  private fetch(key: string, wireName: Buffer, qtype: number): Promise<Served> {
+    const running = this.inflight.get(key);
+    if (running) {
+      this.counters.coalesced++;
+      return running.promise;
+    }
+    const state = { name: readName(wireName, 0), purged: false };
+    const flight: Flight = Object.assign(state, {
+      promise: this.fill(state, key, wireName, qtype).finally(() => {
+        if (this.inflight.get(key) === flight) this.inflight.delete(key);
+      }),
+    });
+    this.inflight.set(key, flight);
+    return flight.promise;
+  }
+
+  private async fill(
+    flight: FlightMark,
+    key: string,
+    wireName: Buffer,
+    qtype: number,
+  ): Promise<Served> {
+    let got: Fetched;
+    let use: ReturnType<typeof upstreamFreshness>;
+    try {
+      got = await this.ask(flight.name, key, wireName, qtype);
+      use = upstreamFreshness(got.answer.staleness, got.staleWhileRevalidate, this.config);
+      if (use === "too-stale") {
+        throw new UpstreamError(
+          `upstream answered with data that expired ${got.answer.staleness} s ago, beyond max-stale`,
+        );
+      }
+    } catch (err) {
+      this.counters.upstreamFailures++;
+      const old = this.storage.peek(key);
+      if (old) old.failedAt = this.clock.now();
+      this.onUpstreamError(err, flight.name);
+      throw err;
+    }
+    const question = { key, name: flight.name, wireName, qtype };
+    if (use === "failed") return this.staleFromUpstream(flight, question, got);
+    const { answer, serial, belowFloor } = got;
+    // Within stale-while-revalidate the path is refreshing: answer it, keep nothing, ask again next time.
+    if (answer.ttl > 0 && use === "fresh" && !flight.purged && !belowFloor) {
+      this.storage.set(newEntry(question, answer, serial, this.clock.now(), this.config));
+    }
+    return { answer, elapsed: 0, stale: false };
+  }
+
+  /**
+   * RFC 8767 §4-5: an answer that arrives expired beyond its
+   * stale-while-revalidate window is a cache's RFC 5861 §4 stale-if-error
+   * copy: the path could not refresh, so this refresh failed. The client
+   * gets a stale answer (TTL 30, EDE 3): our own entry, or the upstream's
+   * copy when we have none or it carries a newer X-Serial; the failure
+   * recheck timer starts, so the name is not asked again for 30 s. The kept
+   * copy counts its max-stale from when it expired upstream, not from its
+   * arrival.
+   */
+  private staleFromUpstream(
+    flight: FlightMark,
+    question: Pick<CacheEntry, "key" | "name" | "wireName" | "qtype">,
+    got: Fetched,
+  ): Served {
+    const staleness = got.answer.staleness ?? 0;
+    this.counters.upstreamStale++;
+    this.onUpstreamError(
+      new UpstreamError(`upstream answered with data ${staleness} s past its TTL (stale)`),
+      flight.name,
+    );
+    const now = this.clock.now();
+    const old = this.storage.peek(question.key);
+    const newer =
+      old?.serial !== undefined && got.serial !== undefined && serialLt(old.serial, got.serial);
+    if (old && !newer) {
+      old.failedAt = now;
+      return { answer: old.answer, elapsed: 0, stale: true };
+    }
+    const e = newEntry(question, got.answer, got.serial, now, this.config);
+    e.expiresAt = now - staleness * 1000;
+    e.failedAt = now;
+    if (!flight.purged && !got.belowFloor) this.storage.set(e);
+    return { answer: got.answer, elapsed: 0, stale: true };
+  }
+
+  /**
+   * Asks the upstream for an answer at least as new as the version floor of
+   * the name (and of the names its cached answer depends on). An older answer
+   * (an upstream cache that has not applied the purge yet) is asked for once
+   * more with the floor; if it is still old it is answered but never stored.
+   */
+  private async ask(name: string, key: string, wireName: Buffer, qtype: number): Promise<Fetched> {
+    let required = this.floorOf(name, this.storage.peek(key)?.answer.owners);
+    for (let attempt = 0; ; attempt++) {
+      this.counters.upstreamQueries++;
+      const res = await this.upstream(wireName, qtype, required);
+      const answer = storeAnswer(res.message, wireName, qtype, res.age, this.config);
+      // Read after the answer: a purge may have raised the floor while the request was out.
+      required = this.floorOf(name, answer.owners);
+      const belowFloor = olderThan(res.serial, required);
+      if (belowFloor) this.counters.floorRefusals++;
+      if (!belowFloor || attempt > 0) {
+        const swr = res.staleWhileRevalidate ?? 0;
+        return { answer, serial: res.serial, belowFloor, staleWhileRevalidate: swr };
+      }
+    }
+  }
+
+  /**
+   * The serial an answer for `name` must reach: the floor of its zone, of
+   * `name` and of `owners` (its CNAME chain) raised for that zone. Floors of
+   * other zones count other serials and are not comparable.
+   */
+  private floorOf(name: string, owners: readonly string[] = []): number | undefined {
+    const zone = zoneOf(name, this.zones);
+    return zone === undefined ? undefined : this.floor.floorOf([name, ...owners], zone);
+  }
+
+  /**
+   * Replaces the zones served (normalised names), e.g. when the origin
+   * creates or deletes one. A new zone's names are judged by their own zone
+   * (version floors). Entries and fetches no served zone covers any more are
+   * dropped: the handler refuses those names now, and a zone created again
+   * later must not bring back answers from before.
+   */
+  setZones(zones: readonly string[]): void {
+    for (const z of zones) this.zones.add(z);
+    const removed = this.served.some((z) => !zones.includes(z));
+    this.served = [...zones];
+    if (!removed) return;
+    const covered = (name: string) => zones.some((z) => isInZone(name, z));
+    for (const key of this.storage.keys()) {
+      const e = this.storage.peek(key);
+      if (e && !covered(e.name)) this.storage.delete(key);
+    }
+    dropFlights(this.scope, (name) => !covered(name));
+  }
+
+  /** Hard purge drops entries, soft purge marks them expired (purge.ts). Returns how many were hit. */
+  purge(target: PurgeSelector, mode: PurgeMode): number {
+    return purge(this.scope, target, mode);
+  }
+
+  /** The purge bus entry point (purge.ts): every mode raises the version floor first. */
+  applyPurge(event: PurgeEvent): void {
+    applyPurge(this.scope, event);
+  }
+
+  /** How long (ms from now) this cache may still answer, fresh, data older than `event` (purge.ts). */
+  residualMs(event: PurgeEvent): number {
+    return residualMs(this.scope, event);
+  }
+}
