@@ -34,6 +34,8 @@ export interface PlanOptions {
   name: string;
   type: RRType;
   auth: Target;
+  /** More authoritative servers of the zone, compared with `auth`. */
+  others?: readonly Target[];
   targets: readonly (Target | BadTarget)[];
   /** The deadline a change must meet (ms), if any. */
   withinMs?: number;
@@ -65,6 +67,8 @@ export interface Plan {
     /** RFC 2308 §5 negative TTL, with the SOA it comes from. */
     negativeTtl?: number;
     soa?: { zone: string; ttl: number; minimum: number };
+    /** What the other authoritative servers answered. */
+    others?: { label: string; answer: Observation }[];
   };
   targets: PlannedTarget[];
   /** If the change is made now: when every target asked serves it (ms after now). */
@@ -99,10 +103,16 @@ export async function plan(o: PlanOptions): Promise<Plan> {
   const timeoutMs = o.askTimeoutMs ?? 2_000;
   const now = clock.now();
   const good = o.targets.filter((t): t is Target => !isBad(t));
-  const [answer, soa, held] = await Promise.all([
+  const [answer, soa, held, others] = await Promise.all([
     ask(o.auth, o.name, o.type, { timeoutMs, clock }),
     zoneSoa(o, clock, timeoutMs),
     Promise.all(good.map((t) => ask(t, o.name, o.type, { timeoutMs, clock }))),
+    Promise.all(
+      (o.others ?? []).map(async (t) => ({
+        label: t.label,
+        answer: await ask(t, o.name, o.type, { timeoutMs, clock }),
+      })),
+    ),
   ]);
   if (!answer.ok) {
     throw new UsageError(
@@ -114,7 +124,7 @@ export async function plan(o: PlanOptions): Promise<Plan> {
     name: o.name,
     type: o.type,
     now,
-    auth: { label: o.auth.label, answer, ...(soa && { soa }) },
+    auth: { label: o.auth.label, answer, ...(soa && { soa }), others },
     targets: o.targets.map((t) =>
       isBad(t)
         ? { label: t.label, url: t.url, error: t.error }
@@ -134,6 +144,8 @@ export interface PlanInput {
     label: string;
     answer: Observation & { ok: true };
     soa?: { zone: string; ttl: number; minimum: number };
+    /** What the other authoritative servers answered. */
+    others?: { label: string; answer: Observation }[];
   };
   targets: { label: string; url: string; held?: Observation; error?: string }[];
   withinMs?: number;
@@ -168,6 +180,19 @@ export function planFrom(input: PlanInput): Plan {
   const when = (ms: number) =>
     `${new Date(now + ms).toISOString()} (+${Math.round(ms / 100) / 10} s)`;
 
+  // Servers of one zone that answer differently are mid-change (or broken):
+  // caches fill from either, so the plan holds only once they agree.
+  const same = (x: Observation & { ok: true }) =>
+    [...x.values].sort().join(" ") === [...answer.values].sort().join(" ") && x.ttl === answer.ttl;
+  for (const other of auth.others ?? []) {
+    const x = other.answer;
+    if (!x.ok) warnings.push(`authoritative ${other.label}: no answer: ${x.error}`);
+    else if (!same(x)) {
+      warnings.push(
+        `authoritative ${other.label} answers ${describeObservation(x)} but ${auth.label} answers ${describeObservation(answer)}: the authoritative servers disagree (a change still travelling to a secondary?); caches may take either`,
+      );
+    }
+  }
   for (const t of targets) {
     if (t.error) warnings.push(`${t.label}: not asked or no answer: ${t.error}`);
     const h = t.held;
@@ -230,6 +255,7 @@ export function planFrom(input: PlanInput): Plan {
       ...(exists && answer.ttl !== undefined && { ttl: answer.ttl }),
       ...(negativeTtl !== undefined && { negativeTtl }),
       ...(soa && { soa }),
+      ...(auth.others && auth.others.length > 0 && { others: auth.others }),
     },
     targets,
     ...(convergedByMs !== undefined && { convergedByMs }),
@@ -286,7 +312,8 @@ export function parseDuration(value: string, flag: string): number {
 const FLAGS = {
   auth: {
     type: "string",
-    help: "authoritative server: dns://HOST:PORT, DoH or DNS JSON URL (default: the origin)",
+    multiple: true,
+    help: "authoritative server: dns://HOST:PORT, DoH or DNS JSON URL (repeatable; default: the origin)",
   },
   origin: {
     type: "string",
@@ -305,7 +332,7 @@ const FLAGS = {
 
 export async function main(argv: string[]): Promise<void> {
   const { values: raw, positionals } = parseFlags(argv, FLAGS, "plan NAME TYPE");
-  const v = raw as typeof raw & { target?: string[] };
+  const v = raw as Omit<typeof raw, "auth"> & { target?: string[]; auth?: string[] };
   if (v.help) {
     console.log(flagHelp(FLAGS, "plan NAME TYPE"));
     return;
@@ -317,15 +344,17 @@ export async function main(argv: string[]): Promise<void> {
       `expected NAME TYPE (e.g. propagate plan www.example.test A), got "${positionals.join(" ")}"\n\n${flagHelp(FLAGS, "plan NAME TYPE")}`,
     );
   }
-  const auth = parseTarget(
-    v.auth ?? `${v.origin ?? "http://127.0.0.1:8053"}/dns-query`,
-    "authoritative",
-  );
-  if (isBad(auth)) throw new UsageError(`--auth: ${auth.error}`);
+  const auths = (v.auth ?? [`${v.origin ?? "http://127.0.0.1:8053"}/dns-query`]).map((spec) => {
+    const t = parseTarget(spec);
+    if (isBad(t)) throw new UsageError(`--auth: ${t.error}`);
+    return t;
+  });
+  const [auth, ...others] = auths as [Target, ...Target[]];
   const p = await plan({
     name: name.replace(/\.$/, "").toLowerCase(),
     type,
     auth,
+    others,
     targets: await targetsFrom(v.target, v.targets),
     ...(v.within !== undefined && { withinMs: parseDuration(v.within, "within") }),
   });

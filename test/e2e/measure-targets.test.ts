@@ -104,8 +104,10 @@ describe("propagate measure --targets, plan (processes)", () => {
       "plan",
       name,
       "TXT",
-      "--origin",
-      t.originUrl,
+      "--auth",
+      `${t.originUrl}/dns-query`,
+      "--auth",
+      `dns://${t.nodes.find((n) => n.id === "origin")!.extra.dns}`,
       "--target",
       `res-2=dns://${node(t, "res-2").address}`,
       "--within",
@@ -117,7 +119,10 @@ describe("propagate measure --targets, plan (processes)", () => {
       auth: { exists: boolean; ttl: number; negativeTtl: number; soa: { minimum: number } };
       targets: { label: string; untilMs: number }[];
       advice: string[];
+      warnings: string[];
     };
+    // Two authoritative views of one zone (DoH and DNS) agree: no warning.
+    expect(p.warnings).toEqual([]);
     expect(p.auth).toMatchObject({ exists: true, ttl: 1 });
     expect(p.auth.negativeTtl).toBeLessThanOrEqual(p.auth.soa.minimum);
     expect(p.targets[0]!.untilMs).toBeLessThanOrEqual(2_000);

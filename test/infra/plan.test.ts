@@ -156,4 +156,26 @@ describe("plan", () => {
       "lower the SOA MINIMUM (or the SOA TTL) of example.test to 15 s now, wait until 2026-01-01T00:01:00.000Z (+60 s), ask nothing about the name before creating it",
     );
   });
+
+  it("warns when the authoritative servers disagree, or one does not answer", () => {
+    const p = planFrom(
+      input({
+        auth: {
+          label: "primary",
+          answer: a(300),
+          soa: SOA,
+          others: [
+            { label: "secondary-1", answer: a(300) },
+            { label: "secondary-2", answer: { ...a(60), values: ["192.0.2.9"] } },
+            { label: "secondary-3", answer: { ok: false, at: NOW, error: "REFUSED (rcode 5)" } },
+          ],
+        },
+      }),
+    );
+    expect(p.warnings).toEqual([
+      "authoritative secondary-2 answers 192.0.2.9 TTL 60 s but primary answers 192.0.2.1 TTL 300 s: the authoritative servers disagree (a change still travelling to a secondary?); caches may take either",
+      "authoritative secondary-3: no answer: REFUSED (rcode 5)",
+    ]);
+    expect(p.auth.others).toHaveLength(3);
+  });
 });
