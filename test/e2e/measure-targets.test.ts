@@ -2,7 +2,7 @@
  * `propagate measure` and `propagate plan` as users run them, against a
  * topology started like `up --data DIR`: the write token is found through
  * --data, targets come from a file (our origin's DoH, DNS JSON and
- * authoritative DNS, a resolver of the topology, and a bad line) and are
+ * authoritative DNS, a resolver and an edge's DoH, a bad line) and are
  * measured beside the registered nodes; JSON and the SVG timeline are written.
  */
 import { spawn } from "node:child_process";
@@ -54,6 +54,7 @@ describe("propagate measure --targets, plan (processes)", () => {
         `origin-json ${t.originUrl}/resolve`,
         `origin-dns dns://${origin.extra.dns}`,
         `res-2 dns://${node(t, "res-2").address}`,
+        `edge-1-doh ${node(t, "edge-1").address}/dns-query`,
         "broken dns:/nowhere",
         `not-doh ${t.originUrl}/healthz`,
       ].join("\n"),
@@ -82,7 +83,7 @@ describe("propagate measure --targets, plan (processes)", () => {
     };
     expect(report.series[0]!.nodes.map((n) => n.nodeId)).toContain("res-1");
     const by = new Map(report.targets.map((x) => [x.label, x]));
-    for (const label of ["origin-doh", "origin-json", "origin-dns", "res-2"]) {
+    for (const label of ["origin-doh", "origin-json", "origin-dns", "res-2", "edge-1-doh"]) {
       expect(by.get(label)?.samples[0]?.kept, `${label}: ${JSON.stringify(by.get(label))}`).toBe(
         true,
       );
