@@ -13,14 +13,14 @@
  * Storage: `seq` (the last event's number), `first` (the oldest kept),
  * `zones` (zone -> highest serial relayed, for isolates that fell behind the
  * log) and one key per event, `ev:<seq>` zero-padded so keys list in order.
- * The log keeps the last MAX_LOG events; an isolate behind that resyncs by
+ * The log keeps the last MAX_LOG events (FLOOR_LOG); an isolate behind that resyncs by
  * zone (a zone-wide invalidate at each zone's serial), as a bus subscriber
  * that lost events does. Web-standard only (it runs in workerd).
  */
 import type { PurgeEvent } from "../core/purge.ts";
 import { serialGt } from "../core/serial.ts";
 
-/** Events the log keeps; an isolate further behind resyncs by zone. */
+/** Events the log keeps (the FLOOR_LOG var overrides it); an isolate further behind resyncs by zone. */
 export const MAX_LOG = 1000;
 /** Events per answer to GET /since; `more` says to ask again. */
 export const PAGE = 200;
@@ -55,11 +55,14 @@ export class FleetFloor {
   private seq = 0;
   private first = 1;
   private zones: Record<string, number> = {};
+  private readonly maxLog: number;
 
   constructor(
     private readonly state: FloorState,
-    _env: unknown,
+    env: { FLOOR_LOG?: string },
   ) {
+    const n = Number(env.FLOOR_LOG ?? MAX_LOG);
+    this.maxLog = Number.isSafeInteger(n) && n > 0 ? n : MAX_LOG;
     void state.blockConcurrencyWhile(async () => {
       this.seq = (await state.storage.get<number>("seq")) ?? 0;
       this.first = (await state.storage.get<number>("first")) ?? 1;
@@ -102,7 +105,7 @@ export class FleetFloor {
       this.zones = { ...this.zones, [event.zone]: event.serial };
     }
     const drop: string[] = [];
-    while (seq - this.first >= MAX_LOG) drop.push(evKey(this.first++));
+    while (seq - this.first >= this.maxLog) drop.push(evKey(this.first++));
     await this.state.storage.put({
       [evKey(seq)]: event,
       seq,

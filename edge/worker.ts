@@ -3,7 +3,7 @@
  * lru-cache storage in the isolate (each isolate is one cache; the Workers
  * Cache API would apply its own freshness rules on top of ours).
  * Vars: PARENT (required), EDGE_ID, TOKEN, ORIGIN, MAX_BYTES, MAX_BODY, READ_REPAIR ("off" disables),
- * FLEET (the fleet floor's name, default EDGE_ID), FLOOR_CACHE_MS (default 1000).
+ * FLEET (the fleet floor's name, default EDGE_ID), FLOOR_CACHE_MS (default 1000), FLOOR_LOG (default 1000).
  * Binding FLOOR (Durable Object, class FleetFloor): the fleet floor (edge/fleet.ts);
  * without it each isolate knows only the purges relayed to itself.
  */
@@ -28,6 +28,8 @@ export interface EdgeEnv {
   READ_REPAIR?: string;
   FLEET?: string;
   FLOOR_CACHE_MS?: string;
+  /** Events the fleet floor keeps (edge/floor-do.ts), default 1000. */
+  FLOOR_LOG?: string;
   FLOOR?: FloorNamespace;
 }
 

@@ -89,11 +89,12 @@ async function startFleet(id: string, floor: boolean): Promise<Fleet> {
   });
   const mf = new Miniflare({ workers: [worker("a", true), worker("b", false)] });
   const url = await mf.ready;
-  const b = await mf.getWorker("b");
+  // The second isolate is reached through its service binding only: the relay never sees it.
+  const b = (await mf.getWorker("b")) as unknown as { fetch(u: string): Promise<Response> };
   return {
     mf,
     url,
-    isolates: [(u) => mf.dispatchFetch(u), (u) => b.fetch(u) as unknown as Promise<Response>],
+    isolates: [(u) => mf.dispatchFetch(u) as unknown as Promise<Response>, (u) => b.fetch(u)],
   };
 }
 
