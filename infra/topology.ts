@@ -60,7 +60,7 @@ export const topologySchema = z.strictObject({
   bus: z
     .string()
     .refine((s) => s === "memory" || s === "off" || /^rediss?(\+cluster)?:\/\//.test(s), {
-      message: 'bus is "memory", "off", a redis:// URL or a redis+cluster://h1:p1,h2:p2 URL',
+      message: 'bus is "memory", "off" or a redis:// URL (redis+cluster://h1:p1,h2:p2: a cluster)',
     })
     .default("memory"),
   origin: z
