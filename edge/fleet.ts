@@ -22,6 +22,8 @@ import type { SinceAnswer } from "./floor-do.ts";
 
 /** How long an isolate trusts what it last learnt from the fleet floor. */
 export const DEFAULT_FLOOR_CACHE_MS = 1000;
+/** The relay's 2xx is held for the cache time, and the relay waits 5 s (origin/relay.ts). */
+export const MAX_FLOOR_CACHE_MS = 4000;
 
 /** The parts of a Durable Object namespace binding used here. */
 export interface FloorNamespace {

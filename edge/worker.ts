@@ -13,7 +13,12 @@ import { TextRegistry } from "../core/metrics.ts";
 import type { PurgeEvent } from "../core/purge.ts";
 import { createEdgeApp } from "./app.ts";
 import { Edge } from "./cache.ts";
-import { DEFAULT_FLOOR_CACHE_MS, FleetFloorClient, type FloorNamespace } from "./fleet.ts";
+import {
+  DEFAULT_FLOOR_CACHE_MS,
+  FleetFloorClient,
+  type FloorNamespace,
+  MAX_FLOOR_CACHE_MS,
+} from "./fleet.ts";
 import { inspectEdge } from "./inspect.ts";
 import { edgeInstruments, observeEdge } from "./metrics.ts";
 import { DEFAULT_MAX_BYTES, LruStorage } from "./storage-lru.ts";
@@ -73,6 +78,12 @@ function isolateFor(env: EdgeEnv): Isolate {
     inspect: (q) => inspectEdge(storage, env.PARENT!, clock.now(), q),
   });
   const floorCacheMs = byteVar(env.FLOOR_CACHE_MS, "FLOOR_CACHE_MS") ?? DEFAULT_FLOOR_CACHE_MS;
+  // The relay's 2xx is held this long, and the relay gives up on a POST after 5 s.
+  if (floorCacheMs > MAX_FLOOR_CACHE_MS) {
+    throw new Error(
+      `set the FLOOR_CACHE_MS var to at most ${MAX_FLOOR_CACHE_MS} ms in wrangler.toml, not ${floorCacheMs}: the origin's relay waits 5 s for the purge's answer`,
+    );
+  }
   const fleet =
     env.FLOOR &&
     new FleetFloorClient({

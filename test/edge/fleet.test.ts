@@ -17,6 +17,8 @@ import { MemoryBus } from "../../core/bus.ts";
 import type { PurgeEvent } from "../../core/purge.ts";
 import type { FloorNamespace } from "../../edge/fleet.ts";
 import { PAGE, type SinceAnswer } from "../../edge/floor-do.ts";
+import { predict, predictOptions } from "../../infra/predict.ts";
+import { parseTopology } from "../../infra/topology.ts";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
 import { cacheStatusOf } from "../support/cache-status.ts";
 
@@ -135,6 +137,26 @@ describe("the fleet floor Durable Object", () => {
   }, 60_000);
 });
 
+describe("FLOOR_CACHE_MS", () => {
+  it("refuses more than the relay waits for (4000 ms), naming the var", async () => {
+    const bad = new Miniflare({
+      modules: true,
+      scriptPath: join(dir, "worker.mjs"),
+      modulesRoot: dir,
+      compatibilityDate: "2026-04-01",
+      bindings: { PARENT: origin.httpUrl, FLOOR_CACHE_MS: "5000" },
+      durableObjects: { FLOOR: { className: "FleetFloor", useSQLite: true } },
+    });
+    try {
+      const res = await bad.dispatchFetch(www);
+      expect(res.status).toBe(500);
+      expect(await res.text()).toMatch(/set the FLOOR_CACHE_MS var to at most 4000 ms/);
+    } finally {
+      await bad.dispose();
+    }
+  }, 30_000);
+});
+
 describe("wrangler deploy --dry-run", () => {
   it("bundles the Worker with the FLOOR Durable Object binding and exports FleetFloor", async () => {
     const out = join(dir, "wrangler-out");
@@ -147,4 +169,33 @@ describe("wrangler deploy --dry-run", () => {
     const bundle = await readFile(join(out, "worker.js"), "utf8");
     expect(bundle).toMatch(/export\s*\{[^}]*FleetFloor/);
   }, 60_000);
+});
+
+describe("the predictor's bound for Worker fleet edges", () => {
+  const t = parseTopology({
+    defaults: { link: { latency: { kind: "fixed", ms: 5 } } },
+    edges: [{ id: "edge", parent: "origin" }],
+    resolvers: [{ id: "res", upstream: "edge" }],
+  });
+  const at = (o: Parameters<typeof predictOptions>[1]) =>
+    new Map(
+      predict(t, predictOptions(t, { ttlSec: 60, probeMs: 0, ...o })).map((p) => [p.nodeId, p]),
+    );
+
+  it("adds FLOOR_CACHE_MS to an edge's bound and spreads its CDF over it; resolvers and ttl mode unchanged", () => {
+    const node = at({ mode: "invalidate" });
+    const fleet = at({ mode: "invalidate", workerFloorCacheMs: 1000 });
+    expect(fleet.get("edge")!.boundMs).toBe(node.get("edge")!.boundMs + 1000);
+    expect(fleet.get("edge")!.boundNotes.join()).toMatch(/Worker fleet: \+ 1000 ms/);
+    // Fixed 5 ms links: a Node edge is fresh after one bus link and one refetch; a fleet's
+    // isolate then waits U(0, 1000 ms) more for its next read of the floor.
+    const t0 = node.get("edge")!.boundMs;
+    expect(node.get("edge")!.cdf(t0)).toBe(1);
+    expect(fleet.get("edge")!.cdf(t0 + 500)).toBeCloseTo(0.5, 1);
+    expect(fleet.get("res")!.boundMs).toBe(node.get("res")!.boundMs);
+    const ttl = at({ mode: "ttl" });
+    expect(at({ mode: "ttl", workerFloorCacheMs: 1000 }).get("edge")!.boundMs).toBe(
+      ttl.get("edge")!.boundMs,
+    );
+  });
 });
