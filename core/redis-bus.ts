@@ -72,7 +72,11 @@ export interface RedisBusOptions {
    * this much again on restart. Default 1000 ms.
    */
   positionSaveMs?: number;
-  /** How long one XREAD BLOCK waits before reading again. Default 5000 ms. */
+  /**
+   * How long one XREAD BLOCK waits before reading again. Default 5000 ms; on a
+   * cluster 1000 ms: a reader blocked at a primary whose slot is migrated
+   * away is not woken by the move (Redis 7.0), it notices at its next read.
+   */
   blockMs?: number;
   /** Entries per read. Default 100. */
   batch?: number;
@@ -171,7 +175,7 @@ export class RedisBus implements PurgeBus {
       exactTrim: false,
       positionsKey: `${prefix}:positions`,
       positionSaveMs: 1000,
-      blockMs: 5000,
+      blockMs: this.seeds ? 1000 : 5000,
       batch: 100,
       log: (m) => console.warn(m),
       redis: {},
@@ -282,6 +286,9 @@ export class RedisBus implements PurgeBus {
           retryDelayOnFailover: 100,
           retryDelayOnClusterDown: 100,
           retryDelayOnTryAgain: 100,
+          // Commands for a dead primary wait in its connection's queue until the slot
+          // map drops it: refresh each second (one CLUSTER SLOTS), not every 5 s.
+          slotsRefreshInterval: 1000,
         })
       : new Redis(this.o.url, options);
     let down = false;

@@ -34,6 +34,14 @@ export interface RedisCluster {
   keySlot(key: string): Promise<number>;
   /** The live primary serving `slot`, as every live node agrees. */
   ownerOf(slot: number): Promise<ClusterNodeInfo>;
+  /**
+   * Starts moving `slot` to the primary on `toPort` (CLUSTER SETSLOT IMPORTING /
+   * MIGRATING, then MIGRATE of its keys): the slot is left migrating, so a
+   * command for it at the old owner is answered ASK.
+   */
+  beginMigration(slot: number, toPort: number): Promise<void>;
+  /** Ends the move: every primary learns the new owner (SETSLOT NODE); the old one answers MOVED. */
+  finishMigration(slot: number, toPort: number): Promise<void>;
   /** SIGKILL one node. */
   kill9(port: number): Promise<void>;
   /** Waits until a node other than `oldPort` serves `slot` and the cluster is ok everywhere. */
@@ -103,6 +111,38 @@ export async function startRedisCluster(): Promise<RedisCluster> {
         throw new Error(`nodes disagree on who serves slot ${slot}: ${owners.join(", ")}`);
       }
       return views[0]!.find((n) => n.port === owners[0])!;
+    },
+    beginMigration: async (slot, toPort) => {
+      const from = await cluster.ownerOf(slot);
+      const to = (await cluster.nodes()).find((n) => n.port === toPort)!;
+      await conn(to.port).call("CLUSTER", "SETSLOT", String(slot), "IMPORTING", from.id);
+      await conn(from.port).call("CLUSTER", "SETSLOT", String(slot), "MIGRATING", to.id);
+      const keys = (await conn(from.port).call(
+        "CLUSTER",
+        "GETKEYSINSLOT",
+        String(slot),
+        "1000",
+      )) as string[];
+      if (keys.length > 0) {
+        await conn(from.port).call(
+          "MIGRATE",
+          "127.0.0.1",
+          String(to.port),
+          "",
+          "0",
+          "5000",
+          "KEYS",
+          ...keys,
+        );
+      }
+    },
+    finishMigration: async (slot, toPort) => {
+      const to = (await cluster.nodes()).find((n) => n.port === toPort)!;
+      // The new owner first, then the old, then the rest (the order redis-cli uses).
+      const primaries = (await cluster.nodes()).filter((n) => n.role === "master" && !n.failed);
+      const order = [to, ...primaries.filter((n) => n.port !== toPort)];
+      for (const n of order)
+        await conn(n.port).call("CLUSTER", "SETSLOT", String(slot), "NODE", to.id);
     },
     kill9: async (port) => {
       const p = procs.get(port);
