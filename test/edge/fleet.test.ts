@@ -137,6 +137,51 @@ describe("the fleet floor Durable Object", () => {
   }, 60_000);
 });
 
+describe("an isolate whose fleet floor cannot be asked", () => {
+  it("trusts nothing it holds (revalidates every entry) and answers a relayed event 503", async () => {
+    const down = new Miniflare({
+      workers: [
+        {
+          name: "edge",
+          modules: true,
+          scriptPath: join(dir, "worker.mjs"),
+          modulesRoot: dir,
+          compatibilityDate: "2026-04-01",
+          bindings: { PARENT: origin.httpUrl, EDGE_ID: "d", TOKEN: "fleet-node-token" },
+          durableObjects: { FLOOR: { className: "Down", scriptName: "down" } },
+        },
+        {
+          // A Durable Object that is there but failing, as during an outage.
+          name: "down",
+          modules: true,
+          compatibilityDate: "2026-04-01",
+          script: `export class Down { fetch() { return new Response("overloaded", { status: 503 }); } }
+            export default { fetch() { return new Response("down"); } };`,
+          durableObjects: { DOWN: "Down" },
+        },
+      ],
+    });
+    try {
+      await (await down.dispatchFetch(www)).arrayBuffer();
+      const again = await down.dispatchFetch(www);
+      expect(cacheStatusOf(again, "d")).toMatch(/^d; fwd=stale/);
+      await again.arrayBuffer();
+      const relayed = await down.dispatchFetch("http://edge.test/purge", {
+        method: "POST",
+        headers: { authorization: "Bearer fleet-node-token", "content-type": "application/json" },
+        body: JSON.stringify({ event: event(1, 1) }),
+      });
+      expect(relayed.status).toBe(503);
+      expect(await relayed.json()).toMatchObject({
+        error: "fleet floor unavailable",
+        reason: expect.stringMatching(/chg_1 .*HTTP 503/),
+      });
+    } finally {
+      await down.dispose();
+    }
+  }, 30_000);
+});
+
 describe("FLOOR_CACHE_MS", () => {
   it("refuses more than the relay waits for (4000 ms), naming the var", async () => {
     const bad = new Miniflare({
