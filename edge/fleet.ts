@@ -48,8 +48,6 @@ export class FleetFloorClient {
   private verifiedAt = Number.NEGATIVE_INFINITY;
   /** Events this isolate applied as it stored them (not to be applied twice). */
   private readonly applied = new Set<number>();
-  /** Questions asked of the Durable Object, for tests and metrics. */
-  pulls = 0;
 
   constructor(private readonly o: FleetOptions) {}
 
@@ -81,7 +79,6 @@ export class FleetFloorClient {
 
   private async pull(): Promise<void> {
     for (;;) {
-      this.pulls++;
       const res = await this.stub().fetch(`https://fleet-floor/since?after=${this.seq}`);
       if (!res.ok) throw new Error(`fleet floor answered HTTP ${res.status}: ${await res.text()}`);
       const a = (await res.json()) as SinceAnswer;

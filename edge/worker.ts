@@ -115,8 +115,8 @@ const OWN = new Set(["/metrics", "/cache"]);
  * With a fleet floor: a relayed event (POST /purge `{event}`) is applied
  * here by the app, then stored in the fleet's Durable Object, and the 2xx
  * (the relay's receipt) is held for FLOOR_CACHE_MS, after which no isolate
- * serves without having applied it. Any other request first applies the
- * events this isolate has not seen. If the Durable Object cannot be asked,
+ * serves without having applied it. A GET or HEAD first applies the events
+ * this isolate has not seen. If the Durable Object cannot be asked,
  * nothing cached is trusted: every entry is marked stale (revalidated with
  * the parent, whose version floor still holds), and the request goes on.
  */
@@ -144,7 +144,8 @@ async function fleetFetch(
     await new Promise((r) => setTimeout(r, i.floorCacheMs));
     return res;
   }
-  if (!OWN.has(path)) {
+  // Only GET and HEAD are served from the cache (or store a fill); the rest pass through.
+  if ((req.method === "GET" || req.method === "HEAD") && !OWN.has(path)) {
     try {
       await fleet.fresh();
     } catch (err) {
