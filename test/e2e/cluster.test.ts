@@ -8,6 +8,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterSeeds, RedisBus } from "../../core/redis-bus.ts";
 import { type RedisCluster, startRedisCluster } from "../support/redis-cluster.ts";
+import { waitFor } from "../support/wait.ts";
 import { digShort, node, putA, smallTopology, startTopology, waitConverged } from "./support.ts";
 
 describe("cluster seeds from the bus URL", () => {
@@ -88,7 +89,9 @@ describe("the fabric on a Redis Cluster", () => {
 
     const slot = await cluster.keySlot("{propagate}:purge");
     expect(await cluster.keySlot("{propagate}:positions")).toBe(slot);
-    const from = await cluster.ownerOf(slot);
+    const from = await waitFor("every node to agree on the slot's owner", () =>
+      cluster.ownerOf(slot).catch(() => undefined),
+    );
     const to = (await cluster.nodes()).find((n) => n.role === "master" && n.port !== from.port)!;
     const asked = await redirects(from.port, "ASK");
     await cluster.beginMigration(slot, to.port);
@@ -107,14 +110,20 @@ describe("the fabric on a Redis Cluster", () => {
       `redis cluster: bus slot migrating (ASK): commit -> last receipt ${m.convergedAt! - m.committedAt} ms; moved (MOVED): ${d.convergedAt! - d.committedAt} ms`,
     );
     expect(await redirects(from.port, "MOVED")).toBeGreaterThan(moved);
-    expect((await cluster.ownerOf(slot)).port).toBe(to.port);
+    // Replicas learn the new owner by gossip: wait until every node agrees.
+    await waitFor("every node to see the new owner", async () => {
+      const owner = await cluster.ownerOf(slot).catch(() => undefined);
+      return owner?.port === to.port;
+    });
     expect(await digShort(res1, "mail.example.test")).toBe("192.0.2.27");
     expect(await digShort(res1, "www.example.test")).toBe("192.0.2.91");
   }, 40_000);
 
   it("applies and acknowledges every change across the failover of the bus's primary", async () => {
     const slot = await cluster.keySlot("{propagate}:purge");
-    const primary = await cluster.ownerOf(slot);
+    const primary = await waitFor("every node to agree on the slot's owner", () =>
+      cluster.ownerOf(slot).catch(() => undefined),
+    );
     await cluster.kill9(primary.port);
     const killedAt = Date.now();
     // Made while the slot has no primary: its publish waits out the promotion.
