@@ -17,8 +17,20 @@
  *   its last id, so nothing is skipped.
  * - positions: each node's acked id is kept under `HSET <positionsKey> <node>
  *   <id>`, so a restarted node resumes where it stopped.
+ * - Redis Cluster: a `redis+cluster://h1:p1,h2:p2` URL (`rediss+cluster://`
+ *   for TLS), or several `redis://` URLs joined by commas, are seed nodes of
+ *   one cluster (ioredis `Cluster`). The stream and the positions then
+ *   default to `{propagate}:purge` and `{propagate}:positions`: the hash tag
+ *   puts both in one slot, so the publish script, the MULTI of XREAD and
+ *   XINFO, and the position writes each go to one primary. ioredis follows
+ *   MOVED and ASK; when that primary dies, reads and publishes fail until a
+ *   replica is promoted (cluster-node-timeout), reads retry with backoff and
+ *   the cluster client refreshes its slot map. Replication is asynchronous,
+ *   so an entry the old primary took but had not yet replicated can be lost
+ *   in the failover: the next entry's ordinal shows the gap and subscribers
+ *   resync (see above), so a change is late, never silently missed.
  */
-import { Redis, type RedisOptions } from "ioredis";
+import { Cluster, type ClusterNode, Redis, type RedisOptions } from "ioredis";
 import {
   BEGINNING,
   DeliveryPump,
@@ -34,18 +46,25 @@ import { type Clock, RealClock, type TimerId } from "./clock.ts";
 import type { PurgeEvent } from "./purge.ts";
 
 export interface RedisBusOptions {
-  /** redis://[user:pass@]host:port[/db], or rediss:// for TLS. */
+  /**
+   * redis://[user:pass@]host:port[/db], or rediss:// for TLS. A cluster:
+   * redis+cluster://[user:pass@]h1:p1,h2:p2 (rediss+cluster:// for TLS), or
+   * several redis:// URLs joined by commas (clusterSeeds).
+   */
   url: string;
   /** Extra ioredis options (TLS certificates, timeouts...). */
   redis?: RedisOptions;
   clock?: Clock;
-  /** Default "propagate:purge". On a cluster, hash-tag it: "{propagate}:purge". */
+  /** Default "propagate:purge"; on a cluster "{propagate}:purge" (hash-tagged). */
   stream?: string;
   /** Entries the stream keeps. Default 100,000. */
   maxLen?: number;
   /** Trim to exactly maxLen (`MAXLEN n`) instead of `MAXLEN ~ n` (cheaper; whole nodes). */
   exactTrim?: boolean;
-  /** Hash of node id -> acked id; false keeps positions in memory only. Default "propagate:positions". */
+  /**
+   * Hash of node id -> acked id; false keeps positions in memory only.
+   * Default "propagate:positions"; on a cluster "{propagate}:positions" (the stream's slot).
+   */
   positionsKey?: string | false;
   /**
    * A node's acked id is written at most this often (and on close), so 100
@@ -53,7 +72,11 @@ export interface RedisBusOptions {
    * this much again on restart. Default 1000 ms.
    */
   positionSaveMs?: number;
-  /** How long one XREAD BLOCK waits before reading again. Default 5000 ms. */
+  /**
+   * How long one XREAD BLOCK waits before reading again. Default 5000 ms; on a
+   * cluster 1000 ms: a reader blocked at a primary whose slot is migrated
+   * away is not woken by the move (Redis 7.0), it notices at its next read.
+   */
   blockMs?: number;
   /** Entries per read. Default 100. */
   batch?: number;
@@ -79,25 +102,80 @@ return redis.call("XADD", KEYS[1], "MAXLEN", ARGV[1], ARGV[2], "*", "n", n, "eve
 /** Bound on events read but not yet handled, per subscriber. */
 const HIGH_WATER = 1000;
 
+/** A connection to one Redis or to a cluster: the commands used here are the same. */
+type Conn = Redis | Cluster;
+
+/** A cluster's seed nodes and credentials, from the bus URL. */
+export interface ClusterSeeds {
+  nodes: ClusterNode[];
+  username?: string;
+  password?: string;
+  tls: boolean;
+}
+
+/**
+ * The seeds when `url` names a cluster: `redis+cluster://[user:pass@]h1:p1,h2:p2`
+ * (`rediss+cluster://` for TLS), or `redis://h1:p1,redis://h2:p2` (credentials and
+ * TLS from the first); undefined for a single node. Any one reachable seed is
+ * enough: the client learns the rest from CLUSTER SLOTS.
+ */
+export function clusterSeeds(url: string): ClusterSeeds | undefined {
+  const m = /^(rediss?)\+cluster:\/\/(?:([^@/]*)@)?([^/?#]+)\/?$/.exec(url);
+  if (m) {
+    const [user, pass] = m[2] === undefined ? [] : m[2].split(":");
+    return {
+      nodes: m[3]!.split(",").map((h) => hostPort(h, url)),
+      ...(user && { username: decodeURIComponent(user) }),
+      ...(pass !== undefined && { password: decodeURIComponent(pass) }),
+      tls: m[1] === "rediss",
+    };
+  }
+  if (!url.includes(",")) return undefined;
+  const urls = url.split(",").map((u) => {
+    try {
+      return new URL(u.trim());
+    } catch {
+      throw new Error(`bus URL "${u}" is not a URL: give redis://host:port,redis://host:port`);
+    }
+  });
+  const first = urls[0]!;
+  return {
+    nodes: urls.map((u) => hostPort(u.host, url)),
+    ...(first.username && { username: decodeURIComponent(first.username) }),
+    ...(first.password && { password: decodeURIComponent(first.password) }),
+    tls: first.protocol === "rediss:",
+  };
+}
+
+function hostPort(hp: string, url: string): ClusterNode {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(hp.trim());
+  if (!m) throw new Error(`cluster seed "${hp}" in "${url}" is not host:port`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ""), port: Number(m[2]) };
+}
+
 export class RedisBus implements PurgeBus {
   readonly stream: string;
   private readonly o: Required<Omit<RedisBusOptions, "redis" | "positionsKey">> & {
     redis: RedisOptions;
     positionsKey: string | false;
   };
-  private readonly cmd: Redis;
+  private readonly cmd: Conn;
+  private readonly seeds: ClusterSeeds | undefined;
   private readonly subs = new Set<RedisSubscription>();
   private closed = false;
 
   constructor(opts: RedisBusOptions) {
+    this.seeds = clusterSeeds(opts.url);
+    // One hash tag for both keys: one slot, one primary (see the header).
+    const prefix = this.seeds ? "{propagate}" : "propagate";
     this.o = {
       clock: new RealClock(),
-      stream: "propagate:purge",
+      stream: `${prefix}:purge`,
       maxLen: 100_000,
       exactTrim: false,
-      positionsKey: "propagate:positions",
+      positionsKey: `${prefix}:positions`,
       positionSaveMs: 1000,
-      blockMs: 5000,
+      blockMs: this.seeds ? 1000 : 5000,
       batch: 100,
       log: (m) => console.warn(m),
       redis: {},
@@ -192,8 +270,27 @@ export class RedisBus implements PurgeBus {
   }
 
   /** One connection, whose trouble is logged once per outage, not once per retry. */
-  private connect(name: string, extra: RedisOptions): Redis {
-    const conn = new Redis(this.o.url, { connectionName: name, ...extra, ...this.o.redis });
+  private connect(name: string, extra: RedisOptions): Conn {
+    const seeds = this.seeds;
+    const options: RedisOptions = { connectionName: name, ...extra, ...this.o.redis };
+    const conn: Conn = seeds
+      ? new Cluster(seeds.nodes, {
+          redisOptions: {
+            ...(seeds.username && { username: seeds.username }),
+            ...(seeds.password && { password: seeds.password }),
+            ...(seeds.tls && { tls: {} }),
+            ...options,
+          },
+          // A failover takes cluster-node-timeout and more: retry redirected and
+          // CLUSTERDOWN commands on a short delay rather than failing them.
+          retryDelayOnFailover: 100,
+          retryDelayOnClusterDown: 100,
+          retryDelayOnTryAgain: 100,
+          // Commands for a dead primary wait in its connection's queue until the slot
+          // map drops it: refresh each second (one CLUSTER SLOTS), not every 5 s.
+          slotsRefreshInterval: 1000,
+        })
+      : new Redis(this.o.url, options);
     let down = false;
     conn.on("error", (err: Error) => {
       if (down) return;
@@ -237,7 +334,7 @@ class RedisSubscription implements Subscription {
 
   constructor(
     private readonly ctx: SubscriberContext,
-    private readonly conn: Redis,
+    private readonly conn: Conn,
     readonly nodeId: string,
     start: string,
     handler: PurgeHandler,

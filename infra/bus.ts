@@ -1,4 +1,8 @@
-/** Makes the bus a topology names: "memory", "off" (none) or a Redis URL. */
+/**
+ * Makes the bus a topology names: "memory", "off" (none) or a Redis URL: one
+ * server (redis://, rediss://) or a Redis Cluster (redis+cluster://h1:p1,h2:p2,
+ * or redis:// URLs joined by commas), see core/redis-bus.ts clusterSeeds.
+ */
 import { MemoryBus, type PurgeBus } from "../core/bus.ts";
 import type { Clock } from "../core/clock.ts";
 

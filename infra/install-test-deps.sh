@@ -8,6 +8,8 @@ need=()
 command -v dig >/dev/null || need+=(bind9-dnsutils)
 command -v kdig >/dev/null || need+=(knot-dnsutils)
 command -v redis-server >/dev/null || need+=(redis-server)
+# redis-cli --cluster create joins the Redis Cluster of test/e2e/cluster.test.ts.
+command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v dnsperf >/dev/null || need+=(dnsperf)
 command -v wrk >/dev/null || need+=(wrk)
 command -v prometheus >/dev/null || need+=(prometheus)

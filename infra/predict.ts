@@ -49,6 +49,14 @@
  * upstream's remaining lifetime, and learns at expiry like ttl mode. So its
  * CDF is the mixture F = (1 - p) * F_purge + p * F_ttl, p = P(X < A(upstream)),
  * and its bound is the ttl bound whenever p > 0.
+ *
+ * Worker fleets (edge/fleet.ts): an edge that runs as many isolates learns a
+ * purge through the fleet's Durable Object, which each isolate reads at most
+ * every FLOOR_CACHE_MS = c (its local cache of the floor). So, when the
+ * edges are Worker fleets (`workerFloorCacheMs` = c > 0) and a purge is
+ * relayed (every mode but ttl), an edge's bound gains c, an additive term,
+ * and its CDF is convolved with U(0, c), the wait for the isolate's next
+ * read of the floor. The Worker's receipt is held for c, so it stays true.
  */
 import { VirtualClock } from "../core/clock.ts";
 import { LinkDelay, type LinkModel } from "../core/delay.ts";
@@ -78,6 +86,8 @@ export interface PredictOptions {
   quantile: number;
   /** Resolvers keep a version floor like edges (core/floor.ts). */
   resolverFloor: boolean;
+  /** Edges are Worker fleets whose isolates cache the fleet floor this long (FLOOR_CACHE_MS); 0: not Workers. */
+  workerFloorCacheMs: number;
 }
 
 /** The defaults, from the topology and the origin's zone defaults. */
@@ -94,6 +104,7 @@ export function predictOptions(t: Topology, o: Partial<PredictOptions> = {}): Pr
     floorRetries: DEFAULT_FLOOR_RETRIES,
     quantile: 0.999,
     resolverFloor: true,
+    workerFloorCacheMs: 0,
     ...o,
   };
 }
@@ -313,7 +324,11 @@ function predictChain(
 ): Omit<NodePrediction, "nodeId" | "tier"> {
   const p = predictChainFaultless(kind, c, o);
   const f = faultAllowance(c.links, o);
-  return { ...p, boundMs: p.boundMs + f.ms, boundNotes: f.notes };
+  const fleet = kind === "edge" && o.mode !== "ttl" ? o.workerFloorCacheMs : 0;
+  if (fleet <= 0) return { ...p, boundMs: p.boundMs + f.ms, boundNotes: f.notes };
+  const cdf = plus({ cdf: p.cdf, bound: p.boundMs }, uniform(0, fleet)).cdf;
+  const note = `Worker fleet: + ${fleet} ms, the isolates' cache of the fleet floor (FLOOR_CACHE_MS)`;
+  return { ...p, cdf, boundMs: p.boundMs + f.ms + fleet, boundNotes: [...f.notes, note] };
 }
 
 function predictChainFaultless(

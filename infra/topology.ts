@@ -56,11 +56,11 @@ export const topologySchema = z.strictObject({
   name: z.string().default("topology"),
   /** Seed of every link's delay model (each link derives its own from it). */
   seed: z.union([z.number().int(), z.string()]).default(1),
-  /** "memory" (one process), "off" (anti-entropy only) or a redis:// URL. */
+  /** "memory" (one process), "off" (anti-entropy only), a redis:// URL or a cluster's (core/redis-bus.ts). */
   bus: z
     .string()
-    .refine((s) => s === "memory" || s === "off" || /^rediss?:\/\//.test(s), {
-      message: 'bus is "memory", "off" or a redis:// URL',
+    .refine((s) => s === "memory" || s === "off" || /^rediss?(\+cluster)?:\/\//.test(s), {
+      message: 'bus is "memory", "off" or a redis:// URL (redis+cluster://h1:p1,h2:p2: a cluster)',
     })
     .default("memory"),
   origin: z
