@@ -48,7 +48,9 @@ try {
   }
   const baseline = await load(hello.ready.http!);
   const hits = await load(target);
-  const metrics = await (await fetch(`${edge.ready.http}/metrics`)).json();
+  const metrics = await (
+    await fetch(`${edge.ready.http}/metrics`, { headers: { accept: "application/json" } })
+  ).json();
   const row = (name: string, r: AutocannonResult) =>
     `| ${name} | ${Math.round(r.requests.average)} | ${r.latency.average} | ${r.latency.p99} | ${r.non2xx + r.errors} |`;
   console.log(`machine: ${machine()}`);

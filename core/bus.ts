@@ -141,6 +141,7 @@ export const purgeEventSchema = z.object({
   ts: z.number(),
   rrsets: z.array(rrsetSchema).optional(),
   explicit: z.boolean().optional(),
+  sig: z.string().max(200).optional(),
 });
 
 /** Parses an event from JSON text; throws with the bad field named. */

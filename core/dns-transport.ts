@@ -15,11 +15,13 @@ export interface QueryInfo {
   port: number;
 }
 
-/** Returns the response bytes, or undefined to send nothing (e.g. a response packet was received). */
-export type DnsHandler = (
-  query: Buffer,
-  info: QueryInfo,
-) => Buffer | undefined | Promise<Buffer | undefined>;
+/**
+ * Returns the response bytes, or undefined to send nothing (e.g. a response packet was
+ * received). Over TCP an array is several messages answering one query, written in order
+ * (a zone transfer, RFC 5936 §2.2); over UDP only its first message is sent.
+ */
+export type DnsReply = Buffer | readonly Buffer[] | undefined;
+export type DnsHandler = (query: Buffer, info: QueryInfo) => DnsReply | Promise<DnsReply>;
 
 export interface DnsServer {
   readonly host: string;
@@ -89,7 +91,8 @@ function serveUdp(sock: dgram.Socket, handler: DnsHandler, onError: (e: unknown)
   sock.on("error", onError);
   sock.on("message", (msg, rinfo) => {
     const info: QueryInfo = { transport: "udp", address: rinfo.address, port: rinfo.port };
-    const reply = (out: Buffer | undefined) => {
+    const reply = (reply: DnsReply) => {
+      const out = Array.isArray(reply) ? reply[0] : (reply as Buffer | undefined);
       if (out) sock.send(out, rinfo.port, rinfo.address);
     };
     try {
@@ -132,9 +135,11 @@ function listenTcp(
     };
     let pending = Buffer.alloc(0);
     let inFlight = 0;
-    const write = (out: Buffer | undefined) => {
+    const write = (reply: DnsReply) => {
       inFlight--;
-      if (out && !sock.destroyed) {
+      const messages = Array.isArray(reply) ? reply : reply ? [reply as Buffer] : [];
+      for (const out of messages) {
+        if (sock.destroyed) break;
         const frame = Buffer.allocUnsafe(2 + out.length);
         frame.writeUInt16BE(out.length, 0);
         out.copy(frame, 2);

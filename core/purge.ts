@@ -31,6 +31,11 @@ export interface PurgeEvent {
    * and ack it by change id rather than by serial.
    */
   explicit?: boolean;
+  /**
+   * The origin's Ed25519 signature (base64) over the canonical event without
+   * this field (core/signing.ts); nodes drop an event without a valid one.
+   */
+  sig?: string;
 }
 
 /** What a cache node offers the purge bus; returns once the event is applied. */

@@ -63,6 +63,13 @@ export interface NodeSyncOptions {
   pollJitter: number;
   seed?: number | string;
   log?: (message: string) => void;
+  /**
+   * True for an event the origin signed (core/signing.ts `eventVerifier`). A bus
+   * event that fails it is dropped and counted in `forged`: anyone who can write
+   * to the bus could otherwise purge or rewrite this node's cache. Absent: the bus
+   * is trusted (one process, the simulator).
+   */
+  verify?: (event: PurgeEvent) => boolean;
 }
 
 export interface SyncStats {
@@ -75,6 +82,8 @@ export interface SyncStats {
   polls: number;
   pollErrors: number;
   ackErrors: number;
+  /** Bus events dropped for a bad or missing signature. */
+  forged: number;
 }
 
 export class NodeSync {
@@ -93,6 +102,7 @@ export class NodeSync {
     polls: 0,
     pollErrors: 0,
     ackErrors: 0,
+    forged: 0,
   };
 
   constructor(private readonly o: NodeSyncOptions) {
@@ -124,6 +134,13 @@ export class NodeSync {
   /** The bus handler: applies an event unless already applied, then acks. */
   async onEvent(event: PurgeEvent): Promise<void> {
     this.counters.busEvents++;
+    if (this.o.verify && !this.o.verify(event)) {
+      this.counters.forged++;
+      this.o.log?.(
+        `${this.o.nodeId}: dropped bus event ${event.changeId} (zone ${event.zone}, serial ${event.serial}): bad or missing signature`,
+      );
+      return; // acked on the bus so it is not redelivered, never applied nor acked to the origin
+    }
     await this.apply(event);
   }
 

@@ -6,9 +6,11 @@
 import { type Context, Hono } from "hono";
 import * as z from "zod/mini";
 import { miniIssueReason } from "../core/issue.ts";
+import type { MetricsRegistry } from "../core/metrics.ts";
 import type { PurgeEvent } from "../core/purge.ts";
 import { readBody, tooLarge } from "./body.ts";
 import type { Edge, HandleOptions } from "./cache.ts";
+import { type EntryView, type InspectQuery, inspectQuery } from "./inspect.ts";
 
 /**
  * POST /purge bodies are small: a target or a relayed event. 64 KiB holds
@@ -74,6 +76,10 @@ export interface EdgeAppOptions {
    * which on the hit path costs a tenth of the CPU: so say it once here.
    */
   executionContext?: boolean;
+  /** GET /cache (token): what the edge holds for a name or key; absent, no such route. */
+  inspect?: (q: InspectQuery) => EntryView[];
+  /** GET /metrics renders it (Prometheus text, no token); without one, only the JSON form. */
+  metrics?: MetricsRegistry;
 }
 
 /** Every error body: what went wrong and what to do, naming the field at fault (as the origin's). */
@@ -86,7 +92,23 @@ interface ErrorBody {
 export function createEdgeApp(edge: Edge, opts: EdgeAppOptions = {}): Hono {
   const app = new Hono();
 
-  app.get("/metrics", (c) => c.json(edge.metrics()));
+  // Prometheus text for scrapers; the engine's counters as JSON on Accept: application/json.
+  app.get("/metrics", async (c) => {
+    const m = opts.metrics;
+    if (!m || c.req.header("accept")?.startsWith("application/json")) return c.json(edge.metrics());
+    return c.body(await m.render(), 200, { "content-type": m.contentType });
+  });
+
+  const inspect = opts.inspect;
+  if (inspect) {
+    app.get("/cache", async (c) => {
+      const denied = await authorize(c, edge.id, opts.token);
+      if (denied) return denied;
+      const q = inspectQuery(new URL(c.req.url).searchParams);
+      if ("reason" in q) return c.json<ErrorBody>({ error: "bad cache query", ...q }, 400);
+      return c.json({ node: edge.id, query: q, entries: inspect(q) });
+    });
+  }
 
   app.post("/purge", async (c) => {
     const denied = await authorize(c, edge.id, opts.token);

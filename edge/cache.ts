@@ -12,8 +12,7 @@ import {
   parseSerialHeader,
   zoneKey,
 } from "../core/http.ts";
-import type { PurgeEvent, PurgeMode } from "../core/purge.ts";
-import type { RRset } from "../core/records.ts";
+import type { PurgeEvent } from "../core/purge.ts";
 import { maxSerial, olderThan } from "../core/serial.ts";
 import type { SyncTarget } from "../core/sync.ts";
 import { DEFAULT_MAX_BODY, readBody, tooLarge } from "./body.ts";
@@ -35,12 +34,18 @@ import {
   noneMatch,
   notStorableReason,
   remainingTtl,
-  servableFor,
   storedHeaders,
   usability,
   varyMatches,
 } from "./policy.ts";
-import { pushedEntry, questionOf, wellFormed } from "./push.ts";
+import {
+  applyPurge,
+  mark,
+  type PurgeRequest,
+  type PurgeState,
+  purgeRequest,
+  residualMs,
+} from "./purge.ts";
 import type { EdgeStorage } from "./storage.ts";
 
 export type ParentFetch = (req: Request) => Promise<Response>;
@@ -63,21 +68,12 @@ export interface EdgeOptions {
   readRepair?: boolean;
   /** Largest request body forwarded to the parent, bytes (default 1 MiB); larger ones get 413. */
   maxBodyBytes?: number;
+  /** Failures no client sees (a background refresh); default: dropped. */
+  log?: (message: string) => void;
 }
 
 export const DEFAULT_PARENT_TIMEOUT_MS = 5_000;
 export const DEFAULT_FLOOR_RETRIES = 1;
-
-/** A purge by URL, surrogate key, zone or everything, as POST /purge takes it. */
-export interface PurgeRequest {
-  url?: string;
-  key?: string;
-  zone?: string;
-  all?: boolean;
-  mode: PurgeMode;
-  /** The serial the purge is for: raises the version floor of the purged keys. */
-  serial?: number;
-}
 
 export interface HandleOptions {
   /** Keeps background refreshes alive after the response (Workers' ctx.waitUntil). */
@@ -98,6 +94,7 @@ const COUNTERS = [
   "hits",
   "misses",
   "stale",
+  "staleIfError",
   "revalidations",
   "notModified",
   "coalesced",
@@ -138,6 +135,9 @@ export class Edge implements SyncTarget {
     Counter,
     number
   >;
+  private readonly log: (message: string) => void;
+  /** What purge.ts acts on: this engine's storage, floor and counters. */
+  private readonly purgeState: PurgeState;
 
   constructor(o: EdgeOptions) {
     const bad = invalidCacheId(o.id);
@@ -152,6 +152,14 @@ export class Edge implements SyncTarget {
     this.floorRetries = o.floorRetries ?? DEFAULT_FLOOR_RETRIES;
     this.readRepair = o.readRepair ?? true;
     this.maxBodyBytes = o.maxBodyBytes ?? DEFAULT_MAX_BODY;
+    this.log = o.log ?? (() => {});
+    this.purgeState = {
+      storage: this.storage,
+      clock: this.clock,
+      floor: this.floor,
+      zoneSerials: this.zoneSerials,
+      counters: this.counters,
+    };
   }
 
   async handle(req: Request, opts: HandleOptions = {}): Promise<Response> {
@@ -198,122 +206,27 @@ export class Edge implements SyncTarget {
     return this.respond(req, fill.entry, fill.status && { fwd, detail, ...fill.status });
   }
 
-  /**
-   * Applies a purge-bus event (core/purge.ts): `invalidate` drops, `soft`
-   * marks stale, `push` rewrites what its RRsets answer and soft-purges the
-   * rest, `ttl` leaves held entries to run out (see residualMs). Every mode
-   * raises the version floor, so no fill older than the event is stored
-   * afterwards: in `ttl` mode that is what makes the receipt true once the
-   * held entries have expired, whatever a lagging parent still holds.
-   */
+  /** The purge bus's entry (a SyncTarget, core/sync.ts): see purge.ts. */
   applyPurge(event: PurgeEvent): void {
-    this.zoneSerials.advance(event.zone, event.serial);
-    this.floor.raise(event.keys, event.serial, event.zone);
-    if (event.mode === "ttl") return;
-    this.counters.purges++;
-    const keys = this.affected(event);
-    this.counters.purgedEntries +=
-      event.mode === "push" && event.rrsets
-        ? this.push(keys, event.rrsets, event.serial)
-        : this.mark(keys, event.mode === "invalidate" ? "hard" : "soft");
+    applyPurge(this.purgeState, event);
   }
 
-  /**
-   * `ttl` receipts: how long (ms from now) this edge may still serve, fresh
-   * or within stale-while-revalidate, an entry the event touches that was
-   * filled before the event's serial; 0 when none.
-   */
+  /** `ttl` receipts: see purge.ts. */
   residualMs(event: PurgeEvent): number {
-    const now = this.clock.now();
-    let seconds = 0;
-    for (const key of this.affected(event)) {
-      const entry = this.storage.get(key);
-      if (entry && filledBefore(entry, event.serial)) {
-        seconds = Math.max(seconds, servableFor(entry, now));
-      }
-    }
-    return Math.ceil(seconds * 1000);
+    return residualMs(this.purgeState, event);
   }
 
-  /** Purges by URL, surrogate key, zone or all; returns how many entries it touched. */
+  /** POST /purge: by URL, surrogate key, zone or all; returns how many entries it touched. */
   purge(p: PurgeRequest): number {
-    const surrogate = [
-      ...(p.key !== undefined ? [p.key] : []),
-      ...(p.zone !== undefined ? [zoneKey(zoneOf(p.zone))] : []),
-    ];
-    const keys = new Set<string>(p.all ? this.storage.keys() : []);
-    for (const sk of surrogate) for (const k of this.storage.keysFor(sk)) keys.add(k);
-    const urlKey =
-      p.url !== undefined ? cacheKey(new URL(p.url, "http://edge.invalid")) : undefined;
-    if (urlKey !== undefined) keys.add(urlKey);
-    this.counters.purges++;
-    if (p.serial !== undefined) {
-      if (p.zone !== undefined) this.zoneSerials.advance(zoneOf(p.zone), p.serial);
-      // A URL purge floors the entry's owner-name keys, not its whole zone.
-      const urlEntry = urlKey !== undefined ? this.storage.get(urlKey) : undefined;
-      const named = urlEntry?.surrogateKeys.filter((k) => !k.startsWith("zone:")) ?? [];
-      this.floor.raise([...surrogate, ...named], p.serial);
-    }
-    const n = this.mark([...keys], p.mode);
-    this.counters.purgedEntries += n;
-    return n;
+    return purgeRequest(this.purgeState, p);
   }
 
   metrics(): EdgeMetrics {
     return { id: this.id, ...this.counters, ...this.storage.stats() };
   }
 
-  /** Cache keys an event touches: its surrogate keys, or everything for "*". */
-  private affected(event: PurgeEvent): string[] {
-    if (event.keys.includes("*")) return this.storage.keys();
-    return [...new Set(event.keys.flatMap((k) => this.storage.keysFor(k)))];
-  }
-
-  /** Drops (hard) or marks stale (soft) the entries; returns how many it touched. */
-  private mark(keys: readonly string[], mode: PurgeMode): number {
-    let n = 0;
-    for (const k of keys) {
-      if (mode === "hard") {
-        if (this.storage.delete(k)) n++;
-      } else {
-        const entry = this.storage.get(k);
-        if (entry) {
-          entry.invalidated = true;
-          n++;
-        }
-      }
-    }
-    return n;
-  }
-
   /**
-   * `push`: an entry answered by a pushed RRset is rewritten in place (or
-   * dropped when the RRset was deleted); any other entry the event touches
-   * is soft-purged. Entries already at or past the event's serial are left
-   * alone. Returns how many entries were dropped or marked.
-   */
-  private push(keys: readonly string[], rrsets: readonly RRset[], serial: number): number {
-    const now = this.clock.now();
-    const soft: string[] = [];
-    const hard: string[] = [];
-    for (const key of keys) {
-      const entry = this.storage.get(key);
-      if (!entry || !filledBefore(entry, serial)) continue;
-      const q = questionOf(key);
-      const rrset = q && rrsets.find((r) => r.name === q.name && r.type === q.type);
-      if (rrset?.data.length === 0) {
-        hard.push(key);
-        continue;
-      }
-      const updated = rrset && wellFormed(rrset) && pushedEntry(entry, q, rrset, serial, now);
-      if (updated && this.storage.set(updated)) this.counters.pushed++;
-      else soft.push(key);
-    }
-    return this.mark(hard, "hard") + this.mark(soft, "soft");
-  }
-
-  /**
-   * Read repair (DESIGN.md "Anti-entropy"): a response carrying a newer
+   * Read repair (anti-entropy, infra/README.md "The fabric"): a response carrying a newer
    * serial for its zone than any seen here soft-purges the zone's entries
    * filled from older serials. The edge cannot tell which names changed, so
    * it marks them all; revalidation with If-None-Match makes that cheap (the
@@ -333,7 +246,7 @@ export class Edge implements SyncTarget {
     });
     if (older.length === 0) return;
     this.counters.readRepairs++;
-    this.counters.readRepairedEntries += this.mark(older, "soft");
+    this.counters.readRepairedEntries += mark(this.storage, older, "soft");
   }
 
   /** RFC 5861 §3: one background refresh per key; later requests keep getting the stale entry. */
@@ -344,7 +257,7 @@ export class Edge implements SyncTarget {
     opts: HandleOptions,
   ): void {
     const work = this.fill(key, req, prior, undefined).catch((err: unknown) => {
-      console.error(`${this.id}: background refresh of ${key} failed: ${String(err)}`);
+      this.log(`${this.id}: background refresh of ${key} failed: ${String(err)}`);
     });
     opts.waitUntil?.(work);
   }
@@ -440,6 +353,7 @@ export class Edge implements SyncTarget {
     const fwdStatus = x instanceof Error ? undefined : x.response.status;
     if (prior && mayServeOnError(prior, now)) {
       this.counters.stale++;
+      this.counters.staleIfError++;
       return {
         entry: prior,
         status: {
@@ -563,16 +477,6 @@ export class Edge implements SyncTarget {
 }
 
 const ZONE_KEY = zoneKey("");
-
-/** Whether an entry may hold data from before `serial` (one without X-Serial may). */
-function filledBefore(entry: CacheEntry, serial: number): boolean {
-  return entry.serial === undefined || olderThan(entry.serial, serial);
-}
-
-/** A zone name as given in POST /purge, in the form surrogate keys use. */
-function zoneOf(name: string): string {
-  return name.toLowerCase().replace(/\.$/, "");
-}
 
 /** A response the edge makes up itself when the parent cannot answer; never stored. */
 function errorEntry(key: string, status: number, now: number): CacheEntry {

@@ -5,8 +5,11 @@
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { RealClock } from "../core/clock.ts";
+import { PromRegistry } from "../core/prom.ts";
 import { createEdgeApp } from "./app.ts";
 import { Edge, type ParentFetch } from "./cache.ts";
+import { inspectEdge } from "./inspect.ts";
+import { type EdgeInstruments, edgeInstruments, observeEdge } from "./metrics.ts";
 import { DEFAULT_MAX_BYTES, LruStorage } from "./storage-lru.ts";
 
 export interface EdgeConfig {
@@ -24,27 +27,44 @@ export interface EdgeConfig {
   /** Read repair (default true): see EdgeOptions.readRepair. */
   readRepair?: boolean;
   fetch?: ParentFetch;
+  /** Failures no client sees (background refreshes); default stderr. */
+  log?: (message: string) => void;
 }
 
 export interface RunningEdge {
   url: string;
   edge: Edge;
+  /** Its Prometheus families (GET /metrics); the fabric adds its own on joining. */
+  metrics: EdgeInstruments;
   close(): Promise<void>;
 }
 
 export async function startEdge(config: EdgeConfig): Promise<RunningEdge> {
+  const clock = new RealClock();
+  const metrics = edgeInstruments(
+    new PromRegistry(config.id),
+    config.fetch ?? ((req) => fetch(req)),
+    clock,
+  );
+  const storage = new LruStorage(config.maxBytes ?? DEFAULT_MAX_BYTES);
   const edge = new Edge({
     id: config.id,
     parent: config.parent,
     origin: config.origin,
-    fetch: config.fetch ?? ((req) => fetch(req)),
-    clock: new RealClock(),
-    storage: new LruStorage(config.maxBytes ?? DEFAULT_MAX_BYTES),
+    fetch: metrics.fetch,
+    clock,
+    storage,
     parentTimeoutMs: config.parentTimeoutMs,
     readRepair: config.readRepair,
     maxBodyBytes: config.maxBodyBytes,
+    log: config.log ?? ((m) => console.error(m)),
   });
-  const app = createEdgeApp(edge, { token: config.token });
+  observeEdge(edge, metrics);
+  const app = createEdgeApp(edge, {
+    token: config.token,
+    metrics: metrics.registry,
+    inspect: (q) => inspectEdge(storage, config.parent, clock.now(), q),
+  });
   const host = config.host ?? "127.0.0.1";
   const { server, port } = await new Promise<{ server: ReturnType<typeof serve>; port: number }>(
     (resolve, reject) => {
@@ -58,6 +78,7 @@ export async function startEdge(config: EdgeConfig): Promise<RunningEdge> {
   return {
     url: `http://${shown}:${port}`,
     edge,
+    metrics,
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));

@@ -5,6 +5,7 @@
  * are seconds, as RFC 9111 writes them.
  */
 import { type CacheControl, H, parseCacheControl, parseSerialHeader } from "../core/http.ts";
+import { serialLt } from "../core/serial.ts";
 
 /** A response as the cache holds it (RFC 9111 §3), with what §4.2.3 needs to age it. */
 export interface CacheEntry {
@@ -242,6 +243,14 @@ export function servableFor(entry: CacheEntry, now: number): number {
   if (entry.invalidated || entry.cc.noCache) return 0;
   const swr = mayServeStale(entry) ? (entry.cc.staleWhileRevalidate ?? 0) : 0;
   return Math.max(0, entry.freshnessLifetime + swr - currentAge(entry, now));
+}
+
+/**
+ * Whether an entry may hold data from before `serial`, so a purge at
+ * `serial` applies to it (an entry without X-Serial may).
+ */
+export function filledBefore(entry: Pick<CacheEntry, "serial">, serial: number): boolean {
+  return entry.serial === undefined || serialLt(entry.serial, serial);
 }
 
 /** Remaining freshness in whole seconds, negative once stale (RFC 9211 §2.6 `ttl`). */

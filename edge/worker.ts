@@ -6,8 +6,11 @@
  */
 import type { ExecutionContext, Hono } from "hono";
 import { RealClock } from "../core/clock.ts";
+import { TextRegistry } from "../core/metrics.ts";
 import { createEdgeApp } from "./app.ts";
 import { Edge } from "./cache.ts";
+import { inspectEdge } from "./inspect.ts";
+import { edgeInstruments, observeEdge } from "./metrics.ts";
 import { DEFAULT_MAX_BYTES, LruStorage } from "./storage-lru.ts";
 
 export interface EdgeEnv {
@@ -26,17 +29,30 @@ let app: Hono | undefined;
 function appFor(env: EdgeEnv): Hono {
   if (app) return app;
   if (!env.PARENT) throw new Error("set the PARENT var to the parent's base URL in wrangler.toml");
+  const id = env.EDGE_ID ?? "worker-edge";
+  const clock = new RealClock();
+  // prom-client needs Node's process and perf_hooks: the Worker renders the same names itself.
+  const metrics = edgeInstruments(new TextRegistry(id), (req) => fetch(req), clock);
+  const storage = new LruStorage(byteVar(env.MAX_BYTES, "MAX_BYTES") ?? DEFAULT_MAX_BYTES);
   const edge = new Edge({
-    id: env.EDGE_ID ?? "worker-edge",
+    id,
     parent: env.PARENT,
     origin: env.ORIGIN,
-    fetch: (req) => fetch(req),
-    clock: new RealClock(),
-    storage: new LruStorage(byteVar(env.MAX_BYTES, "MAX_BYTES") ?? DEFAULT_MAX_BYTES),
+    fetch: metrics.fetch,
+    clock,
+    storage,
     readRepair: env.READ_REPAIR !== "off",
     maxBodyBytes: byteVar(env.MAX_BODY, "MAX_BODY"),
+    // Workers send console output to the runtime's logs (wrangler tail).
+    log: (m) => console.error(m),
   });
-  app = createEdgeApp(edge, { token: env.TOKEN, executionContext: true });
+  observeEdge(edge, metrics);
+  app = createEdgeApp(edge, {
+    token: env.TOKEN,
+    executionContext: true,
+    metrics: metrics.registry,
+    inspect: (q) => inspectEdge(storage, env.PARENT!, clock.now(), q),
+  });
   return app;
 }
 

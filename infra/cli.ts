@@ -26,6 +26,10 @@ const COMMANDS: Record<string, { help: string; load: () => Promise<{ main: Main 
     help: "measure how long a change takes to reach every node of a running topology",
     load: () => import("./measure.ts"),
   },
+  plan: {
+    help: "how long a change made now takes to reach DNS servers, and what to do for a deadline",
+    load: () => import("./plan.ts"),
+  },
   node: {
     help: "run one node of a topology in this process, joined to the fabric",
     load: () => import("./node.ts"),

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian tools the tests drive (dig, kdig, redis-server, dnsperf, wrk)
+# Installs the Debian tools the tests drive (dig, kdig, redis-server, dnsperf, wrk,
+# prometheus, chromium, the knotd, named and nsd that follow the origin as secondaries, and
+# the resolvers measure is tested against: unbound, named, pdns_recursor, kresd)
 # when any is missing. Safe to run again: it does nothing when all are present.
 set -euo pipefail
 need=()
@@ -8,6 +10,16 @@ command -v kdig >/dev/null || need+=(knot-dnsutils)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v dnsperf >/dev/null || need+=(dnsperf)
 command -v wrk >/dev/null || need+=(wrk)
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || need+=(knot)
+command -v named >/dev/null || [ -x /usr/sbin/named ] || need+=(bind9)
+command -v tsig-keygen >/dev/null || [ -x /usr/sbin/tsig-keygen ] || need+=(bind9-utils)
+command -v nsd >/dev/null || [ -x /usr/sbin/nsd ] || need+=(nsd)
+command -v unbound >/dev/null || need+=(unbound)
+command -v pdns_recursor >/dev/null || need+=(pdns-recursor)
+command -v kresd >/dev/null || need+=(knot-resolver)
+# The dashboard's browser test drives it through playwright-core (executablePath /usr/bin/chromium).
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"

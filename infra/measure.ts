@@ -10,19 +10,26 @@
  */
 import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
-import dnsPacket from "dns-packet";
+import { join } from "node:path";
 import { RealClock, sleep } from "../core/clock.ts";
-import { queryUdp } from "../core/dns-transport.ts";
 import { flagHelp, intFlag, parseFlags, UsageError } from "../core/flags.ts";
+import type { RRType } from "../core/records.ts";
 import { pooledCurve, predict, predictOptions } from "./predict.ts";
+import { type NodeSamples, progressBar, type Report, renderTable, toJson } from "./report.ts";
+import { renderSvg, renderTimelineSvg } from "./report-svg.ts";
+import { renderTargetTable, targetsJson } from "./report-targets.ts";
 import {
-  type NodeSamples,
-  progressBar,
-  type Report,
-  renderSvg,
-  renderTable,
-  toJson,
-} from "./report.ts";
+  ask,
+  type BadTarget,
+  isBad,
+  normaliseValue,
+  type Observation,
+  parseTarget,
+  parseType,
+  type Target,
+  targetsFrom,
+} from "./targets.ts";
+import { type AuthTtls, graceMs, judge, type TargetResult } from "./targets-judge.ts";
 import { loadTopology } from "./topology.ts";
 import { DEFAULT_TOPOLOGY } from "./up.ts";
 
@@ -32,9 +39,20 @@ interface RegisteredNode {
   address: string;
 }
 
+/** `--watch`: someone else makes the change; measure waits for it at every target. */
+export interface Watch {
+  name: string;
+  type: RRType;
+  /** The new values (presentation form); else read from `expectFrom`. */
+  expect?: string[];
+  /** An authoritative server whose current answer is the new value. */
+  expectFrom?: Target;
+}
+
 export interface MeasureOptions {
   originUrl: string;
-  token: string;
+  /** The write token; needed unless `watch` is set. */
+  token?: string;
   /** Where the token came from, for the error when the origin refuses it. */
   tokenSource?: string;
   zone: string;
@@ -44,58 +62,44 @@ export interface MeasureOptions {
   samples: number;
   intervalMs: number;
   timeoutMs: number;
+  /** Follow the nodes registered at the origin (default: true, unless watching). */
+  nodes?: boolean;
+  /** DNS servers we do not run (dns://, DoH, DNS JSON). */
+  targets?: readonly (Target | BadTarget)[];
+  watch?: Watch;
+  /** The authoritative source of TTLs (default: the origin's DoH, or `expectFrom`). */
+  auth?: Target;
+  /** How long one question may take (default 2000 ms). */
+  askTimeoutMs?: number;
+  /** Watching: called once every target was asked what it holds; the change may be made now. */
+  onWatching?: () => void;
   onProgress?: (done: number) => void;
 }
 
 export interface Measurement {
+  name: string;
+  type: RRType;
   nodes: (NodeSamples & { receiptMs: number[] })[];
   /** Per sample: the change id and its convergence time from the receipts (ms after t0). */
   changes: { changeId: string; serial: number; convergedMs?: number }[];
+  targets: TargetResult[];
+  /** Per sample, the authoritative TTLs the targets were held against. */
+  auth: AuthTtls[];
+  notes: string[];
 }
 
-/** Asks one node for the TXT at `name`; returns the strings it serves, or undefined on error. */
-type Probe = () => Promise<string[] | undefined>;
-
-function probeFor(node: RegisteredNode, name: string): Probe {
-  if (node.address.startsWith("http")) {
-    const url = `${node.address}/resolve?name=${encodeURIComponent(name)}&type=TXT`;
-    return async () => {
-      try {
-        const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
-        const body = (await res.json()) as { Answer?: { type: number; data: string }[] };
-        return (body.Answer ?? [])
-          .filter((a) => a.type === 16)
-          .map((a) => a.data.replace(/^"|"$/g, ""));
-      } catch {
-        return undefined;
-      }
-    };
-  }
-  const i = node.address.lastIndexOf(":");
-  const host = node.address.slice(0, i).replace(/^\[|\]$/g, "");
-  const port = Number(node.address.slice(i + 1));
-  return async () => {
-    const query = dnsPacket.encode({
-      type: "query",
-      id: Math.floor(Math.random() * 0xffff),
-      flags: dnsPacket.RECURSION_DESIRED,
-      questions: [{ type: "TXT", name }],
-    });
-    try {
-      const reply = dnsPacket.decode(await queryUdp(host, port, query, 2_000));
-      return (reply.answers ?? []).flatMap((a) =>
-        a.type === "TXT" ? (a.data as Buffer[]).map((b) => Buffer.from(b).toString()) : [],
-      );
-    } catch {
-      return undefined;
-    }
-  };
+/** A registered node as a target: an edge's DNS JSON reads, a resolver's DNS port. */
+function nodeTarget(n: RegisteredNode): Target {
+  const spec = n.address.startsWith("http") ? `${n.address}/resolve` : `dns://${n.address}`;
+  const t = parseTarget(spec, n.id);
+  if (isBad(t)) throw new Error(`node ${n.id} has an address measure cannot ask: ${t.error}`);
+  return t;
 }
 
 async function api<T>(o: MeasureOptions, path: string, init?: RequestInit): Promise<T> {
   const res = await fetch(new URL(path, o.originUrl), {
     ...init,
-    headers: { authorization: `Bearer ${o.token}`, "content-type": "application/json" },
+    headers: { authorization: `Bearer ${o.token ?? ""}`, "content-type": "application/json" },
   }).catch((err: Error) => {
     throw new Error(
       `cannot reach the origin at ${o.originUrl} (${err.message}); is "npm start" running?`,
@@ -104,7 +108,7 @@ async function api<T>(o: MeasureOptions, path: string, init?: RequestInit): Prom
   const text = await res.text();
   if (res.status === 401 || res.status === 403) {
     throw new Error(
-      `the origin refused the write token from ${o.tokenSource ?? "the options"} (HTTP ${res.status}); pass the token it printed at start with --token`,
+      `the origin refused the write token from ${o.tokenSource ?? "the options"} (HTTP ${res.status}); pass the token it printed at start with --token, or its data dir with --data`,
     );
   }
   if (!res.ok)
@@ -119,26 +123,36 @@ function writeValue(o: MeasureOptions, value: string) {
   });
 }
 
-/** Polls every node until each serves `value`; returns per node the time (ms after t0) and old answers seen. */
+interface Followed {
+  /** Every answer and error, in time order (absolute `at`). */
+  seen: Observation[];
+}
+
+/**
+ * Asks every target every interval until it answers fresh or `timeoutMs`
+ * after `start` passes. Errors are kept as observations: a target that fails
+ * is counted, never dropped, and the others go on.
+ */
 async function follow(
-  probes: Map<string, Probe>,
-  value: string,
-  t0: number,
+  targets: ReadonlyMap<string, Target>,
+  name: string,
+  type: RRType,
+  isFresh: (o: Observation) => boolean,
   o: MeasureOptions,
   clock: RealClock,
-): Promise<Map<string, { ms?: number; stale: number }>> {
-  const out = new Map<string, { ms?: number; stale: number }>();
+  giveUp: (seen: readonly Observation[], now: number) => boolean = () => false,
+): Promise<Map<string, Followed>> {
+  const start = clock.now();
+  const out = new Map<string, Followed>();
+  const timeoutMs = o.askTimeoutMs ?? 2_000;
   await Promise.all(
-    [...probes].map(async ([id, probe]) => {
-      const r: { ms?: number; stale: number } = { stale: 0 };
+    [...targets].map(async ([id, target]) => {
+      const r: Followed = { seen: [] };
       out.set(id, r);
-      while (clock.now() - t0 < o.timeoutMs) {
-        const answer = await probe();
-        if (answer?.includes(value)) {
-          r.ms = clock.now() - t0;
-          return;
-        }
-        if (answer !== undefined && answer.length > 0) r.stale++;
+      while (clock.now() - start < o.timeoutMs) {
+        const answer = await ask(target, name, type, { timeoutMs, clock });
+        r.seen.push(answer);
+        if (isFresh(answer) || giveUp(r.seen, clock.now())) return;
         await sleep(clock, o.intervalMs);
       }
     }),
@@ -146,61 +160,274 @@ async function follow(
   return out;
 }
 
+/** How long past its deadline a stale target is still followed, to show it serving stale. */
+export const PAST_DEADLINE_MS = 10_000;
+
+/**
+ * When to stop asking a target before the timeout: it answered nothing for
+ * max(3 questions' timeouts, 2 s) in a row (it is reported with its reason),
+ * or, once the deadline from what it held before the change (`deadline`,
+ * absolute) is PAST_DEADLINE_MS behind, it still serves the old answer.
+ */
+export function giveUpRule(askTimeoutMs: number, intervalMs: number, deadline?: number) {
+  const silentMs = Math.max(3 * askTimeoutMs, 2_000);
+  return (seen: readonly Observation[], now: number): boolean => {
+    const lastAnswer = seen.findLast((a) => a.ok);
+    const firstError = seen.find(
+      (a) => !a.ok && (lastAnswer === undefined || a.at > lastAnswer.at),
+    );
+    if (firstError && now - firstError.at >= silentMs) return true;
+    return deadline !== undefined && now > deadline + graceMs(intervalMs) + PAST_DEADLINE_MS;
+  };
+}
+
+/** The deadline a first answer sets (absolute ms): when its TTL or negative TTL runs out. */
+function deadlineOf(a: Observation | undefined): number | undefined {
+  if (!a?.ok) return undefined;
+  const s = a.values.length > 0 ? a.ttl : a.negativeTtl;
+  return s === undefined ? undefined : a.at + s * 1000;
+}
+
+/** follow() with a give-up rule per target. */
+async function followEach(
+  targets: ReadonlyMap<string, Target>,
+  name: string,
+  type: RRType,
+  isFresh: (o: Observation) => boolean,
+  o: MeasureOptions,
+  clock: RealClock,
+  rules: ReadonlyMap<string, (seen: readonly Observation[], now: number) => boolean>,
+): Promise<Map<string, Followed>> {
+  const parts = await Promise.all(
+    [...targets].map(([id, t]) =>
+      follow(new Map([[id, t]]), name, type, isFresh, o, clock, rules.get(id)),
+    ),
+  );
+  return new Map(parts.flatMap((m) => [...m]));
+}
+
+/** The first answer of the authoritative that is fresh (its time is t0 when watching). */
+async function waitForAuth(
+  auth: Target,
+  w: { name: string; type: RRType },
+  isFresh: (o: Observation) => boolean,
+  o: MeasureOptions,
+  clock: RealClock,
+): Promise<Observation | undefined> {
+  const start = clock.now();
+  while (clock.now() - start < o.timeoutMs) {
+    const a = await ask(auth, w.name, w.type, { timeoutMs: o.askTimeoutMs ?? 2_000, clock });
+    if (isFresh(a)) return a;
+    await sleep(clock, o.intervalMs);
+  }
+  return undefined;
+}
+
+const ttlOf = (a: Observation | undefined) => (a?.ok && a.values.length > 0 ? a.ttl : undefined);
+const negOf = (a: Observation | undefined) => (a?.ok ? a.negativeTtl : undefined);
+
 export async function measure(o: MeasureOptions): Promise<Measurement> {
   // Between two probes nothing but this timer is pending: it must hold the
   // process open, or `propagate measure` exits mid-run with code 13.
   const clock = new RealClock({ keepAlive: true });
-  const { nodes } = await api<{ nodes: RegisteredNode[] }>(o, "/v1/nodes");
-  if (nodes.length === 0) {
+  const askTimeoutMs = o.askTimeoutMs ?? 2_000;
+  const withNodes = o.nodes ?? o.watch === undefined;
+  const nodes = withNodes
+    ? (await api<{ nodes: RegisteredNode[] }>(o, "/v1/nodes")).nodes
+    : ([] as RegisteredNode[]);
+  const good = (o.targets ?? []).filter((t): t is Target => !isBad(t));
+  if (withNodes && nodes.length === 0 && good.length === 0) {
     throw new UsageError(
-      `no cache node is registered with ${o.originUrl}; start a topology with "propagate up"`,
+      `no cache node is registered with ${o.originUrl}; start a topology with "propagate up", or give --target`,
     );
   }
-  const name = `${o.label}.${o.zone}`;
-  const probes = new Map(nodes.map((n) => [n.id, probeFor(n, name)]));
+  if (nodes.length === 0 && good.length === 0) {
+    throw new UsageError("nothing to measure: give --target (or drop --no-nodes)");
+  }
+  const name = o.watch?.name ?? `${o.label}.${o.zone}`;
+  const type = o.watch?.type ?? "TXT";
+  const auth = o.auth ?? o.watch?.expectFrom ?? parseTarget(`${o.originUrl}/dns-query`, "origin");
+  if (isBad(auth)) throw new UsageError(`--auth: ${auth.error}`);
+  const nodeTargets = new Map(nodes.map((n) => [n.id, nodeTarget(n)]));
+  const targets = new Map(good.map((t) => [t.label, t]));
+  if (targets.size < good.length) {
+    throw new UsageError("two targets have the same label; give each its own (LABEL=URL)");
+  }
   const results = new Map(
     nodes.map((n) => [
       n.id,
-      { times: [] as number[], stale: 0, missed: 0, receipts: [] as number[] },
+      { times: [] as number[], stale: 0, missed: 0, errors: 0, receipts: [] as number[] },
     ]),
   );
+  const targetResults: TargetResult[] = (o.targets ?? []).map((t) => ({
+    label: t.label,
+    url: t.url,
+    ...(isBad(t) && { error: t.error }),
+    samples: [],
+  }));
   const changes: Measurement["changes"] = [];
+  const authTtls: AuthTtls[] = [];
+  const notes: string[] = [];
+  const askAll = (ts: Map<string, Target>) =>
+    Promise.all(
+      [...ts].map(
+        async ([id, t]) =>
+          [id, await ask(t, name, type, { timeoutMs: askTimeoutMs, clock })] as const,
+      ),
+    ).then((x) => new Map(x));
 
-  // Warm up: every cache holds the current value before the first sample.
-  let value = `propagate-measure ${randomBytes(6).toString("hex")} warm-up`;
-  let t0 = clock.now();
-  await writeValue(o, value);
-  await follow(probes, value, t0, o, clock);
-
-  for (let k = 0; k < o.samples; k++) {
-    value = `propagate-measure ${randomBytes(6).toString("hex")} sample ${k + 1}`;
-    const ack = await writeValue(o, value);
-    t0 = clock.now();
-    const seen = await follow(probes, value, t0, o, clock);
+  const followNodes = async (value: string, t0: number) => {
+    const fresh = (a: Observation) => a.ok && a.values.includes(normaliseValue("TXT", value));
+    const seen = await follow(nodeTargets, name, type, fresh, o, clock);
     for (const [id, r] of seen) {
       const acc = results.get(id)!;
-      if (r.ms === undefined) acc.missed++;
-      else acc.times.push(r.ms);
-      acc.stale += r.stale;
+      const first = r.seen.find(fresh);
+      if (first) acc.times.push(first.at - t0);
+      else acc.missed++;
+      acc.stale += r.seen.filter((a) => a.ok && a.values.length > 0 && !fresh(a)).length;
+      acc.errors += r.seen.filter((a) => !a.ok).length;
     }
-    const status = await api<{
-      committedAt: number;
-      convergedAt?: number;
-      nodes: { id: string; latencyMs?: number }[];
-    }>(o, `/v1/changes/${ack.changeId}`);
-    for (const n of status.nodes)
-      if (n.latencyMs !== undefined) results.get(n.id)?.receipts.push(n.latencyMs);
-    changes.push({
-      changeId: ack.changeId,
-      serial: ack.serial,
-      ...(status.convergedAt !== undefined && {
-        convergedMs: status.convergedAt - status.committedAt,
+  };
+
+  const samples = o.watch ? 1 : o.samples;
+  // Warm up: every registered cache holds the current value before the first
+  // sample. Targets are not warmed: what each holds before the change is what
+  // sets its deadline, a cached NXDOMAIN included.
+  if (nodes.length > 0 && !o.watch) {
+    const value = `propagate-measure ${randomBytes(6).toString("hex")} warm-up`;
+    const t0 = clock.now();
+    await writeValue(o, value);
+    await followNodes(value, t0);
+    for (const r of results.values())
+      Object.assign(r, { times: [], stale: 0, missed: 0, errors: 0 });
+  }
+
+  for (let k = 0; k < samples; k++) {
+    let expected: string[];
+    let t0: number;
+    let ack: { serial: number; changeId: string } | undefined;
+    let authBefore: Observation | undefined;
+    let authAfter: Observation | undefined;
+    // The zone's negative TTL: a SOA question below the apex answers NODATA with it (RFC 2308 §3).
+    let authNegative: Observation | undefined;
+    let before: Map<string, Observation>;
+    let seen: Map<string, Followed>;
+    let value = "";
+    if (!o.watch) {
+      value = `propagate-measure ${randomBytes(6).toString("hex")} sample ${k + 1}`;
+      expected = [normaliseValue("TXT", value)];
+      const isFresh = (a: Observation) => a.ok && expected.every((v) => a.values.includes(v));
+      [authBefore, authNegative, before] = await Promise.all([
+        ask(auth, name, type, { timeoutMs: askTimeoutMs, clock }),
+        ask(auth, name, "SOA", { timeoutMs: askTimeoutMs, clock }),
+        askAll(targets),
+      ]);
+      ack = await writeValue(o, value);
+      t0 = clock.now();
+      authAfter = { ok: true, at: t0, rcode: "NOERROR", values: expected, ttl: o.ttl };
+      const rules = new Map(
+        [...targets.keys()].map((id) => [
+          id,
+          giveUpRule(askTimeoutMs, o.intervalMs, deadlineOf(before.get(id))),
+        ]),
+      );
+      [seen] = await Promise.all([
+        followEach(targets, name, type, isFresh, o, clock, rules),
+        followNodes(value, t0),
+      ]);
+    } else {
+      const w = o.watch;
+      if (w.expect && w.expect.length > 0) expected = w.expect.map((v) => normaliseValue(type, v));
+      else {
+        const from = await ask(w.expectFrom!, name, type, { timeoutMs: askTimeoutMs, clock });
+        if (!from.ok || from.values.length === 0) {
+          throw new UsageError(
+            `--expect-from ${w.expectFrom!.url} gave no ${type} for ${name} (${from.ok ? from.rcode : from.error}); give --expect VALUE`,
+          );
+        }
+        expected = from.values;
+      }
+      const isFresh = (a: Observation) => a.ok && expected.every((v) => a.values.includes(v));
+      const start = clock.now();
+      [authBefore, authNegative, before] = await Promise.all([
+        ask(auth, name, type, { timeoutMs: askTimeoutMs, clock }),
+        ask(auth, name, "SOA", { timeoutMs: askTimeoutMs, clock }),
+        askAll(targets),
+      ]);
+      o.onWatching?.();
+      const [changed, followed] = await Promise.all([
+        isFresh(authBefore) ? authBefore : waitForAuth(auth, w, isFresh, o, clock),
+        followEach(
+          targets,
+          name,
+          type,
+          isFresh,
+          o,
+          clock,
+          new Map([...targets.keys()].map((id) => [id, giveUpRule(askTimeoutMs, o.intervalMs)])),
+        ),
+      ]);
+      seen = followed;
+      authAfter = changed;
+      if (changed === undefined) {
+        notes.push(
+          `the authoritative ${auth.label} never served ${expected.join(" ")} within ${o.timeoutMs} ms; times are from the start`,
+        );
+        t0 = start;
+      } else if (changed === authBefore) {
+        notes.push(
+          `the authoritative ${auth.label} served the new value before measure started; times are from the start`,
+        );
+        t0 = start;
+      } else t0 = changed.at;
+    }
+    const isFresh = (a: Observation) => a.ok && expected.every((v) => a.values.includes(v));
+    const ttls: AuthTtls = {
+      ...(ttlOf(authBefore) !== undefined && { before: ttlOf(authBefore) }),
+      ...(ttlOf(authAfter) !== undefined && { after: ttlOf(authAfter) }),
+      ...((negOf(authBefore) ?? negOf(authNegative)) !== undefined && {
+        negative: negOf(authBefore) ?? negOf(authNegative),
       }),
-    });
+    };
+    authTtls.push(ttls);
+    for (const r of targetResults) {
+      if (r.error) continue;
+      r.samples.push(
+        judge({
+          t0,
+          before: before.get(r.label)!,
+          seen: seen.get(r.label)!.seen,
+          isFresh,
+          auth: ttls,
+          intervalMs: o.intervalMs,
+        }),
+      );
+    }
+    if (ack) {
+      const status = await api<{
+        committedAt: number;
+        convergedAt?: number;
+        nodes: { id: string; latencyMs?: number }[];
+      }>(o, `/v1/changes/${ack.changeId}`);
+      for (const n of status.nodes)
+        if (n.latencyMs !== undefined) results.get(n.id)?.receipts.push(n.latencyMs);
+      changes.push({
+        changeId: ack.changeId,
+        serial: ack.serial,
+        ...(status.convergedAt !== undefined && {
+          convergedMs: status.convergedAt - status.committedAt,
+        }),
+      });
+    }
     o.onProgress?.(k + 1);
   }
   return {
+    name,
+    type,
     changes,
+    targets: targetResults,
+    auth: authTtls,
+    notes,
     nodes: nodes.map((n) => {
       const r = results.get(n.id)!;
       return {
@@ -210,6 +437,7 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
         timesMs: r.times,
         staleSeen: r.stale,
         unconverged: r.missed,
+        errors: r.errors,
         receiptMs: r.receipts,
       };
     }),
@@ -220,7 +448,11 @@ const FLAGS = {
   origin: { type: "string", help: "origin URL (default http://127.0.0.1:8053)" },
   token: {
     type: "string",
-    help: "write token (default: $PROPAGATE_TOKEN, else .data/origin/token)",
+    help: "write token (default: $PROPAGATE_TOKEN, else DATA/token, else .data/origin/token)",
+  },
+  data: {
+    type: "string",
+    help: "the origin's data dir (as given to up --data): the write token is read from DATA/token",
   },
   topology: {
     type: "string",
@@ -233,72 +465,191 @@ const FLAGS = {
   },
   ttl: { type: "string", help: "TTL of the written record, seconds (default 60)" },
   samples: { type: "string", help: "changes to follow (default 5)" },
-  "interval-ms": { type: "string", help: "how often each node is asked (default 20)" },
+  "interval-ms": { type: "string", help: "how often each node or target is asked (default 20)" },
   "timeout-ms": {
     type: "string",
-    help: "give up on a node after this long per sample (default: 2 x TTL + 30 s)",
+    help: "give up on a node after this long per sample (default: 2 x TTL + 30 s; watching 10 min)",
+  },
+  target: {
+    type: "string",
+    multiple: true,
+    help: "[LABEL=]dns://HOST:PORT, https://HOST/dns-query (DoH) or https://HOST/resolve (repeatable)",
+  },
+  targets: { type: "string", help: 'file of targets, one "LABEL URL" per line' },
+  "no-nodes": { type: "boolean", help: "do not follow the nodes registered at the origin" },
+  watch: {
+    type: "string",
+    help: "NAME TYPE: do not write; wait for a change someone else makes (needs --expect or --expect-from)",
+  },
+  expect: { type: "string", multiple: true, help: "with --watch: the new value (repeatable)" },
+  "expect-from": {
+    type: "string",
+    help: "with --watch: dns://AUTH:PORT whose current answer is the new value",
+  },
+  auth: {
+    type: "string",
+    help: "authoritative server for the TTLs targets are held to (default: the origin)",
   },
   json: { type: "boolean", help: "print the report as JSON" },
-  svg: { type: "string", help: "write an SVG chart (CDF, measured and predicted) to this file" },
+  svg: {
+    type: "string",
+    help: "write an SVG chart to this file (CDF; with targets, a timeline per target)",
+  },
   help: { type: "boolean", help: "show this help" },
 } as const;
 
-async function tokenFrom(given: string | undefined): Promise<{ token: string; source: string }> {
+async function tokenFrom(
+  given: string | undefined,
+  dataDir: string | undefined,
+): Promise<{ token: string; source: string }> {
   if (given) return { token: given, source: "--token" };
   if (process.env.PROPAGATE_TOKEN)
     return { token: process.env.PROPAGATE_TOKEN, source: "$PROPAGATE_TOKEN" };
+  const file = join(dataDir ?? ".data/origin", "token");
   try {
-    const token = (await readFile(".data/origin/token", "utf8")).trim();
-    return { token, source: ".data/origin/token" };
+    const token = (await readFile(file, "utf8")).trim();
+    return { token, source: file };
   } catch {
     throw new UsageError(
-      "no write token: pass --token T, set PROPAGATE_TOKEN, or run where .data/origin/token exists",
+      `no write token: cannot read ${file}; pass --token T, set PROPAGATE_TOKEN, or --data DIR (the origin's data dir, as given to "propagate up --data")`,
     );
   }
 }
 
+function targetFlag(spec: string, flag: string): Target {
+  const t = parseTarget(spec);
+  if (isBad(t)) throw new UsageError(`--${flag}: ${t.error}`);
+  return t;
+}
+
+function watchFrom(
+  v: {
+    watch?: string;
+    expect?: string[];
+    "expect-from"?: string;
+  },
+  positionals: string[],
+): Watch | undefined {
+  if (v.watch === undefined) {
+    if (v.expect || v["expect-from"])
+      throw new UsageError("--expect and --expect-from need --watch NAME TYPE");
+    return undefined;
+  }
+  const [name, typeText = positionals[0]] = v.watch.trim().split(/\s+/);
+  const type = typeText ? parseType(typeText) : undefined;
+  if (!name || !type) {
+    throw new UsageError(
+      `--watch expects NAME TYPE (e.g. --watch www.example.test A), got "${v.watch}${typeText ? ` ${typeText}` : ""}"`,
+    );
+  }
+  if (!v.expect && !v["expect-from"]) {
+    throw new UsageError(
+      "--watch needs the new value: --expect VALUE or --expect-from dns://AUTH:PORT",
+    );
+  }
+  return {
+    name: name.replace(/\.$/, "").toLowerCase(),
+    type,
+    ...(v.expect && { expect: v.expect }),
+    ...(v["expect-from"] && { expectFrom: targetFlag(v["expect-from"], "expect-from") }),
+  };
+}
+
 export async function main(argv: string[]): Promise<void> {
-  const { values: v } = parseFlags(argv, FLAGS, "measure");
+  const { values: raw, positionals } = parseFlags(argv, FLAGS, "measure");
+  const v = raw as typeof raw & { target?: string[]; expect?: string[] };
   if (v.help) {
     console.log(flagHelp(FLAGS, "measure"));
     return;
   }
   const ttl = intFlag(v.ttl, "ttl", { min: 1, default: 60 });
-  const samples = intFlag(v.samples, "samples", { min: 1, default: 5 });
+  const watch = watchFrom(v, positionals);
+  const samples = watch ? 1 : intFlag(v.samples, "samples", { min: 1, default: 5 });
   const intervalMs = intFlag(v["interval-ms"], "interval-ms", { min: 1, default: 20 });
+  const targets = await targetsFrom(v.target, v.targets);
+  const withNodes = !v["no-nodes"] && (watch === undefined || v.origin !== undefined);
   const topology = await loadTopology(v.topology ?? DEFAULT_TOPOLOGY);
   const bar = progressBar("measuring", samples);
   const m = await measure({
     originUrl: v.origin ?? "http://127.0.0.1:8053",
-    ...(await tokenFrom(v.token).then(({ token, source }) => ({ token, tokenSource: source }))),
+    ...(!watch &&
+      (await tokenFrom(v.token, v.data).then(({ token, source }) => ({
+        token,
+        tokenSource: source,
+      })))),
     zone: v.zone ?? "example.test",
     label: v.name ?? "_propagate-measure",
     ttl,
     samples,
     intervalMs,
-    timeoutMs: intFlag(v["timeout-ms"], "timeout-ms", { min: 1, default: 2 * ttl * 1000 + 30_000 }),
+    timeoutMs: intFlag(v["timeout-ms"], "timeout-ms", {
+      min: 1,
+      default: watch ? 600_000 : 2 * ttl * 1000 + 30_000,
+    }),
+    nodes: withNodes,
+    targets,
+    ...(watch && { watch }),
+    ...(v.auth && { auth: targetFlag(v.auth, "auth") }),
     onProgress: (d) => bar.update(d),
+    onWatching: () =>
+      console.error(
+        `watching ${watch?.name} ${watch?.type}: every target was asked what it holds; make the change now`,
+      ),
   });
   bar.finish();
   const preds = predict(topology, predictOptions(topology, { ttlSec: ttl, probeMs: intervalMs }));
+  const registered = new Set(m.nodes.map((n) => n.nodeId));
+  const faultNotes = preds
+    .filter((p) => registered.has(p.nodeId) && p.boundNotes.length > 0)
+    .map((p) => `bound of ${p.nodeId} includes ${p.boundNotes.join("; ")}`);
+  const errors = m.nodes.filter((n) => (n.errors ?? 0) > 0);
   const report: Report = {
-    title: `propagate measure: ${samples} changes, mode ${topology.defaults.mode}, TTL ${ttl} s, asked every ${intervalMs} ms`,
-    series: [
-      {
-        label: "live",
-        nodes: m.nodes,
-        boundsMs: Object.fromEntries(preds.map((p) => [p.nodeId, p.boundMs])),
-        predicted: pooledCurve(preds),
-      },
-    ],
+    title: watch
+      ? `propagate measure: watching ${m.name} ${m.type}`
+      : `propagate measure: ${samples} changes, mode ${topology.defaults.mode}, TTL ${ttl} s, asked every ${intervalMs} ms`,
+    series:
+      m.nodes.length === 0
+        ? []
+        : [
+            {
+              label: "live",
+              nodes: m.nodes,
+              boundsMs: Object.fromEntries(preds.map((p) => [p.nodeId, p.boundMs])),
+              predicted: pooledCurve(preds.filter((p) => registered.has(p.nodeId))),
+            },
+          ],
     notes: [
-      `receipts (node says INSYNC), ms after commit: ${m.nodes
-        .map((n) => `${n.nodeId} ${n.receiptMs.length ? Math.max(...n.receiptMs) : "-"}`)
-        .join(", ")} (max per node)`,
-      `converged per receipts: ${m.changes.map((c) => c.convergedMs ?? "pending").join(", ")} ms`,
+      ...m.notes,
+      ...faultNotes,
+      ...(m.nodes.length > 0
+        ? [
+            `receipts (node says INSYNC), ms after commit: ${m.nodes
+              .map((n) => `${n.nodeId} ${n.receiptMs.length ? Math.max(...n.receiptMs) : "-"}`)
+              .join(", ")} (max per node)`,
+          ]
+        : []),
+      ...(m.changes.length > 0
+        ? [
+            `converged per receipts: ${m.changes.map((c) => c.convergedMs ?? "pending").join(", ")} ms`,
+          ]
+        : []),
+      ...(errors.length > 0
+        ? [`probe errors (no answer): ${errors.map((n) => `${n.nodeId} ${n.errors}`).join(", ")}`]
+        : []),
     ],
   };
-  if (v.svg) await writeFile(v.svg, renderSvg(report));
-  console.log(v.json ? JSON.stringify(toJson(report), null, 2) : renderTable(report));
-  if (v.svg && !v.json) console.log(`chart written to ${v.svg}`);
+  const boundsMs = report.series[0]?.boundsMs ?? {};
+  if (v.svg) {
+    await writeFile(
+      v.svg,
+      m.targets.length > 0 ? renderTimelineSvg(report.title, m, boundsMs) : renderSvg(report),
+    );
+  }
+  if (v.json) {
+    console.log(JSON.stringify({ ...(toJson(report) as object), ...targetsJson(m) }, null, 2));
+  } else {
+    console.log(renderTable(report));
+    if (m.targets.length > 0) console.log(`\n${renderTargetTable(m)}`);
+    if (v.svg) console.log(`chart written to ${v.svg}`);
+  }
 }

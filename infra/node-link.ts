@@ -7,7 +7,9 @@
 import type { DeliveryFailure, PurgeBus, Subscription } from "../core/bus.ts";
 import type { Clock } from "../core/clock.ts";
 import { type FetchLike, type LinkDelay, wrapFetch } from "../core/delay.ts";
-import type { PropagationMode } from "../core/purge.ts";
+import type { FabricMetrics } from "../core/metrics.ts";
+import type { PropagationMode, PurgeEvent } from "../core/purge.ts";
+import { eventVerifier } from "../core/signing.ts";
 import { type FeedResult, NodeSync, type NodeSyncOptions, type SyncTarget } from "../core/sync.ts";
 
 export interface NodeLinkOptions {
@@ -30,6 +32,8 @@ export interface NodeLinkOptions {
   pollJitter: number;
   seed?: number | string;
   log: (message: string) => void;
+  /** The node's fabric metrics: bus lag and the sync counters join them. */
+  metrics?: FabricMetrics;
 }
 
 export interface NodeLink {
@@ -50,8 +54,14 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
       body: JSON.stringify({ id: o.nodeId, tier: o.tier, address: o.address, parent: o.parent }),
     });
     await expectOk(res, `registering ${o.nodeId}`);
+    return (await res.json()) as { purgeKey?: { publicKey?: string } };
   };
-  await register();
+  // Bus events are applied only when the origin's key signed them (core/signing.ts).
+  const { purgeKey } = await register();
+  if (o.bus && !purgeKey?.publicKey) {
+    throw new Error(`registering ${o.nodeId}: the origin gave no purge key to verify events with`);
+  }
+  const verify = purgeKey?.publicKey ? eventVerifier(purgeKey.publicKey) : undefined;
 
   const postAck = async (body: object, what: string) => {
     const send = () =>
@@ -72,36 +82,42 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
     ...(o.link && { link: o.link }),
     onError: (f: DeliveryFailure) => o.log(`${o.nodeId}: ${f.message}`),
   };
-  return followFabric(o.bus, delivery, {
-    nodeId: o.nodeId,
-    target: o.target,
-    clock: o.clock,
-    modeOf: o.modeOf,
-    pollIntervalMs: o.pollIntervalMs,
-    pollJitter: o.pollJitter,
-    ...(o.seed !== undefined && { seed: o.seed }),
-    log: o.log,
-    zones: async () => {
-      const res = await expectOk(await http(api("/v1/zones")), "listing zones");
-      const body = (await res.json()) as { zones: { zone: string; serial: number }[] };
-      o.onZones?.(body.zones.map((z) => z.zone));
-      return body.zones.map(({ zone, serial }) => ({ zone, serial }));
+  return followFabric(
+    o.bus,
+    delivery,
+    {
+      nodeId: o.nodeId,
+      target: o.target,
+      clock: o.clock,
+      modeOf: o.modeOf,
+      pollIntervalMs: o.pollIntervalMs,
+      pollJitter: o.pollJitter,
+      ...(o.seed !== undefined && { seed: o.seed }),
+      log: o.log,
+      ...(verify && { verify }),
+      zones: async () => {
+        const res = await expectOk(await http(api("/v1/zones")), "listing zones");
+        const body = (await res.json()) as { zones: { zone: string; serial: number }[] };
+        o.onZones?.(body.zones.map((z) => z.zone));
+        return body.zones.map(({ zone, serial }) => ({ zone, serial }));
+      },
+      feed: async (zone, since): Promise<FeedResult> => {
+        const res = await http(api(`/v1/zones/${zone}/changes?since=${since}`));
+        if (res.status === 410 || res.status === 404) {
+          await res.body?.cancel();
+          return { kind: "gone" };
+        }
+        await expectOk(res, `reading the change feed of ${zone}`);
+        return {
+          kind: "changes",
+          ...((await res.json()) as Omit<Extract<FeedResult, { kind: "changes" }>, "kind">),
+        };
+      },
+      ack: (zone, serial) => postAck({ zone, serial }, `acking ${zone}@${serial}`),
+      ackPurge: (changeId) => postAck({ changeId }, `acking purge ${changeId}`),
     },
-    feed: async (zone, since): Promise<FeedResult> => {
-      const res = await http(api(`/v1/zones/${zone}/changes?since=${since}`));
-      if (res.status === 410 || res.status === 404) {
-        await res.body?.cancel();
-        return { kind: "gone" };
-      }
-      await expectOk(res, `reading the change feed of ${zone}`);
-      return {
-        kind: "changes",
-        ...((await res.json()) as Omit<Extract<FeedResult, { kind: "changes" }>, "kind">),
-      };
-    },
-    ack: (zone, serial) => postAck({ zone, serial }, `acking ${zone}@${serial}`),
-    ackPurge: (changeId) => postAck({ changeId }, `acking purge ${changeId}`),
-  });
+    o.metrics,
+  );
 }
 
 /**
@@ -114,11 +130,17 @@ export async function followFabric(
   bus: PurgeBus | undefined,
   delivery: { link?: LinkDelay; onError: (failure: DeliveryFailure) => void },
   options: NodeSyncOptions,
+  metrics?: FabricMetrics,
 ): Promise<NodeLink> {
   const sync = new NodeSync(options);
   await sync.start();
+  metrics?.sync(() => sync.stats());
+  const onEvent = (e: PurgeEvent) => {
+    metrics?.busEvent(e);
+    return sync.onEvent(e);
+  };
   const subscription = bus
-    ? await bus.subscribe(options.nodeId, (e) => sync.onEvent(e), {
+    ? await bus.subscribe(options.nodeId, onEvent, {
         ...delivery,
         onResync: (reason) => sync.onResync(reason),
       })

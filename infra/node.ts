@@ -15,7 +15,7 @@ import {
   startResolverNode,
 } from "./nodes.ts";
 import { loadTopology } from "./topology.ts";
-import { DEFAULT_TOPOLOGY } from "./up.ts";
+import { DEFAULT_TOPOLOGY, logging } from "./up.ts";
 
 const FLAGS = {
   topology: { type: "string", help: "topology file (default infra/topologies/default.json)" },
@@ -29,6 +29,10 @@ const FLAGS = {
   token: {
     type: "string",
     help: "edges and resolvers: the origin's node token, DATA/node-token (default $PROPAGATE_NODE_TOKEN)",
+  },
+  "log-level": {
+    type: "string",
+    help: "fatal, error, warn, info (default), debug, trace or silent; env PROPAGATE_LOG_LEVEL",
   },
   help: { type: "boolean", help: "show this help" },
 } as const;
@@ -71,7 +75,7 @@ export async function main(argv: string[]): Promise<void> {
     clock,
     bus,
     startMs: clock.now(),
-    log: (m) => console.error(m),
+    ...logging(v["log-level"], v.id),
   };
 
   let started: { node: RunningNode; token?: string; nodeToken?: string };

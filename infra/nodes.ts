@@ -9,13 +9,16 @@ import type { PurgeBus } from "../core/bus.ts";
 import type { Clock } from "../core/clock.ts";
 import { LinkDelay, type LinkModel, wrapFetch } from "../core/delay.ts";
 import { parseHostPort } from "../core/flags.ts";
+import { type Logger, logApplies } from "../core/log.ts";
 import type { PropagationMode } from "../core/purge.ts";
 import { hashSeed, type Seed } from "../core/random.ts";
 import type { SyncStats } from "../core/sync.ts";
 import { startEdge } from "../edge/node.ts";
+import { logChanges } from "../origin/log.ts";
 import { startOrigin } from "../origin/server.ts";
 import { startResolver } from "../resolver/server.ts";
 import { dohUpstream } from "../resolver/upstream.ts";
+import { dashboardInfo } from "./dashboard-info.ts";
 import { connectNode } from "./node-link.ts";
 import type { EdgeSpec, ResolverSpec, Topology } from "./topology.ts";
 
@@ -42,6 +45,8 @@ export interface NodeContext {
   /** The run's start: partition windows of every link count from it. */
   startMs: number;
   log: (message: string) => void;
+  /** Structured logs: each node logs the changes it applies under its own id. */
+  logger?: Logger;
   /** Replaces fixed ports with 0 (tests). */
   anyPort?: boolean;
 }
@@ -87,11 +92,26 @@ export async function startOriginNode(
       dns: hostPort(ctx, t.origin.dns),
       dataDir,
       sample: t.origin.sample,
+      follow: t.origin.follow,
       nsid: t.origin.id,
       ...(t.origin.token !== undefined && { token: t.origin.token }),
+      ...(t.origin.tsigKeys !== undefined && { tsigKeys: t.origin.tsigKeys }),
+      ...(t.origin.allowTransfer && { allowTransfer: { "*": t.origin.allowTransfer } }),
+      ...(t.origin.catalog !== undefined && { catalog: t.origin.catalog }),
+      secondaries: t.secondaries,
     },
-    { clock: ctx.clock, log: ctx.log, ...(ctx.bus && { bus: ctx.bus }), modeOf: modeOf(t) },
+    {
+      clock: ctx.clock,
+      log: ctx.log,
+      ...(ctx.bus && { bus: ctx.bus }),
+      modeOf: modeOf(t),
+      // NOTIFYs to a secondary pass through its link, seeded like every other link.
+      linkOf: (s) => linkOf(ctx, s.id, t.secondaries.find((x) => x.id === s.id)?.link),
+      dashboard: dashboardInfo(t, ctx.clock),
+    },
   );
+  if (ctx.logger)
+    logChanges(origin.store, origin.receipts, ctx.logger.child({ node: t.origin.id }));
   return {
     node: {
       id: t.origin.id,
@@ -143,6 +163,7 @@ export async function startEdgeNode(ctx: JoinContext, e: EdgeSpec): Promise<Runn
     ...(e.maxBytes !== undefined && { maxBytes: e.maxBytes }),
     fetch: wrapFetch((req) => fetch(req), link, ctx.clock) as (req: Request) => Promise<Response>,
   });
+  if (ctx.logger) logApplies(edge.edge, ctx.logger.child({ node: e.id }));
   try {
     const joined = await connectNode({
       ...fabric(ctx, e.id, link),
@@ -151,6 +172,7 @@ export async function startEdgeNode(ctx: JoinContext, e: EdgeSpec): Promise<Runn
       address: edge.url,
       parent: e.parent,
       target: edge.edge,
+      metrics: edge.metrics.fabric,
     });
     return {
       id: e.id,
@@ -200,6 +222,7 @@ export async function startResolverNode(
         }
       : { clock: ctx.clock },
   );
+  if (ctx.logger) logApplies(res.resolver, ctx.logger.child({ node: r.id }));
   try {
     const joined = await connectNode({
       ...fabric(ctx, r.id, link),
@@ -208,6 +231,7 @@ export async function startResolverNode(
       address: res.dnsAddr,
       parent: r.upstream,
       target: res.resolver,
+      metrics: res.fabric,
       // A zone created (or deleted) at the origin is served (or refused) from the next poll on.
       onZones: (zones) => {
         const key = (zs: readonly string[]) => [...zs].sort().join();

@@ -108,6 +108,8 @@ export interface NodePrediction {
   cdf: (tMs: number) => number;
   /** Resolvers: probability of refilling from a not yet purged upstream (0 for edges). */
   raceProbability: number;
+  /** What the chain's partition windows and loss add to the bound, in words (empty: nothing). */
+  boundNotes: string[];
 }
 
 /** A time in ms known by its CDF and an upper bound (P(X <= bound) >= the quantile). */
@@ -267,11 +269,58 @@ export function mean(d: Dist): number {
   return m;
 }
 
+/**
+ * What a chain's faults add to a bound. A partition window drops everything
+ * on its link, bus events, feed polls and refetches alike, so a change made
+ * at its start waits the whole window, then the first poll after it: the
+ * longest window on the chain is added. Loss drops each poll too, so with
+ * loss p the poll that finds a lost event is the k-th with P(k-1 lost) =
+ * p^(k-1) < 1 - quantile: k - 1 more poll intervals are added.
+ */
+export function faultAllowance(
+  links: readonly LinkModel[],
+  o: PredictOptions,
+): { ms: number; notes: string[] } {
+  const notes: string[] = [];
+  let ms = 0;
+  const windows = links.flatMap((l) => l.partitions.map((w) => w.endMs - w.startMs));
+  if (windows.length > 0) {
+    const longest = Math.max(...windows);
+    ms += longest;
+    notes.push(
+      `partitions: + ${longest} ms (the longest window on the chain; a change made at its start waits it out)`,
+    );
+  }
+  const loss = Math.max(0, ...links.map((l) => l.loss));
+  if (loss > 0 && o.mode !== "ttl") {
+    const lost = loss >= 1 ? Number.POSITIVE_INFINITY : Math.log(1 - o.quantile) / Math.log(loss);
+    const extra = Math.max(0, Math.ceil(lost) - 1);
+    const poll = o.pollIntervalMs * (1 + o.pollJitter);
+    ms += extra * poll;
+    notes.push(
+      loss >= 1
+        ? "loss 100 %: no poll gets through, no bound"
+        : `loss ${Math.round(loss * 1000) / 10} %: + ${extra} poll interval(s) (${Math.round(extra * poll)} ms), polls lost in a row at the ${o.quantile} quantile`,
+    );
+  }
+  return { ms, notes };
+}
+
 function predictChain(
   kind: "edge" | "resolver",
   c: Chain,
   o: PredictOptions,
 ): Omit<NodePrediction, "nodeId" | "tier"> {
+  const p = predictChainFaultless(kind, c, o);
+  const f = faultAllowance(c.links, o);
+  return { ...p, boundMs: p.boundMs + f.ms, boundNotes: f.notes };
+}
+
+function predictChainFaultless(
+  kind: "edge" | "resolver",
+  c: Chain,
+  o: PredictOptions,
+): Omit<NodePrediction, "nodeId" | "tier" | "boundNotes"> {
   const dists = c.links.map((l) => linkDist(l, o.quantile));
   const own = dists[0]!;
   const ttl = ttlDist(dists, o, c.tier1Qps);

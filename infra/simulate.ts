@@ -8,7 +8,17 @@ import { flagHelp, parseFlags, UsageError } from "../core/flags.ts";
 import type { PropagationMode } from "../core/purge.ts";
 import { ZONE_DEFAULTS } from "../origin/store.ts";
 import { pooledCurve } from "./predict.ts";
-import { progressBar, type Report, renderSvg, renderTable, toJson } from "./report.ts";
+import {
+  formatMs,
+  progressBar,
+  type Report,
+  renderTable,
+  type Summary,
+  summarise,
+  toJson,
+} from "./report.ts";
+import { renderSvg } from "./report-svg.ts";
+import { fuzz, fuzzLine } from "./sim/fuzz.ts";
 import { generateTopology } from "./sim/generate.ts";
 import { type SimResult, simulate } from "./sim/run.ts";
 import { loadTopology, MODES, type Topology } from "./topology.ts";
@@ -30,8 +40,19 @@ const FLAGS = {
     type: "string",
     help: `stale-while-revalidate seconds (default ${ZONE_DEFAULTS.staleWhileRevalidate})`,
   },
-  "probe-ms": { type: "string", help: "observer's interval per node until fresh (default 100)" },
+  "probe-ms": {
+    type: "string",
+    help: "add a client per node asking every MS until fresh (default none: times are exact)",
+  },
+  "retry-ms": {
+    type: "string",
+    help: "after a failed or stale answer the observer asks again after MS (default 100)",
+  },
   qps: { type: "string", help: "client queries per second per resolver, Poisson (default 0.05)" },
+  fuzz: {
+    type: "string",
+    help: "run N random cases (topology, mode, faults) from seed --seed (default 1); a violation names the seed that replays it",
+  },
   json: { type: "boolean", help: "print the report as JSON instead of a table" },
   svg: { type: "string", help: "write the CDF chart (and origin load) to FILE" },
   help: { type: "boolean", short: "h", help: "show this help" },
@@ -71,6 +92,16 @@ export async function main(argv: string[]): Promise<void> {
     console.log(flagHelp(FLAGS, "simulate"));
     return;
   }
+  if (v.fuzz !== undefined) {
+    const first = v.seed === undefined ? 1 : Number(v.seed);
+    if (!Number.isInteger(first))
+      throw new UsageError(`--fuzz takes an integer --seed, got "${v.seed}"`);
+    const outcomes = await fuzz(first, num(v.fuzz, "fuzz", 1, 1), (o) => console.log(fuzzLine(o)));
+    const broken = outcomes.filter((o) => o.result.violation);
+    console.log(`${outcomes.length} cases, ${broken.length} with a violation`);
+    if (broken.length > 0) process.exitCode = 1;
+    return;
+  }
   let topology = await loadTopology(v.topology ?? DEFAULT_TOPOLOGY);
   if (v.edges !== undefined || v.resolvers !== undefined) {
     topology = generateTopology(
@@ -95,7 +126,8 @@ export async function main(argv: string[]): Promise<void> {
         changes,
         seed: v.seed ?? topology.seed,
         zone,
-        probeMs: num(v["probe-ms"], "probe-ms", 100, 1),
+        ...(v["probe-ms"] !== undefined ? { probeMs: num(v["probe-ms"], "probe-ms", 0, 1) } : {}),
+        retryMs: num(v["retry-ms"], "retry-ms", 100, 1),
         clientQps: num(v.qps, "qps", 0.05),
         onProgress: (done) => bar.update(done),
       }),
@@ -112,5 +144,78 @@ export async function main(argv: string[]): Promise<void> {
     ),
   };
   if (v.svg) await writeFile(v.svg, renderSvg(report));
-  console.log(v.json ? JSON.stringify(toJson(report), null, 2) : renderTable(report));
+  const byPopulation = topology.populations.length > 0;
+  if (v.json) {
+    const populations = Object.fromEntries(results.map((r) => [r.mode, populationRows(r)]));
+    const json = toJson(report) as object;
+    console.log(JSON.stringify(byPopulation ? { ...json, populations } : json, null, 2));
+  } else {
+    console.log(renderTable(report));
+    if (byPopulation) for (const r of results) console.log(`\n${populationTable(r)}`);
+  }
+  const broken = results.filter((r) => r.violation);
+  for (const r of broken) console.error(counterexample(r, String(v.seed ?? topology.seed), argv));
+  if (broken.length > 0) process.exitCode = 1;
+}
+
+/** The broken rule, where and when, and the command that replays it. */
+export function counterexample(r: SimResult, seed: string, argv: string[]): string {
+  const x = r.violation!;
+  const replay = ["propagate simulate", ...withFlag(argv, "mode", r.mode), "--seed", seed];
+  return [
+    `VIOLATION ${x.rule} (${r.mode}, seed ${seed}): node ${x.nodeId} at ${x.atMs.toFixed(3)} ms: ${x.detail}`,
+    `replay: ${replay.join(" ")}`,
+  ].join("\n");
+}
+
+/** argv without --seed, with --flag set to value. */
+function withFlag(argv: string[], flag: string, value: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const name = a.replace(/^--/, "").split("=")[0]!;
+    if (a.startsWith("--") && (name === "seed" || name === flag)) {
+      if (!a.includes("=")) i++;
+      continue;
+    }
+    out.push(a);
+  }
+  return [...out, `--${flag}`, value];
+}
+
+/** Summaries per resolver population (edges and resolvers without one apart). */
+export function populationRows(r: SimResult): Summary[] {
+  const groups = new Map<string, SimResult["nodes"]>();
+  for (const n of r.nodes) {
+    const key = n.kind === "edge" ? "edges" : (n.population ?? "resolvers");
+    const g = groups.get(key);
+    if (g) g.push(n);
+    else groups.set(key, [n]);
+  }
+  const bounds = Object.fromEntries(r.predicted.map((p) => [p.nodeId, p.boundMs]));
+  return [...groups].map(([key, ns]) => summarise(`${key} (${ns.length})`, ns, bounds));
+}
+
+/** How each population shapes the tail: p50, p99, max, stale answers, per population. */
+export function populationTable(r: SimResult): string {
+  const head = ["population", "nodes", "p50", "p99", "max", "stale", "unconv", "bound", "within"];
+  const body = populationRows(r).map((s) => [
+    s.label,
+    String(s.nodes),
+    formatMs(s.p50),
+    formatMs(s.p99),
+    formatMs(s.max),
+    String(s.staleSeen),
+    String(s.unconverged),
+    formatMs(s.boundMs),
+    s.exceeded === 0 && s.unconverged === 0 ? "yes" : "NO",
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ");
+  return [
+    `${r.mode}: per population`,
+    line(head),
+    line(widths.map((w) => "-".repeat(w))),
+    ...body.map(line),
+  ].join("\n");
 }

@@ -20,6 +20,38 @@ export const MODES = ["ttl", "invalidate", "soft", "push"] as const;
 
 const linkField = linkModelSchema.optional();
 
+/**
+ * A share of the resolvers with one behaviour (the simulator draws each
+ * resolver's population from the run seed). Defaults are the resolver
+ * engine's, which are BIND's: RFC 8767 serve-stale with stale answers at
+ * TTL 30 s (stale-answer-ttl), kept up to a day (max-stale-ttl), a failed
+ * refresh rechecked after 30 s (stale-refresh-time); negative answers
+ * capped at 3 h (RFC 2308 §5, max-ncache-ttl).
+ */
+export const populationSchema = z.strictObject({
+  name: id,
+  /** Fraction of the resolvers, in [0, 1]; shares sum to at most 1, the rest keep the defaults. */
+  share: z.number().min(0).max(1),
+  /** TTL stretching: answers are kept at least this long (s); 0 honours TTLs. */
+  minTtl: z.number().int().min(0).default(0),
+  /** RFC 8767 serve-stale; false answers only fresh data (SERVFAIL when the upstream fails). */
+  serveStale: z.boolean().default(true),
+  /** TTL of a stale answer (s). */
+  staleTtl: z.number().int().min(0).default(30),
+  /** How long past expiry an answer may still be served stale (s). */
+  maxStaleSec: z.number().int().min(0).default(86_400),
+  /** RFC 2308 §5 cap on negative caching (s). */
+  maxNegativeTtl: z.number().int().min(0).default(10_800),
+  /** Client queries per second per resolver of this population (default: the run's). */
+  qps: z.number().min(0).optional(),
+  /**
+   * Whether these resolvers follow the purge bus and change feed (resolvers
+   * you run) or only TTLs (resolvers on the internet: the default).
+   */
+  purges: z.boolean().default(false),
+});
+export type Population = z.output<typeof populationSchema>;
+
 export const topologySchema = z.strictObject({
   name: z.string().default("topology"),
   /** Seed of every link's delay model (each link derives its own from it). */
@@ -40,6 +72,24 @@ export const topologySchema = z.strictObject({
       token: z.string().min(16).optional(),
       /** Load the sample zone example.test when the data dir has no zone yet. */
       sample: z.boolean().default(true),
+      /** Zones taken from existing primaries by AXFR, NOTIFY and IXFR (origin/follow.ts). */
+      follow: z
+        .array(
+          z.strictObject({
+            /** dns://IP:PORT */
+            primary: z.string(),
+            zones: z.array(z.string()).min(1),
+            /** TSIG key name in `tsigKeys`. */
+            key: z.string().optional(),
+          }),
+        )
+        .default([]),
+      /** TSIG key file (tsig-keygen format) for transfers and NOTIFY to `secondaries`, and for `follow`. */
+      tsigKeys: z.string().optional(),
+      /** Who may AXFR/IXFR every zone: IPs, IP/prefix, key:NAME (a secondary's key may anyway). */
+      allowTransfer: z.array(z.string()).optional(),
+      /** Publish a catalog zone (RFC 9432) of every zone under this name. */
+      catalog: z.string().optional(),
     })
     .prefault({}),
   /** Per-zone propagation mode; zones not listed use `defaults.mode`. */
@@ -80,6 +130,30 @@ export const topologySchema = z.strictObject({
       }),
     )
     .default([]),
+  /** Resolver behaviours in shares (simulator only); none: every resolver has the defaults. */
+  populations: z
+    .array(populationSchema)
+    .default([])
+    .refine((ps) => ps.reduce((s, p) => s + p.share, 0) <= 1 + 1e-9, {
+      message: "population shares sum to more than 1",
+    })
+    .refine((ps) => new Set(ps.map((p) => p.name)).size === ps.length, {
+      message: "population names must be unique",
+    }),
+  /** Real DNS secondaries (Knot, BIND, NSD) run outside: NOTIFYed through their link, receipts by SOA. */
+  secondaries: z
+    .array(
+      z.strictObject({
+        id,
+        dns: hostPort,
+        /** Zones it serves; absent: every zone. */
+        zones: z.array(z.string()).optional(),
+        /** TSIG key name in origin.tsigKeys. */
+        key: z.string().optional(),
+        link: linkField,
+      }),
+    )
+    .default([]),
 });
 
 export type Topology = z.output<typeof topologySchema>;
@@ -107,7 +181,11 @@ export function parseTopology(input: unknown, source = "topology"): Topology {
     }
   }
   const ids = new Set<string>([t.origin.id]);
-  const all = [...t.edges.map((e) => e.id), ...t.resolvers.map((r) => r.id)];
+  const all = [
+    ...t.edges.map((e) => e.id),
+    ...t.resolvers.map((r) => r.id),
+    ...t.secondaries.map((s) => s.id),
+  ];
   for (const [i, nodeId] of all.entries()) {
     if (ids.has(nodeId)) problems.push(`  node "${nodeId}" (#${i + 1}) is defined twice`);
     ids.add(nodeId);

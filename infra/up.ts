@@ -9,6 +9,7 @@
 import type { PurgeBus } from "../core/bus.ts";
 import { type Clock, RealClock } from "../core/clock.ts";
 import { flagHelp, parseFlags, printReady, serveUntilSignal, UsageError } from "../core/flags.ts";
+import { asLog, createLogger, type Logger, logLevel } from "../core/log.ts";
 import { createBus } from "./bus.ts";
 import {
   type NodeContext,
@@ -18,6 +19,7 @@ import {
   startResolverNode,
 } from "./nodes.ts";
 import { spawnNodes } from "./processes.ts";
+import { writeScrapeConfig } from "./prometheus.ts";
 import { edgesInStartOrder, loadTopology, type Topology } from "./topology.ts";
 
 export type { RunningNode } from "./nodes.ts";
@@ -39,6 +41,8 @@ export interface RunningTopology {
 export interface UpOptions {
   clock?: Clock;
   log?: (message: string) => void;
+  /** Structured logs of every node (core/log.ts). */
+  logger?: Logger;
   /** Overrides the topology's data dir (tests). */
   dataDir?: string;
   /** Overrides every fixed port with 0 (tests). */
@@ -56,6 +60,7 @@ export async function up(t: Topology, opts: UpOptions = {}): Promise<RunningTopo
     bus,
     startMs: clock.now(),
     log,
+    ...(opts.logger && { logger: opts.logger }),
     ...(opts.anyPort && { anyPort: true }),
   };
   const nodes: RunningNode[] = [];
@@ -113,8 +118,28 @@ export function nodeTable(
   return [line(head), ...rows.map(line)].join("\n");
 }
 
-/** Tells a newcomer what to try against the topology just started. */
-export function tryLines(nodes: Pick<RunningNode, "kind" | "tier" | "address">[]): string[] {
+/** One logger for every node of the process; the launcher's own messages go through it too. */
+export function logging(
+  level: string | undefined,
+  node = "up",
+): { logger: Logger; log: (m: string) => void } {
+  let logger: Logger;
+  try {
+    logger = createLogger({ level: logLevel(level) });
+  } catch (err) {
+    throw new UsageError(`--log-level: ${(err as Error).message}`);
+  }
+  return { logger, log: asLog(logger.child({ node })) };
+}
+
+/**
+ * Tells a newcomer what to try against the topology just started; `measure`
+ * is the exact command for this origin and data dir (where its write token is).
+ */
+export function tryLines(
+  nodes: Pick<RunningNode, "kind" | "tier" | "address">[],
+  measure?: { originUrl: string; dataDir: string },
+): string[] {
   const out: string[] = [];
   const res = nodes.find((n) => n.kind === "resolver");
   const edge =
@@ -127,7 +152,11 @@ export function tryLines(nodes: Pick<RunningNode, "kind" | "tier" | "address">[]
     );
   }
   if (edge) out.push(`       curl -i '${edge.address}/resolve?name=www.example.test&type=A'`);
-  out.push("       npx propagate measure");
+  out.push(
+    measure
+      ? `       npx propagate measure --origin ${measure.originUrl} --data ${measure.dataDir}`
+      : "       npx propagate measure",
+  );
   return out;
 }
 
@@ -138,6 +167,11 @@ const FLAGS = {
   processes: {
     type: "boolean",
     help: "run every node as its own process (needs a Redis bus or none)",
+  },
+  prometheus: { type: "string", help: "write a Prometheus scrape config for every node to FILE" },
+  "log-level": {
+    type: "string",
+    help: "fatal, error, warn, info (default), debug, trace or silent; env PROPAGATE_LOG_LEVEL",
   },
   help: { type: "boolean", help: "show this help" },
 } as const;
@@ -159,16 +193,27 @@ export async function main(argv: string[]): Promise<void> {
       '--processes needs a bus that processes share: --bus redis://HOST:PORT (or "off")',
     );
   }
+  // `propagate node` children read the level from the environment.
+  if (values["log-level"]) process.env.PROPAGATE_LOG_LEVEL = values["log-level"];
   const running = values.processes
     ? await spawnNodes(file, t, values.data)
-    : await up(t, values.data ? { dataDir: values.data } : {});
+    : await up(t, {
+        ...(values.data && { dataDir: values.data }),
+        ...logging(values["log-level"]),
+      });
   const where = values.processes ? "one process per node" : "one process";
   console.log(
     `topology "${t.name}": ${running.nodes.length} nodes, bus ${t.bus}, mode ${t.defaults.mode}, ${where}\n`,
   );
   console.log(nodeTable(running.nodes));
+  if (values.prometheus) {
+    await writeScrapeConfig(values.prometheus, running.nodes);
+    console.log(`\nprometheus scrape config: ${values.prometheus}`);
+  }
   console.log(`\nwrite token: ${running.token}`);
-  for (const l of tryLines(running.nodes)) console.log(l);
+  const dataDir = values.data ?? t.origin.data;
+  for (const l of tryLines(running.nodes, { originUrl: running.originUrl, dataDir }))
+    console.log(l);
   printReady({
     origin: running.originUrl,
     token: running.token,

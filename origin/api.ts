@@ -12,6 +12,7 @@ import { fqdn } from "../core/names.ts";
 import type { PropagationMode } from "../core/purge.ts";
 import { toRRType } from "../core/records.ts";
 import { requireBearer } from "./auth.ts";
+import { ZoneFollowed } from "./follow.ts";
 import {
   ChangesGone,
   InvalidInput,
@@ -37,6 +38,8 @@ export interface ApiOptions {
   /** Largest request body accepted, in bytes (413 above). */
   maxBodyBytes: number;
   log: (message: string) => void;
+  /** The primary a followed zone comes from (follow.ts): writes to it are refused. */
+  followedFrom?: (zone: string) => string | undefined;
 }
 
 const ZONE_FILE_TYPES = ["text/dns", "text/plain"];
@@ -147,6 +150,13 @@ export function apiRoutes(opts: ApiOptions): Hono {
   const auth = requireBearer(opts.token);
   // Zone writes take the write token; the fabric's routes (fabric.ts) take the nodes' too.
   app.on(["PUT", "PATCH", "DELETE", "POST"], ["/v1/zones", "/v1/zones/*"], auth);
+  // A followed zone changes only by transfers from its primary: two writers would diverge.
+  app.on(["PUT", "PATCH", "DELETE"], ["/v1/zones/:zone", "/v1/zones/:zone/*"], async (c, next) => {
+    const zone = zoneName(c.req.param("zone") ?? "");
+    const primary = opts.followedFrom?.(zone);
+    if (primary !== undefined) throw new ZoneFollowed(zone, primary);
+    await next();
+  });
 
   app.get("/v1/zones", (c) =>
     c.json({
@@ -299,6 +309,10 @@ function errorResponse(err: Error, c: Context, log: (m: string) => void): Respon
         ETag: `"${err.serial}"`,
       },
     );
+  }
+  if (err instanceof ZoneFollowed) {
+    const { zone, primary, message } = err;
+    return c.json({ error: "zone followed", zone, primary, reason: message }, 409);
   }
   if (err instanceof ChangesGone) {
     return c.json({ error: "gone", zone: err.zone, serial: err.serial, reason: err.message }, 410);

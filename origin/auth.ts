@@ -6,6 +6,7 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { MiddlewareHandler } from "hono";
+import { EventSigner } from "../core/signing.ts";
 
 /** The configured token, else DATA/token, else a new one written there with mode 0600. */
 export async function loadOrCreateToken(
@@ -27,6 +28,23 @@ export async function loadOrCreateToken(
   const token = randomBytes(24).toString("base64url");
   await writeFile(path, `${token}\n`, { mode: 0o600 });
   return { token, created: true };
+}
+
+/**
+ * The origin's Ed25519 purge-signing key (core/signing.ts): DATA/purge-key
+ * (PKCS #8 PEM, mode 0600), created on first start. Kept across restarts, so
+ * nodes that hold its public key keep accepting events.
+ */
+export async function loadOrCreateSigningKey(dataDir: string): Promise<EventSigner> {
+  const path = join(dataDir, "purge-key");
+  try {
+    return new EventSigner(await readFile(path, "utf8"));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  const pem = EventSigner.generate();
+  await writeFile(path, pem, { mode: 0o600 });
+  return new EventSigner(pem);
 }
 
 const digest = (s: string) => createHash("sha256").update(s).digest();

@@ -1,22 +1,21 @@
 /**
- * The origin's side of the propagation fabric: the node registry, receipts
- * (`GET /v1/changes/{id}`), acks from nodes, and publishing one purge event
- * per committed change on the bus.
+ * The origin's side of the propagation fabric, its HTTP routes: the node
+ * registry, receipts (`GET /v1/changes/{id}`), acks from nodes and operator
+ * purges. Publishing events on the bus is fabric-outbox.ts.
  */
 
 import { randomBytes } from "node:crypto";
 import { Hono } from "hono";
 import { z } from "zod";
-import type { PurgeBus } from "../core/bus.ts";
-import { type Clock, sleep } from "../core/clock.ts";
+import type { Clock } from "../core/clock.ts";
 import { zoneKey } from "../core/http.ts";
 import { issueReason } from "../core/issue.ts";
 import { isInZone, tryNormaliseName } from "../core/names.ts";
-import type { PropagationMode, PurgeEvent } from "../core/purge.ts";
+import type { PurgeEvent } from "../core/purge.ts";
 import { dnsName } from "../core/records.ts";
 import { serialGt } from "../core/serial.ts";
-import { eventFromFeed } from "../core/sync.ts";
 import { requireBearer } from "./auth.ts";
+import type { Outbox } from "./fabric-outbox.ts";
 import type { Receipts } from "./receipts.ts";
 import type { Relay } from "./relay.ts";
 import type { Store } from "./store.ts";
@@ -75,15 +74,20 @@ export interface FabricOptions {
   outbox: Outbox | undefined;
   /** Delivers purges to nodes registered with a purgeUrl; none without a bus. */
   relay: Relay | undefined;
+  /** The public key (base64 SPKI Ed25519) that verifies every event the origin publishes. */
+  purgeKey: string;
 }
 
 export function fabricRoutes(o: FabricOptions): Hono {
-  const { store, receipts, token, nodeToken, clock, outbox, relay } = o;
+  const { store, receipts, token, nodeToken, clock, outbox, relay, purgeKey } = o;
   const app = new Hono();
   const auth = requireBearer([nodeToken, token]);
   const writeAuth = requireBearer(token);
 
   app.get("/v1/nodes", (c) => c.json({ nodes: receipts.nodes() }));
+
+  // Public: nodes verify purge events with it (core/signing.ts); it cannot sign.
+  app.get("/v1/purge-key", (c) => c.json({ algorithm: "Ed25519", publicKey: purgeKey }));
 
   app.post("/v1/nodes", auth, async (c) => {
     const body = await parse(c.req.raw, nodeBody);
@@ -103,7 +107,14 @@ export function fabricRoutes(o: FabricOptions): Hono {
       await relay.attach({ id: node.id, purgeUrl, token: purgeToken ?? nodeToken });
     }
     receipts.register(node);
-    return c.json({ registered: node.id, relayed: purgeUrl !== undefined }, 201);
+    return c.json(
+      {
+        registered: node.id,
+        relayed: purgeUrl !== undefined,
+        purgeKey: { algorithm: "Ed25519", publicKey: purgeKey },
+      },
+      201,
+    );
   });
 
   app.delete("/v1/nodes/:id", auth, async (c) => {
@@ -222,89 +233,6 @@ export function fabricRoutes(o: FabricOptions): Hono {
   });
 
   return app;
-}
-
-/**
- * Tracks every committed change in the receipts and publishes it on the bus
- * through an outbox. Returns the function that stops it.
- */
-export function publishCommits(
-  store: Store,
-  receipts: Receipts,
-  outbox: Outbox | undefined,
-  modeOf: (zone: string) => PropagationMode,
-): () => void {
-  return store.onCommit((change) => {
-    receipts.track(change);
-    outbox?.push(eventFromFeed(change.zone, change, modeOf(change.zone)));
-  });
-}
-
-/**
- * Publishes events in commit order, retrying while the bus is unreachable
- * (Redis restarting), so an outage delays purges instead of losing them.
- * Past `capacity` queued events the oldest are dropped with a warning: the
- * nodes then learn those changes from the change feed (anti-entropy).
- */
-export class Outbox {
-  private readonly queue: PurgeEvent[] = [];
-  private draining = false;
-  private closed = false;
-  private published = 0;
-  private dropped = 0;
-
-  constructor(
-    private readonly bus: PurgeBus,
-    private readonly clock: Clock,
-    private readonly log: (message: string) => void,
-    private readonly capacity = 100_000,
-    private readonly maxBackoffMs = 2_000,
-  ) {}
-
-  push(event: PurgeEvent): void {
-    if (this.closed) return;
-    this.queue.push(event);
-    if (this.queue.length > this.capacity) {
-      this.queue.shift();
-      this.dropped++;
-      if (this.dropped % 1000 === 1) {
-        this.log(
-          `bus: outbox full (${this.capacity}); dropping oldest events, anti-entropy will repair`,
-        );
-      }
-    }
-    if (!this.draining) void this.drain();
-  }
-
-  stats(): { queued: number; published: number; dropped: number } {
-    return { queued: this.queue.length, published: this.published, dropped: this.dropped };
-  }
-
-  close(): void {
-    this.closed = true;
-  }
-
-  private async drain(): Promise<void> {
-    this.draining = true;
-    let backoff = 50;
-    while (this.queue.length > 0 && !this.closed) {
-      const event = this.queue[0]!;
-      try {
-        await this.bus.publish(event);
-        // Overflow may have dropped it meanwhile; only remove what was published.
-        if (this.queue[0] === event) this.queue.shift();
-        this.published++;
-        backoff = 50;
-      } catch (err) {
-        this.log(
-          `bus: publishing ${event.changeId} failed (${(err as Error).message}); retrying in ${backoff} ms`,
-        );
-        await sleep(this.clock, backoff);
-        backoff = Math.min(backoff * 2, this.maxBackoffMs);
-      }
-    }
-    this.draining = false;
-  }
 }
 
 function unknownNode(id: string) {

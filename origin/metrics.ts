@@ -1,11 +1,21 @@
 /**
- * The origin's counters and their Prometheus text exposition (GET /metrics).
+ * The origin's counters, rendered by prom-client (GET /metrics, no token).
  * Counters are plain numbers bumped by thin hooks: the store's onCommit, a
  * middleware around the write API and the reads, and the authoritative DNS
- * server's onAnswer. Gauges (zones, RRsets, journal) are read at scrape time.
+ * server's onAnswer; prom-client reads them at scrape time, as it reads the
+ * gauges (zones, RRsets, journal).
  */
 import type { MiddlewareHandler } from "hono";
+import type { Clock } from "../core/clock.ts";
 import type { QueryInfo } from "../core/dns-transport.ts";
+import {
+  APPLY_BUCKETS,
+  byLabel,
+  type MetricsRegistry,
+  type Sample,
+  type SampledSpec,
+} from "../core/metrics.ts";
+import type { Receipts } from "./receipts.ts";
 import type { Resolution } from "./resolve.ts";
 import type { CommittedChange, Store } from "./store.ts";
 
@@ -24,6 +34,7 @@ const RCODE_NAMES: Readonly<Record<number, string>> = {
   3: "NXDOMAIN",
   4: "NOTIMP",
   5: "REFUSED",
+  9: "NOTAUTH",
 };
 
 type ReadApi = "doh" | "json";
@@ -34,8 +45,29 @@ export class OriginMetrics {
     ["4xx", 0],
     ["5xx", 0],
   ]);
+  /** "transport\trcode" -> count. */
   private readonly dns = new Map<string, number>();
+  /** "api\tcode" -> count. */
   private readonly reads = new Map<string, number>();
+  /** Counters of the primary side (transfers, NOTIFY, TSIG), by name: help and labelled values. */
+  private readonly named = new Map<string, { help: string; values: Map<string, number> }>();
+
+  /** Where the named counters are declared once register() has run. */
+  private registry: MetricsRegistry | undefined;
+
+  /**
+   * Bumps counter `name` for one label set (`k="v",...`); the first call fixes
+   * its help text and label names, and declares the family.
+   */
+  count(name: string, help: string, labels: string): void {
+    let c = this.named.get(name);
+    if (!c) {
+      c = { help, values: new Map<string, number>() };
+      this.named.set(name, c);
+      if (this.registry) declareNamed(this.registry, name, c, labels);
+    }
+    bump(c.values, labels);
+  }
 
   /** store.onCommit listener. */
   readonly onCommit = (change: CommittedChange): void => {
@@ -48,7 +80,7 @@ export class OriginMetrics {
     resolution: Resolution | undefined,
     response: Buffer,
   ): void => {
-    bump(this.dns, `transport="${info.transport}",rcode="${rcodeOf(resolution, response)}"`);
+    bump(this.dns, `${info.transport}\t${rcodeOf(resolution, response)}`);
   };
 
   /** Counts the answers to zone writes (PUT, PATCH, DELETE): errors by status class. */
@@ -63,44 +95,97 @@ export class OriginMetrics {
   readCounter(api: ReadApi): MiddlewareHandler {
     return async (c, next) => {
       await next();
-      bump(this.reads, `api="${api}",code="${c.res.status}"`);
+      bump(this.reads, `${api}\t${c.res.status}`);
     };
   }
 
-  /** Prometheus text exposition format 0.0.4. */
-  text(store: Store, journal: JournalStats): string {
-    const zones = store.zones();
-    const rrsets = zones.reduce((n, s) => n + s.zone.size, 0);
-    const lines = [
-      ...family("origin_writes_committed_total", "counter", "changes made durable, by operation"),
-      ...[...this.commits].map(([op, n]) => `origin_writes_committed_total{op="${op}"} ${n}`),
-      ...family("origin_write_errors_total", "counter", "zone writes answered 4xx or 5xx"),
-      ...[...this.writeErrors].map(([k, n]) => `origin_write_errors_total{class="${k}"} ${n}`),
-      ...family("origin_journal_records_total", "counter", "journal records fsynced"),
-      `origin_journal_records_total ${journal.records}`,
-      ...family("origin_journal_fsyncs_total", "counter", "journal fsyncs (group-commit batches)"),
-      `origin_journal_fsyncs_total ${journal.batches}`,
-      ...family("origin_snapshots_total", "counter", "snapshots written"),
-      `origin_snapshots_total ${journal.snapshots}`,
-      ...family("origin_dns_queries_total", "counter", "DNS queries by transport and rcode"),
-      ...[...this.dns].map(([k, n]) => `origin_dns_queries_total{${k}} ${n}`),
-      ...family("origin_http_reads_total", "counter", "DoH and DNS JSON reads by status code"),
-      ...[...this.reads].map(([k, n]) => `origin_http_reads_total{${k}} ${n}`),
-      ...family("origin_zones", "gauge", "zones served"),
-      `origin_zones ${zones.length}`,
-      ...family("origin_rrsets", "gauge", "RRsets in every zone"),
-      `origin_rrsets ${rrsets}`,
-    ];
-    return `${lines.join("\n")}\n`;
+  /**
+   * Declares the origin's families on `registry`: counters read from the
+   * maps above at scrape time, gauges from the store and the journal.
+   */
+  register(registry: MetricsRegistry, store: Store, journal: () => JournalStats): void {
+    this.registry = registry;
+    for (const [name, c] of this.named)
+      declareNamed(registry, name, c, [...c.values.keys()][0] ?? "");
+    const counter = (
+      name: string,
+      help: string,
+      read: SampledSpec["read"],
+      labelNames?: string[],
+    ) => registry.sampled({ name, help, type: "counter", read, ...(labelNames && { labelNames }) });
+    const gauge = (name: string, help: string, read: () => number) =>
+      registry.sampled({ name, help, type: "gauge", read });
+    counter(
+      "origin_writes_committed_total",
+      "changes made durable, by operation",
+      () => byLabel(this.commits, "op"),
+      ["op"],
+    );
+    counter(
+      "origin_write_errors_total",
+      "zone writes answered 4xx or 5xx",
+      () => byLabel(this.writeErrors, "class"),
+      ["class"],
+    );
+    counter("origin_journal_records_total", "journal records fsynced", () => journal().records);
+    counter(
+      "origin_journal_fsyncs_total",
+      "journal fsyncs (group-commit batches)",
+      () => journal().batches,
+    );
+    counter("origin_snapshots_total", "snapshots written", () => journal().snapshots);
+    counter(
+      "origin_dns_queries_total",
+      "DNS queries by transport and rcode",
+      () => labelled(this.dns, ["transport", "rcode"]),
+      ["transport", "rcode"],
+    );
+    counter(
+      "origin_http_reads_total",
+      "DoH and DNS JSON reads by status code",
+      () => labelled(this.reads, ["api", "code"]),
+      ["api", "code"],
+    );
+    gauge("origin_zones", "zones served", () => store.zones().length);
+    gauge("origin_rrsets", "RRsets in every zone", () =>
+      store.zones().reduce((n, s) => n + s.zone.size, 0),
+    );
   }
+}
+
+/** `a="x",b="y"` as label names and values. */
+function parseLabels(labels: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of labels.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) out[m[1]!] = m[2]!;
+  return out;
+}
+
+/** A named counter of the primary side (transfers, NOTIFY, TSIG) as a family read at scrape time. */
+function declareNamed(
+  registry: MetricsRegistry,
+  name: string,
+  c: { help: string; values: Map<string, number> },
+  firstLabels: string,
+): void {
+  registry.sampled({
+    name,
+    help: c.help,
+    type: "counter",
+    labelNames: Object.keys(parseLabels(firstLabels)),
+    read: () => [...c.values].map(([k, n]): Sample => [parseLabels(k), n]),
+  });
 }
 
 function bump<K>(map: Map<K, number>, key: K): void {
   map.set(key, (map.get(key) ?? 0) + 1);
 }
 
-function family(name: string, type: "counter" | "gauge", help: string): string[] {
-  return [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`];
+/** A two-label table ("a\tb" -> count) as label sets. */
+function labelled(map: Map<string, number>, [first, second]: [string, string]): Sample[] {
+  return [...map].map(([key, n]) => {
+    const [a, b] = key.split("\t") as [string, string];
+    return [{ [first]: a, [second]: b }, n];
+  });
 }
 
 /**
@@ -115,4 +200,60 @@ function rcodeOf(resolution: Resolution | undefined, response: Buffer): string {
   const low = response.readUInt8(3) & 0x0f;
   if (low === 0) return "BADVERS";
   return RCODE_NAMES[low] ?? String(low);
+}
+
+/**
+ * Receipts as the origin sees them: acks taken, and the time from a
+ * change's commit to each node's first receipt of it (the propagation time,
+ * per node). Wraps the registry's public methods on this instance.
+ */
+export function observeReceipts(registry: MetricsRegistry, receipts: Receipts, clock: Clock): void {
+  /** Change (zone@serial, or a purge's id) -> commit time and the nodes already timed. */
+  const committed = new Map<string, { ts: number; seen: Set<string> }>();
+  let acks = 0;
+  const toReceipt = registry.histogram({
+    name: "propagate_receipt_seconds",
+    help: "time from a change's commit to a node's receipt of it, at the origin",
+    buckets: APPLY_BUCKETS,
+  });
+  registry.sampled({
+    name: "propagate_receipts_total",
+    help: "acks the origin took from cache nodes",
+    type: "counter",
+    read: () => acks,
+  });
+  registry.sampled({
+    name: "propagate_nodes",
+    help: "cache nodes registered",
+    type: "gauge",
+    read: () => receipts.nodes().length,
+  });
+  const keyOf = (zone: string, serial: number) => `${zone}\t${serial}`;
+  const track = receipts.track.bind(receipts);
+  receipts.track = (change) => {
+    const key = change.explicit ? change.changeId : keyOf(change.zone, change.serial);
+    committed.set(key, { ts: change.ts, seen: new Set() });
+    // Bounded like the registry: the oldest commit times go first.
+    if (committed.size > 10_000) committed.delete(committed.keys().next().value!);
+    track(change);
+  };
+  const received = (nodeId: string, key: string, at: number) => {
+    acks++;
+    const c = committed.get(key);
+    if (!c || c.seen.has(nodeId)) return;
+    c.seen.add(nodeId);
+    toReceipt.observe(Math.max(0, at - c.ts) / 1000);
+  };
+  const ack = receipts.ack.bind(receipts);
+  receipts.ack = (nodeId, zone, serial, at = clock.now()) => {
+    const ok = ack(nodeId, zone, serial, at);
+    if (ok) received(nodeId, keyOf(zone, serial), at);
+    return ok;
+  };
+  const ackChange = receipts.ackChange.bind(receipts);
+  receipts.ackChange = (nodeId, changeId, at = clock.now()) => {
+    const ok = ackChange(nodeId, changeId, at);
+    if (ok) received(nodeId, changeId, at);
+    return ok;
+  };
 }

@@ -16,6 +16,8 @@ export interface NodeInfo {
   address: string;
   /** Id of the node it fetches from. */
   parent?: string | undefined;
+  /** Zones it serves (a real secondary); absent: every zone. Other zones' changes skip it. */
+  zones?: readonly string[] | undefined;
 }
 
 export interface CommittedChange {
@@ -95,7 +97,8 @@ export class Receipts {
   /** Starts tracking a committed change against every node registered now. */
   track(change: CommittedChange): void {
     const receipts = new Map<string, number | undefined>();
-    for (const id of this.registry.keys()) {
+    for (const [id, node] of this.registry) {
+      if (node.zones && !node.zones.includes(change.zone)) continue;
       const ackedSerial = this.acked.get(id)?.get(change.zone);
       // A node may report a serial before the commit hook ran (fast in-process bus).
       const early =

@@ -6,6 +6,7 @@
  * apply; the edge's 2xx is its ack, recorded in the receipts.
  */
 import type { PurgeBus, Subscription } from "../core/bus.ts";
+import type { Clock } from "../core/clock.ts";
 import { zoneKey } from "../core/http.ts";
 import type { PurgeEvent } from "../core/purge.ts";
 import type { Receipts } from "./receipts.ts";
@@ -29,9 +30,15 @@ export class Relay {
     private readonly receipts: Receipts,
     /** The zones and their current serials, for resyncs. */
     private readonly zones: () => { zone: string; serial: number }[],
+    private readonly clock: Clock,
     private readonly log: (message: string) => void,
+    /** True for an event the origin signed (core/signing.ts); others are dropped, not relayed. */
+    private readonly verify: (event: PurgeEvent) => boolean,
     private readonly timeoutMs = 5_000,
   ) {}
+
+  /** Events dropped for a bad or missing signature. */
+  forged = 0;
 
   /** Starts (or restarts) relaying to one edge. */
   async attach(target: RelayTarget): Promise<void> {
@@ -41,13 +48,13 @@ export class Relay {
       // Events this edge missed are gone from the bus: purge each zone as a whole.
       onResync: async () => {
         for (const { zone, serial } of this.zones()) {
-          await this.deliver(target, {
+          await this.post(target, {
             changeId: `resync:${zone}:${serial}`,
             zone,
             serial,
             keys: [zoneKey(zone)],
             mode: "invalidate",
-            ts: Date.now(),
+            ts: this.clock.now(),
           });
         }
       },
@@ -65,12 +72,26 @@ export class Relay {
   }
 
   private async deliver(target: RelayTarget, event: PurgeEvent): Promise<void> {
+    if (!this.verify(event)) {
+      this.forged++;
+      this.log(`relay: dropped ${event.changeId} for ${target.id}: bad or missing signature`);
+      return;
+    }
     let body = JSON.stringify({ event });
     if (body.length > MAX_EVENT_BYTES && event.rrsets) {
       // Too big for the edge's /purge (64 KiB): send it without the RRsets, as a soft purge.
       const { rrsets: _dropped, ...rest } = event;
       body = JSON.stringify({ event: { ...rest, mode: "soft" } });
     }
+    await this.post(target, event, body);
+  }
+
+  /** Posts one event to the edge and records its ack. */
+  private async post(
+    target: RelayTarget,
+    event: PurgeEvent,
+    body = JSON.stringify({ event }),
+  ): Promise<void> {
     const res = await fetch(target.purgeUrl, {
       method: "POST",
       headers: { authorization: `Bearer ${target.token}`, "content-type": "application/json" },

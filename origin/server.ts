@@ -10,20 +10,32 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { PurgeBus } from "../core/bus.ts";
 import { type Clock, RealClock } from "../core/clock.ts";
+import type { LinkDelay } from "../core/delay.ts";
 import type { DnsServer } from "../core/dns-transport.ts";
 import { DOH_PATH, JSON_PATH } from "../core/http.ts";
+import { PromRegistry } from "../core/prom.ts";
 import type { PropagationMode } from "../core/purge.ts";
+import { eventVerifier } from "../core/signing.ts";
+import { parseTsigKeys, type TsigKey } from "../core/tsig.ts";
 import { apiRoutes } from "./api.ts";
-import { loadOrCreateToken } from "./auth.ts";
+import { loadOrCreateSigningKey, loadOrCreateToken } from "./auth.ts";
+import { Catalog } from "./catalog.ts";
+import { type DashboardInfo, dashboardRoutes } from "./dashboard.ts";
 import { startAuthoritativeDns } from "./dns-server.ts";
-import { fabricRoutes, Outbox, publishCommits } from "./fabric.ts";
-import { OriginMetrics } from "./metrics.ts";
+import { fabricRoutes } from "./fabric.ts";
+import { Outbox, publishCommits } from "./fabric-outbox.ts";
+import { Follower, followSources } from "./follow.ts";
+import { OriginMetrics, observeReceipts } from "./metrics.ts";
 import { readRoutes } from "./reads.ts";
 import { Receipts } from "./receipts.ts";
 import { Relay } from "./relay.ts";
 import { SAMPLE_ZONE, SAMPLE_ZONE_FILE } from "./sample.ts";
+import { Secondaries, type SecondarySpec, secondarySchema, udpTransport } from "./secondaries.ts";
+import { loadPrimaryState, primaryRoutes } from "./secondaries-api.ts";
 import { DataDir } from "./snapshot.ts";
-import { type JournalRecord, Store, type StoreSnapshot } from "./store.ts";
+import { type JournalRecord, Store, type StoreSnapshot, zoneName } from "./store.ts";
+import { TransferAcl } from "./xfr-acl.ts";
+import { IxfrHistory } from "./xfr-history.ts";
 import { parseZoneFile } from "./zonefile.ts";
 
 const hostPort = z.object({ host: z.string().min(1), port: z.number().int().min(0).max(65535) });
@@ -56,6 +68,25 @@ export const originConfigSchema = z.object({
     .default(1024 * 1024),
   /** RFC 5001 NSID of the DNS server. */
   nsid: z.string().optional(),
+  /** A key file in tsig-keygen format: keys for transfers, NOTIFY and SOA queries (RFC 8945). */
+  tsigKeys: z.string().optional(),
+  /** Who may transfer: zone (or "*" for all) -> IPs, CIDR prefixes, key:NAME (xfr-acl.ts). */
+  allowTransfer: z.record(z.string(), z.array(z.string())).default({}),
+  /** Publish a catalog zone (RFC 9432 v2) of every zone under this name (catalog.ts). */
+  catalog: z.string().optional(),
+  /** Real secondaries: NOTIFY on every change, receipts from their SOA (secondaries.ts). */
+  secondaries: z.array(secondarySchema).default([]),
+  /** Zones taken from primaries by AXFR/IXFR (follow.ts); the API refuses writes to them. */
+  follow: z
+    .array(
+      z.object({
+        primary: z.string(),
+        zones: z.array(z.string()).min(1),
+        /** TSIG key name (in `tsigKeys`) for its transfers, SOA queries and NOTIFYs. */
+        key: z.string().optional(),
+      }),
+    )
+    .default([]),
 });
 
 export type OriginConfig = z.input<typeof originConfigSchema>;
@@ -70,10 +101,16 @@ export interface RunningOrigin {
   tokenCreated: boolean;
   /** The cache nodes' token (registry, acks); it cannot write zones. */
   nodeToken: string;
+  /** The public key (base64 SPKI) nodes verify purge events with. */
+  purgeKey: string;
   store: Store;
   /** Registered cache nodes and per-node receipts of every change. */
   receipts: Receipts;
+  /** Real secondaries: NOTIFY targets and receipts by SOA. */
+  secondaries: Secondaries;
   data: DataDir<JournalRecord, StoreSnapshot>;
+  /** Keeps followed zones up with their primaries; absent when nothing is followed. */
+  follower: Follower | undefined;
   /** Stops serving, then flushes and closes the journal. */
   close(): Promise<void>;
 }
@@ -83,8 +120,12 @@ export interface OriginDeps {
   log?: (message: string) => void;
   /** The purge bus every committed change is published on; none: nodes learn by anti-entropy. */
   bus?: PurgeBus;
+  /** What GET /dashboard shows beside the registry: the links' delay models, the prediction. */
+  dashboard?: DashboardInfo;
   /** Propagation mode of each zone's events (default "invalidate"). */
   modeOf?: (zone: string) => PropagationMode;
+  /** The delay model of the link to a secondary (its NOTIFYs pass through it). */
+  linkOf?: (secondary: SecondarySpec) => LinkDelay | undefined;
 }
 
 export async function startOrigin(
@@ -109,6 +150,7 @@ export async function startOrigin(
   store.onCommit(metrics.onCommit);
   const { token, created } = await loadOrCreateToken(cfg.dataDir, cfg.token);
   const { token: nodeToken } = await loadOrCreateToken(cfg.dataDir, cfg.nodeToken, "node-token");
+  const signer = await loadOrCreateSigningKey(cfg.dataDir);
 
   const files = await Promise.all(
     cfg.zoneFiles.map(async (f) => ({ source: f, text: await readFile(f, "utf8") })),
@@ -116,10 +158,32 @@ export async function startOrigin(
   if (cfg.sample) files.push({ source: "the sample zone", text: SAMPLE_ZONE_FILE });
 
   const receipts = new Receipts(clock);
+  const primary = await startPrimary(cfg, store, receipts, clock, log, metrics, deps).catch(
+    async (err: Error) => {
+      await data.close();
+      throw err;
+    },
+  );
+  let follower: Follower | undefined;
+  try {
+    follower =
+      cfg.follow.length > 0
+        ? new Follower({
+            zones: followSources(cfg.follow, { file: cfg.tsigKeys, keys: primary.keys }),
+            store,
+            clock,
+            log,
+          })
+        : undefined;
+  } catch (err) {
+    primary.secondaries.close();
+    await data.close();
+    throw err;
+  }
   // A zone's own mode (set when it was created) wins over the launcher's (a topology's).
   const modeOf = (zone: string): PropagationMode =>
     store.findState(zone)?.config.mode ?? deps.modeOf?.(zone) ?? "invalidate";
-  const outbox = deps.bus ? new Outbox(deps.bus, clock, log) : undefined;
+  const outbox = deps.bus ? new Outbox(deps.bus, clock, log, { signer }) : undefined;
   const stopPublishing = publishCommits(store, receipts, outbox, modeOf);
 
   const app = new Hono();
@@ -127,28 +191,76 @@ export async function startOrigin(
   // journal: records and fsynced batches since start; records/batches is the group-commit factor.
   // dns: where the authoritative DNS listens (nodes started on their own find it here).
   app.get("/healthz", (c) =>
-    c.json({ ok: true, zones: store.zones().length, dns: dnsAddr, journal: data.stats }),
+    c.json({
+      ok: true,
+      zones: store.zones().length,
+      dns: dnsAddr,
+      journal: data.stats,
+      ...(follower && { follow: follower.status() }),
+    }),
   );
   // Counted around the routes, so a refused write (401, 413, 409) counts too.
   app.on(["PUT", "PATCH", "DELETE"], ["/v1/zones", "/v1/zones/*"], metrics.writeCounter());
   app.use(DOH_PATH, metrics.readCounter("doh"));
   app.use(JSON_PATH, metrics.readCounter("json"));
-  app.get("/metrics", (c) =>
-    c.text(metrics.text(store, data.stats), 200, {
-      "content-type": "text/plain; version=0.0.4; charset=utf-8",
+  const registry = new PromRegistry(cfg.nsid ?? "origin");
+  metrics.register(registry, store, () => data.stats);
+  observeReceipts(registry, receipts, clock);
+  app.get("/metrics", async (c) =>
+    c.body((await registry.render()) + (follower?.metricsText() ?? ""), 200, {
+      "content-type": registry.contentType,
     }),
   );
-  app.route("/", apiRoutes({ store, token, modeOf, maxBodyBytes: cfg.maxBodyBytes, log }));
+  const followedFrom = (zone: string) => follower?.primaryOf(zone);
+  app.route(
+    "/",
+    apiRoutes({ store, token, modeOf, maxBodyBytes: cfg.maxBodyBytes, log, followedFrom }),
+  );
   const relay = deps.bus
     ? new Relay(
         deps.bus,
         receipts,
         () => store.zones().map((s) => ({ zone: s.zone.name, serial: s.zone.serial })),
+        clock,
         log,
+        eventVerifier(signer.publicKey),
       )
     : undefined;
-  app.route("/", fabricRoutes({ store, receipts, token, nodeToken, clock, outbox, relay }));
+  app.route(
+    "/",
+    fabricRoutes({
+      store,
+      receipts,
+      token,
+      nodeToken,
+      clock,
+      outbox,
+      relay,
+      purgeKey: signer.publicKey,
+    }),
+  );
   app.route("/", readRoutes({ store, clock }));
+  app.route(
+    "/",
+    primaryRoutes({
+      store,
+      token,
+      dataDir: cfg.dataDir,
+      acl: primary.acl,
+      secondaries: primary.secondaries,
+      state: primary.state,
+    }),
+  );
+  app.route(
+    "/",
+    dashboardRoutes({
+      receipts,
+      clock,
+      originId: cfg.nsid ?? "origin",
+      zones: () => store.zones().map((s) => s.zone.name),
+      ...(deps.dashboard && { info: deps.dashboard }),
+    }),
+  );
   app.notFound((c) =>
     c.json(
       {
@@ -175,6 +287,10 @@ export async function startOrigin(
       ...(cfg.nsid !== undefined && { nsid: cfg.nsid }),
       onAnswer: metrics.onDnsAnswer,
       onError: (err) => log(`dns: ${(err as Error).message}`),
+      primary: {
+        ...primary.dns,
+        ...(follower && { onNotify: follower.notified.bind(follower) }),
+      },
     });
   } catch (err) {
     server.close();
@@ -185,6 +301,8 @@ export async function startOrigin(
   const dnsHost = dns.host.includes(":") ? `[${dns.host}]` : dns.host;
   dnsAddr = `${dnsHost}:${dns.port}`;
   const close = async () => {
+    await follower?.close();
+    primary.secondaries.close();
     stopPublishing();
     outbox?.close();
     await relay?.close();
@@ -201,10 +319,12 @@ export async function startOrigin(
     for (const { source, text } of files) await importZone(store, source, text, log);
     if (cfg.sample && !store.findZone(SAMPLE_ZONE))
       throw new Error(`the sample zone ${SAMPLE_ZONE} did not load`);
+    if (primary.catalog) await primary.catalog.start();
   } catch (err) {
     await close();
     throw err;
   }
+  follower?.start();
   return {
     httpUrl: `http://${host}:${address.port}`,
     dnsAddr,
@@ -212,10 +332,80 @@ export async function startOrigin(
     token,
     tokenCreated: created,
     nodeToken,
+    purgeKey: signer.publicKey,
     store,
     receipts,
+    secondaries: primary.secondaries,
     data,
+    follower,
     close,
+  };
+}
+
+/**
+ * The primary side: TSIG keys, transfer lists (command line, then what the
+ * API saved), the IXFR history and the secondaries' NOTIFYs, hooked on commits.
+ */
+async function startPrimary(
+  cfg: z.output<typeof originConfigSchema>,
+  store: Store,
+  receipts: Receipts,
+  clock: Clock,
+  log: (m: string) => void,
+  metrics: OriginMetrics,
+  deps: OriginDeps,
+) {
+  const keys = new Map<string, TsigKey>();
+  if (cfg.tsigKeys !== undefined)
+    for (const k of parseTsigKeys(await readFile(cfg.tsigKeys, "utf8"), cfg.tsigKeys))
+      keys.set(k.name, k);
+  const lookup = (name: string) => keys.get(name);
+  const saved = await loadPrimaryState(cfg.dataDir);
+  const state = {
+    allowTransfer: saved?.allowTransfer ?? {},
+    secondaries: saved?.secondaries ?? [],
+  };
+  const acl = new TransferAcl({ ...cfg.allowTransfer, ...state.allowTransfer });
+  const history = new IxfrHistory(cfg.changeLogLimit);
+  for (const s of store.zones()) history.seed(s.zone.name, s.zone.all());
+  store.onCommit((c) => history.apply(c));
+  const count = metrics.count.bind(metrics);
+  const secondaries = new Secondaries({
+    store,
+    receipts,
+    keys: lookup,
+    clock,
+    transport: udpTransport,
+    log,
+    count,
+    ...(deps.linkOf && { linkOf: deps.linkOf }),
+  });
+  for (const spec of [...cfg.secondaries, ...state.secondaries]) secondaries.add(spec);
+  store.onCommit(secondaries.onCommit);
+  const catalog =
+    cfg.catalog === undefined ? undefined : new Catalog(store, zoneName(cfg.catalog), log);
+  if (catalog) store.onCommit(catalog.onCommit);
+  return {
+    catalog,
+    keys: [...keys.values()],
+    acl,
+    secondaries,
+    state,
+    dns: {
+      store,
+      history,
+      keys: lookup,
+      // A secondary's own key may transfer the zones it serves.
+      acl: {
+        allows: (zone: string, address: string, key: string | undefined) =>
+          acl.allows(zone, address, key) ||
+          (key !== undefined && secondaries.allowedKeys(zone).includes(key)),
+      },
+      now: () => clock.now() / 1000,
+      log,
+      count,
+      onTransfer: (zone: string) => secondaries.transferred(zone),
+    },
   };
 }
 

@@ -1,15 +1,17 @@
 /**
- * The admin HTTP endpoint (Hono): purge and metrics, behind a bearer token
- * (hono/bearer-auth compares in constant time). /healthz is open.
+ * The admin HTTP endpoint (Hono): purge behind a bearer token
+ * (hono/bearer-auth compares in constant time). /healthz and /metrics are
+ * open: a scraper needs no write token.
  */
 import { Hono } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { issueReason } from "../core/issue.ts";
+import type { FabricMetrics, MetricsRegistry } from "../core/metrics.ts";
 import { normaliseName } from "../core/names.ts";
 import type { ResolverCache } from "./cache.ts";
-import type { HandlerMetrics } from "./handler.ts";
+import type { ResolverEntryView } from "./inspect.ts";
 
 const name = z.string().transform((s, ctx) => {
   try {
@@ -42,19 +44,30 @@ interface ErrorBody {
 /** Largest admin purge body read (bytes). */
 const MAX_PURGE_BODY = 64 * 1024;
 
-export function adminApp(cache: ResolverCache, handler: HandlerMetrics, token: string): Hono {
+export interface AdminOptions {
+  registry: MetricsRegistry;
+  fabric: FabricMetrics;
+  /** GET /cache: the entries for an owner name (resolver/inspect.ts). */
+  inspect: (name: string) => ResolverEntryView[];
+}
+
+export function adminApp(cache: ResolverCache, token: string, metrics: AdminOptions): Hono {
   const app = new Hono();
   const deny = (reason: string) => ({ message: { error: "unauthorized", reason } });
   app.notFound((c) =>
     c.json<ErrorBody>(
       {
         error: "not found",
-        reason: "the admin endpoint serves POST /purge, GET /metrics, GET /healthz",
+        reason:
+          "the admin endpoint serves POST /purge, GET /cache?name=, GET /metrics, GET /healthz",
       },
       404,
     ),
   );
   app.get("/healthz", (c) => c.json({ ok: true, id: cache.id }));
+  app.get("/metrics", async (c) =>
+    c.body(await metrics.registry.render(), 200, { "content-type": metrics.registry.contentType }),
+  );
   app.use(
     "*",
     bearerAuth({
@@ -64,6 +77,21 @@ export function adminApp(cache: ResolverCache, handler: HandlerMetrics, token: s
       invalidToken: deny("wrong token; use the resolver's --token"),
     }),
   );
+  app.get("/cache", (c) => {
+    const parsed = name.safeParse(c.req.query("name"));
+    if (!parsed.success) {
+      const reason =
+        c.req.query("name") === undefined
+          ? "give ?name=<owner name>"
+          : parsed.error.issues[0]!.message;
+      return c.json<ErrorBody>({ error: "bad cache query", field: "name", reason }, 400);
+    }
+    return c.json({
+      node: cache.id,
+      query: { name: parsed.data },
+      entries: metrics.inspect(parsed.data),
+    });
+  });
   app.post(
     "/purge",
     // A purge request is a few hundred bytes; nothing larger is read.
@@ -92,38 +120,8 @@ export function adminApp(cache: ResolverCache, handler: HandlerMetrics, token: s
       return c.json<ErrorBody>({ error: "bad purge request", ...at }, 400);
     }
     const { mode, ...target } = body.data;
+    metrics.fabric.purged(mode);
     return c.json({ purged: cache.purge(target, mode), mode });
   });
-  app.get("/metrics", (c) =>
-    c.text(metricsText(cache, handler), 200, { "content-type": "text/plain; version=0.0.4" }),
-  );
   return app;
-}
-
-/** Prometheus text exposition of the cache and query counters. */
-function metricsText(cache: ResolverCache, handler: HandlerMetrics): string {
-  const m = cache.metrics;
-  const id = `node="${cache.id}"`;
-  const lines = [
-    `resolver_queries_total{${id}} ${handler.queries}`,
-    `resolver_dropped_total{${id}} ${handler.dropped}`,
-    ...handler.rcodes.flatMap((n, rc) =>
-      n ? [`resolver_responses_total{${id},rcode="${rc}"} ${n}`] : [],
-    ),
-    `resolver_cache_hits_total{${id}} ${m.hits}`,
-    `resolver_cache_misses_total{${id}} ${m.misses}`,
-    `resolver_stale_answers_total{${id}} ${m.staleServed}`,
-    `resolver_prefetches_total{${id}} ${m.prefetches}`,
-    `resolver_coalesced_total{${id}} ${m.coalesced}`,
-    `resolver_upstream_queries_total{${id}} ${m.upstreamQueries}`,
-    `resolver_upstream_failures_total{${id}} ${m.upstreamFailures}`,
-    `resolver_upstream_stale_total{${id}} ${m.upstreamStale}`,
-    `resolver_cache_evictions_total{${id}} ${m.evictions}`,
-    `resolver_purged_total{${id}} ${m.purged}`,
-    `resolver_floor_refusals_total{${id}} ${m.floorRefusals}`,
-    `resolver_pushed_total{${id}} ${m.pushed}`,
-    `resolver_cache_entries{${id}} ${cache.entries}`,
-    `resolver_cache_bytes{${id}} ${cache.bytes}`,
-  ];
-  return `${lines.join("\n")}\n`;
 }

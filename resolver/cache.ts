@@ -318,6 +318,16 @@ export class ResolverCache implements SyncTarget {
     return zone === undefined ? undefined : this.floor.floorOf([name, ...owners], zone);
   }
 
+  /** The entries whose answer depends on owner `name`, read without touching recency (admin GET /cache). */
+  entriesFor(name: string): CacheEntry[] {
+    const out: CacheEntry[] = [];
+    for (const key of this.storage.keysFor(name)) {
+      const e = this.storage.peek(key);
+      if (e) out.push(e);
+    }
+    return out;
+  }
+
   /**
    * Replaces the zones served (normalised names), e.g. when the origin
    * creates or deletes one. A new zone's names are judged by their own zone

@@ -7,11 +7,15 @@ import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { type Clock, RealClock } from "../core/clock.ts";
 import { startDnsServer } from "../core/dns-transport.ts";
+import type { FabricMetrics } from "../core/metrics.ts";
 import { normaliseName } from "../core/names.ts";
+import { PromRegistry } from "../core/prom.ts";
 import { adminApp } from "./admin.ts";
 import { ResolverCache, type Upstream } from "./cache.ts";
 import { parseResolverConfig, type ResolverConfig, type ResolverConfigInput } from "./config.ts";
 import { createHandler, type HandlerMetrics } from "./handler.ts";
+import { inspectResolver } from "./inspect.ts";
+import { observeResolver, timedUpstream } from "./metrics.ts";
 import { LruStorage } from "./storage-lru.ts";
 import { upstreamFromUrl } from "./upstream.ts";
 
@@ -25,6 +29,8 @@ export interface RunningResolver {
   config: ResolverConfig;
   resolver: ResolverCache;
   metrics: HandlerMetrics;
+  /** Its Prometheus families (admin GET /metrics): the fabric's part, for joining. */
+  fabric: FabricMetrics;
   /** The zones answered now: `config.zones` until `setZones` replaces them. */
   zones(): readonly string[];
   /**
@@ -48,12 +54,17 @@ export async function startResolver(
   deps: ResolverDeps = {},
 ): Promise<RunningResolver> {
   const config = parseResolverConfig(input);
-  const upstream =
-    deps.upstream ?? upstreamFromUrl(config.upstream, config.upstreamTimeoutMs, config.udpPayload);
+  const clock = deps.clock ?? new RealClock();
+  const registry = new PromRegistry(config.id);
+  const upstream = timedUpstream(
+    registry,
+    deps.upstream ?? upstreamFromUrl(config.upstream, config.upstreamTimeoutMs, config.udpPayload),
+    clock,
+  );
   const resolver = new ResolverCache(
     config.id,
     config,
-    deps.clock ?? new RealClock(),
+    clock,
     upstream,
     deps.onUpstreamError,
     new LruStorage(config.maxBytes),
@@ -63,12 +74,18 @@ export async function startResolver(
     staleTtl: config.staleTtl,
     wire: { udpPayload: config.udpPayload, nsid: Buffer.from(config.id) },
   });
+  const fabric = observeResolver(registry, resolver, metrics, clock);
   const dns = await startDnsServer(config.dns, handler);
   const token = config.token ?? randomBytes(18).toString("base64url");
   let adminUrl: string | undefined;
   let closeAdmin = async () => {};
   if (config.admin) {
-    const app = adminApp(resolver, metrics, token);
+    const app = adminApp(resolver, token, {
+      registry,
+      fabric,
+      inspect: (name) =>
+        inspectResolver(resolver, name, config.upstream, config.maxStaleMs, clock.now()),
+    });
     const { host, port } = config.admin;
     const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
       const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
@@ -85,6 +102,7 @@ export async function startResolver(
     config,
     resolver,
     metrics,
+    fabric,
     zones: () => zones,
     setZones: (names) => {
       const next = [...new Set(names.map((n) => normaliseName(n)))];

@@ -43,6 +43,7 @@ export function generateTopology(base: Topology, edges: number, resolvers: numbe
       seed: base.seed,
       bus: base.bus,
       zones: base.zones,
+      populations: base.populations,
       defaults: base.defaults,
       edges: out,
       resolvers: res,

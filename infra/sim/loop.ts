@@ -18,6 +18,11 @@ export class SimLoop {
   /** Timers fired so far: the simulator's events. */
   events = 0;
   private dirty = false;
+  /**
+   * Called once an instant has settled, before time moves on; returns true
+   * if it started work (the exact observer asks the nodes touched in it).
+   */
+  onSettled: () => boolean = () => false;
   /** The clock handed to the engines: their timers mark the loop dirty. */
   readonly engineClock: Clock;
 
@@ -69,9 +74,11 @@ export class SimLoop {
   }
 
   async settleIfDirty(): Promise<void> {
-    while (this.dirty) {
-      this.dirty = false;
-      await settle();
-    }
+    do {
+      while (this.dirty) {
+        this.dirty = false;
+        await settle();
+      }
+    } while (this.onSettled());
   }
 }

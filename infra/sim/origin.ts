@@ -26,11 +26,28 @@ export interface OriginLoad {
   feed: number[];
 }
 
+/** A window [startMs, endMs) of virtual time since the run's start. */
+export interface Window {
+  startMs: number;
+  endMs: number;
+}
+
+/** Whether `ms` (since the start) falls in one of `windows`. */
+export function within(windows: readonly Window[], ms: number): boolean {
+  return windows.some((w) => ms >= w.startMs && ms < w.endMs);
+}
+
 export class SimOrigin {
   readonly store: Store;
   readonly load: OriginLoad = { reads: [], feed: [] };
   private readonly app: ReturnType<typeof readRoutes>;
   private readonly startMs: number;
+
+  /**
+   * Restarts: while down, reads answer 503 and the feed fails, as a
+   * restarting origin refuses connections; the journaled store survives.
+   */
+  down: readonly Window[] = [];
 
   constructor(
     private readonly clock: Clock,
@@ -69,13 +86,19 @@ export class SimOrigin {
     this.store.onCommit(listener);
   }
 
+  isDown(): boolean {
+    return within(this.down, this.clock.now() - this.startMs);
+  }
+
   fetch = (req: Request): Promise<Response> => {
     this.count(this.load.reads);
+    if (this.isDown()) return Promise.resolve(new Response("restarting", { status: 503 }));
     return Promise.resolve(this.app.fetch(req));
   };
 
   feed = (zone: string, since: number): FeedResult => {
     this.count(this.load.feed);
+    if (this.isDown()) throw new Error("origin restarting");
     try {
       return { kind: "changes", ...this.store.changesSince(zone, since) };
     } catch (err) {

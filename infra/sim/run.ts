@@ -1,19 +1,26 @@
 /**
  * One simulated run of one mode: warm the caches, then K times commit a new
  * value at a random phase of the TTL cycle and watch every node until it
- * serves it. Like `propagate measure`, an observer asks each node every
- * `probeMs` from t0 until it answers with the new value; meanwhile clients
- * query the resolvers (a Poisson process at `clientQps` per resolver).
+ * serves it. The exact observer (observer.ts) asks each node at every
+ * instant its answer could change, so time-to-fresh is exact, not on a
+ * grid; meanwhile clients query the resolvers (a Poisson process at
+ * `clientQps` per resolver), and `probeMs`, when given, adds a client per
+ * node that asks periodically (as `propagate measure` does). The checkers
+ * (checker.ts) watch every answer and ack; the first violation stops the run.
  */
 import type { PropagationMode } from "../../core/purge.ts";
 import { hashSeed, Random } from "../../core/random.ts";
 import type { ZoneConfig } from "../../origin/store.ts";
+import { DEFAULT_CACHE } from "../../resolver/policy.ts";
 import { type NodePrediction, predict, predictOptions } from "../predict.ts";
 import type { Topology } from "../topology.ts";
+import { Checker, type Violation } from "./checker.ts";
 import { SimLoop } from "./loop.ts";
+import { Observer } from "./observer.ts";
 import type { OriginLoad } from "./origin.ts";
+import { assignPopulations } from "./populations.ts";
 import { Tracker } from "./tracker.ts";
-import { World } from "./world.ts";
+import { type Faults, type SimNode, World, type WorldEvents } from "./world.ts";
 
 export interface SimOptions {
   topology: Topology;
@@ -22,10 +29,20 @@ export interface SimOptions {
   changes: number;
   seed: number | string;
   zone: ZoneConfig;
-  /** The observer's interval between questions to a node not yet fresh. */
-  probeMs: number;
+  /** When given, a periodic client per node asks every probeMs until it is fresh. */
+  probeMs?: number;
+  /** After a failed or stale answer, the observer asks again after this (default 100 ms). */
+  retryMs?: number;
   /** Client queries per second per resolver (Poisson). */
   clientQps: number;
+  /** Origin restarts and bus outages; links carry their own loss and partitions. */
+  faults?: Faults;
+  /**
+   * Check convergence within the predicted bound (default true); fault
+   * schedules the predictor does not model turn it off: then every node
+   * must still be fresh within the window after the last fault heals.
+   */
+  checkBound?: boolean;
   /** Called after each change with (done, total). */
   onProgress?: (done: number, total: number) => void;
 }
@@ -34,6 +51,8 @@ export interface SimNodeResult {
   nodeId: string;
   kind: "edge" | "resolver";
   tier: string;
+  /** The resolver's population (topology `populations`), if any. */
+  population?: string;
   /** Time-to-fresh per change that reached the node within the window (ms). */
   timesMs: number[];
   /** Answers with an older version after a change was committed. */
@@ -54,45 +73,87 @@ export interface SimResult {
   /** Queries that got no answer (upstream failures); the last one's message. */
   failures: number;
   lastFailure?: string;
+  /** The first broken invariant; the run stopped there. */
+  violation?: Violation;
 }
 
 export async function simulate(o: SimOptions): Promise<SimResult> {
   const wallStart = performance.now();
-  const predicted = predict(
-    o.topology,
-    predictOptions(o.topology, {
-      mode: o.mode,
-      ttlSec: o.zone.ttl,
-      swrSec: o.zone.staleWhileRevalidate,
-      probeMs: o.probeMs,
-      clientQps: o.clientQps,
-    }),
-  );
+  const predictIn = (mode: PropagationMode) =>
+    predict(
+      o.topology,
+      predictOptions(o.topology, {
+        mode,
+        ttlSec: o.zone.ttl,
+        swrSec: o.zone.staleWhileRevalidate,
+        // The exact observer has no grid: it waits for nothing between changes.
+        probeMs: 0,
+        clientQps: o.clientQps,
+      }),
+    );
+  const predicted = withPopulations(o, predictIn(o.mode), predictIn);
   const windowMs = Math.max(...predicted.map((p) => p.boundMs)) * 1.2 + 2_000;
+  const healedAt = lastFaultEnd(o);
   const loop = new SimLoop();
   const n = o.topology.edges.length + o.topology.resolvers.length;
-  const tracker = new Tracker(n, () => loop.now());
-  const world = new World({ ...o }, loop, tracker);
+  const now = () => loop.now();
+  const tracker = new Tracker(n, now);
+  let observer: Observer | undefined;
+  let checker: Checker | undefined;
+  const events: WorldEvents = {
+    served: (i, version, stale) => {
+      tracker.served(i, version);
+      checker?.served(i, version, stale);
+      observer?.answered(i, tracker.isFresh(i), version === undefined || stale);
+    },
+    failed: (i, err) => {
+      tracker.failed(i, err);
+      if (i >= 0) observer?.answered(i, false, true);
+    },
+    touched: (i) => observer?.touch(i),
+    acked: (i, _zone, serial) => checker?.acked(i, serial),
+  };
+  const world = new World({ ...o }, loop, events);
   await world.start();
+  checker = new Checker(n, (i) => world.nodes[i]!.id, now);
+  checker.changed(world.origin.zones()[0]!.serial);
+  observer = new Observer(loop, world, o.retryMs ?? 100);
+  loop.onSettled = observer.flush;
+  const broken = () => checker.violation !== undefined;
   const random = new Random(hashSeed(o.seed, "run", o.mode));
-  const resolvers = world.nodes.filter((x) => x.kind === "resolver");
-  startClientLoad(loop, random, resolvers, o.clientQps * resolvers.length);
+  for (const [rate, resolvers] of clientGroups(o, world)) {
+    startClientLoad(loop, random, resolvers, rate * resolvers.length);
+  }
 
   // Warm-up: every node asked once, then a TTL of client load.
   for (const node of world.nodes) node.ask();
-  await loop.runUntil(loop.now() + o.zone.ttl * 1000);
+  await loop.runUntil(loop.now() + o.zone.ttl * 1000, broken);
 
   const times: Float64Array[] = [];
-  for (let k = 1; k <= o.changes; k++) {
+  const bound = predicted.map((p) => p.boundMs);
+  for (let k = 1; k <= o.changes && !broken(); k++) {
     // A random phase of the TTL cycle, so entry ages at t0 are spread.
-    await loop.runUntil(loop.now() + random.uniform(0, o.zone.ttl * 1000));
+    await loop.runUntil(loop.now() + random.uniform(0, o.zone.ttl * 1000), broken);
+    if (broken()) break;
     const serial = await world.origin.change(k);
+    checker.changed(serial);
     tracker.begin(serial);
+    observer.begin(serial);
     loop.markDirty();
-    const stopProbes = probe(loop, world, tracker, o.probeMs);
-    await loop.runUntil(loop.now() + windowMs, () => tracker.pending === 0);
+    const stopProbes = o.probeMs ? probe(loop, world, tracker, o.probeMs) : () => {};
+    // Under faults the predictor does not model, convergence is owed once the
+    // last has healed, and after the slowest ways back (a missed event found
+    // by the next poll, a held copy running out, a resolver's failure recheck).
+    const until =
+      o.checkBound === false
+        ? Math.max(loop.now(), healedAt) + windowMs + recoveryMs(o)
+        : loop.now() + windowMs;
+    await loop.runUntil(until, () => tracker.pending === 0 || broken());
     stopProbes();
-    times.push(tracker.end());
+    observer.end();
+    const t = tracker.end();
+    times.push(t);
+    checkConvergence(checker, t, o.checkBound === false ? undefined : bound, k);
     o.onProgress?.(k, o.changes);
   }
   const simulatedMs = loop.now();
@@ -103,6 +164,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       nodeId: node.id,
       kind: node.kind,
       tier: node.tier,
+      ...(node.population !== undefined ? { population: node.population } : {}),
       timesMs: mine.filter((t) => !Number.isNaN(t)),
       staleSeen: tracker.stale[i]!,
       unconverged: mine.filter((t) => Number.isNaN(t)).length,
@@ -118,7 +180,97 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     wallMs: performance.now() - wallStart,
     failures: tracker.failures,
     ...(tracker.lastFailure !== undefined ? { lastFailure: String(tracker.lastFailure) } : {}),
+    ...(checker.violation ? { violation: checker.violation } : {}),
   };
+}
+
+/** Resolvers grouped by client query rate: their population's, else the run's. */
+function clientGroups(o: SimOptions, world: World): Map<number, SimNode[]> {
+  const rateOf = new Map(o.topology.populations.map((p) => [p.name, p.qps ?? o.clientQps]));
+  const groups = new Map<number, SimNode[]>();
+  for (const node of world.nodes) {
+    if (node.kind !== "resolver") continue;
+    const rate =
+      (node.population !== undefined ? rateOf.get(node.population) : undefined) ?? o.clientQps;
+    const g = groups.get(rate);
+    if (g) g.push(node);
+    else groups.set(rate, [node]);
+  }
+  return groups;
+}
+
+/**
+ * Resolvers of a population that does not follow purges are predicted as in
+ * ttl mode, their held copy living max(TTL, minTtl): the bound grows by the
+ * stretch and the expected curve is stretched in time by minTtl / TTL.
+ */
+function withPopulations(
+  o: SimOptions,
+  predicted: NodePrediction[],
+  predictIn: (mode: PropagationMode) => NodePrediction[],
+): NodePrediction[] {
+  const t = o.topology;
+  const pops = assignPopulations(t);
+  if (!pops.some((p) => p && !p.purges)) return predicted;
+  const ttl = new Map(predictIn("ttl").map((p) => [p.nodeId, p]));
+  const popOf = new Map(t.resolvers.map((r, j) => [r.id, pops[j]]));
+  return predicted.map((p) => {
+    const pop = popOf.get(p.nodeId);
+    if (!pop || pop.purges) return p;
+    const base = ttl.get(p.nodeId)!;
+    const ttlMs = o.zone.ttl * 1000;
+    const heldMs = Math.max(ttlMs, pop.minTtl * 1000);
+    const stretch = heldMs / ttlMs;
+    return {
+      ...base,
+      boundMs: base.boundMs + (heldMs - ttlMs),
+      cdf: (ms: number) => base.cdf(ms / stretch),
+    };
+  });
+}
+
+/** The longest way back after a fault: two polls, a TTL and SWR, the failure recheck. */
+function recoveryMs(o: SimOptions): number {
+  const d = o.topology.defaults;
+  return (
+    2 * d.pollIntervalMs * (1 + d.pollJitter) +
+    (o.zone.ttl + o.zone.staleWhileRevalidate) * 1000 +
+    DEFAULT_CACHE.failureRecheckMs
+  );
+}
+
+/** When the last scheduled fault ends (ms since the start; 0: none). */
+function lastFaultEnd(o: SimOptions): number {
+  const t = o.topology;
+  const windows = [
+    ...(o.faults?.originDown ?? []),
+    ...(o.faults?.busDown ?? []),
+    ...[t.defaults.link, ...t.edges.map((e) => e.link), ...t.resolvers.map((r) => r.link)].flatMap(
+      (l) => l?.partitions ?? [],
+    ),
+  ];
+  return Math.max(0, ...windows.map((w) => w.endMs));
+}
+
+/**
+ * Every node fresh within its predicted bound (infra/predict.ts), else the
+ * run stops; without a bound (faults the predictor does not model), fresh
+ * within the window that follows the last fault.
+ */
+function checkConvergence(
+  checker: Checker,
+  times: Float64Array,
+  bound: number[] | undefined,
+  k: number,
+): void {
+  for (let i = 0; i < times.length; i++) {
+    const t = times[i]!;
+    if (Number.isNaN(t)) {
+      checker.fail("bound", i, `change ${k}: not fresh within the window`);
+    } else if (bound && t > bound[i]!) {
+      checker.fail("bound", i, `change ${k}: fresh after ${t.toFixed(3)} ms, bound ${bound[i]} ms`);
+    }
+  }
 }
 
 /** Clients: one Poisson process at the total rate, each query to a resolver drawn at random. */

@@ -13,20 +13,24 @@ import type { PropagationMode } from "../../core/purge.ts";
 import { hashSeed } from "../../core/random.ts";
 import { eventFromFeed, type NodeSync, type SyncTarget } from "../../core/sync.ts";
 import { Edge } from "../../edge/cache.ts";
+import { currentAge } from "../../edge/policy.ts";
+import type { EdgeStorage } from "../../edge/storage.ts";
 import { LruStorage } from "../../edge/storage-lru.ts";
 import type { ZoneConfig } from "../../origin/store.ts";
 import type { StoredAnswer } from "../../resolver/answer.ts";
 import { ResolverCache, type Served } from "../../resolver/cache.ts";
 import { toWire } from "../../resolver/handler.ts";
-import { DEFAULT_CACHE } from "../../resolver/policy.ts";
+import { DEFAULT_CACHE, type CacheEntry as ResolverEntry } from "../../resolver/policy.ts";
 import { parseQuery } from "../../resolver/query.ts";
+import { LruStorage as ResolverLru } from "../../resolver/storage-lru.ts";
 import { buildQuery, dohUpstream } from "../../resolver/upstream.ts";
 import { followFabric } from "../node-link.ts";
 import { edgesInStartOrder, type Topology } from "../topology.ts";
 import { linkDelay, linkModels } from "./links.ts";
 import type { SimLoop } from "./loop.ts";
-import { SIM_NAME, SimOrigin } from "./origin.ts";
-import type { Tracker } from "./tracker.ts";
+import type { Observed } from "./observer.ts";
+import { SIM_NAME, SimOrigin, type Window, within } from "./origin.ts";
+import { assignPopulations, cacheConfigOf } from "./populations.ts";
 
 /** The DoH query every client sends: www.example.test A, ID 0 (RFC 8484 §4.1). */
 const QUERY = buildQuery(0, toWire(SIM_NAME), 1);
@@ -46,17 +50,48 @@ export interface WorldOptions {
   mode: PropagationMode;
   seed: number | string;
   zone: ZoneConfig;
+  faults?: Faults;
+}
+
+/** Fault schedules beyond the links' own loss and partitions (ms since the run's start). */
+export interface Faults {
+  /** Origin restarts: reads answer 503 and the feed fails meanwhile. */
+  originDown?: Window[];
+  /** Bus outages: events published meanwhile are lost; nodes learn by polling. */
+  busDown?: Window[];
+}
+
+/** What the world reports as it runs (the tracker, the observer and the checkers listen). */
+export interface WorldEvents {
+  /**
+   * Node `index` answered with `version` (undefined: no version, an error
+   * answer); `stale` marks a documented stale answer (RFC 8767 serve-stale,
+   * RFC 5861 stale-if-error).
+   */
+  served(index: number, version: number | undefined, stale: boolean): void;
+  /** A query to node `index` got no answer (-1: a bus delivery failed). */
+  failed(index: number, err: unknown): void;
+  /** Node `index`'s state may have changed in this instant (a fill, a purge, a refresh). */
+  touched(index: number): void;
+  /** Node `index` acked (zone, serial) to the origin's receipts. */
+  acked(index: number, zone: string, serial: number): void;
 }
 
 export interface SimNode {
   id: string;
   kind: "edge" | "resolver";
   tier: string;
-  /** Asks the node for the name, as a client would; reports what it served to the tracker. */
+  /** Its resolver population (topology `populations`), if any. */
+  population?: string;
+  /** Index of its parent or upstream in `World.nodes`; -1 for the origin. */
+  parent: number;
+  /** Asks the node for the name, as a client would; reports what it served. */
   ask(): void;
+  /** Ms until what it holds for the name may change by time alone (undefined: never). */
+  nextChangeMs(): number | undefined;
 }
 
-export class World {
+export class World implements Observed {
   readonly origin: SimOrigin;
   readonly nodes: SimNode[] = [];
   readonly bus: MemoryBus | undefined;
@@ -66,14 +101,18 @@ export class World {
   /** A record value -> serial of the change that wrote it. */
   private readonly serialOfValue = new Map<string, number>();
   private readonly handlers = new Map<string, (req: Request) => Promise<Response>>();
+  private readonly indexOf = new Map<string, number>();
 
   constructor(
     private readonly o: WorldOptions,
     private readonly loop: SimLoop,
-    private readonly tracker: Tracker,
+    private readonly events: WorldEvents,
   ) {
     const clock = loop.engineClock;
     this.origin = new SimOrigin(clock, o.zone);
+    this.origin.down = o.faults?.originDown ?? [];
+    const busDown = o.faults?.busDown ?? [];
+    const start = clock.now();
     this.handlers.set(o.topology.origin.id, this.origin.fetch);
     this.bus = o.topology.bus === "off" ? undefined : new MemoryBus({ clock, capacity: 1_000 });
     this.origin.onCommit((c) => {
@@ -82,6 +121,7 @@ export class World {
         const value = ch.rrset?.type === "A" ? String(ch.rrset.data[0]) : undefined;
         if (value !== undefined) this.serialOfValue.set(value, serial);
       }
+      if (within(busDown, clock.now() - start)) return;
       if (this.bus && c.op === "update") void this.bus.publish(eventFromFeed(c.zone, c, o.mode));
     });
   }
@@ -95,18 +135,22 @@ export class World {
     const originUrl = `http://${t.origin.id}`;
     for (const e of edgesInStartOrder(t)) {
       const index = this.nodes.length;
+      this.indexOf.set(e.id, index);
       const fetch = this.fetchVia(e.id, models.get(e.id)!);
+      const storage = touching(new LruStorage(e.maxBytes ?? 1 << 20), () =>
+        this.events.touched(index),
+      );
       const edge = new Edge({
         id: e.id,
         parent: `http://${e.parent}`,
         origin: originUrl,
         fetch,
         clock,
-        storage: new LruStorage(e.maxBytes ?? 1 << 20),
+        storage,
       });
       const serve = (req: Request) =>
         edge.handle(req).then((res) => {
-          this.tracker.served(index, etagVersion(res.headers.get("etag")));
+          this.events.served(index, etagVersion(res.headers.get("etag")), staleIfError(res));
           return res;
         });
       this.handlers.set(e.id, serve);
@@ -115,40 +159,105 @@ export class World {
         id: e.id,
         kind: "edge",
         tier: e.tier,
+        parent: this.indexOf.get(e.parent) ?? -1,
+        nextChangeMs: () => edgeNextChangeMs(storage, clock.now()),
         ask: () => {
           this.loop.markDirty();
           serve(new Request(url, { headers: { accept: DNS_MESSAGE } })).catch((err: unknown) =>
-            this.tracker.failed(index, err),
+            this.events.failed(index, err),
           );
         },
       });
-      await this.follow(e.id, edge, models.get(e.id)!);
+      await this.follow(e.id, this.touchingTarget(index, edge), models.get(e.id)!);
     }
-    for (const r of t.resolvers) {
+    const populations = assignPopulations(t);
+    for (const [j, r] of t.resolvers.entries()) {
+      const population = populations[j];
       const index = this.nodes.length;
+      this.indexOf.set(r.id, index);
+      const viaLink = this.fetchVia(r.id, models.get(r.id)!);
+      // The version and instant of the last stale-if-error copy the upstream edge sent.
+      let sie: { version: number | undefined; at: number } | undefined;
+      const upstream = dohUpstream(`http://${r.upstream}`, {
+        timeoutMs: NO_WALL_TIMEOUT_MS,
+        fetch: ((input, init) =>
+          viaLink(input, init).then((res) => {
+            if (staleIfError(res)) {
+              sie = { version: etagVersion(res.headers.get("etag")), at: clock.now() };
+            }
+            return res;
+          })) as typeof fetch,
+      });
+      const maxBytes = r.maxBytes ?? 1 << 16;
+      const storage = new ResolverLru(maxBytes);
       const cache = new ResolverCache(
         r.id,
-        { ...DEFAULT_CACHE, maxBytes: r.maxBytes ?? 1 << 16 },
+        { ...DEFAULT_CACHE, maxBytes, ...cacheConfigOf(population) },
         clock,
-        dohUpstream(`http://${r.upstream}`, {
-          timeoutMs: NO_WALL_TIMEOUT_MS,
-          fetch: this.fetchVia(r.id, models.get(r.id)!) as typeof fetch,
-        }),
+        // A refresh that comes back may change the answer: the node is touched.
+        (...args) =>
+          upstream(...args).finally(() => {
+            this.loop.markDirty();
+            this.events.touched(index);
+          }),
+        undefined,
+        storage,
       );
-      const track = (s: Served) => this.tracker.served(index, this.versionOf(s.answer));
+      // A copy the edge served stale-if-error (RFC 5861 §4) and the resolver
+      // passed on in the same instant is that documented stale case too, even
+      // where the resolver does not mark it (Age <= TTL, or below its floor).
+      const track = (s: Served) => {
+        const version = this.versionOf(s.answer);
+        const passedOn = sie !== undefined && sie.at === clock.now() && sie.version === version;
+        this.events.served(index, version, s.stale || passedOn);
+      };
       this.nodes.push({
         id: r.id,
         kind: "resolver",
         tier: "resolver",
+        ...(population ? { population: population.name } : {}),
+        parent: this.indexOf.get(r.upstream) ?? -1,
+        nextChangeMs: () => resolverNextChangeMs(storage.peek(KEY.key), clock.now()),
         ask: () => {
           const served = cache.lookup(KEY.key, KEY.name, KEY.qtype);
           if (!(served instanceof Promise)) return track(served);
           this.loop.markDirty();
-          served.then(track, (err: unknown) => this.tracker.failed(index, err));
+          served.then(track, (err: unknown) => this.events.failed(index, err));
         },
       });
-      await this.follow(r.id, cache, models.get(r.id)!);
+      // A population that does not follow purges is a resolver on the internet: TTLs only.
+      if (population?.purges === false) continue;
+      await this.follow(r.id, this.touchingTarget(index, cache), models.get(r.id)!);
     }
+  }
+
+  get size(): number {
+    return this.nodes.length;
+  }
+
+  ask(i: number): void {
+    this.nodes[i]!.ask();
+  }
+
+  nextChangeMs(i: number): number | undefined {
+    return this.nodes[i]!.nextChangeMs();
+  }
+
+  parentOf(i: number): number {
+    return this.nodes[i]!.parent;
+  }
+
+  /** The node's sync target, reporting every purge it applies as a touch. */
+  private touchingTarget(index: number, target: SyncTarget): SyncTarget {
+    return {
+      id: target.id,
+      applyPurge: (event) => {
+        const r = target.applyPurge(event);
+        this.events.touched(index);
+        return r;
+      },
+      ...(target.residualMs ? { residualMs: (event) => target.residualMs!(event) } : {}),
+    };
   }
 
   /** Stops polling and delivery; work in flight finishes as the loop runs on. */
@@ -182,7 +291,7 @@ export class World {
     const feedLink = linkDelay(model, this.o.seed, nodeId, "feed", clock);
     const delivery = {
       link: linkDelay(model, this.o.seed, nodeId, "bus", clock),
-      onError: (f: DeliveryFailure) => this.tracker.failed(-1, f.error),
+      onError: (f: DeliveryFailure) => this.events.failed(-1, f.error),
     };
     const { sync } = await followFabric(this.bus, delivery, {
       nodeId,
@@ -194,7 +303,7 @@ export class World {
         return d.value;
       },
       zones: async () => this.origin.zones(),
-      ack: async () => {},
+      ack: async (zone, serial) => this.events.acked(this.indexOf.get(nodeId)!, zone, serial),
       modeOf: () => this.o.mode,
       pollIntervalMs: t.defaults.pollIntervalMs,
       pollJitter: t.defaults.pollJitter,
@@ -210,6 +319,69 @@ export class World {
     this.versions.set(answer, v);
     return v;
   }
+}
+
+/** Storage that reports every write and removal (the observer's "touched"). */
+function touching(storage: EdgeStorage, touched: () => void): EdgeStorage {
+  return {
+    get: (key) => storage.get(key),
+    set: (entry) => {
+      touched();
+      return storage.set(entry);
+    },
+    delete: (key) => {
+      touched();
+      return storage.delete(key);
+    },
+    keysFor: (sk) => storage.keysFor(sk),
+    keys: () => storage.keys(),
+    clear: () => {
+      touched();
+      storage.clear();
+    },
+    stats: () => storage.stats(),
+  };
+}
+
+/**
+ * The next instant an edge's held answer changes by time alone: the end of
+ * freshness, then of stale-while-revalidate (RFC 9111 §4.2, RFC 5861 §3).
+ * Past freshness, a question starts a refresh; that refresh touches the node.
+ */
+function edgeNextChangeMs(storage: EdgeStorage, now: number): number | undefined {
+  let next: number | undefined;
+  for (const key of storage.keys()) {
+    const e = storage.get(key);
+    if (!e || e.invalidated || e.cc.noCache) continue;
+    const age = currentAge(e, now);
+    const swr = e.cc.staleWhileRevalidate ?? 0;
+    for (const end of [e.freshnessLifetime, e.freshnessLifetime + swr]) {
+      const ms = (end - age) * 1000;
+      if (ms > 0 && (next === undefined || ms < next)) next = ms;
+    }
+  }
+  return next;
+}
+
+/**
+ * The next instant a resolver's held answer changes by time alone: its
+ * prefetch point (a question then starts a refresh), its expiry (RFC 1035
+ * §3.2.1), the end of serve-stale (RFC 8767 §4).
+ */
+function resolverNextChangeMs(e: ResolverEntry | undefined, now: number): number | undefined {
+  if (!e) return undefined;
+  let next: number | undefined;
+  for (const at of [e.prefetchAt, e.expiresAt]) {
+    if (at > now && (next === undefined || at - now < next)) next = at - now;
+  }
+  return next;
+}
+
+/** The edge's own Cache-Status member (the last) says stale-if-error (RFC 5861 §4). */
+function staleIfError(res: Response): boolean {
+  const cs = res.headers.get("cache-status");
+  if (!cs) return false;
+  return cs.slice(cs.lastIndexOf(",") + 1).includes("stale-if-error");
 }
 
 /** `"12"` -> 12: the origin's ETag is the RRset's version (its serial). */

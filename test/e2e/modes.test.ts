@@ -19,7 +19,9 @@ afterEach(async () => {
 });
 
 async function metrics(t: Running, id: string): Promise<EdgeMetrics> {
-  return (await (await fetch(`${node(t, id).address}/metrics`)).json()) as EdgeMetrics;
+  return (await (
+    await fetch(`${node(t, id).address}/metrics`, { headers: { accept: "application/json" } })
+  ).json()) as EdgeMetrics;
 }
 
 async function writeJson(t: Running, method: string, path: string, body: unknown) {

@@ -163,6 +163,25 @@ describe("stale serving (RFC 5861)", () => {
     expect(parent.calls).toBe(2);
   });
 
+  it("a background refresh that fails is reported through the injected log", async () => {
+    const logged: string[] = [];
+    const storage = new LruStorage();
+    edge = new Edge({ ...edgeOptions(), storage, log: (m) => logged.push(m) });
+    parent.cacheControl = "max-age=60, stale-while-revalidate=30";
+    await edge.handle(get());
+    await clock.advance(65_000);
+    storage.set = () => {
+      throw new Error("disk on fire");
+    };
+    const stale = await edge.handle(get());
+    expect(await stale.text()).toBe("v1");
+    await clock.advance(0);
+    await new Promise((r) => setImmediate(r));
+    expect(logged).toEqual([
+      expect.stringMatching(/^edge-1: background refresh of \/resolve\?.* failed: .*disk on fire/),
+    ]);
+  });
+
   it("past the stale-while-revalidate window it revalidates in line", async () => {
     parent.cacheControl = "max-age=60, stale-while-revalidate=30";
     await edge.handle(get());

@@ -193,7 +193,9 @@ describe("two Node edges in front of a real origin", () => {
     expect(await ok.json()).toMatchObject({ id: "edge-1", mode: "hard" });
     const after = await fetch(edge2.url + www);
     expect(cacheStatusOf(after, "edge-1")).toMatch(/^edge-1; fwd=uri-miss/);
-    const metrics = await (await fetch(`${edge2.url}/metrics`)).json();
+    const metrics = await (
+      await fetch(`${edge2.url}/metrics`, { headers: { accept: "application/json" } })
+    ).json();
     expect(metrics).toMatchObject({ id: "edge-1" });
     expect(metrics.purges).toBeGreaterThanOrEqual(1);
   });

@@ -163,3 +163,54 @@ describe("purge modes with the bus", () => {
     expect(at(100)).toBeCloseTo(2 / 3, 2);
   });
 });
+
+describe("what partitions and loss do to the bound", () => {
+  const faulty = parseTopology({
+    defaults: {
+      link: { latency: { kind: "fixed", ms: 5 } },
+      pollIntervalMs: 1_000,
+      pollJitter: 0.2,
+    },
+    edges: [
+      {
+        id: "regional",
+        parent: "origin",
+        tier: "regional",
+        link: {
+          latency: { kind: "fixed", ms: 20 },
+          partitions: [
+            { startMs: 1_000, endMs: 3_000 },
+            { startMs: 10_000, endMs: 10_500 },
+          ],
+        },
+      },
+      { id: "edge", parent: "regional", link: { latency: { kind: "fixed", ms: 5 }, loss: 0.1 } },
+    ],
+    resolvers: [],
+  });
+  const clean = byId({ mode: "invalidate" });
+  const p = new Map(
+    predict(faulty, predictOptions(faulty, { ttlSec: 60, swrSec: 30, probeMs: 0 })).map((x) => [
+      x.nodeId,
+      x,
+    ]),
+  );
+
+  it("adds the longest partition window on the chain, and says so", () => {
+    const regional = p.get("regional")!;
+    expect(regional.boundMs).toBe(clean.get("regional")!.boundMs + 2_000);
+    expect(regional.boundNotes).toEqual([expect.stringContaining("partitions: + 2000 ms")]);
+    expect(clean.get("regional")!.boundNotes).toEqual([]);
+  });
+
+  it("adds the polls that loss may drop in a row at the quantile", () => {
+    const edge = p.get("edge")!;
+    // loss 0.1 at the 0.999 quantile: 3 polls, 2 more than the one already counted (1.2 s each).
+    expect(edge.boundNotes).toEqual([
+      expect.stringContaining("partitions: + 2000 ms"),
+      expect.stringContaining("loss 10 %: + 2 poll interval(s) (2400 ms)"),
+    ]);
+    // The first poll after a lost event (1.2 s) is in the bound already.
+    expect(edge.boundMs).toBe(clean.get("edge")!.boundMs + 1_200 + 2_000 + 2_400);
+  });
+});

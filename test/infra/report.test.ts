@@ -5,13 +5,13 @@ import {
   progressBar,
   quantile,
   type Report,
-  renderSvg,
   renderTable,
   rows,
   summarise,
-  ticks,
   toJson,
+  verdict,
 } from "../../infra/report.ts";
+import { renderSvg, ticks } from "../../infra/report-svg.ts";
 
 const node = (nodeId: string, timesMs: number[], staleSeen = 0, tier = "edge"): NodeSamples => ({
   nodeId,
@@ -62,6 +62,20 @@ describe("report", () => {
     expect(text).toMatch(/edge-1\s+4\s+20 ms\s+40 ms\s+40 ms\s+40 ms\s+3\s+0\s+50 ms\s+yes/);
     expect(text).toMatch(/edge-2 .* NO \(1 over\)/);
     expect(text).toContain("origin load: 7 reads (peak 4/s, mean 2.3/s), 30 change-feed polls");
+  });
+
+  it("never calls a node that did not converge within, whatever its samples", () => {
+    const stuck: NodeSamples = { ...node("edge-3", [10], 0), unconverged: 2 };
+    const r = summarise("edge-3", [stuck], { "edge-3": 50 });
+    expect(r.exceeded).toBe(0);
+    expect(verdict(r)).toBe("NO (2 unconverged)");
+    expect(verdict({ ...r, exceeded: 1 })).toBe("NO (1 over, 2 unconverged)");
+    expect(verdict({ ...r, boundMs: Number.NaN })).toBe("-");
+    const text = renderTable({
+      title: "t",
+      series: [{ label: "live", nodes: [stuck], boundsMs: { "edge-3": 50 } }],
+    });
+    expect(text).toMatch(/edge-3 .* NO \(2 unconverged\)/);
   });
 
   it("groups rows by tier beyond the per-node limit", () => {

@@ -33,7 +33,6 @@ const base: SimOptions = {
   changes: 4,
   seed: 11,
   zone: { ttl: 10, staleWhileRevalidate: 5, staleIfError: 86_400 },
-  probeMs: 50,
   clientQps: 0.5,
 };
 

@@ -403,6 +403,9 @@ describe("openapi.json", () => {
         "/v1/nodes/{id}/acks",
         "/v1/changes/{id}",
         "/v1/purge",
+        "/v1/secondaries",
+        "/v1/secondaries/{id}",
+        "/v1/zones/{zone}/transfer",
       ].sort(),
     );
   });

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryUdp } from "../../core/dns-transport.ts";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
 import { dig } from "../support/dig.ts";
+import { scrape as scrapeUrl } from "../support/prom.ts";
 
 let origin: RunningOrigin;
 const TOKEN = "metrics-token-123456";
@@ -32,19 +33,11 @@ function write(method: string, path: string, body?: unknown, token = TOKEN) {
   });
 }
 
-/** The exposition as `name{labels}` -> value; fails on a line that is not a sample or a comment. */
+/** The exposition as `name{labels}` -> value; every sample carries node="origin". */
 async function scrape(): Promise<Map<string, number>> {
-  const res = await fetch(`${origin.httpUrl}/metrics`);
-  expect(res.status).toBe(200);
-  expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
-  const samples = new Map<string, number>();
-  for (const line of (await res.text()).trimEnd().split("\n")) {
-    if (line.startsWith("# HELP ") || line.startsWith("# TYPE ")) continue;
-    const m = /^([a-z_]+(?:\{[^}]*\})?) (\d+)$/.exec(line);
-    expect(m, line).not.toBeNull();
-    samples.set(m![1]!, Number(m![2]));
-  }
-  return samples;
+  const e = await scrapeUrl(`${origin.httpUrl}/metrics`);
+  expect([...e.nodes]).toEqual(["origin"]);
+  return e.samples;
 }
 
 const ask = (...args: string[]) => {

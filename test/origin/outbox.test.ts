@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { PurgeBus } from "../../core/bus.ts";
 import { VirtualClock } from "../../core/clock.ts";
 import type { PurgeEvent } from "../../core/purge.ts";
-import { Outbox } from "../../origin/fabric.ts";
+import { Outbox } from "../../origin/fabric-outbox.ts";
 
 function event(serial: number): PurgeEvent {
   return {
@@ -55,7 +55,10 @@ describe("Outbox", () => {
     const clock = new VirtualClock();
     const { bus } = flakyBus();
     const log: string[] = [];
-    new Outbox(bus as unknown as PurgeBus, clock, (m) => log.push(m), 10, 400).push(event(1));
+    new Outbox(bus as unknown as PurgeBus, clock, (m) => log.push(m), {
+      capacity: 10,
+      maxBackoffMs: 400,
+    }).push(event(1));
     await clock.advance(2_000);
     const waits = log.map((m) => Number(/retrying in (\d+) ms/.exec(m)?.[1]));
     expect(waits.slice(0, 6)).toEqual([50, 100, 200, 400, 400, 400]);
@@ -64,7 +67,7 @@ describe("Outbox", () => {
   it("drops the oldest events past its capacity", async () => {
     const clock = new VirtualClock();
     const { bus, published } = flakyBus();
-    const outbox = new Outbox(bus as unknown as PurgeBus, clock, () => {}, 2);
+    const outbox = new Outbox(bus as unknown as PurgeBus, clock, () => {}, { capacity: 2 });
     for (let s = 1; s <= 4; s++) outbox.push(event(s));
     bus.down = false;
     await clock.advance(5_000);

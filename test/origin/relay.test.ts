@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { MemoryBus } from "../../core/bus.ts";
 import { RealClock } from "../../core/clock.ts";
 import type { PurgeEvent } from "../../core/purge.ts";
+import { EventSigner, eventVerifier } from "../../core/signing.ts";
 import { Receipts } from "../../origin/receipts.ts";
 import { MAX_EVENT_BYTES, Relay } from "../../origin/relay.ts";
 
@@ -36,8 +37,10 @@ async function until(check: () => boolean): Promise<void> {
 }
 
 describe("Relay", () => {
-  it("posts each event with the token, acks it, and sends an oversized push as a soft purge", async () => {
+  it("posts each signed event with the token, acks it, sends an oversized push as a soft purge, and drops a forged one", async () => {
     const { url, bodies, auth } = await endpoint();
+    const signer = new EventSigner(EventSigner.generate());
+    const logs: string[] = [];
     const bus = new MemoryBus();
     const receipts = new Receipts(new RealClock());
     receipts.register({ id: "worker-1", tier: "edge", address: url });
@@ -45,7 +48,9 @@ describe("Relay", () => {
       bus,
       receipts,
       () => [{ zone: "example.test", serial: 3 }],
-      () => {},
+      new RealClock(),
+      (m) => logs.push(m),
+      eventVerifier(signer.publicKey),
     );
     await relay.attach({ id: "worker-1", purgeUrl: url, token: "node-token-1" });
     const small: PurgeEvent = {
@@ -66,9 +71,17 @@ describe("Relay", () => {
       rrsets: [{ name: "big.example.test", type: "TXT", ttl: 60, data: [txt] }],
     };
     expect(JSON.stringify({ event: big }).length).toBeGreaterThan(MAX_EVENT_BYTES);
-    await bus.publish(small);
-    await bus.publish(big);
+    // Unsigned, then signed by another key, then altered after signing: none is relayed.
+    await bus.publish({ ...small, changeId: "forged-1" });
+    await bus.publish(
+      new EventSigner(EventSigner.generate()).sign({ ...small, changeId: "forged-2" }),
+    );
+    await bus.publish({ ...signer.sign(small), changeId: "forged-3" });
+    await bus.publish(signer.sign(small));
+    await bus.publish(signer.sign(big));
     await until(() => bodies.length === 2);
+    expect(relay.forged).toBe(3);
+    expect(logs.filter((m) => /bad or missing signature/.test(m))).toHaveLength(3);
     expect(auth).toEqual(["Bearer node-token-1", "Bearer node-token-1"]);
     expect(bodies[0]!.event).toMatchObject({ changeId: "c2", mode: "push", rrsets: small.rrsets });
     expect(bodies[1]!.event).toMatchObject({ changeId: "c3", mode: "soft" });

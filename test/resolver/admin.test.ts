@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { RealClock } from "../../core/clock.ts";
+import { FabricMetrics, TextRegistry } from "../../core/metrics.ts";
 import { adminApp } from "../../resolver/admin.ts";
 import { ResolverCache } from "../../resolver/cache.ts";
 import { parseResolverConfig, ResolverConfigError } from "../../resolver/config.ts";
@@ -17,7 +18,12 @@ const BIN = fileURLToPath(new URL("../../bin/propagate.mjs", import.meta.url));
 const TOKEN = "admin-token-1";
 const clock = new RealClock();
 const cache = new ResolverCache("res-t", DEFAULT_CACHE, clock, new FakeAuthority(clock).upstream);
-const app = adminApp(cache, { queries: 0, dropped: 0, rcodes: [] }, TOKEN);
+const registry = new TextRegistry("res-t");
+const app = adminApp(cache, TOKEN, {
+  registry,
+  fabric: new FabricMetrics(registry, clock),
+  inspect: () => [],
+});
 
 function post(body: string, token = TOKEN): Promise<Response> {
   const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };

@@ -1,0 +1,156 @@
+/**
+ * `propagate simulate --fuzz N`: N seeds, each a random topology, mode and
+ * fault schedule (TigerBeetle's VOPR is the model). One seed decides the
+ * whole case, so `--fuzz 1 --seed S` replays case S exactly. Every run is
+ * watched by the checkers (checker.ts); a case with faults the predictor
+ * does not model (loss on fetches, partitions, origin restarts, bus
+ * outages) is held to convergence once the faults heal instead of the bound.
+ */
+import type { LinkModelInput } from "../../core/delay.ts";
+import type { PropagationMode } from "../../core/purge.ts";
+import { hashSeed, Random } from "../../core/random.ts";
+import type { ZoneConfig } from "../../origin/store.ts";
+import { MODES, parseTopology, type Topology } from "../topology.ts";
+import type { Window } from "./origin.ts";
+import { type SimOptions, type SimResult, simulate } from "./run.ts";
+import type { Faults } from "./world.ts";
+
+export interface FuzzCase {
+  seed: number;
+  topology: Topology;
+  mode: PropagationMode;
+  zone: ZoneConfig;
+  clientQps: number;
+  changes: number;
+  faults: Faults;
+  /** Whether any fault is scheduled (then the bound is not checked). */
+  faulty: boolean;
+  /** One line: what the case is. */
+  summary: string;
+}
+
+/** The case seed `seed` stands for. */
+export function fuzzCase(seed: number): FuzzCase {
+  const r = new Random(hashSeed(seed, "fuzz"));
+  const int = (min: number, max: number) => Math.floor(r.uniform(min, max + 1));
+  const pick = <T>(xs: readonly T[]): T => xs[int(0, xs.length - 1)]!;
+  const ttl = int(5, 60);
+  const changes = int(2, 4);
+  // Faults fall within the first few TTLs, where the changes are.
+  const horizonMs = (changes + 2) * ttl * 1000;
+  const window = (): Window => {
+    const startMs = r.uniform(0, horizonMs);
+    return { startMs, endMs: startMs + r.uniform(200, 15_000) };
+  };
+  let faulty = false;
+  const link = (): LinkModelInput => {
+    const minMs = r.uniform(0.5, 10);
+    const latency = r.bernoulli(0.5)
+      ? { kind: "uniform" as const, minMs, maxMs: minMs + r.uniform(0, 40) }
+      : { kind: "lognormal" as const, medianMs: minMs * 2, sigma: r.uniform(0.1, 0.8) };
+    const loss = r.bernoulli(0.25) ? r.uniform(0, 0.1) : 0;
+    const partitions = r.bernoulli(0.15) ? [window()] : [];
+    if (loss > 0 || partitions.length > 0) faulty = true;
+    return { latency, loss, partitions };
+  };
+  const edges = [];
+  const regionals = int(1, 3);
+  for (let i = 1; i <= regionals; i++) {
+    edges.push({ id: `regional-${i}`, parent: "origin", tier: "regional", link: link() });
+  }
+  for (let i = 1, n = int(0, 4); i <= n; i++) {
+    edges.push({ id: `edge-${i}`, parent: `regional-${int(1, regionals)}`, link: link() });
+  }
+  const resolvers = [];
+  for (let i = 1, n = int(0, 5); i <= n; i++) {
+    resolvers.push({ id: `res-${i}`, upstream: pick(edges).id, link: link() });
+  }
+  const bus = r.bernoulli(0.2) ? "off" : "memory";
+  const faults: Faults = {
+    originDown: r.bernoulli(0.2) ? [window()] : [],
+    busDown: bus === "memory" && r.bernoulli(0.2) ? [window()] : [],
+  };
+  if (faults.originDown!.length > 0 || faults.busDown!.length > 0) faulty = true;
+  const mode = pick(MODES);
+  const topology = parseTopology(
+    {
+      name: `fuzz-${seed}`,
+      seed,
+      bus,
+      defaults: { mode, pollIntervalMs: int(500, 10_000), pollJitter: r.uniform(0, 0.5) },
+      edges,
+      resolvers,
+    },
+    `fuzz case ${seed}`,
+  );
+  const zone: ZoneConfig = {
+    ttl,
+    staleWhileRevalidate: r.bernoulli(0.5) ? int(0, 30) : 0,
+    staleIfError: 86_400,
+  };
+  const clientQps = r.bernoulli(0.3) ? 0 : r.uniform(0.01, 2);
+  const faultWords = [
+    faulty ? "" : "no faults",
+    ...(faults.originDown!.length > 0 ? ["origin restart"] : []),
+    ...(faults.busDown!.length > 0 ? ["bus outage"] : []),
+  ].filter(Boolean);
+  return {
+    seed,
+    topology,
+    mode,
+    zone,
+    clientQps,
+    changes,
+    faults,
+    faulty,
+    summary: `${mode}, ${edges.length} edges, ${resolvers.length} resolvers, bus ${bus}, TTL ${ttl} s, ${faultWords.join(", ") || "link faults"}`,
+  };
+}
+
+/** The simulation options of a case. */
+export function fuzzOptions(c: FuzzCase): SimOptions {
+  return {
+    topology: c.topology,
+    mode: c.mode,
+    changes: c.changes,
+    seed: c.seed,
+    zone: c.zone,
+    clientQps: c.clientQps,
+    faults: c.faults,
+    checkBound: !c.faulty,
+  };
+}
+
+export interface FuzzOutcome {
+  case: FuzzCase;
+  result: SimResult;
+}
+
+/** Runs seeds first..first+n-1; calls `onCase` after each. */
+export async function fuzz(
+  first: number,
+  n: number,
+  onCase?: (o: FuzzOutcome) => void,
+): Promise<FuzzOutcome[]> {
+  const out: FuzzOutcome[] = [];
+  for (let seed = first; seed < first + n; seed++) {
+    const c = fuzzCase(seed);
+    const o = { case: c, result: await simulate(fuzzOptions(c)) };
+    onCase?.(o);
+    out.push(o);
+  }
+  return out;
+}
+
+/** One line per case; a violation adds its counterexample and the command that replays it. */
+export function fuzzLine(o: FuzzOutcome): string {
+  const c = o.case;
+  const r = o.result;
+  const head = `seed ${c.seed}: ${c.summary}: ${r.events} events`;
+  const x = r.violation;
+  if (!x) return `${head}: ok`;
+  return [
+    `${head}: VIOLATION ${x.rule}: node ${x.nodeId} at ${x.atMs.toFixed(3)} ms: ${x.detail}`,
+    `  replay: propagate simulate --fuzz 1 --seed ${c.seed}`,
+  ].join("\n");
+}

@@ -1,0 +1,120 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { Checker } from "../../infra/sim/checker.ts";
+import { fuzz, fuzzCase, fuzzLine } from "../../infra/sim/fuzz.ts";
+import { simulate } from "../../infra/sim/run.ts";
+import { counterexample } from "../../infra/simulate.ts";
+import { ResolverCache, type Served } from "../../resolver/cache.ts";
+
+const realLookup = ResolverCache.prototype.lookup;
+
+/**
+ * Breaks the resolver on purpose: once per run, a resolver that has already
+ * served a newer answer from its cache serves the first answer it ever gave
+ * instead (an older version, not marked stale).
+ */
+function serveAnOlderVersionOnce(): void {
+  const first = new WeakMap<ResolverCache, Served>();
+  const servedNewer = new WeakSet<ResolverCache>();
+  let done = false;
+  ResolverCache.prototype.lookup = function (this: ResolverCache, key, wireName, qtype) {
+    const served = realLookup.call(this, key, wireName, qtype);
+    if (served instanceof Promise || done) return served;
+    const oldest = first.get(this);
+    if (!oldest) first.set(this, served);
+    else if (!served.stale && !oldest.answer.wire.equals(served.answer.wire)) {
+      if (!servedNewer.has(this)) servedNewer.add(this);
+      else {
+        done = true;
+        return oldest;
+      }
+    }
+    return served;
+  };
+}
+
+afterEach(() => {
+  ResolverCache.prototype.lookup = realLookup;
+});
+
+/** The first fuzz seed from 1 whose case has resolvers and a purge mode. */
+const SEED = (() => {
+  for (let s = 1; ; s++) {
+    const c = fuzzCase(s);
+    if (c.topology.resolvers.length > 0 && c.mode !== "ttl" && !c.faulty) return s;
+  }
+})();
+
+describe("simulate: checkers", () => {
+  it("a short fuzz run is clean", async () => {
+    const outcomes = await fuzz(1, 25);
+    const broken = outcomes.filter((o) => o.result.violation).map(fuzzLine);
+    expect(broken).toEqual([]);
+    // The cases cover every mode and fault kind.
+    const summaries = outcomes.map((o) => o.case.summary).join("\n");
+    for (const word of ["ttl", "invalidate", "soft", "push", "origin restart", "bus outage"]) {
+      expect(summaries).toContain(word);
+    }
+    expect(outcomes.some((o) => o.case.faulty && /link faults/.test(o.case.summary))).toBe(true);
+  }, 60_000);
+
+  it("catches a resolver that serves an older version once, with the seed that replays it", async () => {
+    serveAnOlderVersionOnce();
+    const [first] = await fuzz(SEED, 1);
+    const x = first!.result.violation;
+    expect(x?.rule).toBe("monotonic-reads");
+    expect(x?.nodeId).toMatch(/^res-/);
+    expect(x?.detail).toMatch(/served version \d+ after serving version \d+/);
+    const line = fuzzLine(first!);
+    expect(line).toContain(`replay: propagate simulate --fuzz 1 --seed ${SEED}`);
+    // Same seed, same counterexample.
+    serveAnOlderVersionOnce();
+    const [again] = await fuzz(SEED, 1);
+    expect(again!.result.violation).toEqual(x);
+    // The run stopped there: unbroken, the same case runs on, and clean.
+    ResolverCache.prototype.lookup = realLookup;
+    const [clean] = await fuzz(SEED, 1);
+    expect(clean!.result.violation).toBeUndefined();
+    expect(clean!.result.simulatedMs).toBeGreaterThan(first!.result.simulatedMs);
+  }, 60_000);
+
+  it("catches a receipt that claims a version the node does not serve", () => {
+    let now = 0;
+    const c = new Checker(
+      1,
+      () => "edge-1",
+      () => now,
+    );
+    c.changed(1);
+    c.changed(2);
+    c.served(0, 1, false);
+    now = 50;
+    c.acked(0, 2);
+    now = 70;
+    c.served(0, 1, true); // a marked stale answer (stale-if-error) is allowed
+    expect(c.violation).toBeUndefined();
+    c.served(0, 1, false);
+    expect(c.violation).toEqual({
+      rule: "true-receipts",
+      nodeId: "edge-1",
+      atMs: 70,
+      detail: "served version 1 after acking serial 2 (version 2) at 50.000 ms",
+    });
+  });
+
+  it("names the rule, the node and the replay command in the CLI's counterexample", async () => {
+    serveAnOlderVersionOnce();
+    const c = fuzzCase(SEED);
+    const r = await simulate({
+      topology: c.topology,
+      mode: c.mode,
+      changes: c.changes,
+      seed: 9,
+      zone: c.zone,
+      clientQps: c.clientQps,
+    });
+    expect(r.violation?.rule).toBe("monotonic-reads");
+    const text = counterexample(r, "9", ["--changes", "3", "--seed", "4", "--mode", "all"]);
+    expect(text).toMatch(/^VIOLATION monotonic-reads \(\w+, seed 9\): node res-\d+ at [\d.]+ ms/);
+    expect(text).toContain(`replay: propagate simulate --changes 3 --mode ${c.mode} --seed 9`);
+  }, 60_000);
+});

@@ -1,0 +1,70 @@
+import { describe, expect, it } from "vitest";
+import { assignPopulations } from "../../infra/sim/populations.ts";
+import { simulate } from "../../infra/sim/run.ts";
+import { populationRows } from "../../infra/simulate.ts";
+import { parseTopology, TopologyError } from "../../infra/topology.ts";
+
+const resolvers = Array.from({ length: 40 }, (_, i) => ({
+  id: `res-${i + 1}`,
+  upstream: i % 2 ? "edge-1" : "edge-2",
+  link: { latency: { kind: "uniform", minMs: 5, maxMs: 15 } },
+}));
+
+const topology = parseTopology({
+  seed: 7,
+  defaults: { link: { latency: { kind: "uniform", minMs: 2, maxMs: 6 } }, pollIntervalMs: 2_000 },
+  edges: [
+    { id: "regional", parent: "origin", tier: "regional" },
+    { id: "edge-1", parent: "regional" },
+    { id: "edge-2", parent: "regional" },
+  ],
+  resolvers,
+  populations: [
+    { name: "stretch", share: 0.25, minTtl: 120 },
+    { name: "honour", share: 0.5, serveStale: false, qps: 0.5 },
+    { name: "stale", share: 0.25 },
+  ],
+});
+
+describe("simulate: resolver populations", () => {
+  it("gives each population its exact share, the same for the same topology seed", () => {
+    const a = assignPopulations(topology).map((p) => p?.name);
+    const count = (name: string) => a.filter((x) => x === name).length;
+    expect([count("stretch"), count("honour"), count("stale")]).toEqual([10, 20, 10]);
+    expect(assignPopulations(topology).map((p) => p?.name)).toEqual(a);
+  });
+
+  it("refuses shares that sum to more than 1", () => {
+    const bad = {
+      populations: [
+        { name: "a", share: 0.7 },
+        { name: "b", share: 0.4 },
+      ],
+    };
+    expect(() => parseTopology(bad)).toThrow(TopologyError);
+    expect(() => parseTopology(bad)).toThrow(/shares sum to more than 1/);
+  });
+
+  it("shows how each population shapes the tail: stretched TTLs hold the old answer longest", async () => {
+    const r = await simulate({
+      topology,
+      mode: "invalidate",
+      changes: 3,
+      seed: 3,
+      zone: { ttl: 30, staleWhileRevalidate: 0, staleIfError: 86_400 },
+      clientQps: 0.05,
+    });
+    expect(r.violation).toBeUndefined();
+    const rows = new Map(populationRows(r).map((s) => [s.label.split(" ")[0], s]));
+    const stretch = rows.get("stretch")!;
+    const honour = rows.get("honour")!;
+    // Resolvers on the internet follow no purges: TTLs only, stretched to 120 s.
+    expect(honour.max).toBeLessThanOrEqual(30_000 + 1_000);
+    expect(stretch.max).toBeGreaterThan(30_000);
+    expect(stretch.max).toBeLessThanOrEqual(120_000 + 1_000);
+    expect(stretch.p99).toBeGreaterThan(honour.p99);
+    // The edges follow purges and stay in milliseconds.
+    expect(rows.get("edges")!.max).toBeLessThan(1_000);
+    expect(stretch.exceeded + honour.exceeded).toBe(0);
+  }, 60_000);
+});

@@ -1,0 +1,126 @@
+/**
+ * The SOA timers of a followed zone (RFC 1035 §4.3.5) on the virtual clock,
+ * against a real Knot primary that sends no NOTIFY: the refresh timer alone
+ * brings a change; a primary that is down is retried every RETRY and the
+ * zone expires after EXPIRE; it is fresh again when the primary returns.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { VirtualClock } from "../../core/clock.ts";
+import type { FollowedZone } from "../../origin/follow.ts";
+import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
+import { freePort, type Knot, startKnot } from "./follow-knot.ts";
+
+// REFRESH 60 s, RETRY 10 s, EXPIRE 120 s.
+const ZONE = `$ORIGIN c.test.
+$TTL 60
+@    SOA ns1.c.test. hostmaster.c.test. 100 60 10 120 30
+@    NS ns1
+ns1  A 192.0.2.53
+www  A 192.0.2.1
+`;
+
+let knot: Knot;
+let origin: RunningOrigin;
+let dataDir: string;
+let deadPort: number;
+const clock = new VirtualClock(Date.now());
+const logs: string[] = [];
+
+async function until<T>(what: string, fn: () => T | undefined | false): Promise<T> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}:\n${logs.join("\n")}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const state = (zone: string): FollowedZone =>
+  origin.follower!.status().find((z) => z.zone === zone)!;
+const serial = () => origin.store.findState("c.test")?.zone.serial;
+
+beforeAll(async () => {
+  knot = await startKnot([{ name: "c.test", file: ZONE }]);
+  deadPort = await freePort();
+  dataDir = await mkdtemp(join(tmpdir(), "propagate-follow-timers-"));
+  origin = await startOrigin(
+    {
+      http: { host: "127.0.0.1", port: 0 },
+      dns: { host: "127.0.0.1", port: 0 },
+      dataDir,
+      follow: [
+        { primary: `dns://127.0.0.1:${knot.port}`, zones: ["c.test"] },
+        { primary: `dns://127.0.0.1:${deadPort}`, zones: ["never.test"] },
+      ],
+    },
+    { clock, log: (m) => logs.push(m) },
+  );
+  await until("c.test loaded", () => serial() === 100);
+  await until("never.test failed", () => state("never.test").failures === 1);
+}, 30_000);
+
+afterAll(async () => {
+  await origin?.close();
+  await knot?.close();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe("SOA timers of a followed zone, on the virtual clock", () => {
+  it("a zone that never loaded is tried again after the initial retry (10 s), not before", async () => {
+    const start = clock.now();
+    expect(state("never.test").nextCheck).toBe(start + 10_000);
+    await clock.advance(9_999);
+    expect(state("never.test").checks).toBe(1);
+    await clock.advance(1);
+    await until("the second try", () => state("never.test").failures === 2);
+    expect(state("never.test").lastError).toMatch(/ECONNREFUSED|closed the connection/);
+  });
+
+  it("without NOTIFY, a change at the primary arrives when REFRESH (60 s) expires, not before", async () => {
+    const loadedAt = state("c.test").lastRefresh!;
+    expect(state("c.test").nextCheck).toBe(loadedAt + 60_000);
+    await knot.change("c.test", [["www", "60", "A", "192.0.2.2"]], [["www", "A"]]);
+    const checks = state("c.test").checks;
+    await clock.advance(loadedAt + 59_999 - clock.now());
+    expect(state("c.test").checks).toBe(checks);
+    expect(serial()).toBe(100);
+    await clock.advance(1);
+    await until("the refresh's IXFR", () => serial() === 101);
+    expect(origin.store.getZone("c.test").zone.get("www.c.test", "A")?.data).toEqual(["192.0.2.2"]);
+    const after = state("c.test");
+    expect(after.nextCheck).toBe(after.lastRefresh! + 60_000);
+  });
+
+  it("a primary that is down is retried every RETRY (10 s) and the zone expires after EXPIRE (120 s)", async () => {
+    await knot.stop();
+    const lastRefresh = state("c.test").lastRefresh!;
+    await clock.advance(state("c.test").nextCheck! - clock.now());
+    await until("the first failed refresh", () => state("c.test").failures === 1);
+    // RFC 1035 §4.3.5: after a failure, the next try is RETRY later.
+    expect(state("c.test").nextCheck).toBe(clock.now() + 10_000);
+    while (clock.now() - lastRefresh < 120_000) {
+      expect(state("c.test").expired).toBe(false);
+      const failures = state("c.test").failures;
+      await clock.advance(10_000);
+      await until("a retry", () => state("c.test").failures === failures + 1);
+    }
+    expect(state("c.test").expired).toBe(true);
+    expect(logs.join("\n")).toMatch(
+      /c\.test expired: no refresh from dns:\/\/127\.0\.0\.1:\d+ for 120 s/,
+    );
+    const text = await (await fetch(`${origin.httpUrl}/metrics`)).text();
+    expect(text).toContain('origin_follow_zone_expired{zone="c.test"} 1');
+    // The data stays as it was: nothing is committed while the primary is away.
+    expect(serial()).toBe(101);
+
+    await knot.restart();
+    await clock.advance(10_000);
+    await until("fresh again", () => !state("c.test").expired && state("c.test").failures === 0);
+    expect(logs.join("\n")).toMatch(/c\.test is fresh again/);
+  });
+});
