@@ -156,6 +156,26 @@ describe("sign and verify", () => {
   });
 });
 
+describe("the 100-message rule (RFC 8945 §5.3.1)", () => {
+  it("a stream signed every 100th message verifies; 100 unsigned in a row do not", () => {
+    const key = keys[0]!;
+    const reqMac = Buffer.alloc(32, 1);
+    const signer = new TsigStreamSigner(key, reqMac, now, 100);
+    const msgs = Array.from({ length: 250 }, (_, i) =>
+      signer.next(query(`m${i}.test`, "A", 1), i === 249),
+    );
+    expect(msgs.filter((m) => readTsig(m)).length).toBe(4); // 1st, 101st, 201st, last
+    const v = new TsigStreamVerifier(key, reqMac, now);
+    for (const m of msgs) v.next(m);
+    v.finish();
+    const tooMany = new TsigStreamVerifier(key, reqMac, now);
+    tooMany.next(msgs[0]!);
+    for (let i = 1; i < 100; i++) tooMany.next(msgs[i]!);
+    expect(() => tooMany.next(query("extra.test", "A", 1))).toThrow(/more than 99 unsigned/);
+    expect(() => new TsigStreamSigner(key, reqMac, now, 101)).toThrow(RangeError);
+  });
+});
+
 /**
  * A tiny server on our module: verifies the query's TSIG, answers signed; an AXFR
  * of `example.test` is 5 messages, signed every 2nd and the last.

@@ -1,7 +1,7 @@
 /**
- * A catalog zone (RFC 9432 v2): a Knot secondary configured with nothing but
- * the origin's catalog picks up a zone created through the API, and drops a
- * deleted one, without being reconfigured.
+ * A catalog zone (RFC 9432 v2): Knot and BIND secondaries configured with
+ * nothing but the origin's catalog pick up a zone created through the API, and
+ * drop a deleted one, without being reconfigured; their receipts follow.
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
@@ -13,13 +13,14 @@ import { parseTsigKeys, type TsigKey } from "../../core/tsig.ts";
 import { memberId } from "../../origin/catalog.ts";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
 import { type Daemon, kdigText, soaSerial, startDaemon, waitFor } from "../support/dns-daemons.ts";
-import { knotCatalogConsumer } from "../support/secondary-configs.ts";
+import { bindCatalogConsumer, knotCatalogConsumer } from "../support/secondary-configs.ts";
 
 const run = promisify(execFile);
 const TOKEN = "catalog-token-12345";
 let origin: RunningOrigin;
 let key: TsigKey;
 let knot: Daemon;
+let bind: Daemon;
 
 async function api(method: string, path: string, body?: string) {
   const res = await fetch(`${origin.httpUrl}${path}`, {
@@ -51,19 +52,22 @@ beforeAll(async () => {
     { log: () => {} },
   );
   expect((await api("PUT", "/v1/zones/first.test", zoneFile("first.test"))).status).toBe(201);
-  knot = await startDaemon("knot", (d, p) =>
-    knotCatalogConsumer(d, p, origin.dns.port, key, "catalog.test"),
-  );
-  const r = await fetch(`${origin.httpUrl}/v1/secondaries/knot-catalog`, {
-    method: "PUT",
-    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
-    body: JSON.stringify({ dns: `127.0.0.1:${knot.port}`, key: "cat-key" }),
-  });
-  expect(r.status).toBe(200);
+  [knot, bind] = await Promise.all([
+    startDaemon("knot", (d, p) => knotCatalogConsumer(d, p, origin.dns.port, key, "catalog.test")),
+    startDaemon("bind", (d, p) => bindCatalogConsumer(d, p, origin.dns.port, key, "catalog.test")),
+  ]);
+  for (const d of [knot, bind]) {
+    const r = await fetch(`${origin.httpUrl}/v1/secondaries/${d.kind}-catalog`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ dns: `127.0.0.1:${d.port}`, key: "cat-key" }),
+    });
+    expect(r.status).toBe(200);
+  }
 }, 30_000);
 
 afterAll(async () => {
-  await knot?.stop();
+  await Promise.all([knot?.stop(), bind?.stop()]);
   await origin?.close();
 });
 
@@ -88,30 +92,48 @@ describe("catalog zone (RFC 9432 v2)", () => {
     expect(out).toMatch(/catalog\.test\.\s+0\s+IN\s+NS\s+invalid\./);
   });
 
-  it("Knot, which knows only the catalog, serves a zone created through the API, and drops a deleted one", async () => {
-    await waitFor(
-      "knot to serve first.test from the catalog",
-      async () => (await soaSerial(knot.port, "first.test")) === 1,
-    );
+  it("Knot and BIND, which know only the catalog, serve a zone created through the API and drop a deleted one; receipts follow", async () => {
+    const daemons = [knot, bind];
+    for (const d of daemons)
+      await waitFor(
+        `${d.kind} to serve first.test from the catalog`,
+        async () => (await soaSerial(d.port, "first.test")) === 1,
+      );
     const created = await api("PUT", "/v1/zones/added.test", zoneFile("added.test"));
     expect(created.status).toBe(201);
-    await waitFor(
-      "knot to serve added.test",
-      async () => (await soaSerial(knot.port, "added.test")) === 1,
-    );
-    const { stdout } = await run("dig", [
-      "@127.0.0.1",
-      "-p",
-      String(knot.port),
-      "www.added.test",
-      "A",
-      "+short",
-    ]);
-    expect(stdout.trim()).toBe("192.0.2.1");
-    expect((await api("DELETE", "/v1/zones/first.test")).status).toBe(200);
-    await waitFor(
-      "knot to drop first.test",
-      async () => (await soaSerial(knot.port, "first.test")) === undefined,
-    );
+    for (const d of daemons) {
+      await waitFor(
+        `${d.kind} to serve added.test`,
+        async () => (await soaSerial(d.port, "added.test")) === 1,
+      );
+      const { stdout } = await run("dig", [
+        "@127.0.0.1",
+        "-p",
+        String(d.port),
+        "www.added.test",
+        "A",
+        "+short",
+      ]);
+      expect(stdout.trim()).toBe("192.0.2.1");
+    }
+    const deleted = await api("DELETE", "/v1/zones/first.test");
+    expect(deleted.status).toBe(200);
+    for (const d of daemons)
+      await waitFor(
+        `${d.kind} to drop first.test`,
+        async () => (await soaSerial(d.port, "first.test")) === undefined,
+      );
+    // In sync with the create once each serves the zone, with the delete once each dropped it.
+    for (const r of [created, deleted]) {
+      const id = r.json.changeId as string;
+      await waitFor(`receipts of ${id}`, async () => {
+        const s = (await (await fetch(`${origin.httpUrl}/v1/changes/${id}`)).json()) as {
+          nodes: { id: string; status: string }[];
+        };
+        return ["knot-catalog", "bind-catalog"].every((n) =>
+          s.nodes.some((x) => x.id === n && x.status === "INSYNC"),
+        );
+      });
+    }
   });
 });

@@ -74,7 +74,11 @@ async function until<T>(
 
 const serialOf = (zone: string) => origin.store.findState(zone)?.zone.serial;
 const status = (zone: string) => origin.follower!.status().find((z) => z.zone === zone)!;
-const metrics = async () => (await fetch(`${origin.httpUrl}/metrics`)).text();
+/** The exposition with the node label taken out (prom-client adds it to the origin's own families). */
+const metrics = async () =>
+  (await (await fetch(`${origin.httpUrl}/metrics`)).text())
+    .replace(/,node="[^"]*"\}/g, "}")
+    .replace(/\{node="[^"]*"\}/g, "");
 const digOrigin = async (name: string, type: string) =>
   (await dig(["@127.0.0.1", "-p", String(dnsPort), name, type, "+short"])).trim();
 

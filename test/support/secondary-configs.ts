@@ -190,3 +190,40 @@ zone:
     catalog-template: member
 `;
 }
+
+/** BIND that knows only the catalog zone (RFC 9432) and takes its members from it. */
+export function bindCatalogConsumer(
+  dir: string,
+  port: number,
+  primaryPort: number,
+  key: TsigKey,
+  catalog: string,
+): string {
+  const primaries = `port ${primaryPort} { 127.0.0.1 key "${key.name}"; }`;
+  return `key "${key.name}" {
+  algorithm ${key.algorithm};
+  secret "${key.secret.toString("base64")}";
+};
+options {
+  directory "${dir}";
+  listen-on port ${port} { 127.0.0.1; };
+  listen-on-v6 { none; };
+  pid-file none;
+  session-keyfile none;
+  recursion no;
+  dnssec-validation no;
+  notify no;
+  allow-new-zones yes;
+  catalog-zones {
+    zone "${catalog}" default-primaries ${primaries} in-memory yes min-update-interval 0;
+  };
+};
+controls { };
+zone "${catalog}" {
+  type secondary;
+  primaries ${primaries};
+  allow-notify { key "${key.name}"; };
+  file "${catalog}.db";
+};
+`;
+}
