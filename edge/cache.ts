@@ -5,18 +5,13 @@
  */
 import type { Clock } from "../core/clock.ts";
 import { VersionFloor, ZoneSerials } from "../core/floor.ts";
-import {
-  type CacheControl,
-  H,
-  parseCacheControl,
-  parseSerialHeader,
-  zoneKey,
-} from "../core/http.ts";
+import { H, parseCacheControl, parseSerialHeader, zoneKey } from "../core/http.ts";
 import type { PurgeEvent } from "../core/purge.ts";
 import { maxSerial, olderThan } from "../core/serial.ts";
 import type { SyncTarget } from "../core/sync.ts";
 import { DEFAULT_MAX_BODY, readBody, tooLarge } from "./body.ts";
-import { type Exchange, entryFromResponse, freshen } from "./entry.ts";
+import { type Exchange, entryFromResponse, freshen, selectedBy304 } from "./entry.ts";
+import { fillRequestHeaders, passRequestHeaders, storedHeaders } from "./fields.ts";
 import {
   appendCacheStatus,
   type CacheStatus,
@@ -32,9 +27,10 @@ import {
   header,
   mayServeOnError,
   noneMatch,
+  notModifiedSince,
   notStorableReason,
   remainingTtl,
-  storedHeaders,
+  sharesAuthorized,
   usability,
   varyMatches,
 } from "./policy.ts";
@@ -46,6 +42,7 @@ import {
   purgeRequest,
   residualMs,
 } from "./purge.ts";
+import { byteRange, ifRangeHolds } from "./range.ts";
 import type { EdgeStorage } from "./storage.ts";
 
 export type ParentFetch = (req: Request) => Promise<Response>;
@@ -114,9 +111,6 @@ export type EdgeMetrics = Record<Counter | "entries" | "bytes" | "evictions", nu
   id: string;
 };
 
-/** Request headers passed to the parent on a fill; the cache sets its own conditionals. */
-const FORWARDED = ["accept", "accept-language"];
-
 export class Edge implements SyncTarget {
   readonly id: string;
   private readonly parent: string;
@@ -164,18 +158,21 @@ export class Edge implements SyncTarget {
 
   async handle(req: Request, opts: HandleOptions = {}): Promise<Response> {
     if (req.method !== "GET" && req.method !== "HEAD") return this.pass(req, "method");
-    // RFC 9111 §3.5: a shared cache does not reuse responses to authenticated requests.
-    if (req.headers.has("authorization")) return this.pass(req, "bypass");
     const url = new URL(req.url);
     const key = cacheKey(url);
     const requestCc = parseCacheControl(req.headers.get("cache-control"));
     const minSerial = parseSerialHeader(req.headers.get(H.minSerial));
+    const authorized = req.headers.has("authorization");
     const now = this.clock.now();
     const stored = this.storage.get(key);
     let prior: CacheEntry | undefined;
     let fwd: Fwd = "uri-miss";
     let detail: string | undefined;
-    if (stored && !varyMatches(stored, req.headers)) {
+    if (stored && authorized && !sharesAuthorized(stored.cc)) {
+      // RFC 9111 §3.5: an authenticated request reuses only what says it may be shared.
+      fwd = "request";
+      detail = "authorization";
+    } else if (stored && !varyMatches(stored, req.headers)) {
       fwd = "vary-miss";
     } else if (stored && olderThan(stored.serial, minSerial)) {
       // Read-your-writes: the client has seen a newer serial than this entry.
@@ -200,7 +197,7 @@ export class Edge implements SyncTarget {
       }
       fwd = requestCc.noCache || requestCc.maxAge === 0 ? "request" : "stale";
     }
-    if (fwd === "stale" || fwd === "request") this.counters.revalidations++;
+    if (prior && (fwd === "stale" || fwd === "request")) this.counters.revalidations++;
     else this.counters.misses++;
     const fill = await this.fill(key, req, prior, minSerial);
     return this.respond(req, fill.entry, fill.status && { fwd, detail, ...fill.status });
@@ -262,18 +259,28 @@ export class Edge implements SyncTarget {
     opts.waitUntil?.(work);
   }
 
-  /** Request coalescing: concurrent fills of one key (and floor) share one parent request. */
+  /**
+   * Request coalescing: concurrent fills of one key (and floor) share one
+   * parent request. A follower whose request the shared response does not
+   * match on Vary (RFC 9111 §4.1) asks for its own; a request with
+   * Authorization never shares, its answer may be for that user alone.
+   */
   private fill(
     key: string,
     req: Request,
     prior: CacheEntry | undefined,
     minSerial: number | undefined,
   ): Promise<Fill> {
+    if (req.headers.has("authorization")) return this.fillFromParent(key, req, prior, minSerial);
     const id = minSerial === undefined ? key : `${key}|${minSerial}`;
     const running = this.inflight.get(id);
     if (running) {
       this.counters.coalesced++;
-      return running.then((f) => ({ ...f, status: f.status && { ...f.status, collapsed: true } }));
+      return running.then((f) =>
+        varyMatches(f.entry, req.headers)
+          ? { ...f, status: f.status && { ...f.status, collapsed: true } }
+          : this.fillFromParent(key, req, prior, minSerial),
+      );
     }
     const work = this.fillFromParent(key, req, prior, minSerial).finally(() =>
       this.inflight.delete(id),
@@ -298,7 +305,6 @@ export class Edge implements SyncTarget {
     minSerial: number | undefined,
   ): Promise<Fill> {
     let floor = maxSerial(prior?.serial, prior && this.floor.floorOf(prior.surrogateKeys));
-    const requestCc = parseCacheControl(req.headers.get("cache-control"));
     const bases = Array<string>(1 + this.floorRetries).fill(this.parent);
     if (this.origin !== undefined && this.origin !== this.parent) bases.push(this.origin);
     let last: Fill | undefined;
@@ -306,7 +312,13 @@ export class Edge implements SyncTarget {
       // A retry asks unconditionally: a lagging parent's 304 would only confirm the old entry.
       const validating = attempt === 0 ? prior : undefined;
       const x = await this.exchange(base, key, req, validating, maxSerial(minSerial, floor));
-      if (x instanceof Error || x.response.status >= 500) return this.onParentError(key, prior, x);
+      if (x instanceof Error || x.response.status >= 500) {
+        return this.onParentError(key, req, prior, x);
+      }
+      if (x.response.status === 304 && validating && !selectedBy304(validating, x.response)) {
+        // RFC 9111 §4.3.4: a 304 naming another strong validator updates nothing.
+        return { entry: validating, status: { fwdStatus: 304, detail: "validator-mismatch" } };
+      }
       const candidate =
         x.response.status === 304 && validating
           ? this.freshened(validating, x)
@@ -314,7 +326,7 @@ export class Edge implements SyncTarget {
       this.repair(candidate);
       floor = maxSerial(floor, this.floor.floorOf(candidate.surrogateKeys));
       const status: CacheStatus = { fwdStatus: x.response.status };
-      if (!olderThan(candidate.serial, floor)) return this.store(candidate, status, requestCc);
+      if (!olderThan(candidate.serial, floor)) return this.store(candidate, status, req);
       this.counters.floorRefusals++;
       last = { entry: candidate, status: { ...status, detail: "serial-below-floor" } };
     }
@@ -327,8 +339,9 @@ export class Edge implements SyncTarget {
     return freshen(prior, x);
   }
 
-  private store(entry: CacheEntry, status: CacheStatus, requestCc: CacheControl): Fill {
-    const reason = notStorableReason(entry, requestCc);
+  private store(entry: CacheEntry, status: CacheStatus, req: Request): Fill {
+    const requestCc = parseCacheControl(req.headers.get("cache-control"));
+    const reason = notStorableReason(entry, requestCc, req.headers.has("authorization"));
     if (reason !== undefined) return { entry, status: { ...status, detail: reason } };
     const stored = this.storage.set(entry);
     const now = this.clock.now();
@@ -347,7 +360,12 @@ export class Edge implements SyncTarget {
    * so the stale answer and the relayed 5xx carry this edge's member and
    * the made-up 502/504 carries none: its JSON body says which edge and why.
    */
-  private onParentError(key: string, prior: CacheEntry | undefined, x: Exchange | Error): Fill {
+  private onParentError(
+    key: string,
+    req: Request,
+    prior: CacheEntry | undefined,
+    x: Exchange | Error,
+  ): Fill {
     this.counters.parentErrors++;
     const now = this.clock.now();
     const fwdStatus = x instanceof Error ? undefined : x.response.status;
@@ -365,7 +383,12 @@ export class Edge implements SyncTarget {
       };
     }
     if (!(x instanceof Error)) {
-      return { entry: entryFromResponse(key, new Headers(), x), status: { fwdStatus } };
+      const entry = entryFromResponse(key, req.headers, x);
+      // RFC 9111 §3: a 5xx with explicit freshness is stored like any final status.
+      const reason = notStorableReason(entry, {}, req.headers.has("authorization"));
+      return reason === undefined
+        ? this.store(entry, { fwdStatus }, req)
+        : { entry, status: { fwdStatus } };
     }
     const timeout = x.name === "TimeoutError";
     const body = new TextEncoder().encode(
@@ -385,12 +408,13 @@ export class Edge implements SyncTarget {
     prior: CacheEntry | undefined,
     required: number | undefined,
   ): Promise<Exchange | Error> {
-    const headers = new Headers();
-    for (const name of FORWARDED) {
-      const v = req.headers.get(name);
-      if (v !== null) headers.set(name, v);
+    const headers = fillRequestHeaders(req.headers);
+    if (prior?.status === 200) {
+      // RFC 9111 §4.3.1: validate with every validator the stored response has.
+      if (prior.etag !== undefined) headers.set("if-none-match", prior.etag);
+      const lastModified = header(prior, "last-modified");
+      if (lastModified !== undefined) headers.set("if-modified-since", lastModified);
     }
-    if (prior?.etag !== undefined && prior.status === 200) headers.set("if-none-match", prior.etag);
     if (required !== undefined) headers.set(H.minSerial, String(required));
     const controller = new AbortController();
     let timer = 0;
@@ -407,6 +431,10 @@ export class Edge implements SyncTarget {
     try {
       const parentReq = new Request(base + key, { headers, signal: controller.signal });
       const response = await Promise.race([this.fetch(parentReq), timedOut]);
+      if (!finalStatus(response.status)) {
+        await response.body?.cancel();
+        return new Error(`answered with status ${response.status}, not a final HTTP status`);
+      }
       const responseTime = this.clock.now();
       const body = new Uint8Array(await Promise.race([response.arrayBuffer(), timedOut]));
       return { requestTime, responseTime, response, body };
@@ -422,10 +450,7 @@ export class Edge implements SyncTarget {
   private async pass(req: Request, fwd: Fwd): Promise<Response> {
     this.counters.passThrough++;
     const url = new URL(req.url);
-    const headers = new Headers(req.headers);
-    // The body is re-sent whole: fetch frames it itself.
-    for (const h of ["host", "connection", "content-length", "transfer-encoding"])
-      headers.delete(h);
+    const headers = passRequestHeaders(req.headers);
     const hasBody = req.method !== "GET" && req.method !== "HEAD";
     // Buffered, so bounded: a body over the limit is refused before it fills memory.
     const body = hasBody ? await readBody(req, this.maxBodyBytes) : undefined;
@@ -437,6 +462,10 @@ export class Edge implements SyncTarget {
       response = await this.fetch(
         new Request(this.parent + url.pathname + url.search, { method: req.method, headers, body }),
       );
+      if (!finalStatus(response.status)) {
+        await response.body?.cancel();
+        throw new Error(`answered with status ${response.status}, not a final HTTP status`);
+      }
     } catch (err) {
       this.counters.parentErrors++;
       return Response.json(
@@ -447,14 +476,37 @@ export class Edge implements SyncTarget {
         { status: 502 },
       );
     }
-    // RFC 9111 §4.4: a successful unsafe request invalidates the stored target.
-    if (hasBody && response.status < 400) this.storage.delete(cacheKey(url));
+    if (!SAFE_METHODS.has(req.method) && response.status >= 200 && response.status < 400) {
+      for (const key of this.invalidated(url, response.headers)) this.storage.delete(key);
+    }
     const out = new Headers(storedHeaders(response.headers));
     out.set(
       "cache-status",
       appendCacheStatus(out.get("cache-status") ?? undefined, formatCacheStatus(this.id, { fwd })),
     );
     return new Response(response.body, { status: response.status, headers: out });
+  }
+
+  /**
+   * RFC 9111 §4.4: a non-error response to an unsafe method invalidates the
+   * target URI, and the Location and Content-Location URIs when they are of
+   * the same origin (as the client or as the parent names it).
+   */
+  private invalidated(target: URL, headers: Headers): string[] {
+    const keys = [cacheKey(target)];
+    const asParent = new URL(target.pathname + target.search, `${this.parent}/`);
+    for (const name of ["location", "content-location"]) {
+      const value = headers.get(name);
+      if (value === null) continue;
+      let url: URL;
+      try {
+        url = new URL(value, asParent);
+      } catch {
+        continue;
+      }
+      if (url.origin === asParent.origin || url.origin === target.origin) keys.push(cacheKey(url));
+    }
+    return keys;
   }
 
   /** Serves `entry`, with this edge's Cache-Status member unless it generated the response. */
@@ -467,16 +519,52 @@ export class Edge implements SyncTarget {
       const own = formatCacheStatus(this.id, { ...status, key: entry.key });
       headers["cache-status"] = appendCacheStatus(headers["cache-status"], own);
     }
-    // RFC 9110 §13.1.2: the cache answers the client's own If-None-Match.
-    const notModified =
-      entry.status === 200 && noneMatch(req.headers.get("if-none-match"), entry.etag);
-    const status_ = notModified ? 304 : entry.status;
-    const noBody = req.method === "HEAD" || status_ === 304 || status_ === 204;
-    return new Response(noBody ? null : entry.body, { status: status_, headers });
+    let code = entry.status;
+    let body: Uint8Array<ArrayBuffer> | null = entry.body;
+    if (entry.status === 200) {
+      // RFC 9110 §13.2.2: If-None-Match, else If-Modified-Since, then Range.
+      const inm = req.headers.get("if-none-match");
+      if (
+        inm !== null
+          ? noneMatch(inm, entry.etag)
+          : notModifiedSince(req.headers.get("if-modified-since"), entry)
+      ) {
+        code = 304;
+      } else if (
+        req.method === "GET" &&
+        ifRangeHolds(req.headers.get("if-range"), entry.etag, headers["last-modified"])
+      ) {
+        const size = entry.body.byteLength;
+        const range = byteRange(req.headers.get("range"), size);
+        if (range === "unsatisfiable") {
+          code = 416;
+          body = null;
+          headers["content-range"] = `bytes */${size}`;
+        } else if (range !== undefined) {
+          code = 206;
+          body = entry.body.slice(range.start, range.end + 1);
+          headers["content-range"] = `bytes ${range.start}-${range.end}/${size}`;
+        }
+      }
+    }
+    const noBody = req.method === "HEAD" || code === 304 || code === 204;
+    return new Response(noBody ? null : body, { status: code, headers });
   }
 }
 
 const ZONE_KEY = zoneKey("");
+
+/**
+ * RFC 9110 §15: a final status is 200..599. fetch has already consumed any
+ * interim 1xx; anything else (a 999 from a broken origin) cannot be relayed
+ * by a Response, so it is a parent failure.
+ */
+function finalStatus(status: number): boolean {
+  return status >= 200 && status <= 599;
+}
+
+/** RFC 9110 §9.2.1: methods that do not invalidate anything. */
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
 
 /** A response the edge makes up itself when the parent cannot answer; never stored. */
 function errorEntry(key: string, status: number, now: number): CacheEntry {

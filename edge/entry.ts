@@ -1,14 +1,14 @@
 /**
  * Building and refreshing cache entries from parent responses (pure).
  */
+import { BODY_FIELDS, storedHeaders } from "./fields.ts";
+import { parseHttpDate } from "./http-date.ts";
 import {
   type CacheEntry,
   correctedInitialAge,
   describe,
   freshnessLifetime,
   parseAge,
-  parseHttpDate,
-  storedHeaders,
   varyValues,
 } from "./policy.ts";
 
@@ -41,8 +41,15 @@ export function entryFromResponse(key: string, request: Headers, x: Exchange): C
   );
 }
 
-/** Fields a 304 must not overwrite: they describe the stored body (RFC 9111 §3.2). */
-const BODY_FIELDS = new Set(["content-type", "content-range"]);
+/**
+ * RFC 9111 §4.3.4: whether a 304 selects the stored response: not when it
+ * carries an entity-tag other than the stored one.
+ */
+export function selectedBy304(prior: CacheEntry, notModified: Response): boolean {
+  const etag = notModified.headers.get("etag");
+  if (etag === null || prior.etag === undefined) return true;
+  return etag.replace(/^W\//, "") === prior.etag.replace(/^W\//, "");
+}
 
 /**
  * RFC 9111 §4.3.4: a 304 freshens the stored response: its header fields
@@ -76,6 +83,8 @@ function withTiming(
   dateValue: number | undefined,
 ): CacheEntry {
   const d = describe(base.headers);
+  const ageField = x.response.headers.get("age");
+  const ageValue = parseAge(ageField);
   return {
     ...base,
     ...d,
@@ -85,8 +94,12 @@ function withTiming(
       requestTime: x.requestTime,
       responseTime: x.responseTime,
       dateValue,
-      ageValue: parseAge(x.response.headers.get("age")),
+      ageValue,
     }),
-    freshnessLifetime: freshnessLifetime(d.cc, base),
+    // RFC 9111 §5.1 says to ignore an invalid Age; not knowing how old the
+    // response is, this cache does not reuse it unvalidated (the
+    // conservative side, as for an invalid Expires, §5.3).
+    freshnessLifetime:
+      ageField !== null && ageValue === undefined ? 0 : freshnessLifetime(d.cc, base),
   };
 }

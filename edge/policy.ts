@@ -6,6 +6,8 @@
  */
 import { type CacheControl, H, parseCacheControl, parseSerialHeader } from "../core/http.ts";
 import { serialLt } from "../core/serial.ts";
+import { targetedCacheControl } from "./fields.ts";
+import { parseHttpDate } from "./http-date.ts";
 
 /** A response as the cache holds it (RFC 9111 §3), with what §4.2.3 needs to age it. */
 export interface CacheEntry {
@@ -32,31 +34,37 @@ export interface CacheEntry {
   invalidated: boolean;
 }
 
-/** Header fields a cache must not store or forward (RFC 9110 §7.6.1), and body framing it recomputes. */
-const NOT_STORED = new Set([
-  "age",
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-  "content-length",
-  // fetch() hands us the decoded body, so the coding no longer applies.
-  "content-encoding",
+/** RFC 9110 §15.1: status codes "heuristically cacheable". */
+const HEURISTIC_STATUS = new Set([200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]);
+
+/**
+ * RFC 9111 §3: a final status the cache understands. Every final status
+ * may be stored with explicit freshness; 206 and 304 need handling this
+ * cache does not have (combining partial content, §3.4), so never.
+ */
+function storableStatus(status: number): boolean {
+  return status >= 200 && status !== 206 && status !== 304;
+}
+
+/** Final statuses RFC 9110 §15 defines, which must-understand lets this cache store. */
+const UNDERSTOOD_STATUS = new Set([
+  200, 201, 202, 203, 204, 205, 300, 301, 302, 303, 307, 308, 400, 401, 402, 403, 404, 405, 406,
+  407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 426, 500, 501, 502, 503, 504,
+  505,
 ]);
 
-/** Status codes a shared cache may store given explicit freshness (RFC 9110 §15.1, "heuristically cacheable"). */
-const STORABLE_STATUS = new Set([200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]);
-
-export function storedHeaders(headers: Headers): [string, string][] {
-  const out: [string, string][] = [];
-  headers.forEach((value, name) => {
-    if (!NOT_STORED.has(name)) out.push([name, value]);
-  });
-  return out;
+function mustUnderstand(response: Pick<CacheEntry, "headers">): boolean {
+  const field =
+    header(response, CDN_CACHE_CONTROL) !== undefined &&
+    targetedCacheControl(header(response, CDN_CACHE_CONTROL)) !== undefined
+      ? header(response, CDN_CACHE_CONTROL)
+      : header(response, "cache-control");
+  return (field ?? "").split(",").some((d) => d.trim().toLowerCase() === "must-understand");
 }
+
+/** RFC 9111 §4.2.2: the heuristic is a fraction of the time since Last-Modified, at most a day. */
+const HEURISTIC_FRACTION = 0.1;
+const HEURISTIC_MAX_S = 86_400;
 
 export function header(entry: Pick<CacheEntry, "headers">, name: string): string | undefined {
   for (const [k, v] of entry.headers) if (k === name) return v;
@@ -71,13 +79,6 @@ export function parseAge(value: string | null | undefined): number | undefined {
   const first = value?.split(",")[0]?.trim();
   if (!first || !/^\d+$/.test(first)) return undefined;
   return Math.min(Number(first), 2 ** 31);
-}
-
-/** An HTTP-date (RFC 9110 §5.6.7) in ms, or undefined when absent or unparseable. */
-export function parseHttpDate(value: string | null | undefined): number | undefined {
-  if (!value) return undefined;
-  const ms = Date.parse(value);
-  return Number.isNaN(ms) ? undefined : ms;
 }
 
 export interface AgeInputs {
@@ -127,34 +128,76 @@ export function ageHeader(age: number): string {
 
 /**
  * RFC 9111 §4.2.1 for a shared cache: s-maxage, then max-age, then
- * Expires - Date. No heuristic freshness (§4.2.2): DNS data states its TTL.
- * An invalid Expires (e.g. "0") means already expired.
+ * Expires - Date; when CDN-Cache-Control is present and valid (RFC 9213
+ * §2.2) only its directives count and Expires is ignored. An invalid
+ * Expires (e.g. "0", RFC 9111 §5.3) means already expired. Without any of
+ * them, §4.2.2 heuristic freshness for a heuristically cacheable status or
+ * a `public` response: 10 % of the time since Last-Modified, at most a day
+ * (DNS answers always state their TTL, so this never applies to them).
  */
-export function freshnessLifetime(cc: CacheControl, headers: Pick<CacheEntry, "headers">): number {
+export function freshnessLifetime(
+  cc: CacheControl,
+  response: Pick<CacheEntry, "headers"> & { status?: number },
+): number {
   if (cc.sMaxAge !== undefined) return cc.sMaxAge;
   if (cc.maxAge !== undefined) return cc.maxAge;
-  const expiresRaw = header(headers, "expires");
-  if (expiresRaw === undefined) return 0;
-  const expires = parseHttpDate(expiresRaw);
-  const date = parseHttpDate(header(headers, "date"));
-  if (expires === undefined || date === undefined) return 0;
-  return Math.max(0, (expires - date) / 1000);
+  const targeted = targetedCacheControl(header(response, CDN_CACHE_CONTROL)) !== undefined;
+  const expiresRaw = targeted ? undefined : header(response, "expires");
+  const date = parseHttpDate(header(response, "date"));
+  if (expiresRaw !== undefined) {
+    const expires = parseHttpDate(expiresRaw);
+    if (expires === undefined || date === undefined) return 0;
+    return Math.max(0, (expires - date) / 1000);
+  }
+  return heuristicLifetime(cc, response, date);
+}
+
+function heuristicLifetime(
+  cc: CacheControl,
+  response: Pick<CacheEntry, "headers"> & { status?: number },
+  date: number | undefined,
+): number {
+  if (response.status === undefined) return 0;
+  if (!HEURISTIC_STATUS.has(response.status) && !cc.public) return 0;
+  const lastModified = parseHttpDate(header(response, "last-modified"));
+  if (lastModified === undefined || date === undefined || lastModified > date) return 0;
+  return Math.min(HEURISTIC_MAX_S, Math.floor(((date - lastModified) / 1000) * HEURISTIC_FRACTION));
+}
+
+/** RFC 9213: the field a CDN obeys before Cache-Control. */
+export const CDN_CACHE_CONTROL = "cdn-cache-control";
+
+/**
+ * RFC 9111 §3.5: a response to a request with Authorization may be stored
+ * and reused by a shared cache only when it says so (public,
+ * must-revalidate or s-maxage).
+ */
+export function sharesAuthorized(cc: CacheControl): boolean {
+  return cc.public === true || cc.mustRevalidate === true || cc.sMaxAge !== undefined;
 }
 
 /**
- * Why a response may not be stored by a shared cache (RFC 9111 §3, §5.2.2),
- * or undefined when it may. It needs explicit freshness (§3: Expires,
- * max-age or s-maxage) or no-cache, as this cache has no heuristic freshness.
+ * Why a response may not be stored by a shared cache (RFC 9111 §3, §3.5,
+ * §5.2.2), or undefined when it may. It needs a freshness lifetime
+ * (explicit or heuristic) or no-cache: an entry that could never be used
+ * fresh and cannot be validated only takes room.
  */
 export function notStorableReason(
-  response: Pick<CacheEntry, "status" | "cc" | "headers">,
+  response: Pick<CacheEntry, "status" | "cc" | "headers" | "freshnessLifetime">,
   requestCc: CacheControl,
+  authorized = false,
 ): string | undefined {
   const { status, cc } = response;
   if (requestCc.noStore) return "request-no-store";
-  if (cc.noStore) return "no-store";
+  const understood = UNDERSTOOD_STATUS.has(status);
+  // RFC 9111 §5.2.2.3: must-understand stores only statuses whose semantics
+  // the cache knows, and then overrides the no-store that comes with it.
+  if (mustUnderstand(response)) {
+    if (!understood) return "must-understand";
+  } else if (cc.noStore) return "no-store";
   if (cc.private) return "private";
-  if (!STORABLE_STATUS.has(status)) return "status";
+  if (authorized && !sharesAuthorized(cc)) return "authorization";
+  if (!storableStatus(status)) return "status";
   if (
     header(response, "vary")
       ?.split(",")
@@ -164,11 +207,12 @@ export function notStorableReason(
   const explicit =
     cc.sMaxAge !== undefined ||
     cc.maxAge !== undefined ||
-    header(response, "expires") !== undefined;
-  if (!explicit && !cc.noCache) {
-    // Without explicit freshness the entry could never be used fresh.
-    return "no-explicit-freshness";
-  }
+    (header(response, "expires") !== undefined &&
+      targetedCacheControl(header(response, CDN_CACHE_CONTROL)) === undefined);
+  if (explicit) return undefined;
+  // RFC 9111 §3: without explicit freshness, only heuristically cacheable statuses (or public).
+  if (!HEURISTIC_STATUS.has(status) && !cc.public) return "status";
+  if (response.freshnessLifetime === 0 && !cc.noCache) return "no-explicit-freshness";
   return undefined;
 }
 
@@ -260,6 +304,21 @@ export function remainingTtl(entry: CacheEntry, now: number): number {
   return Math.floor(entry.freshnessLifetime - currentAge(entry, now));
 }
 
+/**
+ * RFC 9110 §13.1.3 If-Modified-Since on a stored response: not modified
+ * when its Last-Modified (else its Date, RFC 9111 §4.3.2) is no later than
+ * the client's date. An invalid date is ignored.
+ */
+export function notModifiedSince(
+  ifModifiedSince: string | null,
+  entry: Pick<CacheEntry, "headers">,
+): boolean {
+  const since = parseHttpDate(ifModifiedSince);
+  if (since === undefined) return false;
+  const modified = parseHttpDate(header(entry, "last-modified") ?? header(entry, "date"));
+  return modified !== undefined && modified <= since;
+}
+
 /** Entity-tag comparison for If-None-Match: weak comparison (RFC 9110 §13.1.2). */
 export function noneMatch(ifNoneMatch: string | null, etag: string | undefined): boolean {
   if (!ifNoneMatch || etag === undefined) return false;
@@ -278,7 +337,10 @@ export function describe(headers: [string, string][]): {
   const h = { headers };
   const keys = header(h, H.surrogateKey);
   return {
-    cc: parseCacheControl(header(h, "cache-control")),
+    // RFC 9213 §2.2: a valid CDN-Cache-Control replaces Cache-Control for this cache.
+    cc:
+      targetedCacheControl(header(h, CDN_CACHE_CONTROL)) ??
+      parseCacheControl(header(h, "cache-control")),
     etag: header(h, "etag"),
     serial: parseSerialHeader(header(h, H.serial)),
     surrogateKeys: keys ? keys.split(/\s+/).filter((k) => k.length > 0) : [],

@@ -5,7 +5,7 @@
  * node shares the launcher's process or runs in its own.
  */
 import type { DeliveryFailure, PurgeBus, Subscription } from "../core/bus.ts";
-import type { Clock } from "../core/clock.ts";
+import { type Clock, sleep, type TimerId } from "../core/clock.ts";
 import { type FetchLike, type LinkDelay, wrapFetch } from "../core/delay.ts";
 import type { FabricMetrics } from "../core/metrics.ts";
 import type { PropagationMode, PurgeEvent } from "../core/purge.ts";
@@ -54,10 +54,10 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
       body: JSON.stringify({ id: o.nodeId, tier: o.tier, address: o.address, parent: o.parent }),
     });
     await expectOk(res, `registering ${o.nodeId}`);
-    return (await res.json()) as { purgeKey?: { publicKey?: string } };
+    return (await res.json()) as { purgeKey?: { publicKey?: string }; leaseMs?: number };
   };
   // Bus events are applied only when the origin's key signed them (core/signing.ts).
-  const { purgeKey } = await register();
+  const { purgeKey, leaseMs } = await untilReachable(register, o.clock);
   if (o.bus && !purgeKey?.publicKey) {
     throw new Error(`registering ${o.nodeId}: the origin gave no purge key to verify events with`);
   }
@@ -82,7 +82,8 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
     ...(o.link && { link: o.link }),
     onError: (f: DeliveryFailure) => o.log(`${o.nodeId}: ${f.message}`),
   };
-  return followFabric(
+  let joined = false;
+  const link = await followFabric(
     o.bus,
     delivery,
     {
@@ -96,7 +97,10 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
       log: o.log,
       ...(verify && { verify }),
       zones: async () => {
-        const res = await expectOk(await http(api("/v1/zones")), "listing zones");
+        // Start-up is not propagation traffic: the first listing bypasses the modelled link
+        // (its loss or partition), or a lossy topology could not start at all.
+        const get = joined ? http : fetch;
+        const res = await expectOk(await get(api("/v1/zones")), "listing zones");
         const body = (await res.json()) as { zones: { zone: string; serial: number }[] };
         o.onZones?.(body.zones.map((z) => z.zone));
         return body.zones.map(({ zone, serial }) => ({ zone, serial }));
@@ -118,6 +122,36 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
     },
     o.metrics,
   );
+  joined = true;
+  // The lease: renewed at a third of its length, so one lost renewal does not make the node LOST.
+  let renewal: TimerId | undefined;
+  let closed = false;
+  const renew = async () => {
+    try {
+      const res = await fetch(api(`/v1/nodes/${o.nodeId}/lease`), {
+        method: "POST",
+        headers: auth,
+      });
+      if (res.status === 404)
+        await register(); // the origin forgot it: join again
+      else await expectOk(res, `renewing ${o.nodeId}'s lease`);
+    } catch (err) {
+      o.log(`${o.nodeId}: ${(err as Error).message}`);
+    }
+  };
+  const scheduleRenewal = () => {
+    if (closed || !leaseMs) return;
+    renewal = o.clock.setTimeout(() => void renew().finally(scheduleRenewal), leaseMs / 3);
+  };
+  scheduleRenewal();
+  return {
+    ...link,
+    close: async () => {
+      closed = true;
+      if (renewal !== undefined) o.clock.clearTimeout(renewal);
+      await link.close();
+    },
+  };
 }
 
 /**
@@ -153,6 +187,23 @@ export async function followFabric(
       await sync.stop();
     },
   };
+}
+
+/**
+ * Start-up retries until the origin answers (it may still be starting, as under
+ * `up --processes`): connection failures only, with backoff, for 10 s at most.
+ */
+async function untilReachable<T>(fn: () => Promise<T>, clock: Clock): Promise<T> {
+  const deadline = clock.now() + 10_000;
+  for (let backoff = 50; ; backoff = Math.min(backoff * 2, 1_000)) {
+    try {
+      return await fn();
+    } catch (err) {
+      // fetch rejects with a TypeError when no connection could be made.
+      if (!(err instanceof TypeError) || clock.now() + backoff > deadline) throw err;
+    }
+    await sleep(clock, backoff);
+  }
 }
 
 async function expectOk(res: Response, what: string): Promise<Response> {

@@ -4,6 +4,7 @@
  * origin's registry, change feed and receipts). The parent's address comes
  * from the origin's registry, so nodes may start on any port.
  */
+import { readFile } from "node:fs/promises";
 import { RealClock } from "../core/clock.ts";
 import { flagHelp, parseFlags, printReady, serveUntilSignal, UsageError } from "../core/flags.ts";
 import { createBus } from "./bus.ts";
@@ -26,9 +27,13 @@ const FLAGS = {
     type: "string",
     help: "edges and resolvers: origin URL (default: the topology's origin.http)",
   },
+  "token-file": {
+    type: "string",
+    help: "edges and resolvers: file holding this node's own token, issued by POST /v1/nodes/{id}/token (default $PROPAGATE_NODE_TOKEN)",
+  },
   token: {
     type: "string",
-    help: "edges and resolvers: the origin's node token, DATA/node-token (default $PROPAGATE_NODE_TOKEN)",
+    help: "refused: a token on the command line shows in ps; use --token-file or $PROPAGATE_NODE_TOKEN",
   },
   "log-level": {
     type: "string",
@@ -105,6 +110,28 @@ export async function main(argv: string[]): Promise<void> {
 
 type Values = ReturnType<typeof parseFlags<typeof FLAGS>>["values"];
 
+/** The node's own token: from --token-file or the environment, never from argv (ps shows argv). */
+async function nodeToken(v: Values): Promise<string> {
+  if (v.token !== undefined) {
+    throw new UsageError(
+      "--token is refused: a secret on the command line is visible to every user in ps; put it in a file (--token-file) or in PROPAGATE_NODE_TOKEN",
+    );
+  }
+  const token = v["token-file"]
+    ? (
+        await readFile(v["token-file"], "utf8").catch((err: Error) => {
+          throw new UsageError(`--token-file ${v["token-file"]}: ${err.message}`);
+        })
+      ).trim()
+    : process.env.PROPAGATE_NODE_TOKEN;
+  if (!token) {
+    throw new UsageError(
+      "--token-file (or PROPAGATE_NODE_TOKEN) is required to join the origin: this node's own token, issued by POST /v1/nodes/{id}/token",
+    );
+  }
+  return token;
+}
+
 async function startNode(
   ctx: NodeContext,
   v: Values,
@@ -118,11 +145,7 @@ async function startNode(
   const resolver = t.resolvers.find((r) => r.id === v.id);
   if (!edge && !resolver) throw new UsageError(`node "${v.id}" is not in the topology`);
   const url = v.origin ?? `http://${t.origin.http}`;
-  const originToken = v.token ?? process.env.PROPAGATE_NODE_TOKEN;
-  if (!originToken)
-    throw new UsageError(
-      "--token (or PROPAGATE_NODE_TOKEN) is required to join the origin: the origin's node token",
-    );
+  const originToken = await nodeToken(v);
   const parentId = edge?.parent ?? resolver!.upstream;
   const { nodes } = await getJson<{ nodes: { id: string; address: string }[] }>(`${url}/v1/nodes`);
   const parentUrl = parentId === t.origin.id ? url : nodes.find((n) => n.id === parentId)?.address;

@@ -35,6 +35,8 @@ export interface RunningNode {
   link: string;
   /** Bus events, feed changes, gaps and acks of an edge or resolver. */
   sync?: () => SyncStats;
+  /** An edge's or resolver's own token (issued by the origin): its /purge and admin, its acks. */
+  token?: string;
   close(): Promise<void>;
 }
 
@@ -55,8 +57,18 @@ export interface NodeContext {
 export interface OriginAddress {
   url: string;
   dns: string;
-  /** The nodes' token: registry and acks, and each node's own purge/admin endpoint. */
+  /**
+   * Without `tokenFor`: this node's own token (issued by the origin), for its
+   * registration, acks and its own purge/admin endpoint.
+   */
   token: string;
+  /** In the origin's process: issues each node its own token. */
+  tokenFor?: (id: string) => string;
+}
+
+/** The node's own credential: one issued for it, or the one it was given. */
+function ownToken(ctx: JoinContext, id: string): string {
+  return ctx.origin.tokenFor?.(id) ?? ctx.origin.token;
 }
 
 export function modeOf(t: Topology): (zone: string) => PropagationMode {
@@ -122,7 +134,12 @@ export async function startOriginNode(
       link: "-",
       close: origin.close,
     },
-    origin: { url: origin.httpUrl, dns: origin.dnsAddr, token: origin.nodeToken },
+    origin: {
+      url: origin.httpUrl,
+      dns: origin.dnsAddr,
+      token: origin.nodeToken,
+      tokenFor: origin.issueNodeToken,
+    },
     writeToken: origin.token,
     zones: () => origin.store.zones().map((z) => z.zone.name),
   };
@@ -134,11 +151,11 @@ interface JoinContext extends NodeContext {
   parentUrl: string;
 }
 
-function fabric(ctx: JoinContext, id: string, link: LinkDelay) {
+function fabric(ctx: JoinContext, id: string, link: LinkDelay, token: string) {
   const t = ctx.topology;
   return {
     originUrl: ctx.origin.url,
-    token: ctx.origin.token,
+    token,
     clock: ctx.clock,
     ...(ctx.bus && { bus: ctx.bus }),
     modeOf: modeOf(t),
@@ -152,6 +169,7 @@ function fabric(ctx: JoinContext, id: string, link: LinkDelay) {
 
 export async function startEdgeNode(ctx: JoinContext, e: EdgeSpec): Promise<RunningNode> {
   const link = linkOf(ctx, e.id, e.link);
+  const token = ownToken(ctx, e.id);
   const { host, port } = hostPort(ctx, e.http);
   const edge = await startEdge({
     id: e.id,
@@ -159,14 +177,14 @@ export async function startEdgeNode(ctx: JoinContext, e: EdgeSpec): Promise<Runn
     origin: ctx.origin.url,
     host,
     port,
-    token: ctx.origin.token,
+    token,
     ...(e.maxBytes !== undefined && { maxBytes: e.maxBytes }),
     fetch: wrapFetch((req) => fetch(req), link, ctx.clock) as (req: Request) => Promise<Response>,
   });
   if (ctx.logger) logApplies(edge.edge, ctx.logger.child({ node: e.id }));
   try {
     const joined = await connectNode({
-      ...fabric(ctx, e.id, link),
+      ...fabric(ctx, e.id, link, token),
       nodeId: e.id,
       tier: e.tier,
       address: edge.url,
@@ -183,6 +201,7 @@ export async function startEdgeNode(ctx: JoinContext, e: EdgeSpec): Promise<Runn
       extra: {},
       link: link.describe(),
       sync: () => joined.sync.stats(),
+      token,
       close: async () => {
         await joined.close();
         await edge.close();
@@ -200,6 +219,7 @@ export async function startResolverNode(
   zones: string[],
 ): Promise<RunningNode> {
   const link = linkOf(ctx, r.id, r.link);
+  const token = ownToken(ctx, r.id);
   const viaDoh = ctx.parentUrl.startsWith("http");
   const upstream = viaDoh ? ctx.parentUrl : `dns://${ctx.origin.dns}`;
   const res = await startResolver(
@@ -208,7 +228,7 @@ export async function startResolverNode(
       dns: hostPort(ctx, r.dns),
       admin: hostPort(ctx, r.admin),
       upstream,
-      token: ctx.origin.token,
+      token,
       zones: zones.length > 0 ? zones : ["example.test"],
       ...(r.maxBytes !== undefined && { maxBytes: r.maxBytes }),
     },
@@ -225,7 +245,7 @@ export async function startResolverNode(
   if (ctx.logger) logApplies(res.resolver, ctx.logger.child({ node: r.id }));
   try {
     const joined = await connectNode({
-      ...fabric(ctx, r.id, link),
+      ...fabric(ctx, r.id, link, token),
       nodeId: r.id,
       tier: "resolver",
       address: res.dnsAddr,
@@ -247,6 +267,7 @@ export async function startResolverNode(
       extra: res.adminUrl ? { admin: res.adminUrl } : {},
       link: link.describe(),
       sync: () => joined.sync.stats(),
+      token,
       close: async () => {
         await joined.close();
         await res.close();

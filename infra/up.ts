@@ -196,7 +196,11 @@ export async function main(argv: string[]): Promise<void> {
   // `propagate node` children read the level from the environment.
   if (values["log-level"]) process.env.PROPAGATE_LOG_LEVEL = values["log-level"];
   const running = values.processes
-    ? await spawnNodes(file, t, values.data)
+    ? await spawnNodes(file, t, values.data, (nodes) => {
+        // A supervised child was restarted: the table again, with its new pid.
+        console.log(`
+${nodeTable(nodes)}`);
+      })
     : await up(t, {
         ...(values.data && { dataDir: values.data }),
         ...logging(values["log-level"]),

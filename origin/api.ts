@@ -10,7 +10,7 @@ import { H } from "../core/http.ts";
 import { issueReason } from "../core/issue.ts";
 import { fqdn } from "../core/names.ts";
 import type { PropagationMode } from "../core/purge.ts";
-import { toRRType } from "../core/records.ts";
+import { type RRset, toRRType } from "../core/records.ts";
 import { requireBearer } from "./auth.ts";
 import { ZoneFollowed } from "./follow.ts";
 import {
@@ -127,7 +127,18 @@ function ifMatch(c: Context): number | undefined {
 
 function zoneJson(state: ZoneState) {
   const { zone, config } = state;
-  return { zone: zone.name, serial: zone.serial, ...config, rrsets: zone.all() };
+  return { zone: zone.name, serial: zone.serial, ...config, rrsets: zone.all().map(asWritten) };
+}
+
+/**
+ * An RRset in the shape the API takes it: a TXT record of one character-string
+ * is that string (`"data":["v"]` reads back as written), one of several is their
+ * list. Stored, on the feed and on the bus, TXT stays dns-packet's list of lists.
+ */
+function asWritten(set: RRset): RRset | (Omit<RRset, "data"> & { data: unknown[] }) {
+  if (set.type !== "TXT") return set;
+  const data = (set.data as string[][]).map((r) => (r.length === 1 ? r[0]! : r));
+  return { ...set, data };
 }
 
 function dataOf(body: z.infer<typeof rrsetBody>): unknown[] | undefined {
@@ -202,7 +213,7 @@ export function apiRoutes(opts: ApiOptions): Hono {
     if (!type) throw new InvalidInput("type", `unsupported type "${c.req.param("type")}"`);
     const set = state.zone.get(name, type);
     if (!set) throw new RRsetNotFound(name, type);
-    return c.json(set, 200, { ETag: `"${set.version}"` });
+    return c.json(asWritten(set), 200, { ETag: `"${set.version}"` });
   });
 
   app.put("/v1/zones/:zone/rrsets/:name/:type", async (c) => {
@@ -302,9 +313,10 @@ function errorResponse(err: Error, c: Context, log: (m: string) => void): Respon
     );
   }
   if (err instanceof SerialMismatch) {
+    // RFC 9110 §13.1.1: an If-Match that does not match is 412 Precondition Failed.
     return c.json(
       { error: "serial mismatch", zone: err.zone, serial: err.serial, reason: err.message },
-      409,
+      412,
       {
         ETag: `"${err.serial}"`,
       },

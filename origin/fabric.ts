@@ -14,8 +14,9 @@ import { isInZone, tryNormaliseName } from "../core/names.ts";
 import type { PurgeEvent } from "../core/purge.ts";
 import { dnsName } from "../core/records.ts";
 import { serialGt } from "../core/serial.ts";
-import { requireBearer } from "./auth.ts";
+import { type NodeCredentials, requireBearer } from "./auth.ts";
 import type { Outbox } from "./fabric-outbox.ts";
+import type { Registry } from "./fabric-registry.ts";
 import type { Receipts } from "./receipts.ts";
 import type { Relay } from "./relay.ts";
 import type { Store } from "./store.ts";
@@ -54,8 +55,8 @@ const purgeBody = z
     all: z.literal(true).optional(),
     mode: z.enum(["hard", "soft"]).default("hard"),
   })
-  .refine((b) => [b.names, b.keys, b.all].filter((x) => x !== undefined).length === 1, {
-    message: 'give exactly one of "names", "keys" or "all"',
+  .refine((b) => [b.names, b.keys, b.all].filter((x) => x !== undefined).length <= 1, {
+    message: 'give at most one of "names", "keys" or "all"',
   })
   .refine((b) => b.zone !== undefined || b.all === true, {
     message: '"zone" is required unless "all" is true',
@@ -76,12 +77,29 @@ export interface FabricOptions {
   relay: Relay | undefined;
   /** The public key (base64 SPKI Ed25519) that verifies every event the origin publishes. */
   purgeKey: string;
+  /** Each node's own token: it registers and acks for that node only. */
+  credentials: NodeCredentials;
+  /** Registrations, journaled. */
+  registry: Registry;
 }
 
 export function fabricRoutes(o: FabricOptions): Hono {
-  const { store, receipts, token, nodeToken, clock, outbox, relay, purgeKey } = o;
+  const { store, receipts, token, nodeToken, clock, outbox, relay, purgeKey, credentials } = o;
+  const { registry } = o;
   const app = new Hono();
-  const auth = requireBearer([nodeToken, token]);
+  // The launcher's (or operator's) tokens: any node; a node's own token: that node only.
+  const operator = requireBearer([nodeToken, token]);
+  const ownNode = requireBearer([nodeToken, token], (c, given) =>
+    credentials.valid(c.req.param("id") ?? "", given),
+  );
+  const registering = requireBearer([nodeToken, token], async (c, given) => {
+    const body: unknown = await c.req.raw
+      .clone()
+      .json()
+      .catch(() => undefined);
+    const id = (body as { id?: unknown } | undefined)?.id;
+    return typeof id === "string" && credentials.valid(id, given);
+  });
   const writeAuth = requireBearer(token);
 
   app.get("/v1/nodes", (c) => c.json({ nodes: receipts.nodes() }));
@@ -89,7 +107,20 @@ export function fabricRoutes(o: FabricOptions): Hono {
   // Public: nodes verify purge events with it (core/signing.ts); it cannot sign.
   app.get("/v1/purge-key", (c) => c.json({ algorithm: "Ed25519", publicKey: purgeKey }));
 
-  app.post("/v1/nodes", auth, async (c) => {
+  // Issues node {id} its own token (a new one each time: the earlier stops working).
+  app.post("/v1/nodes/:id/token", operator, (c) => {
+    const id = c.req.param("id");
+    const ok = nodeBody.shape.id.safeParse(id);
+    if (!ok.success) {
+      return c.json(
+        { error: "invalid input", field: "id", reason: ok.error.issues[0]!.message },
+        400,
+      );
+    }
+    return c.json({ id, token: credentials.issue(id) }, 201);
+  });
+
+  app.post("/v1/nodes", registering, async (c) => {
     const body = await parse(c.req.raw, nodeBody);
     if (!body.ok) return c.json(body.error, 400);
     const { purgeUrl, purgeToken, ...node } = body.value;
@@ -106,25 +137,35 @@ export function fabricRoutes(o: FabricOptions): Hono {
       }
       await relay.attach({ id: node.id, purgeUrl, token: purgeToken ?? nodeToken });
     }
-    receipts.register(node);
+    await registry.register(node);
     return c.json(
       {
         registered: node.id,
         relayed: purgeUrl !== undefined,
         purgeKey: { algorithm: "Ed25519", publicKey: purgeKey },
+        leaseMs: receipts.leaseMs,
       },
       201,
     );
   });
 
-  app.delete("/v1/nodes/:id", auth, async (c) => {
+  // Renews the node's lease (acks renew it too); a node that stops renewing turns LOST.
+  app.post("/v1/nodes/:id/lease", ownNode, (c) => {
     const id = c.req.param("id");
-    if (!receipts.deregister(id)) return c.json(unknownNode(id), 404);
-    await relay?.detach(id);
-    return c.json({ deregistered: id });
+    if (!receipts.renew(id)) return c.json(unknownNode(id), 404);
+    return c.json({ renewed: id, leaseMs: receipts.leaseMs });
   });
 
-  app.post("/v1/nodes/:id/acks", auth, async (c) => {
+  // Forgets the node and revokes its token: it can neither register again nor ack.
+  app.delete("/v1/nodes/:id", operator, async (c) => {
+    const id = c.req.param("id");
+    const revoked = credentials.revoke(id);
+    if (!(await registry.deregister(id)) && !revoked) return c.json(unknownNode(id), 404);
+    await relay?.detach(id);
+    return c.json({ deregistered: id, revoked });
+  });
+
+  app.post("/v1/nodes/:id/acks", ownNode, async (c) => {
     const id = c.req.param("id");
     const raw = await readJson(c.req.raw);
     if (!raw.ok) return c.json(raw.error, 400);
@@ -170,6 +211,7 @@ export function fabricRoutes(o: FabricOptions): Hono {
     const body = await parse(c.req.raw, purgeBody);
     if (!body.ok) return c.json(body.error, 400);
     const p = body.value;
+    const field = p.keys ? "keys" : "names";
     if (!outbox) {
       return c.json(
         {
@@ -189,12 +231,14 @@ export function fabricRoutes(o: FabricOptions): Hono {
           404,
         );
       }
-      const keys = p.all ? [zoneKey(zone)] : (p.keys ?? p.names!);
-      const bad = p.all ? -1 : keys.findIndex((k) => !keyInZone(k, zone));
+      // A zone alone (no names, keys or all) means the whole zone.
+      const named = p.keys ?? p.names;
+      const keys = named ?? [zoneKey(zone)];
+      const bad = named ? keys.findIndex((k) => !keyInZone(k, zone)) : -1;
       if (bad >= 0) {
-        const field = `${p.keys ? "keys" : "names"}.${bad}`;
+        const at = `${field}.${bad}`;
         const reason = `"${keys[bad]}" is not a name in zone ${zone} (nor "${zoneKey(zone)}"): a purge cannot reach other zones`;
-        return c.json({ error: "invalid input", field, reason }, 400);
+        return c.json({ error: "invalid input", field: at, reason }, 400);
       }
       const event: PurgeEvent = {
         changeId: `prg_${clock.now().toString(36)}_${randomBytes(5).toString("hex")}`,

@@ -4,6 +4,12 @@
  * reports for itself, and a change is converged once every node that was
  * registered when it was committed is in sync. Acks are cumulative per zone:
  * a node in sync with serial N of a zone is in sync with every earlier change.
+ *
+ * Leases: a node renews its registration (registering, acking or POST
+ * /v1/nodes/{id}/lease) within `leaseMs`; past it the node is LOST. A LOST
+ * node's pending receipts read LOST rather than PENDING, and do not hold a
+ * change back: the change reads INSYNC once every live node is, with the
+ * lost nodes listed. A lost node that renews is live again.
  */
 import type { Clock } from "../core/clock.ts";
 import { serialGte } from "../core/serial.ts";
@@ -33,7 +39,7 @@ export interface CommittedChange {
 export interface NodeReceipt {
   id: string;
   tier: string;
-  status: "PENDING" | "INSYNC";
+  status: "PENDING" | "INSYNC" | "LOST";
   /** When the node reported the change applied (ms), and the delay since commit. */
   syncedAt?: number;
   latencyMs?: number;
@@ -49,7 +55,12 @@ export interface ChangeStatus {
   status: "PENDING" | "INSYNC";
   convergedAt?: number;
   nodes: NodeReceipt[];
+  /** Nodes whose lease ran out before they acked: not known to hold the change. */
+  lost?: string[];
 }
+
+/** Default lease: a node that has not renewed for this long is LOST. */
+export const DEFAULT_LEASE_MS = 30_000;
 
 interface Tracked extends CommittedChange {
   /** Node id -> sync time; pending nodes map to undefined. */
@@ -65,20 +76,40 @@ export class Receipts {
   /** Per node and zone, the highest serial acked. */
   private readonly acked = new Map<string, Map<string, number>>();
 
+  /** Per node, when its lease was last renewed. */
+  private readonly renewed = new Map<string, number>();
+
   constructor(
     private readonly clock: Clock,
     /** How many changes are kept for status queries; older ones are forgotten. */
     private readonly keep = 10_000,
+    /** A node that has not renewed for this long is LOST. */
+    readonly leaseMs = DEFAULT_LEASE_MS,
   ) {}
 
   register(node: NodeInfo): void {
     this.registry.set(node.id, { ...node });
+    this.renewed.set(node.id, this.clock.now());
+  }
+
+  /** Renews a node's lease; false for a node not registered. */
+  renew(id: string): boolean {
+    if (!this.registry.has(id)) return false;
+    this.renewed.set(id, this.clock.now());
+    return true;
+  }
+
+  /** True when a registered node's lease has run out. */
+  isLost(id: string): boolean {
+    const at = this.renewed.get(id);
+    return at !== undefined && this.clock.now() - at > this.leaseMs;
   }
 
   /** Forgets a node; changes pending only on it become converged. */
   deregister(id: string): boolean {
     if (!this.registry.delete(id)) return false;
     this.acked.delete(id);
+    this.renewed.delete(id);
     for (const change of this.changes.values()) {
       change.receipts.delete(id);
       this.checkConverged(change);
@@ -120,7 +151,7 @@ export class Receipts {
    * refused so that a typo cannot fake convergence.
    */
   ack(nodeId: string, zone: string, serial: number, at = this.clock.now()): boolean {
-    if (!this.registry.has(nodeId)) return false;
+    if (!this.renew(nodeId)) return false;
     const perZone = this.acked.get(nodeId) ?? new Map<string, number>();
     const prev = perZone.get(zone);
     if (prev === undefined || serialGte(serial, prev)) perZone.set(zone, serial);
@@ -134,7 +165,7 @@ export class Receipts {
   /** Records that `nodeId` has applied one change or purge, named by its id. */
   ackChange(nodeId: string, changeId: string, at = this.clock.now()): boolean {
     const change = this.changes.get(changeId);
-    if (!this.registry.has(nodeId) || !change) return false;
+    if (!change || !this.renew(nodeId)) return false;
     this.insync(change, nodeId, at);
     return true;
   }
@@ -152,18 +183,26 @@ export class Receipts {
     const nodes: NodeReceipt[] = [...c.receipts].map(([id, syncedAt]) => ({
       id,
       tier: this.registry.get(id)?.tier ?? "unknown",
-      status: syncedAt === undefined ? "PENDING" : "INSYNC",
+      status: syncedAt !== undefined ? "INSYNC" : this.isLost(id) ? "LOST" : "PENDING",
       ...(syncedAt !== undefined ? { syncedAt, latencyMs: syncedAt - c.ts } : {}),
     }));
+    const lost = nodes.filter((n) => n.status === "LOST").map((n) => n.id);
+    // Only live nodes hold a change back; the lost ones are named instead.
+    const convergedAt =
+      c.convergedAt ??
+      (nodes.some((n) => n.status === "PENDING")
+        ? undefined
+        : Math.max(c.ts, ...nodes.map((n) => n.syncedAt ?? c.ts)));
     return {
       changeId: c.changeId,
       kind: c.explicit ? "purge" : "change",
       zone: c.zone,
       serial: c.serial,
       committedAt: c.ts,
-      status: c.convergedAt === undefined ? "PENDING" : "INSYNC",
-      ...(c.convergedAt !== undefined ? { convergedAt: c.convergedAt } : {}),
+      status: convergedAt === undefined ? "PENDING" : "INSYNC",
+      ...(convergedAt !== undefined ? { convergedAt } : {}),
       nodes,
+      ...(lost.length > 0 ? { lost } : {}),
     };
   }
 

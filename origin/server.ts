@@ -5,6 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import { z } from "zod";
@@ -18,12 +19,13 @@ import type { PropagationMode } from "../core/purge.ts";
 import { eventVerifier } from "../core/signing.ts";
 import { parseTsigKeys, type TsigKey } from "../core/tsig.ts";
 import { apiRoutes } from "./api.ts";
-import { loadOrCreateSigningKey, loadOrCreateToken } from "./auth.ts";
+import { loadOrCreateSigningKey, loadOrCreateToken, NodeCredentials } from "./auth.ts";
 import { Catalog } from "./catalog.ts";
 import { type DashboardInfo, dashboardRoutes } from "./dashboard.ts";
 import { startAuthoritativeDns } from "./dns-server.ts";
 import { fabricRoutes } from "./fabric.ts";
 import { Outbox, publishCommits } from "./fabric-outbox.ts";
+import { Registry } from "./fabric-registry.ts";
 import { Follower, followSources } from "./follow.ts";
 import { OriginMetrics, observeReceipts } from "./metrics.ts";
 import { readRoutes } from "./reads.ts";
@@ -60,6 +62,8 @@ export const originConfigSchema = z.object({
   snapshotEvery: z.number().int().min(1).default(10_000),
   /** Changes kept per zone for GET .../changes?since=N. */
   changeLogLimit: z.number().int().min(1).default(1000),
+  /** A node that has not renewed its registration (lease, ack) for this long is LOST. */
+  leaseMs: z.number().int().min(100).default(30_000),
   /** Largest API request body, bytes. */
   maxBodyBytes: z
     .number()
@@ -103,6 +107,8 @@ export interface RunningOrigin {
   nodeToken: string;
   /** The public key (base64 SPKI) nodes verify purge events with. */
   purgeKey: string;
+  /** Issues node `id` its own token (POST /v1/nodes/{id}/token does the same). */
+  issueNodeToken(id: string): string;
   store: Store;
   /** Registered cache nodes and per-node receipts of every change. */
   receipts: Receipts;
@@ -151,15 +157,18 @@ export async function startOrigin(
   const { token, created } = await loadOrCreateToken(cfg.dataDir, cfg.token);
   const { token: nodeToken } = await loadOrCreateToken(cfg.dataDir, cfg.nodeToken, "node-token");
   const signer = await loadOrCreateSigningKey(cfg.dataDir);
+  const credentials = new NodeCredentials(nodeToken, join(cfg.dataDir, "node-credentials.json"));
 
   const files = await Promise.all(
     cfg.zoneFiles.map(async (f) => ({ source: f, text: await readFile(f, "utf8") })),
   );
   if (cfg.sample) files.push({ source: "the sample zone", text: SAMPLE_ZONE_FILE });
 
-  const receipts = new Receipts(clock);
+  const receipts = new Receipts(clock, undefined, cfg.leaseMs);
+  const nodeRegistry = await Registry.open(cfg.dataDir, receipts, warn);
   const primary = await startPrimary(cfg, store, receipts, clock, log, metrics, deps).catch(
     async (err: Error) => {
+      await nodeRegistry.close();
       await data.close();
       throw err;
     },
@@ -177,6 +186,7 @@ export async function startOrigin(
         : undefined;
   } catch (err) {
     primary.secondaries.close();
+    await nodeRegistry.close();
     await data.close();
     throw err;
   }
@@ -237,6 +247,8 @@ export async function startOrigin(
       outbox,
       relay,
       purgeKey: signer.publicKey,
+      credentials,
+      registry: nodeRegistry,
     }),
   );
   app.route("/", readRoutes({ store, clock }));
@@ -276,6 +288,7 @@ export async function startOrigin(
       stopPublishing();
       outbox?.close();
       await data.close();
+      await nodeRegistry.close();
       throw err;
     },
   );
@@ -295,6 +308,7 @@ export async function startOrigin(
   } catch (err) {
     server.close();
     await data.close();
+    await nodeRegistry.close();
     throw err;
   }
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
@@ -312,6 +326,7 @@ export async function startOrigin(
       server.closeAllConnections();
     });
     await data.close();
+    await nodeRegistry.close();
   };
   // Zones are imported once both ports are ours, so a start that cannot listen
   // leaves the data directory as it found it.
@@ -333,6 +348,7 @@ export async function startOrigin(
     tokenCreated: created,
     nodeToken,
     purgeKey: signer.publicKey,
+    issueNodeToken: (id) => credentials.issue(id),
     store,
     receipts,
     secondaries: primary.secondaries,

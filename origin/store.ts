@@ -307,6 +307,19 @@ export class Store implements ZoneSource {
       );
     }
     if (serialLt(since, state.base)) {
+      // A log that never filled up has dropped nothing: the caller is from before the
+      // zone was created (e.g. since=0), and the creation is the change it missed.
+      if (state.changes.length < this.limits.changes) {
+        const created: CommittedChange = {
+          changeId: `create:${zone}:${state.base}`,
+          op: "create",
+          zone,
+          serial: state.base,
+          ts: 0,
+          changes: [],
+        };
+        return { serial, changes: [created, ...state.changes] };
+      }
       throw new ChangesGone(zone, serial, `changes before serial ${state.base} are no longer kept`);
     }
     return { serial, changes: state.changes.filter((c) => serialGt(c.serial, since)) };

@@ -139,6 +139,16 @@ export class ResolverCache implements SyncTarget {
     return this.storage.stats().bytes;
   }
 
+  /** The entries whose answer depends on owner `name`, read without touching recency (admin GET /cache). */
+  entriesFor(name: string): CacheEntry[] {
+    const out: CacheEntry[] = [];
+    for (const k of this.storage.keysFor(name)) {
+      const e = this.storage.peek(k);
+      if (e) out.push(e);
+    }
+    return out;
+  }
+
   /** A fresh or stale answer now, or a promise of one; rejects when nothing can be served. */
   lookup(key: string, wireName: Buffer, qtype: number): Served | Promise<Served> {
     const now = this.clock.now();
@@ -316,16 +326,6 @@ export class ResolverCache implements SyncTarget {
   private floorOf(name: string, owners: readonly string[] = []): number | undefined {
     const zone = zoneOf(name, this.zones);
     return zone === undefined ? undefined : this.floor.floorOf([name, ...owners], zone);
-  }
-
-  /** The entries whose answer depends on owner `name`, read without touching recency (admin GET /cache). */
-  entriesFor(name: string): CacheEntry[] {
-    const out: CacheEntry[] = [];
-    for (const key of this.storage.keysFor(name)) {
-      const e = this.storage.peek(key);
-      if (e) out.push(e);
-    }
-    return out;
   }
 
   /**

@@ -22,7 +22,6 @@ import { ResolverCache, type Served } from "../../resolver/cache.ts";
 import { toWire } from "../../resolver/handler.ts";
 import { DEFAULT_CACHE, type CacheEntry as ResolverEntry } from "../../resolver/policy.ts";
 import { parseQuery } from "../../resolver/query.ts";
-import { LruStorage as ResolverLru } from "../../resolver/storage-lru.ts";
 import { buildQuery, dohUpstream } from "../../resolver/upstream.ts";
 import { followFabric } from "../node-link.ts";
 import { edgesInStartOrder, type Topology } from "../topology.ts";
@@ -188,11 +187,9 @@ export class World implements Observed {
             return res;
           })) as typeof fetch,
       });
-      const maxBytes = r.maxBytes ?? 1 << 16;
-      const storage = new ResolverLru(maxBytes);
       const cache = new ResolverCache(
         r.id,
-        { ...DEFAULT_CACHE, maxBytes, ...cacheConfigOf(population) },
+        { ...DEFAULT_CACHE, maxBytes: r.maxBytes ?? 1 << 16, ...cacheConfigOf(population) },
         clock,
         // A refresh that comes back may change the answer: the node is touched.
         (...args) =>
@@ -200,8 +197,6 @@ export class World implements Observed {
             this.loop.markDirty();
             this.events.touched(index);
           }),
-        undefined,
-        storage,
       );
       // A copy the edge served stale-if-error (RFC 5861 §4) and the resolver
       // passed on in the same instant is that documented stale case too, even
@@ -217,7 +212,7 @@ export class World implements Observed {
         tier: "resolver",
         ...(population ? { population: population.name } : {}),
         parent: this.indexOf.get(r.upstream) ?? -1,
-        nextChangeMs: () => resolverNextChangeMs(storage.peek(KEY.key), clock.now()),
+        nextChangeMs: () => resolverNextChangeMs(cache, clock.now()),
         ask: () => {
           const served = cache.lookup(KEY.key, KEY.name, KEY.qtype);
           if (!(served instanceof Promise)) return track(served);
@@ -368,13 +363,19 @@ function edgeNextChangeMs(storage: EdgeStorage, now: number): number | undefined
  * prefetch point (a question then starts a refresh), its expiry (RFC 1035
  * §3.2.1), the end of serve-stale (RFC 8767 §4).
  */
-function resolverNextChangeMs(e: ResolverEntry | undefined, now: number): number | undefined {
+function resolverNextChangeMs(cache: ResolverCache, now: number): number | undefined {
+  const e = peekResolver(cache);
   if (!e) return undefined;
   let next: number | undefined;
   for (const at of [e.prefetchAt, e.expiresAt]) {
     if (at > now && (next === undefined || at - now < next)) next = at - now;
   }
   return next;
+}
+
+/** The resolver's entry for the simulated question, read without touching its recency or counters. */
+function peekResolver(cache: ResolverCache): ResolverEntry | undefined {
+  return cache.entriesFor(SIM_NAME).find((e) => e.key === KEY.key);
 }
 
 /** The edge's own Cache-Status member (the last) says stale-if-error (RFC 5861 §4). */

@@ -1,7 +1,9 @@
 /**
  * The delay model, measured on the wire: requests to a real origin over
- * loopback pass through a seeded lognormal link, and the times a client
- * measures follow the model's distribution (Kolmogorov-Smirnov).
+ * loopback pass through a seeded lognormal link: each request takes at least
+ * the latency the link drew for it, and those latencies follow the model's
+ * distribution (Kolmogorov-Smirnov). Comparing wall-clock times with the model
+ * directly failed on a loaded machine: scheduling noise adds to every time.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -30,50 +32,55 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Times (ms) of `n` GETs through `doFetch`, `batch` at a time. */
+/** Times (ms) of `n` GETs through `doFetch`, `batch` at a time, in the order they were sent. */
 async function time(doFetch: typeof fetch, n: number, batch: number): Promise<number[]> {
   const url = `${origin.httpUrl}/resolve?name=www.example.test&type=A`;
   const out: number[] = [];
   for (let i = 0; i < n; i += batch) {
-    await Promise.all(
-      Array.from({ length: Math.min(batch, n - i) }, async () => {
+    const k = Math.min(batch, n - i);
+    const times = await Promise.all(
+      Array.from({ length: k }, async () => {
         const t0 = performance.now();
         await (await doFetch(url)).arrayBuffer();
-        out.push(performance.now() - t0);
+        return performance.now() - t0;
       }),
     );
+    out.push(...times);
   }
-  return out.sort((a, b) => a - b);
+  return out;
 }
 
 describe("link delay on the wire", () => {
-  it("measured request times follow the configured lognormal model", async () => {
+  it("each request waits its sampled latency, and the samples follow the configured lognormal model", async () => {
     const clock = new RealClock();
-    const link = new LinkDelay(
-      { latency: { kind: "lognormal", medianMs: 40, sigma: 0.5 } },
-      "wire-test",
-      clock,
-    );
+    const model = { latency: { kind: "lognormal", medianMs: 40, sigma: 0.5 } } as const;
+    const link = new LinkDelay(model, "wire-test", clock);
+    // The same seed draws the same latencies, in the order the requests are sent.
+    const twin = new LinkDelay(model, "wire-test", clock);
     const n = 200;
-    await time(fetch, 10, 1); // warm up the connection and the code paths
-    const base = await time(fetch, 30, 1);
-    const overhead = base[Math.floor(base.length / 2)]!; // the loopback round trip itself
-    const measured = (await time(wrapFetch(fetch, link, clock) as typeof fetch, n, 10)).map(
-      (t) => t - overhead,
-    );
+    await time(fetch, 10, 5); // warm up the connections and the code paths
+    const wrapped = await time(wrapFetch(fetch, link, clock) as typeof fetch, n, 10);
+    const sampled = wrapped.map(() => {
+      const s = twin.sample();
+      return s.dropped ? 0 : s.delayMs;
+    });
 
-    // KS statistic: the largest gap between the measured ECDF and the model's CDF.
+    // Exact whatever the load: a timer never fires early (1 ms of timer granularity).
+    for (const [i, t] of wrapped.entries()) {
+      expect(t, `request ${i}`).toBeGreaterThanOrEqual(sampled[i]! - 1);
+    }
+    // Kolmogorov-Smirnov: the largest gap between the samples' ECDF and the model's CDF;
+    // the critical value at alpha = 0.001 is 1.95 / sqrt(n) ~ 0.14.
+    const sorted = [...sampled].sort((a, b) => a - b);
     let d = 0;
-    for (const [i, t] of measured.entries()) {
+    for (const [i, t] of sorted.entries()) {
       const f = link.cdf(t);
       d = Math.max(d, Math.abs((i + 1) / n - f), Math.abs(i / n - f));
     }
-    // Critical value at alpha = 0.001 is 1.95 / sqrt(n) ~ 0.14; allow for timer
-    // and scheduling noise of a shared machine on top.
-    expect(d).toBeLessThan(0.2);
-    const median = measured[Math.floor(n / 2)]!;
-    expect(median).toBeGreaterThan(40 * 0.8);
-    expect(median).toBeLessThan(40 * 1.4);
+    expect(d).toBeLessThan(0.14);
+    // What comes on top (the round trip, a loaded machine's timer lag) is load, not
+    // model, so its size is not asserted; test/core/delay.test.ts checks on the
+    // virtual clock that wrapFetch waits exactly one sample per request.
   });
 
   it("a lossy link fails about the configured share of requests", async () => {

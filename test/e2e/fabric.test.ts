@@ -105,7 +105,14 @@ describe("the fabric, live", () => {
 
     const bad = await post({ zone: "example.test", names: ["www"], keys: ["x"] });
     expect(bad.status).toBe(400);
-    expect(await bad.json()).toMatchObject({ reason: expect.stringMatching(/exactly one of/) });
+    expect(await bad.json()).toMatchObject({ reason: expect.stringMatching(/at most one of/) });
+    // A zone alone purges the whole zone.
+    await fetch(edge);
+    const whole = await post({ zone: "example.test", mode: "hard" });
+    expect(whole.status).toBe(202);
+    const [zonePurge] = ((await whole.json()) as { purges: { changeId: string }[] }).purges;
+    expect((await waitConverged(t, zonePurge!.changeId, 5_000)).status).toBe("INSYNC");
+    expect(cacheStatusOf(await fetch(edge), "edge-1")).toMatch(/^edge-1; fwd=/);
     expect((await post({ names: ["www.example.test"] })).status).toBe(400);
     expect((await post({ zone: "nope.test", all: true })).status).toBe(404);
     expect((await post({ all: true }, "wrong-token-000")).status).toBe(403);

@@ -46,7 +46,7 @@ async function waitNodeInSync(t: Running, changeId: string, nodeId: string): Pro
 
 async function resolverMetrics(t: Running, id: string): Promise<Record<string, number>> {
   const res = await fetch(`${node(t, id).extra.admin}/metrics`, {
-    headers: { authorization: `Bearer ${t.nodeToken}` },
+    headers: { authorization: `Bearer ${node(t, id).token}` },
   });
   const out: Record<string, number> = {};
   for (const m of (await res.text()).matchAll(/^(\w+)\{[^}]*\} (\d+)$/gm))

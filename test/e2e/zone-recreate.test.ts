@@ -37,7 +37,7 @@ async function write(method: string, path: string, body?: string, type = "applic
 
 async function resolverMetric(id: string, name: string): Promise<number> {
   const res = await fetch(`${node(running, id).extra.admin}/metrics`, {
-    headers: { authorization: `Bearer ${running.nodeToken}` },
+    headers: { authorization: `Bearer ${node(running, id).token}` },
   });
   const m = new RegExp(`^${name}\\{[^}]*\\} (\\d+)$`, "m").exec(await res.text());
   if (!m) throw new Error(`no ${name} in ${id}'s metrics`);

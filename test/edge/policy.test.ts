@@ -126,11 +126,15 @@ describe("RFC 9111 §4.2.1 freshness_lifetime for a shared cache", () => {
 
 describe("storability (RFC 9111 §3)", () => {
   const cc = parseCacheControl;
-  const res = (status: number, fields: [string, string][]) => ({
-    status,
-    headers: fields,
-    cc: cc(fields.find(([k]) => k === "cache-control")?.[1]),
-  });
+  const res = (status: number, fields: [string, string][]) => {
+    const c = cc(fields.find(([k]) => k === "cache-control")?.[1]);
+    return {
+      status,
+      headers: fields,
+      cc: c,
+      freshnessLifetime: freshnessLifetime(c, { headers: fields, status }),
+    };
+  };
   const maxAge: [string, string] = ["cache-control", "max-age=5"];
   it("refuses no-store, private, Vary: *, uncacheable status and no explicit freshness", () => {
     expect(notStorableReason(res(200, [maxAge]), {})).toBeUndefined();
@@ -141,7 +145,8 @@ describe("storability (RFC 9111 §3)", () => {
     expect(notStorableReason(res(200, [["cache-control", "private, max-age=5"]]), {})).toBe(
       "private",
     );
-    expect(notStorableReason(res(500, [maxAge]), {})).toBe("status");
+    expect(notStorableReason(res(500, [maxAge]), {})).toBeUndefined();
+    expect(notStorableReason(res(206, [maxAge]), {})).toBe("status");
     expect(notStorableReason(res(200, [maxAge, ["vary", "accept, *"]]), {})).toBe("vary-star");
     expect(notStorableReason(res(200, []), {})).toBe("no-explicit-freshness");
     expect(notStorableReason(res(200, [maxAge]), cc("no-store"))).toBe("request-no-store");

@@ -34,7 +34,7 @@ async function until(check: () => Promise<boolean>, ms = 5_000): Promise<void> {
 }
 
 describe("connectNode", () => {
-  it("follows the change feed, and registers again when a restarted origin forgot it", async () => {
+  it("follows the change feed, and registers again when a restarted origin lost its registry", async () => {
     const dir = await mkdtemp(join(tmpdir(), "node-link-"));
     dirs.push(dir);
     let o = await origin(dir);
@@ -56,6 +56,8 @@ describe("connectNode", () => {
     try {
       expect(o.receipts.nodes().map((n) => n.id)).toEqual(["edge-9"]);
       await o.close();
+      // The registry is journaled (DATA/registry): only losing it makes the origin forget.
+      await rm(join(dir, "registry"), { recursive: true, force: true });
       o = await origin(dir, port);
       expect(o.receipts.nodes()).toEqual([]);
       const res = await fetch(`${o.httpUrl}/v1/zones/example.test/rrsets/www/A`, {

@@ -71,7 +71,7 @@ const RECORDS: [string, string, unknown[], unknown[], string[]][] = [
     "txt",
     "TXT",
     ["v=spf1 -all", ['say "hi"', "two\\parts; here"]],
-    [["v=spf1 -all"], ['say "hi"', "two\\parts; here"]],
+    ["v=spf1 -all", ['say "hi"', "two\\parts; here"]], // read back as written
     ['"v=spf1 -all"', '"say \\"hi\\"" "two\\\\parts; here"'],
   ],
   ["sub", "NS", ["ns.elsewhere.test."], ["ns.elsewhere.test"], ["ns.elsewhere.test."]],
@@ -325,7 +325,7 @@ describe("errors, each with its reason", () => {
     );
   });
 
-  it("409 on an If-Match that is not the serial, with the current serial; 409 on re-create", async () => {
+  it("412 on an If-Match that is not the serial (RFC 9110 §13.1.1), with the current serial; 409 on re-create", async () => {
     await createZone("cas.test");
     const stale = await call(
       "PUT",
@@ -333,7 +333,7 @@ describe("errors, each with its reason", () => {
       { data: ["192.0.2.1"] },
       { "if-match": '"7"' },
     );
-    expect(stale.status).toBe(409);
+    expect(stale.status).toBe(412);
     expect(stale.json).toMatchObject({ serial: 1, reason: expect.stringMatching(/not 7/) });
     const fresh = await call(
       "PUT",

@@ -226,7 +226,7 @@ describe("kill -9 of a real origin process", () => {
       expect(new Set(acks.map((a) => a.serial)).size).toBe(20);
       const names = new Set(z.rrsets.map((s) => s.name));
       for (let i = 0; i < 20; i++) expect(names).toContain(`h${i}.k.test`);
-      expect(z.rrsets.find((s) => s.name === "last.k.test")?.data).toEqual([["acknowledged"]]);
+      expect(z.rrsets.find((s) => s.name === "last.k.test")?.data).toEqual(["acknowledged"]);
     } finally {
       // SIGTERM: the journal is flushed and closed, and the process exits 0.
       expect(await second.stop()).toBe(0);

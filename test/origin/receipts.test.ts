@@ -84,4 +84,34 @@ describe("Receipts", () => {
     expect(r.status("prg1")?.status).toBe("INSYNC");
     expect(r.ackChange("res-1", "nope")).toBe(false);
   });
+
+  it("leases: a node that stops renewing is LOST and no longer holds a change PENDING; renewing makes it live again", () => {
+    const clock = new VirtualClock(0);
+    const r = new Receipts(clock, 100, 1_000);
+    r.register({ id: "edge-1", tier: "edge", address: "a" });
+    r.register({ id: "edge-2", tier: "edge", address: "b" });
+    r.track({ changeId: "c1", zone: "example.test", serial: 2, ts: 0 });
+    clock.advanceSync(600);
+    r.ack("edge-2", "example.test", 2); // renews edge-2 at 600
+    clock.advanceSync(400);
+    expect(r.status("c1")).toMatchObject({ status: "PENDING" }); // edge-1 at exactly its lease
+    clock.advanceSync(1);
+    expect(r.isLost("edge-1")).toBe(true);
+    expect(r.status("c1")).toMatchObject({
+      status: "INSYNC",
+      convergedAt: 600,
+      lost: ["edge-1"],
+      nodes: [
+        { id: "edge-1", status: "LOST" },
+        { id: "edge-2", status: "INSYNC" },
+      ],
+    });
+    expect(r.renew("edge-1")).toBe(true);
+    expect(r.status("c1")).toMatchObject({ status: "PENDING", nodes: [{ status: "PENDING" }, {}] });
+    expect(r.status("c1")?.lost).toBeUndefined();
+    clock.advanceSync(100);
+    r.ack("edge-1", "example.test", 2);
+    expect(r.status("c1")).toMatchObject({ status: "INSYNC", convergedAt: 1_101 });
+    expect(r.renew("nope")).toBe(false);
+  });
 });

@@ -262,6 +262,22 @@ describe("Store", () => {
     expect(() => store.changesSince("example.test", 9)).toThrow(/ahead/);
   });
 
+  it("answers a new zone's feed from before its creation with the creation, not Gone", async () => {
+    const { store } = await withZone(5);
+    const created = await store.createZone({
+      name: "new.test",
+      rrsets: [{ name: "@", type: "NS", data: ["ns1.new.test"] }],
+    });
+    await store.update("new.test", [
+      { name: "www", type: "A", changetype: "REPLACE", data: ["192.0.2.9"] },
+    ]);
+    const feed = store.changesSince("new.test", 0);
+    expect(feed.changes.map((c) => [c.op, c.serial])).toEqual([
+      ["create", created.serial],
+      ["update", created.serial + 1],
+    ]);
+  });
+
   it("notifies onCommit listeners with each durable change, and survives a failing listener", async () => {
     const { store, warnings, clock } = makeStore();
     const seen: CommittedChange[] = [];

@@ -4,9 +4,14 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { Miniflare } from "miniflare";
 
+/**
+ * With `http`, workerd also listens on 127.0.0.1 on a free port (mf.ready
+ * resolves to its URL), for clients that need a real socket.
+ */
 export async function startWorkerEdge(
   dir: string,
   bindings: Record<string, string>,
+  opts: { http?: boolean } = {},
 ): Promise<Miniflare> {
   const scriptPath = join(dir, "worker.mjs");
   await build({
@@ -26,6 +31,7 @@ export async function startWorkerEdge(
     modulesRoot: dir,
     compatibilityDate: "2026-04-01",
     bindings,
+    ...(opts.http ? { host: "127.0.0.1", port: 0 } : {}),
   });
   await mf.ready;
   return mf;
