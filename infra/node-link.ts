@@ -165,8 +165,10 @@ export async function followFabric(
   delivery: { link?: LinkDelay; onError: (failure: DeliveryFailure) => void },
   options: NodeSyncOptions,
   metrics?: FabricMetrics,
+  beforeStart?: (sync: NodeSync) => void,
 ): Promise<NodeLink> {
   const sync = new NodeSync(options);
+  beforeStart?.(sync);
   await sync.start();
   metrics?.sync(() => sync.stats());
   const onEvent = (e: PurgeEvent) => {

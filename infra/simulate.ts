@@ -40,6 +40,10 @@ const FLAGS = {
     type: "string",
     help: `stale-while-revalidate seconds (default ${ZONE_DEFAULTS.staleWhileRevalidate})`,
   },
+  every: {
+    type: "string",
+    help: "commit a change every S seconds (default: at a random phase of the TTL once all are fresh)",
+  },
   "probe-ms": {
     type: "string",
     help: "add a client per node asking every MS until fresh (default none: times are exact)",
@@ -128,6 +132,7 @@ export async function main(argv: string[]): Promise<void> {
         zone,
         ...(v["probe-ms"] !== undefined ? { probeMs: num(v["probe-ms"], "probe-ms", 0, 1) } : {}),
         retryMs: num(v["retry-ms"], "retry-ms", 100, 1),
+        ...(v.every !== undefined ? { everyMs: num(v.every, "every", 0, 0.001) * 1000 } : {}),
         clientQps: num(v.qps, "qps", 0.05),
         onProgress: (done) => bar.update(done),
       }),
@@ -140,7 +145,7 @@ export async function main(argv: string[]): Promise<void> {
     series: results.map(seriesOf),
     notes: results.map(
       (r) =>
-        `${r.mode}: ${r.events} events in ${(r.wallMs / 1000).toFixed(1)} s wall (${Math.round(r.events / (r.wallMs / 1000))} events/s), ${(r.simulatedMs / 1000).toFixed(0)} s simulated${r.failures > 0 ? `, ${r.failures} queries failed (last: ${r.lastFailure})` : ""}`,
+        `${r.mode}: ${r.events} events in ${(r.wallMs / 1000).toFixed(1)} s wall (${Math.round(r.events / (r.wallMs / 1000))} events/s, ${r.pollsComputed} of them change-feed polls computed, not fired; ${Math.round((nodes * r.simulatedMs) / r.wallMs)} simulated node-seconds per wall second), ${(r.simulatedMs / 1000).toFixed(0)} s simulated${r.failures > 0 ? `, ${r.failures} queries failed (last: ${r.lastFailure})` : ""}`,
     ),
   };
   if (v.svg) await writeFile(v.svg, renderSvg(report));

@@ -107,12 +107,26 @@ export class SimOrigin {
     }
   };
 
+  /** The zone's current serial. */
+  serial(): number | undefined {
+    return this.store.zones()[0]?.zone.serial;
+  }
+
+  /** Counts a feed read at virtual time `ms` (a poll computed, not fired: sim/lazy-polls.ts). */
+  countFeedAt(ms: number): void {
+    this.countAt(this.load.feed, ms);
+  }
+
   zones(): { zone: string; serial: number }[] {
     return this.store.zones().map((s) => ({ zone: s.zone.name, serial: s.zone.serial }));
   }
 
   private count(series: number[]): void {
-    const second = Math.floor((this.clock.now() - this.startMs) / 1000);
+    this.countAt(series, this.clock.now());
+  }
+
+  private countAt(series: number[], ms: number): void {
+    const second = Math.floor((ms - this.startMs) / 1000);
     while (series.length <= second) series.push(0);
     series[second]!++;
   }

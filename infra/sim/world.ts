@@ -25,10 +25,11 @@ import { parseQuery } from "../../resolver/query.ts";
 import { buildQuery, dohUpstream } from "../../resolver/upstream.ts";
 import { followFabric } from "../node-link.ts";
 import { edgesInStartOrder, type Topology } from "../topology.ts";
+import { LazyPolls } from "./lazy-polls.ts";
 import { linkDelay, linkModels } from "./links.ts";
 import type { SimLoop } from "./loop.ts";
 import type { Observed } from "./observer.ts";
-import { SIM_NAME, SimOrigin, type Window, within } from "./origin.ts";
+import { SIM_NAME, SIM_ZONE, SimOrigin, type Window, within } from "./origin.ts";
 import { assignPopulations, cacheConfigOf } from "./populations.ts";
 
 /** The DoH query every client sends: www.example.test A, ID 0 (RFC 8484 §4.1). */
@@ -50,6 +51,8 @@ export interface WorldOptions {
   seed: number | string;
   zone: ZoneConfig;
   faults?: Faults;
+  /** Compute change-feed polls that find nothing instead of firing them (sim/lazy-polls.ts). */
+  lazyPolls?: boolean;
 }
 
 /** Fault schedules beyond the links' own loss and partitions (ms since the run's start). */
@@ -101,6 +104,8 @@ export class World implements Observed {
   private readonly serialOfValue = new Map<string, number>();
   private readonly handlers = new Map<string, (req: Request) => Promise<Response>>();
   private readonly indexOf = new Map<string, number>();
+  /** Present when polls that find nothing are computed, not fired. */
+  readonly lazy: LazyPolls | undefined;
 
   constructor(
     private readonly o: WorldOptions,
@@ -110,6 +115,21 @@ export class World implements Observed {
     const clock = loop.engineClock;
     this.origin = new SimOrigin(clock, o.zone);
     this.origin.down = o.faults?.originDown ?? [];
+    const t = o.topology;
+    const timeless = [
+      t.defaults.link,
+      ...t.edges.map((e) => e.link),
+      ...t.resolvers.map((r) => r.link),
+    ].every((l) => (l?.partitions.length ?? 0) === 0);
+    if (o.lazyPolls && o.mode !== "ttl" && timeless && this.origin.down.length === 0) {
+      this.lazy = new LazyPolls(
+        loop,
+        this.origin,
+        SIM_ZONE,
+        t.defaults.pollIntervalMs,
+        t.defaults.pollJitter,
+      );
+    }
     const busDown = o.faults?.busDown ?? [];
     const start = clock.now();
     this.handlers.set(o.topology.origin.id, this.origin.fetch);
@@ -255,8 +275,15 @@ export class World implements Observed {
     };
   }
 
+  /** Commits version k of the name; resolves with its serial. */
+  commit(k: number): Promise<number> {
+    this.lazy?.fastForward(true);
+    return this.origin.change(k);
+  }
+
   /** Stops polling and delivery; work in flight finishes as the loop runs on. */
   async stop(): Promise<void> {
+    this.lazy?.fastForward(false);
     let done = false;
     const stopping = Promise.all([...this.syncs.map((s) => s.stop()), this.bus?.close()]);
     void stopping.then(() => {
@@ -284,26 +311,34 @@ export class World implements Observed {
     const t = this.o.topology;
     const clock = this.loop.engineClock;
     const feedLink = linkDelay(model, this.o.seed, nodeId, "feed", clock);
+    const lazy = this.lazy?.node(feedLink);
     const delivery = {
       link: linkDelay(model, this.o.seed, nodeId, "bus", clock),
       onError: (f: DeliveryFailure) => this.events.failed(-1, f.error),
     };
-    const { sync } = await followFabric(this.bus, delivery, {
-      nodeId,
-      target,
-      clock,
-      feed: async (zone, since) => {
-        const d = await delayed(clock, feedLink, () => this.origin.feed(zone, since));
-        if (d.dropped) throw new Error(`feed request lost on the link (${d.reason})`);
-        return d.value;
+    const { sync } = await followFabric(
+      this.bus,
+      delivery,
+      {
+        nodeId,
+        target,
+        clock: lazy?.clock ?? clock,
+        feed: async (zone, since) => {
+          const d = await delayed(clock, feedLink, () => this.origin.feed(zone, since));
+          if (d.dropped) throw new Error(`feed request lost on the link (${d.reason})`);
+          return d.value;
+        },
+        zones: async () => this.origin.zones(),
+        ack: async (zone, serial) => this.events.acked(this.indexOf.get(nodeId)!, zone, serial),
+        modeOf: () => this.o.mode,
+        pollIntervalMs: t.defaults.pollIntervalMs,
+        pollJitter: t.defaults.pollJitter,
+        seed: hashSeed(this.o.seed, nodeId, "poll"),
       },
-      zones: async () => this.origin.zones(),
-      ack: async (zone, serial) => this.events.acked(this.indexOf.get(nodeId)!, zone, serial),
-      modeOf: () => this.o.mode,
-      pollIntervalMs: t.defaults.pollIntervalMs,
-      pollJitter: t.defaults.pollJitter,
-      seed: hashSeed(this.o.seed, nodeId, "poll"),
-    });
+      undefined,
+      // Lazy polls (lazy-polls.ts) must know the sync before it starts its timers.
+      (s) => lazy?.bind(s),
+    );
     this.syncs.push(sync);
   }
 

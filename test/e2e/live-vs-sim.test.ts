@@ -8,6 +8,12 @@
  * topology on zero-latency links, and is the allowance:
  * - every live time <= its node's predicted bound + the allowance;
  * - |live p50 - simulated p50| <= the allowance + 25 % of the simulated p50.
+ *
+ * The simulated times are exact (the instant each answer changes); the live
+ * ones are quantized by the 10 ms probe, which the allowance covers. Per tier
+ * the live p50 is not within 10 % of the simulated one on this machine: the
+ * zero-latency run alone takes 27-71 ms p50 per tier under load
+ * (bench/results/simulate.md, "Live vs simulated").
  */
 import { describe, expect, it } from "vitest";
 import { measure } from "../../infra/measure.ts";
@@ -56,7 +62,6 @@ describe("live and simulated propagation agree", () => {
       changes: 12,
       seed: 5,
       zone: ZONE_DEFAULTS,
-      probeMs: PROBE_MS,
       clientQps: 0,
     });
 

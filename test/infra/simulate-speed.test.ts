@@ -1,0 +1,41 @@
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { generateTopology } from "../../infra/sim/generate.ts";
+import { type SimOptions, type SimResult, simulate } from "../../infra/sim/run.ts";
+import { loadTopology } from "../../infra/topology.ts";
+
+const path = fileURLToPath(new URL("../../infra/topologies/default.json", import.meta.url));
+const strip = (r: SimResult) => ({
+  nodes: r.nodes,
+  load: r.originLoad,
+  events: r.events,
+  failures: r.failures,
+  simulatedMs: r.simulatedMs,
+  violation: r.violation,
+});
+
+describe("simulate: polls that find nothing are computed, not fired", () => {
+  it("gives the same result as the slow path, in every purge mode and on a fixed schedule", async () => {
+    const topology = generateTopology(await loadTopology(path), 8, 80);
+    const base: SimOptions = {
+      topology,
+      mode: "invalidate",
+      changes: 3,
+      seed: 4,
+      zone: { ttl: 30, staleWhileRevalidate: 10, staleIfError: 86_400 },
+      clientQps: 0.2,
+    };
+    for (const o of [
+      base,
+      { ...base, mode: "push" as const, everyMs: 20_000 },
+      { ...base, mode: "soft" as const, topology: { ...topology, bus: "off" } },
+    ]) {
+      const slow = await simulate({ ...o, lazyPolls: false });
+      const fast = await simulate(o);
+      expect(strip(fast), o.mode).toEqual(strip(slow));
+      expect(slow.pollsComputed).toBe(0);
+      expect(fast.pollsComputed, o.mode).toBeGreaterThan(0);
+      expect(fast.violation).toBeUndefined();
+    }
+  }, 120_000);
+});
