@@ -7,6 +7,11 @@
  * sees meanwhile. The nodes come from the origin's registry; the prediction
  * comes from the topology file. The receipts are read too, so the report can
  * set "the node says it is in sync" beside "the node serves it".
+ *
+ * Targets (targets.ts) are DNS servers we do not run. Each is asked once
+ * before the change; what it holds sets its deadline (targets-judge.ts), and
+ * it is then followed like a node. With `watch`, nothing is written: someone
+ * else makes the change, and t0 is when the authoritative first serves it.
  */
 import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
@@ -15,7 +20,14 @@ import { RealClock, sleep } from "../core/clock.ts";
 import { flagHelp, intFlag, parseFlags, UsageError } from "../core/flags.ts";
 import type { RRType } from "../core/records.ts";
 import { pooledCurve, predict, predictOptions } from "./predict.ts";
-import { type NodeSamples, progressBar, type Report, renderTable, toJson } from "./report.ts";
+import {
+  type NodeSamples,
+  type Progress,
+  progressBar,
+  type Report,
+  renderTable,
+  toJson,
+} from "./report.ts";
 import { renderSvg, renderTimelineSvg } from "./report-svg.ts";
 import { renderTargetTable, targetsJson } from "./report-targets.ts";
 import {
@@ -73,7 +85,8 @@ export interface MeasureOptions {
   askTimeoutMs?: number;
   /** Watching: called once every target was asked what it holds; the change may be made now. */
   onWatching?: () => void;
-  onProgress?: (done: number) => void;
+  /** After each sample, and each time a node or target is done with one (fresh or given up). */
+  onProgress?: (p: { samples: number; followed: number; total: number }) => void;
 }
 
 export interface Measurement {
@@ -141,6 +154,7 @@ async function follow(
   o: MeasureOptions,
   clock: RealClock,
   giveUp: (seen: readonly Observation[], now: number) => boolean = () => false,
+  onDone?: () => void,
 ): Promise<Map<string, Followed>> {
   const start = clock.now();
   const out = new Map<string, Followed>();
@@ -152,9 +166,10 @@ async function follow(
       while (clock.now() - start < o.timeoutMs) {
         const answer = await ask(target, name, type, { timeoutMs, clock });
         r.seen.push(answer);
-        if (isFresh(answer) || giveUp(r.seen, clock.now())) return;
+        if (isFresh(answer) || giveUp(r.seen, clock.now())) break;
         await sleep(clock, o.intervalMs);
       }
+      onDone?.();
     }),
   );
   return out;
@@ -164,19 +179,16 @@ async function follow(
 export const PAST_DEADLINE_MS = 10_000;
 
 /**
- * When to stop asking a target before the timeout: it answered nothing for
- * max(3 questions' timeouts, 2 s) in a row (it is reported with its reason),
- * or, once the deadline from what it held before the change (`deadline`,
+ * When to stop asking a target before the timeout: its last 3 questions or
+ * more, over at least 2 s, got no answer (it is reported with its reason), or,
+ * once the deadline from what it held before the change (`deadline`,
  * absolute) is PAST_DEADLINE_MS behind, it still serves the old answer.
  */
-export function giveUpRule(askTimeoutMs: number, intervalMs: number, deadline?: number) {
-  const silentMs = Math.max(3 * askTimeoutMs, 2_000);
+export function giveUpRule(intervalMs: number, deadline?: number) {
   return (seen: readonly Observation[], now: number): boolean => {
-    const lastAnswer = seen.findLast((a) => a.ok);
-    const firstError = seen.find(
-      (a) => !a.ok && (lastAnswer === undefined || a.at > lastAnswer.at),
-    );
-    if (firstError && now - firstError.at >= silentMs) return true;
+    const lastAnswer = seen.findLastIndex((a) => a.ok);
+    const failing = seen.slice(lastAnswer + 1);
+    if (failing.length >= 3 && now - failing[0]!.at >= 2_000) return true;
     return deadline !== undefined && now > deadline + graceMs(intervalMs) + PAST_DEADLINE_MS;
   };
 }
@@ -197,10 +209,11 @@ async function followEach(
   o: MeasureOptions,
   clock: RealClock,
   rules: ReadonlyMap<string, (seen: readonly Observation[], now: number) => boolean>,
+  onDone: () => void,
 ): Promise<Map<string, Followed>> {
   const parts = await Promise.all(
     [...targets].map(([id, t]) =>
-      follow(new Map([[id, t]]), name, type, isFresh, o, clock, rules.get(id)),
+      follow(new Map([[id, t]]), name, type, isFresh, o, clock, rules.get(id), onDone),
     ),
   );
   return new Map(parts.flatMap((m) => [...m]));
@@ -213,9 +226,11 @@ async function waitForAuth(
   isFresh: (o: Observation) => boolean,
   o: MeasureOptions,
   clock: RealClock,
+  following: () => boolean,
 ): Promise<Observation | undefined> {
   const start = clock.now();
-  while (clock.now() - start < o.timeoutMs) {
+  // Once every target and node is done, t0 can no longer matter to them.
+  while (clock.now() - start < o.timeoutMs && following()) {
     const a = await ask(auth, w.name, w.type, { timeoutMs: o.askTimeoutMs ?? 2_000, clock });
     if (isFresh(a)) return a;
     await sleep(clock, o.intervalMs);
@@ -276,17 +291,112 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
       ),
     ).then((x) => new Map(x));
 
-  const followNodes = async (value: string, t0: number) => {
-    const fresh = (a: Observation) => a.ok && a.values.includes(normaliseValue("TXT", value));
-    const seen = await follow(nodeTargets, name, type, fresh, o, clock);
+  const freshFor = (expected: string[]) => (a: Observation) =>
+    a.ok && expected.every((v) => a.values.includes(v));
+  let samplesDone = 0;
+  let followed = 0;
+  const total = (o.watch ? 1 : o.samples) * (nodes.length + targets.size);
+  const done = () => {
+    followed++;
+    o.onProgress?.({ samples: samplesDone, followed, total });
+  };
+  const followNodes = (fresh: (a: Observation) => boolean, onDone?: () => void) =>
+    follow(nodeTargets, name, type, fresh, o, clock, undefined, onDone);
+  /** Per node: time to fresh after t0, old answers and errors, added to its totals. */
+  const account = (seen: Map<string, Followed>, fresh: (a: Observation) => boolean, t0: number) => {
     for (const [id, r] of seen) {
       const acc = results.get(id)!;
       const first = r.seen.find(fresh);
-      if (first) acc.times.push(first.at - t0);
+      if (first) acc.times.push(Math.max(0, first.at - t0));
       else acc.missed++;
       acc.stale += r.seen.filter((a) => a.ok && a.values.length > 0 && !fresh(a)).length;
       acc.errors += r.seen.filter((a) => !a.ok).length;
     }
+  };
+  /** Before a change: the authoritative's answer and negative TTL, and what every target holds. */
+  const askBefore = () =>
+    Promise.all([
+      ask(auth, name, type, { timeoutMs: askTimeoutMs, clock }),
+      // A SOA question below the apex answers NODATA with the zone's negative TTL (RFC 2308 §3).
+      ask(auth, name, "SOA", { timeoutMs: askTimeoutMs, clock }),
+      askAll(targets),
+    ]);
+
+  /** One change written through our origin; t0 is its acknowledgement. */
+  const byWrite = async (k: number) => {
+    const value = `propagate-measure ${randomBytes(6).toString("hex")} sample ${k + 1}`;
+    const expected = [normaliseValue("TXT", value)];
+    const fresh = freshFor(expected);
+    const [authBefore, authNegative, before] = await askBefore();
+    const ack = await writeValue(o, value);
+    const t0 = clock.now();
+    const authAfter: Observation = {
+      ok: true,
+      at: t0,
+      rcode: "NOERROR",
+      values: expected,
+      ttl: o.ttl,
+    };
+    const rules = new Map(
+      [...targets.keys()].map((id) => [id, giveUpRule(o.intervalMs, deadlineOf(before.get(id)))]),
+    );
+    const [seen, nodesSeen] = await Promise.all([
+      followEach(targets, name, type, fresh, o, clock, rules, done),
+      followNodes(fresh, done),
+    ]);
+    return { t0, fresh, ack, authBefore, authAfter, authNegative, before, seen, nodesSeen };
+  };
+
+  /** A change someone else makes; t0 is when the authoritative first serves it. */
+  const byWatch = async (w: Watch) => {
+    let expected: string[];
+    if (w.expect && w.expect.length > 0) expected = w.expect.map((v) => normaliseValue(type, v));
+    else {
+      const from = await ask(w.expectFrom!, name, type, { timeoutMs: askTimeoutMs, clock });
+      if (!from.ok || from.values.length === 0) {
+        throw new UsageError(
+          `--expect-from ${w.expectFrom!.url} gave no ${type} for ${name} (${from.ok ? from.rcode : from.error}); give --expect VALUE`,
+        );
+      }
+      expected = from.values;
+    }
+    const fresh = freshFor(expected);
+    const start = clock.now();
+    const [authBefore, authNegative, before] = await askBefore();
+    o.onWatching?.();
+    const rules = new Map([...targets.keys()].map((id) => [id, giveUpRule(o.intervalMs)]));
+    let following = true;
+    const followingAll = Promise.all([
+      followEach(targets, name, type, fresh, o, clock, rules, done),
+      followNodes(fresh, done),
+    ]).finally(() => {
+      following = false;
+    });
+    const authAfter = fresh(authBefore)
+      ? authBefore
+      : await waitForAuth(auth, w, fresh, o, clock, () => following);
+    const [seen, nodesSeen] = await followingAll;
+    let t0 = start;
+    if (authAfter === undefined) {
+      notes.push(
+        `the authoritative ${auth.label} did not serve ${expected.join(" ")} while the targets were followed; times are from the start`,
+      );
+    } else if (authAfter === authBefore) {
+      notes.push(
+        `the authoritative ${auth.label} served the new value before measure started; times are from the start`,
+      );
+    } else t0 = authAfter.at;
+    return {
+      t0,
+      fresh,
+      ack: undefined,
+      authBefore,
+      authAfter,
+      authNegative,
+      before,
+      seen,
+      nodesSeen,
+    };
   };
 
   const samples = o.watch ? 1 : o.samples;
@@ -295,93 +405,15 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
   // sets its deadline, a cached NXDOMAIN included.
   if (nodes.length > 0 && !o.watch) {
     const value = `propagate-measure ${randomBytes(6).toString("hex")} warm-up`;
-    const t0 = clock.now();
     await writeValue(o, value);
-    await followNodes(value, t0);
-    for (const r of results.values())
-      Object.assign(r, { times: [], stale: 0, missed: 0, errors: 0 });
+    await followNodes(freshFor([normaliseValue("TXT", value)]));
   }
 
   for (let k = 0; k < samples; k++) {
-    let expected: string[];
-    let t0: number;
-    let ack: { serial: number; changeId: string } | undefined;
-    let authBefore: Observation | undefined;
-    let authAfter: Observation | undefined;
-    // The zone's negative TTL: a SOA question below the apex answers NODATA with it (RFC 2308 §3).
-    let authNegative: Observation | undefined;
-    let before: Map<string, Observation>;
-    let seen: Map<string, Followed>;
-    let value = "";
-    if (!o.watch) {
-      value = `propagate-measure ${randomBytes(6).toString("hex")} sample ${k + 1}`;
-      expected = [normaliseValue("TXT", value)];
-      const isFresh = (a: Observation) => a.ok && expected.every((v) => a.values.includes(v));
-      [authBefore, authNegative, before] = await Promise.all([
-        ask(auth, name, type, { timeoutMs: askTimeoutMs, clock }),
-        ask(auth, name, "SOA", { timeoutMs: askTimeoutMs, clock }),
-        askAll(targets),
-      ]);
-      ack = await writeValue(o, value);
-      t0 = clock.now();
-      authAfter = { ok: true, at: t0, rcode: "NOERROR", values: expected, ttl: o.ttl };
-      const rules = new Map(
-        [...targets.keys()].map((id) => [
-          id,
-          giveUpRule(askTimeoutMs, o.intervalMs, deadlineOf(before.get(id))),
-        ]),
-      );
-      [seen] = await Promise.all([
-        followEach(targets, name, type, isFresh, o, clock, rules),
-        followNodes(value, t0),
-      ]);
-    } else {
-      const w = o.watch;
-      if (w.expect && w.expect.length > 0) expected = w.expect.map((v) => normaliseValue(type, v));
-      else {
-        const from = await ask(w.expectFrom!, name, type, { timeoutMs: askTimeoutMs, clock });
-        if (!from.ok || from.values.length === 0) {
-          throw new UsageError(
-            `--expect-from ${w.expectFrom!.url} gave no ${type} for ${name} (${from.ok ? from.rcode : from.error}); give --expect VALUE`,
-          );
-        }
-        expected = from.values;
-      }
-      const isFresh = (a: Observation) => a.ok && expected.every((v) => a.values.includes(v));
-      const start = clock.now();
-      [authBefore, authNegative, before] = await Promise.all([
-        ask(auth, name, type, { timeoutMs: askTimeoutMs, clock }),
-        ask(auth, name, "SOA", { timeoutMs: askTimeoutMs, clock }),
-        askAll(targets),
-      ]);
-      o.onWatching?.();
-      const [changed, followed] = await Promise.all([
-        isFresh(authBefore) ? authBefore : waitForAuth(auth, w, isFresh, o, clock),
-        followEach(
-          targets,
-          name,
-          type,
-          isFresh,
-          o,
-          clock,
-          new Map([...targets.keys()].map((id) => [id, giveUpRule(askTimeoutMs, o.intervalMs)])),
-        ),
-      ]);
-      seen = followed;
-      authAfter = changed;
-      if (changed === undefined) {
-        notes.push(
-          `the authoritative ${auth.label} never served ${expected.join(" ")} within ${o.timeoutMs} ms; times are from the start`,
-        );
-        t0 = start;
-      } else if (changed === authBefore) {
-        notes.push(
-          `the authoritative ${auth.label} served the new value before measure started; times are from the start`,
-        );
-        t0 = start;
-      } else t0 = changed.at;
-    }
-    const isFresh = (a: Observation) => a.ok && expected.every((v) => a.values.includes(v));
+    const { t0, fresh, ack, authBefore, authAfter, authNegative, before, seen, nodesSeen } = o.watch
+      ? await byWatch(o.watch)
+      : await byWrite(k);
+    account(nodesSeen, fresh, t0);
     const ttls: AuthTtls = {
       ...(ttlOf(authBefore) !== undefined && { before: ttlOf(authBefore) }),
       ...(ttlOf(authAfter) !== undefined && { after: ttlOf(authAfter) }),
@@ -397,7 +429,7 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
           t0,
           before: before.get(r.label)!,
           seen: seen.get(r.label)!.seen,
-          isFresh,
+          isFresh: fresh,
           auth: ttls,
           intervalMs: o.intervalMs,
         }),
@@ -419,7 +451,8 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
         }),
       });
     }
-    o.onProgress?.(k + 1);
+    samplesDone = k + 1;
+    o.onProgress?.({ samples: samplesDone, followed, total });
   }
   return {
     name,
@@ -522,7 +555,8 @@ function targetFlag(spec: string, flag: string): Target {
   return t;
 }
 
-function watchFrom(
+/** --watch NAME TYPE (TYPE as the next word or inside the value), --expect, --expect-from. */
+export function watchFrom(
   v: {
     watch?: string;
     expect?: string[];
@@ -564,12 +598,20 @@ export async function main(argv: string[]): Promise<void> {
   }
   const ttl = intFlag(v.ttl, "ttl", { min: 1, default: 60 });
   const watch = watchFrom(v, positionals);
+  // Only --watch NAME TYPE takes a word after it.
+  const extra = positionals.slice(watch && !v.watch?.trim().includes(" ") ? 1 : 0);
+  if (extra.length > 0) {
+    throw new UsageError(
+      `unexpected argument "${extra.join(" ")}"\n\n${flagHelp(FLAGS, "measure")}`,
+    );
+  }
   const samples = watch ? 1 : intFlag(v.samples, "samples", { min: 1, default: 5 });
   const intervalMs = intFlag(v["interval-ms"], "interval-ms", { min: 1, default: 20 });
   const targets = await targetsFrom(v.target, v.targets);
   const withNodes = !v["no-nodes"] && (watch === undefined || v.origin !== undefined);
   const topology = await loadTopology(v.topology ?? DEFAULT_TOPOLOGY);
-  const bar = progressBar("measuring", samples);
+  // One step per node or target and sample, so a long wait for one slow target still moves.
+  let bar: Progress | undefined;
   const m = await measure({
     originUrl: v.origin ?? "http://127.0.0.1:8053",
     ...(!watch &&
@@ -590,13 +632,16 @@ export async function main(argv: string[]): Promise<void> {
     targets,
     ...(watch && { watch }),
     ...(v.auth && { auth: targetFlag(v.auth, "auth") }),
-    onProgress: (d) => bar.update(d),
+    onProgress: (p) => {
+      bar ??= progressBar("measuring", p.total);
+      bar.update(p.followed);
+    },
     onWatching: () =>
       console.error(
         `watching ${watch?.name} ${watch?.type}: every target was asked what it holds; make the change now`,
       ),
   });
-  bar.finish();
+  bar?.finish();
   const preds = predict(topology, predictOptions(topology, { ttlSec: ttl, probeMs: intervalMs }));
   const registered = new Set(m.nodes.map((n) => n.nodeId));
   const faultNotes = preds
@@ -606,7 +651,7 @@ export async function main(argv: string[]): Promise<void> {
   const report: Report = {
     title: watch
       ? `propagate measure: watching ${m.name} ${m.type}`
-      : `propagate measure: ${samples} changes, mode ${topology.defaults.mode}, TTL ${ttl} s, asked every ${intervalMs} ms`,
+      : `propagate measure: ${samples} change${samples === 1 ? "" : "s"}, ${m.nodes.length > 0 ? `mode ${topology.defaults.mode}, ` : ""}TTL ${ttl} s, asked every ${intervalMs} ms`,
     series:
       m.nodes.length === 0
         ? []
@@ -628,7 +673,7 @@ export async function main(argv: string[]): Promise<void> {
               .join(", ")} (max per node)`,
           ]
         : []),
-      ...(m.changes.length > 0
+      ...(m.changes.length > 0 && m.nodes.length > 0
         ? [
             `converged per receipts: ${m.changes.map((c) => c.convergedMs ?? "pending").join(", ")} ms`,
           ]

@@ -34,6 +34,8 @@ export interface PlanOptions {
   name: string;
   type: RRType;
   auth: Target;
+  /** More authoritative servers of the zone, compared with `auth`. */
+  others?: readonly Target[];
   targets: readonly (Target | BadTarget)[];
   /** The deadline a change must meet (ms), if any. */
   withinMs?: number;
@@ -65,6 +67,8 @@ export interface Plan {
     /** RFC 2308 §5 negative TTL, with the SOA it comes from. */
     negativeTtl?: number;
     soa?: { zone: string; ttl: number; minimum: number };
+    /** What the other authoritative servers answered. */
+    others?: { label: string; answer: Observation }[];
   };
   targets: PlannedTarget[];
   /** If the change is made now: when every target asked serves it (ms after now). */
@@ -99,23 +103,65 @@ export async function plan(o: PlanOptions): Promise<Plan> {
   const timeoutMs = o.askTimeoutMs ?? 2_000;
   const now = clock.now();
   const good = o.targets.filter((t): t is Target => !isBad(t));
-  const [answer, soa, held] = await Promise.all([
+  const [answer, soa, held, others] = await Promise.all([
     ask(o.auth, o.name, o.type, { timeoutMs, clock }),
     zoneSoa(o, clock, timeoutMs),
     Promise.all(good.map((t) => ask(t, o.name, o.type, { timeoutMs, clock }))),
+    Promise.all(
+      (o.others ?? []).map(async (t) => ({
+        label: t.label,
+        answer: await ask(t, o.name, o.type, { timeoutMs, clock }),
+      })),
+    ),
   ]);
   if (!answer.ok) {
     throw new UsageError(
       `the authoritative ${o.auth.url} did not answer ${o.name} ${o.type}: ${answer.error}; give --auth dns://HOST:PORT`,
     );
   }
+  const heldBy = new Map(good.map((t, i) => [t.label, held[i]!]));
+  return planFrom({
+    name: o.name,
+    type: o.type,
+    now,
+    auth: { label: o.auth.label, answer, ...(soa && { soa }), others },
+    targets: o.targets.map((t) =>
+      isBad(t)
+        ? { label: t.label, url: t.url, error: t.error }
+        : { label: t.label, url: t.url, held: heldBy.get(t.label)! },
+    ),
+    ...(o.withinMs !== undefined && { withinMs: o.withinMs }),
+  });
+}
+
+/** What plan asked, for planFrom. */
+export interface PlanInput {
+  name: string;
+  type: RRType;
+  /** Epoch ms when the targets were asked. */
+  now: number;
+  auth: {
+    label: string;
+    answer: Observation & { ok: true };
+    soa?: { zone: string; ttl: number; minimum: number };
+    /** What the other authoritative servers answered. */
+    others?: { label: string; answer: Observation }[];
+  };
+  targets: { label: string; url: string; held?: Observation; error?: string }[];
+  withinMs?: number;
+}
+
+/** The plan from what was asked (pure: the warnings and the advice). */
+export function planFrom(input: PlanInput): Plan {
+  const { now, auth } = input;
+  const { answer, soa } = auth;
   const exists = answer.values.length > 0;
   const negativeTtl = soa ? Math.min(soa.ttl, soa.minimum) : answer.negativeTtl;
   const authTtl = exists ? answer.ttl : negativeTtl;
-  const heldBy = new Map(good.map((t, i) => [t.label, held[i]!]));
-  const targets: PlannedTarget[] = o.targets.map((t) => {
-    if (isBad(t)) return { label: t.label, url: t.url, error: t.error, negativeCached: false };
-    const h = heldBy.get(t.label)!;
+  const targets: PlannedTarget[] = input.targets.map((t) => {
+    const h = t.held;
+    if (!h)
+      return { label: t.label, url: t.url, error: t.error ?? "not asked", negativeCached: false };
     const r = remainingS(h);
     return {
       label: t.label,
@@ -134,15 +180,29 @@ export async function plan(o: PlanOptions): Promise<Plan> {
   const when = (ms: number) =>
     `${new Date(now + ms).toISOString()} (+${Math.round(ms / 100) / 10} s)`;
 
+  // Servers of one zone that answer differently are mid-change (or broken):
+  // caches fill from either, so the plan holds only once they agree.
+  const same = (x: Observation & { ok: true }) =>
+    [...x.values].sort().join(" ") === [...answer.values].sort().join(" ") && x.ttl === answer.ttl;
+  for (const other of auth.others ?? []) {
+    const x = other.answer;
+    if (!x.ok) warnings.push(`authoritative ${other.label}: no answer: ${x.error}`);
+    else if (!same(x)) {
+      warnings.push(
+        `authoritative ${other.label} answers ${describeObservation(x)} but ${auth.label} answers ${describeObservation(answer)}: the authoritative servers disagree (a change still travelling to a secondary?); caches may take either`,
+      );
+    }
+  }
   for (const t of targets) {
     if (t.error) warnings.push(`${t.label}: not asked or no answer: ${t.error}`);
     const h = t.held;
     if (!h?.ok || t.untilMs === undefined) continue;
     if (t.negativeCached && !exists) {
+      const what = h.rcode === "NXDOMAIN" ? "NXDOMAIN" : "NODATA";
       const full =
         h.negativeTtl !== undefined && negativeTtl !== undefined && h.negativeTtl >= negativeTtl;
       warnings.push(
-        `${t.label} already caches ${h.rcode} for ${o.name}: created now, it keeps answering ${h.rcode} until ${when(t.untilMs)}, RFC 2308 negative caching${full ? " (perhaps cached by this very question: plan asks too)" : ""}`,
+        `${t.label} already caches ${what} for ${input.name}: created now, it keeps answering ${what} until ${when(t.untilMs)}, RFC 2308 negative caching${full ? " (perhaps cached by this very question: plan asks too)" : ""}`,
       );
     }
     const r = remainingS(h)!;
@@ -154,8 +214,8 @@ export async function plan(o: PlanOptions): Promise<Plan> {
     }
   }
 
-  if (o.withinMs !== undefined) {
-    const d = o.withinMs;
+  if (input.withinMs !== undefined) {
+    const d = input.withinMs;
     const ds = Math.round(d / 1000);
     const worst = Math.max(convergedByMs ?? 0, worstCaseMs ?? 0);
     // TTLs count whole seconds: what a target holds may last up to 1 s longer than it says.
@@ -173,7 +233,7 @@ export async function plan(o: PlanOptions): Promise<Plan> {
     } else {
       const lower = Math.max(1, Math.floor(ds / 2));
       advice.push(
-        `${o.name} does not exist yet: caches that ask before it exists keep the negative answer for the negative TTL (${negativeTtl ?? "?"} s); lower the SOA MINIMUM (or the SOA TTL) of ${soa?.zone ?? "the zone"} to ${lower} s now, wait until ${when(worst)}, ask nothing about the name before creating it, then create it`,
+        `${input.name} does not exist yet: caches that ask before it exists keep the negative answer for the negative TTL (${negativeTtl ?? "?"} s); lower the SOA MINIMUM (or the SOA TTL) of ${soa?.zone ?? "the zone"} to ${lower} s now, wait until ${when(worst)}, ask nothing about the name before creating it, then create it`,
       );
     }
     for (const t of targets) {
@@ -185,16 +245,17 @@ export async function plan(o: PlanOptions): Promise<Plan> {
     }
   }
   return {
-    name: o.name,
-    type: o.type,
+    name: input.name,
+    type: input.type,
     now,
     auth: {
-      label: o.auth.label,
+      label: auth.label,
       answer,
       exists,
       ...(exists && answer.ttl !== undefined && { ttl: answer.ttl }),
       ...(negativeTtl !== undefined && { negativeTtl }),
       ...(soa && { soa }),
+      ...(auth.others && auth.others.length > 0 && { others: auth.others }),
     },
     targets,
     ...(convergedByMs !== undefined && { convergedByMs }),
@@ -251,7 +312,8 @@ export function parseDuration(value: string, flag: string): number {
 const FLAGS = {
   auth: {
     type: "string",
-    help: "authoritative server: dns://HOST:PORT, DoH or DNS JSON URL (default: the origin)",
+    multiple: true,
+    help: "authoritative server: dns://HOST:PORT, DoH or DNS JSON URL (repeatable; default: the origin)",
   },
   origin: {
     type: "string",
@@ -270,7 +332,7 @@ const FLAGS = {
 
 export async function main(argv: string[]): Promise<void> {
   const { values: raw, positionals } = parseFlags(argv, FLAGS, "plan NAME TYPE");
-  const v = raw as typeof raw & { target?: string[] };
+  const v = raw as Omit<typeof raw, "auth"> & { target?: string[]; auth?: string[] };
   if (v.help) {
     console.log(flagHelp(FLAGS, "plan NAME TYPE"));
     return;
@@ -282,15 +344,17 @@ export async function main(argv: string[]): Promise<void> {
       `expected NAME TYPE (e.g. propagate plan www.example.test A), got "${positionals.join(" ")}"\n\n${flagHelp(FLAGS, "plan NAME TYPE")}`,
     );
   }
-  const auth = parseTarget(
-    v.auth ?? `${v.origin ?? "http://127.0.0.1:8053"}/dns-query`,
-    "authoritative",
-  );
-  if (isBad(auth)) throw new UsageError(`--auth: ${auth.error}`);
+  const auths = (v.auth ?? [`${v.origin ?? "http://127.0.0.1:8053"}/dns-query`]).map((spec) => {
+    const t = parseTarget(spec);
+    if (isBad(t)) throw new UsageError(`--auth: ${t.error}`);
+    return t;
+  });
+  const [auth, ...others] = auths as [Target, ...Target[]];
   const p = await plan({
     name: name.replace(/\.$/, "").toLowerCase(),
     type,
     auth,
+    others,
     targets: await targetsFrom(v.target, v.targets),
     ...(v.within !== undefined && { withinMs: parseDuration(v.within, "within") }),
   });

@@ -105,7 +105,9 @@ export function judge(input: JudgeInput): TargetSample {
   let deadline: number | undefined;
   let from: (Observation & { ok: true }) | undefined;
   for (const o of old) {
-    if (o.at > t0) continue;
+    // `before` counts whenever it came: when watching a change made before
+    // measure started, t0 is the start and the first question comes just after.
+    if (o !== input.before && o.at > t0) continue;
     const end = o.at + remainingMs(o);
     if (deadline === undefined || end > deadline) {
       deadline = end;
@@ -125,10 +127,20 @@ export function judge(input: JudgeInput): TargetSample {
   }
 
   const grace = graceMs(input.intervalMs);
-  const afterChange = old.filter((o) => o.at > t0);
+  const afterChange = old.filter((o) => o !== input.before && o.at > t0);
   const late = deadline === undefined ? [] : afterChange.filter((o) => o.at > deadline + grace);
+  // RFC 8767: an expired answer served again comes with a new, short TTL (30 s
+  // recommended), so its lifetime runs past the deadline even when it is
+  // served just at it. That is serve-stale, not TTL stretching.
+  const revived =
+    deadline === undefined
+      ? []
+      : afterChange.filter(
+          (o) => o.at <= deadline + grace && o.at + remainingMs(o) > deadline + grace,
+        );
   const flags: Flag[] = [];
   const stretched = answers.find((o) => {
+    if (revived.includes(o)) return false;
     if (o.values.length === 0)
       return auth.negative !== undefined && (o.negativeTtl ?? 0) > auth.negative;
     const a = isFresh(o) ? auth.after : auth.before;
@@ -147,6 +159,12 @@ export function judge(input: JudgeInput): TargetSample {
     flags.push({
       kind: "serve-stale",
       evidence: `answered ${holding(first)} at ${secs(rel(first.at))}, ${((first.at - deadline) / 1000).toFixed(1)} s past its deadline (${secs(rel(deadline))}); ${late.length} such answer(s)`,
+    });
+  } else if (revived.length > 0 && deadline !== undefined) {
+    const first = revived[0]!;
+    flags.push({
+      kind: "serve-stale",
+      evidence: `answered ${holding(first)} at ${secs(rel(first.at))}, at its deadline (${secs(rel(deadline))}) with a new lifetime: an expired answer served again`,
     });
   }
   const errors = all.filter((o): o is Observation & { ok: false } => !o.ok);

@@ -246,7 +246,10 @@ function reason(err: unknown, timeoutMs: number): string {
 function queryUdpConnected(host: string, port: number, msg: Buffer, id: number, timeoutMs: number) {
   return new Promise<Buffer>((resolve, reject) => {
     const sock = dgram.createSocket(net.isIPv6(host) ? "udp6" : "udp4");
+    let finished = false;
     const done = (err: Error | undefined, reply?: Buffer) => {
+      if (finished) return;
+      finished = true;
       clearTimeout(timer);
       sock.close();
       if (err) reject(err);
@@ -294,7 +297,15 @@ async function askDoh(t: Target, name: string, type: RRType, timeoutMs: number, 
   url.searchParams.set("dns", encodeQuery(name, type, 0).toString("base64url"));
   const res = await httpGet(url, "application/dns-message", timeoutMs);
   const body = Buffer.from(await res.arrayBuffer());
-  return fromPacket(dnsPacket.decode(body), type, clock.now());
+  let reply: dnsPacket.Packet;
+  try {
+    reply = dnsPacket.decode(body);
+  } catch {
+    throw new Error(
+      `the reply is not a DNS message (content-type ${res.headers.get("content-type") ?? "none"}); is this a DoH endpoint?`,
+    );
+  }
+  return fromPacket(reply, type, clock.now());
 }
 
 interface JsonAnswer {
@@ -308,9 +319,14 @@ async function askJson(t: Target, name: string, type: RRType, timeoutMs: number,
   url.searchParams.set("name", name);
   url.searchParams.set("type", type);
   const res = await httpGet(url, "application/dns-json", timeoutMs);
-  const body = (await res.json()) as JsonAnswer;
+  const body = (await res.json().catch(() => undefined)) as JsonAnswer | undefined;
+  if (typeof body !== "object" || body === null || typeof body.Status !== "number") {
+    throw new Error(
+      `the reply is not DNS JSON (content-type ${res.headers.get("content-type") ?? "none"}); is this a /resolve endpoint?`,
+    );
+  }
   const at = clock.now();
-  const status = body.Status ?? 0;
+  const status = body.Status;
   if (status !== 0 && status !== 3) {
     return {
       ok: false as const,

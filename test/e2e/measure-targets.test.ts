@@ -2,7 +2,7 @@
  * `propagate measure` and `propagate plan` as users run them, against a
  * topology started like `up --data DIR`: the write token is found through
  * --data, targets come from a file (our origin's DoH, DNS JSON and
- * authoritative DNS, a resolver of the topology, and a bad line) and are
+ * authoritative DNS, a resolver and an edge's DoH, a bad line) and are
  * measured beside the registered nodes; JSON and the SVG timeline are written.
  */
 import { spawn } from "node:child_process";
@@ -11,6 +11,8 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RealClock } from "../../core/clock.ts";
+import { ask, parseTarget, type Target } from "../../infra/targets.ts";
 import { node, smallTopology, startTopology } from "./support.ts";
 
 async function run(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
@@ -52,7 +54,9 @@ describe("propagate measure --targets, plan (processes)", () => {
         `origin-json ${t.originUrl}/resolve`,
         `origin-dns dns://${origin.extra.dns}`,
         `res-2 dns://${node(t, "res-2").address}`,
+        `edge-1-doh ${node(t, "edge-1").address}/dns-query`,
         "broken dns:/nowhere",
+        `not-doh ${t.originUrl}/healthz`,
       ].join("\n"),
     );
     const svg = join(dir, "timeline.svg");
@@ -79,12 +83,16 @@ describe("propagate measure --targets, plan (processes)", () => {
     };
     expect(report.series[0]!.nodes.map((n) => n.nodeId)).toContain("res-1");
     const by = new Map(report.targets.map((x) => [x.label, x]));
-    for (const label of ["origin-doh", "origin-json", "origin-dns", "res-2"]) {
+    for (const label of ["origin-doh", "origin-json", "origin-dns", "res-2", "edge-1-doh"]) {
       expect(by.get(label)?.samples[0]?.kept, `${label}: ${JSON.stringify(by.get(label))}`).toBe(
         true,
       );
     }
     expect(by.get("broken")?.error).toContain("is not a target");
+    const notDoh = by.get("not-doh") as unknown as { samples: { lastError?: string }[] };
+    expect(notDoh.samples[0]?.lastError).toMatch(
+      /^the reply is not a DNS message \(content-type application\/json/,
+    );
     const chart = await readFile(svg, "utf8");
     expect(chart.startsWith("<svg")).toBe(true);
     for (const label of ["origin-doh", "res-2", "edge-1"]) expect(chart).toContain(`>${label}<`);
@@ -97,8 +105,10 @@ describe("propagate measure --targets, plan (processes)", () => {
       "plan",
       name,
       "TXT",
-      "--origin",
-      t.originUrl,
+      "--auth",
+      `${t.originUrl}/dns-query`,
+      "--auth",
+      `dns://${t.nodes.find((n) => n.id === "origin")!.extra.dns}`,
       "--target",
       `res-2=dns://${node(t, "res-2").address}`,
       "--within",
@@ -110,7 +120,10 @@ describe("propagate measure --targets, plan (processes)", () => {
       auth: { exists: boolean; ttl: number; negativeTtl: number; soa: { minimum: number } };
       targets: { label: string; untilMs: number }[];
       advice: string[];
+      warnings: string[];
     };
+    // Two authoritative views of one zone (DoH and DNS) agree: no warning.
+    expect(p.warnings).toEqual([]);
     expect(p.auth).toMatchObject({ exists: true, ttl: 1 });
     expect(p.auth.negativeTtl).toBeLessThanOrEqual(p.auth.soa.minimum);
     expect(p.targets[0]!.untilMs).toBeLessThanOrEqual(2_000);
@@ -119,5 +132,26 @@ describe("propagate measure --targets, plan (processes)", () => {
     const bad = await run(["plan", name]);
     expect(bad.code).toBe(2);
     expect(bad.err).toContain("expected NAME TYPE");
+    const stray = await run(["measure", "oops"]);
+    expect(stray.code).toBe(2);
+    expect(stray.err).toContain('unexpected argument "oops"');
   }, 60_000);
+
+  it("asks again over TCP when the UDP answer is truncated (RFC 7766 §5)", async () => {
+    // 12 strings of 200 octets: far above the 1232-byte EDNS size we advertise.
+    const data = Array.from({ length: 12 }, (_, i) => `${i}`.padEnd(200, "x"));
+    const res = await fetch(`${t.originUrl}/v1/zones/example.test/rrsets/big/TXT`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${t.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ ttl: 60, data }),
+    });
+    expect(res.status).toBe(200);
+    const origin = t.nodes.find((n) => n.id === "origin")!;
+    const target = parseTarget(`dns://${origin.extra.dns}`) as Target;
+    const a = await ask(target, "big.example.test", "TXT", {
+      timeoutMs: 2_000,
+      clock: new RealClock(),
+    });
+    expect(a.ok && a.values.length, JSON.stringify(a)).toBe(12);
+  });
 });

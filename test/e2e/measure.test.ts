@@ -37,6 +37,8 @@ describe("propagate measure", () => {
     expect(m.nodes.find((n) => n.nodeId === "res-1")?.kind).toBe("resolver");
     for (const n of m.nodes) {
       expect(n.unconverged, n.nodeId).toBe(0);
+      // Probe errors are counted, not hidden: a healthy topology has none.
+      expect(n.errors, n.nodeId).toBe(0);
       expect(n.timesMs, n.nodeId).toHaveLength(3);
       expect(n.receiptMs, n.nodeId).toHaveLength(3);
     }

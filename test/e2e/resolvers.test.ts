@@ -38,6 +38,7 @@ interface Resolver {
   label: string;
   target: Target;
   proc: ChildProcess;
+  exited: Promise<unknown>;
   output: () => string;
 }
 
@@ -68,6 +69,7 @@ function configure(
   origin: { host: string; port: number },
   minTtl: number,
   refuse = false,
+  serveStale = false,
 ) {
   const o = origin;
   switch (kind) {
@@ -113,7 +115,14 @@ remote-control:
   allow-recursion { any; };
   dnssec-validation no;
   min-cache-ttl ${minTtl};
-  min-ncache-ttl ${minTtl};
+  min-ncache-ttl ${minTtl};${
+    serveStale
+      ? `
+  stale-answer-enable yes;
+  stale-cache-enable yes;
+  stale-answer-client-timeout 0;`
+      : ""
+  }
 };
 zone "${ZONE}" { type forward; forward only; forwarders { ${o.host} port ${o.port}; }; };
 controls { };
@@ -161,14 +170,15 @@ async function startResolver(
   origin: { host: string; port: number },
   minTtl: number,
   dirs: string[],
-  opts: { refuse?: boolean; ready?: RegExp } = {},
+  opts: { refuse?: boolean; serveStale?: boolean; ready?: RegExp } = {},
 ): Promise<Resolver> {
   const dir = await mkdtemp(join(tmpdir(), `propagate-${label}-`));
   dirs.push(dir);
   const port = await freePort();
-  const c = configure(kind, dir, port, origin, minTtl, opts.refuse);
+  const c = configure(kind, dir, port, origin, minTtl, opts.refuse, opts.serveStale);
   await writeFile(join(dir, c.file), c.text);
   const proc = spawn(c.cmd[0]!, c.cmd.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+  const exited = new Promise((done) => proc.once("exit", done));
   let out = "";
   proc.stdout?.on("data", (b) => (out += b));
   proc.stderr?.on("data", (b) => (out += b));
@@ -185,7 +195,7 @@ async function startResolver(
     }
     await sleep(clock, 50);
   }
-  return { label, target, proc, output: () => out };
+  return { label, target, proc, exited, output: () => out };
 }
 
 let origin: Running;
@@ -194,6 +204,8 @@ const plain = new Map<Kind, Resolver>();
 const stretching = new Map<Kind, Resolver>();
 /** unbound refusing every client, and a pdns_recursor whose forwarder is a closed port. */
 const broken = new Map<"refusing" | "failing", Resolver>();
+/** named with serve-stale on (RFC 8767; stale-answer-client-timeout 0 answers stale at once). */
+let staleBind: Resolver;
 const dirs: string[] = [];
 
 async function put(name: string, ttl: number, value: string) {
@@ -227,6 +239,9 @@ beforeAll(async () => {
       startResolver(k, k, dns, 0, dirs).then((r) => plain.set(k, r)),
       startResolver(k, `${k}-min-ttl`, dns, MIN_TTL, dirs).then((r) => stretching.set(k, r)),
     ]),
+    startResolver("bind", "bind-serve-stale", dns, 0, dirs, { serveStale: true }).then((r) => {
+      staleBind = r;
+    }),
     startResolver("unbound", "refusing", dns, 0, dirs, { refuse: true, ready: /REFUSED/ }).then(
       (r) => broken.set("refusing", r),
     ),
@@ -239,9 +254,13 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const r of [...plain.values(), ...stretching.values(), ...broken.values()]) {
+  for (const r of [...plain.values(), ...stretching.values(), ...broken.values(), staleBind]) {
+    if (!r) continue;
     r.proc.kill("SIGTERM");
-    if (r.proc.exitCode === null) await new Promise((done) => r.proc.once("exit", done));
+    // A server that ignores SIGTERM for 5 s is killed: no resolver outlives the test.
+    const killer = setTimeout(() => r.proc.kill("SIGKILL"), 5_000);
+    await r.exited;
+    clearTimeout(killer);
   }
   await origin?.stop();
   for (const d of dirs) await rm(d, { recursive: true, force: true });
@@ -260,7 +279,22 @@ describe.concurrent("measure and plan through real resolvers", () => {
   it("a change is fresh at every resolver within the deadline stated from what it held", async () => {
     await put("change", 1, "before");
     const targets = [...plain.values()].map((r) => r.target);
-    const m = await measure({ ...base(), label: "change", ttl: 1, samples: 2, targets });
+    const progress: { samples: number; followed: number; total: number }[] = [];
+    const m = await measure({
+      ...base(),
+      label: "change",
+      ttl: 1,
+      samples: 2,
+      targets,
+      onProgress: (p) => progress.push(p),
+    });
+    // One step per target and sample (the progress bar), then one per sample.
+    expect(progress.at(-1)).toEqual({ samples: 2, followed: 8, total: 8 });
+    expect(progress.filter((p) => p.followed === 4).at(-1)).toEqual({
+      samples: 1,
+      followed: 4,
+      total: 8,
+    });
     for (const t of m.targets) {
       expect(t.samples, t.label).toHaveLength(2);
       for (const s of t.samples) {
@@ -309,7 +343,8 @@ describe.concurrent("measure and plan through real resolvers", () => {
       } else {
         // NXDOMAIN after the name was created, and fresh only around the deadline.
         expect(s.staleSeen, why).toBeGreaterThan(0);
-        expect(s.freshMs!, why).toBeGreaterThan(s.deadlineMs! - 1_000);
+        // TTLs are whole seconds, rounded either way by the resolvers: 1 s each side.
+        expect(s.freshMs!, why).toBeGreaterThan(s.deadlineMs! - 1_000 - 2 * INTERVAL_MS - 100);
       }
       expect(s.kept, why).toBe(true);
     }
@@ -438,5 +473,71 @@ describe.concurrent("measure and plan through real resolvers", () => {
       expect(s.freshMs, why).toBeDefined();
       expect(s.kept, why).toBe(true);
     }
+  }, 30_000);
+
+  it("--expect-from takes the new value from the authoritative, already changed before measure started", async () => {
+    await put("expect-from", 1, "v1");
+    const targets = [...plain.values()].map((r) => r.target);
+    for (const t of targets) {
+      await ask(t, `expect-from.${ZONE}`, "TXT", { timeoutMs: 2_000, clock: new RealClock() });
+    }
+    await put("expect-from", 1, "v2");
+    const originDns = parseTarget(`dns://${origin.ready.dns}`, "origin-dns") as Target;
+    const m = await measure({
+      ...base(),
+      token: undefined,
+      label: "",
+      ttl: 1,
+      samples: 1,
+      targets,
+      watch: { name: `expect-from.${ZONE}`, type: "TXT", expectFrom: originDns },
+    });
+    expect(m.notes).toEqual([
+      "the authoritative origin-dns served the new value before measure started; times are from the start",
+    ]);
+    for (const t of m.targets) {
+      const s = t.samples[0]!;
+      expect(s.freshMs, `${t.label}: ${JSON.stringify(s)}`).toBeDefined();
+      expect(s.kept, `${t.label}: ${JSON.stringify(s)}`).toBe(true);
+    }
+  }, 30_000);
+
+  it("watching with an authoritative that does not answer ends once every target is done", async () => {
+    await put("no-auth", 1, "here");
+    const targets = [...plain.values()].map((r) => r.target);
+    const closed = await freePort();
+    const m = await measure({
+      ...base(),
+      token: undefined,
+      label: "",
+      ttl: 1,
+      samples: 1,
+      targets,
+      timeoutMs: 600_000,
+      watch: { name: `no-auth.${ZONE}`, type: "TXT", expect: ["here"] },
+      auth: parseTarget(`dns://127.0.0.1:${closed}`, "down") as Target,
+    });
+    expect(m.notes).toEqual([
+      'the authoritative down did not serve "here" while the targets were followed; times are from the start',
+    ]);
+    for (const t of m.targets) expect(t.samples[0]!.freshMs, t.label).toBeDefined();
+  }, 30_000);
+
+  it("a resolver serving stale answers (named stale-answer-enable) is flagged serve-stale, with the answer", async () => {
+    await put("stale", 1, "before");
+    const target = staleBind.target;
+    await ask(target, `stale.${ZONE}`, "TXT", { timeoutMs: 2_000, clock: new RealClock() });
+    const m = await measure({ ...base(), label: "stale", ttl: 1, samples: 1, targets: [target] });
+    const s = m.targets[0]!.samples[0]!;
+    const why = JSON.stringify(s);
+    // At expiry it answers the old value again with the RFC 8767 stale TTL (30 s), then refreshes.
+    expect(
+      s.flags.map((f) => f.kind),
+      why,
+    ).toEqual(["serve-stale"]);
+    expect(s.flags[0]!.evidence, why).toMatch(
+      /\(TTL 30 s\) at \+[\d.]+ s, .*an expired answer served again/,
+    );
+    expect(s.freshMs, why).toBeDefined();
   }, 30_000);
 });

@@ -178,6 +178,26 @@ describe("judge: a target's deadline and verdict", () => {
     expect(s.flags[0]!.evidence).toContain("past its deadline (+1.0 s); 2 such answer(s)");
   });
 
+  it("an expired answer served again at the deadline with a new TTL is serve-stale, not stretching", () => {
+    const s = judge({
+      t0: T0,
+      before: old(T0, 1),
+      seen: [old(T0 + 1_010, 30), fresh(T0 + 1_050)],
+      isFresh,
+      auth: { before: 1, after: 1 },
+      intervalMs: 20,
+    });
+    expect(s.kept).toBe(true);
+    expect(s.staleAfterDeadline).toBe(0);
+    expect(s.flags).toEqual([
+      {
+        kind: "serve-stale",
+        evidence:
+          'answered "old" (TTL 30 s) at +1.0 s, at its deadline (+1.0 s) with a new lifetime: an expired answer served again',
+      },
+    ]);
+  });
+
   it("counts errors and knows no deadline when nothing answered before the change", () => {
     const err: Observation = { ok: false, at: T0 - 1, error: "REFUSED (rcode 5)" };
     const s = judge({
