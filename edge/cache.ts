@@ -223,7 +223,7 @@ export class Edge implements SyncTarget {
   }
 
   /**
-   * Read repair (DESIGN.md "Anti-entropy"): a response carrying a newer
+   * Read repair (anti-entropy, infra/README.md "The fabric"): a response carrying a newer
    * serial for its zone than any seen here soft-purges the zone's entries
    * filled from older serials. The edge cannot tell which names changed, so
    * it marks them all; revalidation with If-None-Match makes that cheap (the

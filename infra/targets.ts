@@ -147,10 +147,6 @@ export type Observation =
     }
   | { ok: false; at: number; error: string };
 
-export function isPositive(o: Observation): boolean {
-  return o.ok && o.values.length > 0;
-}
-
 /** A value as it is compared: presentation form, names lower-cased and absolute, TXT quoted. */
 export function normaliseValue(type: RRType, value: string): string {
   const v = value.trim();

@@ -7,9 +7,16 @@
  * (1,000 nodes) get smaller dots, labels only in tooltips, and columns that
  * wrap, so the page stays one SVG of a few thousand elements.
  */
-import type { DashboardInfo } from "./dashboard.ts";
 import { DASHBOARD_SCRIPT } from "./dashboard-script.ts";
 import type { ChangeStatus, NodeInfo } from "./receipts.ts";
+
+/** What the launcher knows and the origin does not: the links and the prediction (dashboard.ts re-exports it). */
+export interface DashboardInfo {
+  /** Node id -> its link's delay model, described. */
+  links?: Record<string, string>;
+  /** The predicted CDF of time-to-fresh (ms, probability) and its bound. */
+  predicted?: { boundMs: number; points: [number, number][] };
+}
 
 export interface PageInput {
   originId: string;

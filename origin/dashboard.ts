@@ -16,16 +16,10 @@
 import { type Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { Clock } from "../core/clock.ts";
-import { renderDashboard } from "./dashboard-page.ts";
+import { type DashboardInfo, renderDashboard } from "./dashboard-page.ts";
 import type { ChangeStatus, NodeInfo, Receipts } from "./receipts.ts";
 
-/** What the launcher knows and the origin does not: the links and the prediction. */
-export interface DashboardInfo {
-  /** Node id -> its link's delay model, described. */
-  links?: Record<string, string>;
-  /** The predicted CDF of time-to-fresh (ms, probability) and its bound. */
-  predicted?: { boundMs: number; points: [number, number][] };
-}
+export type { DashboardInfo } from "./dashboard-page.ts";
 
 export type DashboardEvent =
   | {

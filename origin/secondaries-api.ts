@@ -8,10 +8,12 @@
  * Writes need the write token. What the API sets is saved in DATA/primary.json
  * (temp file, fsync, rename) and restored at start over the command line's.
  */
+
 import { open, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { type Context, Hono } from "hono";
 import { z } from "zod";
+import { issueReason } from "../core/issue.ts";
 import { requireBearer } from "./auth.ts";
 import { type Secondaries, type SecondaryInput, secondarySchema } from "./secondaries.ts";
 import type { Store } from "./store.ts";
@@ -76,8 +78,8 @@ export function primaryRoutes(o: PrimaryRoutesOptions): Hono {
       return invalid(c, "body", "expected a JSON object {dns, zones?, key?, link?}");
     const parsed = secondarySchema.safeParse({ ...body, id: c.req.param("id") });
     if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      return invalid(c, issue.path.join(".") || "body", issue.message);
+      const { field, reason } = issueReason(parsed.error.issues[0]!);
+      return invalid(c, field, reason);
     }
     try {
       o.secondaries.add(parsed.data);
