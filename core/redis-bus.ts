@@ -122,7 +122,11 @@ export interface ClusterSeeds {
 export function clusterSeeds(url: string): ClusterSeeds | undefined {
   const m = /^(rediss?)\+cluster:\/\/(?:([^@/]*)@)?([^/?#]+)\/?$/.exec(url);
   if (m) {
-    const [user, pass] = m[2] === undefined ? [] : m[2].split(":");
+    // user:pass, where only the first ":" separates (a password may hold one).
+    const cred = m[2] ?? "";
+    const colon = cred.indexOf(":");
+    const [user, pass] =
+      colon < 0 ? [cred, undefined] : [cred.slice(0, colon), cred.slice(colon + 1)];
     return {
       nodes: m[3]!.split(",").map((h) => hostPort(h, url)),
       ...(user && { username: decodeURIComponent(user) }),
@@ -289,6 +293,9 @@ export class RedisBus implements PurgeBus {
           // Commands for a dead primary wait in its connection's queue until the slot
           // map drops it: refresh each second (one CLUSTER SLOTS), not every 5 s.
           slotsRefreshInterval: 1000,
+          // With TLS, connect to the names the cluster announces, not their addresses,
+          // so certificates (issued for names: managed clusters) verify.
+          ...(seeds.tls && { dnsLookup: (address, done) => done(null, address) }),
         })
       : new Redis(this.o.url, options);
     let down = false;

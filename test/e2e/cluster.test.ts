@@ -22,6 +22,10 @@ describe("cluster seeds from the bus URL", () => {
       password: "p@ss",
       tls: false,
     });
+    expect(clusterSeeds("redis+cluster://u:a:b@h:1")).toMatchObject({
+      username: "u",
+      password: "a:b",
+    });
     expect(clusterSeeds("rediss+cluster://:secret@h:6380")).toEqual({
       nodes: [{ host: "h", port: 6380 }],
       password: "secret",

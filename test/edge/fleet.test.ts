@@ -14,8 +14,9 @@ import { build } from "esbuild";
 import { Miniflare } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryBus } from "../../core/bus.ts";
+import { VirtualClock } from "../../core/clock.ts";
 import type { PurgeEvent } from "../../core/purge.ts";
-import type { FloorNamespace } from "../../edge/fleet.ts";
+import { FleetFloorClient, type FloorNamespace } from "../../edge/fleet.ts";
 import { PAGE, type SinceAnswer } from "../../edge/floor-do.ts";
 import { predict, predictOptions } from "../../infra/predict.ts";
 import { parseTopology } from "../../infra/topology.ts";
@@ -135,6 +136,43 @@ describe("the fleet floor Durable Object", () => {
     expect(cacheStatusOf(after, "w")).toMatch(/^w; fwd=uri-miss/);
     expect(cacheStatusOf(await mf.dispatchFetch(www), "w")).toMatch(/^w; hit/);
   }, 60_000);
+});
+
+describe("an isolate's cache of the fleet floor (virtual clock)", () => {
+  it("asks at most once per cacheMs, timed from the question, and applies each event once", async () => {
+    const ns = (await mf.getDurableObjectNamespace("FLOOR")) as unknown as FloorNamespace;
+    const clock = new VirtualClock(0);
+    const isolate = (applied: string[]) =>
+      new FleetFloorClient({
+        ns,
+        fleet: "virtual",
+        cacheMs: 1000,
+        target: { applyPurge: (e) => applied.push(e.changeId) },
+        now: () => clock.now(),
+      });
+    const seenA: string[] = [];
+    const seenB: string[] = [];
+    const a = isolate(seenA);
+    const b = isolate(seenB);
+    await b.fresh(); // b asks at t=0: the log is empty
+    // a takes event 1 from the relay: it applied it, then stores it.
+    seenA.push("chg_1");
+    await a.record(event(1, 1));
+    clock.advanceSync(999);
+    await b.fresh();
+    expect(seenB).toEqual([]); // b trusts its t=0 answer for 1000 ms
+    clock.advanceSync(1);
+    await b.fresh();
+    expect(seenB).toEqual(["chg_1"]);
+    await a.fresh();
+    expect(seenA).toEqual(["chg_1"]); // not applied a second time
+    await b.record(event(2, 2));
+    seenB.push("chg_2");
+    clock.advanceSync(1000);
+    await Promise.all([a.fresh(), b.fresh()]);
+    expect(seenA).toEqual(["chg_1", "chg_2"]);
+    expect(seenB).toEqual(["chg_1", "chg_2"]);
+  });
 });
 
 describe("an isolate whose fleet floor cannot be asked", () => {
