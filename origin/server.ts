@@ -36,6 +36,7 @@ import { DataDir } from "./snapshot.ts";
 import { type JournalRecord, Store, type StoreSnapshot, zoneName } from "./store.ts";
 import { TransferAcl } from "./xfr-acl.ts";
 import { IxfrHistory } from "./xfr-history.ts";
+import { IxfrHistoryLog } from "./xfr-history-log.ts";
 import { parseZoneFile } from "./zonefile.ts";
 
 const hostPort = z.object({ host: z.string().min(1), port: z.number().int().min(0).max(65535) });
@@ -177,6 +178,7 @@ export async function startOrigin(
         : undefined;
   } catch (err) {
     primary.secondaries.close();
+    await primary.historyLog.close();
     await data.close();
     throw err;
   }
@@ -303,6 +305,7 @@ export async function startOrigin(
   const close = async () => {
     await follower?.close();
     primary.secondaries.close();
+    await primary.historyLog.close();
     stopPublishing();
     outbox?.close();
     await relay?.close();
@@ -368,6 +371,15 @@ async function startPrimary(
   const acl = new TransferAcl({ ...cfg.allowTransfer, ...state.allowTransfer });
   const history = new IxfrHistory(cfg.changeLogLimit);
   for (const s of store.zones()) history.seed(s.zone.name, s.zone.all());
+  const historyLog = await IxfrHistoryLog.open(
+    cfg.dataDir,
+    history,
+    (zone) => {
+      const state = store.findState(zone);
+      return state?.zone.name === zone ? state.zone.serial : undefined;
+    },
+    log,
+  );
   store.onCommit((c) => history.apply(c));
   const count = metrics.count.bind(metrics);
   const secondaries = new Secondaries({
@@ -387,6 +399,7 @@ async function startPrimary(
   if (catalog) store.onCommit(catalog.onCommit);
   return {
     catalog,
+    historyLog,
     keys: [...keys.values()],
     acl,
     secondaries,

@@ -1,0 +1,129 @@
+/**
+ * The IXFR history survives a restart of the origin: Knot follows a zone,
+ * the origin stops and starts again on the same data directory and ports,
+ * and the next change reaches Knot by an incremental IXFR (RFC 1995 §4),
+ * not by the whole zone in IXFR form.
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseTsigKeys } from "../../core/tsig.ts";
+import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
+import { type Daemon, kdigText, soaSerial, startDaemon, waitFor } from "../support/dns-daemons.ts";
+import { parseExposition } from "../support/prom.ts";
+import { knotSecondary } from "../support/secondary-configs.ts";
+
+const run = promisify(execFile);
+const TOKEN = "secondaries-restart-token";
+let dir: string;
+let origin: RunningOrigin;
+let knot: Daemon;
+const logs: string[] = [];
+
+const ZONE = [
+  "$ORIGIN r.test.",
+  "$TTL 300",
+  "@ IN SOA ns.r.test. host.r.test. 1 3600 1 600 60",
+  "@ IN NS ns",
+  "ns IN A 192.0.2.53",
+  "www IN A 192.0.2.1",
+  "",
+].join("\n");
+
+function start(dnsPort: number, httpPort: number): Promise<RunningOrigin> {
+  return startOrigin(
+    {
+      http: { host: "127.0.0.1", port: httpPort },
+      dns: { host: "127.0.0.1", port: dnsPort },
+      dataDir: join(dir, "data"),
+      token: TOKEN,
+      tsigKeys: join(dir, "keys.conf"),
+      allowTransfer: { "*": ["key:xfr-key"] },
+    },
+    { log: (m) => logs.push(m) },
+  );
+}
+
+async function api(method: string, path: string, body?: unknown, type = "application/json") {
+  const res = await fetch(`${origin.httpUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": type },
+    ...(body !== undefined && { body: typeof body === "string" ? body : JSON.stringify(body) }),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+async function scrape() {
+  return parseExposition(await (await fetch(`${origin.httpUrl}/metrics`)).text()).samples;
+}
+
+const secondary = { dns: "", zones: ["r.test"], key: "xfr-key" };
+const serial = () => origin.store.getZone("r.test").zone.serial;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "propagate-secondaries-restart-"));
+  const keyText = (await run("tsig-keygen", ["-a", "hmac-sha256", "xfr-key"])).stdout;
+  await writeFile(join(dir, "keys.conf"), keyText);
+  const key = parseTsigKeys(keyText)[0]!;
+  origin = await start(0, 0);
+  expect((await api("PUT", "/v1/zones/r.test", ZONE, "text/dns")).status).toBe(201);
+  knot = await startDaemon("knot", (d, p) =>
+    knotSecondary(d, p, origin.dns.port, key, [{ zone: "r.test" }]),
+  );
+  secondary.dns = `127.0.0.1:${knot.port}`;
+  expect((await api("PUT", "/v1/secondaries/knot", secondary)).status).toBe(200);
+}, 60_000);
+
+afterAll(async () => {
+  await knot?.stop();
+  await origin?.close();
+});
+
+describe("IXFR history across a restart", () => {
+  it("Knot, behind by changes made before the restart, catches up by incremental IXFR", async () => {
+    await waitFor("Knot to load r.test", async () => (await soaSerial(knot.port, "r.test")) === 1);
+    // Knot is told nothing of the next changes (no NOTIFY, refresh 3600 s):
+    // after the restart, its IXFR asks for differences made before it.
+    expect((await api("DELETE", "/v1/secondaries/knot")).status).toBe(200);
+    for (const [method, path, body] of [
+      ["PUT", "/v1/zones/r.test/rrsets/a/TXT", { ttl: 300, data: [["before 1"]] }],
+      ["PUT", "/v1/zones/r.test/rrsets/www/A", { ttl: 300, data: ["192.0.2.2"] }],
+      ["PUT", "/v1/zones/r.test/rrsets/b/TXT", { ttl: 300, data: [["before 3"]] }],
+      ["DELETE", "/v1/zones/r.test/rrsets/a/TXT", undefined],
+    ] as const)
+      expect((await api(method, path, body)).status).toBe(200);
+    expect(await soaSerial(knot.port, "r.test")).toBe(1);
+
+    const { port: dnsPort } = origin.dns;
+    const httpPort = Number(new URL(origin.httpUrl).port);
+    await origin.close();
+    origin = await start(dnsPort, httpPort);
+
+    expect((await api("PUT", "/v1/secondaries/knot", secondary)).status).toBe(200);
+    expect(
+      (await api("PUT", "/v1/zones/r.test/rrsets/www/A", { ttl: 300, data: ["192.0.2.3"] })).status,
+    ).toBe(200);
+    const after = serial();
+    await waitFor("Knot at the serial after the restart", async () => {
+      return (await soaSerial(knot.port, "r.test")) === after;
+    });
+    const samples = await scrape();
+    expect(samples.get('origin_xfr_total{type="IXFR",result="ixfr"}')).toBeGreaterThanOrEqual(1);
+    expect(samples.get('origin_xfr_total{type="IXFR",result="ixfr-full"}')).toBeUndefined();
+    expect(samples.get('origin_xfr_total{type="AXFR",result="axfr"}')).toBeUndefined();
+    expect(
+      logs.some((l) =>
+        /xfr: IXFR of r\.test from serial 1 to 127\.0\.0\.1 .*: ixfr at serial/.test(l),
+      ),
+    ).toBe(true);
+    // What Knot serves is the origin's zone: www replaced twice, a deleted, b added.
+    const dig = (name: string, type: string) =>
+      kdigText(["@127.0.0.1", "-p", String(knot.port), "+short", name, type]);
+    expect((await dig("www.r.test", "A")).trim()).toBe("192.0.2.3");
+    expect((await dig("a.r.test", "TXT")).trim()).toBe("");
+    expect((await dig("b.r.test", "TXT")).trim()).toBe('"before 3"');
+  }, 60_000);
+});
