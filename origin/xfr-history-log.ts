@@ -94,6 +94,7 @@ function chains(entries: readonly LogEntry[]): Map<string, ZoneDiff[]> {
 export class IxfrHistoryLog {
   private sinceRewrite = 0;
   private rewriting = false;
+  private last: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly writer: JournalWriter,
@@ -130,6 +131,11 @@ export class IxfrHistoryLog {
     return self;
   }
 
+  /** Resolves once every difference appended so far is on disk (or its write failed). */
+  durable(): Promise<void> {
+    return this.last;
+  }
+
   close(): Promise<void> {
     this.history.onEvent = undefined;
     return this.writer.close();
@@ -138,7 +144,7 @@ export class IxfrHistoryLog {
   private append(e: HistoryEvent): void {
     // The history in memory is right either way; a failed write only costs
     // the next restart its history (answered with full zones), so log it.
-    this.writer
+    this.last = this.writer
       .append(encodeEvent(e), () => {})
       .catch((err: Error) => {
         this.history.onEvent = undefined;
@@ -148,10 +154,10 @@ export class IxfrHistoryLog {
     const kept = this.history.kept().reduce((n, z) => n + z.diffs.length, 0);
     if (!this.rewriting && this.sinceRewrite > Math.max(1000, 2 * kept)) {
       this.rewriting = true;
+      this.sinceRewrite = 0;
       this.writer.runBetweenBatches(async () => {
         await rewrite(this.writer.path, this.history);
         await this.writer.switchTo(this.writer.path);
-        this.sinceRewrite = 0;
         this.rewriting = false;
       });
     }
