@@ -122,6 +122,11 @@ export class Follower {
     }
   }
 
+  /** RFC 1035 §4.3.5: an expired zone is no longer answered authoritatively (SERVFAIL). */
+  expired(zone: string): boolean {
+    return this.zones.get(zone)?.expired ?? false;
+  }
+
   /** The primary a zone is followed from (dns://HOST:PORT), or undefined. */
   primaryOf(zone: string): string | undefined {
     return this.zones.get(zone)?.primary;
@@ -241,7 +246,7 @@ export class Follower {
         if (clock.now() - z.lastRefresh >= soa.expire * 1000) {
           z.expired = true;
           this.opts.log(
-            `follow: ${z.zone} expired: no refresh from ${z.primary} for ${soa.expire} s (SOA EXPIRE)`,
+            `follow: ${z.zone} expired: no refresh from ${z.primary} for ${soa.expire} s (SOA EXPIRE); answering SERVFAIL for it until a refresh succeeds`,
           );
         }
       }

@@ -289,6 +289,7 @@ export async function startOrigin(
       ...(cfg.nsid !== undefined && { nsid: cfg.nsid }),
       onAnswer: metrics.onDnsAnswer,
       onError: (err) => log(`dns: ${(err as Error).message}`),
+      ...(follower && { expired: (zone: string) => follower.expired(zone) }),
       primary: {
         ...primary.dns,
         ...(follower && { onNotify: follower.notified.bind(follower) }),
