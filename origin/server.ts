@@ -25,7 +25,7 @@ import { startAuthoritativeDns } from "./dns-server.ts";
 import { fabricRoutes } from "./fabric.ts";
 import { Outbox, publishCommits } from "./fabric-outbox.ts";
 import { Follower, followSources } from "./follow.ts";
-import { OriginMetrics, observeReceipts } from "./metrics.ts";
+import { OriginMetrics, observeReceipts, observeSecondaries } from "./metrics.ts";
 import { readRoutes } from "./reads.ts";
 import { Receipts } from "./receipts.ts";
 import { Relay } from "./relay.ts";
@@ -208,6 +208,7 @@ export async function startOrigin(
   const registry = new PromRegistry(cfg.nsid ?? "origin");
   metrics.register(registry, store, () => data.stats);
   observeReceipts(registry, receipts, clock);
+  observeSecondaries(registry, primary.secondaries);
   app.get("/metrics", async (c) =>
     c.body((await registry.render()) + (follower?.metricsText() ?? ""), 200, {
       "content-type": registry.contentType,

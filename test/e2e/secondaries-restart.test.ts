@@ -2,7 +2,9 @@
  * The IXFR history survives a restart of the origin: Knot follows a zone,
  * the origin stops and starts again on the same data directory and ports,
  * and the next change reaches Knot by an incremental IXFR (RFC 1995 §4),
- * not by the whole zone in IXFR form.
+ * not by the whole zone in IXFR form. And the secondaries' metrics: the
+ * serial lag of each (0 once in sync, 1 for a zone whose NOTIFYs are all
+ * lost) and the NOTIFY->INSYNC histogram, scraped from /metrics.
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
@@ -23,15 +25,16 @@ let origin: RunningOrigin;
 let knot: Daemon;
 const logs: string[] = [];
 
-const ZONE = [
-  "$ORIGIN r.test.",
-  "$TTL 300",
-  "@ IN SOA ns.r.test. host.r.test. 1 3600 1 600 60",
-  "@ IN NS ns",
-  "ns IN A 192.0.2.53",
-  "www IN A 192.0.2.1",
-  "",
-].join("\n");
+const zoneFile = (zone: string) =>
+  [
+    `$ORIGIN ${zone}.`,
+    "$TTL 300",
+    `@ IN SOA ns.${zone}. host.${zone}. 1 3600 1 600 60`,
+    "@ IN NS ns",
+    "ns IN A 192.0.2.53",
+    "www IN A 192.0.2.1",
+    "",
+  ].join("\n");
 
 function start(dnsPort: number, httpPort: number): Promise<RunningOrigin> {
   return startOrigin(
@@ -69,9 +72,10 @@ beforeAll(async () => {
   await writeFile(join(dir, "keys.conf"), keyText);
   const key = parseTsigKeys(keyText)[0]!;
   origin = await start(0, 0);
-  expect((await api("PUT", "/v1/zones/r.test", ZONE, "text/dns")).status).toBe(201);
+  for (const zone of ["r.test", "l.test"])
+    expect((await api("PUT", `/v1/zones/${zone}`, zoneFile(zone), "text/dns")).status).toBe(201);
   knot = await startDaemon("knot", (d, p) =>
-    knotSecondary(d, p, origin.dns.port, key, [{ zone: "r.test" }]),
+    knotSecondary(d, p, origin.dns.port, key, [{ zone: "r.test" }, { zone: "l.test" }]),
   );
   secondary.dns = `127.0.0.1:${knot.port}`;
   expect((await api("PUT", "/v1/secondaries/knot", secondary)).status).toBe(200);
@@ -125,5 +129,45 @@ describe("IXFR history across a restart", () => {
     expect((await dig("www.r.test", "A")).trim()).toBe("192.0.2.3");
     expect((await dig("a.r.test", "TXT")).trim()).toBe("");
     expect((await dig("b.r.test", "TXT")).trim()).toBe('"before 3"');
+  }, 60_000);
+});
+
+describe("secondaries' metrics", () => {
+  it("serial lag per secondary and zone, and NOTIFY->INSYNC time, on /metrics", async () => {
+    // Every NOTIFY for l.test to this registration is lost (loss = 1) and
+    // Knot's refresh is 3600 s: it stays one serial behind.
+    expect(
+      (
+        await api("PUT", "/v1/secondaries/knot-lost", {
+          dns: `127.0.0.1:${knot.port}`,
+          zones: ["l.test"],
+          key: "xfr-key",
+          link: { loss: 1 },
+        })
+      ).status,
+    ).toBe(200);
+    await waitFor("Knot to load l.test", async () => (await soaSerial(knot.port, "l.test")) === 1);
+    expect(
+      (await api("PUT", "/v1/zones/l.test/rrsets/x/TXT", { ttl: 300, data: [["lost"]] })).status,
+    ).toBe(200);
+    expect(
+      (await api("PUT", "/v1/zones/r.test/rrsets/m/TXT", { ttl: 300, data: [["m"]] })).status,
+    ).toBe(200);
+    await waitFor("Knot at r.test's serial", async () => {
+      return (await soaSerial(knot.port, "r.test")) === serial();
+    });
+    let samples = await scrape();
+    await waitFor("both lags scraped", async () => {
+      samples = await scrape();
+      return (
+        samples.get('origin_secondary_serial_lag{secondary="knot",zone="r.test"}') === 0 &&
+        samples.get('origin_secondary_serial_lag{secondary="knot-lost",zone="l.test"}') === 1
+      );
+    });
+    expect(samples.get("origin_secondary_insync_seconds_count")).toBeGreaterThanOrEqual(1);
+    const sum = samples.get("origin_secondary_insync_seconds_sum")!;
+    expect(sum).toBeGreaterThan(0);
+    expect(sum).toBeLessThan(30);
+    expect(await soaSerial(knot.port, "l.test")).toBe(1);
   }, 60_000);
 });
