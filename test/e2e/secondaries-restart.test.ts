@@ -4,7 +4,8 @@
  * and the next change reaches Knot by an incremental IXFR (RFC 1995 §4),
  * not by the whole zone in IXFR form. And the secondaries' metrics: the
  * serial lag of each (0 once in sync, 1 for a zone whose NOTIFYs are all
- * lost) and the NOTIFY->INSYNC histogram, scraped from /metrics.
+ * lost) and the NOTIFY->INSYNC histogram, scraped from /metrics; and
+ * `propagate measure` reports a registered secondary as one.
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
@@ -13,6 +14,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseTsigKeys } from "../../core/tsig.ts";
+import { measure } from "../../infra/measure.ts";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
 import { type Daemon, kdigText, soaSerial, startDaemon, waitFor } from "../support/dns-daemons.ts";
 import { parseExposition } from "../support/prom.ts";
@@ -169,5 +171,28 @@ describe("secondaries' metrics", () => {
     expect(sum).toBeGreaterThan(0);
     expect(sum).toBeLessThan(30);
     expect(await soaSerial(knot.port, "l.test")).toBe(1);
+  }, 60_000);
+});
+
+describe("propagate measure with a secondary registered", () => {
+  it("labels it tier and kind secondary, with its time to serve each change", async () => {
+    // Only the secondaries are registered at this origin: measure asks them.
+    expect((await api("DELETE", "/v1/secondaries/knot-lost")).status).toBe(200);
+    const m = await measure({
+      originUrl: origin.httpUrl,
+      token: TOKEN,
+      zone: "r.test",
+      label: "_measure",
+      ttl: 60,
+      samples: 2,
+      intervalMs: 20,
+      timeoutMs: 15_000,
+    });
+    expect(m.nodes.map((n) => [n.nodeId, n.tier, n.kind])).toEqual([
+      ["knot", "secondary", "secondary"],
+    ]);
+    // It served both changes (its receipt may come a little after measure reads them).
+    expect(m.nodes[0]!.timesMs).toHaveLength(2);
+    expect(m.nodes[0]!.unconverged).toBe(0);
   }, 60_000);
 });
