@@ -121,7 +121,15 @@ export class IxfrHistoryLog {
     const decoded = decodeJournal<LogEntry>(bytes);
     const bad = decoded.corrupt ?? decoded.torn;
     if (bad) log(`${path}: ${bad.reason} at byte ${bad.offset}; IXFR history kept up to there`);
-    for (const [zone, diffs] of chains(decoded.records)) {
+    let restored: Map<string, ZoneDiff[]>;
+    try {
+      restored = chains(decoded.records);
+    } catch (err) {
+      // Intact records of another shape (a file put there by hand): start without history.
+      log(`${path}: ${(err as Error).message}; IXFR history starts empty`);
+      restored = new Map();
+    }
+    for (const [zone, diffs] of restored) {
       const last = diffs.at(-1);
       if (last && serialOf(last.to) === currentSerial(zone)) history.restore(zone, diffs);
     }

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { RRset } from "../../core/records.ts";
-import { decodeJournal } from "../../origin/journal.ts";
+import { decodeJournal, encodeRecord } from "../../origin/journal.ts";
 import type { CommittedChange } from "../../origin/store.ts";
 import { IxfrHistory } from "../../origin/xfr-history.ts";
 import { IXFR_LOG, IxfrHistoryLog } from "../../origin/xfr-history-log.ts";
@@ -138,6 +138,15 @@ describe("IXFR history log", () => {
     expect(records.length).toBeLessThan(300);
     const { history, log } = await reopen(dir, 1200, 5);
     expect(serials(history, 1195)).toEqual([1196, 1197, 1198, 1199, 1200]);
+    await log.close();
+  });
+
+  it("starts empty, with a log line, when intact records are not differences", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "propagate-ixfr-log-"));
+    await writeFile(join(dir, IXFR_LOG), encodeRecord({ zone: "h.test", something: "else" }));
+    const { history, log, logged } = await reopen(dir, 5);
+    expect(history.diffsSince("h.test", 4)).toBeUndefined();
+    expect(logged.join("\n")).toMatch(/IXFR history starts empty/);
     await log.close();
   });
 });
