@@ -278,6 +278,7 @@ export async function startOrigin(
     async (err: Error) => {
       stopPublishing();
       outbox?.close();
+      await primary.historyLog.close();
       await data.close();
       throw err;
     },
@@ -298,6 +299,7 @@ export async function startOrigin(
     });
   } catch (err) {
     server.close();
+    await primary.historyLog.close();
     await data.close();
     throw err;
   }
@@ -307,7 +309,6 @@ export async function startOrigin(
   const close = async () => {
     await follower?.close();
     primary.secondaries.close();
-    await primary.historyLog.close();
     stopPublishing();
     outbox?.close();
     await relay?.close();
@@ -316,6 +317,8 @@ export async function startOrigin(
       server.close(() => resolve());
       server.closeAllConnections();
     });
+    // After the last write could arrive, before the journal closes.
+    await primary.historyLog.close();
     await data.close();
   };
   // Zones are imported once both ports are ours, so a start that cannot listen
