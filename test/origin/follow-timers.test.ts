@@ -60,11 +60,9 @@ async function askWww() {
   return { rcode, aa: r.flag_aa, answers: r.answers?.length ?? 0 };
 }
 
-beforeAll(async () => {
-  knot = await startKnot([{ name: "c.test", file: ZONE }]);
-  deadPort = await freePort();
-  dataDir = await mkdtemp(join(tmpdir(), "propagate-follow-timers-"));
-  origin = await startOrigin(
+/** The origin following c.test from Knot and never.test from a port where nothing answers. */
+function startFollower(): Promise<RunningOrigin> {
+  return startOrigin(
     {
       http: { host: "127.0.0.1", port: 0 },
       dns: { host: "127.0.0.1", port: 0 },
@@ -76,6 +74,13 @@ beforeAll(async () => {
     },
     { clock, log: (m) => logs.push(m) },
   );
+}
+
+beforeAll(async () => {
+  knot = await startKnot([{ name: "c.test", file: ZONE }]);
+  deadPort = await freePort();
+  dataDir = await mkdtemp(join(tmpdir(), "propagate-follow-timers-"));
+  origin = await startFollower();
   await until("c.test loaded", () => serial() === 100);
   await until("never.test failed", () => state("never.test").failures === 1);
 }, 30_000);
@@ -146,5 +151,25 @@ describe("SOA timers of a followed zone, on the virtual clock", () => {
     await until("fresh again", () => !state("c.test").expired && state("c.test").failures === 0);
     expect(logs.join("\n")).toMatch(/c\.test is fresh again/);
     expect((await askWww()).rcode).toBe("NOERROR");
+  });
+
+  it("a zone held from before a restart expires EXPIRE (120 s) after the start when its primary stays away", async () => {
+    await origin.close();
+    await knot.stop();
+    origin = await startFollower();
+    const start = clock.now();
+    // Served from the journal (the time of its last refresh is not kept).
+    await until("the first failed refresh", () => state("c.test").failures === 1);
+    expect(serial()).toBe(101);
+    expect(state("c.test").lastRefresh).toBeUndefined();
+    expect((await askWww()).rcode).toBe("NOERROR");
+    while (clock.now() - start < 120_000) {
+      expect(state("c.test").expired).toBe(false);
+      const failures = state("c.test").failures;
+      await clock.advance(10_000);
+      await until("a retry", () => state("c.test").failures === failures + 1);
+    }
+    expect(state("c.test").expired).toBe(true);
+    expect((await askWww()).rcode).toBe("SERVFAIL");
   });
 });
