@@ -101,6 +101,12 @@ export interface Measurement {
   notes: string[];
 }
 
+/** A real secondary (tier `secondary`) answers DNS like a resolver but is an authority. */
+function kindOf(n: RegisteredNode): NodeSamples["kind"] {
+  if (n.tier === "secondary") return "secondary";
+  return n.address.startsWith("http") ? "edge" : "resolver";
+}
+
 /** A registered node as a target: an edge's DNS JSON reads, a resolver's DNS port. */
 function nodeTarget(n: RegisteredNode): Target {
   const spec = n.address.startsWith("http") ? `${n.address}/resolve` : `dns://${n.address}`;
@@ -466,7 +472,7 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
       return {
         nodeId: n.id,
         tier: n.tier,
-        kind: n.address.startsWith("http") ? ("edge" as const) : ("resolver" as const),
+        kind: kindOf(n),
         timesMs: r.times,
         staleSeen: r.stale,
         unconverged: r.missed,

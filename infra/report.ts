@@ -8,7 +8,7 @@
 export interface NodeSamples {
   nodeId: string;
   tier: string;
-  kind: "edge" | "resolver";
+  kind: "edge" | "resolver" | "secondary";
   /** Time-to-fresh per change (ms). */
   timesMs: number[];
   /** Answers carrying an older value after a change. */

@@ -18,6 +18,8 @@ export interface AnswerOptions {
   maxUdp?: number;
   /** RFC 5001: the name this node gives when a query asks for NSID. */
   nsid?: string;
+  /** A zone whose data is no longer authoritative (a followed zone past EXPIRE): SERVFAIL. */
+  expired?: (zone: string) => boolean;
 }
 
 export interface QueryAnswer {
@@ -78,6 +80,9 @@ export function answerQuery(
   if (question.qclass !== CLASS_IN) return { wire: reply(request, "REFUSED", opts) };
 
   const resolution = resolveQuestion(zones, question.qname, question.qtype);
+  // RFC 1035 §4.3.5: past EXPIRE a secondary's zone is not answered from its data.
+  if (resolution.zone !== undefined && opts.expired?.(resolution.zone))
+    return { wire: reply(request, "SERVFAIL", opts) };
   return { wire: reply(request, resolution.rcode, opts, resolution), resolution };
 }
 

@@ -48,6 +48,8 @@ export interface AuthoritativeDnsOptions {
    */
   onAnswer?: (info: QueryInfo, resolution: Resolution | undefined, response: Buffer) => void;
   onError?: (err: unknown) => void;
+  /** Zones past their SOA EXPIRE (a followed zone): answered SERVFAIL (RFC 1035 §4.3.5). */
+  expired?: (zone: string) => boolean;
   /** Serve as the primary of the store's zones (transfers, TSIG, NOTIFY). */
   primary?: PrimaryOptions;
 }
@@ -84,11 +86,11 @@ export function startAuthoritativeDns(
   zones: ZoneSource,
   opts: AuthoritativeDnsOptions,
 ): Promise<DnsServer> {
-  const { host, port, nsid, onAnswer, onError, primary } = opts;
+  const { host, port, nsid, onAnswer, onError, primary, expired } = opts;
   return startDnsServer({ host, port, onError }, (query, info) => {
     const maxUdp = info.transport === "udp" ? MAX_EDNS_UDP : undefined;
     const plain = (q: Buffer): Buffer => {
-      const { wire, resolution } = answerQuery(q, zones, { maxUdp, nsid });
+      const { wire, resolution } = answerQuery(q, zones, { maxUdp, nsid, expired });
       onAnswer?.(info, resolution, wire);
       return wire;
     };

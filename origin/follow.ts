@@ -100,8 +100,15 @@ export class Follower {
   readonly stats: FollowStats = { transfers: new Map(), notifies: new Map(), dropped: new Map() };
   private readonly zones = new Map<string, ZoneRuntime>();
   private closed = false;
+  /**
+   * The expiry of a zone held from before a restart counts from this start:
+   * when it was last refreshed is not kept, and a zone whose primary never
+   * answers again must not be served as authoritative for ever.
+   */
+  private readonly startedAt: number;
 
   constructor(private readonly opts: FollowerOptions) {
+    this.startedAt = opts.clock.now();
     for (const source of opts.zones) {
       const { zone } = source;
       this.zones.set(zone, {
@@ -120,6 +127,11 @@ export class Follower {
         again: false,
       });
     }
+  }
+
+  /** RFC 1035 §4.3.5: an expired zone is no longer answered authoritatively (SERVFAIL). */
+  expired(zone: string): boolean {
+    return this.zones.get(zone)?.expired ?? false;
   }
 
   /** The primary a zone is followed from (dns://HOST:PORT), or undefined. */
@@ -237,11 +249,11 @@ export class Follower {
       this.opts.log(`follow: refresh of ${z.zone} from ${z.primary} failed: ${z.lastError}`);
       const soa = this.soa(z.zone);
       // RFC 1035 §4.3.5: past EXPIRE without a refresh the zone's data is no longer authoritative.
-      if (soa && z.lastRefresh !== undefined && !z.expired) {
-        if (clock.now() - z.lastRefresh >= soa.expire * 1000) {
+      if (soa && !z.expired) {
+        if (clock.now() - (z.lastRefresh ?? this.startedAt) >= soa.expire * 1000) {
           z.expired = true;
           this.opts.log(
-            `follow: ${z.zone} expired: no refresh from ${z.primary} for ${soa.expire} s (SOA EXPIRE)`,
+            `follow: ${z.zone} expired: no refresh from ${z.primary} for ${soa.expire} s (SOA EXPIRE); answering SERVFAIL for it until a refresh succeeds`,
           );
         }
       }

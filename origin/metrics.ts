@@ -17,6 +17,7 @@ import {
 } from "../core/metrics.ts";
 import type { Receipts } from "./receipts.ts";
 import type { Resolution } from "./resolve.ts";
+import type { Secondaries } from "./secondaries.ts";
 import type { CommittedChange, Store } from "./store.ts";
 
 /** The journal's counters since start (DataDir.stats). */
@@ -256,4 +257,28 @@ export function observeReceipts(registry: MetricsRegistry, receipts: Receipts, c
     if (ok) received(nodeId, changeId, at);
     return ok;
   };
+}
+
+/**
+ * Real secondaries (issue 13): how far each one's served serial is behind
+ * the zone's, read at scrape time, and how long each took from a change's
+ * NOTIFY to serving it (the SOA check that found it in sync).
+ */
+export function observeSecondaries(registry: MetricsRegistry, secondaries: Secondaries): void {
+  registry.sampled({
+    name: "origin_secondary_serial_lag",
+    help: "zone serial minus the serial the secondary served at its last SOA check (RFC 1982 distance)",
+    type: "gauge",
+    labelNames: ["secondary", "zone"],
+    read: () =>
+      secondaries
+        .serialLags()
+        .map(({ secondary, zone, lag }): Sample => [{ secondary, zone }, lag]),
+  });
+  const insync = registry.histogram({
+    name: "origin_secondary_insync_seconds",
+    help: "time from a change's first NOTIFY to a secondary serving its serial",
+    buckets: APPLY_BUCKETS,
+  });
+  secondaries.onInsync = (seconds) => insync.observe(seconds);
 }

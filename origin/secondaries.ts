@@ -100,8 +100,14 @@ interface Tracked {
   spec: SecondarySpec;
   key: TsigKey | undefined;
   link: LinkDelay | undefined;
-  /** Per zone: the serial it must reach, and the pending SOA check. */
-  lag: Map<string, { target: number; timer?: unknown; delayMs: number; gone?: number }>;
+  /**
+   * Per zone: the serial it must reach, the pending SOA check, and when the
+   * first NOTIFY it has not caught up with was sent (for the NOTIFY->INSYNC time).
+   */
+  lag: Map<
+    string,
+    { target: number; timer?: unknown; delayMs: number; gone?: number; notifiedAt?: number }
+  >;
   /** Last serial seen per zone. */
   seen: Map<string, number>;
 }
@@ -112,6 +118,8 @@ const GONE_CHECKS = 300;
 export class Secondaries {
   private readonly all = new Map<string, Tracked>();
   private closed = false;
+  /** Told, in seconds, how long a secondary took from a change's NOTIFY to serving it. */
+  onInsync: ((seconds: number) => void) | undefined;
 
   constructor(private readonly deps: SecondariesDeps) {}
 
@@ -158,6 +166,22 @@ export class Secondaries {
     return [...this.all.values()].map((t) => ({ ...t.spec, serials: Object.fromEntries(t.seen) }));
   }
 
+  /**
+   * Per secondary and zone it answered for: the zone's serial minus the serial
+   * it served last, as an RFC 1982 distance (negative if it is ahead of us).
+   */
+  serialLags(): { secondary: string; zone: string; lag: number }[] {
+    const out: { secondary: string; zone: string; lag: number }[] = [];
+    for (const t of this.all.values())
+      for (const [zone, seen] of t.seen) {
+        const state = this.deps.store.findState(zone);
+        if (state?.zone.name !== zone) continue;
+        const d = (state.zone.serial - seen + 2 ** 32) % 2 ** 32;
+        out.push({ secondary: t.spec.id, zone, lag: d < 2 ** 31 ? d : d - 2 ** 32 });
+      }
+    return out;
+  }
+
   /** The key a secondary uses, by its address, for transfers (its key may transfer its zones). */
   allowedKeys(zone: string): string[] {
     return [...this.all.values()]
@@ -177,9 +201,11 @@ export class Secondaries {
         this.checkSoon(t, change.zone, 10);
         continue;
       }
+      const lag = t.lag.get(change.zone);
       t.lag.set(change.zone, {
-        ...(t.lag.get(change.zone) ?? { delayMs: 0 }),
+        ...(lag ?? { delayMs: 0 }),
         target: change.serial,
+        notifiedAt: lag?.notifiedAt ?? this.deps.clock.now(),
       });
       this.sendNotify(t, change.zone, change.serial, 1);
     }
@@ -325,6 +351,8 @@ export class Secondaries {
     if (!lag || lag.timer) return;
     if (serial !== undefined && serialGte(serial, lag.target)) {
       t.lag.delete(zone);
+      if (lag.notifiedAt !== undefined)
+        this.onInsync?.((this.deps.clock.now() - lag.notifiedAt) / 1000);
       return;
     }
     // Still behind: ask again, backing off to pollMaxMs.

@@ -27,7 +27,7 @@ import { fabricRoutes } from "./fabric.ts";
 import { Outbox, publishCommits } from "./fabric-outbox.ts";
 import { Registry } from "./fabric-registry.ts";
 import { Follower, followSources } from "./follow.ts";
-import { OriginMetrics, observeReceipts } from "./metrics.ts";
+import { OriginMetrics, observeReceipts, observeSecondaries } from "./metrics.ts";
 import { readRoutes } from "./reads.ts";
 import { Receipts } from "./receipts.ts";
 import { Relay } from "./relay.ts";
@@ -38,6 +38,7 @@ import { DataDir } from "./snapshot.ts";
 import { type JournalRecord, Store, type StoreSnapshot, zoneName } from "./store.ts";
 import { TransferAcl } from "./xfr-acl.ts";
 import { IxfrHistory } from "./xfr-history.ts";
+import { IxfrHistoryLog } from "./xfr-history-log.ts";
 import { parseZoneFile } from "./zonefile.ts";
 
 const hostPort = z.object({ host: z.string().min(1), port: z.number().int().min(0).max(65535) });
@@ -186,6 +187,7 @@ export async function startOrigin(
         : undefined;
   } catch (err) {
     primary.secondaries.close();
+    await primary.historyLog.close();
     await nodeRegistry.close();
     await data.close();
     throw err;
@@ -216,6 +218,7 @@ export async function startOrigin(
   const registry = new PromRegistry(cfg.nsid ?? "origin");
   metrics.register(registry, store, () => data.stats);
   observeReceipts(registry, receipts, clock);
+  observeSecondaries(registry, primary.secondaries);
   app.get("/metrics", async (c) =>
     c.body((await registry.render()) + (follower?.metricsText() ?? ""), 200, {
       "content-type": registry.contentType,
@@ -287,6 +290,7 @@ export async function startOrigin(
     async (err: Error) => {
       stopPublishing();
       outbox?.close();
+      await primary.historyLog.close();
       await data.close();
       await nodeRegistry.close();
       throw err;
@@ -300,6 +304,7 @@ export async function startOrigin(
       ...(cfg.nsid !== undefined && { nsid: cfg.nsid }),
       onAnswer: metrics.onDnsAnswer,
       onError: (err) => log(`dns: ${(err as Error).message}`),
+      ...(follower && { expired: (zone: string) => follower.expired(zone) }),
       primary: {
         ...primary.dns,
         ...(follower && { onNotify: follower.notified.bind(follower) }),
@@ -307,6 +312,7 @@ export async function startOrigin(
     });
   } catch (err) {
     server.close();
+    await primary.historyLog.close();
     await data.close();
     await nodeRegistry.close();
     throw err;
@@ -325,6 +331,8 @@ export async function startOrigin(
       server.close(() => resolve());
       server.closeAllConnections();
     });
+    // After the last write could arrive, before the journal closes.
+    await primary.historyLog.close();
     await data.close();
     await nodeRegistry.close();
   };
@@ -384,6 +392,15 @@ async function startPrimary(
   const acl = new TransferAcl({ ...cfg.allowTransfer, ...state.allowTransfer });
   const history = new IxfrHistory(cfg.changeLogLimit);
   for (const s of store.zones()) history.seed(s.zone.name, s.zone.all());
+  const historyLog = await IxfrHistoryLog.open(
+    cfg.dataDir,
+    history,
+    (zone) => {
+      const state = store.findState(zone);
+      return state?.zone.name === zone ? state.zone.serial : undefined;
+    },
+    log,
+  );
   store.onCommit((c) => history.apply(c));
   const count = metrics.count.bind(metrics);
   const secondaries = new Secondaries({
@@ -403,6 +420,7 @@ async function startPrimary(
   if (catalog) store.onCommit(catalog.onCommit);
   return {
     catalog,
+    historyLog,
     keys: [...keys.values()],
     acl,
     secondaries,

@@ -3,9 +3,9 @@
  * records it deleted and the records it added. The store's change log holds
  * each touched RRset's new state only, so this keeps a reference to every
  * zone's current RRsets and turns each commit into a record-level difference
- * as it happens. It starts empty on each process start: a client older than
- * the first change seen gets the whole zone in IXFR form (RFC 1995 §4 allows
- * it), exactly as when the history was trimmed.
+ * as it happens. `xfr-history-log.ts` keeps the differences on disk, so they
+ * survive a restart; a client older than the oldest difference kept gets the
+ * whole zone in IXFR form (RFC 1995 §4 allows it).
  */
 import type { RRset } from "../core/records.ts";
 import { rrsetKey } from "../core/records.ts";
@@ -25,8 +25,13 @@ interface ZoneHistory {
   diffs: ZoneDiff[];
 }
 
+/** What each commit did to the history: a difference, or a zone's history started over. */
+export type HistoryEvent = { zone: string; diff: ZoneDiff } | { zone: string; reset: true };
+
 export class IxfrHistory {
   private readonly zones = new Map<string, ZoneHistory>();
+  /** Told of every difference and reset, in commit order (the on-disk log). */
+  onEvent: ((e: HistoryEvent) => void) | undefined;
 
   /** `limit`: differences kept per zone (the origin's --change-log). */
   constructor(private readonly limit: number) {}
@@ -39,17 +44,27 @@ export class IxfrHistory {
     });
   }
 
+  /** Differences kept from before (the on-disk log); the zone must be seeded. */
+  restore(zone: string, diffs: readonly ZoneDiff[]): void {
+    const h = this.zones.get(zone);
+    if (h) h.diffs = diffs.slice(-this.limit);
+  }
+
+  /** Every zone's kept differences, oldest first. */
+  kept(): Array<{ zone: string; diffs: readonly ZoneDiff[] }> {
+    return [...this.zones].map(([zone, h]) => ({ zone, diffs: h.diffs }));
+  }
+
   /** Called with every committed change, in commit order (store.onCommit). */
   apply(change: CommittedChange): void {
-    if (change.op === "delete") {
-      this.zones.delete(change.zone);
-      return;
-    }
-    if (change.op === "create") {
-      this.seed(
-        change.zone,
-        change.changes.map((c) => c.rrset).filter((s): s is RRset => s !== null),
-      );
+    if (change.op === "delete" || change.op === "create") {
+      if (change.op === "delete") this.zones.delete(change.zone);
+      else
+        this.seed(
+          change.zone,
+          change.changes.map((c) => c.rrset).filter((s): s is RRset => s !== null),
+        );
+      this.onEvent?.({ zone: change.zone, reset: true });
       return;
     }
     const h = this.zones.get(change.zone);
@@ -67,8 +82,10 @@ export class IxfrHistory {
       difference(before, c.rrset ?? undefined, deleted, added);
     }
     const to = h.current.get(soaKey) as RRset<"SOA">;
-    h.diffs.push({ from, to, deleted, added });
+    const diff = { from, to, deleted, added };
+    h.diffs.push(diff);
     while (h.diffs.length > this.limit) h.diffs.shift();
+    this.onEvent?.({ zone: change.zone, diff });
   }
 
   /** The differences from `serial` to now, or undefined when they are not all kept. */

@@ -2,13 +2,16 @@
  * The SOA timers of a followed zone (RFC 1035 §4.3.5) on the virtual clock,
  * against a real Knot primary that sends no NOTIFY: the refresh timer alone
  * brings a change; a primary that is down is retried every RETRY and the
- * zone expires after EXPIRE; it is fresh again when the primary returns.
+ * zone expires after EXPIRE and is answered SERVFAIL; it is fresh again
+ * (and answered) when the primary returns.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import dnsPacket from "dns-packet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { VirtualClock } from "../../core/clock.ts";
+import { queryUdp } from "../../core/dns-transport.ts";
 import type { FollowedZone } from "../../origin/follow.ts";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
 import { freePort, type Knot, startKnot } from "./follow-knot.ts";
@@ -44,11 +47,22 @@ const state = (zone: string): FollowedZone =>
   origin.follower!.status().find((z) => z.zone === zone)!;
 const serial = () => origin.store.findState("c.test")?.zone.serial;
 
-beforeAll(async () => {
-  knot = await startKnot([{ name: "c.test", file: ZONE }]);
-  deadPort = await freePort();
-  dataDir = await mkdtemp(join(tmpdir(), "propagate-follow-timers-"));
-  origin = await startOrigin(
+/** What the origin's DNS answers for www.c.test A: RCODE (from the header), AA and the answers. */
+async function askWww() {
+  const q = dnsPacket.encode({
+    type: "query",
+    id: 7,
+    questions: [{ name: "www.c.test", type: "A" }],
+  });
+  const wire = await queryUdp("127.0.0.1", origin.dns.port, q, 2000);
+  const r = dnsPacket.decode(wire);
+  const rcode = ["NOERROR", "FORMERR", "SERVFAIL"][wire.readUInt8(3) & 0x0f] ?? "other";
+  return { rcode, aa: r.flag_aa, answers: r.answers?.length ?? 0 };
+}
+
+/** The origin following c.test from Knot and never.test from a port where nothing answers. */
+function startFollower(): Promise<RunningOrigin> {
+  return startOrigin(
     {
       http: { host: "127.0.0.1", port: 0 },
       dns: { host: "127.0.0.1", port: 0 },
@@ -60,6 +74,13 @@ beforeAll(async () => {
     },
     { clock, log: (m) => logs.push(m) },
   );
+}
+
+beforeAll(async () => {
+  knot = await startKnot([{ name: "c.test", file: ZONE }]);
+  deadPort = await freePort();
+  dataDir = await mkdtemp(join(tmpdir(), "propagate-follow-timers-"));
+  origin = await startFollower();
   await until("c.test loaded", () => serial() === 100);
   await until("never.test failed", () => state("never.test").failures === 1);
 }, 30_000);
@@ -103,6 +124,7 @@ describe("SOA timers of a followed zone, on the virtual clock", () => {
     await until("the first failed refresh", () => state("c.test").failures === 1);
     // RFC 1035 §4.3.5: after a failure, the next try is RETRY later.
     expect(state("c.test").nextCheck).toBe(clock.now() + 10_000);
+    expect(await askWww()).toMatchObject({ rcode: "NOERROR", aa: true });
     while (clock.now() - lastRefresh < 120_000) {
       expect(state("c.test").expired).toBe(false);
       const failures = state("c.test").failures;
@@ -117,10 +139,37 @@ describe("SOA timers of a followed zone, on the virtual clock", () => {
     expect(text).toContain('origin_follow_zone_expired{zone="c.test"} 1');
     // The data stays as it was: nothing is committed while the primary is away.
     expect(serial()).toBe(101);
+    // RFC 1035 §4.3.5: but it is no longer answered authoritatively.
+    expect(await askWww()).toEqual({ rcode: "SERVFAIL", aa: false, answers: 0 });
+    const after = await (await fetch(`${origin.httpUrl}/metrics`)).text();
+    expect(after).toMatch(
+      /origin_dns_queries_total\{transport="udp",rcode="SERVFAIL",node="[^"]*"\} 1/,
+    );
 
     await knot.restart();
     await clock.advance(10_000);
     await until("fresh again", () => !state("c.test").expired && state("c.test").failures === 0);
     expect(logs.join("\n")).toMatch(/c\.test is fresh again/);
+    expect((await askWww()).rcode).toBe("NOERROR");
+  });
+
+  it("a zone held from before a restart expires EXPIRE (120 s) after the start when its primary stays away", async () => {
+    await origin.close();
+    await knot.stop();
+    origin = await startFollower();
+    const start = clock.now();
+    // Served from the journal (the time of its last refresh is not kept).
+    await until("the first failed refresh", () => state("c.test").failures === 1);
+    expect(serial()).toBe(101);
+    expect(state("c.test").lastRefresh).toBeUndefined();
+    expect((await askWww()).rcode).toBe("NOERROR");
+    while (clock.now() - start < 120_000) {
+      expect(state("c.test").expired).toBe(false);
+      const failures = state("c.test").failures;
+      await clock.advance(10_000);
+      await until("a retry", () => state("c.test").failures === failures + 1);
+    }
+    expect(state("c.test").expired).toBe(true);
+    expect((await askWww()).rcode).toBe("SERVFAIL");
   });
 });
