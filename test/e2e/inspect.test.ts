@@ -22,7 +22,14 @@ beforeAll(async () => {
 }, 30_000);
 afterAll(() => t?.close());
 
-const get = (url: string, token: string | null = t.nodeToken) =>
+/** Each node has its own token (issued by the origin): the one of the node the URL names. */
+const tokenOf = (url: string) =>
+  t.nodes.find(
+    (n) =>
+      url.startsWith(n.address) ||
+      (typeof n.extra?.admin === "string" && url.startsWith(n.extra.admin)),
+  )?.token ?? null;
+const get = (url: string, token: string | null = tokenOf(url)) =>
   fetch(url, token ? { headers: { authorization: `Bearer ${token}` } } : {});
 
 interface Listing<E> {
@@ -66,7 +73,10 @@ describe("GET /cache on an edge", () => {
     const edge = node(t, "edge-1").address;
     const purge = await fetch(`${edge}/purge`, {
       method: "POST",
-      headers: { authorization: `Bearer ${t.nodeToken}`, "content-type": "application/json" },
+      headers: {
+        authorization: `Bearer ${node(t, "edge-1").token}`,
+        "content-type": "application/json",
+      },
       body: JSON.stringify({ key: "www.example.test", mode: "soft" }),
     });
     expect(purge.status).toBe(200);
