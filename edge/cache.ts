@@ -117,7 +117,9 @@ export type EdgeMetrics = Record<Counter | "entries" | "bytes" | "evictions", nu
 };
 
 /** Request headers passed to the parent on a fill; the cache sets its own conditionals. */
-const FORWARDED = ["accept", "accept-language"];
+// cache-control too: a child's no-cache (a resolver's prefetch) revalidates every tier up
+// to the origin, or the parent would answer 304 from a copy that expires with the child's.
+const FORWARDED = ["accept", "accept-language", "cache-control"];
 
 export class Edge implements SyncTarget {
   readonly id: string;

@@ -45,6 +45,8 @@ export type Upstream = (
   name: Buffer,
   qtype: number,
   minSerial?: number,
+  /** A prefetch: ask every cache on the path to revalidate (RFC 9111 §5.2.1.4 no-cache). */
+  revalidate?: boolean,
 ) => Promise<UpstreamResponse>;
 
 export interface CacheConfig extends TtlPolicy {
@@ -236,11 +238,13 @@ export class ResolverCache implements SyncTarget {
     if (e.failedAt !== undefined && now - e.failedAt < this.config.failureRecheckMs) return;
     this.metrics.prefetches++;
     // fetch() counts and reports failures; the current answer stays served meanwhile.
-    this.fetch(e.key, e.wireName, e.qtype).catch(() => undefined);
+    // Revalidating through the tiers: an edge's copy expires when ours does, so only a
+    // copy revalidated up to the origin gains anything.
+    this.fetch(e.key, e.wireName, e.qtype, true).catch(() => undefined);
   }
 
   /** One upstream request per key at a time (coalescing); the result is stored when cacheable. */
-  private fetch(key: string, wireName: Buffer, qtype: number): Promise<Served> {
+  private fetch(key: string, wireName: Buffer, qtype: number, revalidate = false): Promise<Served> {
     const running = this.inflight.get(key);
     if (running) {
       this.metrics.coalesced++;
@@ -248,7 +252,7 @@ export class ResolverCache implements SyncTarget {
     }
     const state = { name: readName(wireName, 0), purged: false };
     const flight: Flight = Object.assign(state, {
-      promise: this.fill(state, key, wireName, qtype).finally(() => {
+      promise: this.fill(state, key, wireName, qtype, revalidate).finally(() => {
         if (this.inflight.get(key) === flight) this.inflight.delete(key);
       }),
     });
@@ -261,10 +265,11 @@ export class ResolverCache implements SyncTarget {
     key: string,
     wireName: Buffer,
     qtype: number,
+    revalidate: boolean,
   ): Promise<Served> {
     let got: Fetched;
     try {
-      got = await this.ask(flight.name, key, wireName, qtype);
+      got = await this.ask(flight.name, key, wireName, qtype, revalidate);
       const { staleness } = got.answer;
       if (staleness !== undefined && staleness * 1000 >= this.config.maxStaleMs) {
         throw new UpstreamError(
@@ -334,11 +339,17 @@ export class ResolverCache implements SyncTarget {
    * (an upstream cache that has not applied the purge yet) is asked for once
    * more with the floor; if it is still old it is answered but never stored.
    */
-  private async ask(name: string, key: string, wireName: Buffer, qtype: number): Promise<Fetched> {
+  private async ask(
+    name: string,
+    key: string,
+    wireName: Buffer,
+    qtype: number,
+    revalidate: boolean,
+  ): Promise<Fetched> {
     let required = this.floor.of(name, this.cache.peek(key)?.answer.owners);
     for (let attempt = 0; ; attempt++) {
       this.metrics.upstreamQueries++;
-      const res = await this.upstream(wireName, qtype, required);
+      const res = await this.upstream(wireName, qtype, required, revalidate);
       const answer = storeAnswer(res.message, wireName, qtype, res.age, this.config);
       // Read after the answer: a purge may have raised the floor while the request was out.
       required = this.floor.of(name, answer.owners);
