@@ -4,6 +4,8 @@
  * re-poison this cache with the version the purge removed.
  */
 import { LRUCache } from "lru-cache";
+import { zoneKey } from "../core/http.ts";
+import { isInZone } from "../core/names.ts";
 import { serialGt, serialLt, serialMax } from "../core/serial.ts";
 
 /**
@@ -25,6 +27,13 @@ export class VersionFloor {
     }
   }
 
+  /** Forgets the floors of `zone`'s keys ("zone:<zone>" and names in it): the only way down. */
+  forgetZone(zone: string): void {
+    for (const k of [...this.floors.keys()]) {
+      if (k === zoneKey(zone) || isInZone(k, zone)) this.floors.delete(k);
+    }
+  }
+
   /** The highest floor among the keys, if any key has one. */
   floorOf(keys: readonly string[]): number | undefined {
     let floor: number | undefined;
@@ -39,6 +48,10 @@ export class VersionFloor {
 /** The highest serial seen per zone, in responses and purge events: what read repair compares against. */
 export class ZoneSerials {
   private readonly seen = new LRUCache<string, number>(bounded());
+
+  forget(zone: string): void {
+    this.seen.delete(zone);
+  }
 
   /** Records `serial` for `zone`; true when it is newer than every serial seen before. */
   advance(zone: string, serial: number): boolean {

@@ -51,6 +51,17 @@ export class VersionFloor {
     this.zones.add(zone);
   }
 
+  /**
+   * Forgets every floor of `zone`: the only way a floor goes down. For a node
+   * whose floor is above the serial the origin says exists (core/sync.ts).
+   */
+  forgetZone(zone: string): void {
+    this.zoneFloors.delete(zone);
+    for (const [name, f] of this.names.entries()) {
+      if (f.zone === zone) this.names.delete(name);
+    }
+  }
+
   raiseZone(zone: string, serial: number): void {
     this.zones.add(zone);
     const old = this.zoneFloors.get(zone);

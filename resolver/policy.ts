@@ -430,6 +430,16 @@ export class ResolverCache implements SyncTarget {
    * Hard purge drops entries; soft purge marks them expired, so the next query
    * refreshes (and may still answer stale within RFC 8767's bounds). Returns how many were hit.
    */
+  /**
+   * The origin's feed says the zone is below our floor (a floor raised by an
+   * event the origin never published): forget the zone's floors and drop its
+   * answers, so it is served again (core/sync.ts resets it, then resyncs).
+   */
+  resetZone(zone: string): void {
+    this.floor.forgetZone(zone);
+    this.purge({ zone }, "hard");
+  }
+
   purge(target: PurgeSelector, mode: PurgeMode): number {
     const now = this.clock.now();
     this.dropFlights(target);
