@@ -25,6 +25,7 @@
  */
 import { LRUCache } from "lru-cache";
 import { zoneKey } from "./http.ts";
+import { isInZone } from "./names.ts";
 import { maxSerial, serialGt, serialMax } from "./serial.ts";
 
 /** Key floors remembered before the oldest falls back to its zone's floor. */
@@ -109,6 +110,17 @@ export class VersionFloor {
   }
 
   /** Key floors plus zone floors held. */
+  /**
+   * Forgets every floor of `zone` (its zone floor and its keys'): the only way a
+   * floor goes down, for a node whose floor is above the serial the origin says
+   * exists (core/sync.ts resetZone).
+   */
+  forgetZone(zone: string): void {
+    this.zones.delete(zone);
+    const mine = [...this.keys.entries()].filter(([k, f]) => f.zone === zone || isInZone(k, zone));
+    for (const [key] of mine) this.keys.delete(key);
+  }
+
   get size(): number {
     return this.keys.size + this.zones.size;
   }
@@ -129,6 +141,10 @@ function firstZone(keys: readonly string[]): string | undefined {
  */
 export class ZoneSerials {
   private readonly seen = bounded<number>(MAX_KEY_FLOORS);
+
+  forget(zone: string): void {
+    this.seen.delete(zone);
+  }
 
   /** Records `serial` for `zone`; true when it is newer than every serial seen before. */
   advance(zone: string, serial: number): boolean {

@@ -43,6 +43,12 @@ export type FeedResult =
 /** A target that can also say how long it may still serve data from before an event. */
 export interface SyncTarget extends PurgeTarget {
   residualMs?(event: PurgeEvent): number;
+  /**
+   * Forgets the zone's version floors and drops its entries: the only way a
+   * floor goes down, for a node whose floor is above the serial the origin
+   * says exists (an event the origin never published raised it).
+   */
+  resetZone?(zone: string): void;
 }
 
 export interface NodeSyncOptions {
@@ -84,6 +90,10 @@ export interface SyncStats {
   ackErrors: number;
   /** Bus events dropped for a bad or missing signature. */
   forged: number;
+  /** Zones reset because this node was ahead of the origin's serial. */
+  aheadResets: number;
+  /** Bus events refused for a serial beyond the one the origin's feed reports. */
+  beyondOrigin: number;
 }
 
 export class NodeSync {
@@ -103,7 +113,11 @@ export class NodeSync {
     pollErrors: 0,
     ackErrors: 0,
     forged: 0,
+    aheadResets: 0,
+    beyondOrigin: 0,
   };
+  /** Per zone, the serial the origin's feed last reported. */
+  private readonly feedSerial = new Map<string, number>();
 
   constructor(private readonly o: NodeSyncOptions) {
     this.random = new Random(o.seed ?? o.nodeId);
@@ -183,6 +197,7 @@ export class NodeSync {
       await this.resyncZone(zone);
       return;
     }
+    this.feedSerial.set(zone, result.serial);
     for (const change of result.changes) {
       this.counters.feedChanges++;
       await this.apply(eventFromFeed(zone, change, result.mode ?? this.o.modeOf(zone)), true);
@@ -197,6 +212,16 @@ export class NodeSync {
   private async resyncZone(zone: string): Promise<void> {
     this.counters.resyncs++;
     const current = (await this.o.zones()).find((z) => z.zone === zone)?.serial;
+    const held = this.applied.get(zone);
+    if (current !== undefined && held !== undefined && serialGt(held, current)) {
+      // This node applied a serial the origin never reached: its floors would refuse
+      // every real answer (or ask for a serial that does not exist). Only forgetting helps.
+      this.counters.aheadResets++;
+      this.o.log?.(
+        `${this.o.nodeId}: ${zone} is at serial ${held} here but ${current} at the origin; resetting the zone`,
+      );
+      this.o.target.resetZone?.(zone);
+    }
     const now = this.o.clock.now();
     await this.o.target.applyPurge({
       changeId: `resync:${zone}:${now}`,
@@ -250,7 +275,18 @@ export class NodeSync {
         return;
       }
       if (!fromFeed && event.serial !== serialAdd(prev, 1)) {
+        this.feedSerial.delete(zone);
         const caught = await this.catchUp(zone);
+        const atOrigin = this.feedSerial.get(zone);
+        if (atOrigin !== undefined && serialGt(event.serial, atOrigin)) {
+          // A serial the origin has not reached cannot come from it: applying it would
+          // raise every floor above anything the origin can serve.
+          this.counters.beyondOrigin++;
+          this.o.log?.(
+            `${this.o.nodeId}: refused bus event ${event.changeId}: serial ${event.serial} is beyond ${zone}'s ${atOrigin} at the origin`,
+          );
+          return;
+        }
         if (caught !== undefined && !serialLt(caught, event.serial)) {
           this.counters.duplicates++; // the feed brought this change too
           return;

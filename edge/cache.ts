@@ -208,6 +208,22 @@ export class Edge implements SyncTarget {
     applyPurge(this.purgeState, event);
   }
 
+  /**
+   * The origin's feed says the zone is below this edge's floor (a floor raised
+   * by an event the origin never published): forget the zone's floors and
+   * serials and drop its entries, so it is served again (core/sync.ts).
+   */
+  resetZone(zone: string): void {
+    this.floor.forgetZone(zone);
+    this.zoneSerials.forget(zone);
+    this.purge({ zone, mode: "hard" });
+  }
+
+  /**
+   * `ttl` receipts: how long (ms from now) this edge may still serve, fresh
+   * or within stale-while-revalidate, an entry the event touches that was
+   * filled before the event's serial; 0 when none.
+   */
   /** `ttl` receipts: see purge.ts. */
   residualMs(event: PurgeEvent): number {
     return residualMs(this.purgeState, event);

@@ -6,7 +6,9 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypt
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { getConnInfo } from "@hono/node-server/conninfo";
 import type { Context, MiddlewareHandler } from "hono";
+import type { RateLimiter } from "../core/rate-limit.ts";
 import { EventSigner } from "../core/signing.ts";
 
 /** The configured token, else DATA/token, else a new one written there with mode 0600. */
@@ -130,6 +132,28 @@ export class NodeCredentials {
     writeFileSync(tmp, JSON.stringify(this.state), { mode: 0o600 });
     renameSync(tmp, this.file);
   }
+}
+
+/**
+ * Hono middleware: a token bucket per client address; over it, 429 with
+ * Retry-After (RFC 6585 §4) and a reason.
+ */
+export function perClientLimit(limiter: RateLimiter): MiddlewareHandler {
+  return async (c, next) => {
+    const client = getConnInfo(c).remote.address ?? "unknown";
+    if (!limiter.allow(client)) {
+      const wait = Math.max(1, limiter.retryAfter(client));
+      c.header("Retry-After", String(wait));
+      return c.json(
+        {
+          error: "too many requests",
+          reason: `more than ${limiter.burst} requests at once or ${limiter.perSecond}/s from ${client}; retry in ${wait} s`,
+        },
+        429,
+      );
+    }
+    await next();
+  };
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   type QueryInfo,
   startDnsServer,
 } from "../core/dns-transport.ts";
+import { type ResponseRateLimiter, truncatedResponse } from "../core/rate-limit.ts";
 import {
   type FoundTsig,
   type KeyLookup,
@@ -52,6 +53,8 @@ export interface AuthoritativeDnsOptions {
   expired?: (zone: string) => boolean;
   /** Serve as the primary of the store's zones (transfers, TSIG, NOTIFY). */
   primary?: PrimaryOptions;
+  /** Response rate limiting on UDP (core/rate-limit.ts); none: every answer is sent. */
+  rrl?: ResponseRateLimiter;
 }
 
 /** What an incoming NOTIFY (opcode 4) is told, by its RCODE. */
@@ -86,7 +89,7 @@ export function startAuthoritativeDns(
   zones: ZoneSource,
   opts: AuthoritativeDnsOptions,
 ): Promise<DnsServer> {
-  const { host, port, nsid, onAnswer, onError, primary, expired } = opts;
+  const { host, port, nsid, onAnswer, onError, primary, expired, rrl } = opts;
   return startDnsServer({ host, port, onError }, (query, info) => {
     const maxUdp = info.transport === "udp" ? MAX_EDNS_UDP : undefined;
     const plain = (q: Buffer): Buffer => {
@@ -99,7 +102,10 @@ export function startAuthoritativeDns(
       if (out !== "plain") return out;
     }
     const wire = plain(query);
-    return wire.length > 0 ? wire : undefined;
+    if (wire.length === 0) return undefined;
+    if (!rrl || info.transport !== "udp") return wire;
+    const verdict = rrl.judge(info.address, wire);
+    return verdict === "send" ? wire : verdict === "slip" ? truncatedResponse(wire) : undefined;
   });
 }
 

@@ -16,10 +16,16 @@ import type { DnsServer } from "../core/dns-transport.ts";
 import { DOH_PATH, JSON_PATH } from "../core/http.ts";
 import { PromRegistry } from "../core/prom.ts";
 import type { PropagationMode } from "../core/purge.ts";
+import { RateLimiter, ResponseRateLimiter } from "../core/rate-limit.ts";
 import { eventVerifier } from "../core/signing.ts";
 import { parseTsigKeys, type TsigKey } from "../core/tsig.ts";
 import { apiRoutes } from "./api.ts";
-import { loadOrCreateSigningKey, loadOrCreateToken, NodeCredentials } from "./auth.ts";
+import {
+  loadOrCreateSigningKey,
+  loadOrCreateToken,
+  NodeCredentials,
+  perClientLimit,
+} from "./auth.ts";
 import { Catalog } from "./catalog.ts";
 import { type DashboardInfo, dashboardRoutes } from "./dashboard.ts";
 import { startAuthoritativeDns } from "./dns-server.ts";
@@ -71,6 +77,18 @@ export const originConfigSchema = z.object({
     .int()
     .min(1024)
     .default(1024 * 1024),
+  /**
+   * Response rate limiting on the authoritative UDP front (BIND-style RRL):
+   * identical responses per second per client /24 (/56), then drop, every
+   * `slip`-th sent truncated. Absent: off (like BIND, it is configured per site).
+   */
+  rrl: z
+    .object({ responsesPerSecond: z.number().min(1), slip: z.number().int().min(0).default(2) })
+    .optional(),
+  /** Per-client limit on the HTTP API (/v1/*): requests per second and burst. Absent: off. */
+  apiRateLimit: z
+    .object({ perSecond: z.number().min(0.1), burst: z.number().int().min(1) })
+    .optional(),
   /** RFC 5001 NSID of the DNS server. */
   nsid: z.string().optional(),
   /** A key file in tsig-keygen format: keys for transfers, NOTIFY and SOA queries (RFC 8945). */
@@ -211,6 +229,10 @@ export async function startOrigin(
       ...(follower && { follow: follower.status() }),
     }),
   );
+  if (cfg.apiRateLimit) {
+    const { perSecond, burst } = cfg.apiRateLimit;
+    app.use("/v1/*", perClientLimit(new RateLimiter(clock, perSecond, burst)));
+  }
   // Counted around the routes, so a refused write (401, 413, 409) counts too.
   app.on(["PUT", "PATCH", "DELETE"], ["/v1/zones", "/v1/zones/*"], metrics.writeCounter());
   app.use(DOH_PATH, metrics.readCounter("doh"));
@@ -303,6 +325,7 @@ export async function startOrigin(
       port: cfg.dns.port,
       ...(cfg.nsid !== undefined && { nsid: cfg.nsid }),
       onAnswer: metrics.onDnsAnswer,
+      ...(cfg.rrl && { rrl: new ResponseRateLimiter(clock, cfg.rrl) }),
       onError: (err) => log(`dns: ${(err as Error).message}`),
       ...(follower && { expired: (zone: string) => follower.expired(zone) }),
       primary: {

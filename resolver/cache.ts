@@ -60,6 +60,8 @@ export type Upstream = (
   name: Buffer,
   qtype: number,
   minSerial?: number,
+  /** A prefetch: ask every cache on the path to revalidate (RFC 9111 §5.2.1.4 no-cache). */
+  revalidate?: boolean,
 ) => Promise<UpstreamResponse>;
 
 export interface Served {
@@ -206,11 +208,13 @@ export class ResolverCache implements SyncTarget {
     if (this.inflight.has(e.key) || recheckPending(e, now, this.config)) return;
     this.counters.prefetches++;
     // fetch() counts and reports failures; the current answer stays served meanwhile.
-    this.fetch(e.key, e.wireName, e.qtype).catch(() => undefined);
+    // Revalidating through the tiers: an edge's copy expires when ours does, so only a
+    // copy revalidated up to the origin gains anything.
+    this.fetch(e.key, e.wireName, e.qtype, true).catch(() => undefined);
   }
 
   /** One upstream request per key at a time (coalescing); the result is stored when cacheable. */
-  private fetch(key: string, wireName: Buffer, qtype: number): Promise<Served> {
+  private fetch(key: string, wireName: Buffer, qtype: number, revalidate = false): Promise<Served> {
     const running = this.inflight.get(key);
     if (running) {
       this.counters.coalesced++;
@@ -218,7 +222,7 @@ export class ResolverCache implements SyncTarget {
     }
     const state = { name: readName(wireName, 0), purged: false };
     const flight: Flight = Object.assign(state, {
-      promise: this.fill(state, key, wireName, qtype).finally(() => {
+      promise: this.fill(state, key, wireName, qtype, revalidate).finally(() => {
         if (this.inflight.get(key) === flight) this.inflight.delete(key);
       }),
     });
@@ -231,11 +235,12 @@ export class ResolverCache implements SyncTarget {
     key: string,
     wireName: Buffer,
     qtype: number,
+    revalidate: boolean,
   ): Promise<Served> {
     let got: Fetched;
     let use: ReturnType<typeof upstreamFreshness>;
     try {
-      got = await this.ask(flight.name, key, wireName, qtype);
+      got = await this.ask(flight.name, key, wireName, qtype, revalidate);
       use = upstreamFreshness(got.answer.staleness, got.staleWhileRevalidate, this.config);
       if (use === "too-stale") {
         throw new UpstreamError(
@@ -301,11 +306,17 @@ export class ResolverCache implements SyncTarget {
    * (an upstream cache that has not applied the purge yet) is asked for once
    * more with the floor; if it is still old it is answered but never stored.
    */
-  private async ask(name: string, key: string, wireName: Buffer, qtype: number): Promise<Fetched> {
+  private async ask(
+    name: string,
+    key: string,
+    wireName: Buffer,
+    qtype: number,
+    revalidate: boolean,
+  ): Promise<Fetched> {
     let required = this.floorOf(name, this.storage.peek(key)?.answer.owners);
     for (let attempt = 0; ; attempt++) {
       this.counters.upstreamQueries++;
-      const res = await this.upstream(wireName, qtype, required);
+      const res = await this.upstream(wireName, qtype, required, revalidate);
       const answer = storeAnswer(res.message, wireName, qtype, res.age, this.config);
       // Read after the answer: a purge may have raised the floor while the request was out.
       required = this.floorOf(name, answer.owners);
@@ -346,6 +357,16 @@ export class ResolverCache implements SyncTarget {
       if (e && !covered(e.name)) this.storage.delete(key);
     }
     dropFlights(this.scope, (name) => !covered(name));
+  }
+
+  /**
+   * The origin's feed says the zone is below our floor (a floor raised by an
+   * event the origin never published): forget the zone's floors and drop its
+   * answers, so it is served again (core/sync.ts resets it, then resyncs).
+   */
+  resetZone(zone: string): void {
+    this.floor.forgetZone(zone);
+    this.purge({ zone }, "hard");
   }
 
   /** Hard purge drops entries, soft purge marks them expired (purge.ts). Returns how many were hit. */

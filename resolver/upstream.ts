@@ -42,11 +42,13 @@ export interface DohOptions {
 export function dohUpstream(base: string, opts: DohOptions): Upstream {
   const doFetch = opts.fetch ?? fetch;
   const endpoint = new URL(DOH_PATH, base).toString();
-  return async (name, qtype, minSerial) => {
+  return async (name, qtype, minSerial, revalidate) => {
     const dns = buildQuery(0, name, qtype).toString("base64url");
     const url = `${endpoint}?dns=${dns}`;
     const headers: Record<string, string> = { accept: DNS_MESSAGE };
     if (minSerial !== undefined) headers[H.minSerial] = String(minSerial);
+    // A prefetch: every cache on the path revalidates (RFC 9111 §5.2.1.4), so the copy is fresher.
+    if (revalidate) headers["cache-control"] = "no-cache";
     const res = await doFetch(url, { headers, signal: AbortSignal.timeout(opts.timeoutMs) });
     const body = Buffer.from(await res.arrayBuffer());
     if (res.status !== 200) {

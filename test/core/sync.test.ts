@@ -332,4 +332,64 @@ describe("NodeSync", () => {
     expect(lists).toBe(2); // a known zone: no extra read
     await sync.stop();
   });
+
+  it("refuses a bus event whose serial the origin's feed has not reached (never applied, never acked)", async () => {
+    const clock = new VirtualClock();
+    const o = origin();
+    const { sync, applied, acks } = node(clock, o);
+    await sync.start();
+    await sync.onEvent({
+      changeId: "chg_forged",
+      zone: "example.test",
+      serial: 999999,
+      keys: ["www.example.test"],
+      mode: "push",
+      ts: 0,
+      rrsets: [{ name: "www.example.test", type: "A", ttl: 3600, data: ["203.0.113.66"] }],
+    });
+    expect(applied).toEqual([]);
+    expect(acks).toEqual([]);
+    expect(sync.stats()).toMatchObject({ beyondOrigin: 1, gaps: 1 });
+    expect(sync.appliedSerial("example.test")).toBe(10);
+    // A real change after it applies as usual.
+    await sync.onEvent(eventFromFeed("example.test", o.commit("www.example.test"), "invalidate"));
+    expect(acks).toEqual([["example.test", 11, 0]]);
+    await sync.stop();
+  });
+
+  it("resets a zone it holds above the origin's serial (the origin rolled back), then resyncs", async () => {
+    const clock = new VirtualClock();
+    let current = 20;
+    const resets: string[] = [];
+    const applied: PurgeEvent[] = [];
+    const acks: [string, number][] = [];
+    const sync = new NodeSync({
+      nodeId: "edge-1",
+      clock,
+      target: {
+        id: "edge-1",
+        applyPurge: (e) => void applied.push(e),
+        resetZone: (zone) => void resets.push(zone),
+      },
+      // Like the origin: a since ahead of the zone's serial is 410 (gone).
+      feed: async (_zone, since) =>
+        since > current ? { kind: "gone" } : { kind: "changes", serial: current, changes: [] },
+      zones: async () => [{ zone: "example.test", serial: current }],
+      ack: async (zone, serial) => void acks.push([zone, serial]),
+      modeOf: () => "invalidate",
+      pollIntervalMs: 1_000,
+      pollJitter: 0,
+    });
+    await sync.start();
+    current = 12; // restored from an older backup
+    await sync.poll();
+    expect(resets).toEqual(["example.test"]);
+    expect(applied).toMatchObject([{ keys: ["zone:example.test"], serial: 12 }]);
+    expect(acks).toEqual([["example.test", 12]]);
+    expect(sync.appliedSerial("example.test")).toBe(12);
+    expect(sync.stats().aheadResets).toBe(1);
+    await sync.poll(); // in step again: nothing more
+    expect(resets).toHaveLength(1);
+    await sync.stop();
+  });
 });

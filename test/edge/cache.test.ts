@@ -315,6 +315,23 @@ describe("version floor and client guarantees", () => {
     expect(cacheStatusOf(await edge.handle(get()), "edge-1")).toMatch(/hit/);
   });
 
+  it("resetZone forgets the zone's floors: after it, a fill at the origin's serial is stored", async () => {
+    parent.serial = 4;
+    edge.applyPurge({
+      changeId: "forged",
+      zone: "example.test",
+      serial: 999999,
+      ts: 0,
+      keys: ["zone:example.test", "www.example.test"],
+      mode: "invalidate",
+    });
+    await (await edge.handle(get())).text();
+    expect(cacheStatusOf(await edge.handle(get()), "edge-1")).not.toMatch(/hit/);
+    edge.resetZone("example.test");
+    await (await edge.handle(get())).text();
+    expect(cacheStatusOf(await edge.handle(get()), "edge-1")).toMatch(/hit/);
+  });
+
   it("serves an answer still below the floor without caching it", async () => {
     parent.serial = 4;
     edge.applyPurge({

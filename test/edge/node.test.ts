@@ -223,12 +223,12 @@ describe("propagate edge", () => {
 
   it("rejects an --id that cannot name the cache in Cache-Status", async () => {
     await expect(
-      startPropagate(["edge", "--parent", origin.httpUrl, "--id", "edge\u00e9"], 10_000),
+      startPropagate(["edge", "--parent", origin.httpUrl, "--id", "edge\u00e9"], 30_000),
     ).rejects.toThrow(/--id: cache id "edge\u00e9" cannot name the cache in Cache-Status/);
   });
 
   it("rejects a bad --parent with a usage message", async () => {
-    await expect(startPropagate(["edge", "--parent", "nope"], 10_000)).rejects.toThrow(
+    await expect(startPropagate(["edge", "--parent", "nope"], 30_000)).rejects.toThrow(
       /--parent expects an http/,
     );
   });

@@ -88,6 +88,8 @@ describe("fresh answers", () => {
       elapsed: 0,
     });
     expect(cache.metrics.prefetches).toBe(1);
+    // The fill asked plainly; the prefetch asked the path to revalidate (no-cache).
+    expect(auth.revalidations).toEqual([false, true]);
   });
 });
 

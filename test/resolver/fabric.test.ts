@@ -90,6 +90,20 @@ describe("version floor and read-your-writes upstream", () => {
     expect(query("www.example.test")).not.toBeInstanceOf(Promise);
   });
 
+  it("resetZone forgets the zone's floors: a floor no origin answer can meet goes away", async () => {
+    cache.applyPurge(event("invalidate", 999999, ["www.example.test"]));
+    cache.applyPurge(event("invalidate", 999999, ["zone:example.test"]));
+    await lookup("www.example.test");
+    expect(cache.entries).toBe(0); // serial 7 is below the floor: answered, never stored
+    cache.resetZone("example.test");
+    const before = auth.calls;
+    expect(data(await lookup("www.example.test"))).toEqual(["192.0.2.10"]);
+    expect(auth.minSerials.at(-1)).toBeUndefined();
+    expect(cache.entries).toBe(1);
+    expect(query("www.example.test")).not.toBeInstanceOf(Promise);
+    expect(auth.calls).toBe(before + 1);
+  });
+
   it("a retry that gets the new serial is stored", async () => {
     // An upstream that answers the floor on the second ask (a cache catching up).
     let calls = 0;

@@ -36,6 +36,8 @@ export class FakeAuthority {
   serial: number | undefined = 7;
   /** The X-Min-Serial of every call, in order. */
   readonly minSerials: (number | undefined)[] = [];
+  /** Per call, whether it asked the path to revalidate (a prefetch). */
+  readonly revalidations: boolean[] = [];
 
   constructor(private readonly clock: Clock) {}
 
@@ -48,9 +50,10 @@ export class FakeAuthority {
     this.records.delete(`${name}|${type}`);
   }
 
-  readonly upstream: Upstream = async (wireName, qtype, minSerial) => {
+  readonly upstream: Upstream = async (wireName, qtype, minSerial, revalidate) => {
     this.calls++;
     this.minSerials.push(minSerial);
+    this.revalidations.push(revalidate === true);
     // The answer is the data as the call finds it; the delay is its way back.
     const response = this.respond(wireName, qtype);
     if (this.delayMs > 0) await sleep(this.clock, this.delayMs);

@@ -23,13 +23,19 @@ afterAll(async () => {
 
 describe("DoH upstream (RFC 8484)", () => {
   it("sends GET with ID 0 and the floor as X-Min-Serial; reads Age, X-Serial and stale-while-revalidate", async () => {
-    const seen: { id: number; accept: string | undefined; min: string | undefined }[] = [];
+    const seen: {
+      id: number;
+      accept: string | undefined;
+      min: string | undefined;
+      cc?: string;
+    }[] = [];
     const app = new Hono().get("/dns-query", (c) => {
       const query = Buffer.from(c.req.query("dns") ?? "", "base64url");
       seen.push({
         id: query.readUInt16BE(0),
         accept: c.req.header("accept"),
         min: c.req.header("x-min-serial"),
+        ...(c.req.header("cache-control") !== undefined && { cc: c.req.header("cache-control") }),
       });
       const q = packet.decode(query).questions![0]!;
       const { message } = auth.respond(toWire(q.name), 1);
@@ -47,9 +53,11 @@ describe("DoH upstream (RFC 8484)", () => {
     const upstream = dohUpstream(`http://127.0.0.1:${port}`, { timeoutMs: 2000 });
     const res = await upstream(toWire("www.example.test"), 1);
     await upstream(toWire("www.example.test"), 1, 41);
+    await upstream(toWire("www.example.test"), 1, undefined, true); // a prefetch
     expect(seen).toEqual([
       { id: 0, accept: "application/dns-message", min: undefined },
       { id: 0, accept: "application/dns-message", min: "41" },
+      { id: 0, accept: "application/dns-message", min: undefined, cc: "no-cache" },
     ]);
     expect(res).toMatchObject({ age: 20, serial: 42, staleWhileRevalidate: 30 });
   });
