@@ -8,6 +8,7 @@
  */
 import type { Answer, OptAnswer, Packet } from "dns-packet";
 import dnsPacket from "dns-packet";
+import { type AnswerCache, type CacheKey, cacheKey, renderCached } from "./answer-cache.ts";
 import { type Resolution, resolveQuestion } from "./resolve.ts";
 import type { ZoneSource } from "./zone.ts";
 
@@ -18,6 +19,11 @@ export interface AnswerOptions {
   maxUdp?: number;
   /** RFC 5001: the name this node gives when a query asks for NSID. */
   nsid?: string;
+  /**
+   * Answers already made, as wire bytes (origin/answer-cache.ts); the caller
+   * invalidates it on commit. Pass it only for unsigned queries.
+   */
+  cache?: AnswerCache<Resolution>;
 }
 
 export interface QueryAnswer {
@@ -63,6 +69,15 @@ export function answerQuery(
   zones: ZoneSource,
   opts: AnswerOptions = {},
 ): QueryAnswer {
+  const key = opts.cache && cacheKey(query);
+  if (key) {
+    const hit = opts.cache!.get(key.key);
+    if (hit) {
+      const limit = udpLimit(key.udpSize, opts);
+      const stored = hit.wire.length <= limit ? hit.wire : hit.truncated;
+      return { wire: renderCached(stored, query, key.nameEnd), resolution: hit.resolution };
+    }
+  }
   // Too short to carry an ID: no client could match a reply.
   if (query.length < 2) return { wire: Buffer.alloc(0) };
   const id = query.readUInt16BE(0);
@@ -78,7 +93,42 @@ export function answerQuery(
   if (question.qclass !== CLASS_IN) return { wire: reply(request, "REFUSED", opts) };
 
   const resolution = resolveQuestion(zones, question.qname, question.qtype);
-  return { wire: reply(request, resolution.rcode, opts, resolution), resolution };
+  const full = encode(request, resolution.rcode, opts, resolution);
+  const truncated = () => encode(request, resolution.rcode, opts, resolution, true);
+  if (key) remember(opts.cache!, key, zones, resolution, full, truncated());
+  const fits = full.length <= udpLimit(request.edns?.udpSize, opts);
+  return { wire: fits ? full : truncated(), resolution };
+}
+
+/** Stores an answer normalised to ID 0 and RD clear, with the zones it was built from. */
+function remember(
+  cache: AnswerCache<Resolution>,
+  key: CacheKey,
+  zones: ZoneSource,
+  resolution: Resolution,
+  full: Buffer,
+  truncated: Buffer,
+): void {
+  const normal = (b: Buffer): Buffer => {
+    const c = Buffer.from(b);
+    c.writeUInt16BE(0, 0);
+    c[2] = c[2]! & 0xfe;
+    return c;
+  };
+  const from = new Set<string>([resolution.zone ?? ""]);
+  for (const rr of [
+    ...resolution.answers,
+    ...resolution.authority,
+    ...(resolution.additional ?? []),
+  ]) {
+    from.add(zones.findZone(rr.name.toLowerCase())?.name ?? "");
+  }
+  cache.set(key.key, {
+    wire: normal(full),
+    truncated: normal(truncated),
+    resolution,
+    zones: [...from],
+  });
 }
 
 interface Question {
@@ -139,15 +189,17 @@ function reply(
   resolution?: Resolution,
 ): Buffer {
   const full = encode(request, rcode, opts, resolution);
-  const limit = udpLimit(request, opts);
+  const limit = udpLimit(request.edns?.udpSize, opts);
   if (full.length <= limit) return full;
   // RFC 2181 §9: what does not fit is dropped whole and TC set; the client retries over TCP.
   return encode(request, rcode, opts, resolution, true);
 }
 
-function udpLimit(request: Request, opts: AnswerOptions): number {
+/** `ednsSize` is the client's EDNS UDP size, undefined without EDNS. */
+function udpLimit(ednsSize: number | undefined, opts: AnswerOptions): number {
   if (opts.maxUdp === undefined) return Number.POSITIVE_INFINITY;
-  const client = request.edns ? Math.min(request.edns.udpSize, MAX_EDNS_UDP) : CLASSIC_UDP;
+  const client =
+    ednsSize === undefined ? CLASSIC_UDP : Math.min(Math.max(CLASSIC_UDP, ednsSize), MAX_EDNS_UDP);
   return Math.min(client, Math.max(CLASSIC_UDP, opts.maxUdp));
 }
 

@@ -23,6 +23,7 @@ import {
   type VerifyResult,
   verifyMessage,
 } from "../core/tsig.ts";
+import type { AnswerCache } from "./answer-cache.ts";
 import { answerQuery, MAX_EDNS_UDP, type Resolution } from "./authoritative.ts";
 import type { Store } from "./store.ts";
 import {
@@ -50,6 +51,11 @@ export interface AuthoritativeDnsOptions {
   onError?: (err: unknown) => void;
   /** Serve as the primary of the store's zones (transfers, TSIG, NOTIFY). */
   primary?: PrimaryOptions;
+  /**
+   * Answers as wire bytes for unsigned queries (origin/answer-cache.ts); the
+   * caller invalidates it on commit. Signed queries, transfers and NOTIFY never use it.
+   */
+  answerCache?: AnswerCache<Resolution>;
 }
 
 /** What an incoming NOTIFY (opcode 4) is told, by its RCODE. */
@@ -84,19 +90,20 @@ export function startAuthoritativeDns(
   zones: ZoneSource,
   opts: AuthoritativeDnsOptions,
 ): Promise<DnsServer> {
-  const { host, port, nsid, onAnswer, onError, primary } = opts;
+  const { host, port, nsid, onAnswer, onError, primary, answerCache } = opts;
   return startDnsServer({ host, port, onError }, (query, info) => {
     const maxUdp = info.transport === "udp" ? MAX_EDNS_UDP : undefined;
-    const plain = (q: Buffer): Buffer => {
-      const { wire, resolution } = answerQuery(q, zones, { maxUdp, nsid });
+    const plain = (q: Buffer, cache?: AnswerCache<Resolution>): Buffer => {
+      const { wire, resolution } = answerQuery(q, zones, { maxUdp, nsid, ...(cache && { cache }) });
       onAnswer?.(info, resolution, wire);
       return wire;
     };
     if (primary) {
-      const out = servePrimary(primary, query, info, plain, onAnswer);
+      // A signed query's inner message is answered afresh, never from the cache.
+      const out = servePrimary(primary, query, info, (q) => plain(q), onAnswer);
       if (out !== "plain") return out;
     }
-    const wire = plain(query);
+    const wire = plain(query, answerCache);
     return wire.length > 0 ? wire : undefined;
   });
 }
