@@ -100,8 +100,10 @@ export async function dnsperf(addr: string, file: string, extra: string[]): Prom
   const latencies: number[] = [];
   let summary = "";
   for (const line of text.split("\n")) {
-    if (line.startsWith("> ")) latencies.push(Number(line.slice(line.lastIndexOf(" ") + 1)));
-    else summary += `${line}\n`;
+    if (line.startsWith("> ")) {
+      const seconds = Number(line.slice(line.lastIndexOf(" ") + 1));
+      if (Number.isFinite(seconds)) latencies.push(seconds);
+    } else summary += `${line}\n`;
   }
   const pick = (label: string) =>
     Number(new RegExp(`${label}:\\s+([\\d.]+)`).exec(summary)?.[1] ?? Number.NaN);

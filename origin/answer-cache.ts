@@ -17,6 +17,8 @@ const HEADER = 12;
 const TYPE_OPT = 41;
 const OPTION_NSID = 3;
 const OPTION_COOKIE = 10;
+const QTYPE_IXFR = 251;
+const QTYPE_AXFR = 252;
 /** Rough per-entry cost beyond the bytes themselves: the Map slot, the key, the entry object. */
 const ENTRY_OVERHEAD = 160;
 
@@ -134,25 +136,29 @@ export function cacheKey(q: Buffer): CacheKey | undefined {
   const arcount = q[10]! * 256 + q[11]!;
   if (arcount > 1) return undefined;
   let i = HEADER;
-  let name = "";
+  let upper = false;
   for (;;) {
     const len = q[i];
     if (len === undefined || len > 63) return undefined;
     if (len === 0) break;
     if (i + 1 + len >= q.length) return undefined;
-    for (let j = i; j <= i + len; j++) {
+    for (let j = i + 1; j <= i + len; j++) {
       const c = q[j]!;
-      name += String.fromCharCode(c >= 0x41 && c <= 0x5a ? c + 0x20 : c);
+      if (c >= 0x41 && c <= 0x5a) upper = true;
     }
     i += 1 + len;
   }
   const nameEnd = i + 1;
   const end = nameEnd + 4;
   if (end > q.length) return undefined;
-  const typeClass = q.readUInt32BE(nameEnd);
+  const qtype = q.readUInt16BE(nameEnd);
+  // RFC 5936, RFC 1995: transfers are served by the primary, never from here.
+  if (qtype === QTYPE_AXFR || qtype === QTYPE_IXFR) return undefined;
+  // The question (name, QTYPE, QCLASS) as one latin1 string, ASCII letters lowered.
+  const question = upper ? lowerAscii(q, HEADER, end) : q.toString("latin1", HEADER, end);
   if (arcount === 0) {
     if (end !== q.length) return undefined;
-    return { key: `${name}|${typeClass}|-`, nameEnd };
+    return { key: `-|${question}`, nameEnd };
   }
   // RFC 6891 §6.1.2: root owner, TYPE 41, CLASS = payload size, TTL = ext-RCODE, VERSION, DO|Z.
   if (end + 11 > q.length || q[end] !== 0 || q.readUInt16BE(end + 1) !== TYPE_OPT) return undefined;
@@ -172,10 +178,16 @@ export function cacheKey(q: Buffer): CacheKey | undefined {
     o += 4 + len;
   }
   return {
-    key: `${name}|${typeClass}|e${nsid ? "n" : ""}${dnssecOk ? "d" : ""}`,
+    key: `e${nsid ? "n" : ""}${dnssecOk ? "d" : ""}|${question}`,
     nameEnd,
     udpSize,
   };
+}
+
+function lowerAscii(q: Buffer, from: number, to: number): string {
+  const b = Buffer.from(q.subarray(from, to));
+  for (let i = 0; i < b.length; i++) if (b[i]! >= 0x41 && b[i]! <= 0x5a) b[i] = b[i]! + 0x20;
+  return b.toString("latin1");
 }
 
 /** The answer for one client: the stored bytes with its ID, RD and question name as sent. */

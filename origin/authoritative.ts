@@ -71,12 +71,8 @@ export function answerQuery(
 ): QueryAnswer {
   const key = opts.cache && cacheKey(query);
   if (key) {
-    const hit = opts.cache!.get(key.key);
-    if (hit) {
-      const limit = udpLimit(key.udpSize, opts);
-      const stored = hit.wire.length <= limit ? hit.wire : hit.truncated;
-      return { wire: renderCached(stored, query, key.nameEnd), resolution: hit.resolution };
-    }
+    const hit = fromCache(query, key, opts.cache!, opts);
+    if (hit) return hit;
   }
   // Too short to carry an ID: no client could match a reply.
   if (query.length < 2) return { wire: Buffer.alloc(0) };
@@ -129,6 +125,31 @@ function remember(
     resolution,
     zones: [...from],
   });
+}
+
+/**
+ * The answer from `cache` when it holds one for this query; undefined otherwise
+ * (then answerQuery makes it and stores it). The hot path of the DNS server.
+ */
+export function cachedAnswer(
+  query: Buffer,
+  cache: AnswerCache<Resolution>,
+  opts: AnswerOptions,
+): QueryAnswer | undefined {
+  const key = cacheKey(query);
+  return key && fromCache(query, key, cache, opts);
+}
+
+function fromCache(
+  query: Buffer,
+  key: CacheKey,
+  cache: AnswerCache<Resolution>,
+  opts: AnswerOptions,
+): QueryAnswer | undefined {
+  const hit = cache.get(key.key);
+  if (!hit) return undefined;
+  const stored = hit.wire.length <= udpLimit(key.udpSize, opts) ? hit.wire : hit.truncated;
+  return { wire: renderCached(stored, query, key.nameEnd), resolution: hit.resolution };
 }
 
 interface Question {

@@ -24,7 +24,13 @@ import {
   verifyMessage,
 } from "../core/tsig.ts";
 import type { AnswerCache } from "./answer-cache.ts";
-import { answerQuery, MAX_EDNS_UDP, type Resolution } from "./authoritative.ts";
+import {
+  type AnswerOptions,
+  answerQuery,
+  cachedAnswer,
+  MAX_EDNS_UDP,
+  type Resolution,
+} from "./authoritative.ts";
 import type { Store } from "./store.ts";
 import {
   answerTransfer,
@@ -91,7 +97,18 @@ export function startAuthoritativeDns(
   opts: AuthoritativeDnsOptions,
 ): Promise<DnsServer> {
   const { host, port, nsid, onAnswer, onError, primary, answerCache } = opts;
+  const udp: AnswerOptions = { maxUdp: MAX_EDNS_UDP, ...(nsid !== undefined && { nsid }) };
+  const tcp: AnswerOptions = nsid !== undefined ? { nsid } : {};
   return startDnsServer({ host, port, onError }, (query, info) => {
+    // The hot path: a plain unsigned query answered before. A query the cache
+    // keys has no TSIG (at most an OPT record) and asks for no transfer.
+    if (answerCache) {
+      const hit = cachedAnswer(query, answerCache, info.transport === "udp" ? udp : tcp);
+      if (hit) {
+        onAnswer?.(info, hit.resolution, hit.wire);
+        return hit.wire;
+      }
+    }
     const maxUdp = info.transport === "udp" ? MAX_EDNS_UDP : undefined;
     const plain = (q: Buffer, cache?: AnswerCache<Resolution>): Buffer => {
       const { wire, resolution } = answerQuery(q, zones, { maxUdp, nsid, ...(cache && { cache }) });
