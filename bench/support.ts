@@ -25,7 +25,9 @@ export interface AutocannonResult {
 
 /** Runs autocannon with `args` (it stops by itself: pass `-d SECONDS`) and returns its JSON summary. */
 export async function autocannon(args: string[]): Promise<AutocannonResult> {
-  const { stdout } = await run(AUTOCANNON, ["--json", ...args], { maxBuffer: 1 << 26 });
+  // On the load generator's core, like dnsperf (a no-op on one core).
+  const [cmd, argv] = onCore(1, AUTOCANNON, ["--json", ...args]);
+  const { stdout } = await run(cmd, argv, { maxBuffer: 1 << 26 });
   return JSON.parse(stdout) as AutocannonResult;
 }
 
