@@ -168,7 +168,16 @@ export function apiRoutes(opts: ApiOptions): Hono {
       413,
     );
 
-  app.use("/v1/*", bodyLimit({ maxSize: opts.maxBodyBytes, onError: tooLarge }));
+  const limit = bodyLimit({ maxSize: opts.maxBodyBytes, onError: tooLarge });
+  app.use("/v1/*", (c, next) => {
+    if (c.req.method === "GET" || c.req.method === "HEAD") return next();
+    // A declared length is checked here; hono's bodyLimit would build the web
+    // Request's body stream just to look at it (see readJson). Chunked bodies go through it.
+    const length = c.req.header("content-length");
+    if (length === undefined || c.req.header("transfer-encoding") !== undefined)
+      return limit(c, next);
+    return Number(length) > opts.maxBodyBytes ? Promise.resolve(tooLarge(c)) : next();
+  });
   const auth = requireBearer(opts.token);
   // Zone writes take the write token; the fabric's routes (fabric.ts) take the nodes' too.
   app.on(["PUT", "PATCH", "DELETE", "POST"], ["/v1/zones", "/v1/zones/*"], auth);
