@@ -7,13 +7,11 @@
  * The origin is pinned to core 0 and wrk to core 1 (with two cores); wrk,
  * not autocannon: on a loaded 2-core machine autocannon itself was the limit.
  */
-import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { startOriginProcess } from "../test/support/process.ts";
-import { figure, machine, onCore, pin } from "./support.ts";
+import { figure, machine, pin, wrk } from "./support.ts";
 
 const seconds = Number(process.argv[2] ?? 10);
 const connections = Number(process.argv[3] ?? 50);
@@ -30,7 +28,7 @@ if (created.status !== 201)
 await pin(origin.proc.pid, 0);
 await pin(process.pid, 1);
 
-/** wrk -t1 -cN, PUTting `body` for the run's seconds: requests/s, p50, p99 and non-2xx. */
+/** wrk PUTting `body` over the run's connections and seconds. */
 async function wrkPut(target: string, body: unknown) {
   const script = join(dir, "put.lua");
   await writeFile(
@@ -43,16 +41,7 @@ async function wrkPut(target: string, body: unknown) {
       "",
     ].join("\n"),
   );
-  const args = ["-t1", `-c${connections}`, `-d${seconds}s`, "--latency", "-s", script, target];
-  const [cmd, argv] = onCore(1, "wrk", args);
-  const { stdout } = await promisify(execFile)(cmd, argv, { timeout: (seconds + 30) * 1000 });
-  const pick = (re: RegExp) => re.exec(stdout)?.[1] ?? "?";
-  return {
-    rps: Number(pick(/Requests\/sec:\s+([\d.]+)/)),
-    p50: pick(/50%\s+(\S+)/),
-    p99: pick(/99%\s+(\S+)/),
-    non2xx: Number(pick(/Non-2xx or 3xx responses: (\d+)/).replace("?", "0")),
-  };
+  return wrk(target, connections, seconds, script);
 }
 
 async function journal(): Promise<{ records: number; batches: number }> {

@@ -134,3 +134,33 @@ export function figure(
   const ratio = value / reference.value;
   return `${label}: ${v}${extra ? ` (${extra})` : ""} vs ${reference.label} ${Math.round(reference.value).toLocaleString("en")} ${unit} -> ${ratio.toFixed(2)}x`;
 }
+
+export interface WrkResult {
+  command: string;
+  rps: number;
+  p50: string;
+  p99: string;
+  non2xx: number;
+}
+
+/** wrk -t1 on core 1 for `seconds`, with an optional Lua `script`; requests/s, p50, p99, non-2xx. */
+export async function wrk(
+  target: string,
+  connections: number,
+  seconds: number,
+  script?: string,
+): Promise<WrkResult> {
+  const args = ["-t1", `-c${connections}`, `-d${seconds}s`, "--latency"];
+  if (script) args.push("-s", script);
+  args.push(target);
+  const [cmd, argv] = onCore(1, "wrk", args);
+  const { stdout } = await run(cmd, argv, { timeout: (seconds + 30) * 1000 });
+  const pick = (re: RegExp) => re.exec(stdout)?.[1];
+  return {
+    command: `${cmd} ${argv.join(" ")}`,
+    rps: Number(pick(/Requests\/sec:\s+([\d.]+)/)),
+    p50: pick(/50%\s+(\S+)/) ?? "?",
+    p99: pick(/99%\s+(\S+)/) ?? "?",
+    non2xx: Number(pick(/Non-2xx or 3xx responses: (\d+)/) ?? 0),
+  };
+}
