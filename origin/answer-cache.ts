@@ -24,7 +24,10 @@ const ENTRY_OVERHEAD = 160;
 
 /** What a query must carry for a cached answer: its key, and what patching and TC need. */
 export interface CacheKey {
-  key: string;
+  /** FNV-1a of the question (name lower-cased, QTYPE, QCLASS) and the EDNS shape. */
+  hash: number;
+  /** 0 without EDNS; 1 EDNS, | 2 NSID asked, | 4 DO set. */
+  shape: number;
   /** Offset just past the question name (its root label). */
   nameEnd: number;
   /** RFC 6891 §6.2.3: the client's UDP payload size, when it sent EDNS. */
@@ -40,6 +43,13 @@ export interface CachedAnswer<R> {
   resolution: R;
   /** Zones the answer was built from; "" for an answer from no zone (REFUSED). */
   zones: string[];
+}
+
+interface Entry<R> extends CachedAnswer<R> {
+  hash: number;
+  shape: number;
+  /** The question as stored, name lower-cased: a hash match is checked against it. */
+  question: Buffer;
   bytes: number;
 }
 
@@ -50,37 +60,59 @@ export interface AnswerCacheStats {
   misses: number;
 }
 
+/**
+ * Entries are found by a number (the key's hash) and confirmed byte by byte,
+ * so a lookup builds no string: the hot path allocates only the answer.
+ */
 export class AnswerCache<R = unknown> {
-  private readonly entries = new Map<string, CachedAnswer<R>>();
-  private readonly byZone = new Map<string, Set<string>>();
+  private readonly buckets = new Map<number, Entry<R>[]>();
+  /** Every entry, oldest first (eviction order). */
+  private readonly order = new Set<Entry<R>>();
+  private readonly byZone = new Map<string, Set<Entry<R>>>();
   private bytes = 0;
   private hits = 0;
   private misses = 0;
 
   constructor(readonly maxBytes = 32 * 1024 * 1024) {}
 
-  get(key: string): CachedAnswer<R> | undefined {
-    const hit = this.entries.get(key);
-    if (hit) this.hits++;
-    else this.misses++;
-    return hit;
+  /** The entry for `query`, whose key is `key`. */
+  get(key: CacheKey, query: Buffer): CachedAnswer<R> | undefined {
+    const bucket = this.buckets.get(key.hash);
+    if (bucket) {
+      for (const e of bucket) {
+        if (e.shape === key.shape && sameQuestion(e.question, query)) {
+          this.hits++;
+          return e;
+        }
+      }
+    }
+    this.misses++;
+    return undefined;
   }
 
-  set(key: string, entry: Omit<CachedAnswer<R>, "bytes">): void {
-    const bytes = entry.wire.length + entry.truncated.length + 2 * key.length + ENTRY_OVERHEAD;
+  set(key: CacheKey, query: Buffer, answer: CachedAnswer<R>): void {
+    const question = lowered(query, HEADER, key.nameEnd + 4);
+    const bytes = answer.wire.length + answer.truncated.length + question.length + ENTRY_OVERHEAD;
     if (bytes > this.maxBytes) return;
-    this.delete(key);
+    const old = this.buckets
+      .get(key.hash)
+      ?.find((e) => e.shape === key.shape && e.question.equals(question));
+    if (old) this.delete(old);
     while (this.bytes + bytes > this.maxBytes) {
-      const oldest = this.entries.keys().next().value;
+      const oldest = this.order.values().next().value;
       if (oldest === undefined) break;
       this.delete(oldest);
     }
-    this.entries.set(key, { ...entry, bytes });
+    const entry: Entry<R> = { ...answer, hash: key.hash, shape: key.shape, question, bytes };
+    const bucket = this.buckets.get(key.hash);
+    if (bucket) bucket.push(entry);
+    else this.buckets.set(key.hash, [entry]);
+    this.order.add(entry);
     this.bytes += bytes;
     for (const z of entry.zones) {
-      const keys = this.byZone.get(z);
-      if (keys) keys.add(key);
-      else this.byZone.set(z, new Set([key]));
+      const entries = this.byZone.get(z);
+      if (entries) entries.add(entry);
+      else this.byZone.set(z, new Set([entry]));
     }
   }
 
@@ -90,32 +122,54 @@ export class AnswerCache<R = unknown> {
       this.clear();
       return;
     }
-    const keys = this.byZone.get(change.zone);
-    if (!keys) return;
-    for (const key of [...keys]) this.delete(key);
+    const entries = this.byZone.get(change.zone);
+    if (!entries) return;
+    for (const e of [...entries]) this.delete(e);
   };
 
   clear(): void {
-    this.entries.clear();
+    this.buckets.clear();
+    this.order.clear();
     this.byZone.clear();
     this.bytes = 0;
   }
 
   stats(): AnswerCacheStats {
-    return { entries: this.entries.size, bytes: this.bytes, hits: this.hits, misses: this.misses };
+    return { entries: this.order.size, bytes: this.bytes, hits: this.hits, misses: this.misses };
   }
 
-  private delete(key: string): void {
-    const entry = this.entries.get(key);
-    if (!entry) return;
-    this.entries.delete(key);
+  private delete(entry: Entry<R>): void {
+    if (!this.order.delete(entry)) return;
     this.bytes -= entry.bytes;
+    const bucket = this.buckets.get(entry.hash);
+    if (bucket) {
+      const rest = bucket.filter((e) => e !== entry);
+      if (rest.length > 0) this.buckets.set(entry.hash, rest);
+      else this.buckets.delete(entry.hash);
+    }
     for (const z of entry.zones) {
-      const keys = this.byZone.get(z);
-      keys?.delete(key);
-      if (keys?.size === 0) this.byZone.delete(z);
+      const entries = this.byZone.get(z);
+      entries?.delete(entry);
+      if (entries?.size === 0) this.byZone.delete(z);
     }
   }
+}
+
+/** Whether `query`'s question equals `stored` (already lower-cased), ASCII case ignored (RFC 4343). */
+function sameQuestion(stored: Buffer, query: Buffer): boolean {
+  if (query.length < HEADER + stored.length) return false;
+  for (let i = 0; i < stored.length; i++) {
+    let c = query[HEADER + i]!;
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c !== stored[i]) return false;
+  }
+  return true;
+}
+
+function lowered(q: Buffer, from: number, to: number): Buffer {
+  const b = Buffer.from(q.subarray(from, to));
+  for (let i = 0; i < b.length; i++) if (b[i]! >= 0x41 && b[i]! <= 0x5a) b[i] = b[i]! + 0x20;
+  return b;
 }
 
 /**
@@ -135,59 +189,50 @@ export function cacheKey(q: Buffer): CacheKey | undefined {
     return undefined;
   const arcount = q[10]! * 256 + q[11]!;
   if (arcount > 1) return undefined;
+  // FNV-1a (32-bit) over the question with ASCII letters lowered, as the name is walked.
+  let hash = 0x811c9dc5;
   let i = HEADER;
-  let upper = false;
   for (;;) {
     const len = q[i];
     if (len === undefined || len > 63) return undefined;
-    if (len === 0) break;
     if (i + 1 + len >= q.length) return undefined;
-    for (let j = i + 1; j <= i + len; j++) {
-      const c = q[j]!;
-      if (c >= 0x41 && c <= 0x5a) upper = true;
+    for (let j = i; j <= i + len; j++) {
+      let c = q[j]!;
+      if (c >= 0x41 && c <= 0x5a) c += 0x20;
+      hash = Math.imul(hash ^ c, 0x01000193);
     }
     i += 1 + len;
+    if (len === 0) break;
   }
-  const nameEnd = i + 1;
+  const nameEnd = i;
   const end = nameEnd + 4;
   if (end > q.length) return undefined;
   const qtype = q.readUInt16BE(nameEnd);
   // RFC 5936, RFC 1995: transfers are served by the primary, never from here.
   if (qtype === QTYPE_AXFR || qtype === QTYPE_IXFR) return undefined;
-  // The question (name, QTYPE, QCLASS) as one latin1 string, ASCII letters lowered.
-  const question = upper ? lowerAscii(q, HEADER, end) : q.toString("latin1", HEADER, end);
+  for (let j = nameEnd; j < end; j++) hash = Math.imul(hash ^ q[j]!, 0x01000193);
   if (arcount === 0) {
     if (end !== q.length) return undefined;
-    return { key: `-|${question}`, nameEnd };
+    return { hash: hash >>> 0, shape: 0, nameEnd };
   }
   // RFC 6891 §6.1.2: root owner, TYPE 41, CLASS = payload size, TTL = ext-RCODE, VERSION, DO|Z.
   if (end + 11 > q.length || q[end] !== 0 || q.readUInt16BE(end + 1) !== TYPE_OPT) return undefined;
   const udpSize = q.readUInt16BE(end + 3);
   if (q[end + 6] !== 0) return undefined; // version > 0 answers BADVERS on the full path
-  const dnssecOk = (q[end + 7]! & 0x80) !== 0;
+  let shape = 1;
+  if (q[end + 7]! & 0x80) shape |= 4;
   const rdlen = q.readUInt16BE(end + 9);
   if (end + 11 + rdlen !== q.length) return undefined;
-  let nsid = false;
   for (let o = end + 11; o < q.length; ) {
     if (o + 4 > q.length) return undefined;
     const code = q.readUInt16BE(o);
     const len = q.readUInt16BE(o + 2);
     if (o + 4 + len > q.length) return undefined;
-    if (code === OPTION_NSID) nsid = true;
+    if (code === OPTION_NSID) shape |= 2;
     else if (code !== OPTION_COOKIE) return undefined;
     o += 4 + len;
   }
-  return {
-    key: `e${nsid ? "n" : ""}${dnssecOk ? "d" : ""}|${question}`,
-    nameEnd,
-    udpSize,
-  };
-}
-
-function lowerAscii(q: Buffer, from: number, to: number): string {
-  const b = Buffer.from(q.subarray(from, to));
-  for (let i = 0; i < b.length; i++) if (b[i]! >= 0x41 && b[i]! <= 0x5a) b[i] = b[i]! + 0x20;
-  return b.toString("latin1");
+  return { hash: Math.imul(hash ^ shape, 0x01000193) >>> 0, shape, nameEnd, udpSize };
 }
 
 /** The answer for one client: the stored bytes with its ID, RD and question name as sent. */

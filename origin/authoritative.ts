@@ -91,7 +91,7 @@ export function answerQuery(
   const resolution = resolveQuestion(zones, question.qname, question.qtype);
   const full = encode(request, resolution.rcode, opts, resolution);
   const truncated = () => encode(request, resolution.rcode, opts, resolution, true);
-  if (key) remember(opts.cache!, key, zones, resolution, full, truncated());
+  if (key) remember(opts.cache!, key, query, zones, resolution, full, truncated());
   const fits = full.length <= udpLimit(request.edns?.udpSize, opts);
   return { wire: fits ? full : truncated(), resolution };
 }
@@ -100,6 +100,7 @@ export function answerQuery(
 function remember(
   cache: AnswerCache<Resolution>,
   key: CacheKey,
+  query: Buffer,
   zones: ZoneSource,
   resolution: Resolution,
   full: Buffer,
@@ -119,7 +120,7 @@ function remember(
   ]) {
     from.add(zones.findZone(rr.name.toLowerCase())?.name ?? "");
   }
-  cache.set(key.key, {
+  cache.set(key, query, {
     wire: normal(full),
     truncated: normal(truncated),
     resolution,
@@ -146,7 +147,7 @@ function fromCache(
   cache: AnswerCache<Resolution>,
   opts: AnswerOptions,
 ): QueryAnswer | undefined {
-  const hit = cache.get(key.key);
+  const hit = cache.get(key, query);
   if (!hit) return undefined;
   const stored = hit.wire.length <= udpLimit(key.udpSize, opts) ? hit.wire : hit.truncated;
   return { wire: renderCached(stored, query, key.nameEnd), resolution: hit.resolution };

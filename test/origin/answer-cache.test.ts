@@ -132,7 +132,7 @@ describe("answer cache in answerQuery", () => {
 
   it("keys only plain queries: no responses, other opcodes, signed or odd sections, EDNS version 1", () => {
     const q = query("www.example.test", "A", 1, false, {});
-    expect(cacheKey(q)?.key).toBe(cacheKey(query("WWW.Example.TEST", "A", 9, true, {}))?.key);
+    expect(cacheKey(q)?.hash).toBe(cacheKey(query("WWW.Example.TEST", "A", 9, true, {}))?.hash);
     const response = Buffer.from(q);
     response[2] = response[2]! | 0x80;
     expect(cacheKey(response)).toBeUndefined();
@@ -148,9 +148,17 @@ describe("answer cache in answerQuery", () => {
     expect(cacheKey(v1)).toBeUndefined();
     expect(cacheKey(Buffer.concat([q, Buffer.from([0])]))).toBeUndefined();
     expect(cacheKey(q.subarray(0, 20))).toBeUndefined();
+    // A hash is only where to look: the question's bytes decide (as for a collision).
+    const cache = new AnswerCache<Resolution>();
+    answerQuery(q, zones, { cache });
+    expect(cache.get(cacheKey(q)!, query("WWW.example.test", "A", 2, false, {}))).toBeDefined();
+    expect(cache.get(cacheKey(q)!, query("www.example.tesu", "A", 2, false, {}))).toBeUndefined();
+    expect(
+      cache.get(cacheKey(q)!, query("www.example.test", "AAAA", 2, false, {})),
+    ).toBeUndefined();
     // Different EDNS shapes are different entries.
     const shapesKeys = shapes.map(
-      (s) => cacheKey(query("www.example.test", "A", 1, false, s))?.key,
+      (s) => cacheKey(query("www.example.test", "A", 1, false, s))?.hash,
     );
     expect(new Set(shapesKeys.slice(0, 4)).size).toBe(4);
   });
