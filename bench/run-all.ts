@@ -24,7 +24,7 @@ const CASES: [string, string[], number][] = [
   ["edge-hit.ts", [s, "50", quick ? "1" : "2"], 150],
   ["propagation-receipts.ts", [quick ? "30" : "100"], 120],
   ["bus-fanout.ts", ["100", quick ? "100" : "300"], 90],
-  ["edge-modes.ts", ["5000", "1000"], 60],
+  ["edge-modes.ts", ["5000", "1000"], 150],
   ["secondaries.ts", [quick ? "5" : "10"], 150],
 ];
 
