@@ -1,5 +1,6 @@
 /** What the benchmarks share: the machine line, autocannon, and helper servers started as scripts. */
 import { execFile, spawn } from "node:child_process";
+import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -24,14 +25,16 @@ export interface AutocannonResult {
 
 /** Runs autocannon with `args` (it stops by itself: pass `-d SECONDS`) and returns its JSON summary. */
 export async function autocannon(args: string[]): Promise<AutocannonResult> {
-  const { stdout } = await run(AUTOCANNON, ["--json", ...args], { maxBuffer: 1 << 26 });
+  // On the load generator's core, like dnsperf (a no-op on one core).
+  const [cmd, argv] = onCore(1, AUTOCANNON, ["--json", ...args]);
+  const { stdout } = await run(cmd, argv, { maxBuffer: 1 << 26 });
   return JSON.parse(stdout) as AutocannonResult;
 }
 
 /** Starts `bench/<file>` with tsx and resolves with its `ready {json}` line once it listens. */
 export function startScript(
   file: string,
-): Promise<{ ready: Record<string, string>; stop: () => void }> {
+): Promise<{ ready: Record<string, string>; pid: number | undefined; stop: () => void }> {
   const path = fileURLToPath(new URL(file, import.meta.url));
   const proc = spawn(process.execPath, ["--import", "tsx", path], {
     stdio: ["ignore", "pipe", "inherit"],
@@ -41,8 +44,123 @@ export function startScript(
     proc.stdout.on("data", (c: Buffer) => {
       out += c.toString();
       const m = /^ready (\{.*\})$/m.exec(out);
-      if (m) resolve({ ready: JSON.parse(m[1]!), stop: () => proc.kill("SIGTERM") });
+      if (m) resolve({ ready: JSON.parse(m[1]!), pid: proc.pid, stop: () => proc.kill("SIGTERM") });
     });
     proc.once("exit", (code) => reject(new Error(`${file} exited with ${code}: ${out}`)));
   });
+}
+
+/**
+ * Whether to pin: with two or more cores the server gets core 0 and the load
+ * generator core 1, so they do not steal each other's time slices.
+ */
+export const PINNING = cpus().length >= 2;
+
+/** Pins every thread of process `pid` to `core` (taskset -a); a no-op on one core. */
+export async function pin(pid: number | undefined, core: number): Promise<void> {
+  if (!PINNING || pid === undefined) return;
+  await run("taskset", ["-a", "-cp", String(core), String(pid)]);
+}
+
+/** `command args` run on `core` (through taskset) where pinning applies. */
+export function onCore(core: number, command: string, args: string[]): [string, string[]] {
+  return PINNING ? ["taskset", ["-c", String(core), command, ...args]] : [command, args];
+}
+
+export interface DnsperfResult {
+  command: string;
+  completed: number;
+  lost: number;
+  qps: number;
+  /** p50, p99 and max from dnsperf -v's per-query latencies, as text. */
+  latency: string;
+}
+
+/**
+ * Runs dnsperf -v on core 1 against `addr` with query file `file`; `extra`
+ * adds flags (-l, -c, -T, -q, -m). Its per-query lines go to a file, not a
+ * pipe, so reading them never slows dnsperf down.
+ */
+export async function dnsperf(addr: string, file: string, extra: string[]): Promise<DnsperfResult> {
+  const [host, port] = addr.split(":") as [string, string];
+  const args = ["-s", host, "-p", port, "-d", file, "-v", ...extra];
+  const [cmd, argv] = onCore(1, "dnsperf", args);
+  const outFile = `${file}.dnsperf-out`;
+  const fd = openSync(outFile, "w");
+  try {
+    const proc = spawn(cmd, argv, { stdio: ["ignore", fd, "inherit"] });
+    const code = await new Promise<number | null>((resolve, reject) => {
+      proc.once("error", reject);
+      proc.once("exit", resolve);
+    });
+    if (code !== 0) throw new Error(`dnsperf exited with ${code}`);
+  } finally {
+    closeSync(fd);
+  }
+  const text = readFileSync(outFile, "latin1");
+  rmSync(outFile);
+  const latencies: number[] = [];
+  let summary = "";
+  for (const line of text.split("\n")) {
+    if (line.startsWith("> ")) {
+      const seconds = Number(line.slice(line.lastIndexOf(" ") + 1));
+      if (Number.isFinite(seconds)) latencies.push(seconds);
+    } else summary += `${line}\n`;
+  }
+  const pick = (label: string) =>
+    Number(new RegExp(`${label}:\\s+([\\d.]+)`).exec(summary)?.[1] ?? Number.NaN);
+  const sorted = Float64Array.from(latencies).sort();
+  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
+  const ms = (s: number) => (s * 1000).toFixed(2);
+  return {
+    command: `${cmd} ${argv.join(" ")}`,
+    completed: pick("Queries completed"),
+    lost: pick("Queries lost"),
+    qps: pick("Queries per second"),
+    latency: `p50 ${ms(at(0.5))} ms, p99 ${ms(at(0.99))} ms, max ${ms(at(1))} ms`,
+  };
+}
+
+/** One figure's line: `label: value unit (p99 ...) vs reference -> ratio`. */
+export function figure(
+  label: string,
+  value: number,
+  unit: string,
+  extra: string,
+  reference?: { label: string; value: number },
+): string {
+  const v = `${Math.round(value).toLocaleString("en")} ${unit}`;
+  if (!reference) return `${label}: ${v}${extra ? ` (${extra})` : ""}`;
+  const ratio = value / reference.value;
+  return `${label}: ${v}${extra ? ` (${extra})` : ""} vs ${reference.label} ${Math.round(reference.value).toLocaleString("en")} ${unit} -> ${ratio.toFixed(2)}x`;
+}
+
+export interface WrkResult {
+  command: string;
+  rps: number;
+  p50: string;
+  p99: string;
+  non2xx: number;
+}
+
+/** wrk -t1 on core 1 for `seconds`, with an optional Lua `script`; requests/s, p50, p99, non-2xx. */
+export async function wrk(
+  target: string,
+  connections: number,
+  seconds: number,
+  script?: string,
+): Promise<WrkResult> {
+  const args = ["-t1", `-c${connections}`, `-d${seconds}s`, "--latency"];
+  if (script) args.push("-s", script);
+  args.push(target);
+  const [cmd, argv] = onCore(1, "wrk", args);
+  const { stdout } = await run(cmd, argv, { timeout: (seconds + 30) * 1000 });
+  const pick = (re: RegExp) => re.exec(stdout)?.[1];
+  return {
+    command: `${cmd} ${argv.join(" ")}`,
+    rps: Number(pick(/Requests\/sec:\s+([\d.]+)/)),
+    p50: pick(/50%\s+(\S+)/) ?? "?",
+    p99: pick(/99%\s+(\S+)/) ?? "?",
+    non2xx: Number(pick(/Non-2xx or 3xx responses: (\d+)/) ?? 0),
+  };
 }

@@ -8,6 +8,7 @@
  */
 import type { Answer, OptAnswer, Packet } from "dns-packet";
 import dnsPacket from "dns-packet";
+import { type AnswerCache, type CacheKey, cacheKey, renderCached } from "./answer-cache.ts";
 import { type Resolution, resolveQuestion } from "./resolve.ts";
 import type { ZoneSource } from "./zone.ts";
 
@@ -20,6 +21,11 @@ export interface AnswerOptions {
   nsid?: string;
   /** A zone whose data is no longer authoritative (a followed zone past EXPIRE): SERVFAIL. */
   expired?: (zone: string) => boolean;
+  /**
+   * Answers already made, as wire bytes (origin/answer-cache.ts); the caller
+   * invalidates it on commit. Pass it only for unsigned queries.
+   */
+  cache?: AnswerCache<Resolution>;
 }
 
 export interface QueryAnswer {
@@ -65,6 +71,11 @@ export function answerQuery(
   zones: ZoneSource,
   opts: AnswerOptions = {},
 ): QueryAnswer {
+  const key = opts.cache && cacheKey(query);
+  if (key) {
+    const hit = fromCache(query, key, opts.cache!, opts);
+    if (hit) return hit;
+  }
   // Too short to carry an ID: no client could match a reply.
   if (query.length < 2) return { wire: Buffer.alloc(0) };
   const id = query.readUInt16BE(0);
@@ -80,10 +91,74 @@ export function answerQuery(
   if (question.qclass !== CLASS_IN) return { wire: reply(request, "REFUSED", opts) };
 
   const resolution = resolveQuestion(zones, question.qname, question.qtype);
-  // RFC 1035 §4.3.5: past EXPIRE a secondary's zone is not answered from its data.
+  // RFC 1035 §4.3.5: past EXPIRE a secondary's zone is not answered from its data (nor cached).
   if (resolution.zone !== undefined && opts.expired?.(resolution.zone))
     return { wire: reply(request, "SERVFAIL", opts) };
-  return { wire: reply(request, resolution.rcode, opts, resolution), resolution };
+  const full = encode(request, resolution.rcode, opts, resolution);
+  const truncated = () => encode(request, resolution.rcode, opts, resolution, true);
+  if (key) remember(opts.cache!, key, query, zones, resolution, full, truncated());
+  const fits = full.length <= udpLimit(request.edns?.udpSize, opts);
+  return { wire: fits ? full : truncated(), resolution };
+}
+
+/** Stores an answer normalised to ID 0 and RD clear, with the zones it was built from. */
+function remember(
+  cache: AnswerCache<Resolution>,
+  key: CacheKey,
+  query: Buffer,
+  zones: ZoneSource,
+  resolution: Resolution,
+  full: Buffer,
+  truncated: Buffer,
+): void {
+  const normal = (b: Buffer): Buffer => {
+    const c = Buffer.from(b);
+    c.writeUInt16BE(0, 0);
+    c[2] = c[2]! & 0xfe;
+    return c;
+  };
+  const from = new Set<string>([resolution.zone ?? ""]);
+  for (const rr of [
+    ...resolution.answers,
+    ...resolution.authority,
+    ...(resolution.additional ?? []),
+  ]) {
+    from.add(zones.findZone(rr.name.toLowerCase())?.name ?? "");
+  }
+  cache.set(key, query, {
+    wire: normal(full),
+    truncated: normal(truncated),
+    resolution,
+    zones: [...from],
+  });
+}
+
+/**
+ * The answer from `cache` when it holds one for this query; undefined otherwise
+ * (then answerQuery makes it and stores it). The hot path of the DNS server.
+ */
+export function cachedAnswer(
+  query: Buffer,
+  cache: AnswerCache<Resolution>,
+  opts: AnswerOptions,
+): QueryAnswer | undefined {
+  const key = cacheKey(query);
+  return key && fromCache(query, key, cache, opts);
+}
+
+function fromCache(
+  query: Buffer,
+  key: CacheKey,
+  cache: AnswerCache<Resolution>,
+  opts: AnswerOptions,
+): QueryAnswer | undefined {
+  const hit = cache.get(key, query);
+  if (!hit) return undefined;
+  // RFC 1035 §4.3.5: a zone past EXPIRE is answered SERVFAIL by the full path, whatever was cached.
+  const zone = hit.resolution.zone;
+  if (zone !== undefined && opts.expired?.(zone)) return undefined;
+  const stored = hit.wire.length <= udpLimit(key.udpSize, opts) ? hit.wire : hit.truncated;
+  return { wire: renderCached(stored, query, key.nameEnd), resolution: hit.resolution };
 }
 
 interface Question {
@@ -144,15 +219,17 @@ function reply(
   resolution?: Resolution,
 ): Buffer {
   const full = encode(request, rcode, opts, resolution);
-  const limit = udpLimit(request, opts);
+  const limit = udpLimit(request.edns?.udpSize, opts);
   if (full.length <= limit) return full;
   // RFC 2181 §9: what does not fit is dropped whole and TC set; the client retries over TCP.
   return encode(request, rcode, opts, resolution, true);
 }
 
-function udpLimit(request: Request, opts: AnswerOptions): number {
+/** `ednsSize` is the client's EDNS UDP size, undefined without EDNS. */
+function udpLimit(ednsSize: number | undefined, opts: AnswerOptions): number {
   if (opts.maxUdp === undefined) return Number.POSITIVE_INFINITY;
-  const client = request.edns ? Math.min(request.edns.udpSize, MAX_EDNS_UDP) : CLASSIC_UDP;
+  const client =
+    ednsSize === undefined ? CLASSIC_UDP : Math.min(Math.max(CLASSIC_UDP, ednsSize), MAX_EDNS_UDP);
   return Math.min(client, Math.max(CLASSIC_UDP, opts.maxUdp));
 }
 

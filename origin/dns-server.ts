@@ -24,7 +24,14 @@ import {
   type VerifyResult,
   verifyMessage,
 } from "../core/tsig.ts";
-import { answerQuery, MAX_EDNS_UDP, type Resolution } from "./authoritative.ts";
+import type { AnswerCache } from "./answer-cache.ts";
+import {
+  type AnswerOptions,
+  answerQuery,
+  cachedAnswer,
+  MAX_EDNS_UDP,
+  type Resolution,
+} from "./authoritative.ts";
 import type { Store } from "./store.ts";
 import {
   answerTransfer,
@@ -55,6 +62,11 @@ export interface AuthoritativeDnsOptions {
   primary?: PrimaryOptions;
   /** Response rate limiting on UDP (core/rate-limit.ts); none: every answer is sent. */
   rrl?: ResponseRateLimiter;
+  /**
+   * Answers as wire bytes for unsigned queries (origin/answer-cache.ts); the
+   * caller invalidates it on commit. Signed queries, transfers and NOTIFY never use it.
+   */
+  answerCache?: AnswerCache<Resolution>;
 }
 
 /** What an incoming NOTIFY (opcode 4) is told, by its RCODE. */
@@ -89,23 +101,46 @@ export function startAuthoritativeDns(
   zones: ZoneSource,
   opts: AuthoritativeDnsOptions,
 ): Promise<DnsServer> {
-  const { host, port, nsid, onAnswer, onError, primary, expired, rrl } = opts;
-  return startDnsServer({ host, port, onError }, (query, info) => {
-    const maxUdp = info.transport === "udp" ? MAX_EDNS_UDP : undefined;
-    const plain = (q: Buffer): Buffer => {
-      const { wire, resolution } = answerQuery(q, zones, { maxUdp, nsid, expired });
-      onAnswer?.(info, resolution, wire);
-      return wire;
-    };
-    if (primary) {
-      const out = servePrimary(primary, query, info, plain, onAnswer);
-      if (out !== "plain") return out;
-    }
-    const wire = plain(query);
+  const { host, port, nsid, onAnswer, onError, primary, expired, rrl, answerCache } = opts;
+  const tcp: AnswerOptions = {
+    ...(nsid !== undefined && { nsid }),
+    ...(expired !== undefined && { expired }),
+  };
+  const udp: AnswerOptions = { maxUdp: MAX_EDNS_UDP, ...tcp };
+  /** BIND-style RRL on UDP answers, cached or not (core/rate-limit.ts). */
+  const send = (wire: Buffer, info: QueryInfo): Buffer | undefined => {
     if (wire.length === 0) return undefined;
     if (!rrl || info.transport !== "udp") return wire;
     const verdict = rrl.judge(info.address, wire);
     return verdict === "send" ? wire : verdict === "slip" ? truncatedResponse(wire) : undefined;
+  };
+  return startDnsServer({ host, port, onError }, (query, info) => {
+    // The hot path: a plain unsigned query answered before. A query the cache
+    // keys has no TSIG (at most an OPT record) and asks for no transfer.
+    if (answerCache) {
+      const hit = cachedAnswer(query, answerCache, info.transport === "udp" ? udp : tcp);
+      if (hit) {
+        onAnswer?.(info, hit.resolution, hit.wire);
+        return send(hit.wire, info);
+      }
+    }
+    const maxUdp = info.transport === "udp" ? MAX_EDNS_UDP : undefined;
+    const plain = (q: Buffer, cache?: AnswerCache<Resolution>): Buffer => {
+      const { wire, resolution } = answerQuery(q, zones, {
+        maxUdp,
+        nsid,
+        expired,
+        ...(cache && { cache }),
+      });
+      onAnswer?.(info, resolution, wire);
+      return wire;
+    };
+    if (primary) {
+      // A signed query's inner message is answered afresh, never from the cache.
+      const out = servePrimary(primary, query, info, (q) => plain(q), onAnswer);
+      if (out !== "plain") return out;
+    }
+    return send(plain(query, answerCache), info);
   });
 }
 

@@ -269,14 +269,20 @@ export function planUpdate(state: ZoneState, ops: readonly RRsetOp[]): RRsetChan
       });
     }
   });
-  for (const name of fields.keys()) {
+  // The batch's changes by owner, so a batch of N names costs O(N), not O(N²).
+  const byName = new Map<string, RRsetChange[]>();
+  for (const c of next.values()) {
+    const list = byName.get(c.name);
+    if (list) list.push(c);
+    else byName.set(c.name, [c]);
+  }
+  for (const [name, field] of fields) {
     const types = new Set(zone.at(name).map((s) => s.type));
-    for (const c of next.values()) {
-      if (c.name !== name) continue;
+    for (const c of byName.get(name) ?? []) {
       if (c.rrset) types.add(c.type);
       else types.delete(c.type);
     }
-    checkCname(name, types, fields.get(name)!);
+    checkCname(name, types, field);
   }
   const serial = nextSerial(
     zone.soaData,

@@ -19,6 +19,7 @@ import type { PropagationMode } from "../core/purge.ts";
 import { RateLimiter, ResponseRateLimiter } from "../core/rate-limit.ts";
 import { eventVerifier } from "../core/signing.ts";
 import { parseTsigKeys, type TsigKey } from "../core/tsig.ts";
+import { AnswerCache } from "./answer-cache.ts";
 import { apiRoutes } from "./api.ts";
 import {
   loadOrCreateSigningKey,
@@ -37,6 +38,7 @@ import { OriginMetrics, observeReceipts, observeSecondaries } from "./metrics.ts
 import { readRoutes } from "./reads.ts";
 import { Receipts } from "./receipts.ts";
 import { Relay } from "./relay.ts";
+import type { Resolution } from "./resolve.ts";
 import { SAMPLE_ZONE, SAMPLE_ZONE_FILE } from "./sample.ts";
 import { Secondaries, type SecondarySpec, secondarySchema, udpTransport } from "./secondaries.ts";
 import { loadPrimaryState, primaryRoutes } from "./secondaries-api.ts";
@@ -320,7 +322,10 @@ export async function startOrigin(
   );
   let dns: DnsServer;
   try {
+    const answerCache = new AnswerCache<Resolution>();
+    store.onCommit(answerCache.onCommit);
     dns = await startAuthoritativeDns(store, {
+      answerCache,
       host: cfg.dns.host,
       port: cfg.dns.port,
       ...(cfg.nsid !== undefined && { nsid: cfg.nsid }),

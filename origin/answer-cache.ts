@@ -1,0 +1,247 @@
+/**
+ * The origin's answer cache: finished responses as wire bytes, keyed by what
+ * decides their content (query name lower-cased, QTYPE, QCLASS, the EDNS
+ * shape), so a repeated query is answered by copying bytes and patching the
+ * ID, RD and the question's letter case (0x20, draft-vixie-dnsext-dns0x20)
+ * instead of decode, resolve, encode. Entries are dropped when a commit
+ * touches a zone they were built from (the zone holding the name, and every
+ * zone an owner in the answer comes from, so a CNAME into another zone
+ * follows its target); creating or deleting a zone drops everything, because
+ * it moves which zone holds a name. Bounded in bytes, oldest entry evicted
+ * first. Only plain, unsigned QUERY messages are looked up here: TSIG,
+ * transfers and NOTIFY never reach it (origin/dns-server.ts).
+ */
+import type { CommittedChange } from "./types.ts";
+
+const HEADER = 12;
+const TYPE_OPT = 41;
+const OPTION_NSID = 3;
+const OPTION_COOKIE = 10;
+const QTYPE_IXFR = 251;
+const QTYPE_AXFR = 252;
+/** Rough per-entry cost beyond the bytes themselves: the Map slot, the key, the entry object. */
+const ENTRY_OVERHEAD = 160;
+
+/** What a query must carry for a cached answer: its key, and what patching and TC need. */
+export interface CacheKey {
+  /** FNV-1a of the question (name lower-cased, QTYPE, QCLASS) and the EDNS shape. */
+  hash: number;
+  /** 0 without EDNS; 1 EDNS, | 2 NSID asked, | 4 DO set. */
+  shape: number;
+  /** Offset just past the question name (its root label). */
+  nameEnd: number;
+  /** RFC 6891 §6.2.3: the client's UDP payload size, when it sent EDNS. */
+  udpSize?: number;
+}
+
+export interface CachedAnswer<R> {
+  /** The full response, ID 0, RD clear. */
+  wire: Buffer;
+  /** The same with TC set and no records (RFC 2181 §9), for UDP clients it does not fit. */
+  truncated: Buffer;
+  /** What the answer path reports for it (metrics, query log). */
+  resolution: R;
+  /** Zones the answer was built from; "" for an answer from no zone (REFUSED). */
+  zones: string[];
+}
+
+interface Entry<R> extends CachedAnswer<R> {
+  hash: number;
+  shape: number;
+  /** The question as stored, name lower-cased: a hash match is checked against it. */
+  question: Buffer;
+  bytes: number;
+}
+
+export interface AnswerCacheStats {
+  entries: number;
+  bytes: number;
+  hits: number;
+  misses: number;
+}
+
+/**
+ * Entries are found by a number (the key's hash) and confirmed byte by byte,
+ * so a lookup builds no string: the hot path allocates only the answer.
+ */
+export class AnswerCache<R = unknown> {
+  private readonly buckets = new Map<number, Entry<R>[]>();
+  /** Every entry, oldest first (eviction order). */
+  private readonly order = new Set<Entry<R>>();
+  private readonly byZone = new Map<string, Set<Entry<R>>>();
+  private bytes = 0;
+  private hits = 0;
+  private misses = 0;
+
+  constructor(readonly maxBytes = 32 * 1024 * 1024) {}
+
+  /** The entry for `query`, whose key is `key`. */
+  get(key: CacheKey, query: Buffer): CachedAnswer<R> | undefined {
+    const bucket = this.buckets.get(key.hash);
+    if (bucket) {
+      for (const e of bucket) {
+        if (e.shape === key.shape && sameQuestion(e.question, query)) {
+          this.hits++;
+          return e;
+        }
+      }
+    }
+    this.misses++;
+    return undefined;
+  }
+
+  set(key: CacheKey, query: Buffer, answer: CachedAnswer<R>): void {
+    const question = lowered(query, HEADER, key.nameEnd + 4);
+    const bytes = answer.wire.length + answer.truncated.length + question.length + ENTRY_OVERHEAD;
+    if (bytes > this.maxBytes) return;
+    const old = this.buckets
+      .get(key.hash)
+      ?.find((e) => e.shape === key.shape && e.question.equals(question));
+    if (old) this.delete(old);
+    while (this.bytes + bytes > this.maxBytes) {
+      const oldest = this.order.values().next().value;
+      if (oldest === undefined) break;
+      this.delete(oldest);
+    }
+    const entry: Entry<R> = { ...answer, hash: key.hash, shape: key.shape, question, bytes };
+    const bucket = this.buckets.get(key.hash);
+    if (bucket) bucket.push(entry);
+    else this.buckets.set(key.hash, [entry]);
+    this.order.add(entry);
+    this.bytes += bytes;
+    for (const z of entry.zones) {
+      const entries = this.byZone.get(z);
+      if (entries) entries.add(entry);
+      else this.byZone.set(z, new Set([entry]));
+    }
+  }
+
+  /** store.onCommit: drops what the change may have made wrong, before the writer is answered. */
+  readonly onCommit = (change: Pick<CommittedChange, "op" | "zone">): void => {
+    if (change.op !== "update") {
+      this.clear();
+      return;
+    }
+    const entries = this.byZone.get(change.zone);
+    if (!entries) return;
+    for (const e of [...entries]) this.delete(e);
+  };
+
+  clear(): void {
+    this.buckets.clear();
+    this.order.clear();
+    this.byZone.clear();
+    this.bytes = 0;
+  }
+
+  stats(): AnswerCacheStats {
+    return { entries: this.order.size, bytes: this.bytes, hits: this.hits, misses: this.misses };
+  }
+
+  private delete(entry: Entry<R>): void {
+    if (!this.order.delete(entry)) return;
+    this.bytes -= entry.bytes;
+    const bucket = this.buckets.get(entry.hash);
+    if (bucket) {
+      const rest = bucket.filter((e) => e !== entry);
+      if (rest.length > 0) this.buckets.set(entry.hash, rest);
+      else this.buckets.delete(entry.hash);
+    }
+    for (const z of entry.zones) {
+      const entries = this.byZone.get(z);
+      entries?.delete(entry);
+      if (entries?.size === 0) this.byZone.delete(z);
+    }
+  }
+}
+
+/** Whether `query`'s question equals `stored` (already lower-cased), ASCII case ignored (RFC 4343). */
+function sameQuestion(stored: Buffer, query: Buffer): boolean {
+  if (query.length < HEADER + stored.length) return false;
+  for (let i = 0; i < stored.length; i++) {
+    let c = query[HEADER + i]!;
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c !== stored[i]) return false;
+  }
+  return true;
+}
+
+function lowered(q: Buffer, from: number, to: number): Buffer {
+  const b = Buffer.from(q.subarray(from, to));
+  for (let i = 0; i < b.length; i++) if (b[i]! >= 0x41 && b[i]! <= 0x5a) b[i] = b[i]! + 0x20;
+  return b;
+}
+
+/**
+ * The cache key of a plain query, read straight off the wire; undefined for
+ * anything else (a response, another opcode, more or other sections than one
+ * question and an optional OPT, EDNS version > 0, an option other than NSID
+ * or COOKIE, trailing bytes), which then takes the full path and is not cached.
+ * The key is the question's bytes with ASCII letters lowered (names compare
+ * case-insensitively, RFC 4343), its type and class, and whether EDNS, NSID
+ * and DO were asked for: everything the answer depends on besides ID and RD.
+ */
+export function cacheKey(q: Buffer): CacheKey | undefined {
+  if (q.length < HEADER + 5) return undefined;
+  // QR clear, opcode QUERY (0); QDCOUNT 1, ANCOUNT 0, NSCOUNT 0, ARCOUNT 0 or 1.
+  if ((q[2]! & 0xf8) !== 0) return undefined;
+  if (q[4] !== 0 || q[5] !== 1 || q[6] !== 0 || q[7] !== 0 || q[8] !== 0 || q[9] !== 0)
+    return undefined;
+  const arcount = q[10]! * 256 + q[11]!;
+  if (arcount > 1) return undefined;
+  // FNV-1a (32-bit) over the question with ASCII letters lowered, as the name is walked.
+  let hash = 0x811c9dc5;
+  let i = HEADER;
+  for (;;) {
+    const len = q[i];
+    if (len === undefined || len > 63) return undefined;
+    if (i + 1 + len >= q.length) return undefined;
+    for (let j = i; j <= i + len; j++) {
+      let c = q[j]!;
+      if (c >= 0x41 && c <= 0x5a) c += 0x20;
+      hash = Math.imul(hash ^ c, 0x01000193);
+    }
+    i += 1 + len;
+    if (len === 0) break;
+  }
+  const nameEnd = i;
+  const end = nameEnd + 4;
+  if (end > q.length) return undefined;
+  const qtype = q.readUInt16BE(nameEnd);
+  // RFC 5936, RFC 1995: transfers are served by the primary, never from here.
+  if (qtype === QTYPE_AXFR || qtype === QTYPE_IXFR) return undefined;
+  for (let j = nameEnd; j < end; j++) hash = Math.imul(hash ^ q[j]!, 0x01000193);
+  if (arcount === 0) {
+    if (end !== q.length) return undefined;
+    return { hash: hash >>> 0, shape: 0, nameEnd };
+  }
+  // RFC 6891 §6.1.2: root owner, TYPE 41, CLASS = payload size, TTL = ext-RCODE, VERSION, DO|Z.
+  if (end + 11 > q.length || q[end] !== 0 || q.readUInt16BE(end + 1) !== TYPE_OPT) return undefined;
+  const udpSize = q.readUInt16BE(end + 3);
+  if (q[end + 6] !== 0) return undefined; // version > 0 answers BADVERS on the full path
+  let shape = 1;
+  if (q[end + 7]! & 0x80) shape |= 4;
+  const rdlen = q.readUInt16BE(end + 9);
+  if (end + 11 + rdlen !== q.length) return undefined;
+  for (let o = end + 11; o < q.length; ) {
+    if (o + 4 > q.length) return undefined;
+    const code = q.readUInt16BE(o);
+    const len = q.readUInt16BE(o + 2);
+    if (o + 4 + len > q.length) return undefined;
+    if (code === OPTION_NSID) shape |= 2;
+    else if (code !== OPTION_COOKIE) return undefined;
+    o += 4 + len;
+  }
+  return { hash: Math.imul(hash ^ shape, 0x01000193) >>> 0, shape, nameEnd, udpSize };
+}
+
+/** The answer for one client: the stored bytes with its ID, RD and question name as sent. */
+export function renderCached(stored: Buffer, query: Buffer, nameEnd: number): Buffer {
+  const out = Buffer.allocUnsafe(stored.length);
+  stored.copy(out);
+  out[0] = query[0]!;
+  out[1] = query[1]!;
+  out[2] = stored[2]! | (query[2]! & 0x01);
+  query.copy(out, HEADER, HEADER, nameEnd);
+  return out;
+}
