@@ -6,10 +6,10 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../support/net.ts";
 import { type Running, startPropagate } from "../support/process.ts";
 
 const GRAFANA = new URL("../../infra/grafana/propagate.json", import.meta.url);
@@ -18,18 +18,6 @@ let up: Running;
 let prom: ChildProcess;
 let promUrl: string;
 let promLog = "";
-
-/** A port free right now (Prometheus takes no port 0 for its web listener). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const any = "127.0.0.1:0";
 const topology = {

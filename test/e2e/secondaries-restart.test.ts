@@ -17,7 +17,7 @@ import { parseTsigKeys } from "../../core/tsig.ts";
 import { measure } from "../../infra/measure.ts";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
 import { type Daemon, kdigText, soaSerial, startDaemon, waitFor } from "../support/dns-daemons.ts";
-import { parseExposition } from "../support/prom.ts";
+import { scrape as scrapeUrl } from "../support/prom.ts";
 import { knotSecondary } from "../support/secondary-configs.ts";
 
 const run = promisify(execFile);
@@ -62,7 +62,7 @@ async function api(method: string, path: string, body?: unknown, type = "applica
 }
 
 async function scrape() {
-  return parseExposition(await (await fetch(`${origin.httpUrl}/metrics`)).text()).samples;
+  return (await scrapeUrl(`${origin.httpUrl}/metrics`)).samples;
 }
 
 const secondary = { dns: "", zones: ["r.test"], key: "xfr-key" };

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseTsigKeys, type TsigKey } from "../../core/tsig.ts";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
 import { type Daemon, kdigText, soaSerial, startDaemon, waitFor } from "../support/dns-daemons.ts";
-import { parseExposition } from "../support/prom.ts";
+import { scrape } from "../support/prom.ts";
 import { bindSecondary, knotSecondary, nsdSecondary } from "../support/secondary-configs.ts";
 
 const run = promisify(execFile);
@@ -242,7 +242,7 @@ describe("Knot, BIND and NSD as secondaries", () => {
       "+short",
     ]);
     expect(stdout.trim()).toBe("192.0.2.99");
-    const { samples } = parseExposition(await (await fetch(`${origin.httpUrl}/metrics`)).text());
+    const { samples } = await scrape(`${origin.httpUrl}/metrics`);
     const notifies = [...samples].filter(([k]) => k.startsWith("origin_notify_out_total"));
     expect(
       samples.get('origin_notify_out_total{result="lost-loss"}'),

@@ -4,15 +4,14 @@
  * with knotc zone-begin/zone-set/zone-commit.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import dgram from "node:dgram";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import dnsPacket from "dns-packet";
 import { queryUdp } from "../../core/dns-transport.ts";
 import { kdig } from "../support/dig.ts";
+import { freePort } from "../support/net.ts";
 
 const run = promisify(execFile);
 
@@ -75,22 +74,6 @@ async function answersSoa(port: number, zone: string): Promise<boolean> {
   });
   const reply = await queryUdp("127.0.0.1", port, query, 200).catch(() => undefined);
   return reply !== undefined && reply.length >= 4 && (reply.readUInt16BE(2) & 0xf) === 0;
-}
-
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const tcp = net.createServer();
-    await new Promise<void>((r) => tcp.listen(0, "127.0.0.1", r));
-    const port = (tcp.address() as net.AddressInfo).port;
-    const udp = dgram.createSocket("udp4");
-    const ok = await new Promise<boolean>((r) => {
-      udp.once("error", () => r(false));
-      udp.bind(port, "127.0.0.1", () => r(true));
-    });
-    udp.close();
-    await new Promise<void>((r) => tcp.close(() => r()));
-    if (ok) return port;
-  }
 }
 
 /** Knot's configuration: the zones, their keys and NOTIFY targets, everything under `dir`. */
