@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../support/net.ts";
 import { type Running, startPropagate } from "../support/process.ts";
+import { waitFor } from "../support/wait.ts";
 
 const GRAFANA = new URL("../../infra/grafana/propagate.json", import.meta.url);
 let dir: string;
@@ -82,16 +83,8 @@ async function api<T>(path: string): Promise<T | undefined> {
 }
 
 /** Polls `probe` until it returns a value, or fails naming `what` with Prometheus's log. */
-async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + 40_000;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline)
-      throw new Error(`${what}; prometheus said:\n${promLog.slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined>) =>
+  waitFor(() => `${what}; prometheus said:\n${promLog.slice(-2000)}`, probe, 40_000, 250);
 
 interface Target {
   labels: Record<string, string>;

@@ -7,6 +7,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { scrape, total } from "../support/prom.ts";
+import { waitFor } from "../support/wait.ts";
 import { changeStatus, digShort, node, putA, smallTopology, startTopology } from "./support.ts";
 
 type Running = Awaited<ReturnType<typeof startTopology>>;
@@ -36,13 +37,13 @@ function slowEdge(extra: Record<string, unknown> = {}) {
 
 /** Polls the receipts until `nodeId` reports the change in sync. */
 async function waitNodeInSync(t: Running, changeId: string, nodeId: string): Promise<void> {
-  const deadline = Date.now() + 3_000;
-  for (;;) {
-    const s = await changeStatus(t, changeId);
-    if (s.nodes.find((n) => n.id === nodeId)?.status === "INSYNC") return;
-    if (Date.now() > deadline) throw new Error(`${nodeId} never acked ${changeId}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await waitFor(
+    `${nodeId} to ack ${changeId}`,
+    async () =>
+      (await changeStatus(t, changeId)).nodes.find((n) => n.id === nodeId)?.status === "INSYNC",
+    3_000,
+    10,
+  );
 }
 
 async function resolverMetric(t: Running, id: string, name: string): Promise<number> {

@@ -13,6 +13,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseTsigKeys, type TsigKey } from "../../core/tsig.ts";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
+import { originApi } from "../support/api.ts";
 import { type Daemon, kdigText, soaSerial, startDaemon, waitFor } from "../support/dns-daemons.ts";
 import { scrape } from "../support/prom.ts";
 import { bindSecondary, knotSecondary, nsdSecondary } from "../support/secondary-configs.ts";
@@ -39,14 +40,8 @@ function zoneFile(zone: string, refresh: number, lines: string[] = []): string {
   ].join("\n");
 }
 
-async function api(method: string, path: string, body?: unknown, type = "application/json") {
-  const res = await fetch(`${origin.httpUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, "content-type": type },
-    ...(body !== undefined && { body: typeof body === "string" ? body : JSON.stringify(body) }),
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
+const api = (method: string, path: string, body?: unknown, type?: string) =>
+  originApi(origin.httpUrl, TOKEN, method, path, body, type);
 
 const serialOf = (zone: string) => origin.store.getZone(zone).zone.serial;
 

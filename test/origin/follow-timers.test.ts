@@ -16,6 +16,7 @@ import type { FollowedZone } from "../../origin/follow.ts";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
 import { freePort } from "../support/net.ts";
 import { scrape } from "../support/prom.ts";
+import { waitFor } from "../support/wait.ts";
 import { type Knot, startKnot } from "./follow-knot.ts";
 
 // REFRESH 60 s, RETRY 10 s, EXPIRE 120 s.
@@ -34,16 +35,8 @@ let deadPort: number;
 const clock = new VirtualClock(Date.now());
 const logs: string[] = [];
 
-async function until<T>(what: string, fn: () => T | undefined | false): Promise<T> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}:\n${logs.join("\n")}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = <T>(what: string, fn: () => T | undefined | false) =>
+  waitFor(() => `${what}:\n${logs.join("\n")}`, fn, 10_000, 10);
 
 const state = (zone: string): FollowedZone =>
   origin.follower!.status().find((z) => z.zone === zone)!;

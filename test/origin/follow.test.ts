@@ -20,6 +20,7 @@ import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
 import type { CommittedChange } from "../../origin/store.ts";
 import { dig } from "../support/dig.ts";
 import { scrape } from "../support/prom.ts";
+import { waitFor } from "../support/wait.ts";
 import { type Knot, startKnot, tsigKeygen } from "./follow-knot.ts";
 
 const ZONE_A = `$ORIGIN a.test.
@@ -58,20 +59,8 @@ let dnsPort = 0;
 const logs: string[] = [];
 const commits: CommittedChange[] = [];
 
-async function until<T>(
-  what: string,
-  fn: () => T | undefined | Promise<T | undefined>,
-  ms = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}; log:\n${logs.join("\n")}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = <T>(what: string, fn: () => T | undefined | Promise<T | undefined>, ms = 10_000) =>
+  waitFor(() => `${what}; log:\n${logs.join("\n")}`, fn, ms);
 
 const serialOf = (zone: string) => origin.store.findState(zone)?.zone.serial;
 const status = (zone: string) => origin.follower!.status().find((z) => z.zone === zone)!;

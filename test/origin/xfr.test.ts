@@ -19,6 +19,7 @@ import {
   verifyMessage,
 } from "../../core/tsig.ts";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
+import { originApi } from "../support/api.ts";
 import { kdigText, transferTcp } from "../support/dns-daemons.ts";
 import { scrape } from "../support/prom.ts";
 
@@ -41,14 +42,8 @@ const ZONE = [
   "",
 ].join("\n");
 
-async function api(method: string, path: string, body?: unknown, type = "application/json") {
-  const res = await fetch(`${origin.httpUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, "content-type": type },
-    ...(body !== undefined && { body: typeof body === "string" ? body : JSON.stringify(body) }),
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
+const api = (method: string, path: string, body?: unknown, type?: string) =>
+  originApi(origin.httpUrl, TOKEN, method, path, body, type);
 
 const y = (k: TsigKey) => `${k.algorithm}:${k.name}:${k.secret.toString("base64")}`;
 const at = () => ["@127.0.0.1", "-p", String(port)];
