@@ -2,10 +2,12 @@
  * What every command line shares (Node-only: node:util, process): a small
  * flag parser (`--name value`, `--name=value` and boolean `--name`; unknown
  * flags are an error that lists the known ones), whole-number and HOST:PORT
- * flags, the `ready {json}` line and the stop on SIGINT/SIGTERM. It lives in
+ * flags, `--log-level` and the logger it picks (core/log.ts), the `ready
+ * {json}` line and the stop on SIGINT/SIGTERM. It lives in
  * core/ so that each tier's main.ts and infra/ import it from below.
  */
 import { parseArgs } from "node:util";
+import { asLog, createLogger, type Logger, logLevel } from "./log.ts";
 
 export interface FlagSpec {
   [name: string]: { type: "string" | "boolean"; multiple?: boolean; short?: string; help: string };
@@ -53,6 +55,29 @@ export function flagHelp(spec: FlagSpec, command: string): string {
  * A whole-number flag: `default` (or undefined) when the flag is absent,
  * else digits only and at least `min` (0 unless given).
  */
+/** The `--log-level` flag every long-running command takes. */
+export const LOG_LEVEL_FLAG = {
+  type: "string",
+  help: "fatal, error, warn, info (default), debug, trace or silent; env PROPAGATE_LOG_LEVEL",
+} as const;
+
+/**
+ * One logger for the process at `--log-level` (silent by default under
+ * vitest), and the string `log` the nodes take, as records naming `node`.
+ */
+export function logging(
+  level: string | undefined,
+  node: string,
+): { logger: Logger; log: (m: string) => void } {
+  let logger: Logger;
+  try {
+    logger = createLogger({ level: logLevel(level) });
+  } catch (err) {
+    throw new UsageError(`--log-level: ${(err as Error).message}`);
+  }
+  return { logger, log: asLog(logger.child({ node })) };
+}
+
 export function intFlag(
   value: string | undefined,
   flag: string,

@@ -5,12 +5,15 @@
 import {
   flagHelp,
   intFlag,
+  LOG_LEVEL_FLAG,
+  logging,
   parseFlags,
   parseHostPort,
   printReady,
   serveUntilSignal,
   UsageError,
 } from "../core/flags.ts";
+import { logApplies } from "../core/log.ts";
 import { DEFAULT_MAX_BODY } from "./body.ts";
 import { DEFAULT_PARENT_TIMEOUT_MS } from "./cache.ts";
 import { invalidCacheId } from "./key.ts";
@@ -36,6 +39,7 @@ const FLAGS = {
     type: "boolean",
     help: "do not soft-purge a zone's older entries when a newer serial arrives",
   },
+  "log-level": LOG_LEVEL_FLAG,
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const;
 
@@ -59,6 +63,7 @@ export async function main(argv: string[]): Promise<void> {
   const id = v.id ?? "edge";
   const badId = invalidCacheId(id);
   if (badId !== undefined) throw new UsageError(`--id: ${badId}`);
+  const { logger, log } = logging(v["log-level"], id);
   const running = await startEdge({
     id,
     host,
@@ -70,7 +75,9 @@ export async function main(argv: string[]): Promise<void> {
     token: v.token,
     parentTimeoutMs: intFlag(v["parent-timeout"], "parent-timeout"),
     readRepair: !v["no-read-repair"],
+    log,
   });
+  logApplies(running.edge, logger.child({ node: id }));
   console.log(`edge ${id} caching ${v.parent} on ${running.url}`);
   console.log(
     `edge ${id} metrics at ${running.url}/metrics, purge ${v.token ? "enabled" : "disabled (no --token)"}`,

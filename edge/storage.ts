@@ -2,13 +2,10 @@
  * What the cache engine needs from storage: a keyed map of entries with a
  * surrogate-key index for purges. Synchronous, so a hit never waits on I/O.
  */
+import type { LruStats } from "../core/indexed-lru.ts";
 import type { CacheEntry } from "./policy.ts";
 
-export interface StorageStats {
-  entries: number;
-  bytes: number;
-  evictions: number;
-}
+export type StorageStats = LruStats;
 
 export interface EdgeStorage {
   get(key: string): CacheEntry | undefined;

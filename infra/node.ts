@@ -6,7 +6,15 @@
  */
 import { readFile } from "node:fs/promises";
 import { RealClock } from "../core/clock.ts";
-import { flagHelp, parseFlags, printReady, serveUntilSignal, UsageError } from "../core/flags.ts";
+import {
+  flagHelp,
+  LOG_LEVEL_FLAG,
+  logging,
+  parseFlags,
+  printReady,
+  serveUntilSignal,
+  UsageError,
+} from "../core/flags.ts";
 import { createBus } from "./bus.ts";
 import {
   type NodeContext,
@@ -16,7 +24,7 @@ import {
   startResolverNode,
 } from "./nodes.ts";
 import { loadTopology } from "./topology.ts";
-import { DEFAULT_TOPOLOGY, logging } from "./up.ts";
+import { DEFAULT_TOPOLOGY } from "./up.ts";
 
 const FLAGS = {
   topology: { type: "string", help: "topology file (default infra/topologies/default.json)" },
@@ -35,10 +43,7 @@ const FLAGS = {
     type: "string",
     help: "refused: a token on the command line shows in ps; use --token-file or $PROPAGATE_NODE_TOKEN",
   },
-  "log-level": {
-    type: "string",
-    help: "fatal, error, warn, info (default), debug, trace or silent; env PROPAGATE_LOG_LEVEL",
-  },
+  "log-level": LOG_LEVEL_FLAG,
   help: { type: "boolean", help: "show this help" },
 } as const;
 

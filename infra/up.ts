@@ -8,8 +8,16 @@
 
 import type { PurgeBus } from "../core/bus.ts";
 import { type Clock, RealClock } from "../core/clock.ts";
-import { flagHelp, parseFlags, printReady, serveUntilSignal, UsageError } from "../core/flags.ts";
-import { asLog, createLogger, type Logger, logLevel } from "../core/log.ts";
+import {
+  flagHelp,
+  LOG_LEVEL_FLAG,
+  logging,
+  parseFlags,
+  printReady,
+  serveUntilSignal,
+  UsageError,
+} from "../core/flags.ts";
+import type { Logger } from "../core/log.ts";
 import { createBus } from "./bus.ts";
 import {
   type NodeContext,
@@ -118,20 +126,6 @@ export function nodeTable(
   return [line(head), ...rows.map(line)].join("\n");
 }
 
-/** One logger for every node of the process; the launcher's own messages go through it too. */
-export function logging(
-  level: string | undefined,
-  node = "up",
-): { logger: Logger; log: (m: string) => void } {
-  let logger: Logger;
-  try {
-    logger = createLogger({ level: logLevel(level) });
-  } catch (err) {
-    throw new UsageError(`--log-level: ${(err as Error).message}`);
-  }
-  return { logger, log: asLog(logger.child({ node })) };
-}
-
 /**
  * Tells a newcomer what to try against the topology just started; `measure`
  * is the exact command for this origin and data dir (where its write token is).
@@ -169,10 +163,7 @@ const FLAGS = {
     help: "run every node as its own process (needs a Redis bus or none)",
   },
   prometheus: { type: "string", help: "write a Prometheus scrape config for every node to FILE" },
-  "log-level": {
-    type: "string",
-    help: "fatal, error, warn, info (default), debug, trace or silent; env PROPAGATE_LOG_LEVEL",
-  },
+  "log-level": LOG_LEVEL_FLAG,
   help: { type: "boolean", help: "show this help" },
 } as const;
 
@@ -203,7 +194,7 @@ ${nodeTable(nodes)}`);
       })
     : await up(t, {
         ...(values.data && { dataDir: values.data }),
-        ...logging(values["log-level"]),
+        ...logging(values["log-level"], "up"),
       });
   const where = values.processes ? "one process per node" : "one process";
   console.log(

@@ -10,6 +10,7 @@ import type { Answer, OptAnswer, Packet } from "dns-packet";
 import dnsPacket from "dns-packet";
 import { type AnswerCache, type CacheKey, cacheKey, renderCached } from "./answer-cache.ts";
 import { type Resolution, resolveQuestion } from "./resolve.ts";
+import { questionEnd } from "./xfr.ts";
 import type { ZoneSource } from "./zone.ts";
 
 export { MAX_CNAME_HOPS, type Resolution, resolveQuestion } from "./resolve.ts";
@@ -198,18 +199,6 @@ function parseQuestion(query: Buffer): Question | undefined {
     qclass: query.readUInt16BE(end - 2),
     ...(edns ? { edns } : {}),
   };
-}
-
-/** End offset of the single question; undefined if its name is malformed or compressed. */
-function questionEnd(buf: Buffer): number | undefined {
-  let i = HEADER;
-  for (;;) {
-    const len = buf[i];
-    if (len === undefined || len > 63) return undefined;
-    i += 1 + len;
-    if (len === 0) break;
-  }
-  return i + 4 <= buf.length ? i + 4 : undefined;
 }
 
 function reply(

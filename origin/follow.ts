@@ -446,35 +446,39 @@ export class Follower {
     return sets;
   }
 
-  /** Prometheus text (0.0.4) of the follower's counters and per-zone state, for /metrics. */
-  metricsText(): string {
+  /**
+   * Prometheus text (0.0.4) of the follower's counters and per-zone state, for
+   * /metrics; every sample carries the `node` label like the registry's families.
+   */
+  metricsText(node: string): string {
     const esc = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"');
+    const n = `,node="${esc(node)}"`;
     const lines = [
       "# HELP origin_follow_transfers_total zone transfers from followed primaries, by type and outcome",
       "# TYPE origin_follow_transfers_total counter",
-      ...[...this.stats.transfers].map(([k, n]) => {
+      ...[...this.stats.transfers].map(([k, count]) => {
         const [type, result] = k.split("|");
-        return `origin_follow_transfers_total{type="${type}",result="${result}"} ${n}`;
+        return `origin_follow_transfers_total{type="${type}",result="${result}"${n}} ${count}`;
       }),
       "# HELP origin_follow_notifies_total NOTIFY messages received, by outcome",
       "# TYPE origin_follow_notifies_total counter",
       ...[...this.stats.notifies].map(
-        ([k, n]) => `origin_follow_notifies_total{result="${k}"} ${n}`,
+        ([k, count]) => `origin_follow_notifies_total{result="${k}"${n}} ${count}`,
       ),
       "# HELP origin_follow_records_dropped_total transferred records the origin does not serve, by type",
       "# TYPE origin_follow_records_dropped_total counter",
       ...[...this.stats.dropped].map(
-        ([k, n]) => `origin_follow_records_dropped_total{type="${esc(k)}"} ${n}`,
+        ([k, count]) => `origin_follow_records_dropped_total{type="${esc(k)}"${n}} ${count}`,
       ),
       "# HELP origin_follow_zone_serial serial held of each followed zone (absent until loaded)",
       "# TYPE origin_follow_zone_serial gauge",
       ...this.status()
         .filter((z) => z.serial !== undefined)
-        .map((z) => `origin_follow_zone_serial{zone="${z.zone}"} ${z.serial}`),
+        .map((z) => `origin_follow_zone_serial{zone="${z.zone}"${n}} ${z.serial}`),
       "# HELP origin_follow_zone_expired 1 when a followed zone had no refresh for its SOA EXPIRE",
       "# TYPE origin_follow_zone_expired gauge",
       ...this.status().map(
-        (z) => `origin_follow_zone_expired{zone="${z.zone}"} ${z.expired ? 1 : 0}`,
+        (z) => `origin_follow_zone_expired{zone="${z.zone}"${n}} ${z.expired ? 1 : 0}`,
       ),
     ];
     return `${lines.join("\n")}\n`;

@@ -5,12 +5,15 @@
 import {
   flagHelp,
   intFlag,
+  LOG_LEVEL_FLAG,
+  logging,
   parseFlags,
   parseHostPort,
   printReady,
   serveUntilSignal,
   UsageError,
 } from "../core/flags.ts";
+import { logChanges } from "./log.ts";
 import type { SecondaryInput } from "./secondaries.ts";
 import { startOrigin } from "./server.ts";
 import { parseAllowList } from "./xfr-acl.ts";
@@ -66,6 +69,7 @@ const FLAGS = {
     multiple: true,
     help: "a secondary to NOTIFY and track: id=ID,dns=HOST:PORT[,key=NAME][,zones=Z1+Z2] (repeatable)",
   },
+  "log-level": LOG_LEVEL_FLAG,
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const;
 
@@ -88,23 +92,29 @@ export async function main(argv: string[]): Promise<void> {
         },
       ]
     : [];
-  const origin = await startOrigin({
-    http: parseHostPort(v.http ?? "127.0.0.1:8053", "http"),
-    dns: parseHostPort(v.dns ?? "127.0.0.1:1054", "dns"),
-    dataDir: v.data,
-    token: v.token,
-    zoneFiles: (v["zone-file"] as string[] | undefined) ?? [],
-    sample: v.sample ?? false,
-    snapshotEvery: intFlag(v["snapshot-every"], "snapshot-every"),
-    changeLogLimit: intFlag(v["change-log"], "change-log"),
-    maxBodyBytes: intFlag(v["max-body"], "max-body"),
-    nsid: v.nsid,
-    follow,
-    tsigKeys: v["tsig-keys"],
-    catalog: v.catalog,
-    allowTransfer: allowTransferFlags((v["allow-transfer"] as string[] | undefined) ?? []),
-    secondaries: ((v.secondary as string[] | undefined) ?? []).map(secondaryFlag),
-  });
+  const node = v.nsid ?? "origin";
+  const { logger, log } = logging(v["log-level"], node);
+  const origin = await startOrigin(
+    {
+      http: parseHostPort(v.http ?? "127.0.0.1:8053", "http"),
+      dns: parseHostPort(v.dns ?? "127.0.0.1:1054", "dns"),
+      dataDir: v.data,
+      token: v.token,
+      zoneFiles: (v["zone-file"] as string[] | undefined) ?? [],
+      sample: v.sample ?? false,
+      snapshotEvery: intFlag(v["snapshot-every"], "snapshot-every"),
+      changeLogLimit: intFlag(v["change-log"], "change-log"),
+      maxBodyBytes: intFlag(v["max-body"], "max-body"),
+      nsid: v.nsid,
+      follow,
+      tsigKeys: v["tsig-keys"],
+      catalog: v.catalog,
+      allowTransfer: allowTransferFlags((v["allow-transfer"] as string[] | undefined) ?? []),
+      secondaries: ((v.secondary as string[] | undefined) ?? []).map(secondaryFlag),
+    },
+    { log },
+  );
+  logChanges(origin.store, origin.receipts, logger.child({ node }));
   console.log(`origin HTTP API and reads on ${origin.httpUrl}  (DoH ${origin.httpUrl}/dns-query)`);
   console.log(`origin authoritative DNS on ${origin.dnsAddr} (UDP and TCP)`);
   console.log(

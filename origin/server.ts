@@ -244,7 +244,7 @@ export async function startOrigin(
   observeReceipts(registry, receipts, clock);
   observeSecondaries(registry, primary.secondaries);
   app.get("/metrics", async (c) =>
-    c.body((await registry.render()) + (follower?.metricsText() ?? ""), 200, {
+    c.body((await registry.render()) + (follower?.metricsText(cfg.nsid ?? "origin") ?? ""), 200, {
       "content-type": registry.contentType,
     }),
   );

@@ -2,12 +2,15 @@
 import {
   flagHelp,
   intFlag,
+  LOG_LEVEL_FLAG,
+  logging,
   parseFlags,
   parseHostPort,
   printReady,
   serveUntilSignal,
   UsageError,
 } from "../core/flags.ts";
+import { type Logger, logApplies } from "../core/log.ts";
 import { ResolverConfigError, type ResolverConfigInput } from "./config.ts";
 import { type RunningResolver, startResolver } from "./server.ts";
 
@@ -52,6 +55,7 @@ const FLAGS = {
     type: "string",
     help: "ms before an upstream request fails (default 5000)",
   },
+  "log-level": LOG_LEVEL_FLAG,
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const;
 
@@ -67,11 +71,11 @@ const FLAG_OF: Record<string, string> = {
 };
 
 /** Starts the resolver; a configuration error names the flag: "--token must be at least 8 characters". */
-async function start(input: ResolverConfigInput): Promise<RunningResolver> {
+async function start(input: ResolverConfigInput, log: () => Logger): Promise<RunningResolver> {
   try {
     return await startResolver(input, {
       onUpstreamError: (err, name) =>
-        console.error(`resolver: upstream failed for ${name}: ${(err as Error).message}`),
+        log().warn({ name, error: (err as Error).message }, "upstream failed"),
     });
   } catch (err) {
     if (!(err instanceof ResolverConfigError)) throw err;
@@ -103,7 +107,12 @@ export async function main(argv: string[]): Promise<void> {
     maxStaleMs: maxStale === undefined ? undefined : maxStale * 1000,
     upstreamTimeoutMs: intFlag(v["upstream-timeout"], "upstream-timeout"),
   };
-  const r = await start(input);
+  const { logger } = logging(v["log-level"], "resolver");
+  // The node id is the configuration's (its default too), known once it is parsed.
+  let log = logger.child({ node: v.id });
+  const r = await start(input, () => log);
+  log = logger.child({ node: r.config.id });
+  logApplies(r.resolver, log);
   console.log(
     `resolver ${r.config.id}: DNS on ${r.dnsAddr} (UDP+TCP), zones ${r.config.zones.join(", ")}`,
   );

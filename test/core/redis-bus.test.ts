@@ -13,6 +13,7 @@ import {
   type StreamInfo,
 } from "../../core/redis-bus.ts";
 import { type RedisServer, startRedis } from "../support/redis.ts";
+import { waitFor as waitUntil } from "../support/wait.ts";
 
 function ev(n: number): PurgeEvent {
   return {
@@ -35,13 +36,8 @@ function recorder() {
   return { seen, handler };
 }
 
-async function waitFor(what: string, ok: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const waitFor = (what: string, ok: () => boolean, timeoutMs = 10_000) =>
+  waitUntil(what, ok, timeoutMs, 10);
 
 describe("stream ids and trim detection (no Redis)", () => {
   it("normalises and orders ids as 64-bit numbers", () => {

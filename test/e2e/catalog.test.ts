@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseTsigKeys, type TsigKey } from "../../core/tsig.ts";
 import { memberId } from "../../origin/catalog.ts";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
+import { originApi } from "../support/api.ts";
 import { type Daemon, kdigText, soaSerial, startDaemon, waitFor } from "../support/dns-daemons.ts";
 import { bindCatalogConsumer, knotCatalogConsumer } from "../support/secondary-configs.ts";
 
@@ -22,14 +23,9 @@ let key: TsigKey;
 let knot: Daemon;
 let bind: Daemon;
 
-async function api(method: string, path: string, body?: string) {
-  const res = await fetch(`${origin.httpUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "text/dns" },
-    ...(body !== undefined && { body }),
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
+/** Zone files are the bodies here. */
+const api = (method: string, path: string, body?: string) =>
+  originApi(origin.httpUrl, TOKEN, method, path, body, "text/dns");
 
 const zoneFile = (zone: string) =>
   `$ORIGIN ${zone}.\n$TTL 300\n@ SOA ns host 1 3600 60 600 60\n@ NS ns\nns A 192.0.2.53\nwww A 192.0.2.1\n`;

@@ -8,6 +8,7 @@ import dnsPacket from "dns-packet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryUdp } from "../../core/dns-transport.ts";
 import { type Knot, startKnot } from "../origin/follow-knot.ts";
+import { waitFor } from "../support/wait.ts";
 import { digShort, node, smallTopology, startTopology, waitConverged } from "./support.ts";
 
 const ZONE = `$ORIGIN f.test.
@@ -22,15 +23,8 @@ const SAMPLES = 10;
 let knot: Knot;
 let t: Awaited<ReturnType<typeof startTopology>>;
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const until = <T>(what: string, fn: () => Promise<T | undefined>, ms = 10_000) =>
+  waitFor(what, fn, ms, 5);
 
 /** The A record a resolver answers for `name` (one UDP query, as dig would send). */
 async function resolverA(addr: string, name: string): Promise<string | undefined> {

@@ -6,11 +6,12 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../support/net.ts";
 import { type Running, startPropagate } from "../support/process.ts";
+import { waitFor } from "../support/wait.ts";
 
 const GRAFANA = new URL("../../infra/grafana/propagate.json", import.meta.url);
 let dir: string;
@@ -18,18 +19,6 @@ let up: Running;
 let prom: ChildProcess;
 let promUrl: string;
 let promLog = "";
-
-/** A port free right now (Prometheus takes no port 0 for its web listener). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const any = "127.0.0.1:0";
 const topology = {
@@ -94,16 +83,8 @@ async function api<T>(path: string): Promise<T | undefined> {
 }
 
 /** Polls `probe` until it returns a value, or fails naming `what` with Prometheus's log. */
-async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + 40_000;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline)
-      throw new Error(`${what}; prometheus said:\n${promLog.slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined>) =>
+  waitFor(() => `${what}; prometheus said:\n${promLog.slice(-2000)}`, probe, 40_000, 250);
 
 interface Target {
   labels: Record<string, string>;

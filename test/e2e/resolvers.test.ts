@@ -11,7 +11,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import dgram from "node:dgram";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -21,6 +20,7 @@ import { plan } from "../../infra/plan.ts";
 import { renderTargetTable } from "../../infra/report-targets.ts";
 import { ask, parseTarget, type Target } from "../../infra/targets.ts";
 import { graceMs } from "../../infra/targets-judge.ts";
+import { freePort } from "../support/net.ts";
 import { type Running, startOriginProcess } from "../support/process.ts";
 
 const ZONE = "resolvers.test";
@@ -40,25 +40,6 @@ interface Resolver {
   proc: ChildProcess;
   exited: Promise<unknown>;
   output: () => string;
-}
-
-/** A port free for both UDP and TCP on 127.0.0.1. */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const udp = dgram.createSocket("udp4");
-    await new Promise<void>((r) => udp.bind(0, "127.0.0.1", () => r()));
-    const port = udp.address().port;
-    const tcp = net.createServer();
-    const ok = await new Promise<boolean>((r) => {
-      tcp.once("error", () => r(false));
-      tcp.listen(port, "127.0.0.1", () => r(true));
-    });
-    udp.close();
-    if (ok) {
-      await new Promise((r) => tcp.close(r));
-      return port;
-    }
-  }
 }
 
 /** The config file and command line of one resolver, forwarding ZONE to the origin. */

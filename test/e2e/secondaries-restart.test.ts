@@ -16,8 +16,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseTsigKeys } from "../../core/tsig.ts";
 import { measure } from "../../infra/measure.ts";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
+import { originApi } from "../support/api.ts";
 import { type Daemon, kdigText, soaSerial, startDaemon, waitFor } from "../support/dns-daemons.ts";
-import { parseExposition } from "../support/prom.ts";
+import { scrape as scrapeUrl } from "../support/prom.ts";
 import { knotSecondary } from "../support/secondary-configs.ts";
 
 const run = promisify(execFile);
@@ -52,17 +53,11 @@ function start(dnsPort: number, httpPort: number): Promise<RunningOrigin> {
   );
 }
 
-async function api(method: string, path: string, body?: unknown, type = "application/json") {
-  const res = await fetch(`${origin.httpUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, "content-type": type },
-    ...(body !== undefined && { body: typeof body === "string" ? body : JSON.stringify(body) }),
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
+const api = (method: string, path: string, body?: unknown, type?: string) =>
+  originApi(origin.httpUrl, TOKEN, method, path, body, type);
 
 async function scrape() {
-  return parseExposition(await (await fetch(`${origin.httpUrl}/metrics`)).text()).samples;
+  return (await scrapeUrl(`${origin.httpUrl}/metrics`)).samples;
 }
 
 const secondary = { dns: "", zones: ["r.test"], key: "xfr-key" };

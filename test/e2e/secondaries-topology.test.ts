@@ -13,7 +13,7 @@ import { parseTsigKeys } from "../../core/tsig.ts";
 import { parseTopology } from "../../infra/topology.ts";
 import { type RunningTopology, up } from "../../infra/up.ts";
 import { type Daemon, freePort, soaSerial, startDaemon, waitFor } from "../support/dns-daemons.ts";
-import { parseExposition } from "../support/prom.ts";
+import { scrape } from "../support/prom.ts";
 import { knotSecondary } from "../support/secondary-configs.ts";
 
 const run = promisify(execFile);
@@ -69,7 +69,7 @@ describe("a topology's secondaries", () => {
     // NOTIFY was answered, or it would reach Knot just after the change below and
     // carry the change with it, sooner than the link allows.
     await waitFor("the creation's NOTIFY answered", async () => {
-      const { samples } = parseExposition(await (await fetch(`${topo.originUrl}/metrics`)).text());
+      const { samples } = await scrape(`${topo.originUrl}/metrics`);
       return (samples.get('origin_notify_out_total{result="answered"}') ?? 0) >= 1;
     });
     const before = (await soaSerial(knot.port, "example.test"))!;

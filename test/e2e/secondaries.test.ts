@@ -13,8 +13,9 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseTsigKeys, type TsigKey } from "../../core/tsig.ts";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
+import { originApi } from "../support/api.ts";
 import { type Daemon, kdigText, soaSerial, startDaemon, waitFor } from "../support/dns-daemons.ts";
-import { parseExposition } from "../support/prom.ts";
+import { scrape } from "../support/prom.ts";
 import { bindSecondary, knotSecondary, nsdSecondary } from "../support/secondary-configs.ts";
 
 const run = promisify(execFile);
@@ -39,14 +40,8 @@ function zoneFile(zone: string, refresh: number, lines: string[] = []): string {
   ].join("\n");
 }
 
-async function api(method: string, path: string, body?: unknown, type = "application/json") {
-  const res = await fetch(`${origin.httpUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, "content-type": type },
-    ...(body !== undefined && { body: typeof body === "string" ? body : JSON.stringify(body) }),
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
+const api = (method: string, path: string, body?: unknown, type?: string) =>
+  originApi(origin.httpUrl, TOKEN, method, path, body, type);
 
 const serialOf = (zone: string) => origin.store.getZone(zone).zone.serial;
 
@@ -242,7 +237,7 @@ describe("Knot, BIND and NSD as secondaries", () => {
       "+short",
     ]);
     expect(stdout.trim()).toBe("192.0.2.99");
-    const { samples } = parseExposition(await (await fetch(`${origin.httpUrl}/metrics`)).text());
+    const { samples } = await scrape(`${origin.httpUrl}/metrics`);
     const notifies = [...samples].filter(([k]) => k.startsWith("origin_notify_out_total"));
     expect(
       samples.get('origin_notify_out_total{result="lost-loss"}'),

@@ -9,14 +9,13 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
 import { Miniflare } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryBus } from "../../core/bus.ts";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
 import { cacheStatusOf } from "../support/cache-status.ts";
 import { waitFor } from "../support/wait.ts";
+import { bundleWorker } from "../support/worker.ts";
 
 const TOKEN = "fleet-origin-token";
 const NODE_TOKEN = "fleet-node-token";
@@ -31,17 +30,7 @@ const logs: string[] = [];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "worker-fleet-"));
-  script = join(dir, "worker.mjs");
-  await build({
-    entryPoints: [fileURLToPath(new URL("../../edge/worker.ts", import.meta.url))],
-    outfile: script,
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    conditions: ["workerd", "worker", "browser"],
-    mainFields: ["module", "main"],
-    logLevel: "warning",
-  });
+  script = await bundleWorker(dir);
   origin = await startOrigin(
     {
       http: { host: "127.0.0.1", port: 0 },

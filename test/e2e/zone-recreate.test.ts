@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cacheStatusOf } from "../support/cache-status.ts";
+import { scrape } from "../support/prom.ts";
 import { digShort, node, smallTopology, startTopology, waitConverged } from "./support.ts";
 
 type Running = Awaited<ReturnType<typeof startTopology>>;
@@ -36,12 +37,11 @@ async function write(method: string, path: string, body?: string, type = "applic
 }
 
 async function resolverMetric(id: string, name: string): Promise<number> {
-  const res = await fetch(`${node(running, id).extra.admin}/metrics`, {
+  const { samples } = await scrape(`${node(running, id).extra.admin}/metrics`, {
     headers: { authorization: `Bearer ${node(running, id).token}` },
   });
-  const m = new RegExp(`^${name}\\{[^}]*\\} (\\d+)$`, "m").exec(await res.text());
-  if (!m) throw new Error(`no ${name} in ${id}'s metrics`);
-  return Number(m[1]);
+  expect(samples.has(name), `no ${name} in ${id}'s metrics`).toBe(true);
+  return samples.get(name)!;
 }
 
 describe("a zone re-created with a lower serial", () => {

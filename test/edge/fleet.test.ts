@@ -10,7 +10,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { build } from "esbuild";
 import { Miniflare } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryBus } from "../../core/bus.ts";
@@ -22,6 +21,7 @@ import { predict, predictOptions } from "../../infra/predict.ts";
 import { parseTopology } from "../../infra/topology.ts";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
 import { cacheStatusOf } from "../support/cache-status.ts";
+import { bundleWorker } from "../support/worker.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 /** A short log (FLOOR_LOG), so falling behind it takes few events. */
@@ -34,17 +34,7 @@ let floor: { fetch(input: string, init?: RequestInit): Promise<Response> };
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "fleet-"));
-  const script = join(dir, "worker.mjs");
-  await build({
-    entryPoints: [join(root, "edge/worker.ts")],
-    outfile: script,
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    conditions: ["workerd", "worker", "browser"],
-    mainFields: ["module", "main"],
-    logLevel: "warning",
-  });
+  const script = await bundleWorker(dir);
   origin = await startOrigin(
     {
       http: { host: "127.0.0.1", port: 0 },

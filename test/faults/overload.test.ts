@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { node, putA, startTopology } from "../e2e/support.ts";
 import { dig } from "../support/dig.ts";
+import { scrape, total } from "../support/prom.ts";
 
 let t: Awaited<ReturnType<typeof startTopology>>;
 beforeAll(async () => {
@@ -26,10 +27,7 @@ afterAll(async () => {
 });
 
 async function originReads(): Promise<number> {
-  const text = await (await fetch(`${t.originUrl}/metrics`)).text();
-  let n = 0;
-  for (const m of text.matchAll(/^origin_http_reads_total\{[^}]*\} (\d+)$/gm)) n += Number(m[1]);
-  return n;
+  return total((await scrape(`${t.originUrl}/metrics`)).samples, "origin_http_reads_total");
 }
 
 async function edgeMisses(id: string): Promise<number> {
@@ -42,10 +40,10 @@ async function edgeMisses(id: string): Promise<number> {
 }
 
 async function resolverUpstream(): Promise<number> {
-  const res = await fetch(`${node(t, "res-1").extra.admin}/metrics`, {
+  const { samples } = await scrape(`${node(t, "res-1").extra.admin}/metrics`, {
     headers: { authorization: `Bearer ${node(t, "res-1").token}` },
   });
-  return Number(/^resolver_upstream_queries_total\{[^}]*\} (\d+)$/m.exec(await res.text())?.[1]);
+  return total(samples, "resolver_upstream_queries_total");
 }
 
 describe("a burst of misses for one name", () => {

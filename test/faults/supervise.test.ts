@@ -8,11 +8,11 @@
  * reaches every node.
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dig } from "../support/dig.ts";
+import { freePort } from "../support/net.ts";
 import { type Running, startPropagate } from "../support/process.ts";
 import { type RedisServer, startRedis } from "../support/redis.ts";
 import { waitFor } from "../support/wait.ts";
@@ -21,16 +21,6 @@ let redis: RedisServer;
 let dir: string;
 let up: Running;
 let origin: string;
-
-/** A port free now, so a restarted child listens where the first one did. */
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 beforeAll(async () => {
   redis = await startRedis();

@@ -3,16 +3,15 @@
  * socket and databases in a temp dir, on a free loopback port; zones edited
  * with knotc zone-begin/zone-set/zone-commit.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import dgram from "node:dgram";
+import { type ChildProcess, execFile } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import dnsPacket from "dns-packet";
 import { queryUdp } from "../../core/dns-transport.ts";
 import { kdig } from "../support/dig.ts";
+import { exitOf, freePort, spawnReady } from "../support/net.ts";
 
 const run = promisify(execFile);
 
@@ -75,22 +74,6 @@ async function answersSoa(port: number, zone: string): Promise<boolean> {
   });
   const reply = await queryUdp("127.0.0.1", port, query, 200).catch(() => undefined);
   return reply !== undefined && reply.length >= 4 && (reply.readUInt16BE(2) & 0xf) === 0;
-}
-
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const tcp = net.createServer();
-    await new Promise<void>((r) => tcp.listen(0, "127.0.0.1", r));
-    const port = (tcp.address() as net.AddressInfo).port;
-    const udp = dgram.createSocket("udp4");
-    const ok = await new Promise<boolean>((r) => {
-      udp.once("error", () => r(false));
-      udp.bind(port, "127.0.0.1", () => r(true));
-    });
-    udp.close();
-    await new Promise<void>((r) => tcp.close(() => r()));
-    if (ok) return port;
-  }
 }
 
 /** Knot's configuration: the zones, their keys and NOTIFY targets, everything under `dir`. */
@@ -169,31 +152,19 @@ export async function startKnot(initial: KnotZone[]): Promise<Knot> {
   for (const z of zones) await writeFile(join(dir, `${z.name}.zone`), z.file);
 
   let child: ChildProcess | undefined;
-  let stderr = "";
   const start = async () => {
-    stderr = "";
-    child = spawn("knotd", ["-c", join(dir, "knot.conf")], { stdio: ["ignore", "ignore", "pipe"] });
-    child.stderr!.on("data", (d) => {
-      stderr += String(d);
-    });
     // Ready once every zone answers its SOA.
-    const deadline = Date.now() + 10_000;
-    for (const z of zones) {
-      for (;;) {
-        if (child.exitCode !== null) throw new Error(`knotd exited: ${stderr}`);
-        if (await answersSoa(port, z.name)) break;
-        if (Date.now() > deadline) throw new Error(`knotd did not serve ${z.name}: ${stderr}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
+    const ready = async () => {
+      for (const z of zones) if (!(await answersSoa(port, z.name))) return false;
+      return true;
+    };
+    ({ proc: child } = await spawnReady("knotd", ["-c", join(dir, "knot.conf")], ready, {
+      timeoutMs: 10_000,
+      everyMs: 50,
+    }));
   };
   const stop = async () => {
-    const c = child;
-    if (!c || c.exitCode !== null) return;
-    await new Promise<void>((r) => {
-      c.once("exit", () => r());
-      c.kill("SIGTERM");
-    });
+    if (child) await exitOf(child);
   };
   const knotc = async (...args: string[]) =>
     (await run("knotc", ["-s", sock, ...args], { timeout: 10_000 })).stdout;

@@ -19,7 +19,9 @@ import {
   verifyMessage,
 } from "../../core/tsig.ts";
 import { type RunningOrigin, startOrigin } from "../../origin/server.ts";
+import { originApi } from "../support/api.ts";
 import { kdigText, transferTcp } from "../support/dns-daemons.ts";
+import { scrape } from "../support/prom.ts";
 
 const run = promisify(execFile);
 const TOKEN = "xfr-test-token-1234";
@@ -40,14 +42,8 @@ const ZONE = [
   "",
 ].join("\n");
 
-async function api(method: string, path: string, body?: unknown, type = "application/json") {
-  const res = await fetch(`${origin.httpUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, "content-type": type },
-    ...(body !== undefined && { body: typeof body === "string" ? body : JSON.stringify(body) }),
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
+const api = (method: string, path: string, body?: unknown, type?: string) =>
+  originApi(origin.httpUrl, TOKEN, method, path, body, type);
 
 const y = (k: TsigKey) => `${k.algorithm}:${k.name}:${k.secret.toString("base64")}`;
 const at = () => ["@127.0.0.1", "-p", String(port)];
@@ -170,13 +166,9 @@ function query(name: string, type: string, id = 77): Buffer {
   return dnsPacket.encode({ type: "query", id, questions: [{ name, type: type as "A" }] });
 }
 
+/** One sample, `name{labels}` without the node label; 0 when it was never counted. */
 async function metric(name: string): Promise<number> {
-  // Every sample carries the node label (core/prom.ts); the names here leave it out.
-  const text = (await (await fetch(`${origin.httpUrl}/metrics`)).text())
-    .replace(/,node="[^"]*"\}/g, "}")
-    .replace(/\{node="[^"]*"\}/g, "");
-  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.split(" ")[1]) : 0;
+  return (await scrape(`${origin.httpUrl}/metrics`)).samples.get(name) ?? 0;
 }
 
 const rcode = (b: Buffer) => b.readUInt16BE(2) & 0xf;

@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { node, putA, startTopology } from "../e2e/support.ts";
 import { dig } from "../support/dig.ts";
+import { scrape, total } from "../support/prom.ts";
 import { waitFor } from "../support/wait.ts";
 
 let running: Awaited<ReturnType<typeof startTopology>>;
@@ -33,15 +34,11 @@ afterAll(async () => {
   await running?.close();
 });
 
-async function metrics(): Promise<Record<string, number>> {
-  const res = await fetch(`${node(running, "res-1").extra.admin}/metrics`, {
+async function metrics(): Promise<Map<string, number>> {
+  const { samples } = await scrape(`${node(running, "res-1").extra.admin}/metrics`, {
     headers: { authorization: `Bearer ${node(running, "res-1").token}` },
   });
-  expect(res.status, "the resolver's admin endpoint refused the token").toBe(200);
-  const out: Record<string, number> = {};
-  for (const m of (await res.text()).matchAll(/^(\w+)\{[^}]*\} (\d+)$/gm))
-    out[m[1]!] = Number(m[2]);
-  return out;
+  return samples;
 }
 
 describe("res-1 behind edge-1 when the origin is down", () => {
@@ -74,7 +71,7 @@ describe("res-1 behind edge-1 when the origin is down", () => {
       expect(out).toMatch(/EDE: 3 \(Stale Answer\)/);
     }
     const after = await metrics();
-    const delta = (m: string, from = before) => after[m]! - from[m]!;
+    const delta = (m: string, from = before) => total(after, m) - total(from, m);
     expect(delta("resolver_upstream_stale_total", start)).toBe(1);
     expect(delta("resolver_upstream_queries_total")).toBe(0);
     expect(delta("resolver_stale_answers_total")).toBe(4);

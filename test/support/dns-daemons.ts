@@ -3,7 +3,7 @@
  * a temp dir, a free loopback port, a config the test writes, and a wait for
  * the condition "it answers a query", never a fixed sleep.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -11,6 +11,10 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import dnsPacket from "dns-packet";
 import { queryUdp } from "../../core/dns-transport.ts";
+import { exitOf, freePort, spawnReady } from "./net.ts";
+import { waitFor as waitUntil } from "./wait.ts";
+
+export { freePort };
 
 const run = promisify(execFile);
 
@@ -43,29 +47,18 @@ export async function startDaemon(
     bind: ["named", ["-g", "-c", file, "-n", "1"]],
     nsd: ["nsd", ["-d", "-c", file]],
   }[kind] as [string, string[]];
-  const proc = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], cwd: dir });
-  let out = "";
-  proc.stdout?.on("data", (c: Buffer) => {
-    out += c.toString();
+  const { proc, output } = await spawnReady(cmd, args, () => answers(port), {
+    timeoutMs: 15_000,
+    everyMs: 50,
+    spawn: { cwd: dir },
   });
-  proc.stderr?.on("data", (c: Buffer) => {
-    out += c.toString();
-  });
-  const deadline = Date.now() + 15_000;
-  while (!(await answers(port))) {
-    if (proc.exitCode !== null || Date.now() > deadline) {
-      proc.kill("SIGKILL");
-      throw new Error(`${cmd} ${args.join(" ")} did not answer on port ${port}:\n${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
   return {
     kind,
     port,
     dir,
-    output: () => out,
+    output,
     stop: async () => {
-      await exitOf(proc);
+      await exitOf(proc, "SIGTERM", 5000);
       await rm(dir, { recursive: true, force: true });
     },
   };
@@ -100,11 +93,7 @@ export async function waitFor(
   cond: () => Promise<boolean> | boolean,
   ms = 15_000,
 ): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  await waitUntil(what, cond, ms, 25);
 }
 
 /** `kdig` output (never throws on a DNS error: the test reads the text). */
@@ -116,31 +105,6 @@ export async function kdigText(args: string[]): Promise<string> {
     const e = err as { stdout?: string; stderr?: string };
     return `${e.stdout ?? ""}${e.stderr ?? ""}`;
   }
-}
-
-function exitOf(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => proc.kill("SIGKILL"), 5000);
-    proc.once("exit", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    proc.kill("SIGTERM");
-  });
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() =>
-        typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port")),
-      );
-    });
-  });
 }
 
 /**

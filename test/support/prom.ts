@@ -48,3 +48,10 @@ export async function scrape(url: string, init?: RequestInit): Promise<Expositio
   expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
   return parseExposition(await res.text());
 }
+
+/** The sum of a family's samples over all their labels (0 when it has none). */
+export function total(samples: Map<string, number>, name: string): number {
+  let n = 0;
+  for (const [key, v] of samples) if (key === name || key.startsWith(`${name}{`)) n += v;
+  return n;
+}

@@ -6,13 +6,14 @@
  * cluster-node-timeout, so a killed primary's replica is promoted in about
  * a second. Every wait is on a condition: PING, cluster_state:ok, the slot's owner.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
+import { exitOf, listenFree, spawnReady } from "./net.ts";
+import { pings } from "./redis.ts";
 import { waitFor } from "./wait.ts";
 
 export interface ClusterNodeInfo {
@@ -233,45 +234,11 @@ async function launch(dir: string, port: number): Promise<ChildProcess> {
     "--dbfilename",
     `dump-${port}.rdb`,
   ];
-  const proc = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  proc.stdout?.on("data", (c: Buffer) => {
-    out += c.toString();
+  const { proc } = await spawnReady("redis-server", args, () => pings(port), {
+    timeoutMs: 10_000,
+    everyMs: 20,
   });
-  proc.stderr?.on("data", (c: Buffer) => {
-    out += c.toString();
-  });
-  await waitFor(
-    `redis-server on ${port} to answer PING`,
-    async () => {
-      if (proc.exitCode !== null) throw new Error(`redis-server ${port} exited:\n${out}`);
-      return pings(port);
-    },
-    10_000,
-  );
   return proc;
-}
-
-function exitOf(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    proc.once("exit", () => resolve());
-    proc.kill(signal);
-  });
-}
-
-function pings(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect(port, "127.0.0.1");
-    const done = (ok: boolean) => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(500, () => done(false));
-    sock.once("error", () => done(false));
-    sock.once("connect", () => sock.write("PING\r\n"));
-    sock.once("data", (d) => done(d.toString().startsWith("+PONG")));
-  });
 }
 
 /** A free port whose cluster bus port (+10000) is free too. */
@@ -285,17 +252,4 @@ async function freePortWithBus(): Promise<number> {
     );
     if (ok) return p;
   }
-}
-
-function listenFree(port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(port, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() =>
-        typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port")),
-      );
-    });
-  });
 }

@@ -3,11 +3,12 @@
  * no RDB snapshots; AOF off, or on with `appendfsync always` when a test needs
  * acknowledged writes to survive `kill9()` + `restart()` on the same port.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { exitOf, freePort, spawnReady } from "./net.ts";
 
 export interface RedisServer {
   readonly port: number;
@@ -56,35 +57,15 @@ export async function startRedis(opts: RedisServerOptions = {}): Promise<RedisSe
 }
 
 async function launch(args: string[], port: number): Promise<ChildProcess> {
-  const proc = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  proc.stdout?.on("data", (c: Buffer) => {
-    out += c.toString();
+  const { proc } = await spawnReady("redis-server", args, () => pings(port), {
+    timeoutMs: 10_000,
+    everyMs: 20,
   });
-  proc.stderr?.on("data", (c: Buffer) => {
-    out += c.toString();
-  });
-  const deadline = Date.now() + 10_000;
-  while (!(await pings(port))) {
-    if (proc.exitCode !== null || Date.now() > deadline) {
-      proc.kill("SIGKILL");
-      throw new Error(`redis-server ${args.join(" ")} did not answer PING:\n${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
   return proc;
 }
 
-function exitOf(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    proc.once("exit", () => resolve());
-    proc.kill(signal);
-  });
-}
-
 /** True once the server answers +PONG (a raw RESP exchange, no client library). */
-function pings(port: number): Promise<boolean> {
+export function pings(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect(port, "127.0.0.1");
     const done = (ok: boolean) => {
@@ -95,18 +76,5 @@ function pings(port: number): Promise<boolean> {
     sock.once("error", () => done(false));
     sock.once("connect", () => sock.write("PING\r\n"));
     sock.once("data", (d) => done(d.toString().startsWith("+PONG")));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() =>
-        typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port")),
-      );
-    });
   });
 }

@@ -4,15 +4,8 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { Miniflare } from "miniflare";
 
-/**
- * With `http`, workerd also listens on 127.0.0.1 on a free port (mf.ready
- * resolves to its URL), for clients that need a real socket.
- */
-export async function startWorkerEdge(
-  dir: string,
-  bindings: Record<string, string>,
-  opts: { http?: boolean } = {},
-): Promise<Miniflare> {
+/** Bundles edge/worker.ts for workerd into `dir`/worker.mjs and returns that path. */
+export async function bundleWorker(dir: string): Promise<string> {
   const scriptPath = join(dir, "worker.mjs");
   await build({
     entryPoints: [fileURLToPath(new URL("../../edge/worker.ts", import.meta.url))],
@@ -24,6 +17,19 @@ export async function startWorkerEdge(
     mainFields: ["module", "main"],
     logLevel: "warning",
   });
+  return scriptPath;
+}
+
+/**
+ * With `http`, workerd also listens on 127.0.0.1 on a free port (mf.ready
+ * resolves to its URL), for clients that need a real socket.
+ */
+export async function startWorkerEdge(
+  dir: string,
+  bindings: Record<string, string>,
+  opts: { http?: boolean } = {},
+): Promise<Miniflare> {
+  const scriptPath = await bundleWorker(dir);
   const mf = new Miniflare({
     modules: true,
     scriptPath,
