@@ -10,6 +10,7 @@ import {
 } from "../core/flags.ts";
 import { ResolverConfigError, type ResolverConfigInput } from "./config.ts";
 import { type RunningResolver, startResolver } from "./server.ts";
+import { isResolverWorker, joinWorkers, startWorkers, workerSlot } from "./workers.ts";
 
 const FLAGS = {
   dns: {
@@ -51,6 +52,10 @@ const FLAGS = {
   "upstream-timeout": {
     type: "string",
     help: "ms before an upstream request fails (default 5000)",
+  },
+  workers: {
+    type: "string",
+    help: "N processes answering on one DNS port, each with its own cache and admin (default 1)",
   },
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const;
@@ -103,6 +108,25 @@ export async function main(argv: string[]): Promise<void> {
     maxStaleMs: maxStale === undefined ? undefined : maxStale * 1000,
     upstreamTimeoutMs: intFlag(v["upstream-timeout"], "upstream-timeout"),
   };
+  const workers = intFlag(v.workers, "workers") ?? 1;
+  if (workers < 1 || workers > 64) throw new UsageError("--workers must be between 1 and 64");
+  if (workers > 1 && !isResolverWorker()) {
+    const { ready, close } = await startWorkers(
+      workers,
+      input.admin!.host,
+      input.admin!.port,
+      v.token,
+    );
+    console.log(`resolver ${input.id ?? "res-1"}: ${workers} workers on ${ready.dns}`);
+    printReady(ready);
+    return serveUntilSignal(`resolver ${input.id ?? "res-1"}`, close);
+  }
+  if (isResolverWorker()) {
+    const slot = workerSlot();
+    input.id = `${input.id ?? "res-1"}-w${slot.index}`;
+    input.admin = { host: input.admin!.host, port: slot.adminPort };
+    input.token = slot.token;
+  }
   const r = await start(input);
   console.log(
     `resolver ${r.config.id}: DNS on ${r.dnsAddr} (UDP+TCP), zones ${r.config.zones.join(", ")}`,
@@ -116,6 +140,7 @@ export async function main(argv: string[]): Promise<void> {
     id: r.config.id,
   };
   if (v.token === undefined) ready.token = r.token;
-  printReady(ready);
+  if (isResolverWorker()) joinWorkers(r, ready);
+  else printReady(ready);
   await serveUntilSignal(`resolver ${r.config.id}`, r.close);
 }
