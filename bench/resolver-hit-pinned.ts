@@ -225,9 +225,14 @@ for (const workers of workerCounts) {
     }
   }
   unbound.stop();
-  const m = await (await fetch(`${resolver.ready.admin}/metrics`)).text();
-  const up = /^resolver_upstream_queries_total\{[^}]*\} (\d+)/m.exec(m)?.[1];
-  console.log(`workers ${workers}: resolver upstream queries in total ${up} (warm-up only)`);
+  let upstream = 0;
+  for (const admin of resolver.ready.admin!.split(",")) {
+    const m = await (await fetch(`${admin}/metrics`)).text();
+    upstream += Number(/^resolver_upstream_queries_total\{[^}]*\} (\d+)/m.exec(m)?.[1]);
+  }
+  console.log(
+    `workers ${workers}: resolver upstream queries ${upstream} in all (the warm-up's ${queries.length} per worker at most)`,
+  );
   await resolver.stop();
 }
 fixed.stop();

@@ -49,7 +49,7 @@ export function renderAnswer(
   transport: Transport,
   opts: WireOptions,
 ): Buffer {
-  const { wire, ttlAt, ttls } = stored;
+  const { wire, ttlAt } = stored;
   const extra = staleTtl === undefined ? NO_EXTRA : STALE_EXTRA;
   const out = Buffer.allocUnsafe(wire.length + optLength(q.edns, opts, extra));
   // TypedArray set and plain byte stores: Buffer.copy and write*BE validate their
@@ -60,9 +60,11 @@ export function renderAnswer(
   out[2] = wire[2]! | (q.flags & 0x01);
   for (let i = HEADER_LEN; i < q.nameEnd; i++) out[i] = query[i]!;
   for (let i = 0; i < ttlAt.length; i++) {
-    const left = staleTtl ?? ttls[i]! - elapsed;
-    const v = Math.max(left, 0);
     const at = ttlAt[i]!;
+    // The stored wire keeps each TTL as stored (at most max-ttl, so no sign issue).
+    const kept =
+      ((wire[at]! << 24) | (wire[at + 1]! << 16) | (wire[at + 2]! << 8) | wire[at + 3]!) >>> 0;
+    const v = Math.max(staleTtl ?? kept - elapsed, 0);
     out[at] = v >>> 24;
     out[at + 1] = (v >>> 16) & 0xff;
     out[at + 2] = (v >>> 8) & 0xff;
