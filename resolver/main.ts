@@ -108,8 +108,8 @@ export async function main(argv: string[]): Promise<void> {
     maxStaleMs: maxStale === undefined ? undefined : maxStale * 1000,
     upstreamTimeoutMs: intFlag(v["upstream-timeout"], "upstream-timeout"),
   };
-  const workers = intFlag(v.workers, "workers") ?? 1;
-  if (workers < 1 || workers > 64) throw new UsageError("--workers must be between 1 and 64");
+  const workers = intFlag(v.workers, "workers", { min: 1, default: 1 });
+  if (workers > 64) throw new UsageError(`--workers expects at most 64, got "${v.workers}"`);
   if (workers > 1 && !isResolverWorker()) {
     const { ready, close } = await startWorkers(
       workers,

@@ -79,6 +79,12 @@ async function entries(admin: string, name: string): Promise<number> {
 }
 
 describe("resolver --workers 2", () => {
+  it("refuses a worker count of 0 with the flag named", async () => {
+    await expect(
+      startPropagate(["resolver", "--upstream", "dns://127.0.0.1:9", "--workers", "0"]),
+    ).rejects.toThrow(/--workers expects a whole number >= 1, got "0"/);
+  });
+
   it("prints one DNS port, an admin endpoint and an id per worker", () => {
     expect(admins).toHaveLength(2);
     expect(resolver.ready.ids).toBe("res-w-w1,res-w-w2");
