@@ -91,18 +91,22 @@ function serveUdp(sock: dgram.Socket, handler: DnsHandler, onError: (e: unknown)
   sock.on("error", onError);
   sock.on("message", (msg, rinfo) => {
     const info: QueryInfo = { transport: "udp", address: rinfo.address, port: rinfo.port };
-    const reply = (reply: DnsReply) => {
-      const out = Array.isArray(reply) ? reply[0] : (reply as Buffer | undefined);
-      if (out) sock.send(out, rinfo.port, rinfo.address);
-    };
     try {
       const result = handler(msg, info);
-      if (result instanceof Promise) result.then(reply, onError);
-      else reply(result);
+      // A closure only for answers that wait: a synchronous answer (a cache hit)
+      // allocates none, which shows at tens of thousands of queries per second.
+      if (result instanceof Promise)
+        result.then((r) => sendUdp(sock, r, rinfo.port, rinfo.address), onError);
+      else sendUdp(sock, result, rinfo.port, rinfo.address);
     } catch (err) {
       onError(err);
     }
   });
+}
+
+function sendUdp(sock: dgram.Socket, reply: DnsReply, port: number, address: string): void {
+  const out = Array.isArray(reply) ? reply[0] : (reply as Buffer | undefined);
+  if (out) sock.send(out, port, address);
 }
 
 interface TcpLimits {

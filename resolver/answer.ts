@@ -34,9 +34,12 @@ export interface TtlPolicy {
 export interface StoredAnswer {
   /** ID 0, QR and RA set, RD clear (patched per query), no OPT. */
   wire: Buffer;
-  /** Offsets of the TTL fields, and the TTL each held when stored. */
-  ttlAt: Uint16Array;
-  ttls: Uint32Array;
+  /**
+   * Offsets of the TTL fields; `wire` holds the TTL each had when stored. A
+   * plain array of small integers and no copy of the TTLs: per entry that is
+   * far less memory than two typed arrays (bench/cache-memory.ts).
+   */
+  ttlAt: number[];
   rcode: number;
   /** NXDOMAIN or NODATA (RFC 2308 §1). */
   negative: boolean;
@@ -117,12 +120,10 @@ export function storeAnswer(
   }
   const staleness = lifetime && age > lifetime ? age - lifetime : undefined;
 
-  const ttlAt = new Uint16Array(records.length);
-  const ttls = new Uint32Array(records.length);
+  const ttlAt: number[] = [];
   records.forEach((r, i) => {
-    ttlAt[i] = r.ttlAt;
-    ttls[i] = setTtl.get(setOf[i]!)!;
-    wire.writeUInt32BE(ttls[i]!, r.ttlAt);
+    ttlAt.push(r.ttlAt);
+    wire.writeUInt32BE(setTtl.get(setOf[i]!)!, r.ttlAt);
   });
   wire.writeUInt16BE(0, 0);
   wire[2] = 0x80; // QR; opcode QUERY; AA, TC and RD clear
@@ -136,7 +137,7 @@ export function storeAnswer(
     owners.add(owner);
     if (owner !== qname || r.type !== qtype) direct = false;
   });
-  return { wire, ttlAt, ttls, rcode, negative, ttl, staleness, owners: [...owners], direct };
+  return { wire, ttlAt, rcode, negative, ttl, staleness, owners: [...owners], direct };
 }
 
 function checkResponse(msg: Buffer, name: Buffer, qtype: number): void {

@@ -13,6 +13,7 @@ import {
 import { type Logger, logApplies } from "../core/log.ts";
 import { ResolverConfigError, type ResolverConfigInput } from "./config.ts";
 import { type RunningResolver, startResolver } from "./server.ts";
+import { isResolverWorker, joinWorkers, startWorkers, workerSlot } from "./workers.ts";
 
 const FLAGS = {
   dns: {
@@ -56,6 +57,10 @@ const FLAGS = {
     help: "ms before an upstream request fails (default 5000)",
   },
   "log-level": LOG_LEVEL_FLAG,
+  workers: {
+    type: "string",
+    help: "N processes answering on one DNS port, each with its own cache and admin (default 1)",
+  },
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const;
 
@@ -107,9 +112,28 @@ export async function main(argv: string[]): Promise<void> {
     maxStaleMs: maxStale === undefined ? undefined : maxStale * 1000,
     upstreamTimeoutMs: intFlag(v["upstream-timeout"], "upstream-timeout"),
   };
+  const workers = intFlag(v.workers, "workers", { min: 1, default: 1 });
+  if (workers > 64) throw new UsageError(`--workers expects at most 64, got "${v.workers}"`);
+  if (workers > 1 && !isResolverWorker()) {
+    const { ready, close } = await startWorkers(
+      workers,
+      input.admin!.host,
+      input.admin!.port,
+      v.token,
+    );
+    console.log(`resolver ${input.id ?? "res-1"}: ${workers} workers on ${ready.dns}`);
+    printReady(ready);
+    return serveUntilSignal(`resolver ${input.id ?? "res-1"}`, close);
+  }
+  if (isResolverWorker()) {
+    const slot = workerSlot();
+    input.id = `${input.id ?? "res-1"}-w${slot.index}`;
+    input.admin = { host: input.admin!.host, port: slot.adminPort };
+    input.token = slot.token;
+  }
   const { logger } = logging(v["log-level"], "resolver");
   // The node id is the configuration's (its default too), known once it is parsed.
-  let log = logger.child({ node: v.id });
+  let log = logger.child({ node: input.id ?? v.id });
   const r = await start(input, () => log);
   log = logger.child({ node: r.config.id });
   logApplies(r.resolver, log);
@@ -125,6 +149,7 @@ export async function main(argv: string[]): Promise<void> {
     id: r.config.id,
   };
   if (v.token === undefined) ready.token = r.token;
-  printReady(ready);
+  if (isResolverWorker()) joinWorkers(r, ready);
+  else printReady(ready);
   await serveUntilSignal(`resolver ${r.config.id}`, r.close);
 }

@@ -73,7 +73,7 @@ export function parseQuery(msg: Buffer): Parsed {
   let edns: Edns | undefined;
   try {
     question = readQuestion(msg);
-    edns = readEdns(msg);
+    edns = readEdns(msg, question.nameEnd);
   } catch (err) {
     if (err instanceof WireError) return refusal(msg, RCODE.FORMERR, err.message);
     throw err;
@@ -96,7 +96,7 @@ export function parseQuery(msg: Buffer): Parsed {
     return refusal(msg, RCODE.NOTIMP, `type ${qtype} is not served`, nameEnd, edns);
   if (qclass !== CLASS_IN)
     return refusal(msg, RCODE.REFUSED, `class ${qclass} is not served`, nameEnd, edns);
-  const key = `${question.name.toString("latin1")}/${qtype}`;
+  const key = question.name.toString("latin1") + typeSuffix(qtype);
   const { name, labelStarts } = question;
   return {
     query: {
@@ -139,11 +139,12 @@ function readQuestion(msg: Buffer) {
   const nameEnd = pos + 1;
   if (nameEnd - HEADER_LEN > 255) throw new WireError("question name is longer than 255 octets");
   if (nameEnd + 4 > msg.length) throw new WireError("question type and class are truncated");
-  const name = Buffer.from(msg.subarray(HEADER_LEN, nameEnd));
+  // Copied and lower-cased in one pass (a pooled allocation, no Buffer.from dispatch).
   // Length octets are <= 63, below 'A' (0x41), so only letters change.
-  for (let i = 0; i < name.length; i++) {
-    const b = name[i]!;
-    if (b >= 0x41 && b <= 0x5a) name[i] = b | 0x20;
+  const name = Buffer.allocUnsafe(nameEnd - HEADER_LEN);
+  for (let i = 0, j = HEADER_LEN; j < nameEnd; i++, j++) {
+    const b = msg[j]!;
+    name[i] = b >= 0x41 && b <= 0x5a ? b | 0x20 : b;
   }
   return {
     nameEnd,
@@ -154,9 +155,33 @@ function readQuestion(msg: Buffer) {
   };
 }
 
-function readEdns(msg: Buffer): Edns | undefined {
-  if (msg.readUInt16BE(6) === 0 && msg.readUInt16BE(8) === 0 && msg.readUInt16BE(10) === 0) {
-    return undefined;
+/** `/<qtype>` of the cache key, made once per type: the hot path builds no number strings. */
+const SUFFIXES: string[] = [];
+function typeSuffix(qtype: number): string {
+  let s = SUFFIXES[qtype];
+  if (s === undefined) {
+    s = `/${qtype}`;
+    SUFFIXES[qtype] = s;
+  }
+  return s;
+}
+
+function readEdns(msg: Buffer, nameEnd: number): Edns | undefined {
+  if (msg[6] === 0 && msg[7] === 0 && msg[8] === 0 && msg[9] === 0) {
+    if (msg[10] === 0 && msg[11] === 0) return undefined;
+    // The common shape: one OPT right after the question and nothing after it.
+    const at = nameEnd + 4;
+    if (msg[10] === 0 && msg[11] === 1 && msg.length >= at + 11 && msg[at] === 0) {
+      const rdlength = (msg[at + 9]! << 8) | msg[at + 10]!;
+      if (((msg[at + 1]! << 8) | msg[at + 2]!) === TYPE_OPT && at + 11 + rdlength === msg.length) {
+        return {
+          udpSize: Math.max(512, (msg[at + 3]! << 8) | msg[at + 4]!),
+          version: msg[at + 6]!,
+          dnssecOk: (msg[at + 7]! & 0x80) !== 0,
+          nsid: hasOption(msg, at + 11, at + 11 + rdlength, OPTION_NSID),
+        };
+      }
+    }
   }
   let edns: Edns | undefined;
   for (const rr of readRecords(msg)) {

@@ -1,0 +1,128 @@
+/**
+ * Cache-hit requests per second of `propagate edge` over 1,000 cached URLs, next
+ * to bare Hono answering the same JSON from memory (`hono-json.ts`), same run,
+ * servers pinned to CPU 0 and wrk to CPU 1 (when the machine has two or more).
+ * Usage: npx tsx bench/edge-hit-pinned.ts [seconds=10] [rounds=2]
+ * Prints one line per figure with its ratio to Hono in the same round.
+ */
+import { execFile, spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { startOriginProcess, startPropagate } from "../test/support/process.ts";
+import { machine } from "./support.ts";
+
+const run = promisify(execFile);
+const seconds = Number(process.argv[2] ?? 10);
+const rounds = Number(process.argv[3] ?? 2);
+const TOKEN = "bench-token-0123";
+const NAMES = 250;
+const TYPES = ["A", "AAAA", "TXT", "MX"] as const;
+const pinned = cpus().length >= 2;
+
+const dir = await mkdtemp(join(tmpdir(), "edge-hit-pinned-"));
+const origin = await startOriginProcess(dir, TOKEN, ["--sample"]);
+const data = (type: string, i: number): unknown =>
+  type === "A"
+    ? `192.0.2.${i % 250}`
+    : type === "AAAA"
+      ? `2001:db8::${i.toString(16)}`
+      : type === "TXT"
+        ? `host ${i}`
+        : { preference: 10, exchange: `mx${i}.example.test` };
+const paths: string[] = [];
+const puts: Array<() => Promise<void>> = [];
+for (let i = 0; i < NAMES; i++)
+  for (const type of TYPES) {
+    const name = `h${i}.example.test`;
+    paths.push(`/resolve?name=${name}&type=${type}`);
+    puts.push(async () => {
+      const res = await fetch(`${origin.ready.http}/v1/zones/example.test/rrsets/${name}/${type}`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify({ ttl: 3600, data: [data(type, i)] }),
+      });
+      if (res.status !== 200) throw new Error(`PUT ${name} ${type}: ${res.status}`);
+    });
+  }
+for (let i = 0; i < puts.length; i += 20) await Promise.all(puts.slice(i, i + 20).map((p) => p()));
+
+const edge = await startPropagate([
+  "edge",
+  "--http",
+  "127.0.0.1:0",
+  "--parent",
+  origin.ready.http!,
+]);
+const pin = async (pid: number | undefined) => {
+  if (pinned && pid) await run("taskset", ["-a", "-cp", "0", String(pid)]);
+};
+await pin(edge.proc.pid);
+for (const p of paths) await (await fetch(`${edge.ready.http}${p}`)).arrayBuffer();
+const check = await fetch(`${edge.ready.http}${paths[0]}`);
+const sample = await check.text();
+if (!check.headers.get("cache-status")?.includes("hit"))
+  throw new Error(`warm-up gave no hit: ${check.headers.get("cache-status")}`);
+
+const hono = spawn(
+  process.execPath,
+  ["--import", "tsx", fileURLToPath(new URL("hono-json.ts", import.meta.url)), sample],
+  { stdio: ["ignore", "pipe", "inherit"] },
+);
+const honoUrl = await new Promise<string>((resolve) => {
+  let out = "";
+  hono.stdout!.on("data", (c: Buffer) => {
+    out += c.toString();
+    const m = /^ready (\{.*\})$/m.exec(out);
+    if (m) resolve(JSON.parse(m[1]!).http);
+  });
+});
+await pin(hono.pid);
+
+// wrk walks the 1,000 paths in turn on every connection.
+const lua = join(dir, "paths.lua");
+await writeFile(
+  lua,
+  `local paths = {${paths.map((p) => JSON.stringify(p)).join(",")}}
+local i = 0
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+`,
+);
+
+async function wrk(base: string): Promise<{ rps: number; p99: string; errors: string }> {
+  const args = ["-t1", "-c50", `-d${seconds}s`, "--latency", "-s", lua, base];
+  const { stdout } = await run(
+    pinned ? "taskset" : "wrk",
+    pinned ? ["-c", "1", "wrk", ...args] : args,
+    {
+      timeout: (seconds + 60) * 1000,
+    },
+  );
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]),
+    p99: /99%\s+(\S+)/.exec(stdout)?.[1] ?? "?",
+    errors: /Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? "0",
+  };
+}
+
+console.log(`machine: ${machine()}`);
+console.log(`${paths.length} cached URLs; wrk -t1 -c50 -d${seconds}s --latency -s paths.lua`);
+for (let round = 1; round <= rounds; round++) {
+  const h = await wrk(honoUrl);
+  const e = await wrk(edge.ready.http!);
+  console.log(
+    `round ${round} bare Hono JSON: ${Math.round(h.rps)} rps, p99 ${h.p99}, non-2xx ${h.errors}`,
+  );
+  console.log(
+    `round ${round} edge hits: ${Math.round(e.rps)} rps, ratio ${(e.rps / h.rps).toFixed(2)}x Hono, p99 ${e.p99}, non-2xx ${e.errors}`,
+  );
+}
+hono.kill("SIGTERM");
+await edge.stop();
+await origin.stop();
+await rm(dir, { recursive: true, force: true });
