@@ -52,6 +52,14 @@ const FLAGS = {
     type: "string",
     help: "ms before an upstream request fails (default 5000)",
   },
+  rrl: {
+    type: "string",
+    help: "response rate limit on UDP: identical answers per second per client /24 (default off)",
+  },
+  "rrl-slip": {
+    type: "string",
+    help: "with --rrl, every Nth answer over the limit is sent truncated (TC), 0 = drop all (default 2)",
+  },
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const;
 
@@ -103,6 +111,10 @@ export async function main(argv: string[]): Promise<void> {
     maxStaleMs: maxStale === undefined ? undefined : maxStale * 1000,
     upstreamTimeoutMs: intFlag(v["upstream-timeout"], "upstream-timeout"),
   };
+  const rrl = intFlag(v.rrl, "rrl", { min: 1 });
+  if (rrl !== undefined)
+    input.rrl = { responsesPerSecond: rrl, slip: intFlag(v["rrl-slip"], "rrl-slip") };
+  else if (v["rrl-slip"] !== undefined) throw new UsageError("--rrl-slip needs --rrl");
   const r = await start(input);
   console.log(
     `resolver ${r.config.id}: DNS on ${r.dnsAddr} (UDP+TCP), zones ${r.config.zones.join(", ")}`,
