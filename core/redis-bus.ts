@@ -218,6 +218,12 @@ export class RedisBus implements PurgeBus {
   private closed = false;
 
   constructor(opts: RedisBusOptions) {
+    const scheme = /^(rediss?\+[a-z]+):/.exec(opts.url)?.[1];
+    if (scheme && !/^rediss?\+(cluster|sentinel)$/.test(scheme)) {
+      throw new Error(
+        `bus URL scheme "${scheme}:" is unknown; use redis+cluster: or redis+sentinel:`,
+      );
+    }
     this.sentinel = sentinelTarget(opts.url);
     this.seeds = this.sentinel ? undefined : clusterSeeds(opts.url);
     // One hash tag for both keys: one slot, one primary (see the header).

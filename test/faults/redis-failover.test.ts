@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sentinelTarget } from "../../core/redis-bus.ts";
+import { RedisBus, sentinelTarget } from "../../core/redis-bus.ts";
 import {
   digShort,
   node,
@@ -125,6 +125,9 @@ describe("redis+sentinel:// URLs", () => {
     });
     expect(sentinelTarget("redis://127.0.0.1:6379")).toBeUndefined();
     expect(() => sentinelTarget("redis+sentinel://127.0.0.1:26379")).toThrow(/MASTER-NAME/);
+    expect(() => new RedisBus({ url: "redis+replicas://127.0.0.1:6379" })).toThrow(
+      /scheme "redis\+replicas:" is unknown/,
+    );
   });
 });
 
