@@ -29,6 +29,18 @@
  *   so an entry the old primary took but had not yet replicated can be lost
  *   in the failover: the next entry's ordinal shows the gap and subscribers
  *   resync (see above), so a change is late, never silently missed.
+ * - Redis Sentinel (a primary and its replicas, no cluster): a
+ *   `redis+sentinel://[user:pass@]s1:p1,s2:p2/NAME` URL (`rediss+sentinel://`
+ *   for TLS to the data nodes) names the sentinels and the monitored master
+ *   NAME. ioredis asks a sentinel for NAME's primary at every (re)connect and
+ *   checks the node it reaches says `role:master` (else it asks again); a
+ *   write answered READONLY (a primary demoted by a graceful failover)
+ *   reconnects the same way. Reads from a demoted primary still see every
+ *   entry: it replicates from the new one. When the
+ *   primary dies, the sentinels promote a replica (`REPLICAOF NO ONE`); reads
+ *   and publishes retry with backoff until then, and the same asynchronous
+ *   replication caveat as for a cluster applies (a gap is seen and resynced).
+ *   The credentials are the data nodes'; the sentinels are asked without.
  */
 import { Cluster, type ClusterNode, Redis, type RedisOptions } from "ioredis";
 import {
@@ -99,6 +111,9 @@ end
 return redis.call("XADD", KEYS[1], "MAXLEN", ARGV[1], ARGV[2], "*", "n", n, "event", ARGV[3])
 `;
 
+/** How long a publish behind Sentinel waits for a replica to hold the entry. */
+const REPLICA_WAIT_MS = 1000;
+
 /** Bound on events read but not yet handled, per subscriber. */
 const HIGH_WATER = 1000;
 
@@ -151,7 +166,40 @@ export function clusterSeeds(url: string): ClusterSeeds | undefined {
   };
 }
 
-function hostPort(hp: string, url: string): ClusterNode {
+/** The sentinels and master name of a `redis+sentinel://` URL. */
+export interface SentinelTarget {
+  sentinels: { host: string; port: number }[];
+  name: string;
+  username?: string;
+  password?: string;
+  tls: boolean;
+}
+
+/**
+ * The target when `url` is `redis+sentinel://[user:pass@]s1:p1,s2:p2/NAME`
+ * (`rediss+sentinel://` for TLS), undefined for any other URL.
+ */
+export function sentinelTarget(url: string): SentinelTarget | undefined {
+  const m = /^(rediss?)\+sentinel:\/\/(?:([^@/]*)@)?([^/?#]+)\/([^/?#]+)$/.exec(url);
+  if (!m) {
+    if (/^rediss?\+sentinel:/.test(url))
+      throw new Error(`bus URL "${url}" is not redis+sentinel://HOST:PORT[,HOST:PORT]/MASTER-NAME`);
+    return undefined;
+  }
+  const cred = m[2] ?? "";
+  const colon = cred.indexOf(":");
+  const [user, pass] =
+    colon < 0 ? [cred, undefined] : [cred.slice(0, colon), cred.slice(colon + 1)];
+  return {
+    sentinels: m[3]!.split(",").map((h) => hostPort(h, url)),
+    name: decodeURIComponent(m[4]!),
+    ...(user && { username: decodeURIComponent(user) }),
+    ...(pass !== undefined && { password: decodeURIComponent(pass) }),
+    tls: m[1] === "rediss",
+  };
+}
+
+function hostPort(hp: string, url: string): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(hp.trim());
   if (!m) throw new Error(`cluster seed "${hp}" in "${url}" is not host:port`);
   return { host: m[1]!.replace(/^\[|\]$/g, ""), port: Number(m[2]) };
@@ -165,11 +213,19 @@ export class RedisBus implements PurgeBus {
   };
   private readonly cmd: Conn;
   private readonly seeds: ClusterSeeds | undefined;
+  private readonly sentinel: SentinelTarget | undefined;
   private readonly subs = new Set<RedisSubscription>();
   private closed = false;
 
   constructor(opts: RedisBusOptions) {
-    this.seeds = clusterSeeds(opts.url);
+    const scheme = /^(rediss?\+[a-z]+):/.exec(opts.url)?.[1];
+    if (scheme && !/^rediss?\+(cluster|sentinel)$/.test(scheme)) {
+      throw new Error(
+        `bus URL scheme "${scheme}:" is unknown; use redis+cluster: or redis+sentinel:`,
+      );
+    }
+    this.sentinel = sentinelTarget(opts.url);
+    this.seeds = this.sentinel ? undefined : clusterSeeds(opts.url);
     // One hash tag for both keys: one slot, one primary (see the header).
     const prefix = this.seeds ? "{propagate}" : "propagate";
     this.o = {
@@ -205,7 +261,37 @@ export class RedisBus implements PurgeBus {
     if (typeof reply !== "string") {
       throw new Error(`XADD on ${this.stream} answered ${JSON.stringify(reply)}, not an entry id`);
     }
+    if (this.sentinel) await this.confirmReplicated(reply);
     return reply;
+  }
+
+  /**
+   * Behind Sentinel, an entry the primary took but had not yet replicated dies
+   * with it, and the promoted replica gives the next entry the same ordinal:
+   * no subscriber would see a gap (found by test/faults/redis-failover.test.ts).
+   * So a publish waits (WAIT) until a replica holds the entry, then checks the
+   * entry is on the primary it talks to now (the promoted one after a
+   * failover: ioredis resends ROLE, WAIT and XRANGE there). Otherwise it fails and the caller
+   * (the origin's outbox) publishes again: a duplicate at worst, which
+   * receivers ignore. A primary with no replica attached is as durable as a
+   * single Redis, and is accepted.
+   */
+  private async confirmReplicated(id: string): Promise<void> {
+    // Replicas attached now; none (the promoted primary before its old one returns):
+    // nothing to wait for, WAIT would only time out.
+    const role = await this.cmd.call("ROLE");
+    const replicas = Array.isArray(role) && Array.isArray(role[2]) ? role[2].length : 0;
+    const acked =
+      replicas > 0 ? Number(await this.cmd.call("WAIT", "1", String(REPLICA_WAIT_MS))) : 0;
+    const found = await this.cmd.call("XRANGE", this.stream, id, id);
+    if (!Array.isArray(found) || found.length === 0) {
+      throw new Error(`entry ${id} of ${this.stream} was lost in a failover; publish it again`);
+    }
+    if (replicas > 0 && acked === 0) {
+      throw new Error(
+        `entry ${id} of ${this.stream} reached none of ${replicas} replicas in ${REPLICA_WAIT_MS} ms; publish it again`,
+      );
+    }
   }
 
   async subscribe(
@@ -297,7 +383,9 @@ export class RedisBus implements PurgeBus {
           // so certificates (issued for names: managed clusters) verify.
           ...(seeds.tls && { dnsLookup: (address, done) => done(null, address) }),
         })
-      : new Redis(this.o.url, options);
+      : this.sentinel
+        ? new Redis(sentinelOptions(this.sentinel, options))
+        : new Redis(this.o.url, options);
     let down = false;
     conn.on("error", (err: Error) => {
       if (down) return;
@@ -310,6 +398,25 @@ export class RedisBus implements PurgeBus {
     });
     return conn;
   }
+}
+
+/** ioredis options for a Sentinel-monitored primary (see the header). */
+function sentinelOptions(t: SentinelTarget, options: RedisOptions): RedisOptions {
+  return {
+    sentinels: t.sentinels,
+    name: t.name,
+    role: "master",
+    // A primary demoted by a graceful failover answers writes READONLY: reconnect
+    // (asking a sentinel again) and resend. ioredis's failoverDetector is not used: with
+    // it, the connections closed at +switch-master and never came back (the test).
+    reconnectOnError: (err) => (/^READONLY/.test(err.message) ? 2 : false),
+    // While no sentinel answers (or names a primary yet), keep asking, with backoff.
+    sentinelRetryStrategy: (times) => Math.min(times * 100, 2000),
+    ...(t.username && { username: t.username }),
+    ...(t.password && { password: t.password }),
+    ...(t.tls && { tls: {} }),
+    ...options,
+  };
 }
 
 interface SubscriberContext {

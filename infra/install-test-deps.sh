@@ -20,6 +20,9 @@ command -v nsd >/dev/null || [ -x /usr/sbin/nsd ] || need+=(nsd)
 command -v unbound >/dev/null || need+=(unbound)
 command -v pdns_recursor >/dev/null || need+=(pdns-recursor)
 command -v kresd >/dev/null || need+=(knot-resolver)
+# test/faults/partition.test.ts: ip netns and veth pairs (iproute2), curl inside the namespace.
+command -v ip >/dev/null || [ -x /usr/sbin/ip ] || need+=(iproute2)
+command -v curl >/dev/null || need+=(curl)
 # The dashboard's browser test drives it through playwright-core (executablePath /usr/bin/chromium).
 command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then

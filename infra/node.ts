@@ -70,7 +70,7 @@ export async function main(argv: string[]): Promise<void> {
     throw new UsageError(`node "${v.id}" is not in the topology; its nodes are ${ids.join(", ")}`);
   }
   if (v.bus) t.bus = v.bus;
-  if (t.bus !== "memory" && t.bus !== "off" && !/^rediss?(\+cluster)?:\/\//.test(t.bus)) {
+  if (t.bus !== "memory" && t.bus !== "off" && !/^rediss?(\+[a-z]+)?:\/\//.test(t.bus)) {
     throw new UsageError(`--bus must be "off" or a redis:// URL, got "${t.bus}"`);
   }
   if (t.bus === "memory") {

@@ -59,7 +59,7 @@ export const topologySchema = z.strictObject({
   /** "memory" (one process), "off" (anti-entropy only), a redis:// URL or a cluster's (core/redis-bus.ts). */
   bus: z
     .string()
-    .refine((s) => s === "memory" || s === "off" || /^rediss?(\+cluster)?:\/\//.test(s), {
+    .refine((s) => s === "memory" || s === "off" || /^rediss?(\+[a-z]+)?:\/\//.test(s), {
       message: 'bus is "memory", "off" or a redis:// URL (redis+cluster://h1:p1,h2:p2: a cluster)',
     })
     .default("memory"),

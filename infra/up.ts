@@ -176,7 +176,7 @@ export async function main(argv: string[]): Promise<void> {
   const file = values.topology ?? DEFAULT_TOPOLOGY;
   const t = await loadTopology(file);
   if (values.bus) t.bus = values.bus;
-  if (t.bus !== "memory" && t.bus !== "off" && !/^rediss?(\+cluster)?:\/\//.test(t.bus)) {
+  if (t.bus !== "memory" && t.bus !== "off" && !/^rediss?(\+[a-z]+)?:\/\//.test(t.bus)) {
     throw new UsageError(`--bus must be "memory", "off" or a redis:// URL, got "${t.bus}"`);
   }
   if (values.processes && t.bus === "memory") {

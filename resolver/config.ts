@@ -49,6 +49,17 @@ const resolverConfigSchema = z.object({
   failureRecheckMs: z.number().int().min(0).default(DEFAULT_CACHE.failureRecheckMs),
   maxStaleMs: z.number().int().min(0).default(DEFAULT_CACHE.maxStaleMs),
   prefetchFraction: z.number().min(0).max(1).default(DEFAULT_CACHE.prefetchFraction),
+  /**
+   * Response rate limiting on the UDP front (BIND-style RRL, core/rate-limit.ts):
+   * identical responses per second per client /24 (/56), then drop, every
+   * `slip`-th sent truncated so a real client retries over TCP. Absent: off.
+   */
+  rrl: z
+    .object({
+      responsesPerSecond: z.number().int().min(1),
+      slip: z.number().int().min(0).default(2),
+    })
+    .optional(),
 });
 
 export type ResolverConfigInput = z.input<typeof resolverConfigSchema>;

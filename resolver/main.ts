@@ -61,6 +61,14 @@ const FLAGS = {
     type: "string",
     help: "N processes answering on one DNS port, each with its own cache and admin (default 1)",
   },
+  rrl: {
+    type: "string",
+    help: "response rate limit on UDP: identical answers per second per client /24 (default off)",
+  },
+  "rrl-slip": {
+    type: "string",
+    help: "with --rrl, every Nth answer over the limit is sent truncated (TC), 0 = drop all (default 2)",
+  },
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const;
 
@@ -112,6 +120,10 @@ export async function main(argv: string[]): Promise<void> {
     maxStaleMs: maxStale === undefined ? undefined : maxStale * 1000,
     upstreamTimeoutMs: intFlag(v["upstream-timeout"], "upstream-timeout"),
   };
+  const rrl = intFlag(v.rrl, "rrl", { min: 1 });
+  if (rrl !== undefined)
+    input.rrl = { responsesPerSecond: rrl, slip: intFlag(v["rrl-slip"], "rrl-slip") };
+  else if (v["rrl-slip"] !== undefined) throw new UsageError("--rrl-slip needs --rrl");
   const workers = intFlag(v.workers, "workers", { min: 1, default: 1 });
   if (workers > 64) throw new UsageError(`--workers expects at most 64, got "${v.workers}"`);
   if (workers > 1 && !isResolverWorker()) {

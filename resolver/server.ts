@@ -10,6 +10,7 @@ import { startDnsServer } from "../core/dns-transport.ts";
 import type { FabricMetrics } from "../core/metrics.ts";
 import { normaliseName } from "../core/names.ts";
 import { PromRegistry } from "../core/prom.ts";
+import { ResponseRateLimiter, truncatedResponse } from "../core/rate-limit.ts";
 import { adminApp } from "./admin.ts";
 import { ResolverCache, type Upstream } from "./cache.ts";
 import { parseResolverConfig, type ResolverConfig, type ResolverConfigInput } from "./config.ts";
@@ -75,7 +76,17 @@ export async function startResolver(
     wire: { udpPayload: config.udpPayload, nsid: Buffer.from(config.id) },
   });
   const fabric = observeResolver(registry, resolver, metrics, clock);
-  const dns = await startDnsServer(config.dns, handler);
+  const rrl = config.rrl && new ResponseRateLimiter(clock, config.rrl);
+  // RRL judges UDP answers only: TCP cannot be spoofed (RFC 7766), so a slip's TC sends clients there.
+  const limited: typeof handler = rrl
+    ? async (query, info) => {
+        const wire = await handler(query, info);
+        if (!Buffer.isBuffer(wire) || info.transport !== "udp") return wire;
+        const verdict = rrl.judge(info.address, wire);
+        return verdict === "send" ? wire : verdict === "slip" ? truncatedResponse(wire) : undefined;
+      }
+    : handler;
+  const dns = await startDnsServer(config.dns, limited);
   const token = config.token ?? randomBytes(18).toString("base64url");
   let adminUrl: string | undefined;
   let closeAdmin = async () => {};
