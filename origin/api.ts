@@ -51,14 +51,18 @@ const seconds = z
   .max(2 ** 31 - 1);
 const rdataList = z.array(z.unknown());
 
-const rrsetBody = z.object({
+// Strict objects: an unknown field (a typo such as "tll") is a 400 naming it, never
+// silently ignored while the write goes through.
+const rrsetBody = z.strictObject({
   ttl: z.number().optional(),
   data: rdataList.optional(),
   /** PowerDNS spelling of `data`. */
   records: rdataList.optional(),
+  /** PowerDNS sends RRset comments; accepted and not kept. */
+  comments: z.array(z.unknown()).optional(),
 });
 
-const patchBody = z.object({
+const patchBody = z.strictObject({
   rrsets: z
     .array(
       rrsetBody.extend({
@@ -72,7 +76,7 @@ const patchBody = z.object({
     .min(1),
 });
 
-const createBody = z.object({
+const createBody = z.strictObject({
   /** How changes reach caches: ttl, invalidate, soft or push. */
   mode: z
     .enum(["ttl", "invalidate", "soft", "push"], {

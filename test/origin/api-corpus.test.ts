@@ -68,6 +68,9 @@ const CORPUS: Bad[] = [
   { what: "rrsets not an array", method: "PATCH", path: PATCH, body: json({ rrsets: {} }), status: 400, field: "rrsets", reason: /expected array, received object/ },
   { what: "an empty PATCH", method: "PATCH", path: PATCH, body: json({ rrsets: [] }), status: 400, field: "rrsets", reason: />=1 items/ },
   { what: "a bad changetype", method: "PATCH", path: PATCH, body: json({ rrsets: [{ name: "www", type: "A", changetype: "UPSERT", data: ["192.0.2.1"] }] }), status: 400, field: "rrsets[0].changetype", reason: /changetype must be "REPLACE" or "DELETE"/ },
+  // Unknown fields: a typo must not write
+  { what: "an unknown field in an RRset PUT", method: "PUT", path: WWW, body: json({ tll: 5, data: ["192.0.2.1"] }), status: 400, field: "body", reason: /tll/ },
+  { what: "an unknown field in a PATCH entry", method: "PATCH", path: PATCH, body: json({ rrsets: [{ name: "www", type: "A", changetype: "REPLACE", data: ["192.0.2.1"], tll: 5 }] }), status: 400, field: "rrsets[0]", reason: /tll/ },
   // Invalid names and types
   { what: "a label over 63 octets", method: "PUT", path: `${Z}/rrsets/${"a".repeat(64)}/A`, body: a("192.0.2.1"), status: 400, field: "name", reason: /longer than 63 octets/ },
   { what: "a name outside the zone", method: "PUT", path: `${Z}/rrsets/www.other.test./A`, body: a("192.0.2.1"), status: 400, field: "name", reason: /is outside zone "example\.test"/ },
