@@ -85,7 +85,16 @@ describe("DNS transport", () => {
         const s = net.connect(port, "127.0.0.1", () => resolve(s));
       });
     const kept = [await connect(), await connect()];
-    await new Promise((r) => setTimeout(r, 50)); // the server has accepted both
+    // The server has accepted both once each has answered a query on its connection.
+    await Promise.all(
+      kept.map(
+        (s, i) =>
+          new Promise<void>((resolve) => {
+            s.once("data", () => resolve());
+            s.write(frame(i + 1));
+          }),
+      ),
+    );
     const third = await connect();
     const closed = await new Promise<boolean>((resolve) => {
       third.on("close", () => resolve(true));
