@@ -124,7 +124,12 @@ export const rdataSchemas = {
   NS: dnsName,
   PTR: dnsName,
   MX: z.object({ preference: u16, exchange: dnsName }),
-  TXT: z.union([characterString.transform((s) => [s]), z.array(characterString).min(1)]),
+  // One string or a list of them. Not a z.union: a union's error is a bare "Invalid
+  // input", and the one a writer needs is the 255-octet limit by name.
+  TXT: z
+    .union([z.string(), z.array(z.string())])
+    .transform((v) => (typeof v === "string" ? [v] : v))
+    .pipe(z.array(characterString).min(1)),
   SOA: z.object({
     mname: dnsName,
     rname: dnsName,

@@ -87,7 +87,7 @@ const CORPUS: Bad[] = [
   { what: "a CNAME beside other data", method: "PUT", path: `${Z}/rrsets/ns1/CNAME`, body: a("www.example.test."), status: 400, field: "type", reason: /a CNAME cannot coexist with other data/ },
   { what: "an empty data list", method: "PUT", path: WWW, body: json({ ttl: 60, data: [] }), status: 400, field: "data", reason: /at least one record is needed/ },
   // The reason is only "Invalid input": the field is named, the 255-octet limit is not.
-  { what: "a TXT string over 255 octets", method: "PUT", path: `${Z}/rrsets/t/TXT`, body: json({ ttl: 60, data: ["x".repeat(256)] }), status: 400, field: "data[0]", reason: /Invalid input/ },
+  { what: "a TXT string over 255 octets", method: "PUT", path: `${Z}/rrsets/t/TXT`, body: json({ ttl: 60, data: ["x".repeat(256)] }), status: 400, field: "data[0]", reason: /at most 255 octets \(RFC 1035 §3\.3\)/ },
   { what: "a zone created with a bad mode", method: "PUT", path: "/v1/zones/new.test", body: json({ mode: "fast" }), status: 400, field: "mode", reason: /mode must be "ttl", "invalidate", "soft" or "push"/ },
   { what: "a zone created with a bad record", method: "PUT", path: "/v1/zones/new.test", body: json({ rrsets: [{ name: "www", type: "A", data: ["nope"] }] }), status: 400, field: "rrsets[0].data[0]", reason: /expected an IPv4 address/ },
   // Size, media type, preconditions, query values, missing zone
