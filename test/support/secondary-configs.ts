@@ -62,13 +62,8 @@ ${zones.map((z) => `  - domain: ${z.zone}\n    master: ${z.as === "nokey" ? "ori
 `;
 }
 
-export function bindSecondary(
-  dir: string,
-  port: number,
-  primaryPort: number,
-  key: TsigKey,
-  zones: string[],
-): string {
+/** named.conf's TSIG key and the options every secondary here shares: loopback, no recursion, no NOTIFY out. */
+function bindHead(dir: string, port: number, key: TsigKey): string {
   return `key "${key.name}" {
   algorithm ${key.algorithm};
   secret "${key.secret.toString("base64")}";
@@ -81,7 +76,17 @@ options {
   session-keyfile none;
   recursion no;
   dnssec-validation no;
-  notify no;
+  notify no;`;
+}
+
+export function bindSecondary(
+  dir: string,
+  port: number,
+  primaryPort: number,
+  key: TsigKey,
+  zones: string[],
+): string {
+  return `${bindHead(dir, port, key)}
   min-refresh-time 1;
   min-retry-time 1;
   allow-transfer { 127.0.0.1; };
@@ -200,19 +205,7 @@ export function bindCatalogConsumer(
   catalog: string,
 ): string {
   const primaries = `port ${primaryPort} { 127.0.0.1 key "${key.name}"; }`;
-  return `key "${key.name}" {
-  algorithm ${key.algorithm};
-  secret "${key.secret.toString("base64")}";
-};
-options {
-  directory "${dir}";
-  listen-on port ${port} { 127.0.0.1; };
-  listen-on-v6 { none; };
-  pid-file none;
-  session-keyfile none;
-  recursion no;
-  dnssec-validation no;
-  notify no;
+  return `${bindHead(dir, port, key)}
   allow-new-zones yes;
   catalog-zones {
     zone "${catalog}" default-primaries ${primaries} in-memory yes min-update-interval 0;
