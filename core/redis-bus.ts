@@ -26,9 +26,10 @@
  *   MOVED and ASK; when that primary dies, reads and publishes fail until a
  *   replica is promoted (cluster-node-timeout), reads retry with backoff and
  *   the cluster client refreshes its slot map. Replication is asynchronous,
- *   so an entry the old primary took but had not yet replicated can be lost
- *   in the failover: the next entry's ordinal shows the gap and subscribers
- *   resync (see above), so a change is late, never silently missed.
+ *   so an entry the old primary took but had not yet replicated would be lost
+ *   in the failover, and the promoted replica would give the next entry the
+ *   same ordinal (no gap to see): so publish resolves only once a replica
+ *   holds the entry (WAIT), else it fails and the outbox publishes again.
  * - Redis Sentinel (a primary and its replicas, no cluster): a
  *   `redis+sentinel://[user:pass@]s1:p1,s2:p2/NAME` URL (`rediss+sentinel://`
  *   for TLS to the data nodes) names the sentinels and the monitored master
@@ -38,8 +39,8 @@
  *   reconnects the same way. Reads from a demoted primary still see every
  *   entry: it replicates from the new one. When the
  *   primary dies, the sentinels promote a replica (`REPLICAOF NO ONE`); reads
- *   and publishes retry with backoff until then, and the same asynchronous
- *   replication caveat as for a cluster applies (a gap is seen and resynced).
+ *   and publishes retry with backoff until then; a publish resolves once a
+ *   replica holds the entry, as on a cluster.
  *   The credentials are the data nodes'; the sentinels are asked without.
  */
 import { Cluster, type ClusterNode, Redis, type RedisOptions } from "ioredis";
@@ -111,7 +112,7 @@ end
 return redis.call("XADD", KEYS[1], "MAXLEN", ARGV[1], ARGV[2], "*", "n", n, "event", ARGV[3])
 `;
 
-/** How long a publish behind Sentinel waits for a replica to hold the entry. */
+/** How long a publish behind Sentinel or on a cluster waits for a replica to hold the entry. */
 const REPLICA_WAIT_MS = 1000;
 
 /** Bound on events read but not yet handled, per subscriber. */
@@ -261,28 +262,30 @@ export class RedisBus implements PurgeBus {
     if (typeof reply !== "string") {
       throw new Error(`XADD on ${this.stream} answered ${JSON.stringify(reply)}, not an entry id`);
     }
-    if (this.sentinel) await this.confirmReplicated(reply);
+    if (this.sentinel || this.seeds) await this.confirmReplicated(reply);
     return reply;
   }
 
   /**
-   * Behind Sentinel, an entry the primary took but had not yet replicated dies
-   * with it, and the promoted replica gives the next entry the same ordinal:
-   * no subscriber would see a gap (found by test/faults/redis-failover.test.ts).
-   * So a publish waits (WAIT) until a replica holds the entry, then checks the
-   * entry is on the primary it talks to now (the promoted one after a
-   * failover: ioredis resends ROLE, WAIT and XRANGE there). Otherwise it fails and the caller
-   * (the origin's outbox) publishes again: a duplicate at worst, which
-   * receivers ignore. A primary with no replica attached is as durable as a
-   * single Redis, and is accepted.
+   * Behind Sentinel or on a cluster, an entry the primary took but had not
+   * yet replicated dies with it, and the promoted replica gives the next entry
+   * the same ordinal: a subscriber that had not read it sees no gap, and the
+   * change is silently missed (found by test/faults/redis-failover.test.ts for
+   * Sentinel, test/e2e/cluster.test.ts for a cluster). So a publish waits
+   * (WAIT, https://redis.io/commands/wait) until a replica holds the entry,
+   * then checks the entry is on the primary it talks to now (the promoted one
+   * after a failover: ioredis resends ROLE, WAIT and XRANGE there). Otherwise
+   * it fails and the caller (the origin's outbox) publishes again: a duplicate
+   * at worst, which receivers ignore. A primary with no replica attached is as
+   * durable as a single Redis, and is accepted.
    */
   private async confirmReplicated(id: string): Promise<void> {
     // Replicas attached now; none (the promoted primary before its old one returns):
     // nothing to wait for, WAIT would only time out.
-    const role = await this.cmd.call("ROLE");
+    const role = await this.onStreamPrimary("ROLE");
     const replicas = Array.isArray(role) && Array.isArray(role[2]) ? role[2].length : 0;
     const acked =
-      replicas > 0 ? Number(await this.cmd.call("WAIT", "1", String(REPLICA_WAIT_MS))) : 0;
+      replicas > 0 ? Number(await this.onStreamPrimary("WAIT", "1", String(REPLICA_WAIT_MS))) : 0;
     const found = await this.cmd.call("XRANGE", this.stream, id, id);
     if (!Array.isArray(found) || found.length === 0) {
       throw new Error(`entry ${id} of ${this.stream} was lost in a failover; publish it again`);
@@ -292,6 +295,24 @@ export class RedisBus implements PurgeBus {
         `entry ${id} of ${this.stream} reached none of ${replicas} replicas in ${REPLICA_WAIT_MS} ms; publish it again`,
       );
     }
+  }
+
+  /**
+   * A keyless command (ROLE, WAIT) on the primary holding the stream. A cluster
+   * client sends a keyless command to any node; in a pipeline behind a command
+   * on the stream's key it goes where that key lives (ioredis routes a
+   * pipeline by its keys' slot, following MOVED/ASK). One Redis or Sentinel:
+   * the one primary, the same either way.
+   */
+  private async onStreamPrimary(command: string, ...args: string[]): Promise<unknown> {
+    const replies = await this.cmd
+      .pipeline()
+      .exists(this.stream)
+      .call(command, ...args)
+      .exec();
+    const [err, value] = replies?.[1] ?? [new Error(`${command}: no reply from Redis`), undefined];
+    if (err) throw err;
+    return value;
   }
 
   async subscribe(

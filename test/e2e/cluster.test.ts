@@ -152,3 +152,74 @@ describe("the fabric on a Redis Cluster", () => {
     }
   }, 40_000);
 });
+
+describe("a publish on a cluster", () => {
+  it("resolves only once a replica holds the entry, so a failover loses no resolved entry", async () => {
+    // A stream on a primary that still has a live replica (the test above killed one primary).
+    const nodes = await cluster.nodes();
+    let found: { tag: string; slot: number; primary: number; replica: number } | undefined;
+    for (let i = 0; !found && i < 200; i++) {
+      const slot = await cluster.keySlot(`{lossy${i}}`);
+      const owner = await cluster.ownerOf(slot);
+      const rep = nodes.find((n) => n.role === "slave" && !n.failed && n.master === owner.id);
+      if (rep) found = { tag: `{lossy${i}}`, slot, primary: owner.port, replica: rep.port };
+    }
+    expect(found, "a primary with a replica").toBeDefined();
+    const { tag, slot, primary, replica } = found!;
+    const bus = new RedisBus({
+      url: cluster.url,
+      stream: `${tag}:purge`,
+      positionsKey: `${tag}:positions`,
+      log: () => {},
+    });
+    const event = (serial: number) => ({
+      changeId: `c${serial}`,
+      zone: "example.test",
+      serial,
+      keys: ["www.example.test"],
+      mode: "invalidate" as const,
+      ts: Date.now(),
+    });
+    try {
+      const first = await bus.publish(event(1));
+      // The replica frozen: the primary takes the next entry but cannot pass it on.
+      cluster.signal(replica, "SIGSTOP");
+      // Resolving here would be a promise the failover below breaks: the promoted
+      // replica never had the entry, and would give the next one its ordinal.
+      await expect(bus.publish(event(2))).rejects.toThrow(/reached none of 1 replicas/);
+      await cluster.kill9(primary);
+      cluster.signal(replica, "SIGCONT");
+      const promoted = await cluster.waitForFailover(slot, primary);
+      expect(promoted.port).toBe(replica);
+      // What failed is published again (the origin's outbox does this), then the next change.
+      await waitFor("the entry to be published again", () =>
+        bus.publish(event(2)).then(
+          () => true,
+          () => false,
+        ),
+      );
+      await bus.publish(event(3));
+      // A node that was away during the failover resumes after the first entry and gets both.
+      const seen: number[] = [];
+      const resyncs: string[] = [];
+      const sub = await bus.subscribe(
+        "away-node",
+        async (e) => {
+          seen.push(e.serial);
+        },
+        { from: first, onResync: async (r) => void resyncs.push(r) },
+      );
+      try {
+        await waitFor("the away node to read both", () => seen.includes(3), 10_000);
+        // In order; a duplicate (a publish retried after its entry was written) is allowed.
+        expect([...new Set(seen)]).toEqual([2, 3]);
+        expect(resyncs).toEqual([]);
+      } finally {
+        await sub.close();
+      }
+    } finally {
+      cluster.signal(replica, "SIGCONT");
+      await bus.close();
+    }
+  }, 60_000);
+});

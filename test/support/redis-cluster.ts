@@ -20,6 +20,8 @@ export interface ClusterNodeInfo {
   id: string;
   port: number;
   role: "master" | "slave";
+  /** A replica's primary (its node id); "-" for a primary. */
+  master: string;
   failed: boolean;
   /** Slot ranges a primary serves, [from, to] inclusive. */
   slots: [number, number][];
@@ -45,6 +47,8 @@ export interface RedisCluster {
   finishMigration(slot: number, toPort: number): Promise<void>;
   /** SIGKILL one node. */
   kill9(port: number): Promise<void>;
+  /** Sends a signal to one node (SIGSTOP freezes it: replication to it stops; SIGCONT resumes). */
+  signal(port: number, sig: NodeJS.Signals): void;
   /** Waits until a node other than `oldPort` serves `slot` and the cluster is ok everywhere. */
   waitForFailover(slot: number, oldPort: number, timeoutMs?: number): Promise<ClusterNodeInfo>;
   stop(): Promise<void>;
@@ -151,6 +155,9 @@ export async function startRedisCluster(): Promise<RedisCluster> {
       admin.get(port)?.disconnect();
       admin.delete(port);
     },
+    signal: (port, sig) => {
+      procs.get(port)?.kill(sig);
+    },
     waitForFailover: (slot, oldPort, timeoutMs = 20_000) =>
       waitFor(
         `a replica to take over slot ${slot} from 127.0.0.1:${oldPort}`,
@@ -201,6 +208,7 @@ function parseNodes(text: string): ClusterNodeInfo[] {
         id: f[0]!,
         port: Number(/:(\d+)@/.exec(f[1]!)![1]),
         role: flags.includes("master") ? "master" : "slave",
+        master: f[3]!,
         failed: flags.includes("fail") || flags.includes("fail?"),
         slots: f
           .slice(8)
