@@ -242,11 +242,22 @@ export class World implements Observed {
           { ...DEFAULT_CACHE, maxBytes: r.maxBytes ?? 1 << 16, ...cacheConfigOf(population) },
           clock,
           // A refresh that comes back may change the answer: the node is touched.
+          // A failed one brings no new version; the observer retries the node
+          // after retryMs instead (touching it would ask again in the same
+          // instant, and a lost request fails in that instant: a resolver
+          // with nothing cached, as after a restart, would loop forever).
           (...args) =>
-            upstream(...args).finally(() => {
-              this.loop.markDirty();
-              this.events.touched(index);
-            }),
+            upstream(...args).then(
+              (answer) => {
+                this.loop.markDirty();
+                this.events.touched(index);
+                return answer;
+              },
+              (err: unknown) => {
+                this.loop.markDirty();
+                throw err;
+              },
+            ),
         );
       // A restart (sim/restart.ts) builds it again: empty, no floors.
       let cache = newCache();
