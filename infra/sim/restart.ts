@@ -83,6 +83,8 @@ export function scheduleRestarts(
   touched: (index: number) => void,
   back: (index: number) => void,
   record: (r: RestartRecord) => void,
+  /** False once the run is over and the world is stopping: a restart due then does not happen. */
+  running: () => boolean,
 ): void {
   for (const r of restarts) {
     const node = lifeOf(r.nodeId);
@@ -91,7 +93,7 @@ export function scheduleRestarts(
     let downAtMs = 0;
     loop.at(startMs + r.window.startMs, () => {
       // Overlapping windows of one node: the first one to start wins, the other is skipped.
-      if (life.down || !life.hooks) return;
+      if (life.down || !life.hooks || !running()) return;
       life.down = true;
       life.incarnation++;
       downAtMs = loop.now() - startMs;
@@ -99,6 +101,7 @@ export function scheduleRestarts(
       touched(index);
       void life.hooks.stop().then(() => {
         loop.at(Math.max(loop.now(), startMs + r.window.endMs), () => {
+          if (!running()) return;
           loop.markDirty();
           void life.hooks!.start().then(() => {
             life.down = false;

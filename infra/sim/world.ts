@@ -114,6 +114,7 @@ export class World implements Observed {
   /** The restarts that happened, in order. */
   readonly restarts: RestartRecord[] = [];
   private readonly startMs: number;
+  private stopping = false;
 
   constructor(
     private readonly o: WorldOptions,
@@ -331,6 +332,7 @@ export class World implements Observed {
         (i) => this.events.touched(i),
         (i) => this.nodes[i]!.ask(),
         (r) => this.restarts.push(r),
+        () => !this.stopping,
       );
     }
   }
@@ -372,6 +374,7 @@ export class World implements Observed {
 
   /** Stops polling and delivery; work in flight finishes as the loop runs on. */
   async stop(): Promise<void> {
+    this.stopping = true;
     this.lazy?.fastForward(false);
     let done = false;
     const stopping = Promise.all([...this.syncs.map((s) => s.stop()), this.bus?.close()]);
