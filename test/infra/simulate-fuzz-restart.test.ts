@@ -121,6 +121,18 @@ describe("simulate: node restarts", () => {
     });
   });
 
+  it("cases the fuzz found: a resolver back empty behind a lossy link; a restart due after the run", async () => {
+    // Seed 795: res-1 restarts with nothing cached and its link drops requests;
+    // a failed refresh used to touch it, so it was asked again in the same
+    // virtual instant, forever. Seed 851: a restart due while the world was
+    // stopping subscribed to the closed bus and crashed the process.
+    for (const seed of [795, 851]) {
+      const [o] = await fuzz(seed, 1);
+      expect(o!.case.faults.restarts?.length, `seed ${seed}`).toBeGreaterThan(0);
+      expect(o!.result.violation, `seed ${seed}`).toBeUndefined();
+    }
+  }, 30_000);
+
   it("the fuzz schedules node restarts of edges and resolvers, and the checkers stay clean", async () => {
     // The short fuzz run (simulate-check.test.ts, seeds 1-25) has node restarts.
     const short = Array.from({ length: 25 }, (_, i) => fuzzCase(i + 1));
