@@ -106,6 +106,8 @@ describe("simulate: node restarts", () => {
     // Back empty, asked once: its floor refuses the regional's old copy and it
     // fills from the origin (regional-1 still serves the old version).
     expect(edge1(20_500)).toEqual([serial]);
+    // Registering again acks nothing: it applied no change since.
+    expect(acked.filter((a) => a.id === "edge-1" && a.atMs >= 20_000)).toEqual([]);
     expect(checker.violation).toBeUndefined();
   });
 
