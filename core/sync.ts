@@ -70,6 +70,15 @@ export interface NodeSyncOptions {
   seed?: number | string;
   log?: (message: string) => void;
   /**
+   * The target is a process that just started, empty: raise each zone's
+   * version floor to the serial the origin reports at start, acking nothing
+   * (it applied no change). A restarted node must not fill from a parent
+   * still holding an older version than it served before the restart, or
+   * than it acked (the origin's receipts keep acks across re-registration):
+   * found by the simulator's node restarts (infra/sim/restart.ts).
+   */
+  floorAtStart?: boolean;
+  /**
    * True for an event the origin signed (core/signing.ts `eventVerifier`). A bus
    * event that fails it is dropped and counted in `forged`: anyone who can write
    * to the bus could otherwise purge or rewrite this node's cache. Absent: the bus
@@ -131,10 +140,25 @@ export class NodeSync {
     return this.applied.get(zone);
   }
 
-  /** Learns the zones and their serials (the node's cache is empty now), then starts polling. */
+  /**
+   * Learns the zones and their serials (the node's cache is empty now), then
+   * starts polling. With `floorAtStart`, each zone's version floor is raised
+   * to the serial learned (see that option).
+   */
   async start(): Promise<void> {
+    const now = this.o.clock.now();
     for (const { zone, serial } of await this.o.zones()) {
-      if (!this.applied.has(zone)) this.applied.set(zone, serial);
+      if (this.applied.has(zone)) continue;
+      this.applied.set(zone, serial);
+      if (!this.o.floorAtStart) continue;
+      await this.o.target.applyPurge({
+        changeId: `start:${zone}:${now}`,
+        zone,
+        serial,
+        keys: [zoneKey(zone)],
+        mode: "invalidate",
+        ts: now,
+      });
     }
     this.schedule();
   }

@@ -96,6 +96,8 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
       ...(o.seed !== undefined && { seed: o.seed }),
       log: o.log,
       ...(verify && { verify }),
+      // A node connects right after it started: its caches are empty.
+      floorAtStart: true,
       zones: async () => {
         // Start-up is not propagation traffic: the first listing bypasses the modelled link
         // (its loss or partition), or a lossy topology could not start at all.

@@ -10,6 +10,22 @@
  *   older than the name's version at S (same exception);
  * - convergence within the bound: checked per change by the run (run.ts),
  *   against infra/predict.ts.
+ *
+ * Node restarts (restart.ts): a node's history is kept across a restart;
+ * both rules hold for the node, not for one incarnation of it. The reasons:
+ * the origin's receipts keep what the node acked before the crash (a
+ * registry entry survives re-registration), so serving an older version
+ * afterwards makes that receipt false; and a client of the node cannot tell
+ * a restart from a cache miss. A restarted node lost its cache but not the
+ * right answer: it fills from upstream, and its NodeSync raises its version
+ * floor to the zone's serial at start (core/sync.ts `floorAtStart`), so a
+ * parent still holding an older version is refused (X-Min-Serial) and the
+ * fill goes around it to the origin. A stale parent is therefore no excuse;
+ * only a marked stale answer is (the same exception as above: an origin
+ * that cannot be reached leaves stale-if-error, which the engines mark).
+ * Without that floor the fuzz found a restarted node under a partitioned
+ * parent serving the version before the one it had acked
+ * (test/infra/simulate-fuzz-restart.test.ts).
  */
 
 export type Rule = "monotonic-reads" | "true-receipts" | "bound";

@@ -4,7 +4,8 @@
  * whole case, so `--fuzz 1 --seed S` replays case S exactly. Every run is
  * watched by the checkers (checker.ts); a case with faults the predictor
  * does not model (loss on fetches, partitions, origin restarts, bus
- * outages) is held to convergence once the faults heal instead of the bound.
+ * outages, node restarts) is held to convergence once the faults heal
+ * instead of the bound.
  */
 import type { LinkModelInput } from "../../core/delay.ts";
 import type { PropagationMode } from "../../core/purge.ts";
@@ -12,6 +13,7 @@ import { hashSeed, Random } from "../../core/random.ts";
 import type { ZoneConfig } from "../../origin/store.ts";
 import { MODES, parseTopology, type Topology } from "../topology.ts";
 import type { Window } from "./origin.ts";
+import type { NodeRestart } from "./restart.ts";
 import { type SimOptions, type SimResult, simulate } from "./run.ts";
 import type { Faults } from "./world.ts";
 
@@ -89,10 +91,19 @@ export function fuzzCase(seed: number): FuzzCase {
     staleIfError: 86_400,
   };
   const clientQps = r.bernoulli(0.3) ? 0 : r.uniform(0.01, 2);
+  // Drawn after everything else, so adding them left every earlier case's
+  // topology, mode, zone, load and other faults as they were.
+  const ids = [...edges, ...resolvers].map((n) => n.id);
+  const restarts = nodeRestarts(r, ids, ttl * 1000, horizonMs);
+  if (restarts.length > 0) {
+    faults.restarts = restarts;
+    faulty = true;
+  }
   const faultWords = [
     faulty ? "" : "no faults",
     ...(faults.originDown!.length > 0 ? ["origin restart"] : []),
     ...(faults.busDown!.length > 0 ? ["bus outage"] : []),
+    ...restarts.map((x) => `node restart (${x.nodeId})`),
   ].filter(Boolean);
   return {
     seed,
@@ -105,6 +116,23 @@ export function fuzzCase(seed: number): FuzzCase {
     faulty,
     summary: `${mode}, ${edges.length} edges, ${resolvers.length} resolvers, bus ${bus}, TTL ${ttl} s, ${faultWords.join(", ") || "link faults"}`,
   };
+}
+
+/**
+ * Node restarts (sim/restart.ts) for a quarter of the cases: one or two
+ * nodes, each down for 50 ms to 5 s (a supervised process back after its
+ * backoff), starting after most of the warm-up (a TTL) and a TTL before the
+ * horizon, where the changes are.
+ */
+function nodeRestarts(r: Random, ids: string[], ttlMs: number, horizonMs: number): NodeRestart[] {
+  if (!r.bernoulli(0.25)) return [];
+  const out: NodeRestart[] = [];
+  for (let i = 0, n = r.bernoulli(0.5) ? 1 : 2; i < n; i++) {
+    const nodeId = ids[Math.floor(r.uniform(0, ids.length))]!;
+    const startMs = r.uniform(0.8 * ttlMs, horizonMs - ttlMs);
+    out.push({ nodeId, window: { startMs, endMs: startMs + r.uniform(50, 5_000) } });
+  }
+  return out;
 }
 
 /** The simulation options of a case. */

@@ -19,6 +19,7 @@ import { SimLoop } from "./loop.ts";
 import { Observer } from "./observer.ts";
 import type { OriginLoad } from "./origin.ts";
 import { assignPopulations } from "./populations.ts";
+import type { RestartRecord } from "./restart.ts";
 import { Tracker } from "./tracker.ts";
 import { type Faults, type SimNode, World, type WorldEvents } from "./world.ts";
 
@@ -87,6 +88,8 @@ export interface SimResult {
   violation?: Violation;
   /** Change-feed polls computed instead of fired (counted in `events`). */
   pollsComputed: number;
+  /** Node restarts that happened (faults.restarts; sim/restart.ts). */
+  restarts: RestartRecord[];
 }
 
 export async function simulate(o: SimOptions): Promise<SimResult> {
@@ -204,6 +207,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     wallMs: performance.now() - wallStart,
     failures: tracker.failures,
     pollsComputed: world.lazy?.skipped ?? 0,
+    restarts: world.restarts,
     ...(tracker.lastFailure !== undefined ? { lastFailure: String(tracker.lastFailure) } : {}),
     ...(checker.violation ? { violation: checker.violation } : {}),
   };
@@ -270,6 +274,7 @@ function lastFaultEnd(o: SimOptions): number {
   const windows = [
     ...(o.faults?.originDown ?? []),
     ...(o.faults?.busDown ?? []),
+    ...(o.faults?.restarts ?? []).map((r) => r.window),
     ...[t.defaults.link, ...t.edges.map((e) => e.link), ...t.resolvers.map((r) => r.link)].flatMap(
       (l) => l?.partitions ?? [],
     ),

@@ -23,7 +23,7 @@ import { toWire } from "../../resolver/handler.ts";
 import { DEFAULT_CACHE, type CacheEntry as ResolverEntry } from "../../resolver/policy.ts";
 import { parseQuery } from "../../resolver/query.ts";
 import { buildQuery, dohUpstream } from "../../resolver/upstream.ts";
-import { followFabric } from "../node-link.ts";
+import { followFabric, type NodeLink } from "../node-link.ts";
 import { edgesInStartOrder, type Topology } from "../topology.ts";
 import { LazyPolls } from "./lazy-polls.ts";
 import { linkDelay, linkModels } from "./links.ts";
@@ -31,6 +31,7 @@ import type { SimLoop } from "./loop.ts";
 import type { Observed } from "./observer.ts";
 import { SIM_NAME, SIM_ZONE, SimOrigin, type Window, within } from "./origin.ts";
 import { assignPopulations, cacheConfigOf } from "./populations.ts";
+import { Life, type NodeRestart, type RestartRecord, scheduleRestarts } from "./restart.ts";
 
 /** The DoH query every client sends: www.example.test A, ID 0 (RFC 8484 §4.1). */
 const QUERY = buildQuery(0, toWire(SIM_NAME), 1);
@@ -61,6 +62,8 @@ export interface Faults {
   originDown?: Window[];
   /** Bus outages: events published meanwhile are lost; nodes learn by polling. */
   busDown?: Window[];
+  /** Node restarts: the node is down, then comes back empty (sim/restart.ts). */
+  restarts?: NodeRestart[];
 }
 
 /** What the world reports as it runs (the tracker, the observer and the checkers listen). */
@@ -106,6 +109,12 @@ export class World implements Observed {
   private readonly indexOf = new Map<string, number>();
   /** Present when polls that find nothing are computed, not fired. */
   readonly lazy: LazyPolls | undefined;
+  /** Per node: whether it is down and which incarnation runs (sim/restart.ts). */
+  private readonly lives: Life[] = [];
+  /** The restarts that happened, in order. */
+  readonly restarts: RestartRecord[] = [];
+  private readonly startMs: number;
+  private stopping = false;
 
   constructor(
     private readonly o: WorldOptions,
@@ -121,7 +130,8 @@ export class World implements Observed {
       ...t.edges.map((e) => e.link),
       ...t.resolvers.map((r) => r.link),
     ].every((l) => (l?.partitions.length ?? 0) === 0);
-    if (o.lazyPolls && o.mode !== "ttl" && timeless && this.origin.down.length === 0) {
+    const restarts = o.faults?.restarts?.length ?? 0;
+    if (o.lazyPolls && o.mode !== "ttl" && timeless && this.origin.down.length === 0 && !restarts) {
       this.lazy = new LazyPolls(
         loop,
         this.origin,
@@ -132,6 +142,7 @@ export class World implements Observed {
     }
     const busDown = o.faults?.busDown ?? [];
     const start = clock.now();
+    this.startMs = start;
     this.handlers.set(o.topology.origin.id, this.origin.fetch);
     this.bus = o.topology.bus === "off" ? undefined : new MemoryBus({ clock, capacity: 1_000 });
     this.origin.onCommit((c) => {
@@ -156,22 +167,31 @@ export class World implements Observed {
       const index = this.nodes.length;
       this.indexOf.set(e.id, index);
       const fetch = this.fetchVia(e.id, models.get(e.id)!);
-      const storage = touching(new LruStorage(e.maxBytes ?? 1 << 20), () =>
-        this.events.touched(index),
-      );
-      const edge = new Edge({
-        id: e.id,
-        parent: `http://${e.parent}`,
-        origin: originUrl,
-        fetch,
-        clock,
-        storage,
-      });
-      const serve = (req: Request) =>
-        edge.handle(req).then((res) => {
+      const life = new Life(e.id);
+      this.lives.push(life);
+      // A restart (sim/restart.ts) builds both again: empty storage, no floors.
+      const newStorage = () =>
+        touching(new LruStorage(e.maxBytes ?? 1 << 20), () => this.events.touched(index));
+      let storage = newStorage();
+      const newEdge = () =>
+        new Edge({
+          id: e.id,
+          parent: `http://${e.parent}`,
+          origin: originUrl,
+          fetch,
+          clock,
+          storage,
+        });
+      let edge = newEdge();
+      const serve = (req: Request) => {
+        if (life.down) return Promise.reject(life.refused());
+        const gen = life.incarnation;
+        return edge.handle(req).then((res) => {
+          if (!life.alive(gen)) throw life.refused();
           this.events.served(index, etagVersion(res.headers.get("etag")), staleIfError(res));
           return res;
         });
+      };
       this.handlers.set(e.id, serve);
       const url = `http://${e.id}${DOH}`;
       this.nodes.push({
@@ -187,7 +207,15 @@ export class World implements Observed {
           );
         },
       });
-      await this.follow(e.id, this.touchingTarget(index, edge), models.get(e.id)!);
+      let link = await this.follow(e.id, this.touchingTarget(index, edge), models.get(e.id)!, life);
+      life.hooks = {
+        stop: () => link.close(),
+        start: async () => {
+          storage = newStorage();
+          edge = newEdge();
+          link = await this.follow(e.id, this.touchingTarget(index, edge), models.get(e.id)!, life);
+        },
+      };
     }
     const populations = assignPopulations(t);
     for (const [j, r] of t.resolvers.entries()) {
@@ -195,6 +223,8 @@ export class World implements Observed {
       const index = this.nodes.length;
       this.indexOf.set(r.id, index);
       const viaLink = this.fetchVia(r.id, models.get(r.id)!);
+      const life = new Life(r.id);
+      this.lives.push(life);
       // The version and instant of the last stale-if-error copy the upstream edge sent.
       let sie: { version: number | undefined; at: number } | undefined;
       const upstream = dohUpstream(`http://${r.upstream}`, {
@@ -207,21 +237,36 @@ export class World implements Observed {
             return res;
           })) as typeof fetch,
       });
-      const cache = new ResolverCache(
-        r.id,
-        { ...DEFAULT_CACHE, maxBytes: r.maxBytes ?? 1 << 16, ...cacheConfigOf(population) },
-        clock,
-        // A refresh that comes back may change the answer: the node is touched.
-        (...args) =>
-          upstream(...args).finally(() => {
-            this.loop.markDirty();
-            this.events.touched(index);
-          }),
-      );
+      const newCache = () =>
+        new ResolverCache(
+          r.id,
+          { ...DEFAULT_CACHE, maxBytes: r.maxBytes ?? 1 << 16, ...cacheConfigOf(population) },
+          clock,
+          // A refresh that comes back may change the answer: the node is touched.
+          // A failed one brings no new version; the observer retries the node
+          // after retryMs instead (touching it would ask again in the same
+          // instant, and a lost request fails in that instant: a resolver
+          // with nothing cached, as after a restart, would loop forever).
+          (...args) =>
+            upstream(...args).then(
+              (answer) => {
+                this.loop.markDirty();
+                this.events.touched(index);
+                return answer;
+              },
+              (err: unknown) => {
+                this.loop.markDirty();
+                throw err;
+              },
+            ),
+        );
+      // A restart (sim/restart.ts) builds it again: empty, no floors.
+      let cache = newCache();
       // A copy the edge served stale-if-error (RFC 5861 §4) and the resolver
       // passed on in the same instant is that documented stale case too, even
       // where the resolver does not mark it (Age <= TTL, or below its floor).
-      const track = (s: Served) => {
+      const track = (gen: number, s: Served) => {
+        if (!life.alive(gen)) return this.events.failed(index, life.refused());
         const version = this.versionOf(s.answer);
         const passedOn = sie !== undefined && sie.at === clock.now() && sie.version === version;
         this.events.served(index, version, s.stale || passedOn);
@@ -234,15 +279,61 @@ export class World implements Observed {
         parent: this.indexOf.get(r.upstream) ?? -1,
         nextChangeMs: () => resolverNextChangeMs(cache, clock.now()),
         ask: () => {
+          if (life.down) return this.events.failed(index, life.refused());
+          const gen = life.incarnation;
           const served = cache.lookup(KEY.key, KEY.name, KEY.qtype);
-          if (!(served instanceof Promise)) return track(served);
+          if (!(served instanceof Promise)) return track(gen, served);
           this.loop.markDirty();
-          served.then(track, (err: unknown) => this.events.failed(index, err));
+          served.then(
+            (s) => track(gen, s),
+            (err: unknown) => this.events.failed(index, err),
+          );
         },
       });
       // A population that does not follow purges is a resolver on the internet: TTLs only.
-      if (population?.purges === false) continue;
-      await this.follow(r.id, this.touchingTarget(index, cache), models.get(r.id)!);
+      if (population?.purges === false) {
+        life.hooks = {
+          stop: async () => {},
+          start: async () => {
+            cache = newCache();
+          },
+        };
+        continue;
+      }
+      let link = await this.follow(
+        r.id,
+        this.touchingTarget(index, cache),
+        models.get(r.id)!,
+        life,
+      );
+      life.hooks = {
+        stop: () => link.close(),
+        start: async () => {
+          cache = newCache();
+          link = await this.follow(
+            r.id,
+            this.touchingTarget(index, cache),
+            models.get(r.id)!,
+            life,
+          );
+        },
+      };
+    }
+    const restarts = this.o.faults?.restarts ?? [];
+    if (restarts.length > 0) {
+      scheduleRestarts(
+        this.loop,
+        this.startMs,
+        restarts,
+        (id) => {
+          const index = this.indexOf.get(id);
+          return index === undefined ? undefined : { life: this.lives[index]!, index };
+        },
+        (i) => this.events.touched(i),
+        (i) => this.nodes[i]!.ask(),
+        (r) => this.restarts.push(r),
+        () => !this.stopping,
+      );
     }
   }
 
@@ -283,6 +374,7 @@ export class World implements Observed {
 
   /** Stops polling and delivery; work in flight finishes as the loop runs on. */
   async stop(): Promise<void> {
+    this.stopping = true;
     this.lazy?.fastForward(false);
     let done = false;
     const stopping = Promise.all([...this.syncs.map((s) => s.stop()), this.bus?.close()]);
@@ -306,8 +398,17 @@ export class World implements Observed {
     return wrapFetch(route, linkDelay(model, this.o.seed, nodeId, "fetch", clock), clock);
   }
 
-  /** NodeSync for one node: bus events over its link, feed polls over its link. */
-  private async follow(nodeId: string, target: SyncTarget, model: LinkModel): Promise<void> {
+  /**
+   * NodeSync for one node: bus events over its link, feed polls over its link.
+   * Acks of an incarnation that died meanwhile are dropped (sim/restart.ts).
+   */
+  private async follow(
+    nodeId: string,
+    target: SyncTarget,
+    model: LinkModel,
+    life?: Life,
+  ): Promise<NodeLink> {
+    const gen = life?.incarnation ?? 0;
     const t = this.o.topology;
     const clock = this.loop.engineClock;
     const feedLink = linkDelay(model, this.o.seed, nodeId, "feed", clock);
@@ -316,7 +417,7 @@ export class World implements Observed {
       link: linkDelay(model, this.o.seed, nodeId, "bus", clock),
       onError: (f: DeliveryFailure) => this.events.failed(-1, f.error),
     };
-    const { sync } = await followFabric(
+    const link = await followFabric(
       this.bus,
       delivery,
       {
@@ -329,17 +430,23 @@ export class World implements Observed {
           return d.value;
         },
         zones: async () => this.origin.zones(),
-        ack: async (zone, serial) => this.events.acked(this.indexOf.get(nodeId)!, zone, serial),
+        ack: async (zone, serial) => {
+          if (life && life.incarnation !== gen) throw life.refused();
+          this.events.acked(this.indexOf.get(nodeId)!, zone, serial);
+        },
         modeOf: () => this.o.mode,
         pollIntervalMs: t.defaults.pollIntervalMs,
         pollJitter: t.defaults.pollJitter,
         seed: hashSeed(this.o.seed, nodeId, "poll"),
+        // As a live node (infra/node-link.ts): every incarnation starts empty.
+        floorAtStart: true,
       },
       undefined,
       // Lazy polls (lazy-polls.ts) must know the sync before it starts its timers.
       (s) => lazy?.bind(s),
     );
-    this.syncs.push(sync);
+    this.syncs.push(link.sync);
+    return link;
   }
 
   private versionOf(answer: StoredAnswer): number | undefined {
