@@ -17,7 +17,6 @@ import { readName } from "./message.ts";
 import {
   type CacheConfig,
   type CacheEntry,
-  elapsedSeconds,
   newEntry,
   recheckPending,
   upstreamFreshness,
@@ -151,21 +150,60 @@ export class ResolverCache implements SyncTarget {
     return out;
   }
 
+  /** The storage, as the hot path renders from it (resolver/wire.ts `renderStored`). */
+  get store(): ResolverStorage {
+    return this.storage;
+  }
+
+  /** Whole seconds since the last `hit` was stored (set by `hit`, so a hit allocates nothing). */
+  hitElapsed = 0;
+
+  /**
+   * The hot path: the slot of a fresh answer to (`wireName`, `qtype`), the
+   * hit counted, the entry marked used and a prefetch started in the last
+   * tenth of its TTL; its age in `hitElapsed`. -1 when it is no fresh hit:
+   * then `lookup` decides (stale, refresh, miss). No object is made.
+   */
+  hit(wireName: Buffer, qtype: number, key: string): number {
+    const s = this.storage;
+    const slot = s.find(wireName, qtype);
+    if (slot < 0) return -1;
+    const now = this.clock.now();
+    if (!(now < s.expiresAt(slot))) return -1;
+    s.touch(slot);
+    this.counters.hits++;
+    this.hitElapsed = Math.floor((now - s.storedAt(slot)) / 1000);
+    if (now >= s.prefetchAt(slot)) {
+      const failedAt = s.failedAt(slot);
+      // RFC 8767 §4 failure recheck timer (policy.ts recheckPending, on the slot's fields).
+      const pending = !Number.isNaN(failedAt) && now - failedAt < this.config.failureRecheckMs;
+      if (!pending) this.prefetch(key, wireName, qtype);
+    }
+    return slot;
+  }
+
   /** A fresh or stale answer now, or a promise of one; rejects when nothing can be served. */
   lookup(key: string, wireName: Buffer, qtype: number): Served | Promise<Served> {
+    const fresh = this.hit(wireName, qtype, key);
+    if (fresh >= 0) {
+      return { answer: this.storage.at(fresh).answer, elapsed: this.hitElapsed, stale: false };
+    }
     const now = this.clock.now();
-    const e = this.storage.get(key);
-    if (e) {
-      if (now < e.expiresAt) {
-        this.counters.hits++;
-        if (now >= e.prefetchAt) this.prefetch(e, now);
-        return { answer: e.answer, elapsed: elapsedSeconds(e, now), stale: false };
-      }
-      if (withinMaxStale(e, now, this.config)) return this.expired(e, now);
-      this.storage.delete(key);
+    const slot = this.storage.find(wireName, qtype);
+    if (slot >= 0) {
+      this.storage.touch(slot);
+      const e = this.storage.at(slot);
+      if (withinMaxStale(e, now, this.config)) return this.expired(e, key, wireName, qtype, now);
+      this.storage.delete(e.key);
     }
     this.counters.misses++;
     return this.fetch(key, wireName, qtype).then(this.countStale);
+  }
+
+  /** The stored entry for the question, recency untouched. */
+  private entryOf(wireName: Buffer, qtype: number): CacheEntry | undefined {
+    const slot = this.storage.find(wireName, qtype);
+    return slot < 0 ? undefined : this.storage.at(slot);
   }
 
   /** Counts a stale answer once per client, not once per (coalesced) fetch. */
@@ -175,42 +213,50 @@ export class ResolverCache implements SyncTarget {
   };
 
   /** RFC 8767 §5: try the upstream first; answer stale if it fails or the client timer fires first. */
-  private expired(e: CacheEntry, now: number): Served | Promise<Served> {
-    if (recheckPending(e, now, this.config)) return this.stale(e);
-    const refresh = this.fetch(e.key, e.wireName, e.qtype);
+  private expired(
+    e: CacheEntry,
+    key: string,
+    wireName: Buffer,
+    qtype: number,
+    now: number,
+  ): Served | Promise<Served> {
+    // Read now: by the time the timer fires the slot may hold another entry (the view keeps this).
+    const answer = e.answer;
+    if (recheckPending(e, now, this.config)) return this.stale(answer);
+    const refresh = this.fetch(key, wireName, qtype);
     return new Promise((resolve) => {
       let answered = false;
       // The first of the refresh and the client timer answers; fill() still stores a late refresh.
-      const answer = (served: () => Served) => {
+      const respond = (served: () => Served) => {
         if (answered) return;
         answered = true;
         this.clock.clearTimeout(timer);
         resolve(served());
       };
       const timer = this.clock.setTimeout(
-        () => answer(() => this.stale(e)),
+        () => respond(() => this.stale(answer)),
         this.config.clientTimeoutMs,
       );
       refresh.then(
-        (served) => answer(() => this.countStale(served)),
+        (served) => respond(() => this.countStale(served)),
         // fetch() has counted and reported the failure; the stale answer is the fallback.
-        () => answer(() => this.stale(e)),
+        () => respond(() => this.stale(answer)),
       );
     });
   }
 
-  private stale(e: CacheEntry): Served {
+  private stale(answer: StoredAnswer): Served {
     this.counters.staleServed++;
-    return { answer: e.answer, elapsed: 0, stale: true };
+    return { answer, elapsed: 0, stale: true };
   }
 
-  private prefetch(e: CacheEntry, now: number): void {
-    if (this.inflight.has(e.key) || recheckPending(e, now, this.config)) return;
+  private prefetch(key: string, wireName: Buffer, qtype: number): void {
+    if (this.inflight.has(key)) return;
     this.counters.prefetches++;
     // fetch() counts and reports failures; the current answer stays served meanwhile.
     // Revalidating through the tiers: an edge's copy expires when ours does, so only a
     // copy revalidated up to the origin gains anything.
-    this.fetch(e.key, e.wireName, e.qtype, true).catch(() => undefined);
+    this.fetch(key, wireName, qtype, true).catch(() => undefined);
   }
 
   /** One upstream request per key at a time (coalescing); the result is stored when cacheable. */
@@ -240,7 +286,7 @@ export class ResolverCache implements SyncTarget {
     let got: Fetched;
     let use: ReturnType<typeof upstreamFreshness>;
     try {
-      got = await this.ask(flight.name, key, wireName, qtype, revalidate);
+      got = await this.ask(flight.name, wireName, qtype, revalidate);
       use = upstreamFreshness(got.answer.staleness, got.staleWhileRevalidate, this.config);
       if (use === "too-stale") {
         throw new UpstreamError(
@@ -249,7 +295,7 @@ export class ResolverCache implements SyncTarget {
       }
     } catch (err) {
       this.counters.upstreamFailures++;
-      const old = this.storage.peek(key);
+      const old = this.entryOf(wireName, qtype);
       if (old) old.failedAt = this.clock.now();
       this.onUpstreamError(err, flight.name);
       throw err;
@@ -286,7 +332,7 @@ export class ResolverCache implements SyncTarget {
       flight.name,
     );
     const now = this.clock.now();
-    const old = this.storage.peek(question.key);
+    const old = this.entryOf(question.wireName, question.qtype);
     const newer =
       old?.serial !== undefined && got.serial !== undefined && serialLt(old.serial, got.serial);
     if (old && !newer) {
@@ -308,12 +354,11 @@ export class ResolverCache implements SyncTarget {
    */
   private async ask(
     name: string,
-    key: string,
     wireName: Buffer,
     qtype: number,
     revalidate: boolean,
   ): Promise<Fetched> {
-    let required = this.floorOf(name, this.storage.peek(key)?.answer.owners);
+    let required = this.floorOf(name, this.entryOf(wireName, qtype)?.answer.owners);
     for (let attempt = 0; ; attempt++) {
       this.counters.upstreamQueries++;
       const res = await this.upstream(wireName, qtype, required, revalidate);

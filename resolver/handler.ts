@@ -12,6 +12,7 @@ import {
   hinfoRfc8482,
   renderAnswer,
   renderRefusal,
+  renderStored,
   renderSynthesized,
   type WireOptions,
 } from "./wire.ts";
@@ -45,6 +46,7 @@ export function createHandler(cache: ResolverCache, opts: HandlerOptions): Handl
   let zones = opts.zones.map(toWire);
   const hinfo = hinfoRfc8482(ANY_TTL);
   const { rcodes } = metrics;
+  const store = cache.store;
 
   // Defined once, not per query: the hit path allocates no closures.
   const render = (s: Served, msg: Buffer, q: Query, transport: Transport) => {
@@ -73,6 +75,21 @@ export function createHandler(cache: ResolverCache, opts: HandlerOptions): Handl
     if (q.qtype === TYPE_ANY) {
       rcodes[RCODE.NOERROR]!++;
       return renderSynthesized(msg, q, RCODE.NOERROR, hinfo, opts.wire);
+    }
+    // A fresh hit renders straight from the storage's slab: no object per query.
+    const slot = cache.hit(q.name, q.qtype, q.key);
+    if (slot >= 0) {
+      rcodes[store.rcode(slot)]!++;
+      return renderStored(
+        store,
+        slot,
+        cache.hitElapsed,
+        undefined,
+        msg,
+        q,
+        info.transport,
+        opts.wire,
+      );
     }
     const served = cache.lookup(q.key, q.name, q.qtype);
     if (!(served instanceof Promise)) return render(served, msg, q, info.transport);
