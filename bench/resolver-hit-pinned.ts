@@ -4,7 +4,9 @@
  * (`num-threads` = workers), all measured in the same run, servers pinned to CPU 0
  * and dnsperf to CPU 1 when the machine has two or more.
  * Usage: npx tsx bench/resolver-hit-pinned.ts [seconds=10] [rounds=2] [workers=1,2]
- * Env: PROFILE_DIR=dir writes a `--cpu-prof` profile of each resolver there.
+ * Env: PROFILE_DIR=dir writes a `--cpu-prof` profile of each resolver there;
+ * BASELINE=dir also measures the resolver of another checkout (e.g. `git archive`
+ * of an older commit with node_modules linked) in every round, for before/after.
  * Prints one line per figure with its ratio to the fixed-reply server of its round.
  */
 import { execFile, spawn } from "node:child_process";
@@ -143,10 +145,12 @@ stub-zone:
 }
 
 /** `propagate resolver`, under `--cpu-prof` when PROFILE_DIR is set (not allowed in NODE_OPTIONS). */
-function startResolverProcess(args: string[]): Promise<Running> {
+function startResolverProcess(args: string[], root?: string): Promise<Running> {
   const prof = process.env.PROFILE_DIR;
   const node = prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
-  const bin = fileURLToPath(new URL("../bin/propagate.mjs", import.meta.url));
+  const bin = root
+    ? join(root, "bin/propagate.mjs")
+    : fileURLToPath(new URL("../bin/propagate.mjs", import.meta.url));
   const proc = spawn(process.execPath, [...node, bin, "resolver", ...args], {
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -190,34 +194,43 @@ await pin(fixedProc.pid, "0");
 const fixed = { ready: { dns: fixedAddr }, stop: () => fixedProc.kill("SIGTERM") };
 
 const lines: string[] = [];
-for (const workers of workerCounts) {
-  const resolver = await startResolverProcess([
-    "--dns",
-    "127.0.0.1:0",
-    "--upstream",
-    origin.ready.http!,
-    "--token",
-    TOKEN,
-    ...(workers > 1 ? ["--workers", String(workers)] : []),
-  ]);
+const baseline = process.env.BASELINE;
+async function startPinnedResolver(workers: number, root?: string): Promise<Running> {
+  const resolver = await startResolverProcess(
+    [
+      "--dns",
+      "127.0.0.1:0",
+      "--upstream",
+      origin.ready.http!,
+      "--token",
+      TOKEN,
+      ...(workers > 1 ? ["--workers", String(workers)] : []),
+    ],
+    root,
+  );
   await pin(resolver.proc.pid, serverCpus(workers));
   for (const pid of (resolver.ready.workerPids ?? "").split(",").filter(Boolean))
     await pin(Number(pid), serverCpus(workers));
-  const unbound = await startUnbound(workers);
   // Warm every question into every worker (each has its own cache): a few passes.
-  for (let i = 0; i < 2 * workers; i++) {
-    await dnsperf(resolver.ready.dns!, ["-n", "1"]);
-    await dnsperf(unbound.addr, ["-n", "1"]);
-  }
+  for (let i = 0; i < 2 * workers; i++) await dnsperf(resolver.ready.dns!, ["-n", "1"]);
+  return resolver;
+}
+for (const workers of workerCounts) {
+  const resolver = await startPinnedResolver(workers);
+  const before = baseline ? await startPinnedResolver(workers, baseline) : undefined;
+  const unbound = await startUnbound(workers);
+  for (let i = 0; i < 2 * workers; i++) await dnsperf(unbound.addr, ["-n", "1"]);
   for (let round = 1; round <= rounds; round++) {
     const f = await measure(fixed.ready.dns!);
     const r = await measure(resolver.ready.dns!);
+    const b = before ? await measure(before.ready.dns!) : undefined;
     const u = await measure(unbound.addr);
     const fmt = (label: string, x: Figure) =>
       `round ${round} workers ${workers} ${label}: ${Math.round(x.qps)} qps, ratio ${(x.qps / f.qps).toFixed(2)}x fixed, avg ${x.avgMs.toFixed(2)} ms, max ${x.maxMs.toFixed(1)} ms, lost ${x.lost}`;
     for (const l of [
       fmt("fixed-udp-server (1 process)", f),
       fmt("resolver", r),
+      ...(b ? [fmt("resolver (BASELINE)", b)] : []),
       fmt(`unbound num-threads ${workers}`, u),
     ]) {
       console.log(l);
@@ -234,6 +247,7 @@ for (const workers of workerCounts) {
     `workers ${workers}: resolver upstream queries ${upstream} in all (the warm-up's ${queries.length} per worker at most)`,
   );
   await resolver.stop();
+  await before?.stop();
 }
 fixed.stop();
 await origin.stop();
