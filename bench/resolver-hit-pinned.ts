@@ -6,7 +6,9 @@
  * Usage: npx tsx bench/resolver-hit-pinned.ts [seconds=10] [rounds=2] [workers=1,2]
  * Env: PROFILE_DIR=dir writes a `--cpu-prof` profile of each resolver there;
  * BASELINE=dir also measures the resolver of another checkout (e.g. `git archive`
- * of an older commit with node_modules linked) in every round, for before/after.
+ * of an older commit with node_modules linked) in every round, for before/after;
+ * RATE=N offers every server the same N queries/s (dnsperf -Q), so their CPU
+ * per query is compared at one rate (it falls as the rate and batches grow).
  * Prints one line per figure with its ratio to the fixed-reply server of its round.
  */
 import { execFile, spawn } from "node:child_process";
@@ -101,7 +103,8 @@ const TICK_US = 10_000;
  */
 async function measure(addr: string, pids: number[]): Promise<Figure> {
   const t0 = await cpuTicks(pids);
-  const out = await dnsperf(addr, ["-l", String(seconds)]);
+  const rate = process.env.RATE ? ["-Q", process.env.RATE] : [];
+  const out = await dnsperf(addr, ["-l", String(seconds), ...rate]);
   const ticks = (await cpuTicks(pids)) - t0;
   const pick = (l: string) => new RegExp(`${l}:\\s+([^\\n]*)`).exec(out)?.[1]?.trim() ?? "";
   const lat = /Average Latency \(s\):\s+([\d.]+) \(min [\d.]+, max ([\d.]+)\)/.exec(out);

@@ -1,7 +1,7 @@
 /**
  * The resolver's cache engine: time comes from the injected Clock, answers
  * from the injected upstream function, and entries live in the injected
- * storage (storage.ts; lru-cache bounded by bytes by default). It looks up,
+ * storage (storage.ts; slabs bounded by bytes by default, storage-lru.ts). It looks up,
  * fills, coalesces concurrent fetches and retries fills below the version
  * floor, by the rules of policy.ts (fresh, prefetch, refresh-or-stale, RFC
  * 8767); purge.ts is its bus side.
