@@ -13,7 +13,7 @@ import type { PurgeEvent, PurgeMode } from "../core/purge.ts";
 import { olderThan, serialLt } from "../core/serial.ts";
 import type { SyncTarget } from "../core/sync.ts";
 import { type StoredAnswer, storeAnswer, UpstreamError } from "./answer.ts";
-import { readName } from "./message.ts";
+import { HEADER_LEN, readName } from "./message.ts";
 import {
   type CacheConfig,
   type CacheEntry,
@@ -165,21 +165,44 @@ export class ResolverCache implements SyncTarget {
    * then `lookup` decides (stale, refresh, miss). No object is made.
    */
   hit(wireName: Buffer, qtype: number, key: string): number {
+    const slot = this.storage.find(wireName, qtype);
+    const due = slot < 0 ? -1 : this.take(slot);
+    if (due > 0) this.prefetch(key, wireName, qtype);
+    return due < 0 ? -1 : slot;
+  }
+
+  /**
+   * `hit` for a question still in the query (`query[12..nameEnd)`, any
+   * case): the handler's fast path, which copies no name and builds no key
+   * unless a prefetch is due.
+   */
+  hitInQuery(query: Buffer, nameEnd: number, qtype: number): number {
+    const slot = this.storage.findInQuery(query, nameEnd, qtype);
+    const due = slot < 0 ? -1 : this.take(slot);
+    if (due > 0) {
+      const wireName = Buffer.allocUnsafe(nameEnd - HEADER_LEN);
+      for (let i = 0, j = HEADER_LEN; j < nameEnd; i++, j++) {
+        const b = query[j]!;
+        wireName[i] = b >= 0x41 && b <= 0x5a ? b | 0x20 : b;
+      }
+      // The key resolver/query.ts makes: coalesces with the slow path's fetches.
+      this.prefetch(`${wireName.toString("latin1")}/${qtype}`, wireName, qtype);
+    }
+    return due < 0 ? -1 : slot;
+  }
+
+  /** A fresh slot counted and marked used: 0, or 1 when its prefetch is due; -1 when it is not fresh. */
+  private take(slot: number): number {
     const s = this.storage;
-    const slot = s.find(wireName, qtype);
-    if (slot < 0) return -1;
     const now = this.clock.now();
     if (!(now < s.expiresAt(slot))) return -1;
     s.touch(slot);
     this.counters.hits++;
     this.hitElapsed = Math.floor((now - s.storedAt(slot)) / 1000);
-    if (now >= s.prefetchAt(slot)) {
-      const failedAt = s.failedAt(slot);
-      // RFC 8767 §4 failure recheck timer (policy.ts recheckPending, on the slot's fields).
-      const pending = !Number.isNaN(failedAt) && now - failedAt < this.config.failureRecheckMs;
-      if (!pending) this.prefetch(key, wireName, qtype);
-    }
-    return slot;
+    if (now < s.prefetchAt(slot)) return 0;
+    const failedAt = s.failedAt(slot);
+    // RFC 8767 §4 failure recheck timer (policy.ts recheckPending, on the slot's fields).
+    return !Number.isNaN(failedAt) && now - failedAt < this.config.failureRecheckMs ? 0 : 1;
   }
 
   /** A fresh or stale answer now, or a promise of one; rejects when nothing can be served. */

@@ -171,6 +171,36 @@ export class LruStorage implements ResolverStorage {
     }
   }
 
+  findInQuery(query: Uint8Array, nameEnd: number, qtype: number): number {
+    const len = nameEnd - HEADER_LEN;
+    // keyHash over the lower-cased name: length octets (<= 63) are below 'A', only letters change.
+    let h = 0x811c9dc5;
+    for (let i = HEADER_LEN; i < nameEnd; i++) {
+      const b = query[i]!;
+      h = Math.imul(h ^ (b >= 0x41 && b <= 0x5a ? b | 0x20 : b), 0x01000193);
+    }
+    h = Math.imul(h ^ qtype, 0x01000193);
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    const { table, hash, qtypes, nameLen, chunkAt, slabs } = this;
+    for (let i = h & this.tableMask; ; i = (i + 1) & this.tableMask) {
+      const t = table[i]!;
+      if (t === 0) return -1;
+      const s = t - 1;
+      if (hash[s] !== h || qtypes[s] !== qtype || nameLen[s] !== len) continue;
+      const off = chunkAt[s]!;
+      const slab = slabs[off >>> SLAB_SHIFT]!;
+      const at = (off & SLAB_MASK) + HEADER_LEN;
+      let j = 0;
+      for (; j < len; j++) {
+        const b = query[HEADER_LEN + j]!;
+        if (slab[at + j] !== (b >= 0x41 && b <= 0x5a ? b | 0x20 : b)) break;
+      }
+      if (j === len) return s;
+    }
+  }
+
   touch(slot: number): void {
     if (slot === this.head) return;
     this.unlink(slot);

@@ -21,6 +21,8 @@ export type { LruStats };
 export interface ResolverStorage extends AnswerStore {
   /** The slot holding the answer to (lower-cased wire name, QTYPE), or -1. Recency untouched. */
   find(wireName: Uint8Array, qtype: number): number;
+  /** `find` for the question of a query, `query[12..nameEnd)`, compared ASCII case-insensitively. */
+  findInQuery(query: Uint8Array, nameEnd: number, qtype: number): number;
   /** Marks the slot most recently used. */
   touch(slot: number): void;
   /** Epoch ms the slot's entry was stored; when it stops being fresh; when prefetch starts. */
