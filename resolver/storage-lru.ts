@@ -3,7 +3,8 @@
  * cost little more than their bytes (bench/cache-memory.ts) and a hit walks
  * typed arrays only (bench/resolver-hit-path.ts):
  *
- * - answer bytes live in slabs (4 MiB ArrayBuffers), each entry in one chunk
+ * - answer bytes live in slabs (4 MiB ArrayBuffers; the first starts at 4 KiB and
+ *   doubles), each entry in one chunk
  *   of a size class (16-octet steps up to 1 KiB, 256 above): the stored wire
  *   (whose question is the key: storeAnswer writes the lower-cased name
  *   there) followed by its TTL offsets, 16 bits each. Freed chunks go on a
@@ -29,6 +30,8 @@ import type { LruStats, ResolverStorage } from "./storage.ts";
 const SLAB_SHIFT = 22;
 const SLAB_SIZE = 1 << SLAB_SHIFT;
 const SLAB_MASK = SLAB_SIZE - 1;
+/** The first slab's size; it doubles up to SLAB_SIZE before a second one is made. */
+const FIRST_SLAB = 4096;
 /** Offsets are 32-bit: 1,023 slabs (4 GiB) at most; 0xffffffff ends a free list. */
 const MAX_SLABS = 1023;
 const END = 0xffffffff;
@@ -98,7 +101,7 @@ const INFO_DIRECT = 0x20;
 export class LruStorage implements ResolverStorage {
   private slabs: Uint8Array[] = [];
   /** Bump pointer in the last slab. */
-  private tailAt = SLAB_SIZE;
+  private tailAt = 0;
   private readonly freeChunk = new Float64Array(CLASSES).fill(-1);
 
   private cap = 0;
@@ -147,8 +150,9 @@ export class LruStorage implements ResolverStorage {
   private evictions = 0;
 
   constructor(private readonly maxBytes: number) {
-    this.growSlots(64);
-    this.growPostings(64);
+    // Small to start: an empty cache costs ~1 KB (the simulator makes thousands).
+    this.growSlots(8);
+    this.growPostings(8);
   }
 
   // ---- hot path ----
@@ -530,11 +534,24 @@ export class LruStorage implements ResolverStorage {
       return free;
     }
     const bytes = classBytes(cls);
-    if (this.tailAt + bytes > SLAB_SIZE) {
-      if (this.slabs.length === MAX_SLABS) throw new RangeError("resolver cache slabs exhausted");
-      // Zero-filled from the allocator: pages are committed only as chunks are written.
-      this.slabs.push(new Uint8Array(SLAB_SIZE));
-      this.tailAt = 0;
+    const last = this.slabs.length - 1;
+    const need = this.tailAt + bytes;
+    if (last < 0 || need > this.slabs[last]!.length) {
+      if (last >= 0 && need <= SLAB_SIZE) {
+        // The last slab starts small and doubles up to SLAB_SIZE (offsets in it stay valid):
+        // a process with thousands of small caches (the simulator) holds no 4 MiB each.
+        let size = this.slabs[last]!.length * 2;
+        while (size < need) size *= 2;
+        const grownSlab = new Uint8Array(Math.min(size, SLAB_SIZE));
+        grownSlab.set(this.slabs[last]!);
+        this.slabs[last] = grownSlab;
+      } else {
+        if (this.slabs.length === MAX_SLABS) throw new RangeError("resolver cache slabs exhausted");
+        let size = last < 0 ? FIRST_SLAB : SLAB_SIZE;
+        while (size < bytes) size *= 2;
+        this.slabs.push(new Uint8Array(size));
+        this.tailAt = 0;
+      }
     }
     const off = (this.slabs.length - 1) * SLAB_SIZE + this.tailAt;
     this.tailAt += bytes;

@@ -217,6 +217,17 @@ describe("LruStorage", () => {
     expect(all.slice(0, -kept).filter((e) => small.find(e.wireName, 1) !== -1)).toEqual([]);
   });
 
+  it("starts small: thousands of caches with one entry each hold kilobytes, not a slab each", () => {
+    const before = process.memoryUsage().arrayBuffers;
+    const e = entry("a.example.test", "192.0.2.1");
+    const many = Array.from({ length: 2_000 }, () => new LruStorage(64 << 20));
+    for (const s of many) s.set(e);
+    const perCache = (process.memoryUsage().arrayBuffers - before) / many.length;
+    // 4 KiB of first slab and ~1 KB of typed arrays; a 4 MiB slab each would be 1,000x more.
+    expect(perCache).toBeLessThan(16 * 1024);
+    expect(many.every((s) => s.find(e.wireName, 1) >= 0)).toBe(true);
+  });
+
   it("renders a stored answer (renderStored) exactly as renderAnswer renders the answer object", () => {
     const opts: WireOptions = { udpPayload: 1232, nsid: Buffer.from("res-1") };
     const s = new LruStorage(1 << 20);
