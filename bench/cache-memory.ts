@@ -47,7 +47,8 @@ const tier = process.argv[4];
 function settle(): { rss: number; heap: number } {
   for (let i = 0; i < 3; i++) collect();
   const m = process.memoryUsage();
-  return { rss: m.rss, heap: m.heapUsed + m.external + m.arrayBuffers };
+  // `external` already includes `arrayBuffers` (the slabs and typed arrays).
+  return { rss: m.rss, heap: m.heapUsed + m.external };
 }
 
 /** hN.example.test in wire form. */

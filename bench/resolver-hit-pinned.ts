@@ -4,11 +4,15 @@
  * (`num-threads` = workers), all measured in the same run, servers pinned to CPU 0
  * and dnsperf to CPU 1 when the machine has two or more.
  * Usage: npx tsx bench/resolver-hit-pinned.ts [seconds=10] [rounds=2] [workers=1,2]
- * Env: PROFILE_DIR=dir writes a `--cpu-prof` profile of each resolver there.
+ * Env: PROFILE_DIR=dir writes a `--cpu-prof` profile of each resolver there;
+ * BASELINE=dir also measures the resolver of another checkout (e.g. `git archive`
+ * of an older commit with node_modules linked) in every round, for before/after;
+ * RATE=N offers every server the same N queries/s (dnsperf -Q), so their CPU
+ * per query is compared at one rate (it falls as the rate and batches grow).
  * Prints one line per figure with its ratio to the fixed-reply server of its round.
  */
 import { execFile, spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -74,21 +78,50 @@ interface Figure {
   lost: string;
   avgMs: number;
   maxMs: number;
+  /** CPU time (user + system, every thread) the server spent per answered query, microseconds. */
+  cpuUs: number;
 }
-async function measure(addr: string): Promise<Figure> {
-  const out = await dnsperf(addr, ["-l", String(seconds)]);
+
+/** utime + stime of a process, all its threads, in clock ticks (proc(5)). */
+async function cpuTicks(pids: number[]): Promise<number> {
+  let ticks = 0;
+  for (const pid of pids) {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks;
+}
+/** Linux's USER_HZ: proc(5) counts CPU time in 1/100 s everywhere this runs. */
+const TICK_US = 10_000;
+
+/**
+ * One dnsperf run against `addr`. Besides the rate, the servers' CPU time
+ * per answered query: on a machine shared with other work the rate swings
+ * with their load, the CPU a query costs much less so (its inverse is the
+ * rate the server would reach on a core of its own).
+ */
+async function measure(addr: string, pids: number[]): Promise<Figure> {
+  const t0 = await cpuTicks(pids);
+  const rate = process.env.RATE ? ["-Q", process.env.RATE] : [];
+  const out = await dnsperf(addr, ["-l", String(seconds), ...rate]);
+  const ticks = (await cpuTicks(pids)) - t0;
   const pick = (l: string) => new RegExp(`${l}:\\s+([^\\n]*)`).exec(out)?.[1]?.trim() ?? "";
   const lat = /Average Latency \(s\):\s+([\d.]+) \(min [\d.]+, max ([\d.]+)\)/.exec(out);
+  const completed = Number(/Queries completed:\s+(\d+)/.exec(out)?.[1]);
   return {
     qps: Number(pick("Queries per second")),
     lost: pick("Queries lost"),
     avgMs: Number(lat?.[1]) * 1000,
     maxMs: Number(lat?.[2]) * 1000,
+    cpuUs: (ticks * TICK_US) / completed,
   };
 }
 
 /** An Unbound serving the same names from its cache: a stub zone pointing at the origin's DNS. */
-async function startUnbound(threads: number): Promise<{ addr: string; stop: () => void }> {
+async function startUnbound(
+  threads: number,
+): Promise<{ addr: string; pid: number; stop: () => void }> {
   const port = 20000 + Math.floor(Math.random() * 20000);
   const conf = join(dir, `unbound-${threads}.conf`);
   const [oh, op] = origin.ready.dns!.split(":");
@@ -139,14 +172,16 @@ stub-zone:
     }
   }
   await pin(proc.pid, serverCpus(threads));
-  return { addr, stop: () => proc.kill("SIGTERM") };
+  return { addr, pid: proc.pid!, stop: () => proc.kill("SIGTERM") };
 }
 
 /** `propagate resolver`, under `--cpu-prof` when PROFILE_DIR is set (not allowed in NODE_OPTIONS). */
-function startResolverProcess(args: string[]): Promise<Running> {
+function startResolverProcess(args: string[], root?: string): Promise<Running> {
   const prof = process.env.PROFILE_DIR;
   const node = prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
-  const bin = fileURLToPath(new URL("../bin/propagate.mjs", import.meta.url));
+  const bin = root
+    ? join(root, "bin/propagate.mjs")
+    : fileURLToPath(new URL("../bin/propagate.mjs", import.meta.url));
   const proc = spawn(process.execPath, [...node, bin, "resolver", ...args], {
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -188,36 +223,52 @@ const fixedAddr = await new Promise<string>((resolve) => {
 });
 await pin(fixedProc.pid, "0");
 const fixed = { ready: { dns: fixedAddr }, stop: () => fixedProc.kill("SIGTERM") };
+/** Every process of a resolver: the primary and, with --workers, each worker. */
+const pidsOf = (r: Running) => [
+  r.proc.pid!,
+  ...(r.ready.workerPids ?? "").split(",").filter(Boolean).map(Number),
+];
 
 const lines: string[] = [];
-for (const workers of workerCounts) {
-  const resolver = await startResolverProcess([
-    "--dns",
-    "127.0.0.1:0",
-    "--upstream",
-    origin.ready.http!,
-    "--token",
-    TOKEN,
-    ...(workers > 1 ? ["--workers", String(workers)] : []),
-  ]);
+const baseline = process.env.BASELINE;
+async function startPinnedResolver(workers: number, root?: string): Promise<Running> {
+  const resolver = await startResolverProcess(
+    [
+      "--dns",
+      "127.0.0.1:0",
+      "--upstream",
+      origin.ready.http!,
+      "--token",
+      TOKEN,
+      ...(workers > 1 ? ["--workers", String(workers)] : []),
+    ],
+    root,
+  );
   await pin(resolver.proc.pid, serverCpus(workers));
   for (const pid of (resolver.ready.workerPids ?? "").split(",").filter(Boolean))
     await pin(Number(pid), serverCpus(workers));
-  const unbound = await startUnbound(workers);
   // Warm every question into every worker (each has its own cache): a few passes.
-  for (let i = 0; i < 2 * workers; i++) {
-    await dnsperf(resolver.ready.dns!, ["-n", "1"]);
-    await dnsperf(unbound.addr, ["-n", "1"]);
-  }
+  // The kernel hands each datagram to one worker: 4 passes per worker leave ~1/16 of the
+  // questions unseen by a worker with 2 (fetched, once, in the first measured round).
+  for (let i = 0; i < 4 * workers; i++) await dnsperf(resolver.ready.dns!, ["-n", "1"]);
+  return resolver;
+}
+for (const workers of workerCounts) {
+  const resolver = await startPinnedResolver(workers);
+  const before = baseline ? await startPinnedResolver(workers, baseline) : undefined;
+  const unbound = await startUnbound(workers);
+  for (let i = 0; i < 2 * workers; i++) await dnsperf(unbound.addr, ["-n", "1"]);
   for (let round = 1; round <= rounds; round++) {
-    const f = await measure(fixed.ready.dns!);
-    const r = await measure(resolver.ready.dns!);
-    const u = await measure(unbound.addr);
+    const f = await measure(fixed.ready.dns!, [fixedProc.pid!]);
+    const r = await measure(resolver.ready.dns!, pidsOf(resolver));
+    const b = before ? await measure(before.ready.dns!, pidsOf(before)) : undefined;
+    const u = await measure(unbound.addr, [unbound.pid]);
     const fmt = (label: string, x: Figure) =>
-      `round ${round} workers ${workers} ${label}: ${Math.round(x.qps)} qps, ratio ${(x.qps / f.qps).toFixed(2)}x fixed, avg ${x.avgMs.toFixed(2)} ms, max ${x.maxMs.toFixed(1)} ms, lost ${x.lost}`;
+      `round ${round} workers ${workers} ${label}: ${Math.round(x.qps)} qps, ratio ${(x.qps / f.qps).toFixed(2)}x fixed, avg ${x.avgMs.toFixed(2)} ms, max ${x.maxMs.toFixed(1)} ms, lost ${x.lost}; CPU ${x.cpuUs.toFixed(1)} us/query, ratio ${(f.cpuUs / x.cpuUs).toFixed(2)}x fixed`;
     for (const l of [
       fmt("fixed-udp-server (1 process)", f),
       fmt("resolver", r),
+      ...(b ? [fmt("resolver (BASELINE)", b)] : []),
       fmt(`unbound num-threads ${workers}`, u),
     ]) {
       console.log(l);
@@ -234,6 +285,7 @@ for (const workers of workerCounts) {
     `workers ${workers}: resolver upstream queries ${upstream} in all (the warm-up's ${queries.length} per worker at most)`,
   );
   await resolver.stop();
+  await before?.stop();
 }
 fixed.stop();
 await origin.stop();

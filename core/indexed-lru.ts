@@ -2,8 +2,9 @@
  * An lru-cache bounded by size, with evictions counted and a tag index kept
  * in step: each entry carries tags (the edge's surrogate keys, the
  * resolver's owner names), and a purge asks which keys carry a tag. The
- * storage adapter both cache tiers build theirs on. Plain JavaScript: runs in
- * Node and in a Worker isolate alike.
+ * edge's storage adapter is built on it (the resolver's keeps its answers in
+ * slabs instead: resolver/storage-lru.ts). Plain JavaScript: runs in Node and
+ * in a Worker isolate alike.
  */
 import { LRUCache } from "lru-cache";
 

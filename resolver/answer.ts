@@ -11,6 +11,7 @@ import {
   asciiLower,
   HEADER_LEN,
   RCODE,
+  type RecordHeader,
   readName,
   readRecords,
   TYPE_OPT,
@@ -128,16 +129,31 @@ export function storeAnswer(
   wire.writeUInt16BE(0, 0);
   wire[2] = 0x80; // QR; opcode QUERY; AA, TC and RD clear
   wire[3] = 0x80 | rcode; // RA (we recurse, within the served zones)
+  const { owners, direct } = ownersOf(wire, qtype, records);
+  return { wire, ttlAt, rcode, negative, ttl, staleness, owners, direct };
+}
+
+/**
+ * The owner names a stored answer depends on (its question name, then every
+ * answer owner, once each) and whether it is `direct` (every answer record
+ * is the question's name and type). Read back from the wire, so storage
+ * need not keep them (resolver/storage-lru.ts).
+ */
+export function ownersOf(
+  wire: Buffer,
+  qtype: number,
+  records: readonly RecordHeader[] = readRecords(wire),
+): { owners: string[]; direct: boolean } {
   const qname = readName(wire, HEADER_LEN);
   const owners = new Set([qname]);
   let direct = true;
-  records.forEach((r, i) => {
-    if (r.section !== 0) return;
-    const owner = setOf[i]!.split("|")[1]!;
+  for (const r of records) {
+    if (r.section !== 0) continue;
+    const owner = readName(wire, r.start);
     owners.add(owner);
     if (owner !== qname || r.type !== qtype) direct = false;
-  });
-  return { wire, ttlAt, rcode, negative, ttl, staleness, owners: [...owners], direct };
+  }
+  return { owners: [...owners], direct };
 }
 
 function checkResponse(msg: Buffer, name: Buffer, qtype: number): void {

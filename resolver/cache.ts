@@ -1,7 +1,7 @@
 /**
  * The resolver's cache engine: time comes from the injected Clock, answers
  * from the injected upstream function, and entries live in the injected
- * storage (storage.ts; lru-cache bounded by bytes by default). It looks up,
+ * storage (storage.ts; slabs bounded by bytes by default, storage-lru.ts). It looks up,
  * fills, coalesces concurrent fetches and retries fills below the version
  * floor, by the rules of policy.ts (fresh, prefetch, refresh-or-stale, RFC
  * 8767); purge.ts is its bus side.
@@ -13,11 +13,10 @@ import type { PurgeEvent, PurgeMode } from "../core/purge.ts";
 import { olderThan, serialLt } from "../core/serial.ts";
 import type { SyncTarget } from "../core/sync.ts";
 import { type StoredAnswer, storeAnswer, UpstreamError } from "./answer.ts";
-import { readName } from "./message.ts";
+import { HEADER_LEN, readName } from "./message.ts";
 import {
   type CacheConfig,
   type CacheEntry,
-  elapsedSeconds,
   newEntry,
   recheckPending,
   upstreamFreshness,
@@ -151,21 +150,83 @@ export class ResolverCache implements SyncTarget {
     return out;
   }
 
+  /** The storage, as the hot path renders from it (resolver/wire.ts `renderStored`). */
+  get store(): ResolverStorage {
+    return this.storage;
+  }
+
+  /** Whole seconds since the last `hit` was stored (set by `hit`, so a hit allocates nothing). */
+  hitElapsed = 0;
+
+  /**
+   * The hot path: the slot of a fresh answer to (`wireName`, `qtype`), the
+   * hit counted, the entry marked used and a prefetch started in the last
+   * tenth of its TTL; its age in `hitElapsed`. -1 when it is no fresh hit:
+   * then `lookup` decides (stale, refresh, miss). No object is made.
+   */
+  hit(wireName: Buffer, qtype: number, key: string): number {
+    const slot = this.storage.find(wireName, qtype);
+    const due = slot < 0 ? -1 : this.take(slot);
+    if (due > 0) this.prefetch(key, wireName, qtype);
+    return due < 0 ? -1 : slot;
+  }
+
+  /**
+   * `hit` for a question still in the query (`query[12..nameEnd)`, any
+   * case): the handler's fast path, which copies no name and builds no key
+   * unless a prefetch is due.
+   */
+  hitInQuery(query: Buffer, nameEnd: number, qtype: number): number {
+    const slot = this.storage.findInQuery(query, nameEnd, qtype);
+    const due = slot < 0 ? -1 : this.take(slot);
+    if (due > 0) {
+      const wireName = Buffer.allocUnsafe(nameEnd - HEADER_LEN);
+      for (let i = 0, j = HEADER_LEN; j < nameEnd; i++, j++) {
+        const b = query[j]!;
+        wireName[i] = b >= 0x41 && b <= 0x5a ? b | 0x20 : b;
+      }
+      // The key resolver/query.ts makes: coalesces with the slow path's fetches.
+      this.prefetch(`${wireName.toString("latin1")}/${qtype}`, wireName, qtype);
+    }
+    return due < 0 ? -1 : slot;
+  }
+
+  /** A fresh slot counted and marked used: 0, or 1 when its prefetch is due; -1 when it is not fresh. */
+  private take(slot: number): number {
+    const s = this.storage;
+    const now = this.clock.now();
+    if (!(now < s.expiresAt(slot))) return -1;
+    s.touch(slot);
+    this.counters.hits++;
+    this.hitElapsed = Math.floor((now - s.storedAt(slot)) / 1000);
+    if (now < s.prefetchAt(slot)) return 0;
+    const failedAt = s.failedAt(slot);
+    // RFC 8767 §4 failure recheck timer (policy.ts recheckPending, on the slot's fields).
+    return !Number.isNaN(failedAt) && now - failedAt < this.config.failureRecheckMs ? 0 : 1;
+  }
+
   /** A fresh or stale answer now, or a promise of one; rejects when nothing can be served. */
   lookup(key: string, wireName: Buffer, qtype: number): Served | Promise<Served> {
+    const fresh = this.hit(wireName, qtype, key);
+    if (fresh >= 0) {
+      return { answer: this.storage.at(fresh).answer, elapsed: this.hitElapsed, stale: false };
+    }
     const now = this.clock.now();
-    const e = this.storage.get(key);
-    if (e) {
-      if (now < e.expiresAt) {
-        this.counters.hits++;
-        if (now >= e.prefetchAt) this.prefetch(e, now);
-        return { answer: e.answer, elapsed: elapsedSeconds(e, now), stale: false };
-      }
-      if (withinMaxStale(e, now, this.config)) return this.expired(e, now);
-      this.storage.delete(key);
+    const slot = this.storage.find(wireName, qtype);
+    if (slot >= 0) {
+      this.storage.touch(slot);
+      const e = this.storage.at(slot);
+      if (withinMaxStale(e, now, this.config)) return this.expired(e, key, wireName, qtype, now);
+      this.storage.delete(e.key);
     }
     this.counters.misses++;
     return this.fetch(key, wireName, qtype).then(this.countStale);
+  }
+
+  /** The stored entry for the question, recency untouched. */
+  private entryOf(wireName: Buffer, qtype: number): CacheEntry | undefined {
+    const slot = this.storage.find(wireName, qtype);
+    return slot < 0 ? undefined : this.storage.at(slot);
   }
 
   /** Counts a stale answer once per client, not once per (coalesced) fetch. */
@@ -175,42 +236,50 @@ export class ResolverCache implements SyncTarget {
   };
 
   /** RFC 8767 §5: try the upstream first; answer stale if it fails or the client timer fires first. */
-  private expired(e: CacheEntry, now: number): Served | Promise<Served> {
-    if (recheckPending(e, now, this.config)) return this.stale(e);
-    const refresh = this.fetch(e.key, e.wireName, e.qtype);
+  private expired(
+    e: CacheEntry,
+    key: string,
+    wireName: Buffer,
+    qtype: number,
+    now: number,
+  ): Served | Promise<Served> {
+    // Read now: by the time the timer fires the slot may hold another entry (the view keeps this).
+    const answer = e.answer;
+    if (recheckPending(e, now, this.config)) return this.stale(answer);
+    const refresh = this.fetch(key, wireName, qtype);
     return new Promise((resolve) => {
       let answered = false;
       // The first of the refresh and the client timer answers; fill() still stores a late refresh.
-      const answer = (served: () => Served) => {
+      const respond = (served: () => Served) => {
         if (answered) return;
         answered = true;
         this.clock.clearTimeout(timer);
         resolve(served());
       };
       const timer = this.clock.setTimeout(
-        () => answer(() => this.stale(e)),
+        () => respond(() => this.stale(answer)),
         this.config.clientTimeoutMs,
       );
       refresh.then(
-        (served) => answer(() => this.countStale(served)),
+        (served) => respond(() => this.countStale(served)),
         // fetch() has counted and reported the failure; the stale answer is the fallback.
-        () => answer(() => this.stale(e)),
+        () => respond(() => this.stale(answer)),
       );
     });
   }
 
-  private stale(e: CacheEntry): Served {
+  private stale(answer: StoredAnswer): Served {
     this.counters.staleServed++;
-    return { answer: e.answer, elapsed: 0, stale: true };
+    return { answer, elapsed: 0, stale: true };
   }
 
-  private prefetch(e: CacheEntry, now: number): void {
-    if (this.inflight.has(e.key) || recheckPending(e, now, this.config)) return;
+  private prefetch(key: string, wireName: Buffer, qtype: number): void {
+    if (this.inflight.has(key)) return;
     this.counters.prefetches++;
     // fetch() counts and reports failures; the current answer stays served meanwhile.
     // Revalidating through the tiers: an edge's copy expires when ours does, so only a
     // copy revalidated up to the origin gains anything.
-    this.fetch(e.key, e.wireName, e.qtype, true).catch(() => undefined);
+    this.fetch(key, wireName, qtype, true).catch(() => undefined);
   }
 
   /** One upstream request per key at a time (coalescing); the result is stored when cacheable. */
@@ -240,7 +309,7 @@ export class ResolverCache implements SyncTarget {
     let got: Fetched;
     let use: ReturnType<typeof upstreamFreshness>;
     try {
-      got = await this.ask(flight.name, key, wireName, qtype, revalidate);
+      got = await this.ask(flight.name, wireName, qtype, revalidate);
       use = upstreamFreshness(got.answer.staleness, got.staleWhileRevalidate, this.config);
       if (use === "too-stale") {
         throw new UpstreamError(
@@ -249,7 +318,7 @@ export class ResolverCache implements SyncTarget {
       }
     } catch (err) {
       this.counters.upstreamFailures++;
-      const old = this.storage.peek(key);
+      const old = this.entryOf(wireName, qtype);
       if (old) old.failedAt = this.clock.now();
       this.onUpstreamError(err, flight.name);
       throw err;
@@ -286,7 +355,7 @@ export class ResolverCache implements SyncTarget {
       flight.name,
     );
     const now = this.clock.now();
-    const old = this.storage.peek(question.key);
+    const old = this.entryOf(question.wireName, question.qtype);
     const newer =
       old?.serial !== undefined && got.serial !== undefined && serialLt(old.serial, got.serial);
     if (old && !newer) {
@@ -308,12 +377,11 @@ export class ResolverCache implements SyncTarget {
    */
   private async ask(
     name: string,
-    key: string,
     wireName: Buffer,
     qtype: number,
     revalidate: boolean,
   ): Promise<Fetched> {
-    let required = this.floorOf(name, this.storage.peek(key)?.answer.owners);
+    let required = this.floorOf(name, this.entryOf(wireName, qtype)?.answer.owners);
     for (let attempt = 0; ; attempt++) {
       this.counters.upstreamQueries++;
       const res = await this.upstream(wireName, qtype, required, revalidate);

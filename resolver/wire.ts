@@ -81,6 +81,53 @@ export function renderAnswer(
     : out;
 }
 
+/**
+ * Stored answers kept outside a `StoredAnswer` object (resolver/storage-lru.ts
+ * keeps them in a slab): the hot path renders one by its slot number.
+ */
+export interface AnswerStore {
+  /** Bytes of the stored answer (header, question, records; no OPT). */
+  answerLength(slot: number): number;
+  /**
+   * Copies the slot's answer to the start of `out` with each TTL counted
+   * down by `elapsed` seconds (at least 0), or set to `fixedTtl` when >= 0.
+   */
+  copyAnswer(slot: number, out: Uint8Array, elapsed: number, fixedTtl: number): void;
+}
+
+/**
+ * `renderAnswer` for an answer held in an `AnswerStore`: the same bytes,
+ * made without a per-entry object (the cache hit path).
+ */
+export function renderStored(
+  store: AnswerStore,
+  slot: number,
+  elapsed: number,
+  staleTtl: number | undefined,
+  query: Buffer,
+  q: Query,
+  transport: Transport,
+  opts: WireOptions,
+): Buffer {
+  const extra = staleTtl === undefined ? NO_EXTRA : STALE_EXTRA;
+  const length = store.answerLength(slot);
+  const out = Buffer.allocUnsafe(length + optLength(q.edns, opts, extra));
+  store.copyAnswer(slot, out, elapsed, staleTtl ?? -1);
+  out[0] = query[0]!;
+  out[1] = query[1]!;
+  out[2] = out[2]! | (q.flags & 0x01);
+  for (let i = HEADER_LEN; i < q.nameEnd; i++) out[i] = query[i]!;
+  if (q.edns) {
+    writeOpt(out, length, q.edns, opts, extra);
+    const arcount = ((out[10]! << 8) | out[11]!) + 1;
+    out[10] = arcount >> 8;
+    out[11] = arcount & 0xff;
+  }
+  return out.length > sizeLimit(q.edns, transport, opts)
+    ? truncated(out, query, q, opts, extra)
+    : out;
+}
+
 /** The error answer for a refused or malformed query, echoing what could be read of it. */
 export function renderRefusal(query: Buffer, r: Refusal, opts: WireOptions): Buffer {
   const extra: Extra = { extendedRcode: r.rcode >> 4 };

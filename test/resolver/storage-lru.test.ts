@@ -1,35 +1,72 @@
-/** resolver/storage-lru.ts: bounded in bytes, evictions counted, the owner index in step. */
+/**
+ * resolver/storage-lru.ts: answers in slabs, fields in typed arrays, an
+ * open-addressing index and an owner index of postings; bounded in bytes,
+ * evictions counted, every index in step with what is stored.
+ */
+import * as packet from "dns-packet";
 import { describe, expect, it } from "vitest";
-import { answerFromRRset } from "../../resolver/answer.ts";
+import { answerFromRRset, type StoredAnswer, storeAnswer } from "../../resolver/answer.ts";
 import { toWire } from "../../resolver/handler.ts";
-import { DEFAULT_CACHE, newEntry } from "../../resolver/policy.ts";
+import { type CacheEntry, DEFAULT_CACHE, newEntry } from "../../resolver/policy.ts";
+import { parseQuery, type Query } from "../../resolver/query.ts";
 import { entrySize, LruStorage } from "../../resolver/storage-lru.ts";
+import { renderAnswer, renderStored, type WireOptions } from "../../resolver/wire.ts";
+import { makeQuery, SOA_DATA } from "./fake-authority.ts";
 
-/** An entry for `name` A, stored under `key` (its own key unless given). */
-function entry(name: string, data: string, key = `${name}/1`) {
+const keyOf = (name: string, qtype = 1) => `${toWire(name).toString("latin1")}/${qtype}`;
+
+function entryFor(name: string, qtype: number, answer: StoredAnswer, now = 0): CacheEntry {
+  const wireName = toWire(name);
+  return newEntry(
+    { key: keyOf(name, qtype), name, wireName, qtype },
+    answer,
+    7,
+    now,
+    DEFAULT_CACHE,
+  );
+}
+
+/** An entry for `name` A (`data` a list of addresses). */
+function entry(name: string, ...data: string[]): CacheEntry {
   const answer = answerFromRRset(
-    { name, type: "A", ttl: 60, data: [data] },
+    { name, type: "A", ttl: 60, data },
     toWire(name),
     1,
     DEFAULT_CACHE,
   );
-  return newEntry({ key, name, wireName: toWire(name), qtype: 1 }, answer, 1, 0, DEFAULT_CACHE);
+  return entryFor(name, 1, answer);
+}
+
+/** `name` A answered through a CNAME to `target`. */
+function aliased(name: string, target: string): CacheEntry {
+  const response = packet.encode({
+    type: "response",
+    id: 0,
+    questions: [{ name, type: "A", class: "IN" }],
+    answers: [
+      { name, type: "CNAME", class: "IN", ttl: 60, data: target },
+      { name: target, type: "A", class: "IN", ttl: 30, data: "192.0.2.9" },
+    ],
+  });
+  return entryFor(name, 1, storeAnswer(response, toWire(name), 1, 0, DEFAULT_CACHE));
 }
 
 describe("LruStorage", () => {
   it("indexes entries by owner name, and forgets them on replace and delete", () => {
     const s = new LruStorage(1 << 20);
-    const a = entry("a.example.test", "192.0.2.1");
+    const a = aliased("a.example.test", "b.example.test");
     expect(s.set(a)).toBe(true);
-    expect(s.keysFor("a.example.test")).toEqual([a.key]);
-    // Replaced by an answer with other owners: the old owner no longer points at it.
-    const other = entry("b.example.test", "192.0.2.2", a.key);
-    s.set(other);
-    expect(s.peek(a.key)).toBe(other);
-    expect(s.keysFor("a.example.test")).toEqual([]);
-    expect(s.keysFor("b.example.test")).toEqual([a.key]);
-    s.delete(a.key);
+    expect(s.keysFor("a.example.test")).toEqual([keyOf("a.example.test")]);
+    expect(s.keysFor("b.example.test")).toEqual([keyOf("a.example.test")]);
+    // Replaced by an answer without the CNAME: its target no longer points at it.
+    s.set(entry("a.example.test", "192.0.2.1"));
+    expect(s.stats().entries).toBe(1);
     expect(s.keysFor("b.example.test")).toEqual([]);
+    expect(s.keysFor("a.example.test")).toEqual([keyOf("a.example.test")]);
+    expect(s.peek(keyOf("a.example.test"))?.answer.direct).toBe(true);
+    expect(s.delete(keyOf("a.example.test"))).toBe(true);
+    expect(s.delete(keyOf("a.example.test"))).toBe(false);
+    expect(s.keysFor("a.example.test")).toEqual([]);
     expect(s.stats()).toMatchObject({ entries: 0, bytes: 0, evictions: 0 });
   });
 
@@ -40,22 +77,27 @@ describe("LruStorage", () => {
     const s = new LruStorage(entrySize(a) + entrySize(b));
     s.set(a);
     s.set(b);
-    s.get(a.key); // a is now the most recent
+    s.get(keyOf("a.example.test")); // a is now the most recent
     s.set(c);
-    expect(s.keys().sort()).toEqual([a.key, c.key].sort());
+    expect(s.keys()).toEqual([keyOf("c.example.test"), keyOf("a.example.test")]);
     expect(s.keysFor("b.example.test")).toEqual([]);
     expect(s.stats()).toMatchObject({ entries: 2, evictions: 1 });
+    expect(s.stats().bytes).toBe(entrySize(a) + entrySize(c));
   });
 
-  it("peek leaves recency alone", () => {
+  it("peek and find leave recency alone; touch moves a slot to the front", () => {
     const a = entry("a.example.test", "192.0.2.1");
     const b = entry("b.example.test", "192.0.2.2");
     const s = new LruStorage(entrySize(a) + entrySize(b));
     s.set(a);
     s.set(b);
-    s.peek(a.key);
+    s.peek(keyOf("a.example.test"));
+    expect(s.find(toWire("a.example.test"), 1)).toBeGreaterThanOrEqual(0);
     s.set(entry("c.example.test", "192.0.2.3"));
-    expect(s.peek(a.key)).toBeUndefined();
+    expect(s.peek(keyOf("a.example.test"))).toBeUndefined();
+    s.touch(s.find(toWire("b.example.test"), 1));
+    s.set(entry("d.example.test", "192.0.2.4"));
+    expect(s.keys()).toEqual([keyOf("d.example.test"), keyOf("b.example.test")]);
   });
 
   it("refuses an entry larger than the whole cache", () => {
@@ -63,5 +105,149 @@ describe("LruStorage", () => {
     const s = new LruStorage(entrySize(a) - 1);
     expect(s.set(a)).toBe(false);
     expect(s.keysFor("a.example.test")).toEqual([]);
+    expect(s.stats()).toMatchObject({ entries: 0, bytes: 0 });
+  });
+
+  it("gives back what was stored: the answer, times, serial, and a negative answer's flags", () => {
+    const s = new LruStorage(1 << 20);
+    const nx = packet.encode({
+      type: "response",
+      id: 0,
+      flags: 3,
+      questions: [{ name: "nope.example.test", type: "AAAA", class: "IN" }],
+      authorities: [{ name: "example.test", type: "SOA", class: "IN", ttl: 300, data: SOA_DATA }],
+    });
+    const neg = entryFor(
+      "nope.example.test",
+      28,
+      storeAnswer(nx, toWire("nope.example.test"), 28, 0, DEFAULT_CACHE),
+      1_000,
+    );
+    const pos = aliased("www.example.test", "web.example.test");
+    s.set(neg);
+    s.set(pos);
+    for (const e of [neg, pos]) {
+      const got = s.peek(keyOf(e.name, e.qtype))!;
+      expect(got).toMatchObject({
+        name: e.name,
+        qtype: e.qtype,
+        storedAt: e.storedAt,
+        expiresAt: e.expiresAt,
+        prefetchAt: e.prefetchAt,
+        serial: 7,
+        failedAt: undefined,
+      });
+      expect(got.answer).toEqual(e.answer);
+      expect(got.wireName).toEqual(e.wireName);
+      expect(s.rcode(s.find(e.wireName, e.qtype))).toBe(e.answer.rcode);
+    }
+    expect(s.peek(keyOf("nope.example.test", 28))?.answer).toMatchObject({
+      negative: true,
+      rcode: 3,
+    });
+  });
+
+  it("writes a view's expiresAt and failedAt through, but never into the entry that replaced it", () => {
+    const s = new LruStorage(1 << 20);
+    s.set(entry("a.example.test", "192.0.2.1"));
+    const view = s.peek(keyOf("a.example.test"))!;
+    view.expiresAt = 5;
+    view.failedAt = 3;
+    const slot = s.find(toWire("a.example.test"), 1);
+    expect([s.expiresAt(slot), s.failedAt(slot)]).toEqual([5, 3]);
+    expect(s.peek(keyOf("a.example.test"))).toMatchObject({ expiresAt: 5, failedAt: 3 });
+    view.failedAt = undefined;
+    expect(s.failedAt(slot)).toBeNaN();
+    // Replaced (the same slot is reused): the old view keeps its values, writes go nowhere.
+    s.set(entry("a.example.test", "192.0.2.2"));
+    const fresh = s.find(toWire("a.example.test"), 1);
+    view.expiresAt = 1;
+    expect(s.expiresAt(fresh)).toBe(60_000);
+    expect(view.expiresAt).toBe(1);
+  });
+
+  it("keeps the index, the owner index and the bound right through growth, churn and eviction", () => {
+    const types = [1, 28, 16, 15];
+    const s = new LruStorage(1 << 30);
+    const all: CacheEntry[] = [];
+    for (let i = 0; i < 1_500; i++) {
+      // Answers of different sizes (1 to 8 addresses), so chunks of several classes.
+      const data = Array.from({ length: 1 + (i % 8) }, (_, k) => `192.0.2.${k}`);
+      const e = entry(`h${i}.example.test`, ...data);
+      all.push(i % 5 === 0 ? aliased(`c${i}.example.test`, `h${i}.example.test`) : e);
+    }
+    for (const e of all) expect(s.set(e)).toBe(true);
+    expect(s.stats().entries).toBe(all.length);
+    const slab = s.slabBytes();
+    // Every mismatch collected, one assertion: cheap on a loaded machine.
+    const wrong: string[] = [];
+    for (const [i, e] of all.entries()) {
+      const slot = s.find(e.wireName, 1);
+      if (slot < 0 || !s.at(slot).answer.wire.equals(e.answer.wire)) wrong.push(`${e.name} wire`);
+      // Other types of the name are not there.
+      if (types.slice(1).some((t) => s.find(e.wireName, t) !== -1)) wrong.push(`${e.name} type`);
+      const owners = s.keysFor(`h${i}.example.test`);
+      const want = keyOf(i % 5 === 0 ? `c${i}.example.test` : `h${i}.example.test`);
+      if (owners.length !== 1 || owners[0] !== want) wrong.push(`${e.name} owners ${owners}`);
+    }
+    expect(wrong).toEqual([]);
+    // Delete every other entry, then store them again: the freed chunks are reused.
+    for (const [i, e] of all.entries()) if (i % 2) expect(s.delete(keyOf(e.name))).toBe(true);
+    for (const [i, e] of all.entries()) {
+      if (s.find(e.wireName, 1) >= 0 !== (i % 2 === 0)) wrong.push(`${e.name} find`);
+      if (s.keysFor(e.name).length !== (i % 2 ? 0 : 1)) wrong.push(`${e.name} keysFor`);
+    }
+    expect(wrong).toEqual([]);
+    for (const [i, e] of all.entries()) if (i % 2) s.set(e);
+    expect(s.slabBytes()).toBe(slab);
+    expect(s.keys()).toHaveLength(all.length);
+    // Squeeze to a third: the least recently stored go, bytes stay within the bound.
+    const bound = Math.floor(s.stats().bytes / 3);
+    const small = new LruStorage(bound);
+    for (const e of all) small.set(e);
+    expect(small.stats().bytes).toBeLessThanOrEqual(bound);
+    const kept = small.stats().entries;
+    expect(small.stats().evictions).toBe(all.length - kept);
+    expect(small.keys()).toEqual(
+      all
+        .slice(-kept)
+        .reverse()
+        .map((e) => keyOf(e.name)),
+    );
+    expect(all.slice(0, -kept).filter((e) => small.find(e.wireName, 1) !== -1)).toEqual([]);
+  });
+
+  it("starts small: thousands of caches with one entry each hold kilobytes, not a slab each", () => {
+    const before = process.memoryUsage().arrayBuffers;
+    const e = entry("a.example.test", "192.0.2.1");
+    const many = Array.from({ length: 2_000 }, () => new LruStorage(64 << 20));
+    for (const s of many) s.set(e);
+    const perCache = (process.memoryUsage().arrayBuffers - before) / many.length;
+    // 4 KiB of first slab and ~1 KB of typed arrays; a 4 MiB slab each would be 1,000x more.
+    expect(perCache).toBeLessThan(16 * 1024);
+    expect(many.every((s) => s.find(e.wireName, 1) >= 0)).toBe(true);
+  });
+
+  it("renders a stored answer (renderStored) exactly as renderAnswer renders the answer object", () => {
+    const opts: WireOptions = { udpPayload: 1232, nsid: Buffer.from("res-1") };
+    const s = new LruStorage(1 << 20);
+    const e = aliased("www.example.test", "web.example.test");
+    s.set(e);
+    const slot = s.find(e.wireName, 1);
+    const parsed = parseQuery(makeQuery("WWW.example.TEST", "A", { edns: 4096, nsid: true }));
+    const q = (parsed as { query: Query }).query;
+    const msg = makeQuery("WWW.example.TEST", "A", { edns: 4096, nsid: true });
+    for (const [elapsed, staleTtl] of [
+      [0, undefined],
+      [25, undefined],
+      [90, undefined],
+      [0, 30],
+    ] as const) {
+      const want = renderAnswer(e.answer, elapsed, staleTtl, msg, q, "udp", opts);
+      expect(renderStored(s, slot, elapsed, staleTtl, msg, q, "udp", opts)).toEqual(want);
+    }
+    const decoded = packet.decode(renderStored(s, slot, 25, undefined, msg, q, "udp", opts));
+    expect(decoded.answers?.map((a) => (a as { ttl?: number }).ttl)).toEqual([35, 5]);
+    expect(decoded.questions?.[0]?.name).toBe("WWW.example.TEST");
   });
 });
