@@ -3,15 +3,36 @@
  * decides their content (query name lower-cased, QTYPE, QCLASS, the EDNS
  * shape), so a repeated query is answered by copying bytes and patching the
  * ID, RD and the question's letter case (0x20, draft-vixie-dnsext-dns0x20)
- * instead of decode, resolve, encode. Entries are dropped when a commit
- * touches a zone they were built from (the zone holding the name, and every
- * zone an owner in the answer comes from, so a CNAME into another zone
- * follows its target); creating or deleting a zone drops everything, because
- * it moves which zone holds a name. Bounded in bytes, oldest entry evicted
- * first. Only plain, unsigned QUERY messages are looked up here: TSIG,
- * transfers and NOTIFY never reach it (origin/dns-server.ts).
+ * instead of decode, resolve, encode.
+ *
+ * Invalidation is per RRset: each entry carries the reads its answer was
+ * built from (origin/authoritative.ts records them while resolving), and a
+ * commit drops only the entries that read something it changed:
+ * - an RRset read, found or not (`zone, name, type`): the exact match, each
+ *   CNAME hop in whatever zone it lies (RFC 1034 §3.6.2), the NS of every
+ *   possible cut above the name (RFC 1034 §4.3.2 step 3b), glue and
+ *   additional addresses, the wildcard's RRsets (RFC 4592 §3.3.1);
+ * - all RRsets at a name (`zone, name, *`): ANY (RFC 8482 §4.2);
+ * - whether a name exists, with the answer seen (`zone, name, ?1` or `?0`):
+ *   a change at or below a name can turn NXDOMAIN into NODATA (RFC 8020 §2)
+ *   or stop a wildcard from matching (RFC 4592 §2.2.1), so after a change at
+ *   N the existence of N and of every ancestor up to the apex is asked again
+ *   and the reads that saw the other answer go (a new type at a name that
+ *   already existed leaves the name's other answers alone);
+ * - the SOA (`zone, apex, SOA`): every update carries the new SOA in its
+ *   changes (a new serial), so every answer with the SOA in it — NXDOMAIN
+ *   and NODATA (RFC 2308 §3), the SOA itself, ANY at the apex — goes on every
+ *   commit to its zone, and no negative answer outlives a serial.
+ * A commit's `changes` are exactly what the store applies (store.ts
+ * applyRecord), so nothing changes that this does not see. Creating or
+ * deleting a zone drops everything: it moves which zone holds a name.
+ * Bounded in bytes, oldest entry evicted first. Only plain, unsigned QUERY
+ * messages are looked up here: TSIG, transfers and NOTIFY never reach it
+ * (origin/dns-server.ts).
  */
+import { parentName } from "../core/names.ts";
 import type { CommittedChange } from "./types.ts";
+import type { ZoneSource } from "./zone.ts";
 
 const HEADER = 12;
 const TYPE_OPT = 41;
@@ -21,6 +42,8 @@ const QTYPE_IXFR = 251;
 const QTYPE_AXFR = 252;
 /** Rough per-entry cost beyond the bytes themselves: the Map slot, the key, the entry object. */
 const ENTRY_OVERHEAD = 160;
+/** Rough cost of one dependency: its key string (shared) and a slot in its Set. */
+const DEP_OVERHEAD = 48;
 
 /** What a query must carry for a cached answer: its key, and what patching and TC need. */
 export interface CacheKey {
@@ -41,8 +64,23 @@ export interface CachedAnswer<R> {
   truncated: Buffer;
   /** What the answer path reports for it (metrics, query log). */
   resolution: R;
-  /** Zones the answer was built from; "" for an answer from no zone (REFUSED). */
-  zones: string[];
+  /** What the answer was built from (`readKey`, `namesKey`, `existsKey`); none for REFUSED. */
+  deps: readonly string[];
+}
+
+/** The dependency on one RRset, read whether or not it existed. */
+export function readKey(zone: string, name: string, type: string): string {
+  return `${zone}\n${name}\n${type}`;
+}
+
+/** The dependency on every RRset at a name (ANY). */
+export function namesKey(zone: string, name: string): string {
+  return `${zone}\n${name}\n*`;
+}
+
+/** The dependency on whether a name exists (owns data, or has some below it), and the answer seen. */
+export function existsKey(zone: string, name: string, exists: boolean): string {
+  return `${zone}\n${name}\n?${exists ? 1 : 0}`;
 }
 
 interface Entry<R> extends CachedAnswer<R> {
@@ -68,12 +106,20 @@ export class AnswerCache<R = unknown> {
   private readonly buckets = new Map<number, Entry<R>[]>();
   /** Every entry, oldest first (eviction order). */
   private readonly order = new Set<Entry<R>>();
-  private readonly byZone = new Map<string, Set<Entry<R>>>();
+  /** Dependency key -> the entries that read it. */
+  private readonly byDep = new Map<string, Set<Entry<R>>>();
   private bytes = 0;
   private hits = 0;
   private misses = 0;
 
-  constructor(readonly maxBytes = 32 * 1024 * 1024) {}
+  /**
+   * `zones` is what answers are built from, read after a commit to ask which
+   * names still exist; without it every existence read near a change is dropped.
+   */
+  constructor(
+    readonly maxBytes = 32 * 1024 * 1024,
+    private readonly zones?: ZoneSource,
+  ) {}
 
   /** The entry for `query`, whose key is `key`. */
   get(key: CacheKey, query: Buffer): CachedAnswer<R> | undefined {
@@ -92,7 +138,12 @@ export class AnswerCache<R = unknown> {
 
   set(key: CacheKey, query: Buffer, answer: CachedAnswer<R>): void {
     const question = lowered(query, HEADER, key.nameEnd + 4);
-    const bytes = answer.wire.length + answer.truncated.length + question.length + ENTRY_OVERHEAD;
+    const bytes =
+      answer.wire.length +
+      answer.truncated.length +
+      question.length +
+      ENTRY_OVERHEAD +
+      answer.deps.length * DEP_OVERHEAD;
     if (bytes > this.maxBytes) return;
     const old = this.buckets
       .get(key.hash)
@@ -109,29 +160,51 @@ export class AnswerCache<R = unknown> {
     else this.buckets.set(key.hash, [entry]);
     this.order.add(entry);
     this.bytes += bytes;
-    for (const z of entry.zones) {
-      const entries = this.byZone.get(z);
+    for (const d of entry.deps) {
+      const entries = this.byDep.get(d);
       if (entries) entries.add(entry);
-      else this.byZone.set(z, new Set([entry]));
+      else this.byDep.set(d, new Set([entry]));
     }
   }
 
-  /** store.onCommit: drops what the change may have made wrong, before the writer is answered. */
-  readonly onCommit = (change: Pick<CommittedChange, "op" | "zone">): void => {
+  /**
+   * store.onCommit: drops the answers that read an RRset the change wrote or
+   * deleted (or the existence of its name or an ancestor's), before the
+   * writer is answered. A create or delete of a zone drops everything.
+   */
+  readonly onCommit = (change: Pick<CommittedChange, "op" | "zone" | "changes">): void => {
     if (change.op !== "update") {
       this.clear();
       return;
     }
-    const entries = this.byZone.get(change.zone);
-    if (!entries) return;
-    for (const e of [...entries]) this.delete(e);
+    const zone = change.zone;
+    const now = this.zones?.findZone(zone);
+    const view = now?.name === zone ? now : undefined;
+    for (const c of change.changes) {
+      this.drop(readKey(zone, c.name, c.type));
+      this.drop(namesKey(zone, c.name));
+      for (let n = c.name; ; n = parentName(n)) {
+        if (view) this.drop(existsKey(zone, n, !view.exists(n)));
+        else {
+          this.drop(existsKey(zone, n, true));
+          this.drop(existsKey(zone, n, false));
+        }
+        if (n === zone || n === "") break;
+      }
+    }
   };
 
   clear(): void {
     this.buckets.clear();
     this.order.clear();
-    this.byZone.clear();
+    this.byDep.clear();
     this.bytes = 0;
+  }
+
+  private drop(dep: string): void {
+    const entries = this.byDep.get(dep);
+    if (!entries) return;
+    for (const e of [...entries]) this.delete(e);
   }
 
   stats(): AnswerCacheStats {
@@ -147,10 +220,10 @@ export class AnswerCache<R = unknown> {
       if (rest.length > 0) this.buckets.set(entry.hash, rest);
       else this.buckets.delete(entry.hash);
     }
-    for (const z of entry.zones) {
-      const entries = this.byZone.get(z);
+    for (const d of entry.deps) {
+      const entries = this.byDep.get(d);
       entries?.delete(entry);
-      if (entries?.size === 0) this.byZone.delete(z);
+      if (entries?.size === 0) this.byDep.delete(d);
     }
   }
 }

@@ -322,7 +322,7 @@ export async function startOrigin(
   );
   let dns: DnsServer;
   try {
-    const answerCache = new AnswerCache<Resolution>();
+    const answerCache = new AnswerCache<Resolution>(undefined, store);
     store.onCommit(answerCache.onCommit);
     dns = await startAuthoritativeDns(store, {
       answerCache,
