@@ -40,6 +40,8 @@ const OPTION_NSID = 3;
 const OPTION_COOKIE = 10;
 const QTYPE_IXFR = 251;
 const QTYPE_AXFR = 252;
+/** 30 bits: a small integer (Smi) for V8 on every platform. */
+const HASH_MASK = 0x3fffffff;
 /** Rough per-entry cost beyond the bytes themselves: the Map slot, the key, the entry object. */
 const ENTRY_OVERHEAD = 160;
 /** Rough cost of one dependency: its key string (shared) and a slot in its Set. */
@@ -47,7 +49,11 @@ const DEP_OVERHEAD = 48;
 
 /** What a query must carry for a cached answer: its key, and what patching and TC need. */
 export interface CacheKey {
-  /** FNV-1a of the question (name lower-cased, QTYPE, QCLASS) and the EDNS shape. */
+  /**
+   * FNV-1a of the question (name lower-cased, QTYPE, QCLASS) and the EDNS
+   * shape, cut to 30 bits: V8 keeps such a number unboxed (a Smi), and a Map
+   * probe with it costs a fraction of one with a heap number.
+   */
   hash: number;
   /** 0 without EDNS; 1 EDNS, | 2 NSID asked, | 4 DO set. */
   shape: number;
@@ -85,6 +91,8 @@ export function existsKey(zone: string, name: string, exists: boolean): string {
 
 interface Entry<R> extends CachedAnswer<R> {
   hash: number;
+  /** The next entry with the same hash (a collision chain, almost always empty). */
+  next: Entry<R> | undefined;
   shape: number;
   /** The question as stored, name lower-cased: a hash match is checked against it. */
   question: Buffer;
@@ -103,7 +111,8 @@ export interface AnswerCacheStats {
  * so a lookup builds no string: the hot path allocates only the answer.
  */
 export class AnswerCache<R = unknown> {
-  private readonly buckets = new Map<number, Entry<R>[]>();
+  /** Hash -> the first entry of its chain. */
+  private readonly buckets = new Map<number, Entry<R>>();
   /** Every entry, oldest first (eviction order). */
   private readonly order = new Set<Entry<R>>();
   /** Dependency key -> the entries that read it. */
@@ -123,13 +132,10 @@ export class AnswerCache<R = unknown> {
 
   /** The entry for `query`, whose key is `key`. */
   get(key: CacheKey, query: Buffer): CachedAnswer<R> | undefined {
-    const bucket = this.buckets.get(key.hash);
-    if (bucket) {
-      for (const e of bucket) {
-        if (e.shape === key.shape && sameQuestion(e.question, query)) {
-          this.hits++;
-          return e;
-        }
+    for (let e = this.buckets.get(key.hash); e !== undefined; e = e.next) {
+      if (e.shape === key.shape && sameQuestion(e.question, query)) {
+        this.hits++;
+        return e;
       }
     }
     this.misses++;
@@ -145,19 +151,26 @@ export class AnswerCache<R = unknown> {
       ENTRY_OVERHEAD +
       answer.deps.length * DEP_OVERHEAD;
     if (bytes > this.maxBytes) return;
-    const old = this.buckets
-      .get(key.hash)
-      ?.find((e) => e.shape === key.shape && e.question.equals(question));
-    if (old) this.delete(old);
+    for (let e = this.buckets.get(key.hash); e !== undefined; e = e.next) {
+      if (e.shape === key.shape && e.question.equals(question)) {
+        this.delete(e);
+        break;
+      }
+    }
     while (this.bytes + bytes > this.maxBytes) {
       const oldest = this.order.values().next().value;
       if (oldest === undefined) break;
       this.delete(oldest);
     }
-    const entry: Entry<R> = { ...answer, hash: key.hash, shape: key.shape, question, bytes };
-    const bucket = this.buckets.get(key.hash);
-    if (bucket) bucket.push(entry);
-    else this.buckets.set(key.hash, [entry]);
+    const entry: Entry<R> = {
+      ...answer,
+      hash: key.hash,
+      next: this.buckets.get(key.hash),
+      shape: key.shape,
+      question,
+      bytes,
+    };
+    this.buckets.set(key.hash, entry);
     this.order.add(entry);
     this.bytes += bytes;
     for (const d of entry.deps) {
@@ -214,11 +227,17 @@ export class AnswerCache<R = unknown> {
   private delete(entry: Entry<R>): void {
     if (!this.order.delete(entry)) return;
     this.bytes -= entry.bytes;
-    const bucket = this.buckets.get(entry.hash);
-    if (bucket) {
-      const rest = bucket.filter((e) => e !== entry);
-      if (rest.length > 0) this.buckets.set(entry.hash, rest);
+    const head = this.buckets.get(entry.hash);
+    if (head === entry) {
+      if (entry.next) this.buckets.set(entry.hash, entry.next);
       else this.buckets.delete(entry.hash);
+    } else {
+      for (let e = head; e !== undefined; e = e.next) {
+        if (e.next === entry) {
+          e.next = entry.next;
+          break;
+        }
+      }
     }
     for (const d of entry.deps) {
       const entries = this.byDep.get(d);
@@ -286,7 +305,7 @@ export function cacheKey(q: Buffer): CacheKey | undefined {
   for (let j = nameEnd; j < end; j++) hash = Math.imul(hash ^ q[j]!, 0x01000193);
   if (arcount === 0) {
     if (end !== q.length) return undefined;
-    return { hash: hash >>> 0, shape: 0, nameEnd };
+    return { hash: hash & HASH_MASK, shape: 0, nameEnd };
   }
   // RFC 6891 §6.1.2: root owner, TYPE 41, CLASS = payload size, TTL = ext-RCODE, VERSION, DO|Z.
   if (end + 11 > q.length || q[end] !== 0 || q.readUInt16BE(end + 1) !== TYPE_OPT) return undefined;
@@ -305,16 +324,18 @@ export function cacheKey(q: Buffer): CacheKey | undefined {
     else if (code !== OPTION_COOKIE) return undefined;
     o += 4 + len;
   }
-  return { hash: Math.imul(hash ^ shape, 0x01000193) >>> 0, shape, nameEnd, udpSize };
+  return { hash: Math.imul(hash ^ shape, 0x01000193) & HASH_MASK, shape, nameEnd, udpSize };
 }
 
 /** The answer for one client: the stored bytes with its ID, RD and question name as sent. */
 export function renderCached(stored: Buffer, query: Buffer, nameEnd: number): Buffer {
+  // From Node's pool and a native copy (TypedArray#set): Buffer#copy's JS wrapper and a
+  // second copy call for a name of a few dozen bytes cost more than the bytes themselves.
   const out = Buffer.allocUnsafe(stored.length);
-  stored.copy(out);
+  out.set(stored);
   out[0] = query[0]!;
   out[1] = query[1]!;
   out[2] = stored[2]! | (query[2]! & 0x01);
-  query.copy(out, HEADER, HEADER, nameEnd);
+  for (let i = HEADER; i < nameEnd; i++) out[i] = query[i]!;
   return out;
 }
