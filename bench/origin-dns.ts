@@ -7,7 +7,15 @@
  * there are two cores), warms the answers, then alternates the two servers
  * for `rounds` rounds (load on a shared machine drifts) and prints one line
  * per figure with the ratio to the floor, best round of each.
+ *
+ * Beside the throughput it prints each server's CPU time per answer (user +
+ * system, all threads, from /proc/PID/stat, summed over every round): on a
+ * machine shared with other work the qps of a round swings with what else
+ * runs, while the CPU a process spends per answer moves much less. With a
+ * server bound by its core, qps is the inverse of it, so the ratio of the two
+ * CPU costs is the throughput ratio a quiet machine would show.
  */
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +27,21 @@ const rounds = Number(process.argv[3] ?? 2);
 const TOKEN = "bench-token-0123456789";
 const NAMES = 1000;
 const TYPES = ["A", "AAAA", "TXT", "MX"] as const;
+
+/** CPU seconds (user + system, every thread) process `pid` has used, from /proc (Linux). */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return Number.NaN;
+  }
+}
+/** USER_HZ: the unit of /proc/PID/stat times, 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS = 100;
 
 const dir = await mkdtemp(join(tmpdir(), "origin-dns-bench-"));
 const origin = await startOriginProcess(join(dir, "data"), TOKEN, ["--sample"]);
@@ -69,18 +92,24 @@ try {
     origin: undefined,
     floor: undefined,
   };
+  const cpu = { origin: { s: 0, answers: 0 }, floor: { s: 0, answers: 0 } };
   for (let round = 1; round <= rounds; round++) {
-    for (const [which, addr] of [
-      ["origin", origin.ready.dns!],
-      ["floor", fixed.ready.dns!],
+    for (const [which, addr, pid] of [
+      ["origin", origin.ready.dns!, origin.proc.pid],
+      ["floor", fixed.ready.dns!, fixed.pid],
     ] as const) {
+      const before = cpuSeconds(pid);
       const r = await dnsperf(addr, file, ["-l", String(seconds), ...load]);
+      const used = cpuSeconds(pid) - before;
+      cpu[which].s += used;
+      cpu[which].answers += r.completed;
       console.error(
-        `round ${round} ${which}: ${r.qps.toFixed(0)} qps, lost ${r.lost} (${r.command})`,
+        `round ${round} ${which}: ${r.qps.toFixed(0)} qps, lost ${r.lost}, ${((used / r.completed) * 1e6).toFixed(2)} us CPU per answer (${r.command})`,
       );
       if (!best[which] || r.qps > best[which].qps) best[which] = r;
     }
   }
+  const perAnswer = (w: "origin" | "floor") => (cpu[w].s / cpu[w].answers) * 1e6;
   const tcp = await dnsperf(origin.ready.dns!, file, ["-l", String(seconds), "-m", "tcp", ...load]);
   const o = best.origin!;
   const f = best.floor!;
@@ -90,6 +119,9 @@ try {
       label: "bare Node fixed reply",
       value: f.qps,
     }),
+  );
+  console.log(
+    `origin authoritative DNS, UDP, CPU per answer: ${perAnswer("origin").toFixed(2)} us vs bare Node fixed reply ${perAnswer("floor").toFixed(2)} us -> ${(perAnswer("floor") / perAnswer("origin")).toFixed(2)}x (as throughput; all rounds)`,
   );
   console.log(figure("origin authoritative DNS, TCP", tcp.qps, "qps", tcp.latency));
   console.log(`  (floor latency: ${f.latency}; ${queries.length} names in the query file)`);

@@ -91,13 +91,20 @@ export function existsKey(zone: string, name: string, exists: boolean): string {
 
 interface Entry<R> extends CachedAnswer<R> {
   hash: number;
-  /** The next entry with the same hash (a collision chain, almost always empty). */
+  /** The next entry in the same slot of the table (a chain, almost always empty). */
   next: Entry<R> | undefined;
   shape: number;
-  /** The question as stored, name lower-cased: a hash match is checked against it. */
-  question: Buffer;
+  /**
+   * Where the question ends in `wire` (and `truncated`). The stored question's
+   * name is lower-cased: a query is checked against these bytes, so a lookup
+   * reads nothing the answer it renders does not read anyway.
+   */
+  questionEnd: number;
   bytes: number;
 }
+
+/** Slots the table starts with; it doubles whenever entries outnumber slots. */
+const INITIAL_SLOTS = 1024;
 
 export interface AnswerCacheStats {
   entries: number;
@@ -107,12 +114,15 @@ export interface AnswerCacheStats {
 }
 
 /**
- * Entries are found by a number (the key's hash) and confirmed byte by byte,
- * so a lookup builds no string: the hot path allocates only the answer.
+ * Entries are found by a number (the key's hash) in an array used as a hash
+ * table, and confirmed byte by byte against the stored answer's question, so
+ * a lookup builds no string and follows as few pointers as it can: the hot
+ * path allocates only the answer it sends.
  */
 export class AnswerCache<R = unknown> {
-  /** Hash -> the first entry of its chain. */
-  private readonly buckets = new Map<number, Entry<R>>();
+  /** hash & mask -> the first entry of its chain. */
+  private table: (Entry<R> | undefined)[] = emptyTable(INITIAL_SLOTS);
+  private mask = INITIAL_SLOTS - 1;
   /** Every entry, oldest first (eviction order). */
   private readonly order = new Set<Entry<R>>();
   /** Dependency key -> the entries that read it. */
@@ -132,8 +142,8 @@ export class AnswerCache<R = unknown> {
 
   /** The entry for `query`, whose key is `key`. */
   get(key: CacheKey, query: Buffer): CachedAnswer<R> | undefined {
-    for (let e = this.buckets.get(key.hash); e !== undefined; e = e.next) {
-      if (e.shape === key.shape && sameQuestion(e.question, query)) {
+    for (let e = this.table[key.hash & this.mask]; e !== undefined; e = e.next) {
+      if (e.hash === key.hash && e.shape === key.shape && sameQuestion(e, query)) {
         this.hits++;
         return e;
       }
@@ -142,35 +152,35 @@ export class AnswerCache<R = unknown> {
     return undefined;
   }
 
+  /** Stores `answer` (whose wire forms carry `query`'s question) for queries with `key`. */
   set(key: CacheKey, query: Buffer, answer: CachedAnswer<R>): void {
-    const question = lowered(query, HEADER, key.nameEnd + 4);
+    const questionEnd = key.nameEnd + 4;
     const bytes =
       answer.wire.length +
       answer.truncated.length +
-      question.length +
       ENTRY_OVERHEAD +
       answer.deps.length * DEP_OVERHEAD;
     if (bytes > this.maxBytes) return;
-    for (let e = this.buckets.get(key.hash); e !== undefined; e = e.next) {
-      if (e.shape === key.shape && e.question.equals(question)) {
-        this.delete(e);
-        break;
-      }
-    }
+    const old = this.get(key, query);
+    if (old) this.delete(old as Entry<R>);
     while (this.bytes + bytes > this.maxBytes) {
       const oldest = this.order.values().next().value;
       if (oldest === undefined) break;
       this.delete(oldest);
     }
+    if (this.order.size >= this.table.length) this.grow();
+    const slot = key.hash & this.mask;
     const entry: Entry<R> = {
       ...answer,
+      wire: lowerName(answer.wire, questionEnd - 4),
+      truncated: lowerName(answer.truncated, questionEnd - 4),
       hash: key.hash,
-      next: this.buckets.get(key.hash),
+      next: this.table[slot],
       shape: key.shape,
-      question,
+      questionEnd,
       bytes,
     };
-    this.buckets.set(key.hash, entry);
+    this.table[slot] = entry;
     this.order.add(entry);
     this.bytes += bytes;
     for (const d of entry.deps) {
@@ -208,10 +218,23 @@ export class AnswerCache<R = unknown> {
   };
 
   clear(): void {
-    this.buckets.clear();
+    this.table = emptyTable(INITIAL_SLOTS);
+    this.mask = INITIAL_SLOTS - 1;
     this.order.clear();
     this.byDep.clear();
     this.bytes = 0;
+  }
+
+  /** Doubles the table and relinks every entry into it. */
+  private grow(): void {
+    const slots = this.table.length * 2;
+    this.table = emptyTable(slots);
+    this.mask = slots - 1;
+    for (const e of this.order) {
+      const slot = e.hash & this.mask;
+      e.next = this.table[slot];
+      this.table[slot] = e;
+    }
   }
 
   private drop(dep: string): void {
@@ -227,12 +250,10 @@ export class AnswerCache<R = unknown> {
   private delete(entry: Entry<R>): void {
     if (!this.order.delete(entry)) return;
     this.bytes -= entry.bytes;
-    const head = this.buckets.get(entry.hash);
-    if (head === entry) {
-      if (entry.next) this.buckets.set(entry.hash, entry.next);
-      else this.buckets.delete(entry.hash);
-    } else {
-      for (let e = head; e !== undefined; e = e.next) {
+    const slot = entry.hash & this.mask;
+    if (this.table[slot] === entry) this.table[slot] = entry.next;
+    else {
+      for (let e = this.table[slot]; e !== undefined; e = e.next) {
         if (e.next === entry) {
           e.next = entry.next;
           break;
@@ -247,21 +268,32 @@ export class AnswerCache<R = unknown> {
   }
 }
 
-/** Whether `query`'s question equals `stored` (already lower-cased), ASCII case ignored (RFC 4343). */
-function sameQuestion(stored: Buffer, query: Buffer): boolean {
-  if (query.length < HEADER + stored.length) return false;
-  for (let i = 0; i < stored.length; i++) {
-    let c = query[HEADER + i]!;
+/**
+ * Whether `query`'s question equals the entry's (lower-cased), ASCII case
+ * ignored (RFC 4343). Both names are label sequences, so equal bytes up to the
+ * stored question's end mean the same name, type and class.
+ */
+function sameQuestion<R>(e: Entry<R>, query: Buffer): boolean {
+  const stored = e.wire;
+  const end = e.questionEnd;
+  if (query.length < end) return false;
+  for (let i = HEADER; i < end; i++) {
+    let c = query[i]!;
     if (c >= 0x41 && c <= 0x5a) c += 0x20;
     if (c !== stored[i]) return false;
   }
   return true;
 }
 
-function lowered(q: Buffer, from: number, to: number): Buffer {
-  const b = Buffer.from(q.subarray(from, to));
-  for (let i = 0; i < b.length; i++) if (b[i]! >= 0x41 && b[i]! <= 0x5a) b[i] = b[i]! + 0x20;
+/** A copy of `wire` with the question's name (header to `nameEnd`) in lower case. */
+function lowerName(wire: Buffer, nameEnd: number): Buffer {
+  const b = Buffer.from(wire);
+  for (let i = HEADER; i < nameEnd; i++) if (b[i]! >= 0x41 && b[i]! <= 0x5a) b[i] = b[i]! + 0x20;
   return b;
+}
+
+function emptyTable<T>(slots: number): (T | undefined)[] {
+  return new Array<T | undefined>(slots).fill(undefined);
 }
 
 /**

@@ -222,9 +222,12 @@ function fromCache(
 ): QueryAnswer | undefined {
   const hit = cache.get(key, query);
   if (!hit) return undefined;
-  // RFC 1035 §4.3.5: a zone past EXPIRE is answered SERVFAIL by the full path, whatever was cached.
-  const zone = hit.resolution.zone;
-  if (zone !== undefined && opts.expired?.(zone)) return undefined;
+  // RFC 1035 §4.3.5: a zone past EXPIRE is answered SERVFAIL by the full path, whatever was
+  // cached. Only a follower has zones that expire: the others never touch the resolution here.
+  if (opts.expired !== undefined) {
+    const zone = hit.resolution.zone;
+    if (zone !== undefined && opts.expired(zone)) return undefined;
+  }
   const stored = hit.wire.length <= udpLimit(key.udpSize, opts) ? hit.wire : hit.truncated;
   return { wire: renderCached(stored, query, key.nameEnd), resolution: hit.resolution };
 }

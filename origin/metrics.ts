@@ -201,16 +201,17 @@ function labelled(map: Map<string, number>, [first, second]: [string, string]): 
 }
 
 /**
- * The RCODE sent: the resolution's, or for error replies (FORMERR, NOTIMP,
- * REFUSED for a class, BADVERS) the header's. "none" when nothing was sent
- * (a response or a runt). RFC 6891 §6.1.3: BADVERS (16) is the one extended
- * RCODE the origin sends, and it leaves 0 in the header's four bits.
+ * The RCODE sent, read from the response's header (the bytes were just
+ * written, so this reads no other object on a cache hit). "none" when nothing
+ * was sent (a response or a runt). RFC 6891 §6.1.3: BADVERS (16) is the one
+ * extended RCODE the origin sends, and it leaves 0 in the header's four bits:
+ * a 0 there is NOERROR for an answer (one with a resolution), BADVERS for an
+ * error reply.
  */
 function rcodeOf(resolution: Resolution | undefined, response: Buffer): string {
-  if (resolution) return resolution.rcode;
   if (response.length < 4) return "none";
-  const low = response.readUInt8(3) & 0x0f;
-  if (low === 0) return "BADVERS";
+  const low = response[3]! & 0x0f;
+  if (low === 0) return resolution ? "NOERROR" : "BADVERS";
   return RCODE_NAMES[low] ?? String(low);
 }
 
