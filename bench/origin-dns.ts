@@ -15,33 +15,25 @@
  * server bound by its core, qps is the inverse of it, so the ratio of the two
  * CPU costs is the throughput ratio a quiet machine would show.
  */
-import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startOriginProcess } from "../test/support/process.ts";
-import { type DnsperfResult, dnsperf, figure, machine, pin, startScript } from "./support.ts";
+import {
+  cpuSeconds,
+  type DnsperfResult,
+  dnsperf,
+  figure,
+  machine,
+  pin,
+  startScript,
+} from "./support.ts";
 
 const seconds = Number(process.argv[2] ?? 10);
 const rounds = Number(process.argv[3] ?? 2);
 const TOKEN = "bench-token-0123456789";
 const NAMES = 1000;
 const TYPES = ["A", "AAAA", "TXT", "MX"] as const;
-
-/** CPU seconds (user + system, every thread) process `pid` has used, from /proc (Linux). */
-function cpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
-    // Fields after the command name (which may hold spaces) start at the state, field 3.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  } catch {
-    return Number.NaN;
-  }
-}
-/** USER_HZ: the unit of /proc/PID/stat times, 100 on every Linux architecture Node runs on. */
-const CLOCK_TICKS = 100;
 
 const dir = await mkdtemp(join(tmpdir(), "origin-dns-bench-"));
 const origin = await startOriginProcess(join(dir, "data"), TOKEN, ["--sample"]);
