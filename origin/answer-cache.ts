@@ -142,13 +142,16 @@ export class AnswerCache<R = unknown> {
 
   /** The entry for `query`, whose key is `key`. */
   get(key: CacheKey, query: Buffer): CachedAnswer<R> | undefined {
+    const e = this.find(key, query);
+    if (e) this.hits++;
+    else this.misses++;
+    return e;
+  }
+
+  private find(key: CacheKey, query: Buffer): Entry<R> | undefined {
     for (let e = this.table[key.hash & this.mask]; e !== undefined; e = e.next) {
-      if (e.hash === key.hash && e.shape === key.shape && sameQuestion(e, query)) {
-        this.hits++;
-        return e;
-      }
+      if (e.hash === key.hash && e.shape === key.shape && sameQuestion(e, query)) return e;
     }
-    this.misses++;
     return undefined;
   }
 
@@ -161,8 +164,8 @@ export class AnswerCache<R = unknown> {
       ENTRY_OVERHEAD +
       answer.deps.length * DEP_OVERHEAD;
     if (bytes > this.maxBytes) return;
-    const old = this.get(key, query);
-    if (old) this.delete(old as Entry<R>);
+    const old = this.find(key, query);
+    if (old) this.delete(old);
     while (this.bytes + bytes > this.maxBytes) {
       const oldest = this.order.values().next().value;
       if (oldest === undefined) break;

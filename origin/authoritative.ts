@@ -36,6 +36,11 @@ export interface AnswerOptions {
    * invalidates it on commit. Pass it only for unsigned queries.
    */
   cache?: AnswerCache<Resolution>;
+  /**
+   * The caller has just asked `cache` for this query (cachedAnswer said "miss"):
+   * answer and store without asking again.
+   */
+  missed?: boolean;
 }
 
 export interface QueryAnswer {
@@ -82,7 +87,7 @@ export function answerQuery(
   opts: AnswerOptions = {},
 ): QueryAnswer {
   const key = opts.cache && cacheKey(query);
-  if (key) {
+  if (key && !opts.missed) {
     const hit = fromCache(query, key, opts.cache!, opts);
     if (hit) return hit;
   }
@@ -202,16 +207,19 @@ class RecordedZone implements ZoneView {
 }
 
 /**
- * The answer from `cache` when it holds one for this query; undefined otherwise
- * (then answerQuery makes it and stores it). The hot path of the DNS server.
+ * The answer from `cache` when it holds one for this query; "miss" for a plain
+ * query it can hold but does not (then answerQuery with `missed` makes it and
+ * stores it); undefined for a query it never holds (signed, a transfer, NOTIFY,
+ * odd sections). The hot path of the DNS server.
  */
 export function cachedAnswer(
   query: Buffer,
   cache: AnswerCache<Resolution>,
   opts: AnswerOptions,
-): QueryAnswer | undefined {
+): QueryAnswer | "miss" | undefined {
   const key = cacheKey(query);
-  return key && fromCache(query, key, cache, opts);
+  if (!key) return undefined;
+  return fromCache(query, key, cache, opts) ?? "miss";
 }
 
 function fromCache(

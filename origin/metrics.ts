@@ -15,6 +15,7 @@ import {
   type Sample,
   type SampledSpec,
 } from "../core/metrics.ts";
+import type { AnswerCacheStats } from "./answer-cache.ts";
 import type { Receipts } from "./receipts.ts";
 import type { Resolution } from "./resolve.ts";
 import type { Secondaries } from "./secondaries.ts";
@@ -293,4 +294,38 @@ export function observeSecondaries(registry: MetricsRegistry, secondaries: Secon
     buckets: APPLY_BUCKETS,
   });
   secondaries.onInsync = (seconds) => insync.observe(seconds);
+}
+
+/**
+ * The authoritative DNS answer cache (answer-cache.ts), read at scrape time:
+ * lookups that hit and missed, and what it holds. A write that leaves an
+ * answer untouched leaves it cached (per-RRset invalidation), so hits keep
+ * rising across unrelated writes.
+ */
+export function observeAnswerCache(registry: MetricsRegistry, stats: () => AnswerCacheStats): void {
+  const read = (key: keyof AnswerCacheStats) => () => stats()[key];
+  registry.sampled({
+    name: "origin_answer_cache_hits_total",
+    help: "DNS queries answered from the answer cache",
+    type: "counter",
+    read: read("hits"),
+  });
+  registry.sampled({
+    name: "origin_answer_cache_misses_total",
+    help: "cacheable DNS queries the answer cache did not hold (then built and stored)",
+    type: "counter",
+    read: read("misses"),
+  });
+  registry.sampled({
+    name: "origin_answer_cache_entries",
+    help: "answers held by the answer cache",
+    type: "gauge",
+    read: read("entries"),
+  });
+  registry.sampled({
+    name: "origin_answer_cache_bytes",
+    help: "bytes the answer cache counts against its bound",
+    type: "gauge",
+    read: read("bytes"),
+  });
 }

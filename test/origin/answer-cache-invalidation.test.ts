@@ -4,15 +4,22 @@
  * delegation, glue, a wildcard, the existence of a name, the SOA of a negative
  * answer) and keeps the rest. Checked on a real Store (its commits carry the
  * new SOA like every update does), first step by step, then against the
- * uncached path after each of a few hundred random commits.
+ * uncached path after each of a few hundred random commits; last on a real
+ * `propagate origin` with dig, through its /metrics.
  */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import dnsPacket from "dns-packet";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { VirtualClock } from "../../core/clock.ts";
 import { AnswerCache } from "../../origin/answer-cache.ts";
 import { answerQuery, MAX_EDNS_UDP, type Resolution } from "../../origin/authoritative.ts";
 import { type Durability, InvalidInput, type RRsetOp, Store } from "../../origin/store.ts";
 import { parseZoneFile } from "../../origin/zonefile.ts";
+import { dig } from "../support/dig.ts";
+import { type Running, startOriginProcess } from "../support/process.ts";
+import { scrape } from "../support/prom.ts";
 import { EXAMPLE, OTHER } from "./authoritative-fixture.ts";
 
 /** Durability that is durable at once: the store publishes each commit before it resolves. */
@@ -243,4 +250,60 @@ describe("answer cache invalidation per RRset", () => {
       expect(kept).toBeGreaterThan(questions.length * steps * 0.3);
     },
   );
+});
+
+describe("answer cache invalidation in `propagate origin`", () => {
+  let dir = "";
+  let origin: Running;
+  const token = "cache-rrset-token-0123456789";
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "propagate-answer-cache-rrset-"));
+    origin = await startOriginProcess(join(dir, "data"), token, ["--sample"]);
+  }, 20_000);
+  afterAll(async () => {
+    await origin?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const digAt = (args: string[]) => {
+    const [host, port] = origin.ready.dns!.split(":") as [string, string];
+    return dig([`@${host}`, "-p", port, "+tries=1", "+time=5", "+nocookie", ...args]);
+  };
+  const counts = async () => {
+    const { samples } = await scrape(`${origin.ready.http}/metrics`);
+    return {
+      hits: samples.get("origin_answer_cache_hits_total")!,
+      misses: samples.get("origin_answer_cache_misses_total")!,
+    };
+  };
+
+  it("keeps an answer a write did not touch and drops the negative one (it carries the SOA)", async () => {
+    expect(await digAt(["www.example.test", "A", "+short"])).toBe("192.0.2.10\n");
+    expect(await digAt(["nothing.example.test", "A"])).toMatch(/status: NXDOMAIN/);
+    const before = await counts();
+    expect(await digAt(["www.example.test", "A", "+short"])).toBe("192.0.2.10\n");
+    expect(await digAt(["nothing.example.test", "A"])).toMatch(/status: NXDOMAIN/);
+    const warm = await counts();
+    expect(warm.hits - before.hits).toBe(2);
+
+    const res = await fetch(`${origin.ready.http}/v1/zones/example.test/rrsets/unrelated/TXT`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ ttl: 60, data: ["v1"] }),
+    });
+    expect(res.status).toBe(200);
+    const { serial } = (await res.json()) as { serial: number };
+
+    expect(await digAt(["www.example.test", "A", "+short"])).toBe("192.0.2.10\n");
+    const afterWww = await counts();
+    expect(afterWww.hits - warm.hits).toBe(1);
+    expect(afterWww.misses).toBe(warm.misses);
+    // The NXDOMAIN is built again, with the new serial in its SOA (RFC 2308 §3).
+    const nx = await digAt(["nothing.example.test", "A"]);
+    expect(nx).toMatch(/status: NXDOMAIN/);
+    expect(nx).toMatch(new RegExp(`SOA\\s+\\S+\\s+\\S+\\s+${serial}\\s`));
+    const afterNx = await counts();
+    expect(afterNx.misses - afterWww.misses).toBe(1);
+  });
 });
