@@ -7,12 +7,27 @@
  * there are two cores), warms the answers, then alternates the two servers
  * for `rounds` rounds (load on a shared machine drifts) and prints one line
  * per figure with the ratio to the floor, best round of each.
+ *
+ * Beside the throughput it prints each server's CPU time per answer (user +
+ * system, all threads, from /proc/PID/stat, summed over every round): on a
+ * machine shared with other work the qps of a round swings with what else
+ * runs, while the CPU a process spends per answer moves much less. With a
+ * server bound by its core, qps is the inverse of it, so the ratio of the two
+ * CPU costs is the throughput ratio a quiet machine would show.
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startOriginProcess } from "../test/support/process.ts";
-import { type DnsperfResult, dnsperf, figure, machine, pin, startScript } from "./support.ts";
+import {
+  cpuSeconds,
+  type DnsperfResult,
+  dnsperf,
+  figure,
+  machine,
+  pin,
+  startScript,
+} from "./support.ts";
 
 const seconds = Number(process.argv[2] ?? 10);
 const rounds = Number(process.argv[3] ?? 2);
@@ -69,18 +84,24 @@ try {
     origin: undefined,
     floor: undefined,
   };
+  const cpu = { origin: { s: 0, answers: 0 }, floor: { s: 0, answers: 0 } };
   for (let round = 1; round <= rounds; round++) {
-    for (const [which, addr] of [
-      ["origin", origin.ready.dns!],
-      ["floor", fixed.ready.dns!],
+    for (const [which, addr, pid] of [
+      ["origin", origin.ready.dns!, origin.proc.pid],
+      ["floor", fixed.ready.dns!, fixed.pid],
     ] as const) {
+      const before = cpuSeconds(pid);
       const r = await dnsperf(addr, file, ["-l", String(seconds), ...load]);
+      const used = cpuSeconds(pid) - before;
+      cpu[which].s += used;
+      cpu[which].answers += r.completed;
       console.error(
-        `round ${round} ${which}: ${r.qps.toFixed(0)} qps, lost ${r.lost} (${r.command})`,
+        `round ${round} ${which}: ${r.qps.toFixed(0)} qps, lost ${r.lost}, ${((used / r.completed) * 1e6).toFixed(2)} us CPU per answer (${r.command})`,
       );
       if (!best[which] || r.qps > best[which].qps) best[which] = r;
     }
   }
+  const perAnswer = (w: "origin" | "floor") => (cpu[w].s / cpu[w].answers) * 1e6;
   const tcp = await dnsperf(origin.ready.dns!, file, ["-l", String(seconds), "-m", "tcp", ...load]);
   const o = best.origin!;
   const f = best.floor!;
@@ -90,6 +111,9 @@ try {
       label: "bare Node fixed reply",
       value: f.qps,
     }),
+  );
+  console.log(
+    `origin authoritative DNS, UDP, CPU per answer: ${perAnswer("origin").toFixed(2)} us vs bare Node fixed reply ${perAnswer("floor").toFixed(2)} us -> ${(perAnswer("floor") / perAnswer("origin")).toFixed(2)}x (as throughput; all rounds)`,
   );
   console.log(figure("origin authoritative DNS, TCP", tcp.qps, "qps", tcp.latency));
   console.log(`  (floor latency: ${f.latency}; ${queries.length} names in the query file)`);

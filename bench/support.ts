@@ -164,3 +164,18 @@ export async function wrk(
     non2xx: Number(pick(/Non-2xx or 3xx responses: (\d+)/) ?? 0),
   };
 }
+
+/** CPU seconds (user + system, every thread) process `pid` has used, from /proc (Linux). */
+export function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return Number.NaN;
+  }
+}
+/** USER_HZ: the unit of /proc/PID/stat times, 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS = 100;

@@ -8,10 +8,19 @@
  */
 import type { Answer, OptAnswer, Packet } from "dns-packet";
 import dnsPacket from "dns-packet";
-import { type AnswerCache, type CacheKey, cacheKey, renderCached } from "./answer-cache.ts";
+import type { RRset, RRType } from "../core/records.ts";
+import {
+  type AnswerCache,
+  type CacheKey,
+  cacheKey,
+  existsKey,
+  namesKey,
+  readKey,
+  renderCached,
+} from "./answer-cache.ts";
 import { type Resolution, resolveQuestion } from "./resolve.ts";
 import { questionEnd } from "./xfr.ts";
-import type { ZoneSource } from "./zone.ts";
+import type { ZoneSource, ZoneView } from "./zone.ts";
 
 export { MAX_CNAME_HOPS, type Resolution, resolveQuestion } from "./resolve.ts";
 
@@ -27,6 +36,11 @@ export interface AnswerOptions {
    * invalidates it on commit. Pass it only for unsigned queries.
    */
   cache?: AnswerCache<Resolution>;
+  /**
+   * The caller has just asked `cache` for this query (cachedAnswer said "miss"):
+   * answer and store without asking again.
+   */
+  missed?: boolean;
 }
 
 export interface QueryAnswer {
@@ -73,7 +87,7 @@ export function answerQuery(
   opts: AnswerOptions = {},
 ): QueryAnswer {
   const key = opts.cache && cacheKey(query);
-  if (key) {
+  if (key && !opts.missed) {
     const hit = fromCache(query, key, opts.cache!, opts);
     if (hit) return hit;
   }
@@ -91,23 +105,26 @@ export function answerQuery(
   if (question.edns && question.edns.version > 0) return { wire: reply(request, "BADVERS", opts) };
   if (question.qclass !== CLASS_IN) return { wire: reply(request, "REFUSED", opts) };
 
-  const resolution = resolveQuestion(zones, question.qname, question.qtype);
+  // With a cache, resolve through a recorder: what the answer read is what invalidates it.
+  const recorder = key ? new ReadRecorder(zones) : undefined;
+  const resolution = resolveQuestion(recorder ?? zones, question.qname, question.qtype);
   // RFC 1035 §4.3.5: past EXPIRE a secondary's zone is not answered from its data (nor cached).
   if (resolution.zone !== undefined && opts.expired?.(resolution.zone))
     return { wire: reply(request, "SERVFAIL", opts) };
   const full = encode(request, resolution.rcode, opts, resolution);
   const truncated = () => encode(request, resolution.rcode, opts, resolution, true);
-  if (key) remember(opts.cache!, key, query, zones, resolution, full, truncated());
+  if (key && recorder)
+    remember(opts.cache!, key, query, recorder.deps, resolution, full, truncated());
   const fits = full.length <= udpLimit(request.edns?.udpSize, opts);
   return { wire: fits ? full : truncated(), resolution };
 }
 
-/** Stores an answer normalised to ID 0 and RD clear, with the zones it was built from. */
+/** Stores an answer normalised to ID 0 and RD clear, with the reads it was built from. */
 function remember(
   cache: AnswerCache<Resolution>,
   key: CacheKey,
   query: Buffer,
-  zones: ZoneSource,
+  deps: Set<string>,
   resolution: Resolution,
   full: Buffer,
   truncated: Buffer,
@@ -118,33 +135,91 @@ function remember(
     c[2] = c[2]! & 0xfe;
     return c;
   };
-  const from = new Set<string>([resolution.zone ?? ""]);
-  for (const rr of [
-    ...resolution.answers,
-    ...resolution.authority,
-    ...(resolution.additional ?? []),
-  ]) {
-    from.add(zones.findZone(rr.name.toLowerCase())?.name ?? "");
-  }
+  // The serial and version are the zone's when the answer was built; a positive answer
+  // outlives later commits that do not touch it, so a hit reports neither rather than a stale one.
+  const { rcode, aa, answers, authority, additional, zone, ttl } = resolution;
   cache.set(key, query, {
     wire: normal(full),
     truncated: normal(truncated),
-    resolution,
-    zones: [...from],
+    resolution: {
+      rcode,
+      aa,
+      answers,
+      authority,
+      ttl,
+      ...(additional && { additional }),
+      ...(zone !== undefined && { zone }),
+    },
+    deps: [...deps],
   });
 }
 
 /**
- * The answer from `cache` when it holds one for this query; undefined otherwise
- * (then answerQuery makes it and stores it). The hot path of the DNS server.
+ * A ZoneSource that notes every read resolveQuestion makes (origin/answer-cache.ts
+ * explains the keys): the RRsets looked up, found or not; names listed whole
+ * (ANY); names tested for existence; the SOA. The zone's `serial` alone is
+ * metadata of the Resolution, never written into the answer's bytes (the SOA
+ * record comes from `soa` or `get(apex, "SOA")`), so it is not a dependency.
+ */
+class ReadRecorder implements ZoneSource {
+  readonly deps = new Set<string>();
+  constructor(private readonly zones: ZoneSource) {}
+
+  findZone(name: string): ZoneView | undefined {
+    const zone = this.zones.findZone(name);
+    return zone && new RecordedZone(zone, this.deps);
+  }
+}
+
+class RecordedZone implements ZoneView {
+  readonly name: string;
+  constructor(
+    private readonly zone: ZoneView,
+    private readonly deps: Set<string>,
+  ) {
+    this.name = zone.name;
+  }
+
+  get serial(): number {
+    return this.zone.serial;
+  }
+
+  get soa(): RRset<"SOA"> {
+    this.deps.add(readKey(this.name, this.name, "SOA"));
+    return this.zone.soa;
+  }
+
+  get<T extends RRType>(name: string, type: T): RRset<T> | undefined {
+    this.deps.add(readKey(this.name, name, type));
+    return this.zone.get(name, type);
+  }
+
+  at(name: string): RRset[] {
+    this.deps.add(namesKey(this.name, name));
+    return this.zone.at(name);
+  }
+
+  exists(name: string): boolean {
+    const exists = this.zone.exists(name);
+    this.deps.add(existsKey(this.name, name, exists));
+    return exists;
+  }
+}
+
+/**
+ * The answer from `cache` when it holds one for this query; "miss" for a plain
+ * query it can hold but does not (then answerQuery with `missed` makes it and
+ * stores it); undefined for a query it never holds (signed, a transfer, NOTIFY,
+ * odd sections). The hot path of the DNS server.
  */
 export function cachedAnswer(
   query: Buffer,
   cache: AnswerCache<Resolution>,
   opts: AnswerOptions,
-): QueryAnswer | undefined {
+): QueryAnswer | "miss" | undefined {
   const key = cacheKey(query);
-  return key && fromCache(query, key, cache, opts);
+  if (!key) return undefined;
+  return fromCache(query, key, cache, opts) ?? "miss";
 }
 
 function fromCache(
@@ -155,9 +230,12 @@ function fromCache(
 ): QueryAnswer | undefined {
   const hit = cache.get(key, query);
   if (!hit) return undefined;
-  // RFC 1035 §4.3.5: a zone past EXPIRE is answered SERVFAIL by the full path, whatever was cached.
-  const zone = hit.resolution.zone;
-  if (zone !== undefined && opts.expired?.(zone)) return undefined;
+  // RFC 1035 §4.3.5: a zone past EXPIRE is answered SERVFAIL by the full path, whatever was
+  // cached. Only a follower has zones that expire: the others never touch the resolution here.
+  if (opts.expired !== undefined) {
+    const zone = hit.resolution.zone;
+    if (zone !== undefined && opts.expired(zone)) return undefined;
+  }
   const stored = hit.wire.length <= udpLimit(key.udpSize, opts) ? hit.wire : hit.truncated;
   return { wire: renderCached(stored, query, key.nameEnd), resolution: hit.resolution };
 }

@@ -117,9 +117,11 @@ export function startAuthoritativeDns(
   return startDnsServer({ host, port, onError }, (query, info) => {
     // The hot path: a plain unsigned query answered before. A query the cache
     // keys has no TSIG (at most an OPT record) and asks for no transfer.
+    let missed = false;
     if (answerCache) {
       const hit = cachedAnswer(query, answerCache, info.transport === "udp" ? udp : tcp);
-      if (hit) {
+      if (hit === "miss") missed = true;
+      else if (hit) {
         onAnswer?.(info, hit.resolution, hit.wire);
         return send(hit.wire, info);
       }
@@ -130,12 +132,14 @@ export function startAuthoritativeDns(
         maxUdp,
         nsid,
         expired,
-        ...(cache && { cache }),
+        ...(cache && { cache, missed }),
       });
       onAnswer?.(info, resolution, wire);
       return wire;
     };
-    if (primary) {
+    // A query the cache keys is plain (no TSIG: at most an OPT record; not a transfer
+    // or NOTIFY): the primary would hand it back, so it goes straight to the answer path.
+    if (primary && !missed) {
       // A signed query's inner message is answered afresh, never from the cache.
       const out = servePrimary(primary, query, info, (q) => plain(q), onAnswer);
       if (out !== "plain") return out;

@@ -11,14 +11,27 @@
  * intact one is corruption of acknowledged data, and `decodeJournal` reports
  * it as such (etcd's WAL and PostgreSQL's recovery draw the same line).
  */
+import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { crc32 } from "node:zlib";
 
 export function encodeRecord(record: unknown): Buffer {
   const json = Buffer.from(JSON.stringify(record));
-  const crc = crc32(json).toString(16).padStart(8, "0");
-  return Buffer.concat([Buffer.from(`${json.length} ${crc} `), json, Buffer.from("\n")]);
+  const head = `${json.length} ${crc32(json).toString(16).padStart(8, "0")} `;
+  const out = Buffer.allocUnsafe(head.length + json.length + 1);
+  out.write(head, 0, "latin1");
+  json.copy(out, head.length);
+  out[out.length - 1] = 0x0a;
+  return out;
 }
+
+/**
+ * Journals are opened for appending with O_DSYNC (POSIX: a write returns once
+ * its data, and the metadata needed to read it back, are on stable storage):
+ * the same guarantee as write + fdatasync, in one call on libuv's thread pool
+ * instead of two round trips per group commit.
+ */
+const JOURNAL_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_DSYNC;
 
 /** A record that could not be read: where, how many bytes from there to the end, and why. */
 export interface BadRecord {
@@ -125,7 +138,7 @@ export class JournalWriter {
   ) {}
 
   static async open(path: string): Promise<JournalWriter> {
-    return new JournalWriter(await open(path, "a"), path);
+    return new JournalWriter(await open(path, JOURNAL_FLAGS), path);
   }
 
   append(bytes: Buffer, onDurable: () => void): Promise<void> {
@@ -151,7 +164,7 @@ export class JournalWriter {
 
   /** Switches to another file; only call from a `runBetweenBatches` task. */
   async switchTo(path: string): Promise<void> {
-    const next = await open(path, "a");
+    const next = await open(path, JOURNAL_FLAGS);
     await this.fh.close();
     this.fh = next;
     this.path = path;
@@ -189,12 +202,12 @@ export class JournalWriter {
   }
 
   private async writeBatch(batch: Pending[]): Promise<void> {
-    const bytes = Buffer.concat(batch.map((p) => p.bytes));
+    const bytes = batch.length === 1 ? batch[0]!.bytes : Buffer.concat(batch.map((p) => p.bytes));
+    // Durable when it returns (O_DSYNC, JOURNAL_FLAGS): the group commit's one fsync.
     const { bytesWritten } = await this.fh.write(bytes);
     if (bytesWritten !== bytes.length) {
       throw new Error(`short write to ${this.path}: ${bytesWritten} of ${bytes.length} bytes`);
     }
-    await this.fh.datasync();
     this.stats.records += batch.length;
     this.stats.batches++;
     for (const p of batch) p.onDurable();

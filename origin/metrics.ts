@@ -15,6 +15,7 @@ import {
   type Sample,
   type SampledSpec,
 } from "../core/metrics.ts";
+import type { AnswerCacheStats } from "./answer-cache.ts";
 import type { Receipts } from "./receipts.ts";
 import type { Resolution } from "./resolve.ts";
 import type { Secondaries } from "./secondaries.ts";
@@ -46,8 +47,14 @@ export class OriginMetrics {
     ["4xx", 0],
     ["5xx", 0],
   ]);
-  /** "transport\trcode" -> count. */
-  private readonly dns = new Map<string, number>();
+  /**
+   * Answers by transport, then RCODE name. Two maps keyed by constant strings,
+   * not one keyed by a string built per query: this runs for every answer.
+   */
+  private readonly dns: Record<QueryInfo["transport"], Map<string, number>> = {
+    udp: new Map(),
+    tcp: new Map(),
+  };
   /** "api\tcode" -> count. */
   private readonly reads = new Map<string, number>();
   /** Counters of the primary side (transfers, NOTIFY, TSIG), by name: help and labelled values. */
@@ -81,7 +88,9 @@ export class OriginMetrics {
     resolution: Resolution | undefined,
     response: Buffer,
   ): void => {
-    bump(this.dns, `${info.transport}\t${rcodeOf(resolution, response)}`);
+    const byRcode = this.dns[info.transport];
+    const rcode = rcodeOf(resolution, response);
+    byRcode.set(rcode, (byRcode.get(rcode) ?? 0) + 1);
   };
 
   /** Counts the answers to zone writes (PUT, PATCH, DELETE): errors by status class. */
@@ -138,7 +147,10 @@ export class OriginMetrics {
     counter(
       "origin_dns_queries_total",
       "DNS queries by transport and rcode",
-      () => labelled(this.dns, ["transport", "rcode"]),
+      () =>
+        Object.entries(this.dns).flatMap(([transport, byRcode]) =>
+          [...byRcode].map(([rcode, n]): Sample => [{ transport, rcode }, n]),
+        ),
       ["transport", "rcode"],
     );
     counter(
@@ -190,16 +202,17 @@ function labelled(map: Map<string, number>, [first, second]: [string, string]): 
 }
 
 /**
- * The RCODE sent: the resolution's, or for error replies (FORMERR, NOTIMP,
- * REFUSED for a class, BADVERS) the header's. "none" when nothing was sent
- * (a response or a runt). RFC 6891 §6.1.3: BADVERS (16) is the one extended
- * RCODE the origin sends, and it leaves 0 in the header's four bits.
+ * The RCODE sent, read from the response's header (the bytes were just
+ * written, so this reads no other object on a cache hit). "none" when nothing
+ * was sent (a response or a runt). RFC 6891 §6.1.3: BADVERS (16) is the one
+ * extended RCODE the origin sends, and it leaves 0 in the header's four bits:
+ * a 0 there is NOERROR for an answer (one with a resolution), BADVERS for an
+ * error reply.
  */
 function rcodeOf(resolution: Resolution | undefined, response: Buffer): string {
-  if (resolution) return resolution.rcode;
   if (response.length < 4) return "none";
-  const low = response.readUInt8(3) & 0x0f;
-  if (low === 0) return "BADVERS";
+  const low = response[3]! & 0x0f;
+  if (low === 0) return resolution ? "NOERROR" : "BADVERS";
   return RCODE_NAMES[low] ?? String(low);
 }
 
@@ -281,4 +294,38 @@ export function observeSecondaries(registry: MetricsRegistry, secondaries: Secon
     buckets: APPLY_BUCKETS,
   });
   secondaries.onInsync = (seconds) => insync.observe(seconds);
+}
+
+/**
+ * The authoritative DNS answer cache (answer-cache.ts), read at scrape time:
+ * lookups that hit and missed, and what it holds. A write that leaves an
+ * answer untouched leaves it cached (per-RRset invalidation), so hits keep
+ * rising across unrelated writes.
+ */
+export function observeAnswerCache(registry: MetricsRegistry, stats: () => AnswerCacheStats): void {
+  const read = (key: keyof AnswerCacheStats) => () => stats()[key];
+  registry.sampled({
+    name: "origin_answer_cache_hits_total",
+    help: "DNS queries answered from the answer cache",
+    type: "counter",
+    read: read("hits"),
+  });
+  registry.sampled({
+    name: "origin_answer_cache_misses_total",
+    help: "cacheable DNS queries the answer cache did not hold (then built and stored)",
+    type: "counter",
+    read: read("misses"),
+  });
+  registry.sampled({
+    name: "origin_answer_cache_entries",
+    help: "answers held by the answer cache",
+    type: "gauge",
+    read: read("entries"),
+  });
+  registry.sampled({
+    name: "origin_answer_cache_bytes",
+    help: "bytes the answer cache counts against its bound",
+    type: "gauge",
+    read: read("bytes"),
+  });
 }

@@ -34,7 +34,12 @@ import { fabricRoutes } from "./fabric.ts";
 import { Outbox, publishCommits } from "./fabric-outbox.ts";
 import { Registry } from "./fabric-registry.ts";
 import { Follower, followSources } from "./follow.ts";
-import { OriginMetrics, observeReceipts, observeSecondaries } from "./metrics.ts";
+import {
+  OriginMetrics,
+  observeAnswerCache,
+  observeReceipts,
+  observeSecondaries,
+} from "./metrics.ts";
 import { readRoutes } from "./reads.ts";
 import { Receipts } from "./receipts.ts";
 import { Relay } from "./relay.ts";
@@ -322,7 +327,8 @@ export async function startOrigin(
   );
   let dns: DnsServer;
   try {
-    const answerCache = new AnswerCache<Resolution>();
+    const answerCache = new AnswerCache<Resolution>(undefined, store);
+    observeAnswerCache(registry, () => answerCache.stats());
     store.onCommit(answerCache.onCommit);
     dns = await startAuthoritativeDns(store, {
       answerCache,

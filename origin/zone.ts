@@ -26,6 +26,12 @@ export interface ZoneSource {
 
 export class Zone implements ZoneView {
   private readonly sets = new Map<string, RRset>();
+  /**
+   * The same RRsets by owner name, then type, for `at`: without it `at` walks
+   * every RRset of the zone, and planning a batch of N names (plan.ts asks
+   * `at` for each) costs O(N x zone size).
+   */
+  private readonly byName = new Map<string, Map<RRType, RRset>>();
   /** Owner names with a count of RRsets at or below them, for empty non-terminals. */
   private readonly below = new Map<string, number>();
 
@@ -53,9 +59,8 @@ export class Zone implements ZoneView {
   }
 
   at(name: string): RRset[] {
-    const out: RRset[] = [];
-    for (const set of this.sets.values()) if (set.name === name) out.push(set);
-    return out;
+    const types = this.byName.get(name);
+    return types ? [...types.values()] : [];
   }
 
   exists(name: string): boolean {
@@ -78,12 +83,18 @@ export class Zone implements ZoneView {
     const key = rrsetKey(rrset.name, rrset.type);
     if (!this.sets.has(key)) this.count(rrset.name, 1);
     this.sets.set(key, rrset);
+    const types = this.byName.get(rrset.name);
+    if (types) types.set(rrset.type, rrset);
+    else this.byName.set(rrset.name, new Map([[rrset.type, rrset]]));
   }
 
   /** Removes an RRset; returns whether it existed. */
   delete(name: string, type: RRType): boolean {
     const key = rrsetKey(name, type);
     if (!this.sets.delete(key)) return false;
+    const types = this.byName.get(name);
+    types?.delete(type);
+    if (types?.size === 0) this.byName.delete(name);
     this.count(name, -1);
     return true;
   }

@@ -163,7 +163,7 @@ describe("answer cache in answerQuery", () => {
     expect(new Set(shapesKeys.slice(0, 4)).size).toBe(4);
   });
 
-  it("is bounded in bytes, oldest first, and an update drops only its zone's answers", () => {
+  it("is bounded in bytes, oldest first; a zone created or deleted drops every answer", () => {
     const cache = new AnswerCache<Resolution>(4000);
     for (const [name, type] of questions)
       answerQuery(query(name, type, 1, false, {}), zones, { cache });
@@ -177,12 +177,14 @@ describe("answer cache in answerQuery", () => {
     ask("www.other.test");
     ask("toother.example.test"); // built from example.test and other.test
     expect(big.stats().entries).toBe(3);
-    big.onCommit({ op: "update", zone: "other.test" });
+    // Per-RRset invalidation: test/origin/answer-cache-invalidation.test.ts.
+    const www = { name: "www.other.test", type: "A" as const, rrset: null };
+    big.onCommit({ op: "update", zone: "other.test", changes: [www] });
     expect(big.stats().entries).toBe(1);
-    big.onCommit({ op: "update", zone: "example.test" });
+    big.onCommit({ op: "create", zone: "new.test", changes: [] });
     expect(big.stats().entries).toBe(0);
     ask("www.example.test");
-    big.onCommit({ op: "create", zone: "new.test" });
+    big.onCommit({ op: "delete", zone: "other.test", changes: [] });
     expect(big.stats().entries).toBe(0);
   });
 });
