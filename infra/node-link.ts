@@ -10,7 +10,42 @@ import { type FetchLike, type LinkDelay, wrapFetch } from "../core/delay.ts";
 import type { FabricMetrics } from "../core/metrics.ts";
 import type { PropagationMode, PurgeEvent } from "../core/purge.ts";
 import { eventVerifier } from "../core/signing.ts";
-import { type FeedResult, NodeSync, type NodeSyncOptions, type SyncTarget } from "../core/sync.ts";
+import {
+  type AckAnswer,
+  AckBatcher,
+  type AckItem,
+  type FeedResult,
+  NodeSync,
+  type NodeSyncOptions,
+  type SyncTarget,
+} from "../core/sync.ts";
+
+/**
+ * One AckBatcher per origin for every node of this process: 100 nodes of one
+ * process ack an event in one or two requests (POST /v1/acks), each item
+ * with its node's own token.
+ */
+const batchers = new Map<string, AckBatcher>();
+
+function acksTo(originUrl: string): AckBatcher {
+  let batcher = batchers.get(originUrl);
+  if (!batcher) {
+    const url = new URL("/v1/acks", originUrl).toString();
+    batcher = new AckBatcher(async (acks: AckItem[]): Promise<AckAnswer[]> => {
+      const res = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ acks }),
+      });
+      const { results } = (await (await expectOk(res, "acking")).json()) as {
+        results: ({ status: number } & Record<string, unknown>)[];
+      };
+      return results.map(({ status, ...body }) => ({ status, body }));
+    });
+    batchers.set(originUrl, batcher);
+  }
+  return batcher;
+}
 
 export interface NodeLinkOptions {
   nodeId: string;
@@ -63,20 +98,21 @@ export async function connectNode(o: NodeLinkOptions): Promise<NodeLink> {
   }
   const verify = purgeKey?.publicKey ? eventVerifier(purgeKey.publicKey) : undefined;
 
-  const postAck = async (body: object, what: string) => {
-    const send = () =>
-      fetch(api(`/v1/nodes/${o.nodeId}/acks`), {
-        method: "POST",
-        headers: auth,
-        body: JSON.stringify(body),
-      });
+  const postAck = async (
+    body: { zone: string; serial: number } | { changeId: string },
+    what: string,
+  ) => {
+    const send = () => acksTo(o.originUrl).ack({ node: o.nodeId, token: o.token, ...body });
     let res = await send();
-    if (res.status === 404 && /not registered/.test(await res.clone().text())) {
+    if (res.status === 404 && /not registered/.test(String(res.body.reason))) {
       // The origin restarted and forgot its registry: join again, then ack.
       await register();
       res = await send();
     }
-    await expectOk(res, what);
+    if (res.status !== 200) {
+      const text = JSON.stringify(res.body).slice(0, 300);
+      throw new Error(`${what}: the origin answered HTTP ${res.status}: ${text}`);
+    }
   };
   const delivery = {
     ...(o.link && { link: o.link }),
