@@ -1,0 +1,184 @@
+/**
+ * Purge fan-out with every cache node in its own process (`propagate up
+ * --processes`, through the same launcher code, infra/processes.ts) on a
+ * Redis bus, zero modelled delay: time from a write's acknowledgement to its
+ * last receipt, and where the time goes.
+ *
+ *   npx tsx bench/fanout-processes.ts [nodes=100] [changes=100]
+ *
+ * Topology: nodes/10 regional edges, 4 edges under each, the rest resolvers
+ * (100 nodes: 10 + 40 + 50). Changes run one at a time (a TXT PUT each): t0
+ * is when the PUT's 200 arrives at this client, the end is the origin's
+ * `convergedAt` (its clock, same machine). Reported beside it, per change:
+ * the first and the median receipt, the nodes' own commit -> apply time
+ * (their `propagate_change_apply_seconds`), and the CPU each process spent
+ * per change (/proc), which is what a 2-core machine runs out of.
+ *
+ * The nodes run from one esbuild bundle of the command (PROPAGATE_BIN), not
+ * through tsx: tsx compiles on a loader thread of its own in every process,
+ * which costs each of 100 processes ~40 MiB of RSS and a second of start-up.
+ */
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+import { loadTopology } from "../infra/topology.ts";
+import { startRedis } from "../test/support/redis.ts";
+import { machine } from "./support.ts";
+
+const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
+const total = Number(args[0] ?? 100);
+const changes = Number(args[1] ?? 100);
+const regionals = Math.max(1, Math.round(total / 10));
+const edgesPer = 4;
+
+function topology(dir: string, bus: string) {
+  const edges: { id: string; parent: string; tier: string }[] = [];
+  let n = 0;
+  for (let r = 1; r <= regionals && n < total; r++) {
+    edges.push({ id: `regional-${r}`, parent: "origin", tier: "regional" });
+    n++;
+    for (let e = 1; e <= edgesPer && n < total; e++, n++)
+      edges.push({ id: `edge-${r}-${e}`, parent: `regional-${r}`, tier: "edge" });
+  }
+  const leaves = edges.filter((e) => e.tier === "edge");
+  const resolvers = Array.from({ length: total - n }, (_, i) => ({
+    id: `res-${i + 1}`,
+    upstream: (leaves[i % leaves.length] ?? edges[0]!).id,
+  }));
+  return {
+    name: `bench-processes-${total}`,
+    bus,
+    origin: { http: "127.0.0.1:0", dns: "127.0.0.1:0", data: join(dir, "origin") },
+    defaults: { pollIntervalMs: 600_000 },
+    edges,
+    resolvers,
+  };
+}
+
+/** utime + stime of a process, in ms (clock ticks of 10 ms). */
+async function cpuMs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+async function rssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+function q(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
+}
+const dist = (xs: number[]) =>
+  `p50 ${q(xs, 0.5).toFixed(0)} ms, p90 ${q(xs, 0.9).toFixed(0)} ms, p99 ${q(xs, 0.99).toFixed(0)} ms, max ${q(xs, 1).toFixed(0)} ms`;
+
+/** The `propagate` command as one ESM file; packages stay imports, resolved from node_modules. */
+async function bundle(): Promise<string> {
+  const root = fileURLToPath(new URL("..", import.meta.url));
+  const outfile = join(root, "node_modules/.cache/propagate-bench/propagate.mjs");
+  await build({
+    stdin: {
+      contents: 'import { main } from "./infra/cli.ts"; await main(process.argv.slice(2));',
+      resolveDir: root,
+      loader: "ts",
+      sourcefile: "propagate-entry.ts",
+    },
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    packages: "external",
+    target: "node20",
+    outfile,
+    logLevel: "warning",
+  });
+  return outfile;
+}
+
+console.log(`machine: ${machine()}; ${total} cache nodes as processes, ${changes} changes`);
+if (!process.argv.includes("--tsx")) process.env.PROPAGATE_BIN = await bundle();
+// One `applied` log line per node and change would be 100 lines through this
+// process's pipes per change: warnings only (--log-info keeps them).
+if (!process.argv.includes("--log-info")) process.env.PROPAGATE_LOG_LEVEL = "warn";
+// Imported now: infra/processes.ts reads PROPAGATE_BIN when it loads.
+const { spawnNodes } = await import("../infra/processes.ts");
+const dir = await mkdtemp(join(tmpdir(), "propagate-fanout-"));
+const redis = await startRedis();
+const file = join(dir, "topology.json");
+await writeFile(file, JSON.stringify(topology(dir, redis.url)));
+const t0 = performance.now();
+const running = await spawnNodes(file, await loadTopology(file), undefined);
+const startS = (performance.now() - t0) / 1000;
+try {
+  const pids = running.nodes.map((n) => Number(n.extra.pid));
+  const rss = await Promise.all(pids.map(rssMiB));
+  const nodeRss = rss.slice(1);
+  console.log(
+    `started ${running.nodes.length} processes in ${startS.toFixed(1)} s; RSS origin ${rss[0]!.toFixed(0)} MiB, per cache node p50 ${q(nodeRss, 0.5).toFixed(0)} MiB, max ${q(nodeRss, 1).toFixed(0)} MiB, sum ${nodeRss.reduce((a, b) => a + b, 0).toFixed(0)} MiB`,
+  );
+  const { originUrl, token } = running;
+  const write = async (i: number) => {
+    const res = await fetch(`${originUrl}/v1/zones/example.test/rrsets/bench/TXT`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ ttl: 60, data: [`change ${i}`] }),
+    });
+    if (!res.ok) throw new Error(`PUT: HTTP ${res.status} ${await res.text()}`);
+    return { acked: Date.now(), changeId: ((await res.json()) as { changeId: string }).changeId };
+  };
+  type Status = {
+    committedAt: number;
+    convergedAt?: number;
+    nodes: { syncedAt?: number }[];
+  };
+  const converge = async (changeId: string): Promise<Status> => {
+    for (let i = 0; ; i++) {
+      // A kept-alive connection the loaded origin closed meanwhile: ask again.
+      const res = await fetch(`${originUrl}/v1/changes/${changeId}`).catch(() => undefined);
+      if (!res) continue;
+      const s = (await res.json()) as Status;
+      if (s.nodes.length !== total) throw new Error(`${s.nodes.length} receipts, not ${total}`);
+      if (s.convergedAt !== undefined) return s;
+      if (i > 4000) throw new Error(`${changeId} did not converge`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  for (let i = 0; i < 5; i++) await converge((await write(-i)).changeId); // warm-up
+  const cpu0 = await Promise.all(pids.map(cpuMs));
+  const fromAck: number[] = [];
+  const fromCommit: number[] = [];
+  const first: number[] = [];
+  const median: number[] = [];
+  const started = performance.now();
+  for (let i = 0; i < changes; i++) {
+    const { acked, changeId } = await write(i);
+    const s = await converge(changeId);
+    const synced = s.nodes.map((n) => n.syncedAt! - s.committedAt).sort((a, b) => a - b);
+    fromAck.push(s.convergedAt! - acked);
+    fromCommit.push(s.convergedAt! - s.committedAt);
+    first.push(synced[0]!);
+    median.push(synced[Math.floor(synced.length / 2)]!);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const cpu1 = await Promise.all(pids.map(cpuMs));
+  const spent = cpu1.map((c, i) => (c - cpu0[i]!) / changes);
+  const nodesCpu = spent.slice(1).reduce((a, b) => a + b, 0);
+  console.log(`write ack -> last receipt:   ${dist(fromAck)}`);
+  console.log(`commit -> last receipt:      ${dist(fromCommit)}`);
+  console.log(`commit -> first receipt:     ${dist(first)}`);
+  console.log(`commit -> median receipt:    ${dist(median)}`);
+  console.log(
+    `CPU per change: origin ${spent[0]!.toFixed(1)} ms, ${total} cache nodes ${nodesCpu.toFixed(1)} ms in all (${((nodesCpu / total) * 1000).toFixed(0)} us each)`,
+  );
+  console.log(
+    `one origin: ${Math.round((changes * total) / seconds)} deliveries/s (changes one at a time, ${(changes / seconds).toFixed(1)} changes/s)`,
+  );
+} finally {
+  await running.close();
+  await redis.stop();
+  await rm(dir, { recursive: true, force: true });
+}
