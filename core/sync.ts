@@ -372,9 +372,12 @@ export interface AckAnswer {
  * Coalesces the acks of every node in one process into as few requests to
  * the origin as possible: at most one request is in flight, and the acks
  * made meanwhile leave together in the next. No timer: the first ack leaves
- * at once, so a lone node waits for nothing, and when 100 nodes of one
- * process apply an event together, the 99 that ack while the first is on its
- * way share one request (origin: one parse and one response instead of 99).
+ * at once, or after `defer` (Node: setImmediate, the end of this turn of the
+ * event loop), so a lone node waits for nothing, and when 100 nodes of one
+ * process apply an event together (one turn: the memory bus delivers by
+ * promise jobs) their acks share one request (origin: one parse and one
+ * response instead of 100); without `defer`, the first leaves alone and the
+ * 99 made while it is on its way share the next.
  * Each caller still gets its own item's answer, so an ack means exactly what
  * it meant sent alone: this node applied this change.
  */
@@ -388,12 +391,17 @@ export class AckBatcher {
     private readonly send: (items: AckItem[]) => Promise<AckAnswer[]>,
     /** Items per request at most. */
     private readonly max = 1000,
+    /** Runs the first send of a burst later in this turn (setImmediate); default: at once. */
+    private readonly defer?: (send: () => void) => void,
   ) {}
 
   ack(item: AckItem): Promise<AckAnswer> {
     return new Promise((done, fail) => {
       this.queue.push({ item, done, fail });
-      if (!this.sending) void this.drain();
+      if (this.sending) return;
+      this.sending = true;
+      if (this.defer) this.defer(() => void this.drain());
+      else void this.drain();
     });
   }
 
@@ -402,7 +410,6 @@ export class AckBatcher {
   }
 
   private async drain(): Promise<void> {
-    this.sending = true;
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.max);
       this.counters.requests++;

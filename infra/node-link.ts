@@ -31,17 +31,21 @@ function acksTo(originUrl: string): AckBatcher {
   let batcher = batchers.get(originUrl);
   if (!batcher) {
     const url = new URL("/v1/acks", originUrl).toString();
-    batcher = new AckBatcher(async (acks: AckItem[]): Promise<AckAnswer[]> => {
-      const res = await fetch(url, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ acks }),
-      });
-      const { results } = (await (await expectOk(res, "acking")).json()) as {
-        results: ({ status: number } & Record<string, unknown>)[];
-      };
-      return results.map(({ status, ...body }) => ({ status, body }));
-    });
+    batcher = new AckBatcher(
+      async (acks: AckItem[]): Promise<AckAnswer[]> => {
+        const res = await fetch(url, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ acks }),
+        });
+        const { results } = (await (await expectOk(res, "acking")).json()) as {
+          results: ({ status: number } & Record<string, unknown>)[];
+        };
+        return results.map(({ status, ...body }) => ({ status, body }));
+      },
+      1000,
+      setImmediate,
+    );
     batchers.set(originUrl, batcher);
   }
   return batcher;

@@ -449,6 +449,21 @@ describe("AckBatcher", () => {
     expect(b.stats()).toEqual({ requests: 2, acks: 4 });
   });
 
+  it("with a deferred start, the acks of one turn leave in one request", async () => {
+    const o = origin();
+    let later: (() => void) | undefined;
+    const b = new AckBatcher(o.send, 1000, (send) => {
+      later = send;
+    });
+    const acks = ["edge-1", "edge-2", "res-1"].map((n) => b.ack(item(n)));
+    expect(o.requests).toHaveLength(0);
+    later!();
+    expect(o.requests).toEqual([[item("edge-1"), item("edge-2"), item("res-1")]]);
+    o.release();
+    expect((await Promise.all(acks)).map((a) => a.status)).toEqual([200, 200, 200]);
+    expect(b.stats()).toEqual({ requests: 1, acks: 3 });
+  });
+
   it("a failed request fails its own acks only, and at most `max` acks share one", async () => {
     const o = origin();
     const b = new AckBatcher(o.send, 2);
