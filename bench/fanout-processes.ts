@@ -18,11 +18,13 @@
  * through tsx: tsx compiles on a loader thread of its own in every process,
  * which costs each of 100 processes ~40 MiB of RSS and a second of start-up.
  */
+import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { build } from "esbuild";
 import { loadTopology } from "../infra/topology.ts";
 import { startRedis } from "../test/support/redis.ts";
@@ -68,6 +70,36 @@ async function cpuMs(pid: number): Promise<number> {
 async function rssMiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+/** Sum over every sample of `name` (any labels) in an exposition text. */
+function sampleSum(text: string, name: string): number {
+  let sum = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "gm")))
+    sum += Number(m[1]);
+  return sum;
+}
+
+/** Mean of a histogram over every process (seconds -> ms), from two scrapes. */
+async function scrapeAll(urls: string[], name: string): Promise<{ sum: number; count: number }> {
+  const texts = await Promise.all(
+    urls.map((u) =>
+      fetch(u)
+        .then((r) => r.text())
+        .catch(() => ""),
+    ),
+  );
+  return {
+    sum: texts.reduce((n, t) => n + sampleSum(t, `${name}_sum`), 0),
+    count: texts.reduce((n, t) => n + sampleSum(t, `${name}_count`), 0),
+  };
+}
+
+/** used_cpu_sys + used_cpu_user of the redis-server, ms. */
+async function redisCpuMs(port: number): Promise<number> {
+  const { stdout } = await promisify(execFile)("redis-cli", ["-p", String(port), "info", "cpu"]);
+  const get = (k: string) => Number(new RegExp(`^${k}:(\\S+)`, "m").exec(stdout)?.[1] ?? 0);
+  return (get("used_cpu_sys") + get("used_cpu_user")) * 1000;
 }
 
 function q(xs: number[], p: number): number {
@@ -148,6 +180,10 @@ try {
     }
   };
   for (let i = 0; i < 5; i++) await converge((await write(-i)).changeId); // warm-up
+  const metricsUrls = running.nodes.slice(1).map((n) => `${n.extra.admin ?? n.address}/metrics`);
+  const apply0 = await scrapeAll(metricsUrls, "propagate_change_apply_seconds");
+  const receipt0 = await scrapeAll([`${originUrl}/metrics`], "propagate_receipt_seconds");
+  const redis0 = await redisCpuMs(redis.port);
   const cpu0 = await Promise.all(pids.map(cpuMs));
   const fromAck: number[] = [];
   const fromCommit: number[] = [];
@@ -165,6 +201,11 @@ try {
   }
   const seconds = (performance.now() - started) / 1000;
   const cpu1 = await Promise.all(pids.map(cpuMs));
+  const redisSpent = ((await redisCpuMs(redis.port)) - redis0) / changes;
+  const apply1 = await scrapeAll(metricsUrls, "propagate_change_apply_seconds");
+  const receipt1 = await scrapeAll([`${originUrl}/metrics`], "propagate_receipt_seconds");
+  const mean = (a: typeof apply0, b: typeof apply0) =>
+    ((b.sum - a.sum) / Math.max(1, b.count - a.count)) * 1000;
   const spent = cpu1.map((c, i) => (c - cpu0[i]!) / changes);
   const nodesCpu = spent.slice(1).reduce((a, b) => a + b, 0);
   console.log(`write ack -> last receipt:   ${dist(fromAck)}`);
@@ -172,7 +213,10 @@ try {
   console.log(`commit -> first receipt:     ${dist(first)}`);
   console.log(`commit -> median receipt:    ${dist(median)}`);
   console.log(
-    `CPU per change: origin ${spent[0]!.toFixed(1)} ms, ${total} cache nodes ${nodesCpu.toFixed(1)} ms in all (${((nodesCpu / total) * 1000).toFixed(0)} us each)`,
+    `per node, mean: commit -> applied there ${mean(apply0, apply1).toFixed(1)} ms (bus, decode, verify, apply; node's clock), commit -> receipt at the origin ${mean(receipt0, receipt1).toFixed(1)} ms (+ ack request and the origin's queue)`,
+  );
+  console.log(
+    `CPU per change: origin ${spent[0]!.toFixed(1)} ms, redis ${redisSpent.toFixed(1)} ms, ${total} cache nodes ${nodesCpu.toFixed(1)} ms in all (${((nodesCpu / total) * 1000).toFixed(0)} us each); ${cpus().length} cores`,
   );
   console.log(
     `one origin: ${Math.round((changes * total) / seconds)} deliveries/s (changes one at a time, ${(changes / seconds).toFixed(1)} changes/s)`,
