@@ -73,16 +73,15 @@ let ackRequests = 0;
 // The hooks: each wraps a prototype method and notes the time; behaviour unchanged.
 type Tracked = { convergedAt?: number };
 const proto = {
-  receipts: Receipts.prototype as unknown as Record<string, (...a: unknown[]) => unknown> & {
-    changes: Map<string, Tracked>;
-  },
+  receipts: Receipts.prototype as unknown as Record<string, (...a: unknown[]) => unknown>,
   sync: NodeSync.prototype as unknown as Record<string, (...a: unknown[]) => unknown>,
   batcher: AckBatcher.prototype as unknown as Record<string, (...a: unknown[]) => unknown>,
 };
-const converged = (self: { changes: Map<string, Tracked> }) => {
+/** The change being measured, as the receipts track it. */
+let tracked: Tracked | undefined;
+const converged = () => {
   if (trace.converged !== undefined || trace.commit === undefined) return;
-  const last = [...self.changes.values()].at(-1);
-  if (last?.convergedAt !== undefined) {
+  if (tracked?.convergedAt !== undefined) {
     trace.converged = performance.now();
     onConverged?.();
   }
@@ -97,20 +96,21 @@ const wrap = (
     return hook(this, () => original.apply(this, a));
   };
 };
-wrap(proto.receipts, "track", (self, run) => {
+wrap(proto.receipts, "track", (self: { changes: Map<string, Tracked> }, run) => {
   trace.commit ??= performance.now();
   const r = run();
-  converged(self);
+  tracked = [...self.changes.values()].at(-1);
+  converged();
   return r;
 });
-wrap(proto.receipts, "ack", (self, run) => {
+wrap(proto.receipts, "ack", (_self, run) => {
   const t = performance.now();
   const r = run();
   const end = performance.now();
   trace.receiptMs += end - t;
   trace.acks++;
   trace.lastReceipt = end;
-  converged(self);
+  converged();
   return r;
 });
 wrap(proto.sync, "onEvent", (_self, run) => {

@@ -244,8 +244,9 @@ export function fabricRoutes(o: FabricOptions): Hono {
         };
       }
       const { node, token: given, ...ack } = item as { node: string; token: string };
-      // The same check as the single route: the launcher's tokens, or this node's own.
-      if (!tokenMatches(given, [nodeToken, token]) && !credentials.valid(node, given)) {
+      // The same tokens as the single route: this node's own (what nodes send, so it is
+      // tried first: 3 hashes, not 6), or the launcher's. A wrong token pays for both.
+      if (!credentials.valid(node, given) && !tokenMatches(given, [nodeToken, token])) {
         return {
           status: 403,
           error: "forbidden",
