@@ -179,14 +179,19 @@ try {
     nodes: { syncedAt?: number }[];
   };
   const converge = async (changeId: string): Promise<Status> => {
-    for (let i = 0; ; i++) {
-      // A kept-alive connection the loaded origin closed meanwhile: ask again.
-      const res = await fetch(`${originUrl}/v1/changes/${changeId}`).catch(() => undefined);
-      if (!res) continue;
-      const s = (await res.json()) as Status;
-      if (s.nodes.length !== total) throw new Error(`${s.nodes.length} receipts, not ${total}`);
-      if (s.convergedAt !== undefined) return s;
-      if (i > 4000) throw new Error(`${changeId} did not converge`);
+    const deadline = Date.now() + 60_000;
+    for (let failures = 0; ; ) {
+      if (Date.now() > deadline) throw new Error(`${changeId} did not converge in 60 s`);
+      // A kept-alive connection the loaded origin closed meanwhile: ask again (a few times).
+      const res = await fetch(`${originUrl}/v1/changes/${changeId}`).catch((err: Error) => {
+        if (++failures > 5) throw err;
+        return undefined;
+      });
+      if (res) {
+        const s = (await res.json()) as Status;
+        if (s.nodes.length !== total) throw new Error(`${s.nodes.length} receipts, not ${total}`);
+        if (s.convergedAt !== undefined) return s;
+      }
       await new Promise((r) => setTimeout(r, 20));
     }
   };
