@@ -198,20 +198,25 @@ export function fabricRoutes(o: FabricOptions): Hono {
       return { status: 200, body: { acked: ack } };
     }
     const state = store.findState(ack.zone);
-    if (state?.zone.name !== ack.zone) {
+    // A zone deleted meanwhile still has its last changes tracked, its deletion among
+    // them: a node that applied them acks them (late, as acks may be), else the
+    // deletion could never converge.
+    const serial =
+      state?.zone.name === ack.zone ? state.zone.serial : receipts.latestSerial(ack.zone);
+    if (serial === undefined) {
       return {
         status: 404,
         body: { error: "zone not found", field: "zone", reason: `no zone "${ack.zone}"` },
       };
     }
     // An ack beyond the zone's serial would mark changes in sync before they exist.
-    if (serialGt(ack.serial, state.zone.serial)) {
+    if (serialGt(ack.serial, serial)) {
       return {
         status: 400,
         body: {
           error: "invalid input",
           field: "serial",
-          reason: `serial ${ack.serial} is ahead of zone ${ack.zone} at serial ${state.zone.serial}`,
+          reason: `serial ${ack.serial} is ahead of zone ${ack.zone} at serial ${serial}`,
         },
       };
     }

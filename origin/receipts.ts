@@ -184,6 +184,17 @@ export class Receipts {
     return true;
   }
 
+  /**
+   * The highest serial of a change still tracked for `zone` (operator purges
+   * aside), also once the zone is deleted: its deletion is such a change, and
+   * a node that applied it acks it.
+   */
+  latestSerial(zone: string): number | undefined {
+    const list = this.byZone.get(zone) ?? [];
+    for (let i = list.length - 1; i >= 0; i--) if (!list[i]!.explicit) return list[i]!.serial;
+    return undefined;
+  }
+
   /** Records that `nodeId` has applied one change or purge, named by its id. */
   ackChange(nodeId: string, changeId: string, at = this.clock.now()): boolean {
     const change = this.changes.get(changeId);

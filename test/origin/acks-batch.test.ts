@@ -74,6 +74,33 @@ describe("POST /v1/acks", () => {
     expect(s.status).toBe("INSYNC");
   });
 
+  it("takes acks of a zone deleted meanwhile up to its last serial, so the deletion converges", async () => {
+    const write = async (method: string, path: string, body: string, type: string) => {
+      const res = await fetch(`${t.originUrl}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${t.token}`, "content-type": type },
+        body,
+      });
+      expect(res.ok, await res.clone().text()).toBe(true);
+      return (await res.json()) as { serial: number; changeId: string };
+    };
+    const zoneFile = `$ORIGIN gone.test.\n$TTL 60\n@ IN SOA ns1.gone.test. h.gone.test. 7 3600 600 604800 300\n@ IN NS ns1.gone.test.\n`;
+    await write("PUT", "/v1/zones/gone.test", zoneFile, "text/dns");
+    const deleted = await write("DELETE", "/v1/zones/gone.test", "", "application/json");
+    const acks = (serial: number) =>
+      ["edge-1", "edge-2"].map((node) => ({
+        node,
+        token: t.nodeToken,
+        zone: "gone.test",
+        serial,
+      }));
+    const ahead = await batch({ acks: acks(deleted.serial + 1) });
+    expect((ahead.body.results as { status: number }[]).map((r) => r.status)).toEqual([400, 400]);
+    const late = await batch({ acks: acks(deleted.serial) });
+    expect((late.body.results as { status: number }[]).map((r) => r.status)).toEqual([200, 200]);
+    expect((await changeStatus(t, deleted.changeId)).status).toBe("INSYNC");
+  });
+
   it("refuses a malformed batch as a whole with a reason", async () => {
     expect(await batch("{")).toMatchObject({ status: 400, body: { field: "body" } });
     expect(await batch({ acks: [] })).toMatchObject({ status: 400, body: { field: "acks" } });
