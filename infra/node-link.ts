@@ -40,6 +40,8 @@ const ackAgents = {
   "https:": new HttpsAgent({ keepAlive: true }),
 };
 
+const ACK_TIMEOUT_MS = 30_000;
+
 function postJson(url: URL, body: string): Promise<{ status: number; text: string }> {
   const attempt = (): Promise<{ status: number; text: string }> =>
     new Promise((resolve, reject) => {
@@ -63,6 +65,12 @@ function postJson(url: URL, body: string): Promise<{ status: number; text: strin
           res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
           res.on("error", reject);
         },
+      );
+      // One request in flight carries every ack of this process: an origin that stops
+      // answering (stopped, a dead link) must not hold them for ever. A lost ack is
+      // covered by the next one (acks are cumulative).
+      req.setTimeout(ACK_TIMEOUT_MS, () =>
+        req.destroy(new Error(`no answer from the origin in ${ACK_TIMEOUT_MS / 1000} s`)),
       );
       req.on("error", (err: NodeJS.ErrnoException) => {
         // A kept-alive socket the origin closed as we reused it: the request never
