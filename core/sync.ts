@@ -379,3 +379,75 @@ export function eventFromFeed(zone: string, change: FeedChange, mode: Propagatio
   }
   return event;
 }
+
+/** One node's ack as a batch carries it (origin: POST /v1/acks): the node, its token, the ack. */
+export type AckItem = { node: string; token: string } & (
+  | { zone: string; serial: number }
+  | { changeId: string }
+);
+
+/** The origin's answer to one item: the HTTP status and body it would have had alone. */
+export interface AckAnswer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/**
+ * Coalesces the acks of every node in one process into as few requests to
+ * the origin as possible: at most one request is in flight, and the acks
+ * made meanwhile leave together in the next. No timer: the first ack leaves
+ * at once, or after `defer` (Node: setImmediate, the end of this turn of the
+ * event loop), so a lone node waits for nothing, and when 100 nodes of one
+ * process apply an event together (one turn: the memory bus delivers by
+ * promise jobs) their acks share one request (origin: one parse and one
+ * response instead of 100); without `defer`, the first leaves alone and the
+ * 99 made while it is on its way share the next.
+ * Each caller still gets its own item's answer, so an ack means exactly what
+ * it meant sent alone: this node applied this change.
+ */
+export class AckBatcher {
+  private queue: { item: AckItem; done: (a: AckAnswer) => void; fail: (e: unknown) => void }[] = [];
+  private sending = false;
+  private readonly counters = { requests: 0, acks: 0 };
+
+  constructor(
+    /** Sends items and answers each, in order; rejects when the request as a whole failed. */
+    private readonly send: (items: AckItem[]) => Promise<AckAnswer[]>,
+    /** Items per request at most. */
+    private readonly max = 1000,
+    /** Runs the first send of a burst later in this turn (setImmediate); default: at once. */
+    private readonly defer?: (send: () => void) => void,
+  ) {}
+
+  ack(item: AckItem): Promise<AckAnswer> {
+    return new Promise((done, fail) => {
+      this.queue.push({ item, done, fail });
+      if (this.sending) return;
+      this.sending = true;
+      if (this.defer) this.defer(() => void this.drain());
+      else void this.drain();
+    });
+  }
+
+  stats(): { requests: number; acks: number } {
+    return { ...this.counters };
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.max);
+      this.counters.requests++;
+      this.counters.acks += batch.length;
+      try {
+        const answers = await this.send(batch.map((b) => b.item));
+        if (answers.length !== batch.length) {
+          throw new Error(`the origin answered ${answers.length} of ${batch.length} acks`);
+        }
+        for (const [i, b] of batch.entries()) b.done(answers[i]!);
+      } catch (err) {
+        for (const b of batch) b.fail(err);
+      }
+    }
+    this.sending = false;
+  }
+}

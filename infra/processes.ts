@@ -8,7 +8,10 @@ import { fileURLToPath } from "node:url";
 import type { RunningNode } from "./nodes.ts";
 import { edgesInStartOrder, type Topology } from "./topology.ts";
 
-const BIN = fileURLToPath(new URL("../bin/propagate.mjs", import.meta.url));
+// PROPAGATE_BIN: another build of the same command (bench/fanout-processes.ts runs
+// 100 nodes from one esbuild bundle: no TypeScript loader thread in each process).
+const BIN =
+  process.env.PROPAGATE_BIN ?? fileURLToPath(new URL("../bin/propagate.mjs", import.meta.url));
 
 export interface Child {
   proc: ChildProcess;

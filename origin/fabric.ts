@@ -14,7 +14,7 @@ import { isInZone, tryNormaliseName } from "../core/names.ts";
 import type { PurgeEvent } from "../core/purge.ts";
 import { dnsName } from "../core/records.ts";
 import { serialGt } from "../core/serial.ts";
-import { type NodeCredentials, requireBearer } from "./auth.ts";
+import { type NodeCredentials, requireBearer, tokenMatches } from "./auth.ts";
 import type { Outbox } from "./fabric-outbox.ts";
 import type { Registry } from "./fabric-registry.ts";
 import type { Receipts } from "./receipts.ts";
@@ -43,6 +43,17 @@ const serialAck = z.strictObject({
     .max(2 ** 32 - 1, "serial must be an unsigned 32-bit integer"),
 });
 const purgeAck = z.strictObject({ changeId: z.string().min(1).max(200) });
+/** Acks of several nodes in one request (POST /v1/acks); each item carries its node's token. */
+const MAX_BATCH = 10_000;
+const batchItem = z.object({
+  node: nodeBody.shape.id,
+  token: z.string().min(1).max(200),
+});
+const batchBody = z.strictObject({ acks: z.array(z.unknown()).min(1).max(MAX_BATCH) });
+
+type AckOutcome =
+  | { status: 200; body: { acked: unknown } }
+  | { status: 400 | 403 | 404; body: object };
 
 const purgeBody = z
   .strictObject({
@@ -165,45 +176,92 @@ export function fabricRoutes(o: FabricOptions): Hono {
     return c.json({ deregistered: id, revoked });
   });
 
-  app.post("/v1/nodes/:id/acks", ownNode, async (c) => {
-    const id = c.req.param("id");
-    const raw = await readJson(c.req.raw);
-    if (!raw.ok) return c.json(raw.error, 400);
+  /** One node's ack, already authorised for node `id`: what both ack routes answer. */
+  const takeAck = (id: string, value: unknown): AckOutcome => {
     // Two shapes; the one with changeId acks an operator purge.
-    const byId = raw.value !== null && typeof raw.value === "object" && "changeId" in raw.value;
-    const body = byId ? check(raw.value, purgeAck) : check(raw.value, serialAck);
-    if (!body.ok) return c.json(body.error, 400);
+    const byId = value !== null && typeof value === "object" && "changeId" in value;
+    const body = byId ? check(value, purgeAck) : check(value, serialAck);
+    if (!body.ok) return { status: 400, body: body.error };
     const ack = body.value;
-    if (!receipts.node(id)) return c.json(unknownNode(id), 404);
+    if (!receipts.node(id)) return { status: 404, body: unknownNode(id) };
     if ("changeId" in ack) {
       if (!receipts.ackChange(id, ack.changeId)) {
-        return c.json(
-          { error: "change not found", field: "changeId", reason: `no change "${ack.changeId}"` },
-          404,
-        );
+        return {
+          status: 404,
+          body: {
+            error: "change not found",
+            field: "changeId",
+            reason: `no change "${ack.changeId}"`,
+          },
+        };
       }
-      return c.json({ acked: ack });
+      return { status: 200, body: { acked: ack } };
     }
     const state = store.findState(ack.zone);
-    if (state?.zone.name !== ack.zone) {
-      return c.json(
-        { error: "zone not found", field: "zone", reason: `no zone "${ack.zone}"` },
-        404,
-      );
+    // A zone deleted meanwhile still has its last changes tracked, its deletion among
+    // them: a node that applied them acks them (late, as acks may be), else the
+    // deletion could never converge.
+    const serial =
+      state?.zone.name === ack.zone ? state.zone.serial : receipts.latestSerial(ack.zone);
+    if (serial === undefined) {
+      return {
+        status: 404,
+        body: { error: "zone not found", field: "zone", reason: `no zone "${ack.zone}"` },
+      };
     }
     // An ack beyond the zone's serial would mark changes in sync before they exist.
-    if (serialGt(ack.serial, state.zone.serial)) {
-      return c.json(
-        {
+    if (serialGt(ack.serial, serial)) {
+      return {
+        status: 400,
+        body: {
           error: "invalid input",
           field: "serial",
-          reason: `serial ${ack.serial} is ahead of zone ${ack.zone} at serial ${state.zone.serial}`,
+          reason: `serial ${ack.serial} is ahead of zone ${ack.zone} at serial ${serial}`,
         },
-        400,
-      );
+      };
     }
     receipts.ack(id, ack.zone, ack.serial);
-    return c.json({ acked: ack });
+    return { status: 200, body: { acked: ack } };
+  };
+
+  app.post("/v1/nodes/:id/acks", ownNode, async (c) => {
+    const raw = await readJson(c.req.raw);
+    if (!raw.ok) return c.json(raw.error, 400);
+    const { status, body } = takeAck(c.req.param("id"), raw.value);
+    return c.json(body, status);
+  });
+
+  // Many nodes' acks in one request (the nodes of one process, coalesced by
+  // core/sync.ts AckBatcher): each item is authorised by its own token and
+  // answered as POST /v1/nodes/{node}/acks would answer it alone, in order.
+  app.post("/v1/acks", async (c) => {
+    const batch = await parse(c.req.raw, batchBody);
+    if (!batch.ok) return c.json(batch.error, 400);
+    const results = batch.value.acks.map((item, i) => {
+      const who = batchItem.safeParse(item);
+      if (!who.success) {
+        const issue = issueReason(who.error.issues[0]!);
+        return {
+          status: 400,
+          error: "invalid input",
+          ...issue,
+          field: `acks[${i}].${issue.field}`,
+        };
+      }
+      const { node, token: given, ...ack } = item as { node: string; token: string };
+      // The same tokens as the single route: this node's own (what nodes send, so it is
+      // tried first: 3 hashes, not 6), or the launcher's. A wrong token pays for both.
+      if (!credentials.valid(node, given) && !tokenMatches(given, [nodeToken, token])) {
+        return {
+          status: 403,
+          error: "forbidden",
+          reason: `the token of acks[${i}] is not node "${node}"'s nor the nodes' token`,
+        };
+      }
+      const outcome = takeAck(node, ack);
+      return { status: outcome.status, ...outcome.body };
+    });
+    return c.json({ results });
   });
 
   // An operator's purge, by name, surrogate key, zone or everything: one event per zone.

@@ -65,6 +65,9 @@ export const DEFAULT_LEASE_MS = 30_000;
 interface Tracked extends CommittedChange {
   /** Node id -> sync time; pending nodes map to undefined. */
   receipts: Map<string, number | undefined>;
+  /** Receipts still undefined, and the latest sync time so far: convergence without a rescan. */
+  pending: number;
+  last: number;
   convergedAt?: number;
 }
 
@@ -73,6 +76,12 @@ export class Receipts {
   private readonly changes = new Map<string, Tracked>();
   /** Per zone, changes in commit order, for cumulative acks. */
   private readonly byZone = new Map<string, Tracked[]>();
+  /**
+   * Per zone, the changes not yet converged, in commit order: what an ack can
+   * still change. A converged change has every receipt set, so skipping it is
+   * exact, and an ack costs the changes in flight, not the `keep` remembered.
+   */
+  private readonly open = new Map<string, Tracked[]>();
   /** Per node and zone, the highest serial acked. */
   private readonly acked = new Map<string, Map<string, number>>();
 
@@ -128,6 +137,7 @@ export class Receipts {
   /** Starts tracking a committed change against every node registered now. */
   track(change: CommittedChange): void {
     const receipts = new Map<string, number | undefined>();
+    let pending = 0;
     for (const [id, node] of this.registry) {
       if (node.zones && !node.zones.includes(change.zone)) continue;
       const ackedSerial = this.acked.get(id)?.get(change.zone);
@@ -135,13 +145,19 @@ export class Receipts {
       const early =
         !change.explicit && ackedSerial !== undefined && serialGte(ackedSerial, change.serial);
       receipts.set(id, early ? change.ts : undefined);
+      if (!early) pending++;
     }
-    const tracked: Tracked = { ...change, receipts };
+    const tracked: Tracked = { ...change, receipts, pending, last: change.ts };
     this.changes.set(change.changeId, tracked);
     const list = this.byZone.get(change.zone) ?? [];
     list.push(tracked);
     this.byZone.set(change.zone, list);
-    this.checkConverged(tracked);
+    if (pending === 0) tracked.convergedAt = change.ts;
+    else {
+      const open = this.open.get(change.zone) ?? [];
+      open.push(tracked);
+      this.open.set(change.zone, open);
+    }
     this.evict();
   }
 
@@ -156,10 +172,27 @@ export class Receipts {
     const prev = perZone.get(zone);
     if (prev === undefined || serialGte(serial, prev)) perZone.set(zone, serial);
     this.acked.set(nodeId, perZone);
-    for (const change of this.byZone.get(zone) ?? []) {
-      if (!change.explicit && serialGte(serial, change.serial)) this.insync(change, nodeId, at);
+    const open = this.open.get(zone);
+    if (open) {
+      let kept = 0;
+      for (const change of open) {
+        if (!change.explicit && serialGte(serial, change.serial)) this.insync(change, nodeId, at);
+        if (change.convergedAt === undefined) open[kept++] = change;
+      }
+      open.length = kept;
     }
     return true;
+  }
+
+  /**
+   * The highest serial of a change still tracked for `zone` (operator purges
+   * aside), also once the zone is deleted: its deletion is such a change, and
+   * a node that applied it acks it.
+   */
+  latestSerial(zone: string): number | undefined {
+    const list = this.byZone.get(zone) ?? [];
+    for (let i = list.length - 1; i >= 0; i--) if (!list[i]!.explicit) return list[i]!.serial;
+    return undefined;
   }
 
   /** Records that `nodeId` has applied one change or purge, named by its id. */
@@ -172,8 +205,10 @@ export class Receipts {
 
   private insync(change: Tracked, nodeId: string, at: number): void {
     if (change.receipts.has(nodeId) && change.receipts.get(nodeId) === undefined) {
-      change.receipts.set(nodeId, Math.max(at, change.ts));
-      this.checkConverged(change);
+      const t = Math.max(at, change.ts);
+      change.receipts.set(nodeId, t);
+      if (t > change.last) change.last = t;
+      if (--change.pending === 0) change.convergedAt = change.last;
     }
   }
 
@@ -210,11 +245,14 @@ export class Receipts {
   private checkConverged(change: Tracked): void {
     if (change.convergedAt !== undefined) return;
     let last = change.ts;
+    let pending = 0;
     for (const t of change.receipts.values()) {
-      if (t === undefined) return;
-      if (t > last) last = t;
+      if (t === undefined) pending++;
+      else if (t > last) last = t;
     }
-    change.convergedAt = last;
+    change.pending = pending;
+    change.last = last;
+    if (pending === 0) change.convergedAt = last;
   }
 
   private evict(): void {
@@ -225,6 +263,9 @@ export class Receipts {
       this.changes.delete(oldest);
       const list = this.byZone.get(c.zone);
       if (list && list[0] === c) list.shift();
+      // Both lists are in commit order: a change evicted before it converged is the open head.
+      const open = this.open.get(c.zone);
+      if (open && open[0] === c) open.shift();
     }
   }
 }

@@ -40,6 +40,22 @@ describe("signed purge events (Ed25519)", () => {
     expect(verify({ ...signed, sig: "%%%" })).toBe(false);
   });
 
+  it("remembers a good signature only with the exact bytes it covered", () => {
+    const signed = signer.sign({ ...event, changeId: "chg_memo" });
+    // One verifier per key in a process: every node of it shares what was verified.
+    expect(eventVerifier(signer.publicKey)).toBe(verify);
+    expect(verify(signed)).toBe(true);
+    expect(verify(signed)).toBe(true); // from the memo
+    expect(verify({ ...signed, serial: 8 })).toBe(false);
+    expect(verify({ ...signed, keys: ["evil.example.test"] })).toBe(false);
+    expect(verify({ ...signed, rrsets: undefined })).toBe(false);
+    // A forgery first seen is not remembered either: the good event still verifies.
+    const forged = { ...signed, changeId: "chg_forged" };
+    expect(verify(forged)).toBe(false);
+    expect(verify(forged)).toBe(false);
+    expect(verify(signed)).toBe(true);
+  });
+
   it("refuses a key that is not Ed25519", () => {
     expect(() => eventVerifier(Buffer.from("nope").toString("base64"))).toThrow();
   });

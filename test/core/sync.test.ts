@@ -3,7 +3,15 @@ import { MemoryBus } from "../../core/bus.ts";
 import { VirtualClock } from "../../core/clock.ts";
 import { LinkDelay } from "../../core/delay.ts";
 import type { PurgeEvent } from "../../core/purge.ts";
-import { eventFromFeed, type FeedChange, type FeedResult, NodeSync } from "../../core/sync.ts";
+import {
+  type AckAnswer,
+  AckBatcher,
+  type AckItem,
+  eventFromFeed,
+  type FeedChange,
+  type FeedResult,
+  NodeSync,
+} from "../../core/sync.ts";
 
 /** A change feed over a list of changes, with a compaction point. */
 function origin(startSerial = 10) {
@@ -391,5 +399,84 @@ describe("NodeSync", () => {
     await sync.poll(); // in step again: nothing more
     expect(resets).toHaveLength(1);
     await sync.stop();
+  });
+});
+
+describe("AckBatcher", () => {
+  /** A send that holds each request until released, recording what it carried. */
+  function origin() {
+    const requests: AckItem[][] = [];
+    const pending: (() => void)[] = [];
+    const send = (items: AckItem[]) =>
+      new Promise<AckAnswer[]>((resolve, reject) => {
+        requests.push(items);
+        pending.push(() =>
+          items.some((i) => i.node === "broken")
+            ? reject(new Error("connection reset"))
+            : resolve(
+                items.map((i) =>
+                  i.node === "ghost"
+                    ? { status: 404, body: { reason: `node "${i.node}" is not registered` } }
+                    : { status: 200, body: { acked: i } },
+                ),
+              ),
+        );
+      });
+    return { requests, release: () => pending.shift()?.(), send };
+  }
+  const item = (node: string, serial = 1): AckItem => ({
+    node,
+    token: `t-${node}`,
+    zone: "example.test",
+    serial,
+  });
+
+  it("sends the first ack at once and the acks made meanwhile together, each with its own answer", async () => {
+    const o = origin();
+    const b = new AckBatcher(o.send);
+    const first = b.ack(item("edge-1"));
+    expect(o.requests).toEqual([[item("edge-1")]]);
+    const rest = ["edge-2", "res-1", "ghost"].map((n) => b.ack(item(n)));
+    expect(o.requests).toHaveLength(1); // queued behind the one in flight
+    o.release();
+    expect(await first).toEqual({ status: 200, body: { acked: item("edge-1") } });
+    await new Promise((r) => setImmediate(r));
+    expect(o.requests[1]).toEqual([item("edge-2"), item("res-1"), item("ghost")]);
+    o.release();
+    const answers = await Promise.all(rest);
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 404]);
+    expect(answers[1]!.body).toEqual({ acked: item("res-1") });
+    expect(b.stats()).toEqual({ requests: 2, acks: 4 });
+  });
+
+  it("with a deferred start, the acks of one turn leave in one request", async () => {
+    const o = origin();
+    let later: (() => void) | undefined;
+    const b = new AckBatcher(o.send, 1000, (send) => {
+      later = send;
+    });
+    const acks = ["edge-1", "edge-2", "res-1"].map((n) => b.ack(item(n)));
+    expect(o.requests).toHaveLength(0);
+    later!();
+    expect(o.requests).toEqual([[item("edge-1"), item("edge-2"), item("res-1")]]);
+    o.release();
+    expect((await Promise.all(acks)).map((a) => a.status)).toEqual([200, 200, 200]);
+    expect(b.stats()).toEqual({ requests: 1, acks: 3 });
+  });
+
+  it("a failed request fails its own acks only, and at most `max` acks share one", async () => {
+    const o = origin();
+    const b = new AckBatcher(o.send, 2);
+    const first = b.ack(item("broken"));
+    const next = ["edge-1", "edge-2", "edge-3"].map((n) => b.ack(item(n)));
+    o.release();
+    await expect(first).rejects.toThrow("connection reset");
+    await new Promise((r) => setImmediate(r));
+    expect(o.requests.map((r) => r.length)).toEqual([1, 2]);
+    o.release();
+    await new Promise((r) => setImmediate(r));
+    expect(o.requests.map((r) => r.length)).toEqual([1, 2, 1]);
+    o.release();
+    expect((await Promise.all(next)).map((a) => a.status)).toEqual([200, 200, 200]);
   });
 });

@@ -72,6 +72,30 @@ describe("Receipts", () => {
     expect(r.status("c5")).toBeDefined();
   });
 
+  it("a cumulative ack reaches every change still pending, past evicted and converged ones", () => {
+    const { r } = setup();
+    for (let i = 1; i <= 5; i++)
+      r.track({ changeId: `c${i}`, zone: "a.test", serial: i, ts: 1_000 });
+    // c1 and c2 were evicted while pending; c3..c5 are the ones kept.
+    r.ack("edge-1", "a.test", 4);
+    r.ack("res-1", "a.test", 3);
+    expect(["c3", "c4", "c5"].map((id) => r.status(id)?.status)).toEqual([
+      "INSYNC",
+      "PENDING",
+      "PENDING",
+    ]);
+    r.ack("edge-1", "a.test", 5);
+    r.ack("res-1", "a.test", 5);
+    expect(["c3", "c4", "c5"].map((id) => r.status(id)?.status)).toEqual([
+      "INSYNC",
+      "INSYNC",
+      "INSYNC",
+    ]);
+    r.track({ changeId: "c6", zone: "a.test", serial: 6, ts: 1_000 });
+    r.ack("edge-1", "a.test", 6);
+    expect(r.status("c6")?.nodes.map((n) => n.status)).toEqual(["INSYNC", "PENDING"]);
+  });
+
   it("an explicit purge is in sync only when acked by its id, not by a serial", () => {
     const { r } = setup();
     r.ack("edge-1", "a.test", 9);
