@@ -2,11 +2,14 @@
  * Cache-hit requests per second of `propagate edge` over 1,000 cached URLs, next
  * to bare Hono answering the same JSON from memory (`hono-json.ts`), same run,
  * servers pinned to CPU 0 and wrk to CPU 1 (when the machine has two or more).
+ * Two edges: the default (fresh hits on the Node fast path, edge/fast-hit.ts)
+ * and one started with --no-fast-hits (every hit through Hono and the engine).
  * Usage: npx tsx bench/edge-hit-pinned.ts [seconds=10] [rounds=2]
- * Prints one line per figure with its ratio to Hono in the same round.
+ * Prints one line per figure with its ratio to Hono in the same round, then
+ * the median ratio over the rounds.
  */
 import { execFile, spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -49,22 +52,22 @@ for (let i = 0; i < NAMES; i++)
   }
 for (let i = 0; i < puts.length; i += 20) await Promise.all(puts.slice(i, i + 20).map((p) => p()));
 
-const edge = await startPropagate([
-  "edge",
-  "--http",
-  "127.0.0.1:0",
-  "--parent",
-  origin.ready.http!,
-]);
+const edgeArgs = ["edge", "--http", "127.0.0.1:0", "--parent", origin.ready.http!];
+const edge = await startPropagate(edgeArgs);
+const slow = await startPropagate([...edgeArgs, "--no-fast-hits"]);
 const pin = async (pid: number | undefined) => {
   if (pinned && pid) await run("taskset", ["-a", "-cp", "0", String(pid)]);
 };
 await pin(edge.proc.pid);
-for (const p of paths) await (await fetch(`${edge.ready.http}${p}`)).arrayBuffer();
-const check = await fetch(`${edge.ready.http}${paths[0]}`);
-const sample = await check.text();
-if (!check.headers.get("cache-status")?.includes("hit"))
-  throw new Error(`warm-up gave no hit: ${check.headers.get("cache-status")}`);
+await pin(slow.proc.pid);
+let sample = "";
+for (const base of [edge.ready.http!, slow.ready.http!]) {
+  for (const p of paths) await (await fetch(`${base}${p}`)).arrayBuffer();
+  const check = await fetch(`${base}${paths[0]}`);
+  sample = await check.text();
+  if (!check.headers.get("cache-status")?.includes("hit"))
+    throw new Error(`warm-up gave no hit: ${check.headers.get("cache-status")}`);
+}
 
 const hono = spawn(
   process.execPath,
@@ -94,7 +97,23 @@ end
 `,
 );
 
-async function wrk(base: string): Promise<{ rps: number; p99: string; errors: string }> {
+/** CPU seconds (user + system, every thread) `pid` has used so far, from /proc (Linux). */
+async function cpuSeconds(pid: number | undefined): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+interface Run {
+  rps: number;
+  p99: string;
+  errors: string;
+  /** Server CPU per request (us): on a loaded machine, steadier than rps. */
+  cpuUs: number;
+}
+
+async function wrk(base: string, pid: number | undefined): Promise<Run> {
+  const cpu0 = await cpuSeconds(pid);
   const args = ["-t1", "-c50", `-d${seconds}s`, "--latency", "-s", lua, base];
   const { stdout } = await run(
     pinned ? "taskset" : "wrk",
@@ -103,7 +122,10 @@ async function wrk(base: string): Promise<{ rps: number; p99: string; errors: st
       timeout: (seconds + 60) * 1000,
     },
   );
+  const cpu = (await cpuSeconds(pid)) - cpu0;
+  const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
   return {
+    cpuUs: (cpu / requests) * 1e6,
     rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]),
     p99: /99%\s+(\S+)/.exec(stdout)?.[1] ?? "?",
     errors: /Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? "0",
@@ -112,17 +134,33 @@ async function wrk(base: string): Promise<{ rps: number; p99: string; errors: st
 
 console.log(`machine: ${machine()}`);
 console.log(`${paths.length} cached URLs; wrk -t1 -c50 -d${seconds}s --latency -s paths.lua`);
+const ratios: number[] = [];
+const slowRatios: number[] = [];
+const cpuRatios: number[] = [];
+const cpu = (r: Run) => `${r.cpuUs.toFixed(1)} us CPU/request`;
 for (let round = 1; round <= rounds; round++) {
-  const h = await wrk(honoUrl);
-  const e = await wrk(edge.ready.http!);
+  const h = await wrk(honoUrl, hono.pid);
+  const e = await wrk(edge.ready.http!, edge.proc.pid);
+  const n = await wrk(slow.ready.http!, slow.proc.pid);
+  cpuRatios.push(h.cpuUs / e.cpuUs);
+  ratios.push(e.rps / h.rps);
+  slowRatios.push(n.rps / h.rps);
   console.log(
-    `round ${round} bare Hono JSON: ${Math.round(h.rps)} rps, p99 ${h.p99}, non-2xx ${h.errors}`,
+    `round ${round} bare Hono JSON: ${Math.round(h.rps)} rps, p99 ${h.p99}, ${cpu(h)}, non-2xx ${h.errors}`,
   );
   console.log(
-    `round ${round} edge hits: ${Math.round(e.rps)} rps, ratio ${(e.rps / h.rps).toFixed(2)}x Hono, p99 ${e.p99}, non-2xx ${e.errors}`,
+    `round ${round} edge hits: ${Math.round(e.rps)} rps, ratio ${(e.rps / h.rps).toFixed(2)}x Hono, p99 ${e.p99}, ${cpu(e)}, non-2xx ${e.errors}`,
+  );
+  console.log(
+    `round ${round} edge hits, --no-fast-hits: ${Math.round(n.rps)} rps, ratio ${(n.rps / h.rps).toFixed(2)}x Hono, p99 ${n.p99}, ${cpu(n)}, non-2xx ${n.errors}`,
   );
 }
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+console.log(
+  `median over ${rounds} rounds: edge hits ${median(ratios).toFixed(2)}x Hono, --no-fast-hits ${median(slowRatios).toFixed(2)}x; Hono's CPU per request / the edge's ${median(cpuRatios).toFixed(2)} (load ${machine().split("load ")[1]})`,
+);
 hono.kill("SIGTERM");
 await edge.stop();
+await slow.stop();
 await origin.stop();
 await rm(dir, { recursive: true, force: true });

@@ -45,21 +45,26 @@ const MAX_HOSTS = 64;
 
 /** One entry's response, prepared once: everything but the Age value and Cache-Status's `ttl`. */
 interface Prepared {
-  /** Field names in the engine's order (a repeated field is one, joined with ", "). */
-  names: string[];
-  /** Their stored values; the slots of Age and Cache-Status are filled per hit. */
-  values: string[];
-  /** The order of `names` for a GET, and for a HEAD (sorted by name: see `prepare`). */
-  getOrder: number[];
-  headOrder: number[];
-  age: number;
-  cacheStatus: number;
+  /** The fields as writeHead takes them ([name, value, ...]) for a GET, and for a HEAD. */
+  get: Fields;
+  head: Fields;
   /** The Cache-Status value (the parent's members and this edge's) before and after the ttl. */
   statusHead: string;
   statusTail: string;
   /** The body as a latin1 string (one char per byte), so header and body leave in one write. */
   body: string;
+  length: number;
 }
+
+/** A flat field list, and where in it the values of Age and Cache-Status go. */
+interface Fields {
+  flat: string[];
+  age: number;
+  cacheStatus: number;
+}
+
+/** Node's own field (`OutgoingMessage._contentLength`) that @hono/node-server sets: see `answer`. */
+type Framed = ServerResponse & { _contentLength: number | null };
 
 export interface FastHits {
   listener: RequestListener;
@@ -104,6 +109,8 @@ export function fastHits(edge: Edge, clock: Clock, app: RequestListener): FastHi
   function answer(req: IncomingMessage, res: ServerResponse): boolean {
     const method = req.method;
     if (method !== "GET" && method !== "HEAD") return false;
+    // HTTP/1.0 frames a response otherwise (no chunking, so no Content-Length from Hono's path).
+    if (req.httpVersionMajor !== 1 || req.httpVersionMinor !== 1) return false;
     const headers = req.headers;
     const host = headers.host;
     if (host === undefined || !hostOk(host)) return false;
@@ -119,17 +126,19 @@ export function fastHits(edge: Edge, clock: Clock, app: RequestListener): FastHi
       prepared.set(entry, p);
     }
     served++;
-    res.statusCode = entry.status;
-    const { names, values } = p;
-    values[p.age] = ageHeader(currentAge(entry, now));
-    values[p.cacheStatus] = p.statusHead + remainingTtl(entry, now) + p.statusTail;
-    const order = method === "HEAD" ? p.headOrder : p.getOrder;
-    for (let j = 0; j < order.length; j++) {
-      const i = order[j]!;
-      res.setHeader(names[i]!, values[i]!);
+    const fields = method === "HEAD" ? p.head : p.get;
+    fields.flat[fields.age] = ageHeader(currentAge(entry, now));
+    fields.flat[fields.cacheStatus] = p.statusHead + remainingTtl(entry, now) + p.statusTail;
+    if (method === "HEAD" || entry.status === 204) {
+      res.writeHead(entry.status, fields.flat);
+      res.end();
+    } else {
+      // @hono/node-server frames a body it holds whole this way (its
+      // trySetContentLength): Content-Length after Node's Connection fields.
+      (res as Framed)._contentLength = p.length;
+      res.writeHead(entry.status, fields.flat);
+      res.end(p.body, "latin1");
     }
-    if (method === "HEAD" || entry.status === 204) res.end();
-    else res.end(p.body, "latin1");
     return true;
   }
 
@@ -187,7 +196,13 @@ function prepare(id: string, entry: CacheEntry): Prepared {
   if (!merged.has("age")) merged.set("age", "");
   if (upstream === undefined) merged.set("cache-status", "");
   const names = [...merged.keys()];
-  const getOrder = names.map((_, i) => i);
+  const values = [...merged.values()];
+  const order = names.map((_, i) => i);
+  const fields = (o: number[]): Fields => ({
+    flat: o.flatMap((i) => [names[i]!, values[i]!]),
+    age: 2 * o.indexOf(names.indexOf("age")) + 1,
+    cacheStatus: 2 * o.indexOf(names.indexOf("cache-status")) + 1,
+  });
   // The engine's member, formatted with ttl 0 and 1: they differ at the ttl alone.
   const [zero, one] = [0, 1].map((ttl) =>
     appendCacheStatus(upstream, formatCacheStatus(id, { hit: true, ttl, key: entry.key })),
@@ -195,17 +210,14 @@ function prepare(id: string, entry: CacheEntry): Prepared {
   let at = 0;
   while (zero[at] === one[at]) at++;
   return {
-    names,
-    values: [...merged.values()],
-    getOrder,
-    headOrder: [...getOrder].sort((a, b) => headRank(names[a]!, names[b]!)),
-    age: names.indexOf("age"),
-    cacheStatus: names.indexOf("cache-status"),
+    get: fields(order),
+    head: fields([...order].sort((a, b) => headRank(names[a]!, names[b]!))),
     statusHead: zero.slice(0, at),
     statusTail: zero.slice(at + 1),
     body: Buffer.from(entry.body.buffer, entry.body.byteOffset, entry.body.byteLength).toString(
       "latin1",
     ),
+    length: entry.body.byteLength,
   };
 }
 
