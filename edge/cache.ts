@@ -212,17 +212,20 @@ export class Edge implements SyncTarget {
   /**
    * What `handle` serves as a fresh hit to a GET or HEAD that carries none of
    * the fields it reads (Authorization, Cache-Control, X-Min-Serial,
-   * conditionals, Range): the stored entry for `key`, counted as a hit,
-   * when it is fresh at `now` and varies on nothing (RFC 9111 §4.1: a Vary'd
-   * entry needs the request's fields); else undefined, and nothing counted.
-   * The Node fast path's lookup (edge/fast-hit.ts).
+   * conditionals, Range): the stored entry for `key` when it is fresh at
+   * `now` and varies on nothing (RFC 9111 §4.1: a Vary'd entry needs the
+   * request's fields); else undefined. Counts nothing: whoever serves it
+   * calls `countHit`. The Node fast path's lookup (edge/fast-hit.ts).
    */
   freshHit(key: string, now: number): CacheEntry | undefined {
     const stored = this.storage.get(key);
     if (stored === undefined || stored.vary.length > 0) return undefined;
-    if (usability(stored, now, NO_DIRECTIVES) !== "fresh") return undefined;
+    return usability(stored, now, NO_DIRECTIVES) === "fresh" ? stored : undefined;
+  }
+
+  /** Counts a fresh hit served outside `handle` (edge/fast-hit.ts). */
+  countHit(): void {
     this.counters.hits++;
-    return stored;
   }
 
   /** The purge bus's entry (a SyncTarget, core/sync.ts): see purge.ts. */

@@ -10,7 +10,13 @@
  *
  * Node only: the Worker serves everything through the app (edge/worker.ts).
  */
-import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
+import {
+  type IncomingMessage,
+  type RequestListener,
+  type ServerResponse,
+  validateHeaderName,
+  validateHeaderValue,
+} from "node:http";
 import type { Clock } from "../core/clock.ts";
 import { H } from "../core/http.ts";
 import type { Edge } from "./cache.ts";
@@ -51,9 +57,6 @@ interface Prepared {
   /** The Cache-Status value (the parent's members and this edge's) before and after the ttl. */
   statusHead: string;
   statusTail: string;
-  /** The body as a latin1 string (one char per byte), so header and body leave in one write. */
-  body: string;
-  length: number;
 }
 
 /** A flat field list, and where in it the values of Age and Cache-Status go. */
@@ -80,7 +83,8 @@ export function fastHits(edge: Edge, clock: Clock, app: RequestListener): FastHi
   /** Raw request target -> cache key; null when the target is not served here. */
   const targets = new Map<string, string | null>();
   const hosts = new Map<string, boolean>();
-  const prepared = new WeakMap<CacheEntry, Prepared>();
+  /** Per entry: its prepared response, or null when a field would not pass Node's checks. */
+  const prepared = new WeakMap<CacheEntry, Prepared | null>();
   let served = 0;
 
   const keyOf = (target: string): string | null => {
@@ -125,7 +129,10 @@ export function fastHits(edge: Edge, clock: Clock, app: RequestListener): FastHi
       p = prepare(edge.id, entry);
       prepared.set(entry, p);
     }
+    // The engine answers (a 500) what Node refuses to send; so it gets those.
+    if (p === null) return false;
     served++;
+    edge.countHit();
     const fields = method === "HEAD" ? p.head : p.get;
     fields.flat[fields.age] = ageHeader(currentAge(entry, now));
     fields.flat[fields.cacheStatus] = p.statusHead + remainingTtl(entry, now) + p.statusTail;
@@ -135,9 +142,9 @@ export function fastHits(edge: Edge, clock: Clock, app: RequestListener): FastHi
     } else {
       // @hono/node-server frames a body it holds whole this way (its
       // trySetContentLength): Content-Length after Node's Connection fields.
-      (res as Framed)._contentLength = p.length;
+      (res as Framed)._contentLength = entry.body.byteLength;
       res.writeHead(entry.status, fields.flat);
-      res.end(p.body, "latin1");
+      res.end(entry.body);
     }
     return true;
   }
@@ -186,7 +193,7 @@ function plainHost(host: string): boolean {
  * a Web Headers, so its fields go out sorted by name (Fetch "sort and combine"),
  * Set-Cookie last (@hono/node-server gathers it apart).
  */
-function prepare(id: string, entry: CacheEntry): Prepared {
+function prepare(id: string, entry: CacheEntry): Prepared | null {
   const merged = new Map<string, string>();
   for (const [k, v] of entry.headers) {
     const had = merged.get(k);
@@ -197,6 +204,14 @@ function prepare(id: string, entry: CacheEntry): Prepared {
   if (upstream === undefined) merged.set("cache-status", "");
   const names = [...merged.keys()];
   const values = [...merged.values()];
+  try {
+    for (const [k, v] of merged) {
+      validateHeaderName(k);
+      validateHeaderValue(k, v);
+    }
+  } catch {
+    return null;
+  }
   const order = names.map((_, i) => i);
   const fields = (o: number[]): Fields => ({
     flat: o.flatMap((i) => [names[i]!, values[i]!]),
@@ -214,10 +229,6 @@ function prepare(id: string, entry: CacheEntry): Prepared {
     head: fields([...order].sort((a, b) => headRank(names[a]!, names[b]!))),
     statusHead: zero.slice(0, at),
     statusTail: zero.slice(at + 1),
-    body: Buffer.from(entry.body.buffer, entry.body.byteOffset, entry.body.byteLength).toString(
-      "latin1",
-    ),
-    length: entry.body.byteLength,
   };
 }
 
