@@ -61,28 +61,42 @@ const pin = async (pid: number | undefined) => {
 await pin(edge.proc.pid);
 await pin(slow.proc.pid);
 let sample = "";
+/** The header fields of a hit (Node's framing aside), for the like-with-like reference. */
+let sampleFields: Record<string, string> = {};
 for (const base of [edge.ready.http!, slow.ready.http!]) {
   for (const p of paths) await (await fetch(`${base}${p}`)).arrayBuffer();
   const check = await fetch(`${base}${paths[0]}`);
   sample = await check.text();
+  sampleFields = Object.fromEntries(
+    [...check.headers].filter(([k]) => !["connection", "keep-alive", "content-length"].includes(k)),
+  );
   if (!check.headers.get("cache-status")?.includes("hit"))
     throw new Error(`warm-up gave no hit: ${check.headers.get("cache-status")}`);
 }
 
-const hono = spawn(
-  process.execPath,
-  ["--import", "tsx", fileURLToPath(new URL("hono-json.ts", import.meta.url)), sample],
-  { stdio: ["ignore", "pipe", "inherit"] },
-);
-const honoUrl = await new Promise<string>((resolve) => {
-  let out = "";
-  hono.stdout!.on("data", (c: Buffer) => {
-    out += c.toString();
-    const m = /^ready (\{.*\})$/m.exec(out);
-    if (m) resolve(JSON.parse(m[1]!).http);
+async function startHono(...args: string[]) {
+  const proc = spawn(
+    process.execPath,
+    ["--import", "tsx", fileURLToPath(new URL("hono-json.ts", import.meta.url)), ...args],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const url = await new Promise<string>((resolve) => {
+    let out = "";
+    proc.stdout!.on("data", (c: Buffer) => {
+      out += c.toString();
+      const m = /^ready (\{.*\})$/m.exec(out);
+      if (m) resolve(JSON.parse(m[1]!).http);
+    });
   });
-});
-await pin(hono.pid);
+  await pin(proc.pid);
+  return { proc, url };
+}
+const { proc: hono, url: honoUrl } = await startHono(sample);
+// The same JSON with the edge's header fields: how much of the gap is the answer's shape.
+const { proc: honoFields, url: honoFieldsUrl } = await startHono(
+  sample,
+  JSON.stringify(sampleFields),
+);
 
 // wrk walks the 1,000 paths in turn on every connection.
 const lua = join(dir, "paths.lua");
@@ -127,7 +141,7 @@ async function wrk(base: string, pid: number | undefined): Promise<Run> {
   return {
     cpuUs: (cpu / requests) * 1e6,
     rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]),
-    p99: /99%\s+(\S+)/.exec(stdout)?.[1] ?? "?",
+    p99: /Latency Distribution[\s\S]*?99%\s+(\S+)/.exec(stdout)?.[1] ?? "?",
     errors: /Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? "0",
   };
 }
@@ -138,6 +152,7 @@ const ratios: number[] = [];
 const slowRatios: number[] = [];
 const cpuRatios: number[] = [];
 const slowCpuRatios: number[] = [];
+const likeRatios: number[] = [];
 const cpu = (r: Run) => `${r.cpuUs.toFixed(1)} us CPU/request`;
 for (let round = 1; round <= rounds; round++) {
   // Odd rounds Hono first, even rounds last, so drift in the machine's load falls on both.
@@ -145,12 +160,17 @@ for (let round = 1; round <= rounds; round++) {
   const e = await wrk(edge.ready.http!, edge.proc.pid);
   const n = await wrk(slow.ready.http!, slow.proc.pid);
   const ref = h ?? (await wrk(honoUrl, hono.pid));
+  const like = await wrk(honoFieldsUrl, honoFields.pid);
+  likeRatios.push(like.rps / ref.rps);
   cpuRatios.push(ref.cpuUs / e.cpuUs);
   slowCpuRatios.push(ref.cpuUs / n.cpuUs);
   ratios.push(e.rps / ref.rps);
   slowRatios.push(n.rps / ref.rps);
   console.log(
     `round ${round} bare Hono JSON: ${Math.round(ref.rps)} rps, p99 ${ref.p99}, ${cpu(ref)}, non-2xx ${ref.errors}`,
+  );
+  console.log(
+    `round ${round} bare Hono JSON with the edge's ${Object.keys(sampleFields).length} fields: ${Math.round(like.rps)} rps, ratio ${(like.rps / ref.rps).toFixed(2)}x Hono, p99 ${like.p99}, ${cpu(like)}`,
   );
   console.log(
     `round ${round} edge hits: ${Math.round(e.rps)} rps, ratio ${(e.rps / ref.rps).toFixed(2)}x Hono, p99 ${e.p99}, ${cpu(e)}, non-2xx ${e.errors}`,
@@ -161,9 +181,10 @@ for (let round = 1; round <= rounds; round++) {
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 console.log(
-  `median over ${rounds} rounds: edge hits ${median(ratios).toFixed(2)}x Hono, --no-fast-hits ${median(slowRatios).toFixed(2)}x; Hono's CPU per request / the edge's ${median(cpuRatios).toFixed(2)}, / --no-fast-hits' ${median(slowCpuRatios).toFixed(2)} (load ${machine().split("load ")[1]})`,
+  `median over ${rounds} rounds: edge hits ${median(ratios).toFixed(2)}x Hono, --no-fast-hits ${median(slowRatios).toFixed(2)}x; Hono's CPU per request / the edge's ${median(cpuRatios).toFixed(2)}, / --no-fast-hits' ${median(slowCpuRatios).toFixed(2)}; Hono with the edge's fields ${median(likeRatios).toFixed(2)}x Hono (load ${machine().split("load ")[1]})`,
 );
 hono.kill("SIGTERM");
+honoFields.kill("SIGTERM");
 await edge.stop();
 await slow.stop();
 await origin.stop();
