@@ -113,7 +113,7 @@ export function fastHits(edge: Edge, clock: Clock, app: RequestListener): FastHi
   function answer(req: IncomingMessage, res: ServerResponse): boolean {
     const method = req.method;
     if (method !== "GET" && method !== "HEAD") return false;
-    // HTTP/1.0 frames a response otherwise (no chunking, so no Content-Length from Hono's path).
+    // Node will not chunk an HTTP/1.0 response, so Hono frames it with a field of its own: left to it.
     if (req.httpVersionMajor !== 1 || req.httpVersionMinor !== 1) return false;
     const headers = req.headers;
     const host = headers.host;
@@ -186,9 +186,9 @@ function plainHost(host: string): boolean {
 }
 
 /**
- * The fields and body of `entry` as the engine's `respond` lays them out for
- * a hit: the stored fields in order, a repeated one joined; Age and
- * Cache-Status where the stored list has them, else after it in that order.
+ * The fields of `entry` as the engine's `respond` lays them out for a hit:
+ * the stored fields in order, a repeated one joined; Age and Cache-Status
+ * where the stored list has them, else after it in that order.
  * A HEAD leaves through Hono's HEAD handling, which copies the response into
  * a Web Headers, so its fields go out sorted by name (Fetch "sort and combine"),
  * Set-Cookie last (@hono/node-server gathers it apart).
