@@ -5,7 +5,13 @@
  */
 import type { Clock } from "../core/clock.ts";
 import { VersionFloor, ZoneSerials } from "../core/floor.ts";
-import { H, parseCacheControl, parseSerialHeader, zoneKey } from "../core/http.ts";
+import {
+  type CacheControl,
+  H,
+  parseCacheControl,
+  parseSerialHeader,
+  zoneKey,
+} from "../core/http.ts";
 import type { PurgeEvent } from "../core/purge.ts";
 import { maxSerial, olderThan } from "../core/serial.ts";
 import type { SyncTarget } from "../core/sync.ts";
@@ -201,6 +207,25 @@ export class Edge implements SyncTarget {
     else this.counters.misses++;
     const fill = await this.fill(key, req, prior, minSerial);
     return this.respond(req, fill.entry, fill.status && { fwd, detail, ...fill.status });
+  }
+
+  /**
+   * What `handle` serves as a fresh hit to a GET or HEAD that carries none of
+   * the fields it reads (Authorization, Cache-Control, X-Min-Serial,
+   * conditionals, Range): the stored entry for `key` when it is fresh at
+   * `now` and varies on nothing (RFC 9111 §4.1: a Vary'd entry needs the
+   * request's fields); else undefined. Counts nothing: whoever serves it
+   * calls `countHit`. The Node fast path's lookup (edge/fast-hit.ts).
+   */
+  freshHit(key: string, now: number): CacheEntry | undefined {
+    const stored = this.storage.get(key);
+    if (stored === undefined || stored.vary.length > 0) return undefined;
+    return usability(stored, now, NO_DIRECTIVES) === "fresh" ? stored : undefined;
+  }
+
+  /** Counts a fresh hit served outside `handle` (edge/fast-hit.ts). */
+  countHit(): void {
+    this.counters.hits++;
   }
 
   /** The purge bus's entry (a SyncTarget, core/sync.ts): see purge.ts. */
@@ -569,6 +594,9 @@ export class Edge implements SyncTarget {
 }
 
 const ZONE_KEY = zoneKey("");
+
+/** A request without Cache-Control (RFC 9111 §5.2.1: no request directives). */
+const NO_DIRECTIVES: CacheControl = {};
 
 /**
  * RFC 9110 §15: a final status is 200..599. fetch has already consumed any

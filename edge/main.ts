@@ -39,6 +39,10 @@ const FLAGS = {
     type: "boolean",
     help: "do not soft-purge a zone's older entries when a newer serial arrives",
   },
+  "no-fast-hits": {
+    type: "boolean",
+    help: "serve every request through the Hono app (no fast path for fresh hits; for comparison)",
+  },
   "log-level": LOG_LEVEL_FLAG,
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const;
@@ -75,6 +79,7 @@ export async function main(argv: string[]): Promise<void> {
     token: v.token,
     parentTimeoutMs: intFlag(v["parent-timeout"], "parent-timeout"),
     readRepair: !v["no-read-repair"],
+    fastHits: !v["no-fast-hits"],
     log,
   });
   logApplies(running.edge, logger.child({ node: id }));

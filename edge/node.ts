@@ -1,13 +1,16 @@
 /**
- * The edge on Node: the Hono app on @hono/node-server, the engine on the
- * real clock, global fetch to the parent and lru-cache storage.
+ * The edge on Node: the Hono app on @hono/node-server behind the fast path
+ * for fresh hits (fast-hit.ts), the engine on the real clock, global fetch
+ * to the parent and lru-cache storage.
  */
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { serve } from "@hono/node-server";
-import { RealClock } from "../core/clock.ts";
+import { getRequestListener } from "@hono/node-server";
+import { type Clock, RealClock } from "../core/clock.ts";
 import { PromRegistry } from "../core/prom.ts";
 import { createEdgeApp } from "./app.ts";
 import { Edge, type ParentFetch } from "./cache.ts";
+import { type FastHits, fastHits } from "./fast-hit.ts";
 import { inspectEdge } from "./inspect.ts";
 import { type EdgeInstruments, edgeInstruments, observeEdge } from "./metrics.ts";
 import { DEFAULT_MAX_BYTES, LruStorage } from "./storage-lru.ts";
@@ -29,6 +32,10 @@ export interface EdgeConfig {
   fetch?: ParentFetch;
   /** Failures no client sees (background refreshes); default stderr. */
   log?: (message: string) => void;
+  /** Default the real clock; tests pass a VirtualClock. */
+  clock?: Clock;
+  /** Answer plain fresh hits before the Hono app (fast-hit.ts; default true). */
+  fastHits?: boolean;
 }
 
 export interface RunningEdge {
@@ -36,11 +43,13 @@ export interface RunningEdge {
   edge: Edge;
   /** Its Prometheus families (GET /metrics); the fabric adds its own on joining. */
   metrics: EdgeInstruments;
+  /** The fast path for fresh hits, when on. */
+  fast: FastHits | undefined;
   close(): Promise<void>;
 }
 
 export async function startEdge(config: EdgeConfig): Promise<RunningEdge> {
-  const clock = new RealClock();
+  const clock = config.clock ?? new RealClock();
   const metrics = edgeInstruments(
     new PromRegistry(config.id),
     config.fetch ?? ((req) => fetch(req)),
@@ -66,24 +75,25 @@ export async function startEdge(config: EdgeConfig): Promise<RunningEdge> {
     inspect: (q) => inspectEdge(storage, config.parent, clock.now(), q),
   });
   const host = config.host ?? "127.0.0.1";
-  const { server, port } = await new Promise<{ server: ReturnType<typeof serve>; port: number }>(
-    (resolve, reject) => {
-      const s = serve({ fetch: app.fetch, hostname: host, port: config.port ?? 0 }, (info) =>
-        resolve({ server: s, port: (info as AddressInfo).port }),
-      );
-      s.once("error", reject);
-    },
-  );
+  // @hono/node-server's listener, as serve() builds it, behind the fast path.
+  const appListener = getRequestListener(app.fetch, { hostname: host });
+  const fast = config.fastHits === false ? undefined : fastHits(edge, clock, appListener);
+  const server = createServer(fast?.listener ?? appListener);
+  const port = await new Promise<number>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port ?? 0, host, () => resolve((server.address() as AddressInfo).port));
+  });
   const shown = host.includes(":") ? `[${host}]` : host;
   return {
     url: `http://${shown}:${port}`,
     edge,
     metrics,
+    fast,
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));
         // Keep-alive connections would hold close() open until they time out.
-        (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+        server.closeAllConnections();
       }),
   };
 }
