@@ -31,7 +31,8 @@ export function encodeRecord(record: unknown): Buffer {
  * the same guarantee as write + fdatasync, in one call on libuv's thread pool
  * instead of two round trips per group commit.
  */
-const JOURNAL_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_DSYNC;
+const JOURNAL_FLAGS =
+  constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_DSYNC;
 
 /** A record that could not be read: where, how many bytes from there to the end, and why. */
 export interface BadRecord {
