@@ -53,6 +53,8 @@ export interface WorldOptions {
   faults?: Faults;
   /** Compute change-feed polls that find nothing instead of firing them (sim/lazy-polls.ts). */
   lazyPolls?: boolean;
+  /** Answer a resolver's fresh hits from a memo of its held answer (sim/clients.ts). */
+  lazyClients?: boolean;
 }
 
 /** Fault schedules beyond the links' own loss and partitions (ms since the run's start). */
@@ -106,6 +108,10 @@ export class World implements Observed {
   private readonly indexOf = new Map<string, number>();
   /** Present when polls that find nothing are computed, not fired. */
   readonly lazy: LazyPolls | undefined;
+  /** Per resolver, the answer a question gets with no state change (lazyClients). */
+  private readonly memo: (Memo | undefined)[] = [];
+  /** Questions answered from the memo, without the engine (lazyClients). */
+  hitsComputed = 0;
 
   constructor(
     private readonly o: WorldOptions,
@@ -207,35 +213,65 @@ export class World implements Observed {
             return res;
           })) as typeof fetch,
       });
+      let inflight = 0;
       const cache = new ResolverCache(
         r.id,
         { ...DEFAULT_CACHE, maxBytes: r.maxBytes ?? 1 << 16, ...cacheConfigOf(population) },
         clock,
         // A refresh that comes back may change the answer: the node is touched.
-        (...args) =>
-          upstream(...args).finally(() => {
+        (...args) => {
+          inflight++;
+          this.memo[index] = undefined;
+          return upstream(...args).finally(() => {
+            inflight--;
+            this.memo[index] = undefined;
             this.loop.markDirty();
             this.events.touched(index);
-          }),
+          });
+        },
       );
       // A copy the edge served stale-if-error (RFC 5861 §4) and the resolver
       // passed on in the same instant is that documented stale case too, even
       // where the resolver does not mark it (Age <= TTL, or below its floor).
-      const track = (s: Served) => {
-        const version = this.versionOf(s.answer);
+      const report = (version: number | undefined, stale: boolean) => {
         const passedOn = sie !== undefined && sie.at === clock.now() && sie.version === version;
-        this.events.served(index, version, s.stale || passedOn);
+        this.events.served(index, version, stale || passedOn);
       };
+      const track = (s: Served) => report(this.versionOf(s.answer), s.stale);
+      // A fresh answer before its prefetch point, with no refresh in flight:
+      // until then, or until a purge or an upstream call, a question changes
+      // nothing in the engine but its hit counter and the entry's recency (a
+      // resolver here holds one name, so recency never picks an eviction).
+      const remember = (s: Served) => {
+        if (s.stale || inflight > 0) return;
+        const e = peekResolver(cache);
+        if (!e || e.answer !== s.answer) return;
+        const until = Math.min(e.prefetchAt, e.expiresAt);
+        if (clock.now() < until) this.memo[index] = { version: this.versionOf(s.answer), until };
+      };
+      const fast = this.o.lazyClients === true;
       this.nodes.push({
         id: r.id,
         kind: "resolver",
         tier: "resolver",
         ...(population ? { population: population.name } : {}),
         parent: this.indexOf.get(r.upstream) ?? -1,
-        nextChangeMs: () => resolverNextChangeMs(cache, clock.now()),
+        nextChangeMs: () => {
+          const m = this.memo[index];
+          const now = clock.now();
+          return m && now < m.until ? m.until - now : resolverNextChangeMs(cache, now);
+        },
         ask: () => {
+          const m = this.memo[index];
+          if (m && clock.now() < m.until) {
+            this.hitsComputed++;
+            return report(m.version, false);
+          }
           const served = cache.lookup(KEY.key, KEY.name, KEY.qtype);
-          if (!(served instanceof Promise)) return track(served);
+          if (!(served instanceof Promise)) {
+            if (fast) remember(served);
+            return track(served);
+          }
           this.loop.markDirty();
           served.then(track, (err: unknown) => this.events.failed(index, err));
         },
@@ -267,6 +303,7 @@ export class World implements Observed {
     return {
       id: target.id,
       applyPurge: (event) => {
+        this.memo[index] = undefined;
         const r = target.applyPurge(event);
         this.events.touched(index);
         return r;
@@ -349,6 +386,12 @@ export class World implements Observed {
     this.versions.set(answer, v);
     return v;
   }
+}
+
+/** A resolver's held answer for the name: its version, served as is until `until`. */
+interface Memo {
+  version: number | undefined;
+  until: number;
 }
 
 /** Storage that reports every write and removal (the observer's "touched"). */

@@ -5,6 +5,7 @@ import { type SimOptions, type SimResult, simulate } from "../../infra/sim/run.t
 import { loadTopology } from "../../infra/topology.ts";
 
 const path = fileURLToPath(new URL("../../infra/topologies/default.json", import.meta.url));
+const internet = fileURLToPath(new URL("../../infra/topologies/internet.json", import.meta.url));
 const strip = (r: SimResult) => ({
   nodes: r.nodes,
   load: r.originLoad,
@@ -35,6 +36,31 @@ describe("simulate: polls that find nothing are computed, not fired", () => {
       expect(strip(fast), o.mode).toEqual(strip(slow));
       expect(slow.pollsComputed).toBe(0);
       expect(fast.pollsComputed, o.mode).toBeGreaterThan(0);
+      expect(fast.violation).toBeUndefined();
+    }
+  }, 120_000);
+});
+
+describe("simulate: client queries that meet a fresh answer are counted, not fired", () => {
+  it("gives the same result as the slow path, with populations and with purges", async () => {
+    const zone = { ttl: 20, staleWhileRevalidate: 10, staleIfError: 86_400 };
+    for (const file of [internet, path]) {
+      const topology = generateTopology(await loadTopology(file), 6, 120);
+      const o: SimOptions = {
+        topology,
+        mode: "invalidate",
+        changes: 3,
+        seed: 11,
+        zone,
+        everyMs: 30_000,
+        clientQps: 0.5,
+      };
+      const slow = await simulate({ ...o, lazyPolls: false, lazyClients: false });
+      const fast = await simulate(o);
+      expect(strip(fast), topology.name).toEqual(strip(slow));
+      expect(slow.hitsComputed).toBe(0);
+      // Most questions meet a fresh answer: they are answered without the engine.
+      expect(fast.hitsComputed, topology.name).toBeGreaterThan(slow.events / 10);
       expect(fast.violation).toBeUndefined();
     }
   }, 120_000);
