@@ -42,8 +42,12 @@ const KEY = (() => {
   return parsed.query;
 })();
 
-/** The resolver's DoH client must not time out in wall-clock time during a run. */
-const NO_WALL_TIMEOUT_MS = 20 * 86_400_000;
+/** The resolver's DoH client must not time out in wall-clock time during a run: no timer at all. */
+const NO_WALL_TIMEOUT_MS = 0;
+/** Request headers a shared request may carry (a floor's X-Min-Serial varies: not shared). */
+const SHAREABLE = new Set(["accept", "cache-control"]);
+/** Bound on the memo of URL hosts and shared requests (one name is asked: far more than used). */
+const MAX_SHARED = 100_000;
 
 export interface WorldOptions {
   topology: Topology;
@@ -105,6 +109,10 @@ export class World implements Observed {
   /** A record value -> serial of the change that wrote it. */
   private readonly serialOfValue = new Map<string, number>();
   private readonly handlers = new Map<string, (req: Request) => Promise<Response>>();
+  /** Host of each URL a hop was sent to, parsed once. */
+  private readonly hosts = new Map<string, string>();
+  /** Bodiless GET requests shared by every hop that sends the same one (see requestOf). */
+  private readonly requests = new Map<string, Request>();
   private readonly indexOf = new Map<string, number>();
   /** Present when polls that find nothing are computed, not fired. */
   readonly lazy: LazyPolls | undefined;
@@ -333,14 +341,53 @@ export class World implements Observed {
   /** A fetch that crosses the node's link, then reaches the handler named by the URL's host. */
   private fetchVia(nodeId: string, model: LinkModel): FetchLike {
     const route: FetchLike = (input, init) => {
-      const req = input instanceof Request ? input : new Request(input, init);
-      const host = new URL(req.url).host;
-      const handler = this.handlers.get(host);
-      if (!handler) return Promise.reject(new TypeError(`no simulated node "${host}"`));
+      const req = this.requestOf(input, init);
+      const handler = this.handlers.get(this.hostOf(req.url));
+      if (!handler)
+        return Promise.reject(new TypeError(`no simulated node "${this.hostOf(req.url)}"`));
       return handler(req);
     };
     const clock = this.loop.engineClock;
     return wrapFetch(route, linkDelay(model, this.o.seed, nodeId, "fetch", clock), clock);
+  }
+
+  /**
+   * The Request for a hop. A Web Request costs an AbortController, a signal
+   * and a header list; a bodiless GET with no signal and only shareable
+   * headers is read, never consumed, by the edge engine, so one object per
+   * (URL, headers) serves every resolver that sends it.
+   */
+  private requestOf(input: string | URL | Request, init: RequestInit | undefined): Request {
+    if (input instanceof Request) return input;
+    const h = init?.headers;
+    const shareable =
+      init?.signal == null &&
+      init?.body == null &&
+      (init?.method ?? "GET") === "GET" &&
+      h !== undefined &&
+      !(h instanceof Headers) &&
+      !Array.isArray(h) &&
+      Object.keys(h).every((k) => SHAREABLE.has(k));
+    if (!shareable) return new Request(input, init);
+    const r = h as Record<string, string>;
+    const key = `${String(input)} ${r.accept ?? ""} ${r["cache-control"] ?? ""}`;
+    let req = this.requests.get(key);
+    if (!req) {
+      if (this.requests.size >= MAX_SHARED) this.requests.clear();
+      req = new Request(input, init);
+      this.requests.set(key, req);
+    }
+    return req;
+  }
+
+  private hostOf(url: string): string {
+    let host = this.hosts.get(url);
+    if (host === undefined) {
+      if (this.hosts.size >= MAX_SHARED) this.hosts.clear();
+      host = new URL(url).host;
+      this.hosts.set(url, host);
+    }
+    return host;
   }
 
   /** NodeSync for one node: bus events over its link, feed polls over its link. */
