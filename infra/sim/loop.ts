@@ -78,13 +78,14 @@ export class SimLoop {
       const at = this.clock.nextAt();
       const held = this.arrivals?.nextAt() ?? Number.POSITIVE_INFINITY;
       if (held <= endMs && (at === undefined || held < at)) {
-        // An arrival before the next timer: its own instant, settled as a
-        // timer's would be (the same promise turns, so work that resolves
-        // without a timer, such as a stop, ends at the same instant).
+        // An arrival before the next timer: its own instant. Every instant
+        // that may leave promise work settles fully (the engines' lookups mark
+        // the loop dirty), so one that did not (a fresh hit answered from the
+        // world's memo) needs no promise turn: nothing is pending.
         this.clock.advanceSync(held - this.clock.now());
         this.events++;
         this.arrivals!.fire();
-        await this.settleIfDirty();
+        if (this.dirty || this.onSettled()) await this.settleIfDirty();
         continue;
       }
       if (at === undefined || at > endMs) break;

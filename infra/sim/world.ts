@@ -275,12 +275,14 @@ export class World implements Observed {
             this.hitsComputed++;
             return report(m.version, false);
           }
+          // Even a synchronous answer may have started a refresh (a prefetch,
+          // a lost request failing in promise turns): the instant settles.
+          this.loop.markDirty();
           const served = cache.lookup(KEY.key, KEY.name, KEY.qtype);
           if (!(served instanceof Promise)) {
             if (fast) remember(served);
             return track(served);
           }
-          this.loop.markDirty();
           served.then(track, (err: unknown) => this.events.failed(index, err));
         },
       });
@@ -334,6 +336,8 @@ export class World implements Observed {
     void stopping.then(() => {
       done = true;
     });
+    // A full settle first: what stops without a timer has stopped before the next instant.
+    this.loop.markDirty();
     await this.loop.runUntil(this.loop.now() + 600_000, () => done);
     await stopping;
   }

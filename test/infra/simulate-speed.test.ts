@@ -1,5 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { fuzzCase, fuzzOptions } from "../../infra/sim/fuzz.ts";
 import { generateTopology } from "../../infra/sim/generate.ts";
 import { type SimOptions, type SimResult, simulate } from "../../infra/sim/run.ts";
 import { loadTopology } from "../../infra/topology.ts";
@@ -63,5 +64,17 @@ describe("simulate: client queries that meet a fresh answer are counted, not fir
       expect(fast.hitsComputed, topology.name).toBeGreaterThan(slow.events / 10);
       expect(fast.violation).toBeUndefined();
     }
+  }, 120_000);
+
+  it("gives the same result as the slow path under faults (fuzz cases: loss, partitions, outages)", async () => {
+    let faulty = 0;
+    for (let seed = 1; seed <= 10; seed++) {
+      const o = fuzzOptions(fuzzCase(seed));
+      if (fuzzCase(seed).faulty) faulty++;
+      const slow = await simulate({ ...o, lazyPolls: false, lazyClients: false });
+      const fast = await simulate(o);
+      expect(strip(fast), `fuzz seed ${seed}`).toEqual(strip(slow));
+    }
+    expect(faulty).toBeGreaterThan(0);
   }, 120_000);
 });
