@@ -13,6 +13,14 @@ export function settle(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/** Instants kept out of the clock (client arrivals, clients.ts); the loop runs them in order. */
+export interface Arrivals {
+  /** The next one's instant (Infinity: none). */
+  nextAt(): number;
+  /** Runs the next one; the clock is at its instant. */
+  fire(): void;
+}
+
 export class SimLoop {
   readonly clock: VirtualClock;
   /** Timers fired so far: the simulator's events. */
@@ -23,6 +31,8 @@ export class SimLoop {
    * if it started work (the exact observer asks the nodes touched in it).
    */
   onSettled: () => boolean = () => false;
+  /** Held arrivals, run between the clock's timers without being timers. */
+  arrivals: Arrivals | undefined;
   /** The clock handed to the engines: their timers mark the loop dirty. */
   readonly engineClock: Clock;
 
@@ -66,6 +76,18 @@ export class SimLoop {
     for (;;) {
       if (stop?.()) return;
       const at = this.clock.nextAt();
+      const held = this.arrivals?.nextAt() ?? Number.POSITIVE_INFINITY;
+      if (held <= endMs && (at === undefined || held < at)) {
+        // An arrival before the next timer: its own instant. Every instant
+        // that may leave promise work settles fully (the engines' lookups mark
+        // the loop dirty), so one that did not (a fresh hit answered from the
+        // world's memo) needs no promise turn: nothing is pending.
+        this.clock.advanceSync(held - this.clock.now());
+        this.events++;
+        this.arrivals!.fire();
+        if (this.dirty || this.onSettled()) await this.settleIfDirty();
+        continue;
+      }
       if (at === undefined || at > endMs) break;
       this.clock.advanceSync(at - this.clock.now());
       await this.settleIfDirty();

@@ -15,6 +15,7 @@ import { DEFAULT_CACHE } from "../../resolver/policy.ts";
 import { type NodePrediction, predict, predictOptions } from "../predict.ts";
 import type { Topology } from "../topology.ts";
 import { Checker, type Violation } from "./checker.ts";
+import { ClientLoad } from "./clients.ts";
 import { SimLoop } from "./loop.ts";
 import { Observer } from "./observer.ts";
 import type { OriginLoad } from "./origin.ts";
@@ -41,6 +42,12 @@ export interface SimOptions {
    * result; sim/lazy-polls.ts). Default true; false is the slow path.
    */
   lazyPolls?: boolean;
+  /**
+   * Client queries kept out of the clock, and fresh hits answered without
+   * the engine's lookup (same result; sim/clients.ts). Default true; false
+   * is the slow path.
+   */
+  lazyClients?: boolean;
   /** Origin restarts and bus outages; links carry their own loss and partitions. */
   faults?: Faults;
   /**
@@ -90,6 +97,8 @@ export interface SimResult {
   pollsComputed: number;
   /** Node restarts that happened (faults.restarts; sim/restart.ts). */
   restarts: RestartRecord[];
+  /** Questions to resolvers answered from the held answer, without the engine's lookup. */
+  hitsComputed: number;
 }
 
 export async function simulate(o: SimOptions): Promise<SimResult> {
@@ -128,7 +137,11 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     touched: (i) => observer?.touch(i),
     acked: (i, _zone, serial) => checker?.acked(i, serial),
   };
-  const world = new World({ ...o, lazyPolls: o.lazyPolls ?? true }, loop, events);
+  const world = new World(
+    { ...o, lazyPolls: o.lazyPolls ?? true, lazyClients: o.lazyClients ?? true },
+    loop,
+    events,
+  );
   await world.start();
   checker = new Checker(n, (i) => world.nodes[i]!.id, now);
   checker.changed(world.origin.zones()[0]!.serial);
@@ -136,9 +149,9 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   loop.onSettled = observer.flush;
   const broken = () => checker.violation !== undefined;
   const random = new Random(hashSeed(o.seed, "run", o.mode));
-  for (const [rate, resolvers] of clientGroups(o, world)) {
-    startClientLoad(loop, random, resolvers, rate * resolvers.length);
-  }
+  const clients = new ClientLoad(loop, random, o.lazyClients ?? true);
+  for (const [rate, resolvers] of clientGroups(o, world))
+    clients.add(resolvers, rate * resolvers.length);
 
   // Warm-up: every node asked once, then a TTL of client load.
   for (const node of world.nodes) node.ask();
@@ -208,6 +221,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     failures: tracker.failures,
     pollsComputed: world.lazy?.skipped ?? 0,
     restarts: world.restarts,
+    hitsComputed: world.hitsComputed,
     ...(tracker.lastFailure !== undefined ? { lastFailure: String(tracker.lastFailure) } : {}),
     ...(checker.violation ? { violation: checker.violation } : {}),
   };
@@ -304,24 +318,6 @@ function checkConvergence(
       checker.fail("bound", i, `change ${k}: fresh after ${t.toFixed(3)} ms, bound ${bound[i]} ms`);
     }
   }
-}
-
-/** Clients: one Poisson process at the total rate, each query to a resolver drawn at random. */
-function startClientLoad(
-  loop: SimLoop,
-  random: Random,
-  resolvers: { ask(): void }[],
-  perSecond: number,
-): void {
-  if (perSecond <= 0 || resolvers.length === 0) return;
-  const next = () => {
-    const gapMs = (-Math.log(1 - random.next()) / perSecond) * 1000;
-    loop.at(loop.now() + gapMs, () => {
-      resolvers[Math.floor(random.next() * resolvers.length)]!.ask();
-      next();
-    });
-  };
-  next();
 }
 
 /** Asks every node not yet fresh, now and every probeMs, until stopped. */

@@ -43,8 +43,12 @@ const KEY = (() => {
   return parsed.query;
 })();
 
-/** The resolver's DoH client must not time out in wall-clock time during a run. */
-const NO_WALL_TIMEOUT_MS = 20 * 86_400_000;
+/** The resolver's DoH client must not time out in wall-clock time during a run: no timer at all. */
+const NO_WALL_TIMEOUT_MS = 0;
+/** Request headers a shared request may carry (a floor's X-Min-Serial varies: not shared). */
+const SHAREABLE = new Set(["accept", "cache-control"]);
+/** Bound on the memo of URL hosts and shared requests (one name is asked: far more than used). */
+const MAX_SHARED = 100_000;
 
 export interface WorldOptions {
   topology: Topology;
@@ -54,6 +58,8 @@ export interface WorldOptions {
   faults?: Faults;
   /** Compute change-feed polls that find nothing instead of firing them (sim/lazy-polls.ts). */
   lazyPolls?: boolean;
+  /** Answer a resolver's fresh hits from a memo of its held answer (sim/clients.ts). */
+  lazyClients?: boolean;
 }
 
 /** Fault schedules beyond the links' own loss and partitions (ms since the run's start). */
@@ -106,6 +112,10 @@ export class World implements Observed {
   /** A record value -> serial of the change that wrote it. */
   private readonly serialOfValue = new Map<string, number>();
   private readonly handlers = new Map<string, (req: Request) => Promise<Response>>();
+  /** Host of each URL a hop was sent to, parsed once. */
+  private readonly hosts = new Map<string, string>();
+  /** Bodiless GET requests shared by every hop that sends the same one (see requestOf). */
+  private readonly requests = new Map<string, Request>();
   private readonly indexOf = new Map<string, number>();
   /** Present when polls that find nothing are computed, not fired. */
   readonly lazy: LazyPolls | undefined;
@@ -115,6 +125,10 @@ export class World implements Observed {
   readonly restarts: RestartRecord[] = [];
   private readonly startMs: number;
   private stopping = false;
+  /** Per resolver, the answer a question gets with no state change (lazyClients). */
+  private readonly memo: (Memo | undefined)[] = [];
+  /** Questions answered from the memo, without the engine (lazyClients). */
+  hitsComputed = 0;
 
   constructor(
     private readonly o: WorldOptions,
@@ -237,6 +251,7 @@ export class World implements Observed {
             return res;
           })) as typeof fetch,
       });
+      let inflight = 0;
       const newCache = () =>
         new ResolverCache(
           r.id,
@@ -247,43 +262,81 @@ export class World implements Observed {
           // after retryMs instead (touching it would ask again in the same
           // instant, and a lost request fails in that instant: a resolver
           // with nothing cached, as after a restart, would loop forever).
-          (...args) =>
-            upstream(...args).then(
+          // Any upstream call ends the held answer (lazyClients).
+          (...args) => {
+            inflight++;
+            this.memo[index] = undefined;
+            return upstream(...args).then(
               (answer) => {
+                inflight--;
+                this.memo[index] = undefined;
                 this.loop.markDirty();
                 this.events.touched(index);
                 return answer;
               },
               (err: unknown) => {
+                inflight--;
+                this.memo[index] = undefined;
                 this.loop.markDirty();
                 throw err;
               },
-            ),
+            );
+          },
         );
-      // A restart (sim/restart.ts) builds it again: empty, no floors.
+      // A restart (sim/restart.ts) builds it again: empty, no floors, nothing held.
       let cache = newCache();
       // A copy the edge served stale-if-error (RFC 5861 §4) and the resolver
       // passed on in the same instant is that documented stale case too, even
       // where the resolver does not mark it (Age <= TTL, or below its floor).
+      const report = (version: number | undefined, stale: boolean) => {
+        const passedOn = sie !== undefined && sie.at === clock.now() && sie.version === version;
+        this.events.served(index, version, stale || passedOn);
+      };
       const track = (gen: number, s: Served) => {
         if (!life.alive(gen)) return this.events.failed(index, life.refused());
-        const version = this.versionOf(s.answer);
-        const passedOn = sie !== undefined && sie.at === clock.now() && sie.version === version;
-        this.events.served(index, version, s.stale || passedOn);
+        report(this.versionOf(s.answer), s.stale);
       };
+      // A fresh answer before its prefetch point, with no refresh in flight:
+      // until then, or until a purge or an upstream call, a question changes
+      // nothing in the engine but its hit counter and the entry's recency (a
+      // resolver here holds one name, so recency never picks an eviction).
+      const remember = (s: Served) => {
+        if (s.stale || inflight > 0) return;
+        const e = peekResolver(cache);
+        // The storage builds a view per read (resolver/storage-lru.ts): the same
+        // entry is the same bytes, not the same object.
+        if (!e || (e.answer !== s.answer && !e.answer.wire.equals(s.answer.wire))) return;
+        const until = Math.min(e.prefetchAt, e.expiresAt);
+        if (clock.now() < until) this.memo[index] = { version: this.versionOf(s.answer), until };
+      };
+      const fast = this.o.lazyClients === true;
       this.nodes.push({
         id: r.id,
         kind: "resolver",
         tier: "resolver",
         ...(population ? { population: population.name } : {}),
         parent: this.indexOf.get(r.upstream) ?? -1,
-        nextChangeMs: () => resolverNextChangeMs(cache, clock.now()),
+        nextChangeMs: () => {
+          const m = this.memo[index];
+          const now = clock.now();
+          return m && now < m.until ? m.until - now : resolverNextChangeMs(cache, now);
+        },
         ask: () => {
           if (life.down) return this.events.failed(index, life.refused());
+          const m = this.memo[index];
+          if (m && clock.now() < m.until) {
+            this.hitsComputed++;
+            return report(m.version, false);
+          }
           const gen = life.incarnation;
-          const served = cache.lookup(KEY.key, KEY.name, KEY.qtype);
-          if (!(served instanceof Promise)) return track(gen, served);
+          // Even a synchronous answer may have started a refresh (a prefetch,
+          // a lost request failing in promise turns): the instant settles.
           this.loop.markDirty();
+          const served = cache.lookup(KEY.key, KEY.name, KEY.qtype);
+          if (!(served instanceof Promise)) {
+            if (fast) remember(served);
+            return track(gen, served);
+          }
           served.then(
             (s) => track(gen, s),
             (err: unknown) => this.events.failed(index, err),
@@ -296,6 +349,7 @@ export class World implements Observed {
           stop: async () => {},
           start: async () => {
             cache = newCache();
+            this.memo[index] = undefined;
           },
         };
         continue;
@@ -310,6 +364,7 @@ export class World implements Observed {
         stop: () => link.close(),
         start: async () => {
           cache = newCache();
+          this.memo[index] = undefined;
           link = await this.follow(
             r.id,
             this.touchingTarget(index, cache),
@@ -358,6 +413,7 @@ export class World implements Observed {
     return {
       id: target.id,
       applyPurge: (event) => {
+        this.memo[index] = undefined;
         const r = target.applyPurge(event);
         this.events.touched(index);
         return r;
@@ -381,6 +437,8 @@ export class World implements Observed {
     void stopping.then(() => {
       done = true;
     });
+    // A full settle first: what stops without a timer has stopped before the next instant.
+    this.loop.markDirty();
     await this.loop.runUntil(this.loop.now() + 600_000, () => done);
     await stopping;
   }
@@ -388,14 +446,53 @@ export class World implements Observed {
   /** A fetch that crosses the node's link, then reaches the handler named by the URL's host. */
   private fetchVia(nodeId: string, model: LinkModel): FetchLike {
     const route: FetchLike = (input, init) => {
-      const req = input instanceof Request ? input : new Request(input, init);
-      const host = new URL(req.url).host;
-      const handler = this.handlers.get(host);
-      if (!handler) return Promise.reject(new TypeError(`no simulated node "${host}"`));
+      const req = this.requestOf(input, init);
+      const handler = this.handlers.get(this.hostOf(req.url));
+      if (!handler)
+        return Promise.reject(new TypeError(`no simulated node "${this.hostOf(req.url)}"`));
       return handler(req);
     };
     const clock = this.loop.engineClock;
     return wrapFetch(route, linkDelay(model, this.o.seed, nodeId, "fetch", clock), clock);
+  }
+
+  /**
+   * The Request for a hop. A Web Request costs an AbortController, a signal
+   * and a header list; a bodiless GET with no signal and only shareable
+   * headers is read, never consumed, by the edge engine, so one object per
+   * (URL, headers) serves every resolver that sends it.
+   */
+  private requestOf(input: string | URL | Request, init: RequestInit | undefined): Request {
+    if (input instanceof Request) return input;
+    const h = init?.headers;
+    const shareable =
+      init?.signal == null &&
+      init?.body == null &&
+      (init?.method ?? "GET") === "GET" &&
+      h !== undefined &&
+      !(h instanceof Headers) &&
+      !Array.isArray(h) &&
+      Object.keys(h).every((k) => SHAREABLE.has(k));
+    if (!shareable) return new Request(input, init);
+    const r = h as Record<string, string>;
+    const key = `${String(input)} ${r.accept ?? ""} ${r["cache-control"] ?? ""}`;
+    let req = this.requests.get(key);
+    if (!req) {
+      if (this.requests.size >= MAX_SHARED) this.requests.clear();
+      req = new Request(input, init);
+      this.requests.set(key, req);
+    }
+    return req;
+  }
+
+  private hostOf(url: string): string {
+    let host = this.hosts.get(url);
+    if (host === undefined) {
+      if (this.hosts.size >= MAX_SHARED) this.hosts.clear();
+      host = new URL(url).host;
+      this.hosts.set(url, host);
+    }
+    return host;
   }
 
   /**
@@ -456,6 +553,12 @@ export class World implements Observed {
     this.versions.set(answer, v);
     return v;
   }
+}
+
+/** A resolver's held answer for the name: its version, served as is until `until`. */
+interface Memo {
+  version: number | undefined;
+  until: number;
 }
 
 /** Storage that reports every write and removal (the observer's "touched"). */
