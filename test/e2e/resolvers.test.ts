@@ -144,14 +144,41 @@ policy.add(policy.suffix(policy.STUB({'${o.host}@${o.port}'}), {todname('${ZONE}
   }
 }
 
-/** `ready`: what answers once it is up (default: the zone's records, from the origin, through it). */
+type StartOptions = { refuse?: boolean; serveStale?: boolean; ready?: RegExp };
+
+/** A daemon that found its port taken between freePort() and its bind (another test's). */
+class PortTaken extends Error {}
+
+/**
+ * `ready`: what answers once it is up (default: the zone's records, from the
+ * origin, through it). A free port can be taken by another process before the
+ * daemon binds it (the suite starts many daemons at once): then it starts
+ * again on another port, up to three times.
+ */
 async function startResolver(
   kind: Kind,
   label: string,
   origin: { host: string; port: number },
   minTtl: number,
   dirs: string[],
-  opts: { refuse?: boolean; serveStale?: boolean; ready?: RegExp } = {},
+  opts: StartOptions = {},
+): Promise<Resolver> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startResolverOnce(kind, label, origin, minTtl, dirs, opts);
+    } catch (err) {
+      if (!(err instanceof PortTaken) || attempt === 3) throw err;
+    }
+  }
+}
+
+async function startResolverOnce(
+  kind: Kind,
+  label: string,
+  origin: { host: string; port: number },
+  minTtl: number,
+  dirs: string[],
+  opts: StartOptions,
 ): Promise<Resolver> {
   const dir = await mkdtemp(join(tmpdir(), `propagate-${label}-`));
   dirs.push(dir);
@@ -172,7 +199,10 @@ async function startResolver(
     if (opts.ready ? !a.ok && opts.ready.test(a.error) : a.ok && a.values.length > 0) break;
     if (proc.exitCode !== null || Date.now() > until) {
       proc.kill("SIGKILL");
-      throw new Error(`${label} did not answer for ${ZONE} (${a.ok ? a.rcode : a.error}):\n${out}`);
+      const message = `${label} did not answer for ${ZONE} (${a.ok ? a.rcode : a.error}):\n${out}`;
+      if (proc.exitCode !== null && /address already in use|address in use|EADDRINUSE/i.test(out))
+        throw new PortTaken(message);
+      throw new Error(message);
     }
     await sleep(clock, 50);
   }
