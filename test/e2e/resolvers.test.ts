@@ -245,7 +245,9 @@ beforeAll(async () => {
   expect(res.status).toBe(201);
   const [host, port] = origin.ready.dns!.split(":");
   const dns = { host: host!, port: Number(port) };
-  await Promise.all([
+  // Every start settles before beforeAll ends, failed or not: a start still
+  // running when another failed would leave its daemon behind afterAll.
+  const starts = await Promise.allSettled([
     ...KINDS.flatMap((k) => [
       startResolver(k, k, dns, 0, dirs).then((r) => plain.set(k, r)),
       startResolver(k, `${k}-min-ttl`, dns, MIN_TTL, dirs).then((r) => stretching.set(k, r)),
@@ -262,6 +264,8 @@ beforeAll(async () => {
       }).then((r) => broken.set("failing", r)),
     ),
   ]);
+  const failed = starts.find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
 }, 60_000);
 
 afterAll(async () => {
