@@ -13,6 +13,9 @@ export interface Clock {
   clearTimeout(id: TimerId): void;
 }
 
+/** Node's longest timer (2^31 - 1 ms); a longer one would fire after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export class RealClock implements Clock {
   private next = 1;
   private readonly timers = new Map<TimerId, ReturnType<typeof setTimeout>>();
@@ -30,16 +33,28 @@ export class RealClock implements Clock {
 
   setTimeout(fn: () => void, ms: number): TimerId {
     const id = this.next++;
-    const handle = setTimeout(
-      () => {
-        this.timers.delete(id);
-        fn();
-      },
-      Math.max(0, ms),
-    );
-    // A server's timers must not keep its process alive on their own.
-    if (!this.opts.keepAlive) (handle as { unref?: () => void }).unref?.();
-    this.timers.set(id, handle);
+    // Node counts a delay from the event loop's cached time, which lags the
+    // moment of this call by however long the current turn has run, and
+    // compares whole milliseconds: a timer can fire a millisecond or more
+    // early. A modelled link delay must never be shorter than the one drawn
+    // (test/e2e/delay-wire.test.ts), so an early timer is armed again for
+    // what is left.
+    const due = performance.now() + Math.max(0, ms);
+    const arm = (wait: number) => {
+      const handle = setTimeout(
+        () => {
+          const left = due - performance.now();
+          if (left > 0) return arm(left);
+          this.timers.delete(id);
+          fn();
+        },
+        Math.min(wait, MAX_TIMER_MS),
+      );
+      // A server's timers must not keep its process alive on their own.
+      if (!this.opts.keepAlive) (handle as { unref?: () => void }).unref?.();
+      this.timers.set(id, handle);
+    };
+    arm(Math.max(0, ms));
     return id;
   }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { sleep, VirtualClock } from "../../core/clock.ts";
+import { RealClock, sleep, VirtualClock } from "../../core/clock.ts";
 
 describe("VirtualClock", () => {
   it("fires timers in deadline order, equal deadlines in creation order", async () => {
@@ -61,5 +61,42 @@ describe("VirtualClock", () => {
     await clock.runAll();
     expect(last).toBe(300);
     expect(clock.nextAt()).toBeUndefined();
+  });
+});
+
+describe("RealClock", () => {
+  it("never fires a timer before its delay, a fractional one included", async () => {
+    // Node keeps a timer's start in whole milliseconds and compares whole
+    // milliseconds, so a bare setTimeout(2.95) set late in a millisecond
+    // fires up to ~1 ms early.
+    const clock = new RealClock({ keepAlive: true });
+    const early: number[] = [];
+    for (let i = 0; i < 60; i++) {
+      // Set at a different point of the millisecond each time.
+      const spin = performance.now() + (i % 10) / 10;
+      while (performance.now() < spin) {}
+      const set = performance.now();
+      const fired = await new Promise<number>((r) =>
+        clock.setTimeout(() => r(performance.now()), 2.95),
+      );
+      if (fired - set < 2.95) early.push(fired - set);
+    }
+    expect(early).toEqual([]);
+  });
+
+  it("cancels a timer that was armed again", async () => {
+    const clock = new RealClock({ keepAlive: true });
+    await new Promise((r) => setImmediate(r));
+    const start = performance.now();
+    while (performance.now() - start < 20) {}
+    let fired = false;
+    const id = clock.setTimeout(() => {
+      fired = true;
+    }, 15);
+    // After Node's own timer ran (early) and was armed again for what is left.
+    await new Promise((r) => setTimeout(r, 2));
+    clock.clearTimeout(id);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(fired).toBe(false);
   });
 });
