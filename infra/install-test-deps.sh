@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian tools the tests drive (dig, kdig, redis-server, dnsperf, wrk,
-# prometheus, chromium, the knotd, named and nsd that follow the origin as secondaries, and
+# prometheus, chromium, stress-ng, the knotd, named and nsd that follow the origin as secondaries, and
 # the resolvers measure is tested against: unbound, named, pdns_recursor, kresd)
 # when any is missing. Safe to run again: it does nothing when all are present.
 set -euo pipefail
@@ -25,6 +25,9 @@ command -v ip >/dev/null || [ -x /usr/sbin/ip ] || need+=(iproute2)
 command -v curl >/dev/null || need+=(curl)
 # The dashboard's browser test drives it through playwright-core (executablePath /usr/bin/chromium).
 command -v chromium >/dev/null || need+=(chromium)
+# Keeps the other core busy while the suite runs (issue 14's "10 runs in a row with the
+# other core busy": `stress-ng --cpu 1 &` next to `npm run check`) and loads the benches.
+command -v stress-ng >/dev/null || need+=(stress-ng)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
