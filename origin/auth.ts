@@ -28,7 +28,10 @@ export async function loadOrCreateToken(
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
-  const token = randomBytes(24).toString("base64url");
+  // The "pt_" prefix: a base64url token starts with "-" one time in 64, and
+  // `propagate measure --token <it>` (any getopt-style parser) then takes it
+  // for an option and refuses it as "ambiguous".
+  const token = `pt_${randomBytes(24).toString("base64url")}`;
   await writeFile(path, `${token}\n`, { mode: 0o600 });
   return { token, created: true };
 }
