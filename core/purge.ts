@@ -43,3 +43,15 @@ export interface PurgeTarget {
   readonly id: string;
   applyPurge(event: PurgeEvent): Promise<void> | void;
 }
+
+/**
+ * Whether a purge event spares cached entries already at or past its serial:
+ * only a change to named RRsets does (those entries hold the change already,
+ * RFC 1982 order). An operator's purge (`explicit`) means "forget"; a
+ * whole-zone event ("zone:<zone>" or "*": a zone created or deleted, a
+ * resync) may follow a zone whose serials started again lower, where
+ * serials do not compare.
+ */
+export function sparesCurrent(event: Pick<PurgeEvent, "explicit" | "keys">): boolean {
+  return !event.explicit && !event.keys.some((k) => k === "*" || k.startsWith("zone:"));
+}

@@ -7,7 +7,7 @@
 import type { Clock } from "../core/clock.ts";
 import type { VersionFloor, ZoneSerials } from "../core/floor.ts";
 import { zoneKey } from "../core/http.ts";
-import type { PurgeEvent, PurgeMode } from "../core/purge.ts";
+import { type PurgeEvent, type PurgeMode, sparesCurrent } from "../core/purge.ts";
 import type { RRset } from "../core/records.ts";
 import { cacheKey } from "./key.ts";
 import { filledBefore, servableFor } from "./policy.ts";
@@ -36,7 +36,8 @@ export interface PurgeState {
 
 /**
  * Applies a purge-bus event: `invalidate` drops, `soft` marks stale, `push`
- * rewrites what its RRsets answer and soft-purges the rest, `ttl` leaves
+ * rewrites what its RRsets answer and soft-purges the rest (each only what was
+ * filled before the event's serial, see `current`), `ttl` leaves
  * held entries to run out (see residualMs). Every mode raises the version
  * floor, so no fill older than the event is stored afterwards: in `ttl`
  * mode that is what makes the receipt true once the held entries have
@@ -47,7 +48,7 @@ export function applyPurge(s: PurgeState, event: PurgeEvent): void {
   s.floor.raise(event.keys, event.serial, event.zone);
   if (event.mode === "ttl") return;
   s.counters.purges++;
-  const keys = affected(s.storage, event);
+  const keys = current(s.storage, affected(s.storage, event), event);
   s.counters.purgedEntries +=
     event.mode === "push" && event.rrsets
       ? push(s, keys, event.rrsets, event.serial)
@@ -109,6 +110,21 @@ export function mark(storage: EdgeStorage, keys: readonly string[], mode: PurgeM
     }
   }
   return n;
+}
+
+/**
+ * The keys whose entries a change event makes old. An entry filled at or past
+ * the event's serial already holds the change (a child's X-Min-Serial fill, or
+ * a refresh, raced ahead of the event on the bus): dropping it would only cost
+ * a refetch of the same version (only for a change to named RRsets: see
+ * `sparesCurrent`).
+ */
+function current(storage: EdgeStorage, keys: string[], event: PurgeEvent): string[] {
+  if (!sparesCurrent(event)) return keys;
+  return keys.filter((k) => {
+    const entry = storage.get(k);
+    return entry !== undefined && filledBefore(entry, event.serial);
+  });
 }
 
 /** Cache keys an event touches: its surrogate keys, or everything for "*". */

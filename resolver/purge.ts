@@ -7,7 +7,7 @@
 import type { Clock } from "../core/clock.ts";
 import type { VersionFloor } from "../core/floor.ts";
 import { isInZone, normaliseName, tryNormaliseName } from "../core/names.ts";
-import type { PurgeEvent, PurgeMode } from "../core/purge.ts";
+import { type PurgeEvent, type PurgeMode, sparesCurrent } from "../core/purge.ts";
 import { RR_TYPE_CODES, type RRset } from "../core/records.ts";
 import { olderThan } from "../core/serial.ts";
 import { answerFromRRset } from "./answer.ts";
@@ -76,7 +76,28 @@ export function applyPurge(s: PurgeScope, event: PurgeEvent): void {
     return;
   }
   const mode: PurgeMode = event.mode === "invalidate" ? "hard" : "soft";
-  for (const t of targets) purge(s, t, mode);
+  if (!sparesCurrent(event)) {
+    for (const t of targets) purge(s, t, mode);
+    return;
+  }
+  // A change to named RRsets spares entries already at or past its serial:
+  // they hold the change (a refresh raced ahead of the event on the bus), and
+  // dropping them would only cost a refetch of the same version. Fetches in
+  // flight go on too: the floor raised above is read again when each lands
+  // (cache.ts `ask`), so one older than the change is asked again with the
+  // floor and never stored, and one at or past it is kept.
+  const now = s.clock.now();
+  let n = 0;
+  for (const t of targets) {
+    for (const key of matching(s, t)) {
+      const e = s.storage.peek(key);
+      if (!e || !predates(s, e, event)) continue;
+      if (mode === "hard") s.storage.delete(key);
+      else expire(e, now);
+      n++;
+    }
+  }
+  s.metrics.purged += n;
 }
 
 /**

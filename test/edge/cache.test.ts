@@ -275,14 +275,39 @@ describe("purge", () => {
   });
 
   it("applyPurge: invalidate drops, soft marks stale, ttl does nothing, * matches all", async () => {
-    const event = { changeId: "c1", zone: "example.test", serial: 1, ts: 0 };
+    // Filled at serial 1; each event is a change committed after it.
+    const event = { changeId: "c1", zone: "example.test", serial: 2, ts: 0 };
     await edge.handle(get());
+    parent.serial = 2;
     edge.applyPurge({ ...event, keys: ["www.example.test"], mode: "ttl" });
     expect(cacheStatusOf(await edge.handle(get()), "edge-1")).toMatch(/hit/);
     edge.applyPurge({ ...event, keys: ["www.example.test"], mode: "soft" });
     expect(cacheStatusOf(await edge.handle(get()), "edge-1")).toMatch(/fwd=stale; fwd-status=304/);
+    // "*" drops whatever the entries' serials (a whole-zone event: see sparesCurrent).
     edge.applyPurge({ ...event, keys: ["*"], mode: "invalidate" });
     expect(cacheStatusOf(await edge.handle(get()), "edge-1")).toMatch(/fwd=uri-miss/);
+  });
+
+  it("a change event spares an entry filled at or past its serial; an operator's purge or a whole-zone event does not", async () => {
+    // The entry already holds serial 3 (a fill raced ahead of the event on the bus).
+    parent.serial = 3;
+    await edge.handle(get());
+    const event = { changeId: "c3", zone: "example.test", serial: 3, ts: 0 };
+    for (const mode of ["invalidate", "soft"] as const) {
+      edge.applyPurge({ ...event, keys: ["www.example.test"], mode });
+      expect(cacheStatusOf(await edge.handle(get()), "edge-1")).toMatch(/; hit/);
+    }
+    expect(parent.calls).toBe(1);
+    expect(edge.metrics().purgedEntries).toBe(0);
+    edge.applyPurge({ ...event, keys: ["www.example.test"], mode: "invalidate", explicit: true });
+    expect(cacheStatusOf(await edge.handle(get()), "edge-1")).toMatch(/fwd=uri-miss/);
+    edge.applyPurge({ ...event, keys: ["zone:example.test"], mode: "invalidate" });
+    expect(cacheStatusOf(await edge.handle(get()), "edge-1")).toMatch(/fwd=uri-miss/);
+    // The next change (serial 4) finds the entry older and drops it.
+    parent.serial = 4;
+    edge.applyPurge({ ...event, serial: 4, keys: ["www.example.test"], mode: "invalidate" });
+    expect(cacheStatusOf(await edge.handle(get()), "edge-1")).toMatch(/fwd=uri-miss/);
+    expect(parent.calls).toBe(4);
   });
 });
 

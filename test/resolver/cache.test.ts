@@ -280,6 +280,38 @@ describe("purge", () => {
     expect(cache.entries).toBe(0);
   });
 
+  it("a change event spares entries at or past its serial; an operator's purge or a whole-zone event does not", async () => {
+    const event = (serial: number, extra: Partial<PurgeEvent> = {}): PurgeEvent => ({
+      changeId: `c${serial}`,
+      zone: "example.test",
+      serial,
+      keys: ["www.example.test"],
+      mode: "invalidate",
+      ts: clock.now(),
+      ...extra,
+    });
+    // Every entry was filled at the authority's serial 7: a change at 7 is held already.
+    cache.applyPurge(event(7));
+    cache.applyPurge(event(7, { mode: "soft" }));
+    expect(cache.entries).toBe(3);
+    expect(cache.lookup("www.example.test/1", toWire("www.example.test"), A)).not.toBeInstanceOf(
+      Promise,
+    );
+    expect(cache.metrics.purged).toBe(0);
+    cache.applyPurge(event(7, { explicit: true }));
+    expect(cache.entries).toBe(1);
+    await lookup("www.example.test");
+    await lookup("alias.example.test");
+    cache.applyPurge(event(7, { keys: ["zone:example.test"] }));
+    expect(cache.entries).toBe(1);
+    await lookup("www.example.test");
+    await lookup("alias.example.test");
+    // A change after the fill (serial 8) drops the name and the answer through it.
+    cache.applyPurge(event(8));
+    expect(cache.entries).toBe(1);
+    expect(cache.metrics.purged).toBe(6);
+  });
+
   it("does not store an answer that was in flight during a hard purge", async () => {
     cache.purge({ all: true }, "hard");
     auth.delayMs = 100;
