@@ -20,8 +20,11 @@ const s = quick ? "3" : "10";
 const CASES: [string, string[], number][] = [
   ["origin-dns.ts", [s, quick ? "1" : "2"], 150],
   ["origin-writes.ts", [s, "50", quick ? "3" : "10"], 90],
-  ["resolver-hit.ts", [s, quick ? "1" : "2"], 150],
-  ["edge-hit.ts", [s, "50", quick ? "1" : "2"], 150],
+  // The pinned hit benches supersede resolver-hit.ts and edge-hit.ts (same cases, plus
+  // `--workers` 1 -> 2 beside Unbound, and the edge with and without its fast path).
+  ["resolver-hit-pinned.ts", [s, quick ? "1" : "2", "1,2"], 240],
+  ["edge-hit-pinned.ts", [s, quick ? "1" : "2"], 150],
+  ["cache-memory.ts", quick ? ["100000", "20000"] : ["1000000", "200000"], 240],
   ["propagation-receipts.ts", [quick ? "30" : "100"], 120],
   ["bus-fanout.ts", ["100", quick ? "100" : "300"], 90],
   // 10 node processes (~30 s); the 100-process figure takes ~4 min to start: run it alone.
