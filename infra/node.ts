@@ -162,7 +162,7 @@ async function startNode(
   const node = edge
     ? await startEdgeNode(join, edge)
     : await startResolverNode(
-        { ...join, parentUrl: parentId === t.origin.id ? "" : parentUrl },
+        join,
         resolver!,
         zones.map((z) => z.zone),
       );

@@ -220,8 +220,12 @@ export async function startResolverNode(
 ): Promise<RunningNode> {
   const link = linkOf(ctx, r.id, r.link);
   const token = ownToken(ctx, r.id);
-  const viaDoh = ctx.parentUrl.startsWith("http");
-  const upstream = viaDoh ? ctx.parentUrl : `dns://${ctx.origin.dns}`;
+  // DoH to its edge or to the origin itself, through its link: the link delays
+  // every upstream fetch (infra/README.md, "link"), and answers carry X-Serial,
+  // so the version floor and read-your-writes work on this hop too. (Plain DNS
+  // to the origin, as before, crossed no modelled link and carried no serial:
+  // a resolver under the origin saw changes before its 80 ms link allowed.)
+  const upstream = ctx.parentUrl;
   const res = await startResolver(
     {
       id: r.id,
@@ -232,15 +236,13 @@ export async function startResolverNode(
       zones: zones.length > 0 ? zones : ["example.test"],
       ...(r.maxBytes !== undefined && { maxBytes: r.maxBytes }),
     },
-    viaDoh
-      ? {
-          clock: ctx.clock,
-          upstream: dohUpstream(upstream, {
-            timeoutMs: 5_000,
-            fetch: wrapFetch(fetch, link, ctx.clock) as typeof fetch,
-          }),
-        }
-      : { clock: ctx.clock },
+    {
+      clock: ctx.clock,
+      upstream: dohUpstream(upstream, {
+        timeoutMs: 5_000,
+        fetch: wrapFetch(fetch, link, ctx.clock) as typeof fetch,
+      }),
+    },
   );
   if (ctx.logger) logApplies(res.resolver, ctx.logger.child({ node: r.id }));
   try {

@@ -87,7 +87,7 @@ export async function up(t: Topology, opts: UpOptions = {}): Promise<RunningTopo
       nodes.push(node);
     }
     for (const r of t.resolvers) {
-      const parentUrl = r.upstream === t.origin.id ? "" : urls.get(r.upstream)!;
+      const parentUrl = urls.get(r.upstream)!;
       nodes.push(await startResolverNode({ ...ctx, origin, parentUrl }, r, started.zones()));
     }
     return {
