@@ -52,6 +52,10 @@ const FLAGS = {
     type: "string",
     help: "after a failed or stale answer the observer asks again after MS (default 100)",
   },
+  observe: {
+    type: "string",
+    help: "exact (default: the first instant a node answers new) or measure (asked as `propagate measure` asks, every --probe-ms, default 20, after each answer: to compare with a live run)",
+  },
   qps: { type: "string", help: "client queries per second per resolver, Poisson (default 0.05)" },
   "slow-path": {
     type: "boolean",
@@ -136,6 +140,7 @@ export async function main(argv: string[]): Promise<void> {
         zone,
         ...(v["probe-ms"] !== undefined ? { probeMs: num(v["probe-ms"], "probe-ms", 0, 1) } : {}),
         retryMs: num(v["retry-ms"], "retry-ms", 100, 1),
+        ...(v.observe !== undefined ? { observe: observeFlag(v.observe) } : {}),
         ...(v.every !== undefined ? { everyMs: num(v.every, "every", 0, 0.001) * 1000 } : {}),
         clientQps: num(v.qps, "qps", 0.05),
         ...(v["slow-path"] ? { lazyPolls: false, lazyClients: false } : {}),
@@ -228,4 +233,9 @@ export function populationTable(r: SimResult): string {
     line(widths.map((w) => "-".repeat(w))),
     ...body.map(line),
   ].join("\n");
+}
+
+function observeFlag(v: string): "exact" | "measure" {
+  if (v === "exact" || v === "measure") return v;
+  throw new UsageError(`--observe takes exact or measure, got "${v}"`);
 }

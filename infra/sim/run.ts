@@ -20,6 +20,7 @@ import { SimLoop } from "./loop.ts";
 import { Observer } from "./observer.ts";
 import type { OriginLoad } from "./origin.ts";
 import { assignPopulations } from "./populations.ts";
+import { MeasureProber } from "./prober.ts";
 import type { RestartRecord } from "./restart.ts";
 import { Tracker } from "./tracker.ts";
 import { type Faults, type SimNode, World, type WorldEvents } from "./world.ts";
@@ -33,6 +34,13 @@ export interface SimOptions {
   zone: ZoneConfig;
   /** When given, a periodic client per node asks every probeMs until it is fresh. */
   probeMs?: number;
+  /**
+   * How time-to-fresh is observed: "exact" (default; observer.ts, the first
+   * instant a node answers new), or "measure": as `propagate measure` asks,
+   * each node again probeMs (default 20) after each answer (prober.ts), to
+   * compare with a live run. Then only the prober's answers are timed.
+   */
+  observe?: "exact" | "measure";
   /** After a failed or stale answer, the observer asks again after this (default 100 ms). */
   retryMs?: number;
   /** Client queries per second per resolver (Poisson). */
@@ -103,6 +111,8 @@ export interface SimResult {
 
 export async function simulate(o: SimOptions): Promise<SimResult> {
   const wallStart = performance.now();
+  const measureLike = o.observe === "measure";
+  const probeEvery = o.probeMs ?? 20;
   const predictIn = (mode: PropagationMode) =>
     predict(
       o.topology,
@@ -111,7 +121,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
         ttlSec: o.zone.ttl,
         swrSec: o.zone.staleWhileRevalidate,
         // The exact observer has no grid: it waits for nothing between changes.
-        probeMs: 0,
+        probeMs: measureLike ? probeEvery : 0,
         clientQps: o.clientQps,
       }),
     );
@@ -123,30 +133,44 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   const now = () => loop.now();
   const tracker = new Tracker(n, now);
   let observer: Observer | undefined;
+  let prober: MeasureProber | undefined;
   let checker: Checker | undefined;
   const events: WorldEvents = {
-    served: (i, version, stale) => {
-      tracker.served(i, version);
+    served: (i, version, stale, asked) => {
+      if (!prober) tracker.served(i, version);
+      else if (asked !== false && prober.asking(i)) {
+        tracker.served(i, version);
+        prober.answered(i, tracker.isFresh(i));
+      }
       checker?.served(i, version, stale);
       observer?.answered(i, tracker.isFresh(i), version === undefined || stale);
     },
     failed: (i, err) => {
       tracker.failed(i, err);
       if (i >= 0) observer?.answered(i, false, true);
+      if (i >= 0) prober?.failed(i);
     },
     touched: (i) => observer?.touch(i),
     acked: (i, _zone, serial) => checker?.acked(i, serial),
   };
   const world = new World(
-    { ...o, lazyPolls: o.lazyPolls ?? true, lazyClients: o.lazyClients ?? true },
+    {
+      ...o,
+      lazyPolls: o.lazyPolls ?? true,
+      lazyClients: o.lazyClients ?? true,
+      askEdgesJson: measureLike,
+    },
     loop,
     events,
   );
   await world.start();
   checker = new Checker(n, (i) => world.nodes[i]!.id, now);
   checker.changed(world.origin.zones()[0]!.serial);
-  observer = new Observer(loop, world, o.retryMs ?? 100);
-  loop.onSettled = observer.flush;
+  if (measureLike) prober = new MeasureProber(loop, world, probeEvery);
+  else {
+    observer = new Observer(loop, world, o.retryMs ?? 100);
+    loop.onSettled = observer.flush;
+  }
   const broken = () => checker.violation !== undefined;
   const random = new Random(hashSeed(o.seed, "run", o.mode));
   const clients = new ClientLoad(loop, random, o.lazyClients ?? true);
@@ -174,9 +198,11 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     const serial = await world.commit(k);
     checker.changed(serial);
     tracker.begin(serial);
-    observer.begin(serial);
+    observer?.begin(serial);
+    prober?.begin();
     loop.markDirty();
-    const stopProbes = o.probeMs ? probe(loop, world, tracker, o.probeMs) : () => {};
+    const stopProbes =
+      o.probeMs && !measureLike ? probe(loop, world, tracker, o.probeMs) : () => {};
     // Under faults the predictor does not model, convergence is owed once the
     // last has healed, and after the slowest ways back (a missed event found
     // by the next poll, a held copy running out, a resolver's failure recheck).
@@ -189,7 +215,8 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     if (cut) until = slot(k + 1);
     await loop.runUntil(until, () => tracker.pending === 0 || broken());
     stopProbes();
-    observer.end();
+    observer?.end();
+    prober?.end();
     const t = tracker.end();
     times.push(t);
     if (!cut) checkConvergence(checker, t, o.checkBound === false ? undefined : bound, k);

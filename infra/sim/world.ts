@@ -36,6 +36,9 @@ import { Life, type NodeRestart, type RestartRecord, scheduleRestarts } from "./
 /** The DoH query every client sends: www.example.test A, ID 0 (RFC 8484 §4.1). */
 const QUERY = buildQuery(0, toWire(SIM_NAME), 1);
 const DOH = `${DOH_PATH}?dns=${QUERY.toString("base64url")}`;
+/** The question as `propagate measure` asks an edge (infra/targets.ts askJson). */
+const JSON_QUERY = `/resolve?name=${SIM_NAME}&type=A`;
+const DNS_JSON = "application/dns-json";
 /** The resolver's cache key for it, as its wire handler computes it. */
 const KEY = (() => {
   const parsed = parseQuery(QUERY);
@@ -60,6 +63,12 @@ export interface WorldOptions {
   lazyPolls?: boolean;
   /** Answer a resolver's fresh hits from a memo of its held answer (sim/clients.ts). */
   lazyClients?: boolean;
+  /**
+   * Ask edges as `propagate measure` does, DNS JSON at /resolve (infra/targets.ts),
+   * instead of the DoH its resolvers send: an edge caches the two apart, so a
+   * child's DoH refill does not make the JSON answer new (sim/prober.ts).
+   */
+  askEdgesJson?: boolean;
 }
 
 /** Fault schedules beyond the links' own loss and partitions (ms since the run's start). */
@@ -77,9 +86,10 @@ export interface WorldEvents {
   /**
    * Node `index` answered with `version` (undefined: no version, an error
    * answer); `stale` marks a documented stale answer (RFC 8767 serve-stale,
-   * RFC 5861 stale-if-error).
+   * RFC 5861 stale-if-error). `asked` false: an answer to the edge's children
+   * that the observer's question could not have got (askEdgesJson).
    */
-  served(index: number, version: number | undefined, stale: boolean): void;
+  served(index: number, version: number | undefined, stale: boolean, asked?: boolean): void;
   /** A query to node `index` got no answer (-1: a bus delivery failed). */
   failed(index: number, err: unknown): void;
   /** Node `index`'s state may have changed in this instant (a fill, a purge, a refresh). */
@@ -202,12 +212,16 @@ export class World implements Observed {
         const gen = life.incarnation;
         return edge.handle(req).then((res) => {
           if (!life.alive(gen)) throw life.refused();
-          this.events.served(index, etagVersion(res.headers.get("etag")), staleIfError(res));
+          // Asked as measure asks (askEdgesJson), only the JSON question is the observer's:
+          // the DoH answers go to the edge's children.
+          const asked = !this.o.askEdgesJson || req.url.endsWith(JSON_QUERY);
+          this.events.served(index, etagVersion(res.headers.get("etag")), staleIfError(res), asked);
           return res;
         });
       };
       this.handlers.set(e.id, serve);
-      const url = `http://${e.id}${DOH}`;
+      const url = this.o.askEdgesJson ? `http://${e.id}${JSON_QUERY}` : `http://${e.id}${DOH}`;
+      const accept = this.o.askEdgesJson ? DNS_JSON : DNS_MESSAGE;
       this.nodes.push({
         id: e.id,
         kind: "edge",
@@ -216,7 +230,7 @@ export class World implements Observed {
         nextChangeMs: () => edgeNextChangeMs(storage, clock.now()),
         ask: () => {
           this.loop.markDirty();
-          serve(new Request(url, { headers: { accept: DNS_MESSAGE } })).catch((err: unknown) =>
+          serve(new Request(url, { headers: { accept } })).catch((err: unknown) =>
             this.events.failed(index, err),
           );
         },
