@@ -4,6 +4,15 @@
  *
  * `npx tsx bench/live-vs-sim.ts [samples=10] [probeMs=10] [rounds=1]`
  *
+ * Both sides ask the same way: live, `propagate measure` asks every node
+ * every probeMs after each answer (edges by DNS JSON at /resolve, resolvers
+ * by DNS), after a warm-up change; the simulator does the same
+ * (`observe: "measure"`, infra/sim/prober.ts), one change a second like
+ * measure's back-to-back samples, its first change dropped as measure's
+ * warm-up is. The exact observer would time something live cannot see (the
+ * first instant a node could answer new, and an edge's DoH answer to its
+ * children, which its JSON answer does not share).
+ *
  * The topology has WAN links: origin -80 ms- regional-1 -30 ms- edge-1/2
  * -10 ms- res-1, and res-2 80 ms from the origin (one-way delays between
  * regions, and within a metro). Live, every node has a zero-latency twin (id
@@ -76,6 +85,8 @@ interface Times {
 
 export interface LiveVsSim {
   rows: TierRow[];
+  /** The same per node (`tier` holds the node id; `stack` is its twin's). */
+  nodes: TierRow[];
   /** Every live time of the WAN nodes, and of the twins. */
   live: Times[];
   unconverged: number;
@@ -113,22 +124,36 @@ export async function liveVsSim(samples: number, probeMs: number): Promise<LiveV
   } finally {
     await t.close();
   }
-  const sim = await simulate({
+  const run = await simulate({
     topology: parseTopology(WAN),
     mode: "invalidate",
-    changes: 12,
+    // One more than live: the first follows the warm-up with every copy expired,
+    // and is dropped as measure drops its warm-up change.
+    changes: samples + 1,
+    everyMs: 1_000,
     seed: 5,
     zone: ZONE_DEFAULTS,
     clientQps: 0,
+    // Asked as `measure` asks the live nodes: the same quantity on both sides.
+    observe: "measure",
+    probeMs,
   });
-  if (sim.violation) throw new Error(`simulation broke ${sim.violation.rule}`);
+  if (run.violation) throw new Error(`simulation broke ${run.violation.rule}`);
+  const sim = run.nodes.map((n) => ({ ...n, timesMs: n.timesMs.slice(1) }));
+  unconverged += run.nodes.reduce((a, n) => a + n.unconverged, 0);
   const rows = TIERS.map((tier) => ({
     tier,
     live: quantiles(ofTier(live, tier, false)),
     stack: quantiles(ofTier(live, tier, true)),
-    sim: quantiles(ofTier(sim.nodes, tier, false)),
+    sim: quantiles(ofTier(sim, tier, false)),
   }));
-  return { rows, live, unconverged };
+  const nodes = sim.map((n) => ({
+    tier: n.nodeId,
+    live: quantiles(live.find((x) => x.nodeId === n.nodeId)?.timesMs ?? []),
+    stack: quantiles(live.find((x) => x.nodeId === `${n.nodeId}-z`)?.timesMs ?? []),
+    sim: quantiles(n.timesMs),
+  }));
+  return { rows, nodes, live, unconverged };
 }
 
 function pct(a: number, b: number): string {
@@ -161,5 +186,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       `round ${i}: ${samples} samples, probe ${probeMs} ms, load average ${before} -> ${after}${r.unconverged ? `, ${r.unconverged} unconverged` : ""}`,
     );
     console.log(table(r.rows));
+    console.log(table(r.nodes).replace("| tier |", "| node |"));
   }
 }

@@ -1,29 +1,26 @@
 /**
- * The same topology, live and simulated, per tier (issue 12 item 5: p50
- * within 10 %, p99 within 20 %). The run is `bench/live-vs-sim.ts` (its
- * header has the topology): WAN links, which the simulator models exactly,
- * and live a zero-latency twin of every node probed after the same changes,
- * whose time is the stack's own (HTTP, JSON, DNS, the probes, the machine's
- * load at that moment). The simulator does not model that time, and on a
- * loaded 2-core machine it is not small: 190-270 ms p50 per tier at load
- * average 20 (bench/results/simulate.md, "Live vs simulated").
+ * The same topology, live and simulated (issue 12 item 5). The run is
+ * `bench/live-vs-sim.ts` (its header has the topology): WAN links, which the
+ * simulator models exactly, asked the same way on both sides (as
+ * `propagate measure` asks: every 10 ms after each answer, edges by DNS JSON,
+ * resolvers by DNS; the simulator with `observe: "measure"`). Live, every
+ * node also has a zero-latency twin probed after the same changes, whose time
+ * is the stack's own (HTTP, JSON, DNS, acks, the machine's load), which the
+ * simulator does not model.
  *
- * Per tier, the live p50 must not exceed (simulated p50 + twin p50) + 50 %,
- * and every live time its node's predicted bound plus the slowest stack time
- * the twin saw. No per-tier p99 is asserted: of 20 samples it is their
- * maximum, and one scheduling stall in one branch and not the other decides
- * it (edge p99 349 ms against 130 + 65 ms, once in ten full-suite runs with
- * two suites at once). That is
- * looser than the issue's 10 % / 20 %, which do not hold on this machine in
- * either direction: under load the stack's time dominates (the twin's p50 was
- * 190-270 ms at load 20), and at a quiet moment (load 3.5, 2026-11-30) the
- * live regional and edge took 27-44 % longer than simulated while the twin
- * took 17-21 ms, and the resolver tier's live p50 (30-62 ms) came out *below*
- * the simulated 80 ms: the tier mixes res-1 (behind edge-1) and res-2 (80 ms
- * from the origin), and its p50 of 20 samples falls between the two. A lower
- * bound per tier failed for that reason, so none is asserted; the discrepancy
- * is open (bench/results/simulate.md, "Live vs simulated"). The live side is
- * probed every 10 ms (< 10 ms of quantization).
+ * Per node, live against simulated: p50 within [sim - 10 %, sim + 10 % +
+ * the twin's p50], p99 (of 10: the maximum) within [sim - 20 %, sim + 20 % +
+ * the twin's p99]. The lower ends are the issue's tolerances as they stand:
+ * a live node can be no faster than its links. The upper ends add the stack's
+ * time measured in the same run, so the check holds with the other core busy
+ * (CI runs two suites at once). On a quiet machine the live p50 was +1..+13 %
+ * of the simulated one per node (bench/results/simulate.md, "Live vs
+ * simulated"). Per node rather than per tier: the resolver tier mixes res-1
+ * (140 ms) and res-2 (170 ms), and a p50 of 20 samples taken at the boundary
+ * of two clusters is the largest of one or the smallest of the other.
+ * Before the simulator asked as measure does, or resolvers under the origin
+ * crossed their link live, this failed: res-2 took 4-33 ms live against 160
+ * simulated, the edges 183 against 140.
  */
 import { describe, expect, it } from "vitest";
 import { liveVsSim, WAN } from "../../bench/live-vs-sim.ts";
@@ -34,13 +31,19 @@ const PROBE_MS = 10;
 
 describe("live and simulated propagation agree", () => {
   it("per tier, invalidate over the memory bus, WAN links", async () => {
-    const { rows, live, unconverged } = await liveVsSim(10, PROBE_MS);
+    const { rows, nodes, live, unconverged } = await liveVsSim(10, PROBE_MS);
     expect(unconverged).toBe(0);
-    const text = JSON.stringify(rows);
-    console.log(`live vs simulated per tier (ms): ${text}`);
-    for (const r of rows) {
-      expect(r.live.p50, `${r.tier} p50: ${text}`).toBeLessThanOrEqual(
-        1.5 * (r.sim.p50 + r.stack.p50),
+    const text = JSON.stringify(nodes);
+    console.log(`live vs simulated per tier (ms): ${JSON.stringify(rows)}`);
+    expect(nodes).toHaveLength(5);
+    for (const n of nodes) {
+      expect(n.live.p50, `${n.tier} p50: ${text}`).toBeGreaterThanOrEqual(0.9 * n.sim.p50);
+      expect(n.live.p50, `${n.tier} p50: ${text}`).toBeLessThanOrEqual(
+        1.1 * n.sim.p50 + n.stack.p50,
+      );
+      expect(n.live.p99, `${n.tier} p99: ${text}`).toBeGreaterThanOrEqual(0.8 * n.sim.p99);
+      expect(n.live.p99, `${n.tier} p99: ${text}`).toBeLessThanOrEqual(
+        1.2 * n.sim.p99 + n.stack.p99,
       );
     }
     // No live time beyond its node's predicted bound (probe wait included) by
