@@ -28,11 +28,15 @@ import type { Store } from "./store.ts";
 export interface ReadOptions {
   store: Store;
   clock: Clock;
+  /** A followed zone past EXPIRE (origin/follow.ts): SERVFAIL here too, as over DNS. */
+  expired?: (zone: string) => boolean;
 }
 
 /** RFC 1035 §4.2.2: a DNS message is at most 65535 octets. */
 const MAX_MESSAGE = 65_535;
 const BASE64URL = /^[A-Za-z0-9_-]+=*$/;
+/** RFC 1035 §4.1.1 RCODE 2, "Status" in DNS JSON. */
+const SERVFAIL = 2;
 
 /** Caching headers for one answer; REFUSED (not our zone) is never stored. */
 export function cacheHeaders(
@@ -100,7 +104,13 @@ export function readRoutes(opts: ReadOptions): Hono {
   const app = new Hono();
 
   const answerDoh = (c: Context, query: Buffer): Response => {
-    const { wire, resolution } = answerQuery(query, store);
+    // RFC 1035 §4.3.5 holds for every transport: a resolver asking by DoH gets
+    // SERVFAIL past EXPIRE (not stored: see below), as one asking by UDP does.
+    const { wire, resolution } = answerQuery(
+      query,
+      store,
+      opts.expired ? { expired: opts.expired } : {},
+    );
     if (wire.length === 0) return badRequest(c, "dns", "not a DNS query message");
     if (!resolution) {
       // FORMERR, NOTIMP and the like: a DNS answer, but not one to cache.
@@ -181,6 +191,14 @@ export function readRoutes(opts: ReadOptions): Hono {
       );
     const cd = ["1", "true"].includes(c.req.query("cd") ?? "");
     const res = resolveQuestion(store, qname, qtype);
+    if (res.zone !== undefined && opts.expired?.(res.zone)) {
+      // RFC 1035 §4.3.5, as over DNS and DoH: no data, and nothing a cache may keep.
+      const empty = resolutionToJson(qname, qtype, { ...res, answers: [], authority: [] }, cd);
+      return c.body(JSON.stringify({ ...empty, Status: SERVFAIL }), 200, {
+        "Content-Type": DNS_JSON,
+        "Cache-Control": "no-store",
+      });
+    }
     const ahead = minSerialAhead(c, store, res);
     if (ahead) return ahead;
     const headers = cacheHeaders(store, qname, res, clock.now());

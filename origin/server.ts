@@ -283,7 +283,14 @@ export async function startOrigin(
       registry: nodeRegistry,
     }),
   );
-  app.route("/", readRoutes({ store, clock }));
+  app.route(
+    "/",
+    readRoutes({
+      store,
+      clock,
+      ...(follower && { expired: (zone: string) => follower.expired(zone) }),
+    }),
+  );
   app.route(
     "/",
     primaryRoutes({

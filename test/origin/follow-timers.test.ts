@@ -55,6 +55,30 @@ async function askWww() {
   return { rcode, aa: r.flag_aa, answers: r.answers?.length ?? 0 };
 }
 
+/** The same question over the origin's HTTP reads: DoH (RFC 8484) and DNS JSON. */
+async function askWwwHttp() {
+  const q = dnsPacket.encode({
+    type: "query",
+    id: 0,
+    questions: [{ name: "www.c.test", type: "A" }],
+  });
+  const doh = await fetch(
+    `${origin.httpUrl}/dns-query?dns=${q.toString("base64url").replace(/=+$/, "")}`,
+    {
+      headers: { accept: "application/dns-message" },
+    },
+  );
+  const wire = Buffer.from(await doh.arrayBuffer());
+  const json = await fetch(`${origin.httpUrl}/resolve?name=www.c.test&type=A`);
+  const body = (await json.json()) as { Status: number; Answer?: unknown[] };
+  return {
+    doh: { rcode: wire.readUInt8(3) & 0x0f, answers: dnsPacket.decode(wire).answers?.length ?? 0 },
+    dohCache: doh.headers.get("cache-control"),
+    json: { status: body.Status, answers: body.Answer?.length ?? 0 },
+    jsonCache: json.headers.get("cache-control"),
+  };
+}
+
 /** The origin following c.test from Knot and never.test from a port where nothing answers. */
 function startFollower(): Promise<RunningOrigin> {
   return startOrigin(
@@ -120,6 +144,10 @@ describe("SOA timers of a followed zone, on the virtual clock", () => {
     // RFC 1035 §4.3.5: after a failure, the next try is RETRY later.
     expect(state("c.test").nextCheck).toBe(clock.now() + 10_000);
     expect(await askWww()).toMatchObject({ rcode: "NOERROR", aa: true });
+    expect(await askWwwHttp()).toMatchObject({
+      doh: { rcode: 0, answers: 1 },
+      json: { status: 0, answers: 1 },
+    });
     while (clock.now() - lastRefresh < 120_000) {
       expect(state("c.test").expired).toBe(false);
       const failures = state("c.test").failures;
@@ -136,6 +164,14 @@ describe("SOA timers of a followed zone, on the virtual clock", () => {
     expect(serial()).toBe(101);
     // RFC 1035 §4.3.5: but it is no longer answered authoritatively.
     expect(await askWww()).toEqual({ rcode: "SERVFAIL", aa: false, answers: 0 });
+    // Over every transport: a resolver asking by DoH (as every resolver in a topology
+    // does) or a client by JSON gets SERVFAIL too, and nothing it may cache.
+    expect(await askWwwHttp()).toEqual({
+      doh: { rcode: 2, answers: 0 },
+      dohCache: "no-store",
+      json: { status: 2, answers: 0 },
+      jsonCache: "no-store",
+    });
     const after = (await scrape(`${origin.httpUrl}/metrics`)).samples;
     expect(after.get('origin_dns_queries_total{transport="udp",rcode="SERVFAIL"}')).toBe(1);
 
