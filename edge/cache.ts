@@ -551,7 +551,17 @@ export class Edge implements SyncTarget {
   }
 
   /** Serves `entry`, with this edge's Cache-Status member unless it generated the response. */
-  private respond(req: Request, entry: CacheEntry, status: CacheStatus | undefined): Response {
+  protected respond(req: Request, entry: CacheEntry, status: CacheStatus | undefined): Response {
+    const r = this.reply(req, entry, status);
+    return new Response(r.body, { status: r.status, headers: r.headers });
+  }
+
+  /**
+   * What `respond` serves, before it is a Web Response: status, header
+   * fields, body. Apart so the simulator (infra/sim/hop.ts) can carry it
+   * between simulated nodes without building a Response and its body stream.
+   */
+  protected reply(req: Request, entry: CacheEntry, status: CacheStatus | undefined): Reply {
     // A plain object, not Headers: @hono/node-server writes it without copying.
     const headers: Record<string, string> = {};
     for (const [k, v] of entry.headers) headers[k] = k in headers ? `${headers[k]}, ${v}` : v;
@@ -589,8 +599,15 @@ export class Edge implements SyncTarget {
       }
     }
     const noBody = req.method === "HEAD" || code === 304 || code === 204;
-    return new Response(noBody ? null : body, { status: code, headers });
+    return { status: code, headers, body: noBody ? null : body };
   }
+}
+
+/** A response as `Edge.reply` makes it: header fields with lower-case names, joined. */
+export interface Reply {
+  status: number;
+  headers: Record<string, string>;
+  body: Uint8Array<ArrayBuffer> | null;
 }
 
 const ZONE_KEY = zoneKey("");

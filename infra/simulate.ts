@@ -138,7 +138,7 @@ export async function main(argv: string[]): Promise<void> {
         retryMs: num(v["retry-ms"], "retry-ms", 100, 1),
         ...(v.every !== undefined ? { everyMs: num(v.every, "every", 0, 0.001) * 1000 } : {}),
         clientQps: num(v.qps, "qps", 0.05),
-        ...(v["slow-path"] ? { lazyPolls: false, lazyClients: false } : {}),
+        ...(v["slow-path"] ? { lazyPolls: false, lazyClients: false, lightHops: false } : {}),
         onProgress: (done) => bar.update(done),
       }),
     );

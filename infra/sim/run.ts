@@ -48,6 +48,12 @@ export interface SimOptions {
    * is the slow path.
    */
   lazyClients?: boolean;
+  /**
+   * Edges answer their children and resolvers with a HopResponse instead of
+   * a Web Response (same result; sim/hop.ts). Default true; false is the
+   * slow path.
+   */
+  lightHops?: boolean;
   /** Origin restarts and bus outages; links carry their own loss and partitions. */
   faults?: Faults;
   /**
@@ -138,7 +144,12 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     acked: (i, _zone, serial) => checker?.acked(i, serial),
   };
   const world = new World(
-    { ...o, lazyPolls: o.lazyPolls ?? true, lazyClients: o.lazyClients ?? true },
+    {
+      ...o,
+      lazyPolls: o.lazyPolls ?? true,
+      lazyClients: o.lazyClients ?? true,
+      lightHops: o.lightHops ?? true,
+    },
     loop,
     events,
   );

@@ -25,6 +25,7 @@ import { parseQuery } from "../../resolver/query.ts";
 import { buildQuery, dohUpstream } from "../../resolver/upstream.ts";
 import { followFabric, type NodeLink } from "../node-link.ts";
 import { edgesInStartOrder, type Topology } from "../topology.ts";
+import { SimEdge } from "./hop.ts";
 import { LazyPolls } from "./lazy-polls.ts";
 import { linkDelay, linkModels } from "./links.ts";
 import type { SimLoop } from "./loop.ts";
@@ -60,6 +61,8 @@ export interface WorldOptions {
   lazyPolls?: boolean;
   /** Answer a resolver's fresh hits from a memo of its held answer (sim/clients.ts). */
   lazyClients?: boolean;
+  /** Edges answer with a HopResponse, not a Web Response (sim/hop.ts). */
+  lightHops?: boolean;
 }
 
 /** Fault schedules beyond the links' own loss and partitions (ms since the run's start). */
@@ -187,8 +190,9 @@ export class World implements Observed {
       const newStorage = () =>
         touching(new LruStorage(e.maxBytes ?? 1 << 20), () => this.events.touched(index));
       let storage = newStorage();
+      const Engine = this.o.lightHops ? SimEdge : Edge;
       const newEdge = () =>
-        new Edge({
+        new Engine({
           id: e.id,
           parent: `http://${e.parent}`,
           origin: originUrl,

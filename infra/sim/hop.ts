@@ -1,0 +1,129 @@
+/**
+ * A lighter hop between simulated nodes. Every answer an edge gives crosses
+ * to a child edge (edge/cache.ts `exchange`, edge/entry.ts) or to a
+ * resolver's DoH client (resolver/upstream.ts), which read of it only the
+ * status, header fields by name (`get`, `has`), all of them in order
+ * (`forEach`), and the body whole (`arrayBuffer`; `body?.cancel()` for a
+ * non-final status an edge never sends). A Web `Response` built for that
+ * allocates a header list with a validation per field, a body stream with a
+ * transferable controller, and reading it back takes a reader and several
+ * promise turns; under load that garbage is much of the simulator's time
+ * (bench/results/simulate.md).
+ *
+ * `SimEdge` is the engine itself (`Edge`): only the last step of its
+ * `respond`, turning `Edge.reply` into a Response, is replaced by a
+ * `HopResponse` over the same status, fields and bytes. What the readers
+ * see is what a Response over those would show them: a field by its
+ * lower-cased name, the fields in the order `Headers` iterates (sorted by
+ * name, Fetch "sort and combine"), a copy of the body. Fields a `Headers`
+ * would rewrite (a name with upper case, a value with leading or trailing
+ * whitespace, which it strips) make it a real Response instead, so no
+ * reader can tell. The slow path (`--slow-path`) keeps the Web Response;
+ * the same report is tested in test/infra/simulate-speed.test.ts.
+ */
+import { Edge, type Reply } from "../../edge/cache.ts";
+import type { CacheStatus } from "../../edge/key.ts";
+import type { CacheEntry } from "../../edge/policy.ts";
+
+/** The header fields of a `HopResponse`: a read-only view of the reply's fields. */
+export class HopHeaders {
+  private sorted: string[] | undefined;
+
+  constructor(private readonly fields: Record<string, string>) {}
+
+  get(name: string): string | null {
+    const v = this.fields[name.toLowerCase()];
+    return v === undefined ? null : v;
+  }
+
+  has(name: string): boolean {
+    return this.fields[name.toLowerCase()] !== undefined;
+  }
+
+  /** In `Headers` order: by name (the names are distinct and lower-case). */
+  forEach(fn: (value: string, name: string, headers: HopHeaders) => void): void {
+    for (const name of this.names()) fn(this.fields[name]!, name, this);
+  }
+
+  *entries(): IterableIterator<[string, string]> {
+    for (const name of this.names()) yield [name, this.fields[name]!];
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, string]> {
+    return this.entries();
+  }
+
+  private names(): string[] {
+    this.sorted ??= Object.keys(this.fields).sort();
+    return this.sorted;
+  }
+}
+
+/** The part of a Web Response the engines read of a parent's answer, over an `Edge.reply`. */
+export class HopResponse {
+  readonly headers: HopHeaders;
+  readonly status: number;
+  private readonly bytes: Uint8Array<ArrayBuffer> | null;
+  private used = false;
+
+  constructor(r: Reply) {
+    this.status = r.status;
+    this.headers = new HopHeaders(r.headers);
+    this.bytes = r.body;
+  }
+
+  get ok(): boolean {
+    return this.status >= 200 && this.status <= 299;
+  }
+
+  get bodyUsed(): boolean {
+    return this.used;
+  }
+
+  /** The body as a stream, made only if a reader asks for one. */
+  get body(): ReadableStream<Uint8Array> | null {
+    return this.bytes === null ? null : new Response(this.copy()).body;
+  }
+
+  /** A copy of the body, as a Response's is (the stored entry's bytes stay the cache's own). */
+  arrayBuffer(): Promise<ArrayBuffer> {
+    if (this.used)
+      return Promise.reject(new TypeError("Body is unusable: Body has already been read"));
+    this.used = true;
+    return Promise.resolve(this.copy());
+  }
+
+  async text(): Promise<string> {
+    return new TextDecoder().decode(await this.arrayBuffer());
+  }
+
+  private copy(): ArrayBuffer {
+    const b = this.bytes;
+    if (b === null) return new ArrayBuffer(0);
+    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+  }
+}
+
+/** The edge engine whose answers cross the simulated links as `HopResponse`s. */
+export class SimEdge extends Edge {
+  protected override respond(
+    req: Request,
+    entry: CacheEntry,
+    status: CacheStatus | undefined,
+  ): Response {
+    const r = this.reply(req, entry, status);
+    // What a Headers would rewrite goes as a real Response (see the header).
+    if (!plain(r.headers)) return new Response(r.body, { status: r.status, headers: r.headers });
+    return new HopResponse(r) as unknown as Response;
+  }
+}
+
+/** Lower-case names, values without leading or trailing whitespace (Fetch "normalize"). */
+function plain(fields: Record<string, string>): boolean {
+  for (const name in fields) {
+    const v = fields[name]!;
+    if (name !== name.toLowerCase()) return false;
+    if (v.length > 0 && (v.charCodeAt(0) <= 32 || v.charCodeAt(v.length - 1) <= 32)) return false;
+  }
+  return true;
+}
