@@ -470,7 +470,7 @@ export class Edge implements SyncTarget {
     this.counters.parentRequests++;
     const requestTime = this.clock.now();
     try {
-      const parentReq = new Request(base + key, { headers, signal: controller.signal });
+      const parentReq = this.parentRequest(base + key, headers, controller.signal);
       const response = await Promise.race([this.fetch(parentReq), timedOut]);
       if (!finalStatus(response.status)) {
         await response.body?.cancel();
@@ -485,6 +485,15 @@ export class Edge implements SyncTarget {
     } finally {
       this.clock.clearTimeout(timer);
     }
+  }
+
+  /**
+   * The GET a fill sends to the parent. Apart so the simulator's edges
+   * (infra/sim/hop.ts) can send it between simulated nodes without a Web
+   * Request.
+   */
+  protected parentRequest(url: string, headers: Headers, signal: AbortSignal): Request {
+    return new Request(url, { headers, signal });
   }
 
   /** Forwards a request the cache does not serve (writes, POST DoH, authenticated reads). */

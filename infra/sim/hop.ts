@@ -104,8 +104,53 @@ export class HopResponse {
   }
 }
 
-/** The edge engine whose answers cross the simulated links as `HopResponse`s. */
+/**
+ * The part of a Web Request an edge reads of its child's fill (edge/cache.ts
+ * `handle`, `fill`, `reply`; edge/fields.ts): a GET, its URL as the URL
+ * parser serializes it, its header fields (the fill's own `Headers`), the
+ * fill's abort signal. The origin reads requests through Hono: it is handed
+ * a real Request (`toRequest`).
+ */
+export class HopRequest {
+  readonly method = "GET";
+
+  constructor(
+    readonly url: string,
+    readonly headers: Headers,
+    readonly signal: AbortSignal,
+  ) {}
+
+  toRequest(): Request {
+    return new Request(this.url, { headers: this.headers, signal: this.signal });
+  }
+}
+
+/** Bound on the memo of serialized URLs (one name is simulated: far more than used). */
+const MAX_HREFS = 10_000;
+const hrefs = new Map<string, string>();
+
+/** `url` as a Request's `url` shows it (the URL parser's serialization), parsed once. */
+function hrefOf(url: string): string {
+  let href = hrefs.get(url);
+  if (href === undefined) {
+    href = new URL(url).href;
+    if (hrefs.size >= MAX_HREFS) hrefs.clear();
+    hrefs.set(url, href);
+  }
+  return href;
+}
+
+/**
+ * The edge engine whose fills cross the simulated links as `HopRequest`s and
+ * whose answers come back as `HopResponse`s.
+ */
 export class SimEdge extends Edge {
+  protected override parentRequest(url: string, headers: Headers, signal: AbortSignal): Request {
+    // A URL the parser refuses fails as the Web Request would (a TypeError in the fill).
+    if (!URL.canParse(url)) return super.parentRequest(url, headers, signal);
+    return new HopRequest(hrefOf(url), headers, signal) as unknown as Request;
+  }
+
   protected override respond(
     req: Request,
     entry: CacheEntry,

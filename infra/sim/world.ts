@@ -20,12 +20,13 @@ import type { ZoneConfig } from "../../origin/store.ts";
 import type { StoredAnswer } from "../../resolver/answer.ts";
 import { ResolverCache, type Served } from "../../resolver/cache.ts";
 import { toWire } from "../../resolver/handler.ts";
+import { type RecordHeader, readRecords } from "../../resolver/message.ts";
 import { DEFAULT_CACHE, type CacheEntry as ResolverEntry } from "../../resolver/policy.ts";
 import { parseQuery } from "../../resolver/query.ts";
 import { buildQuery, dohUpstream } from "../../resolver/upstream.ts";
 import { followFabric, type NodeLink } from "../node-link.ts";
 import { edgesInStartOrder, type Topology } from "../topology.ts";
-import { SimEdge } from "./hop.ts";
+import { HopRequest, SimEdge } from "./hop.ts";
 import { LazyPolls } from "./lazy-polls.ts";
 import { linkDelay, linkModels } from "./links.ts";
 import type { SimLoop } from "./loop.ts";
@@ -34,6 +35,8 @@ import { SIM_NAME, SIM_ZONE, SimOrigin, type Window, within } from "./origin.ts"
 import { assignPopulations, cacheConfigOf } from "./populations.ts";
 import { Life, type NodeRestart, type RestartRecord, scheduleRestarts } from "./restart.ts";
 
+/** RFC 1035 §3.2.2: TYPE A. */
+const TYPE_A = 1;
 /** The DoH query every client sends: www.example.test A, ID 0 (RFC 8484 §4.1). */
 const QUERY = buildQuery(0, toWire(SIM_NAME), 1);
 const DOH = `${DOH_PATH}?dns=${QUERY.toString("base64url")}`;
@@ -160,7 +163,10 @@ export class World implements Observed {
     const busDown = o.faults?.busDown ?? [];
     const start = clock.now();
     this.startMs = start;
-    this.handlers.set(o.topology.origin.id, this.origin.fetch);
+    // The origin reads requests through Hono: a fill's HopRequest becomes a Request there.
+    this.handlers.set(o.topology.origin.id, (req) =>
+      this.origin.fetch(req instanceof HopRequest ? req.toRequest() : req),
+    );
     this.bus = o.topology.bus === "off" ? undefined : new MemoryBus({ clock, capacity: 1_000 });
     this.origin.onCommit((c) => {
       const serial = c.serial;
@@ -467,7 +473,7 @@ export class World implements Observed {
    * (URL, headers) serves every resolver that sends it.
    */
   private requestOf(input: string | URL | Request, init: RequestInit | undefined): Request {
-    if (input instanceof Request) return input;
+    if (input instanceof Request || input instanceof HopRequest) return input as Request;
     const h = init?.headers;
     const shareable =
       init?.signal == null &&
@@ -552,8 +558,8 @@ export class World implements Observed {
 
   private versionOf(answer: StoredAnswer): number | undefined {
     if (this.versions.has(answer)) return this.versions.get(answer);
-    const a = dnsPacket.decode(answer.wire).answers?.find((r) => r.type === "A");
-    const v = a && "data" in a ? this.serialOfValue.get(String(a.data)) : undefined;
+    const value = firstAddress(answer.wire);
+    const v = value === undefined ? undefined : this.serialOfValue.get(value);
     this.versions.set(answer, v);
     return v;
   }
@@ -622,9 +628,37 @@ function resolverNextChangeMs(cache: ResolverCache, now: number): number | undef
   return next;
 }
 
-/** The resolver's entry for the simulated question, read without touching its recency or counters. */
+/**
+ * The resolver's entry for the simulated question, read without touching its
+ * recency or counters. Every stored answer is indexed under its question
+ * name (resolver/answer.ts `ownersOf`), so this is the entry of
+ * `entriesFor(SIM_NAME)` under the question's key, without a view per entry.
+ */
 function peekResolver(cache: ResolverCache): ResolverEntry | undefined {
-  return cache.entriesFor(SIM_NAME).find((e) => e.key === KEY.key);
+  return cache.store.peek(KEY.key);
+}
+
+/**
+ * The address of the first A record in the answer section, as dns-packet
+ * decodes it ("a.b.c.d"), read with the resolver's own record walker
+ * (resolver/message.ts) instead of decoding the whole message into objects.
+ * Anything but a 4-octet A RDATA is left to dns-packet, as before.
+ */
+function firstAddress(wire: Buffer): string | undefined {
+  let records: RecordHeader[] | undefined;
+  try {
+    records = readRecords(wire);
+  } catch {
+    records = undefined;
+  }
+  const a = records?.find((r) => r.section === 0 && r.type === TYPE_A);
+  if (records && (a === undefined || a.rdlength === 4)) {
+    if (a === undefined) return undefined;
+    const at = a.rdataAt;
+    return `${wire[at]}.${wire[at + 1]}.${wire[at + 2]}.${wire[at + 3]}`;
+  }
+  const decoded = dnsPacket.decode(wire).answers?.find((r) => r.type === "A");
+  return decoded && "data" in decoded ? String(decoded.data) : undefined;
 }
 
 /** The edge's own Cache-Status member (the last) says stale-if-error (RFC 5861 §4). */
