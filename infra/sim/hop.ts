@@ -21,7 +21,7 @@
  * reader can tell. The slow path (`--slow-path`) keeps the Web Response;
  * the same report is tested in test/infra/simulate-speed.test.ts.
  */
-import { Edge, type Reply } from "../../edge/cache.ts";
+import { Edge, type EdgeOptions, type Reply } from "../../edge/cache.ts";
 import type { CacheStatus } from "../../edge/key.ts";
 import type { CacheEntry } from "../../edge/policy.ts";
 
@@ -145,6 +145,14 @@ function hrefOf(url: string): string {
  * whose answers come back as `HopResponse`s.
  */
 export class SimEdge extends Edge {
+  /** `carried.hops` counts the answers this edge sent as a HopResponse. */
+  constructor(
+    o: EdgeOptions,
+    private readonly carried: { hops: number },
+  ) {
+    super(o);
+  }
+
   protected override parentRequest(url: string, headers: Headers, signal: AbortSignal): Request {
     // A URL the parser refuses fails as the Web Request would (a TypeError in the fill).
     if (!URL.canParse(url)) return super.parentRequest(url, headers, signal);
@@ -158,13 +166,15 @@ export class SimEdge extends Edge {
   ): Response {
     const r = this.reply(req, entry, status);
     // What a Headers would rewrite goes as a real Response (see the header).
-    if (!plain(r.headers)) return new Response(r.body, { status: r.status, headers: r.headers });
+    if (!plainFields(r.headers))
+      return new Response(r.body, { status: r.status, headers: r.headers });
+    this.carried.hops++;
     return new HopResponse(r) as unknown as Response;
   }
 }
 
 /** Lower-case names, values without leading or trailing whitespace (Fetch "normalize"). */
-function plain(fields: Record<string, string>): boolean {
+export function plainFields(fields: Record<string, string>): boolean {
   for (const name in fields) {
     const v = fields[name]!;
     if (name !== name.toLowerCase()) return false;

@@ -105,6 +105,8 @@ export interface SimResult {
   restarts: RestartRecord[];
   /** Questions to resolvers answered from the held answer, without the engine's lookup. */
   hitsComputed: number;
+  /** Edge answers that crossed a simulated link as a HopResponse (sim/hop.ts). */
+  lightHops: number;
 }
 
 export async function simulate(o: SimOptions): Promise<SimResult> {
@@ -233,6 +235,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     pollsComputed: world.lazy?.skipped ?? 0,
     restarts: world.restarts,
     hitsComputed: world.hitsComputed,
+    lightHops: world.carried.hops,
     ...(tracker.lastFailure !== undefined ? { lastFailure: String(tracker.lastFailure) } : {}),
     ...(checker.violation ? { violation: checker.violation } : {}),
   };

@@ -135,6 +135,8 @@ export class World implements Observed {
   private readonly memo: (Memo | undefined)[] = [];
   /** Questions answered from the memo, without the engine (lazyClients). */
   hitsComputed = 0;
+  /** Edge answers carried as a HopResponse, not a Web Response (lightHops). */
+  readonly carried = { hops: 0 };
 
   constructor(
     private readonly o: WorldOptions,
@@ -163,10 +165,9 @@ export class World implements Observed {
     const busDown = o.faults?.busDown ?? [];
     const start = clock.now();
     this.startMs = start;
-    // The origin reads requests through Hono: a fill's HopRequest becomes a Request there.
-    this.handlers.set(o.topology.origin.id, (req) =>
-      this.origin.fetch(req instanceof HopRequest ? req.toRequest() : req),
-    );
+    // A fill's HopRequest goes to the origin as it is: Hono reads of a GET its
+    // URL, method and header fields (sim/hop.ts).
+    this.handlers.set(o.topology.origin.id, this.origin.fetch);
     this.bus = o.topology.bus === "off" ? undefined : new MemoryBus({ clock, capacity: 1_000 });
     this.origin.onCommit((c) => {
       const serial = c.serial;
@@ -196,16 +197,17 @@ export class World implements Observed {
       const newStorage = () =>
         touching(new LruStorage(e.maxBytes ?? 1 << 20), () => this.events.touched(index));
       let storage = newStorage();
-      const Engine = this.o.lightHops ? SimEdge : Edge;
-      const newEdge = () =>
-        new Engine({
+      const newEdge = () => {
+        const options = {
           id: e.id,
           parent: `http://${e.parent}`,
           origin: originUrl,
           fetch,
           clock,
           storage,
-        });
+        };
+        return this.o.lightHops ? new SimEdge(options, this.carried) : new Edge(options);
+      };
       let edge = newEdge();
       const serve = (req: Request) => {
         if (life.down) return Promise.reject(life.refused());
