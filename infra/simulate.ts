@@ -55,7 +55,7 @@ const FLAGS = {
   qps: { type: "string", help: "client queries per second per resolver, Poisson (default 0.05)" },
   "slow-path": {
     type: "boolean",
-    help: "fire every poll and client query through the engines (same result, slower; to check the fast path)",
+    help: "fire every poll and client query through the engines, hops as Web Request/Response (same result, slower; to check the fast path)",
   },
   fuzz: {
     type: "string",

@@ -18,8 +18,16 @@
  * name, Fetch "sort and combine"), a copy of the body. Fields a `Headers`
  * would rewrite (a name with upper case, a value with leading or trailing
  * whitespace, which it strips) make it a real Response instead, so no
- * reader can tell. The slow path (`--slow-path`) keeps the Web Response;
- * the same report is tested in test/infra/simulate-speed.test.ts.
+ * reader can tell. Its fills go to the parent as a `HopRequest` (the URL
+ * as a Request serializes it, the fill's own fields and abort signal): the
+ * parent edge reads a GET's method, URL and fields, and so do the origin's
+ * Hono routes (Hono's router reads `url` and `method`, its
+ * `c.req.header`/`query` read `headers.get` and `url`).
+ *
+ * Both are tested against the Web objects in
+ * test/infra/simulate-hop.test.ts; the slow path (`--slow-path`,
+ * `lightHops: false`) keeps the Web objects, and the same report is tested
+ * in test/infra/simulate-speed.test.ts.
  */
 import { Edge, type EdgeOptions, type Reply } from "../../edge/cache.ts";
 import type { CacheStatus } from "../../edge/key.ts";
