@@ -26,7 +26,7 @@ import { parseQuery } from "../../resolver/query.ts";
 import { buildQuery, dohUpstream } from "../../resolver/upstream.ts";
 import { followFabric, type NodeLink } from "../node-link.ts";
 import { edgesInStartOrder, type Topology } from "../topology.ts";
-import { HopRequest, SimEdge } from "./hop.ts";
+import { calibrateHops, HopRequest, SimEdge } from "./hop.ts";
 import { LazyPolls } from "./lazy-polls.ts";
 import { linkDelay, linkModels } from "./links.ts";
 import type { SimLoop } from "./loop.ts";
@@ -182,6 +182,7 @@ export class World implements Observed {
 
   /** Builds every node, subscribes it to the bus and starts its anti-entropy. */
   async start(): Promise<void> {
+    if (this.o.lightHops) await calibrateHops();
     await this.origin.createZone();
     const t = this.o.topology;
     const models = linkModels(t);

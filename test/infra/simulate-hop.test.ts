@@ -1,9 +1,15 @@
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { VirtualClock } from "../../core/clock.ts";
 import { DNS_MESSAGE, DOH_PATH, H } from "../../core/http.ts";
 import { Edge, type EdgeOptions } from "../../edge/cache.ts";
 import { LruStorage } from "../../edge/storage-lru.ts";
-import { HopRequest, HopResponse, plainFields, SimEdge } from "../../infra/sim/hop.ts";
+import {
+  calibrateHops,
+  HopRequest,
+  HopResponse,
+  plainFields,
+  SimEdge,
+} from "../../infra/sim/hop.ts";
 import { SIM_NAME, SimOrigin } from "../../infra/sim/origin.ts";
 import { toWire } from "../../resolver/handler.ts";
 import { buildQuery } from "../../resolver/upstream.ts";
@@ -55,7 +61,33 @@ function chain(hop: boolean) {
   return { clock, origin, regional, edge, carried };
 }
 
+beforeAll(async () => {
+  await calibrateHops();
+});
+
+/** The order in which two awaited reads resume. */
+async function order(a: () => Promise<unknown>, b: () => Promise<unknown>): Promise<string> {
+  const out: string[] = [];
+  await Promise.all([a().then(() => out.push("a")), b().then(() => out.push("b"))]);
+  return out.join("");
+}
+
 describe("simulate: the lighter hop (sim/hop.ts)", () => {
+  it("resumes a read after as many promise turns as a Response's, with and without a body", async () => {
+    const body = () => new Uint8Array([1, 2, 3]);
+    const web = (b: Uint8Array<ArrayBuffer> | null) => () => new Response(b).arrayBuffer();
+    const hop = (b: Uint8Array<ArrayBuffer> | null) => () =>
+      new HopResponse({ status: b ? 200 : 304, headers: {}, body: b }).arrayBuffer();
+    // A 304 read finishes before a body read started earlier, in both.
+    expect(await order(web(body()), web(null))).toBe("ba");
+    expect(await order(hop(body()), hop(null))).toBe("ba");
+    // And each against the other kind: the same turn, so the first started resumes first.
+    for (const b of [null, body()]) {
+      expect(await order(hop(b), web(b))).toBe("ab");
+      expect(await order(web(b), hop(b))).toBe("ab");
+    }
+  });
+
   it("shows every reader what a Web Request and Response would, over a sequence of fills, hits, revalidations and conditionals", async () => {
     const web = chain(false);
     const hop = chain(true);
