@@ -107,6 +107,8 @@ export interface SimResult {
   hitsComputed: number;
   /** Edge answers that crossed a simulated link as a HopResponse (sim/hop.ts). */
   lightHops: number;
+  /** Origin reads answered with a held answer of the read routes (sim/origin.ts reuseAnswers). */
+  answersReused: number;
 }
 
 export async function simulate(o: SimOptions): Promise<SimResult> {
@@ -236,6 +238,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     restarts: world.restarts,
     hitsComputed: world.hitsComputed,
     lightHops: world.carried.hops,
+    answersReused: world.origin.answersReused,
     ...(tracker.lastFailure !== undefined ? { lastFailure: String(tracker.lastFailure) } : {}),
     ...(checker.violation ? { violation: checker.violation } : {}),
   };

@@ -182,7 +182,10 @@ export class World implements Observed {
 
   /** Builds every node, subscribes it to the bus and starts its anti-entropy. */
   async start(): Promise<void> {
-    if (this.o.lightHops) await calibrateHops();
+    if (this.o.lightHops) {
+      await calibrateHops();
+      this.origin.reuseAnswers();
+    }
     await this.origin.createZone();
     const t = this.o.topology;
     const models = linkModels(t);

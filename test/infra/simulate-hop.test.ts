@@ -65,6 +65,9 @@ beforeAll(async () => {
   await calibrateHops();
 });
 
+/** Lets promise work of the current instant finish. */
+const macrotask = () => new Promise((r) => setTimeout(r, 0));
+
 /** The order in which two awaited reads resume. */
 async function order(a: () => Promise<unknown>, b: () => Promise<unknown>): Promise<string> {
   const out: string[] = [];
@@ -163,6 +166,55 @@ describe("simulate: the lighter hop (sim/hop.ts)", () => {
       const b = await origin.fetch(hop as unknown as Request);
       expect(await seen(b)).toEqual(await seen(a));
     }
+  });
+
+  it("the origin hands out again only what its read routes would answer: same request, second and store", async () => {
+    const origins = [0, 1].map(() => {
+      const clock = new VirtualClock(START);
+      const origin = new SimOrigin(clock, { ttl: 30, staleWhileRevalidate: 10, staleIfError: 600 });
+      return { clock, origin };
+    });
+    await Promise.all(origins.map((o) => o.origin.createZone()));
+    origins[1]!.origin.reuseAnswers();
+    const signal = new AbortController().signal;
+    const steps: { advanceMs?: number; change?: number; headers?: Record<string, string> }[] = [
+      {},
+      {},
+      { headers: { "if-none-match": '"1"' } },
+      { headers: { "if-none-match": '"1"' } },
+      { advanceMs: 400 },
+      { advanceMs: 700 },
+      { change: 1 },
+      { headers: { [H.minSerial]: "2" } },
+      { headers: { [H.minSerial]: "9" } },
+      { headers: { [H.minSerial]: "9" } },
+      { headers: { "if-none-match": '"1"' } },
+    ];
+    const reused: number[] = [];
+    for (const [i, s] of steps.entries()) {
+      for (const o of origins) {
+        if (s.change !== undefined) await o.origin.change(s.change);
+        if (s.advanceMs) o.clock.advanceSync(s.advanceMs);
+      }
+      const [a, b] = await Promise.all(
+        origins.map((o) =>
+          o.origin.fetch(
+            new HopRequest(
+              `http://origin${DOH}`,
+              new Headers({ accept: DNS_MESSAGE, ...s.headers }),
+              signal,
+            ) as unknown as Request,
+          ),
+        ),
+      );
+      expect(await seen(b!), `step ${i}`).toEqual(await seen(a!));
+      await macrotask();
+      reused.push(origins[1]!.origin.answersReused);
+    }
+    // Held: the repeated request, the one 400 ms later; asked again: the next second, after a commit.
+    expect(reused).toEqual([0, 1, 1, 2, 3, 3, 3, 3, 3, 4, 4]);
+    expect(origins[0]!.origin.answersReused).toBe(0);
+    expect(origins[1]!.origin.load.reads).toEqual(origins[0]!.origin.load.reads);
   });
 
   it("reads a body once, copies it, and leaves to a real Response what Headers would rewrite", async () => {

@@ -64,6 +64,8 @@ describe("simulate: client queries that meet a fresh answer are counted, not fir
       expect(slow.hitsComputed).toBe(0);
       expect(slow.lightHops).toBe(0);
       expect(fast.lightHops, topology.name).toBeGreaterThan(0);
+      expect(slow.answersReused).toBe(0);
+      expect(fast.answersReused, topology.name).toBeGreaterThan(0);
       // Most questions meet a fresh answer: they are answered without the engine.
       expect(fast.hitsComputed, topology.name).toBeGreaterThan(slow.events / 10);
       expect(fast.violation).toBeUndefined();
