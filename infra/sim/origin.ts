@@ -38,6 +38,48 @@ function answerKey(req: Request): string | undefined {
   return `${url}\n${inm === null ? "-" : `+${inm}`}\n${min === null ? "-" : `+${min}`}`;
 }
 
+/**
+ * A Response whose readers read it as they would the Response itself: the
+ * same status, fields, body stream and `arrayBuffer` promise; `read` is
+ * handed the bytes on the side.
+ */
+class TappedResponse {
+  constructor(
+    private readonly res: Response,
+    private readonly read: (bytes: ArrayBuffer) => void,
+  ) {}
+
+  get status(): number {
+    return this.res.status;
+  }
+
+  get ok(): boolean {
+    return this.res.ok;
+  }
+
+  get headers(): Headers {
+    return this.res.headers;
+  }
+
+  get body(): ReadableStream<Uint8Array> | null {
+    return this.res.body;
+  }
+
+  get bodyUsed(): boolean {
+    return this.res.bodyUsed;
+  }
+
+  arrayBuffer(): Promise<ArrayBuffer> {
+    const p = this.res.arrayBuffer();
+    void p.then(this.read, () => {});
+    return p;
+  }
+
+  text(): Promise<string> {
+    return this.res.text();
+  }
+}
+
 /** The A record value of version k: 10.(k>>16).(k>>8).(k), unique per change. */
 export function addressOf(k: number): string {
   return `10.${(k >> 16) & 255}.${(k >> 8) & 255}.${k & 255}`;
@@ -125,7 +167,9 @@ export class SimOrigin {
         this.answersReused++;
         return Promise.resolve(new HopResponse(held.reply) as unknown as Response);
       }
-      this.remember(key, req, second);
+      const res = this.app.fetch(req);
+      if (!(res instanceof Promise)) return Promise.resolve(this.remember(key, res, second));
+      return Promise.resolve(res);
     }
     return Promise.resolve(this.app.fetch(req));
   };
@@ -136,7 +180,8 @@ export class SimOrigin {
    * of a request), the zone store (changed only by commits: `generation`)
    * and the clock, of which only the Date field's whole second; so within
    * one second and one generation the same request gets the same status,
-   * fields and bytes. Those are kept and handed out as a HopResponse.
+   * fields and bytes. Those are kept (from the first such answer, as its
+   * reader reads it) and handed out as a HopResponse.
    */
   reuseAnswers(): void {
     this.answers ??= new Map();
@@ -151,29 +196,26 @@ export class SimOrigin {
   private generation = 0;
 
   /**
-   * Asks the routes a second time, apart from the answer the request gets
-   * (which leaves as Hono made it, read as any Response is), and keeps what
-   * that copy says once its body is read: the routes are pure, and the copy's
-   * read is promise work no other chain waits on.
+   * The routes' answer as it is, with its body read through a tap that keeps
+   * status, fields and bytes once the reader has them: the reader's read is
+   * the Response's own (same promise, same turns), the keeping is promise
+   * work no chain waits on.
    */
-  private remember(key: string, req: Request, second: number): void {
+  private remember(key: string, res: Response, second: number): Response {
     const generation = this.generation;
-    const copy = this.app.fetch(req);
-    if (copy instanceof Promise) return;
     const headers: Record<string, string> = {};
-    copy.headers.forEach((value, name) => {
+    res.headers.forEach((value, name) => {
       headers[name] = value;
     });
-    if (!plainFields(headers)) return;
-    const status = copy.status;
-    const read: Promise<Uint8Array<ArrayBuffer> | null> =
-      copy.body === null
-        ? Promise.resolve(null)
-        : copy.arrayBuffer().then((b) => new Uint8Array(b));
-    void read.then((body) => {
+    if (!plainFields(headers)) return res;
+    const keep = (body: Uint8Array<ArrayBuffer> | null) => {
       if (this.answers!.size >= MAX_ANSWERS) this.answers!.clear();
-      this.answers!.set(key, { generation, second, reply: { status, headers, body } });
-    });
+      this.answers!.set(key, { generation, second, reply: { status: res.status, headers, body } });
+    };
+    const empty = res.body === null;
+    return new TappedResponse(res, (bytes) =>
+      keep(empty ? null : new Uint8Array(bytes)),
+    ) as unknown as Response;
   }
 
   feed = (zone: string, since: number): FeedResult => {
