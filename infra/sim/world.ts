@@ -132,7 +132,7 @@ export class World implements Observed {
   private readonly startMs: number;
   private stopping = false;
   /** Per resolver, the answer a question gets with no state change (lazyClients). */
-  private readonly memo: (Memo | undefined)[] = [];
+  private readonly memo: HeldAnswers;
   /** Questions answered from the memo, without the engine (lazyClients). */
   hitsComputed = 0;
   /** Edge answers carried as a HopResponse, not a Web Response (lightHops). */
@@ -165,6 +165,8 @@ export class World implements Observed {
     const busDown = o.faults?.busDown ?? [];
     const start = clock.now();
     this.startMs = start;
+    const n = t.edges.length + t.resolvers.length;
+    this.memo = { version: new Float64Array(n), until: new Float64Array(n).fill(Number.NaN) };
     // A fill's HopRequest goes to the origin as it is: Hono reads of a GET its
     // URL, method and header fields (sim/hop.ts).
     this.handlers.set(o.topology.origin.id, this.origin.fetch);
@@ -281,18 +283,18 @@ export class World implements Observed {
           // Any upstream call ends the held answer (lazyClients).
           (...args) => {
             inflight++;
-            this.memo[index] = undefined;
+            this.memo.until[index] = Number.NaN;
             return upstream(...args).then(
               (answer) => {
                 inflight--;
-                this.memo[index] = undefined;
+                this.memo.until[index] = Number.NaN;
                 this.loop.markDirty();
                 this.events.touched(index);
                 return answer;
               },
               (err: unknown) => {
                 inflight--;
-                this.memo[index] = undefined;
+                this.memo.until[index] = Number.NaN;
                 this.loop.markDirty();
                 throw err;
               },
@@ -323,7 +325,10 @@ export class World implements Observed {
         // entry is the same bytes, not the same object.
         if (!e || (e.answer !== s.answer && !e.answer.wire.equals(s.answer.wire))) return;
         const until = Math.min(e.prefetchAt, e.expiresAt);
-        if (clock.now() < until) this.memo[index] = { version: this.versionOf(s.answer), until };
+        if (clock.now() < until) {
+          this.memo.until[index] = until;
+          this.memo.version[index] = this.versionOf(s.answer) ?? Number.NaN;
+        }
       };
       const fast = this.o.lazyClients === true;
       this.nodes.push({
@@ -333,16 +338,16 @@ export class World implements Observed {
         ...(population ? { population: population.name } : {}),
         parent: this.indexOf.get(r.upstream) ?? -1,
         nextChangeMs: () => {
-          const m = this.memo[index];
+          const until = this.memo.until[index]!;
           const now = clock.now();
-          return m && now < m.until ? m.until - now : resolverNextChangeMs(cache, now);
+          return now < until ? until - now : resolverNextChangeMs(cache, now);
         },
         ask: () => {
           if (life.down) return this.events.failed(index, life.refused());
-          const m = this.memo[index];
-          if (m && clock.now() < m.until) {
+          if (clock.now() < this.memo.until[index]!) {
             this.hitsComputed++;
-            return report(m.version, false);
+            const v = this.memo.version[index]!;
+            return report(Number.isNaN(v) ? undefined : v, false);
           }
           const gen = life.incarnation;
           // Even a synchronous answer may have started a refresh (a prefetch,
@@ -365,7 +370,7 @@ export class World implements Observed {
           stop: async () => {},
           start: async () => {
             cache = newCache();
-            this.memo[index] = undefined;
+            this.memo.until[index] = Number.NaN;
           },
         };
         continue;
@@ -380,7 +385,7 @@ export class World implements Observed {
         stop: () => link.close(),
         start: async () => {
           cache = newCache();
-          this.memo[index] = undefined;
+          this.memo.until[index] = Number.NaN;
           link = await this.follow(
             r.id,
             this.touchingTarget(index, cache),
@@ -429,7 +434,7 @@ export class World implements Observed {
     return {
       id: target.id,
       applyPurge: (event) => {
-        this.memo[index] = undefined;
+        this.memo.until[index] = Number.NaN;
         const r = target.applyPurge(event);
         this.events.touched(index);
         return r;
@@ -571,10 +576,15 @@ export class World implements Observed {
   }
 }
 
-/** A resolver's held answer for the name: its version, served as is until `until`. */
-interface Memo {
-  version: number | undefined;
-  until: number;
+/**
+ * Per node, the answer a resolver holds for the name: its version (NaN:
+ * none) and until when it is served as is (NaN: nothing held). Typed
+ * arrays, not an object per answer: a client question reads them for a
+ * random one of up to 100,000 resolvers.
+ */
+interface HeldAnswers {
+  version: Float64Array;
+  until: Float64Array;
 }
 
 /** Storage that reports every write and removal (the observer's "touched"). */
