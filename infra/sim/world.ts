@@ -21,7 +21,7 @@ import type { StoredAnswer } from "../../resolver/answer.ts";
 import { ResolverCache, type Served } from "../../resolver/cache.ts";
 import { toWire } from "../../resolver/handler.ts";
 import { type RecordHeader, readRecords } from "../../resolver/message.ts";
-import { DEFAULT_CACHE, type CacheEntry as ResolverEntry } from "../../resolver/policy.ts";
+import { DEFAULT_CACHE } from "../../resolver/policy.ts";
 import { parseQuery } from "../../resolver/query.ts";
 import { buildQuery, dohUpstream } from "../../resolver/upstream.ts";
 import { followFabric, type NodeLink } from "../node-link.ts";
@@ -318,13 +318,15 @@ export class World implements Observed {
       // until then, or until a purge or an upstream call, a question changes
       // nothing in the engine but its hit counter and the entry's recency (a
       // resolver here holds one name, so recency never picks an eviction).
+      // A synchronous answer that is not stale is the stored entry's own (the
+      // engine's fresh hit, read from the slot in the same call), so the
+      // slot's times are the held answer's.
       const remember = (s: Served) => {
         if (s.stale || inflight > 0) return;
-        const e = peekResolver(cache);
-        // The storage builds a view per read (resolver/storage-lru.ts): the same
-        // entry is the same bytes, not the same object.
-        if (!e || (e.answer !== s.answer && !e.answer.wire.equals(s.answer.wire))) return;
-        const until = Math.min(e.prefetchAt, e.expiresAt);
+        const store = cache.store;
+        const slot = store.find(KEY.name, KEY.qtype);
+        if (slot < 0) return;
+        const until = Math.min(store.prefetchAt(slot), store.expiresAt(slot));
         if (clock.now() < until) {
           this.memo.until[index] = until;
           this.memo.version[index] = this.versionOf(s.answer) ?? Number.NaN;
@@ -635,23 +637,14 @@ function edgeNextChangeMs(storage: EdgeStorage, now: number): number | undefined
  * §3.2.1), the end of serve-stale (RFC 8767 §4).
  */
 function resolverNextChangeMs(cache: ResolverCache, now: number): number | undefined {
-  const e = peekResolver(cache);
-  if (!e) return undefined;
+  const store = cache.store;
+  const slot = store.find(KEY.name, KEY.qtype);
+  if (slot < 0) return undefined;
   let next: number | undefined;
-  for (const at of [e.prefetchAt, e.expiresAt]) {
+  for (const at of [store.prefetchAt(slot), store.expiresAt(slot)]) {
     if (at > now && (next === undefined || at - now < next)) next = at - now;
   }
   return next;
-}
-
-/**
- * The resolver's entry for the simulated question, read without touching its
- * recency or counters. Every stored answer is indexed under its question
- * name (resolver/answer.ts `ownersOf`), so this is the entry of
- * `entriesFor(SIM_NAME)` under the question's key, without a view per entry.
- */
-function peekResolver(cache: ResolverCache): ResolverEntry | undefined {
-  return cache.store.peek(KEY.key);
 }
 
 /**
