@@ -22,7 +22,7 @@ import type { OriginLoad } from "./origin.ts";
 import { assignPopulations } from "./populations.ts";
 import type { RestartRecord } from "./restart.ts";
 import { Tracker } from "./tracker.ts";
-import { type Faults, type SimNode, World, type WorldEvents } from "./world.ts";
+import { type Faults, World, type WorldEvents } from "./world.ts";
 
 export interface SimOptions {
   topology: Topology;
@@ -164,7 +164,10 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   loop.onSettled = observer.flush;
   const broken = () => checker.violation !== undefined;
   const random = new Random(hashSeed(o.seed, "run", o.mode));
-  const clients = new ClientLoad(loop, random, o.lazyClients ?? true);
+  // A question a held answer settles is answered without the node's closures (world.ts).
+  const clients = new ClientLoad(loop, random, o.lazyClients ?? true, (i) => {
+    if (!world.answerHeld(i)) world.nodes[i]!.ask();
+  });
   for (const [rate, resolvers] of clientGroups(o, world))
     clients.add(resolvers, rate * resolvers.length);
 
@@ -244,17 +247,17 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   };
 }
 
-/** Resolvers grouped by client query rate: their population's, else the run's. */
-function clientGroups(o: SimOptions, world: World): Map<number, SimNode[]> {
+/** Resolvers (node indices) grouped by client query rate: their population's, else the run's. */
+function clientGroups(o: SimOptions, world: World): Map<number, number[]> {
   const rateOf = new Map(o.topology.populations.map((p) => [p.name, p.qps ?? o.clientQps]));
-  const groups = new Map<number, SimNode[]>();
-  for (const node of world.nodes) {
+  const groups = new Map<number, number[]>();
+  for (const [i, node] of world.nodes.entries()) {
     if (node.kind !== "resolver") continue;
     const rate =
       (node.population !== undefined ? rateOf.get(node.population) : undefined) ?? o.clientQps;
     const g = groups.get(rate);
-    if (g) g.push(node);
-    else groups.set(rate, [node]);
+    if (g) g.push(i);
+    else groups.set(rate, [i]);
   }
   return groups;
 }

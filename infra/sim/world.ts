@@ -133,6 +133,11 @@ export class World implements Observed {
   private stopping = false;
   /** Per resolver, the answer a question gets with no state change (lazyClients). */
   private readonly memo: HeldAnswers;
+  /**
+   * Per resolver, the version (NaN: none) and instant (NaN: never) of the
+   * last stale-if-error copy its upstream edge sent.
+   */
+  private readonly sie: { version: Float64Array; at: Float64Array };
   /** Questions answered from the memo, without the engine (lazyClients). */
   hitsComputed = 0;
   /** Edge answers carried as a HopResponse, not a Web Response (lightHops). */
@@ -167,6 +172,7 @@ export class World implements Observed {
     this.startMs = start;
     const n = t.edges.length + t.resolvers.length;
     this.memo = { version: new Float64Array(n), until: new Float64Array(n).fill(Number.NaN) };
+    this.sie = { version: new Float64Array(n), at: new Float64Array(n).fill(Number.NaN) };
     // A fill's HopRequest goes to the origin as it is: Hono reads of a GET its
     // URL, method and header fields (sim/hop.ts).
     this.handlers.set(o.topology.origin.id, this.origin.fetch);
@@ -257,14 +263,13 @@ export class World implements Observed {
       const viaLink = this.fetchVia(r.id, models.get(r.id)!);
       const life = new Life(r.id);
       this.lives.push(life);
-      // The version and instant of the last stale-if-error copy the upstream edge sent.
-      let sie: { version: number | undefined; at: number } | undefined;
       const upstream = dohUpstream(`http://${r.upstream}`, {
         timeoutMs: NO_WALL_TIMEOUT_MS,
         fetch: ((input, init) =>
           viaLink(input, init).then((res) => {
             if (staleIfError(res)) {
-              sie = { version: etagVersion(res.headers.get("etag")), at: clock.now() };
+              this.sie.at[index] = clock.now();
+              this.sie.version[index] = etagVersion(res.headers.get("etag")) ?? Number.NaN;
             }
             return res;
           })) as typeof fetch,
@@ -303,13 +308,8 @@ export class World implements Observed {
         );
       // A restart (sim/restart.ts) builds it again: empty, no floors, nothing held.
       let cache = newCache();
-      // A copy the edge served stale-if-error (RFC 5861 §4) and the resolver
-      // passed on in the same instant is that documented stale case too, even
-      // where the resolver does not mark it (Age <= TTL, or below its floor).
-      const report = (version: number | undefined, stale: boolean) => {
-        const passedOn = sie !== undefined && sie.at === clock.now() && sie.version === version;
-        this.events.served(index, version, stale || passedOn);
-      };
+      const report = (version: number | undefined, stale: boolean) =>
+        this.report(index, version, stale);
       const track = (gen: number, s: Served) => {
         if (!life.alive(gen)) return this.events.failed(index, life.refused());
         report(this.versionOf(s.answer), s.stale);
@@ -346,11 +346,7 @@ export class World implements Observed {
         },
         ask: () => {
           if (life.down) return this.events.failed(index, life.refused());
-          if (clock.now() < this.memo.until[index]!) {
-            this.hitsComputed++;
-            const v = this.memo.version[index]!;
-            return report(Number.isNaN(v) ? undefined : v, false);
-          }
+          if (this.answerHeld(index)) return;
           const gen = life.incarnation;
           // Even a synchronous answer may have started a refresh (a prefetch,
           // a lost request failing in promise turns): the instant settles.
@@ -413,6 +409,33 @@ export class World implements Observed {
         () => !this.stopping,
       );
     }
+  }
+
+  /**
+   * A question to resolver `index` answered from its held answer
+   * (lazyClients), as its `ask` does first; false when it holds none or is
+   * down (then `ask` it). The client load's path: typed arrays, no closures.
+   */
+  answerHeld(index: number): boolean {
+    if (!(this.loop.now() < this.memo.until[index]!) || this.lives[index]!.down) return false;
+    this.hitsComputed++;
+    const v = this.memo.version[index]!;
+    this.report(index, Number.isNaN(v) ? undefined : v, false);
+    return true;
+  }
+
+  /**
+   * Resolver `index` served `version`. A copy the edge served stale-if-error
+   * (RFC 5861 §4) and the resolver passed on in the same instant is that
+   * documented stale case too, even where the resolver does not mark it
+   * (Age <= TTL, or below its floor).
+   */
+  private report(index: number, version: number | undefined, stale: boolean): void {
+    const sv = this.sie.version[index]!;
+    const passedOn =
+      this.sie.at[index] === this.loop.now() &&
+      (Number.isNaN(sv) ? version === undefined : sv === version);
+    this.events.served(index, version, stale || passedOn);
   }
 
   get size(): number {
