@@ -20,7 +20,6 @@ import type { ZoneConfig } from "../../origin/store.ts";
 import type { StoredAnswer } from "../../resolver/answer.ts";
 import { ResolverCache, type Served } from "../../resolver/cache.ts";
 import { toWire } from "../../resolver/handler.ts";
-import { type RecordHeader, readRecords } from "../../resolver/message.ts";
 import { DEFAULT_CACHE } from "../../resolver/policy.ts";
 import { parseQuery } from "../../resolver/query.ts";
 import { buildQuery, dohUpstream } from "../../resolver/upstream.ts";
@@ -113,8 +112,6 @@ export class World implements Observed {
   readonly nodes: SimNode[] = [];
   readonly bus: MemoryBus | undefined;
   readonly syncs: NodeSync[] = [];
-  /** Resolver answer -> version (zone serial of its A record), decoded once per answer. */
-  private readonly versions = new WeakMap<StoredAnswer, number | undefined>();
   /** A record value -> serial of the change that wrote it. */
   private readonly serialOfValue = new Map<string, number>();
   private readonly handlers = new Map<string, (req: Request) => Promise<Response>>();
@@ -592,12 +589,15 @@ export class World implements Observed {
     return link;
   }
 
+  /**
+   * The version (zone serial) of a resolver's answer: of the value of its A
+   * record. Read each time: the storage makes a new view per read
+   * (resolver/storage-lru.ts), so a memo keyed by the answer never hit, and
+   * its weak entries cost every young-generation collection.
+   */
   private versionOf(answer: StoredAnswer): number | undefined {
-    if (this.versions.has(answer)) return this.versions.get(answer);
     const value = firstAddress(answer.wire);
-    const v = value === undefined ? undefined : this.serialOfValue.get(value);
-    this.versions.set(answer, v);
-    return v;
+    return value === undefined ? undefined : this.serialOfValue.get(value);
   }
 }
 
@@ -672,25 +672,48 @@ function resolverNextChangeMs(cache: ResolverCache, now: number): number | undef
 
 /**
  * The address of the first A record in the answer section, as dns-packet
- * decodes it ("a.b.c.d"), read with the resolver's own record walker
- * (resolver/message.ts) instead of decoding the whole message into objects.
- * Anything but a 4-octet A RDATA is left to dns-packet, as before.
+ * decodes it ("a.b.c.d"), found by walking the question and answer records
+ * (RFC 1035 §4.1) without decoding the message into objects. The resolver
+ * stores only messages its own record walker read whole; anything else (no
+ * A record among the answers, a label or length out of place, an A RDATA
+ * that is not 4 octets) is left to dns-packet, as before.
  */
 function firstAddress(wire: Buffer): string | undefined {
-  let records: RecordHeader[] | undefined;
-  try {
-    records = readRecords(wire);
-  } catch {
-    records = undefined;
-  }
-  const a = records?.find((r) => r.section === 0 && r.type === TYPE_A);
-  if (records && (a === undefined || a.rdlength === 4)) {
-    if (a === undefined) return undefined;
-    const at = a.rdataAt;
-    return `${wire[at]}.${wire[at + 1]}.${wire[at + 2]}.${wire[at + 3]}`;
+  const n = wire.length;
+  if (n >= 12) {
+    let at = 12;
+    for (let q = wire.readUInt16BE(4); q > 0 && at >= 0; q--) {
+      at = skipName(wire, at);
+      at = at >= 0 && at + 4 <= n ? at + 4 : -1;
+    }
+    for (let r = wire.readUInt16BE(6); r > 0 && at >= 0; r--) {
+      at = skipName(wire, at);
+      if (at < 0 || at + 10 > n) break;
+      const rdlength = wire.readUInt16BE(at + 8);
+      const rdata = at + 10;
+      if (rdata + rdlength > n) break;
+      if (wire.readUInt16BE(at) === TYPE_A) {
+        if (rdlength !== 4) break;
+        return `${wire[rdata]}.${wire[rdata + 1]}.${wire[rdata + 2]}.${wire[rdata + 3]}`;
+      }
+      at = rdata + rdlength;
+    }
   }
   const decoded = dnsPacket.decode(wire).answers?.find((r) => r.type === "A");
   return decoded && "data" in decoded ? String(decoded.data) : undefined;
+}
+
+/** Offset just past the name at `at` (labels, or a compression pointer, RFC 1035 §4.1.4); -1 if malformed. */
+function skipName(wire: Buffer, at: number): number {
+  const n = wire.length;
+  while (at < n) {
+    const len = wire[at]!;
+    if (len === 0) return at + 1;
+    if ((len & 0xc0) === 0xc0) return at + 2 <= n ? at + 2 : -1;
+    if ((len & 0xc0) !== 0) return -1;
+    at += len + 1;
+  }
+  return -1;
 }
 
 /** The edge's own Cache-Status member (the last) says stale-if-error (RFC 5861 §4). */
