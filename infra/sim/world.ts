@@ -663,10 +663,11 @@ function resolverNextChangeMs(cache: ResolverCache, now: number): number | undef
   const store = cache.store;
   const slot = store.find(KEY.name, KEY.qtype);
   if (slot < 0) return undefined;
+  const prefetchAt = store.prefetchAt(slot);
+  const expiresAt = store.expiresAt(slot);
   let next: number | undefined;
-  for (const at of [store.prefetchAt(slot), store.expiresAt(slot)]) {
-    if (at > now && (next === undefined || at - now < next)) next = at - now;
-  }
+  if (prefetchAt > now) next = prefetchAt - now;
+  if (expiresAt > now && (next === undefined || expiresAt - now < next)) next = expiresAt - now;
   return next;
 }
 
