@@ -444,7 +444,11 @@ export class World implements Observed {
   }
 
   nextChangeMs(i: number): number | undefined {
-    return this.nodes[i]!.nextChangeMs();
+    // A resolver's held answer first, as its own nextChangeMs does (the
+    // observer asks after every answer of an open node: most are held ones).
+    const until = this.memo.until[i]!;
+    const now = this.loop.now();
+    return now < until ? until - now : this.nodes[i]!.nextChangeMs();
   }
 
   parentOf(i: number): number {
