@@ -40,12 +40,13 @@ export class HopHeaders {
   constructor(private readonly fields: Record<string, string>) {}
 
   get(name: string): string | null {
-    const v = this.fields[name.toLowerCase()];
-    return v === undefined ? null : v;
+    const key = name.toLowerCase();
+    // Own fields only: the record is a plain object ("constructor" is no field).
+    return Object.hasOwn(this.fields, key) ? this.fields[key]! : null;
   }
 
   has(name: string): boolean {
-    return this.fields[name.toLowerCase()] !== undefined;
+    return Object.hasOwn(this.fields, name.toLowerCase());
   }
 
   /** In `Headers` order: by name (the names are distinct and lower-case). */
@@ -122,8 +123,9 @@ export class HopResponse {
  * The part of a Web Request an edge reads of its child's fill (edge/cache.ts
  * `handle`, `fill`, `reply`; edge/fields.ts): a GET, its URL as the URL
  * parser serializes it, its header fields (the fill's own `Headers`), the
- * fill's abort signal. The origin reads requests through Hono: it is handed
- * a real Request (`toRequest`).
+ * fill's abort signal. The origin's Hono routes read the same of a GET and
+ * take it as it is; `toRequest` makes the Web Request it stands for (the
+ * tests compare the two).
  */
 export class HopRequest {
   readonly method = "GET";

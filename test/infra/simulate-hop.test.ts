@@ -220,6 +220,9 @@ describe("simulate: the lighter hop (sim/hop.ts)", () => {
   it("reads a body once, copies it, and leaves to a real Response what Headers would rewrite", async () => {
     const body = new Uint8Array([1, 2, 3]);
     const res = new HopResponse({ status: 200, headers: { b: "2", a: "1" }, body });
+    expect(res.headers.get("B")).toBe("2");
+    expect(res.headers.get("constructor")).toBeNull();
+    expect(res.headers.has("toString")).toBe(false);
     expect([...res.headers]).toEqual([
       ["a", "1"],
       ["b", "2"],
