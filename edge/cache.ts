@@ -470,7 +470,7 @@ export class Edge implements SyncTarget {
     this.counters.parentRequests++;
     const requestTime = this.clock.now();
     try {
-      const parentReq = new Request(base + key, { headers, signal: controller.signal });
+      const parentReq = this.parentRequest(base + key, headers, controller.signal);
       const response = await Promise.race([this.fetch(parentReq), timedOut]);
       if (!finalStatus(response.status)) {
         await response.body?.cancel();
@@ -485,6 +485,15 @@ export class Edge implements SyncTarget {
     } finally {
       this.clock.clearTimeout(timer);
     }
+  }
+
+  /**
+   * The GET a fill sends to the parent. Apart so the simulator's edges
+   * (infra/sim/hop.ts) can send it between simulated nodes without a Web
+   * Request.
+   */
+  protected parentRequest(url: string, headers: Headers, signal: AbortSignal): Request {
+    return new Request(url, { headers, signal });
   }
 
   /** Forwards a request the cache does not serve (writes, POST DoH, authenticated reads). */
@@ -551,7 +560,17 @@ export class Edge implements SyncTarget {
   }
 
   /** Serves `entry`, with this edge's Cache-Status member unless it generated the response. */
-  private respond(req: Request, entry: CacheEntry, status: CacheStatus | undefined): Response {
+  protected respond(req: Request, entry: CacheEntry, status: CacheStatus | undefined): Response {
+    const r = this.reply(req, entry, status);
+    return new Response(r.body, { status: r.status, headers: r.headers });
+  }
+
+  /**
+   * What `respond` serves, before it is a Web Response: status, header
+   * fields, body. Apart so the simulator (infra/sim/hop.ts) can carry it
+   * between simulated nodes without building a Response and its body stream.
+   */
+  protected reply(req: Request, entry: CacheEntry, status: CacheStatus | undefined): Reply {
     // A plain object, not Headers: @hono/node-server writes it without copying.
     const headers: Record<string, string> = {};
     for (const [k, v] of entry.headers) headers[k] = k in headers ? `${headers[k]}, ${v}` : v;
@@ -589,8 +608,15 @@ export class Edge implements SyncTarget {
       }
     }
     const noBody = req.method === "HEAD" || code === 304 || code === 204;
-    return new Response(noBody ? null : body, { status: code, headers });
+    return { status: code, headers, body: noBody ? null : body };
   }
+}
+
+/** A response as `Edge.reply` makes it: header fields with lower-case names, joined. */
+export interface Reply {
+  status: number;
+  headers: Record<string, string>;
+  body: Uint8Array<ArrayBuffer> | null;
 }
 
 const ZONE_KEY = zoneKey("");

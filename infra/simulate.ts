@@ -59,7 +59,7 @@ const FLAGS = {
   qps: { type: "string", help: "client queries per second per resolver, Poisson (default 0.05)" },
   "slow-path": {
     type: "boolean",
-    help: "fire every poll and client query through the engines (same result, slower; to check the fast path)",
+    help: "fire every poll and client query through the engines, hops as Web Request/Response (same result, slower; to check the fast path)",
   },
   fuzz: {
     type: "string",
@@ -143,7 +143,7 @@ export async function main(argv: string[]): Promise<void> {
         ...(v.observe !== undefined ? { observe: observeFlag(v.observe) } : {}),
         ...(v.every !== undefined ? { everyMs: num(v.every, "every", 0, 0.001) * 1000 } : {}),
         clientQps: num(v.qps, "qps", 0.05),
-        ...(v["slow-path"] ? { lazyPolls: false, lazyClients: false } : {}),
+        ...(v["slow-path"] ? { lazyPolls: false, lazyClients: false, lightHops: false } : {}),
         onProgress: (done) => bar.update(done),
       }),
     );
@@ -155,7 +155,7 @@ export async function main(argv: string[]): Promise<void> {
     series: results.map(seriesOf),
     notes: results.map(
       (r) =>
-        `${r.mode}: ${r.events} events in ${(r.wallMs / 1000).toFixed(1)} s wall (${Math.round(r.events / (r.wallMs / 1000))} events/s, ${r.pollsComputed} of them change-feed polls computed, not fired; ${r.hitsComputed} fresh hits answered from the held copy; ${Math.round((nodes * r.simulatedMs) / r.wallMs)} simulated node-seconds per wall second), ${(r.simulatedMs / 1000).toFixed(0)} s simulated${r.failures > 0 ? `, ${r.failures} queries failed (last: ${r.lastFailure})` : ""}`,
+        `${r.mode}: ${r.events} events in ${(r.wallMs / 1000).toFixed(1)} s wall (${Math.round(r.events / (r.wallMs / 1000))} events/s, ${r.pollsComputed} of them change-feed polls computed, not fired; ${r.hitsComputed} fresh hits answered from the held copy; ${r.lightHops} edge answers carried without a Web Response, ${r.answersReused} origin reads answered from a held answer; ${Math.round((nodes * r.simulatedMs) / r.wallMs)} simulated node-seconds per wall second), ${(r.simulatedMs / 1000).toFixed(0)} s simulated${r.failures > 0 ? `, ${r.failures} queries failed (last: ${r.lastFailure})` : ""}`,
     ),
   };
   if (v.svg) await writeFile(v.svg, renderSvg(report));

@@ -18,7 +18,8 @@ import type { Random } from "../../core/random.ts";
 import type { Arrivals, SimLoop } from "./loop.ts";
 
 interface Group {
-  resolvers: { ask(): void }[];
+  /** The resolvers' node indices. */
+  resolvers: readonly number[];
   perSecond: number;
   /** The next arrival's instant, when it is held here (NaN: on the clock, or none). */
   at: number;
@@ -27,17 +28,18 @@ interface Group {
 export class ClientLoad implements Arrivals {
   private readonly groups: Group[] = [];
 
-  /** `fast`: arrivals are taken by the loop, not fired as timers. */
+  /** `fast`: arrivals are taken by the loop, not fired as timers; `ask` sends node i a question. */
   constructor(
     private readonly loop: SimLoop,
     private readonly random: Random,
     private readonly fast: boolean,
+    private readonly ask: (index: number) => void,
   ) {
     if (fast) loop.arrivals = this;
   }
 
   /** Starts one group's process: its first gap is drawn now. */
-  add(resolvers: { ask(): void }[], perSecond: number): void {
+  add(resolvers: readonly number[], perSecond: number): void {
     if (perSecond <= 0 || resolvers.length === 0) return;
     const g: Group = { resolvers, perSecond, at: Number.NaN };
     this.groups.push(g);
@@ -60,7 +62,7 @@ export class ClientLoad implements Arrivals {
   }
 
   private arrive(g: Group): void {
-    g.resolvers[Math.floor(this.random.next() * g.resolvers.length)]!.ask();
+    this.ask(g.resolvers[Math.floor(this.random.next() * g.resolvers.length)]!);
     this.next(g);
   }
 

@@ -39,15 +39,34 @@ export class SimLoop {
   constructor(startMs = 0) {
     this.clock = new VirtualClock(startMs);
     const clock = this.clock;
+    // A cleared timer stays in the clock's heap until its instant (core/clock.ts
+    // drops it lazily), and with it whatever its callback holds: an edge's
+    // parent timeout (5 s) holds its fill's abort controller and, through the
+    // promise it would reject, the response and body the fill raced it with.
+    // Held that long, they outlive young-generation collections and are
+    // promoted; so a cleared timer lets go of its callback at once.
+    const pending = new Map<TimerId, { fn: (() => void) | undefined }>();
     this.engineClock = {
       now: () => clock.now(),
-      setTimeout: (fn: () => void, ms: number): TimerId =>
-        clock.setTimeout(() => {
+      setTimeout: (fn: () => void, ms: number): TimerId => {
+        const cell: { fn: (() => void) | undefined } = { fn };
+        const id = clock.setTimeout(() => {
+          pending.delete(id);
           this.events++;
           this.dirty = true;
-          fn();
-        }, ms),
-      clearTimeout: (id: TimerId) => clock.clearTimeout(id),
+          cell.fn!();
+        }, ms);
+        pending.set(id, cell);
+        return id;
+      },
+      clearTimeout: (id: TimerId) => {
+        const cell = pending.get(id);
+        if (cell) {
+          cell.fn = undefined;
+          pending.delete(id);
+        }
+        clock.clearTimeout(id);
+      },
     };
   }
 

@@ -23,7 +23,7 @@ import { assignPopulations } from "./populations.ts";
 import { MeasureProber } from "./prober.ts";
 import type { RestartRecord } from "./restart.ts";
 import { Tracker } from "./tracker.ts";
-import { type Faults, type SimNode, World, type WorldEvents } from "./world.ts";
+import { type Faults, World, type WorldEvents } from "./world.ts";
 
 export interface SimOptions {
   topology: Topology;
@@ -56,6 +56,12 @@ export interface SimOptions {
    * is the slow path.
    */
   lazyClients?: boolean;
+  /**
+   * Edges answer their children and resolvers with a HopResponse instead of
+   * a Web Response (same result; sim/hop.ts). Default true; false is the
+   * slow path.
+   */
+  lightHops?: boolean;
   /** Origin restarts and bus outages; links carry their own loss and partitions. */
   faults?: Faults;
   /**
@@ -107,6 +113,10 @@ export interface SimResult {
   restarts: RestartRecord[];
   /** Questions to resolvers answered from the held answer, without the engine's lookup. */
   hitsComputed: number;
+  /** Edge answers that crossed a simulated link as a HopResponse (sim/hop.ts). */
+  lightHops: number;
+  /** Origin reads answered with a held answer of the read routes (sim/origin.ts reuseAnswers). */
+  answersReused: number;
 }
 
 export async function simulate(o: SimOptions): Promise<SimResult> {
@@ -159,6 +169,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       lazyPolls: o.lazyPolls ?? true,
       lazyClients: o.lazyClients ?? true,
       askEdgesJson: measureLike,
+      lightHops: o.lightHops ?? true,
     },
     loop,
     events,
@@ -173,7 +184,10 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   }
   const broken = () => checker.violation !== undefined;
   const random = new Random(hashSeed(o.seed, "run", o.mode));
-  const clients = new ClientLoad(loop, random, o.lazyClients ?? true);
+  // A question a held answer settles is answered without the node's closures (world.ts).
+  const clients = new ClientLoad(loop, random, o.lazyClients ?? true, (i) => {
+    if (!world.answerHeld(i)) world.nodes[i]!.ask();
+  });
   for (const [rate, resolvers] of clientGroups(o, world))
     clients.add(resolvers, rate * resolvers.length);
 
@@ -249,22 +263,24 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     pollsComputed: world.lazy?.skipped ?? 0,
     restarts: world.restarts,
     hitsComputed: world.hitsComputed,
+    lightHops: world.carried.hops,
+    answersReused: world.origin.answersReused,
     ...(tracker.lastFailure !== undefined ? { lastFailure: String(tracker.lastFailure) } : {}),
     ...(checker.violation ? { violation: checker.violation } : {}),
   };
 }
 
-/** Resolvers grouped by client query rate: their population's, else the run's. */
-function clientGroups(o: SimOptions, world: World): Map<number, SimNode[]> {
+/** Resolvers (node indices) grouped by client query rate: their population's, else the run's. */
+function clientGroups(o: SimOptions, world: World): Map<number, number[]> {
   const rateOf = new Map(o.topology.populations.map((p) => [p.name, p.qps ?? o.clientQps]));
-  const groups = new Map<number, SimNode[]>();
-  for (const node of world.nodes) {
+  const groups = new Map<number, number[]>();
+  for (const [i, node] of world.nodes.entries()) {
     if (node.kind !== "resolver") continue;
     const rate =
       (node.population !== undefined ? rateOf.get(node.population) : undefined) ?? o.clientQps;
     const g = groups.get(rate);
-    if (g) g.push(node);
-    else groups.set(rate, [node]);
+    if (g) g.push(i);
+    else groups.set(rate, [i]);
   }
   return groups;
 }

@@ -20,11 +20,12 @@ import type { ZoneConfig } from "../../origin/store.ts";
 import type { StoredAnswer } from "../../resolver/answer.ts";
 import { ResolverCache, type Served } from "../../resolver/cache.ts";
 import { toWire } from "../../resolver/handler.ts";
-import { DEFAULT_CACHE, type CacheEntry as ResolverEntry } from "../../resolver/policy.ts";
+import { DEFAULT_CACHE } from "../../resolver/policy.ts";
 import { parseQuery } from "../../resolver/query.ts";
 import { buildQuery, dohUpstream } from "../../resolver/upstream.ts";
 import { followFabric, type NodeLink } from "../node-link.ts";
 import { edgesInStartOrder, type Topology } from "../topology.ts";
+import { calibrateHops, HopRequest, SimEdge } from "./hop.ts";
 import { LazyPolls } from "./lazy-polls.ts";
 import { linkDelay, linkModels } from "./links.ts";
 import type { SimLoop } from "./loop.ts";
@@ -33,6 +34,8 @@ import { SIM_NAME, SIM_ZONE, SimOrigin, type Window, within } from "./origin.ts"
 import { assignPopulations, cacheConfigOf } from "./populations.ts";
 import { Life, type NodeRestart, type RestartRecord, scheduleRestarts } from "./restart.ts";
 
+/** RFC 1035 §3.2.2: TYPE A. */
+const TYPE_A = 1;
 /** The DoH query every client sends: www.example.test A, ID 0 (RFC 8484 §4.1). */
 const QUERY = buildQuery(0, toWire(SIM_NAME), 1);
 const DOH = `${DOH_PATH}?dns=${QUERY.toString("base64url")}`;
@@ -69,6 +72,8 @@ export interface WorldOptions {
    * child's DoH refill does not make the JSON answer new (sim/prober.ts).
    */
   askEdgesJson?: boolean;
+  /** Edges answer with a HopResponse, not a Web Response (sim/hop.ts). */
+  lightHops?: boolean;
 }
 
 /** Fault schedules beyond the links' own loss and partitions (ms since the run's start). */
@@ -117,8 +122,6 @@ export class World implements Observed {
   readonly nodes: SimNode[] = [];
   readonly bus: MemoryBus | undefined;
   readonly syncs: NodeSync[] = [];
-  /** Resolver answer -> version (zone serial of its A record), decoded once per answer. */
-  private readonly versions = new WeakMap<StoredAnswer, number | undefined>();
   /** A record value -> serial of the change that wrote it. */
   private readonly serialOfValue = new Map<string, number>();
   private readonly handlers = new Map<string, (req: Request) => Promise<Response>>();
@@ -136,9 +139,16 @@ export class World implements Observed {
   private readonly startMs: number;
   private stopping = false;
   /** Per resolver, the answer a question gets with no state change (lazyClients). */
-  private readonly memo: (Memo | undefined)[] = [];
+  private readonly memo: HeldAnswers;
+  /**
+   * Per resolver, the version (NaN: none) and instant (NaN: never) of the
+   * last stale-if-error copy its upstream edge sent.
+   */
+  private readonly sie: { version: Float64Array; at: Float64Array };
   /** Questions answered from the memo, without the engine (lazyClients). */
   hitsComputed = 0;
+  /** Edge answers carried as a HopResponse, not a Web Response (lightHops). */
+  readonly carried = { hops: 0 };
 
   constructor(
     private readonly o: WorldOptions,
@@ -167,6 +177,11 @@ export class World implements Observed {
     const busDown = o.faults?.busDown ?? [];
     const start = clock.now();
     this.startMs = start;
+    const n = t.edges.length + t.resolvers.length;
+    this.memo = { version: new Float64Array(n), until: new Float64Array(n).fill(Number.NaN) };
+    this.sie = { version: new Float64Array(n), at: new Float64Array(n).fill(Number.NaN) };
+    // A fill's HopRequest goes to the origin as it is: Hono reads of a GET its
+    // URL, method and header fields (sim/hop.ts).
     this.handlers.set(o.topology.origin.id, this.origin.fetch);
     this.bus = o.topology.bus === "off" ? undefined : new MemoryBus({ clock, capacity: 1_000 });
     this.origin.onCommit((c) => {
@@ -182,6 +197,10 @@ export class World implements Observed {
 
   /** Builds every node, subscribes it to the bus and starts its anti-entropy. */
   async start(): Promise<void> {
+    if (this.o.lightHops) {
+      await calibrateHops();
+      this.origin.reuseAnswers();
+    }
     await this.origin.createZone();
     const t = this.o.topology;
     const models = linkModels(t);
@@ -197,15 +216,17 @@ export class World implements Observed {
       const newStorage = () =>
         touching(new LruStorage(e.maxBytes ?? 1 << 20), () => this.events.touched(index));
       let storage = newStorage();
-      const newEdge = () =>
-        new Edge({
+      const newEdge = () => {
+        const options = {
           id: e.id,
           parent: `http://${e.parent}`,
           origin: originUrl,
           fetch,
           clock,
           storage,
-        });
+        };
+        return this.o.lightHops ? new SimEdge(options, this.carried) : new Edge(options);
+      };
       let edge = newEdge();
       const serve = (req: Request) => {
         if (life.down) return Promise.reject(life.refused());
@@ -253,14 +274,13 @@ export class World implements Observed {
       const viaLink = this.fetchVia(r.id, models.get(r.id)!);
       const life = new Life(r.id);
       this.lives.push(life);
-      // The version and instant of the last stale-if-error copy the upstream edge sent.
-      let sie: { version: number | undefined; at: number } | undefined;
       const upstream = dohUpstream(`http://${r.upstream}`, {
         timeoutMs: NO_WALL_TIMEOUT_MS,
         fetch: ((input, init) =>
           viaLink(input, init).then((res) => {
             if (staleIfError(res)) {
-              sie = { version: etagVersion(res.headers.get("etag")), at: clock.now() };
+              this.sie.at[index] = clock.now();
+              this.sie.version[index] = etagVersion(res.headers.get("etag")) ?? Number.NaN;
             }
             return res;
           })) as typeof fetch,
@@ -279,18 +299,18 @@ export class World implements Observed {
           // Any upstream call ends the held answer (lazyClients).
           (...args) => {
             inflight++;
-            this.memo[index] = undefined;
+            this.memo.until[index] = Number.NaN;
             return upstream(...args).then(
               (answer) => {
                 inflight--;
-                this.memo[index] = undefined;
+                this.memo.until[index] = Number.NaN;
                 this.loop.markDirty();
                 this.events.touched(index);
                 return answer;
               },
               (err: unknown) => {
                 inflight--;
-                this.memo[index] = undefined;
+                this.memo.until[index] = Number.NaN;
                 this.loop.markDirty();
                 throw err;
               },
@@ -299,13 +319,8 @@ export class World implements Observed {
         );
       // A restart (sim/restart.ts) builds it again: empty, no floors, nothing held.
       let cache = newCache();
-      // A copy the edge served stale-if-error (RFC 5861 §4) and the resolver
-      // passed on in the same instant is that documented stale case too, even
-      // where the resolver does not mark it (Age <= TTL, or below its floor).
-      const report = (version: number | undefined, stale: boolean) => {
-        const passedOn = sie !== undefined && sie.at === clock.now() && sie.version === version;
-        this.events.served(index, version, stale || passedOn);
-      };
+      const report = (version: number | undefined, stale: boolean) =>
+        this.report(index, version, stale);
       const track = (gen: number, s: Served) => {
         if (!life.alive(gen)) return this.events.failed(index, life.refused());
         report(this.versionOf(s.answer), s.stale);
@@ -314,14 +329,19 @@ export class World implements Observed {
       // until then, or until a purge or an upstream call, a question changes
       // nothing in the engine but its hit counter and the entry's recency (a
       // resolver here holds one name, so recency never picks an eviction).
+      // A synchronous answer that is not stale is the stored entry's own (the
+      // engine's fresh hit, read from the slot in the same call), so the
+      // slot's times are the held answer's.
       const remember = (s: Served) => {
         if (s.stale || inflight > 0) return;
-        const e = peekResolver(cache);
-        // The storage builds a view per read (resolver/storage-lru.ts): the same
-        // entry is the same bytes, not the same object.
-        if (!e || (e.answer !== s.answer && !e.answer.wire.equals(s.answer.wire))) return;
-        const until = Math.min(e.prefetchAt, e.expiresAt);
-        if (clock.now() < until) this.memo[index] = { version: this.versionOf(s.answer), until };
+        const store = cache.store;
+        const slot = store.find(KEY.name, KEY.qtype);
+        if (slot < 0) return;
+        const until = Math.min(store.prefetchAt(slot), store.expiresAt(slot));
+        if (clock.now() < until) {
+          this.memo.until[index] = until;
+          this.memo.version[index] = this.versionOf(s.answer) ?? Number.NaN;
+        }
       };
       const fast = this.o.lazyClients === true;
       this.nodes.push({
@@ -331,17 +351,13 @@ export class World implements Observed {
         ...(population ? { population: population.name } : {}),
         parent: this.indexOf.get(r.upstream) ?? -1,
         nextChangeMs: () => {
-          const m = this.memo[index];
+          const until = this.memo.until[index]!;
           const now = clock.now();
-          return m && now < m.until ? m.until - now : resolverNextChangeMs(cache, now);
+          return now < until ? until - now : resolverNextChangeMs(cache, now);
         },
         ask: () => {
           if (life.down) return this.events.failed(index, life.refused());
-          const m = this.memo[index];
-          if (m && clock.now() < m.until) {
-            this.hitsComputed++;
-            return report(m.version, false);
-          }
+          if (this.answerHeld(index)) return;
           const gen = life.incarnation;
           // Even a synchronous answer may have started a refresh (a prefetch,
           // a lost request failing in promise turns): the instant settles.
@@ -363,7 +379,7 @@ export class World implements Observed {
           stop: async () => {},
           start: async () => {
             cache = newCache();
-            this.memo[index] = undefined;
+            this.memo.until[index] = Number.NaN;
           },
         };
         continue;
@@ -378,7 +394,7 @@ export class World implements Observed {
         stop: () => link.close(),
         start: async () => {
           cache = newCache();
-          this.memo[index] = undefined;
+          this.memo.until[index] = Number.NaN;
           link = await this.follow(
             r.id,
             this.touchingTarget(index, cache),
@@ -406,6 +422,33 @@ export class World implements Observed {
     }
   }
 
+  /**
+   * A question to resolver `index` answered from its held answer
+   * (lazyClients), as its `ask` does first; false when it holds none or is
+   * down (then `ask` it). The client load's path: typed arrays, no closures.
+   */
+  answerHeld(index: number): boolean {
+    if (!(this.loop.now() < this.memo.until[index]!) || this.lives[index]!.down) return false;
+    this.hitsComputed++;
+    const v = this.memo.version[index]!;
+    this.report(index, Number.isNaN(v) ? undefined : v, false);
+    return true;
+  }
+
+  /**
+   * Resolver `index` served `version`. A copy the edge served stale-if-error
+   * (RFC 5861 §4) and the resolver passed on in the same instant is that
+   * documented stale case too, even where the resolver does not mark it
+   * (Age <= TTL, or below its floor).
+   */
+  private report(index: number, version: number | undefined, stale: boolean): void {
+    const sv = this.sie.version[index]!;
+    const passedOn =
+      this.sie.at[index] === this.loop.now() &&
+      (Number.isNaN(sv) ? version === undefined : sv === version);
+    this.events.served(index, version, stale || passedOn);
+  }
+
   get size(): number {
     return this.nodes.length;
   }
@@ -415,7 +458,11 @@ export class World implements Observed {
   }
 
   nextChangeMs(i: number): number | undefined {
-    return this.nodes[i]!.nextChangeMs();
+    // A resolver's held answer first, as its own nextChangeMs does (the
+    // observer asks after every answer of an open node: most are held ones).
+    const until = this.memo.until[i]!;
+    const now = this.loop.now();
+    return now < until ? until - now : this.nodes[i]!.nextChangeMs();
   }
 
   parentOf(i: number): number {
@@ -427,7 +474,7 @@ export class World implements Observed {
     return {
       id: target.id,
       applyPurge: (event) => {
-        this.memo[index] = undefined;
+        this.memo.until[index] = Number.NaN;
         const r = target.applyPurge(event);
         this.events.touched(index);
         return r;
@@ -477,7 +524,7 @@ export class World implements Observed {
    * (URL, headers) serves every resolver that sends it.
    */
   private requestOf(input: string | URL | Request, init: RequestInit | undefined): Request {
-    if (input instanceof Request) return input;
+    if (input instanceof Request || input instanceof HopRequest) return input as Request;
     const h = init?.headers;
     const shareable =
       init?.signal == null &&
@@ -560,19 +607,27 @@ export class World implements Observed {
     return link;
   }
 
+  /**
+   * The version (zone serial) of a resolver's answer: of the value of its A
+   * record. Read each time: the storage makes a new view per read
+   * (resolver/storage-lru.ts), so a memo keyed by the answer never hit, and
+   * its weak entries cost every young-generation collection.
+   */
   private versionOf(answer: StoredAnswer): number | undefined {
-    if (this.versions.has(answer)) return this.versions.get(answer);
-    const a = dnsPacket.decode(answer.wire).answers?.find((r) => r.type === "A");
-    const v = a && "data" in a ? this.serialOfValue.get(String(a.data)) : undefined;
-    this.versions.set(answer, v);
-    return v;
+    const value = firstAddress(answer.wire);
+    return value === undefined ? undefined : this.serialOfValue.get(value);
   }
 }
 
-/** A resolver's held answer for the name: its version, served as is until `until`. */
-interface Memo {
-  version: number | undefined;
-  until: number;
+/**
+ * Per node, the answer a resolver holds for the name: its version (NaN:
+ * none) and until when it is served as is (NaN: nothing held). Typed
+ * arrays, not an object per answer: a client question reads them for a
+ * random one of up to 100,000 resolvers.
+ */
+interface HeldAnswers {
+  version: Float64Array;
+  until: Float64Array;
 }
 
 /** Storage that reports every write and removal (the observer's "touched"). */
@@ -623,18 +678,61 @@ function edgeNextChangeMs(storage: EdgeStorage, now: number): number | undefined
  * §3.2.1), the end of serve-stale (RFC 8767 §4).
  */
 function resolverNextChangeMs(cache: ResolverCache, now: number): number | undefined {
-  const e = peekResolver(cache);
-  if (!e) return undefined;
+  const store = cache.store;
+  const slot = store.find(KEY.name, KEY.qtype);
+  if (slot < 0) return undefined;
+  const prefetchAt = store.prefetchAt(slot);
+  const expiresAt = store.expiresAt(slot);
   let next: number | undefined;
-  for (const at of [e.prefetchAt, e.expiresAt]) {
-    if (at > now && (next === undefined || at - now < next)) next = at - now;
-  }
+  if (prefetchAt > now) next = prefetchAt - now;
+  if (expiresAt > now && (next === undefined || expiresAt - now < next)) next = expiresAt - now;
   return next;
 }
 
-/** The resolver's entry for the simulated question, read without touching its recency or counters. */
-function peekResolver(cache: ResolverCache): ResolverEntry | undefined {
-  return cache.entriesFor(SIM_NAME).find((e) => e.key === KEY.key);
+/**
+ * The address of the first A record in the answer section, as dns-packet
+ * decodes it ("a.b.c.d"), found by walking the question and answer records
+ * (RFC 1035 §4.1) without decoding the message into objects. The resolver
+ * stores only messages its own record walker read whole; anything else (no
+ * A record among the answers, a label or length out of place, an A RDATA
+ * that is not 4 octets) is left to dns-packet, as before.
+ */
+function firstAddress(wire: Buffer): string | undefined {
+  const n = wire.length;
+  if (n >= 12) {
+    let at = 12;
+    for (let q = wire.readUInt16BE(4); q > 0 && at >= 0; q--) {
+      at = skipName(wire, at);
+      at = at >= 0 && at + 4 <= n ? at + 4 : -1;
+    }
+    for (let r = wire.readUInt16BE(6); r > 0 && at >= 0; r--) {
+      at = skipName(wire, at);
+      if (at < 0 || at + 10 > n) break;
+      const rdlength = wire.readUInt16BE(at + 8);
+      const rdata = at + 10;
+      if (rdata + rdlength > n) break;
+      if (wire.readUInt16BE(at) === TYPE_A) {
+        if (rdlength !== 4) break;
+        return `${wire[rdata]}.${wire[rdata + 1]}.${wire[rdata + 2]}.${wire[rdata + 3]}`;
+      }
+      at = rdata + rdlength;
+    }
+  }
+  const decoded = dnsPacket.decode(wire).answers?.find((r) => r.type === "A");
+  return decoded && "data" in decoded ? String(decoded.data) : undefined;
+}
+
+/** Offset just past the name at `at` (labels, or a compression pointer, RFC 1035 §4.1.4); -1 if malformed. */
+function skipName(wire: Buffer, at: number): number {
+  const n = wire.length;
+  while (at < n) {
+    const len = wire[at]!;
+    if (len === 0) return at + 1;
+    if ((len & 0xc0) === 0xc0) return at + 2 <= n ? at + 2 : -1;
+    if ((len & 0xc0) !== 0) return -1;
+    at += len + 1;
+  }
+  return -1;
 }
 
 /** The edge's own Cache-Status member (the last) says stale-if-error (RFC 5861 §4). */

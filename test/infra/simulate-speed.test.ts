@@ -7,6 +7,8 @@ import { loadTopology } from "../../infra/topology.ts";
 
 const path = fileURLToPath(new URL("../../infra/topologies/default.json", import.meta.url));
 const internet = fileURLToPath(new URL("../../infra/topologies/internet.json", import.meta.url));
+/** Every shortcut off: what --slow-path runs. */
+const SLOW = { lazyPolls: false, lazyClients: false, lightHops: false } as const;
 const strip = (r: SimResult) => ({
   nodes: r.nodes,
   load: r.originLoad,
@@ -32,7 +34,7 @@ describe("simulate: polls that find nothing are computed, not fired", () => {
       { ...base, mode: "push" as const, everyMs: 20_000 },
       { ...base, mode: "soft" as const, topology: { ...topology, bus: "off" } },
     ]) {
-      const slow = await simulate({ ...o, lazyPolls: false });
+      const slow = await simulate({ ...o, lazyPolls: false, lightHops: false });
       const fast = await simulate(o);
       expect(strip(fast), o.mode).toEqual(strip(slow));
       expect(slow.pollsComputed).toBe(0);
@@ -56,10 +58,14 @@ describe("simulate: client queries that meet a fresh answer are counted, not fir
         everyMs: 30_000,
         clientQps: 0.5,
       };
-      const slow = await simulate({ ...o, lazyPolls: false, lazyClients: false });
+      const slow = await simulate({ ...o, ...SLOW });
       const fast = await simulate(o);
       expect(strip(fast), topology.name).toEqual(strip(slow));
       expect(slow.hitsComputed).toBe(0);
+      expect(slow.lightHops).toBe(0);
+      expect(fast.lightHops, topology.name).toBeGreaterThan(0);
+      expect(slow.answersReused).toBe(0);
+      expect(fast.answersReused, topology.name).toBeGreaterThan(0);
       // Most questions meet a fresh answer: they are answered without the engine.
       expect(fast.hitsComputed, topology.name).toBeGreaterThan(slow.events / 10);
       expect(fast.violation).toBeUndefined();
@@ -71,7 +77,7 @@ describe("simulate: client queries that meet a fresh answer are counted, not fir
     for (let seed = 1; seed <= 10; seed++) {
       const o = fuzzOptions(fuzzCase(seed));
       if (fuzzCase(seed).faulty) faulty++;
-      const slow = await simulate({ ...o, lazyPolls: false, lazyClients: false });
+      const slow = await simulate({ ...o, ...SLOW });
       const fast = await simulate(o);
       expect(strip(fast), `fuzz seed ${seed}`).toEqual(strip(slow));
     }

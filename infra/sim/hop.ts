@@ -1,0 +1,255 @@
+/**
+ * A lighter hop between simulated nodes. Every answer an edge gives crosses
+ * to a child edge (edge/cache.ts `exchange`, edge/entry.ts) or to a
+ * resolver's DoH client (resolver/upstream.ts), which read of it only the
+ * status, header fields by name (`get`, `has`), all of them in order
+ * (`forEach`), and the body whole (`arrayBuffer`; `body?.cancel()` for a
+ * non-final status an edge never sends). A Web `Response` built for that
+ * allocates a header list with a validation per field, a body stream with a
+ * transferable controller, and reading it back takes a reader and several
+ * promise turns; under load that garbage is much of the simulator's time
+ * (bench/results/simulate.md).
+ *
+ * `SimEdge` is the engine itself (`Edge`): only the last step of its
+ * `respond`, turning `Edge.reply` into a Response, is replaced by a
+ * `HopResponse` over the same status, fields and bytes. What the readers
+ * see is what a Response over those would show them: a field by its
+ * lower-cased name, the fields in the order `Headers` iterates (sorted by
+ * name, Fetch "sort and combine"), a copy of the body. Fields a `Headers`
+ * would rewrite (a name with upper case, a value with leading or trailing
+ * whitespace, which it strips) make it a real Response instead, so no
+ * reader can tell. Its fills go to the parent as a `HopRequest` (the URL
+ * as a Request serializes it, the fill's own fields and abort signal): the
+ * parent edge reads a GET's method, URL and fields, and so do the origin's
+ * Hono routes (Hono's router reads `url` and `method`, its
+ * `c.req.header`/`query` read `headers.get` and `url`).
+ *
+ * Both are tested against the Web objects in
+ * test/infra/simulate-hop.test.ts; the slow path (`--slow-path`,
+ * `lightHops: false`) keeps the Web objects, and the same report is tested
+ * in test/infra/simulate-speed.test.ts.
+ */
+import { Edge, type EdgeOptions, type Reply } from "../../edge/cache.ts";
+import type { CacheStatus } from "../../edge/key.ts";
+import type { CacheEntry } from "../../edge/policy.ts";
+
+/** The header fields of a `HopResponse`: a read-only view of the reply's fields. */
+export class HopHeaders {
+  private sorted: string[] | undefined;
+
+  constructor(private readonly fields: Record<string, string>) {}
+
+  get(name: string): string | null {
+    const key = name.toLowerCase();
+    // Own fields only: the record is a plain object ("constructor" is no field).
+    return Object.hasOwn(this.fields, key) ? this.fields[key]! : null;
+  }
+
+  has(name: string): boolean {
+    return Object.hasOwn(this.fields, name.toLowerCase());
+  }
+
+  /** In `Headers` order: by name (the names are distinct and lower-case). */
+  forEach(fn: (value: string, name: string, headers: HopHeaders) => void): void {
+    for (const name of this.names()) fn(this.fields[name]!, name, this);
+  }
+
+  *entries(): IterableIterator<[string, string]> {
+    for (const name of this.names()) yield [name, this.fields[name]!];
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, string]> {
+    return this.entries();
+  }
+
+  private names(): string[] {
+    this.sorted ??= Object.keys(this.fields).sort();
+    return this.sorted;
+  }
+}
+
+/** The part of a Web Response the engines read of a parent's answer, over an `Edge.reply`. */
+export class HopResponse {
+  readonly headers: HopHeaders;
+  readonly status: number;
+  private readonly bytes: Uint8Array<ArrayBuffer> | null;
+  private used = false;
+
+  constructor(r: Reply) {
+    this.status = r.status;
+    this.headers = new HopHeaders(r.headers);
+    this.bytes = r.body;
+  }
+
+  get ok(): boolean {
+    return this.status >= 200 && this.status <= 299;
+  }
+
+  get bodyUsed(): boolean {
+    return this.used;
+  }
+
+  /** The body as a stream, made only if a reader asks for one. */
+  get body(): ReadableStream<Uint8Array> | null {
+    return this.bytes === null ? null : new Response(this.copy()).body;
+  }
+
+  /**
+   * A copy of the body, as a Response's is (the stored entry's bytes stay the
+   * cache's own), resolved after as many promise turns as a Response's read
+   * takes (`calibrateHops`), so every chain that awaits it resumes in the
+   * same order among the others of its instant as on the slow path.
+   */
+  arrayBuffer(): Promise<ArrayBuffer> {
+    if (this.used)
+      return Promise.reject(new TypeError("Body is unusable: Body has already been read"));
+    this.used = true;
+    const t = readTurns();
+    return afterTurns(this.bytes === null ? t.empty : t.body, this.copy());
+  }
+
+  async text(): Promise<string> {
+    return new TextDecoder().decode(await this.arrayBuffer());
+  }
+
+  private copy(): ArrayBuffer {
+    const b = this.bytes;
+    if (b === null) return new ArrayBuffer(0);
+    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+  }
+}
+
+/**
+ * The part of a Web Request an edge reads of its child's fill (edge/cache.ts
+ * `handle`, `fill`, `reply`; edge/fields.ts): a GET, its URL as the URL
+ * parser serializes it, its header fields (the fill's own `Headers`), the
+ * fill's abort signal. The origin's Hono routes read the same of a GET and
+ * take it as it is; `toRequest` makes the Web Request it stands for (the
+ * tests compare the two).
+ */
+export class HopRequest {
+  readonly method = "GET";
+
+  constructor(
+    readonly url: string,
+    readonly headers: Headers,
+    readonly signal: AbortSignal,
+  ) {}
+
+  toRequest(): Request {
+    return new Request(this.url, { headers: this.headers, signal: this.signal });
+  }
+}
+
+/**
+ * Promise turns after which `await response.arrayBuffer()` resumes, for a
+ * Response without a body and with one (Node 20's undici: 3 and 7; a read
+ * goes through a body stream's reader). Within one virtual instant the
+ * engines' chains interleave by these turns: two fills answered in the same
+ * instant, one 304 and one 200, resume in the order their reads finish, and
+ * the next request each sends draws its link delay in that order. Measured
+ * on the running Node, not assumed.
+ */
+interface Turns {
+  empty: number;
+  body: number;
+}
+let turns: Turns | undefined;
+
+/** Measures the turns once per process; call (and await) before the first HopResponse is read. */
+export async function calibrateHops(): Promise<Turns> {
+  turns ??= {
+    empty: await turnsOf(() => new Response(null, { status: 304 }).arrayBuffer()),
+    body: await turnsOf(() => new Response(new Uint8Array(1)).arrayBuffer()),
+  };
+  return turns;
+}
+
+function readTurns(): Turns {
+  if (!turns) throw new Error("calibrateHops() must run before a HopResponse is read");
+  return turns;
+}
+
+/** How many promise turns pass before `await work()` resumes (1 for a resolved promise). */
+async function turnsOf(work: () => Promise<unknown>): Promise<number> {
+  let n = 0;
+  let done = false;
+  const spin = (): void => {
+    if (done) return;
+    n++;
+    void Promise.resolve().then(spin);
+  };
+  void Promise.resolve().then(spin);
+  await work();
+  done = true;
+  return n;
+}
+
+/** A promise of `value` that an `await` resumes from after `n` turns (n >= 1). */
+function afterTurns<T>(n: number, value: T): Promise<T> {
+  let p = Promise.resolve(value);
+  for (let i = 1; i < n; i++) p = p.then(same);
+  return p;
+}
+
+function same<T>(x: T): T {
+  return x;
+}
+
+/** Bound on the memo of serialized URLs (one name is simulated: far more than used). */
+const MAX_HREFS = 10_000;
+const hrefs = new Map<string, string>();
+
+/** `url` as a Request's `url` shows it (the URL parser's serialization), parsed once. */
+function hrefOf(url: string): string {
+  let href = hrefs.get(url);
+  if (href === undefined) {
+    href = new URL(url).href;
+    if (hrefs.size >= MAX_HREFS) hrefs.clear();
+    hrefs.set(url, href);
+  }
+  return href;
+}
+
+/**
+ * The edge engine whose fills cross the simulated links as `HopRequest`s and
+ * whose answers come back as `HopResponse`s.
+ */
+export class SimEdge extends Edge {
+  /** `carried.hops` counts the answers this edge sent as a HopResponse. */
+  constructor(
+    o: EdgeOptions,
+    private readonly carried: { hops: number },
+  ) {
+    super(o);
+  }
+
+  protected override parentRequest(url: string, headers: Headers, signal: AbortSignal): Request {
+    // A URL the parser refuses fails as the Web Request would (a TypeError in the fill).
+    if (!URL.canParse(url)) return super.parentRequest(url, headers, signal);
+    return new HopRequest(hrefOf(url), headers, signal) as unknown as Request;
+  }
+
+  protected override respond(
+    req: Request,
+    entry: CacheEntry,
+    status: CacheStatus | undefined,
+  ): Response {
+    const r = this.reply(req, entry, status);
+    // What a Headers would rewrite goes as a real Response (see the header).
+    if (!plainFields(r.headers))
+      return new Response(r.body, { status: r.status, headers: r.headers });
+    this.carried.hops++;
+    return new HopResponse(r) as unknown as Response;
+  }
+}
+
+/** Lower-case names, values without leading or trailing whitespace (Fetch "normalize"). */
+export function plainFields(fields: Record<string, string>): boolean {
+  for (const name in fields) {
+    const v = fields[name]!;
+    if (name !== name.toLowerCase()) return false;
+    if (v.length > 0 && (v.charCodeAt(0) <= 32 || v.charCodeAt(v.length - 1) <= 32)) return false;
+  }
+  return true;
+}

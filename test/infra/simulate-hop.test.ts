@@ -1,0 +1,242 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { VirtualClock } from "../../core/clock.ts";
+import { DNS_MESSAGE, DOH_PATH, H } from "../../core/http.ts";
+import { Edge, type EdgeOptions } from "../../edge/cache.ts";
+import { LruStorage } from "../../edge/storage-lru.ts";
+import {
+  calibrateHops,
+  HopRequest,
+  HopResponse,
+  plainFields,
+  SimEdge,
+} from "../../infra/sim/hop.ts";
+import { SIM_NAME, SimOrigin } from "../../infra/sim/origin.ts";
+import { toWire } from "../../resolver/handler.ts";
+import { buildQuery } from "../../resolver/upstream.ts";
+
+const START = Date.UTC(2026, 0, 1, 12, 0, 0);
+const DOH = `${DOH_PATH}?dns=${buildQuery(0, toWire(SIM_NAME), 1).toString("base64url")}`;
+
+/** Everything a reader of a response can see: status, fields in order, fields by name, body. */
+async function seen(res: Response) {
+  const fields: [string, string][] = [];
+  res.headers.forEach((v, k) => {
+    fields.push([k, v]);
+  });
+  const byName = Object.fromEntries(
+    ["age", "etag", "cache-status", "cache-control", H.serial, "content-range", "absent"].map(
+      (n) => [n, res.headers.get(n.toUpperCase())],
+    ),
+  );
+  return {
+    status: res.status,
+    ok: res.ok,
+    fields,
+    byName,
+    has: res.headers.has("ETag"),
+    body: [...new Uint8Array(await res.arrayBuffer())],
+  };
+}
+
+/** origin <- regional <- edge on one virtual clock, with the Web engine or the simulator's. */
+function chain(hop: boolean) {
+  const clock = new VirtualClock(START);
+  const origin = new SimOrigin(clock, { ttl: 30, staleWhileRevalidate: 10, staleIfError: 600 });
+  const carried = { hops: 0 };
+  const engine = (o: EdgeOptions) => (hop ? new SimEdge(o, carried) : new Edge(o));
+  const opts = (id: string, parent: string, fetch: EdgeOptions["fetch"]): EdgeOptions => ({
+    id,
+    parent: `http://${parent}`,
+    origin: "http://origin",
+    fetch,
+    clock,
+    storage: new LruStorage(),
+  });
+  const regional = engine(opts("regional-1", "origin", (req) => origin.fetch(req)));
+  const edge = engine(
+    opts("edge-1", "regional-1", (req) =>
+      new URL(req.url).host === "origin" ? origin.fetch(req) : regional.handle(req),
+    ),
+  );
+  return { clock, origin, regional, edge, carried };
+}
+
+beforeAll(async () => {
+  await calibrateHops();
+});
+
+/** Lets promise work of the current instant finish. */
+const macrotask = () => new Promise((r) => setTimeout(r, 0));
+
+/** The order in which two awaited reads resume. */
+async function order(a: () => Promise<unknown>, b: () => Promise<unknown>): Promise<string> {
+  const out: string[] = [];
+  await Promise.all([a().then(() => out.push("a")), b().then(() => out.push("b"))]);
+  return out.join("");
+}
+
+describe("simulate: the lighter hop (sim/hop.ts)", () => {
+  it("resumes a read after as many promise turns as a Response's, with and without a body", async () => {
+    const body = () => new Uint8Array([1, 2, 3]);
+    const web = (b: Uint8Array<ArrayBuffer> | null) => () => new Response(b).arrayBuffer();
+    const hop = (b: Uint8Array<ArrayBuffer> | null) => () =>
+      new HopResponse({ status: b ? 200 : 304, headers: {}, body: b }).arrayBuffer();
+    // A 304 read finishes before a body read started earlier, in both.
+    expect(await order(web(body()), web(null))).toBe("ba");
+    expect(await order(hop(body()), hop(null))).toBe("ba");
+    // And each against the other kind: the same turn, so the first started resumes first.
+    for (const b of [null, body()]) {
+      expect(await order(hop(b), web(b))).toBe("ab");
+      expect(await order(web(b), hop(b))).toBe("ab");
+    }
+  });
+
+  it("shows every reader what a Web Request and Response would, over a sequence of fills, hits, revalidations and conditionals", async () => {
+    const web = chain(false);
+    const hop = chain(true);
+    await web.origin.createZone();
+    await hop.origin.createZone();
+    const steps: {
+      advanceMs?: number;
+      change?: number;
+      headers?: Record<string, string>;
+      method?: string;
+    }[] = [
+      {},
+      { advanceMs: 5_000 },
+      { headers: { "cache-control": "no-cache" } },
+      { change: 1, advanceMs: 1_000 },
+      { headers: { [H.minSerial]: "2" } },
+      { advanceMs: 31_000 },
+      { advanceMs: 5_000 },
+      { headers: { "if-none-match": '"2"' } },
+      { headers: { range: "bytes=0-5" } },
+      { headers: { range: "bytes=900-" } },
+      { method: "HEAD" },
+      { change: 2, headers: { "cache-control": "no-cache" } },
+    ];
+    let light = 0;
+    const statuses: number[] = [];
+    for (const [i, s] of steps.entries()) {
+      for (const w of [web, hop]) {
+        if (s.change !== undefined) await w.origin.change(s.change);
+        if (s.advanceMs) await w.clock.advance(s.advanceMs);
+      }
+      const ask = (w: typeof web) =>
+        w.edge.handle(
+          new Request(`http://edge-1${DOH}`, {
+            method: s.method ?? "GET",
+            headers: { accept: DNS_MESSAGE, ...s.headers },
+          }),
+        );
+      const [a, b] = await Promise.all([ask(web), ask(hop)]);
+      if (b instanceof HopResponse) light++;
+      statuses.push(a.status);
+      expect(b instanceof HopResponse, `step ${i}`).toBe(true);
+      expect(a instanceof Response).toBe(true);
+      expect(await seen(b as Response), `step ${i}`).toEqual(await seen(a));
+      await Promise.all([web.clock.advance(0), hop.clock.advance(0)]);
+    }
+    expect(light).toBe(steps.length);
+    // The regional's answers to the edge's fills were HopResponses too.
+    expect(hop.carried.hops).toBeGreaterThan(steps.length);
+    // Fills, hits, revalidations, a floor miss, 304, 206, 416 and a HEAD.
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 200, 200, 304, 206, 416, 200, 200]);
+    expect(hop.edge.metrics()).toEqual(web.edge.metrics());
+    expect(hop.regional.metrics()).toEqual(web.regional.metrics());
+    // The fills reached the origin as HopRequests, and it answered them as Requests.
+    expect(hop.origin.load.reads).toEqual(web.origin.load.reads);
+    expect(hop.regional.metrics().parentRequests).toBeGreaterThan(2);
+  });
+
+  it("the origin answers a HopRequest as it answers the Request it stands for", async () => {
+    const clock = new VirtualClock(START);
+    const origin = new SimOrigin(clock, { ttl: 30, staleWhileRevalidate: 10, staleIfError: 600 });
+    await origin.createZone();
+    const extras: Record<string, string>[] = [
+      {},
+      { "if-none-match": '"1"' },
+      { [H.minSerial]: "9" },
+    ];
+    for (const extra of extras) {
+      const headers = new Headers({ accept: DNS_MESSAGE, ...extra });
+      const signal = new AbortController().signal;
+      const hop = new HopRequest(`http://origin${DOH}`, headers, signal);
+      const a = await origin.fetch(hop.toRequest());
+      const b = await origin.fetch(hop as unknown as Request);
+      expect(await seen(b)).toEqual(await seen(a));
+    }
+  });
+
+  it("the origin hands out again only what its read routes would answer: same request, second and store", async () => {
+    const origins = [0, 1].map(() => {
+      const clock = new VirtualClock(START);
+      const origin = new SimOrigin(clock, { ttl: 30, staleWhileRevalidate: 10, staleIfError: 600 });
+      return { clock, origin };
+    });
+    await Promise.all(origins.map((o) => o.origin.createZone()));
+    origins[1]!.origin.reuseAnswers();
+    const signal = new AbortController().signal;
+    const steps: { advanceMs?: number; change?: number; headers?: Record<string, string> }[] = [
+      {},
+      {},
+      { headers: { "if-none-match": '"1"' } },
+      { headers: { "if-none-match": '"1"' } },
+      { advanceMs: 400 },
+      { advanceMs: 700 },
+      { change: 1 },
+      { headers: { [H.minSerial]: "2" } },
+      { headers: { [H.minSerial]: "9" } },
+      { headers: { [H.minSerial]: "9" } },
+      { headers: { "if-none-match": '"1"' } },
+    ];
+    const reused: number[] = [];
+    for (const [i, s] of steps.entries()) {
+      for (const o of origins) {
+        if (s.change !== undefined) await o.origin.change(s.change);
+        if (s.advanceMs) o.clock.advanceSync(s.advanceMs);
+      }
+      const [a, b] = await Promise.all(
+        origins.map((o) =>
+          o.origin.fetch(
+            new HopRequest(
+              `http://origin${DOH}`,
+              new Headers({ accept: DNS_MESSAGE, ...s.headers }),
+              signal,
+            ) as unknown as Request,
+          ),
+        ),
+      );
+      expect(await seen(b!), `step ${i}`).toEqual(await seen(a!));
+      await macrotask();
+      reused.push(origins[1]!.origin.answersReused);
+    }
+    // Held: the repeated request, the one 400 ms later; asked again: the next second, after a commit.
+    expect(reused).toEqual([0, 1, 1, 2, 3, 3, 3, 3, 3, 4, 4]);
+    expect(origins[0]!.origin.answersReused).toBe(0);
+    expect(origins[1]!.origin.load.reads).toEqual(origins[0]!.origin.load.reads);
+  });
+
+  it("reads a body once, copies it, and leaves to a real Response what Headers would rewrite", async () => {
+    const body = new Uint8Array([1, 2, 3]);
+    const res = new HopResponse({ status: 200, headers: { b: "2", a: "1" }, body });
+    expect(res.headers.get("B")).toBe("2");
+    expect(res.headers.get("constructor")).toBeNull();
+    expect(res.headers.has("toString")).toBe(false);
+    expect([...res.headers]).toEqual([
+      ["a", "1"],
+      ["b", "2"],
+    ]);
+    const copy = new Uint8Array(await res.arrayBuffer());
+    copy[0] = 9;
+    expect(body[0]).toBe(1);
+    await expect(res.arrayBuffer()).rejects.toThrow(TypeError);
+    expect(await new HopResponse({ status: 304, headers: {}, body: null }).arrayBuffer()).toEqual(
+      new ArrayBuffer(0),
+    );
+    expect(plainFields({ age: "1", etag: '"1"' })).toBe(true);
+    expect(plainFields({ Age: "1" })).toBe(false);
+    expect(plainFields({ etag: ' "1"' })).toBe(false);
+    expect(plainFields({ etag: '"1"\t' })).toBe(false);
+  });
+});
