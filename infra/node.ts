@@ -157,8 +157,7 @@ async function startNode(
   if (parentUrl === undefined)
     throw new Error(`parent "${parentId}" is not registered with ${url} yet; start it first`);
   const { zones } = await getJson<{ zones: { zone: string }[] }>(`${url}/v1/zones`);
-  const originDns = (await getJson<{ dns?: string }>(`${url}/healthz`)).dns ?? "";
-  const join = { ...ctx, origin: { url, dns: originDns, token: originToken }, parentUrl };
+  const join = { ...ctx, origin: { url, token: originToken }, parentUrl };
   const node = edge
     ? await startEdgeNode(join, edge)
     : await startResolverNode(

@@ -56,7 +56,6 @@ export interface NodeContext {
 /** Where the origin is, once it runs; needed by every other node. */
 export interface OriginAddress {
   url: string;
-  dns: string;
   /**
    * Without `tokenFor`: this node's own token (issued by the origin), for its
    * registration, acks and its own purge/admin endpoint.
@@ -136,7 +135,6 @@ export async function startOriginNode(
     },
     origin: {
       url: origin.httpUrl,
-      dns: origin.dnsAddr,
       token: origin.nodeToken,
       tokenFor: origin.issueNodeToken,
     },

@@ -42,17 +42,32 @@ export interface PurgeScope {
 /**
  * Hard purge drops entries; soft purge marks them expired, so the next query
  * refreshes (and may still answer stale within RFC 8767's bounds). Returns how many were hit.
+ *
+ * With `change` (a change to named RRsets, see `sparesCurrent`), entries
+ * already at or past its serial are spared: they hold the change (a refresh
+ * raced ahead of the event on the bus), and dropping them would only cost a
+ * refetch of the same version. Fetches in flight go on too: the floor the
+ * event raised is read again when each lands (cache.ts `ask`), so one older
+ * than the change is asked again with the floor and never stored.
  */
-export function purge(s: PurgeScope, target: PurgeSelector, mode: PurgeMode): number {
+export function purge(
+  s: PurgeScope,
+  target: PurgeSelector,
+  mode: PurgeMode,
+  change?: PurgeEvent,
+): number {
   const now = s.clock.now();
-  dropFlights(s, (name) => matches(target, name));
-  const keys = matching(s, target);
-  for (const key of keys) {
+  if (!change) dropFlights(s, (name) => matches(target, name));
+  let n = 0;
+  for (const key of matching(s, target)) {
+    const e = s.storage.peek(key);
+    if (!e || (change && !predates(s, e, change))) continue;
     if (mode === "hard") s.storage.delete(key);
-    else expireKey(s, key, now);
+    else expire(e, now);
+    n++;
   }
-  s.metrics.purged += keys.length;
-  return keys.length;
+  s.metrics.purged += n;
+  return n;
 }
 
 /**
@@ -76,28 +91,8 @@ export function applyPurge(s: PurgeScope, event: PurgeEvent): void {
     return;
   }
   const mode: PurgeMode = event.mode === "invalidate" ? "hard" : "soft";
-  if (!sparesCurrent(event)) {
-    for (const t of targets) purge(s, t, mode);
-    return;
-  }
-  // A change to named RRsets spares entries already at or past its serial:
-  // they hold the change (a refresh raced ahead of the event on the bus), and
-  // dropping them would only cost a refetch of the same version. Fetches in
-  // flight go on too: the floor raised above is read again when each lands
-  // (cache.ts `ask`), so one older than the change is asked again with the
-  // floor and never stored, and one at or past it is kept.
-  const now = s.clock.now();
-  let n = 0;
-  for (const t of targets) {
-    for (const key of matching(s, t)) {
-      const e = s.storage.peek(key);
-      if (!e || !predates(s, e, event)) continue;
-      if (mode === "hard") s.storage.delete(key);
-      else expire(e, now);
-      n++;
-    }
-  }
-  s.metrics.purged += n;
+  const change = sparesCurrent(event) ? event : undefined;
+  for (const t of targets) purge(s, t, mode, change);
 }
 
 /**
