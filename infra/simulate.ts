@@ -20,7 +20,8 @@ import {
 import { renderSvg } from "./report-svg.ts";
 import { fuzz, fuzzLine } from "./sim/fuzz.ts";
 import { generateTopology } from "./sim/generate.ts";
-import { type SimResult, simulate } from "./sim/run.ts";
+import type { SimResult } from "./sim/run.ts";
+import { defaultWorkers, MIN_NODES_PER_WORKER, simulateSharded } from "./sim/shards.ts";
 import { loadTopology, MODES, type Topology } from "./topology.ts";
 
 const DEFAULT_TOPOLOGY = new URL("./topologies/default.json", import.meta.url).pathname;
@@ -64,6 +65,10 @@ const FLAGS = {
   fuzz: {
     type: "string",
     help: "run N random cases (topology, mode, faults) from seed --seed (default 1); a violation names the seed that replays it",
+  },
+  workers: {
+    type: "string",
+    help: `worker threads, each running whole subtrees (same result at any count; default: one per core from ${MIN_NODES_PER_WORKER} nodes per worker)`,
   },
   json: { type: "boolean", help: "print the report as JSON instead of a table" },
   svg: { type: "string", help: "write the CDF chart (and origin load) to FILE" },
@@ -128,28 +133,33 @@ export async function main(argv: string[]): Promise<void> {
     ttl: num(v.ttl, "ttl", 60, 1),
     staleWhileRevalidate: num(v.swr, "swr", ZONE_DEFAULTS.staleWhileRevalidate),
   };
+  const nodes = topology.edges.length + topology.resolvers.length;
+  const workers =
+    v.workers === undefined ? defaultWorkers(nodes) : Math.floor(num(v.workers, "workers", 1, 1));
   const results: SimResult[] = [];
   for (const mode of modes(v.mode, topology)) {
     const bar = progressBar(`simulating ${mode}`, changes);
     results.push(
-      await simulate({
-        topology,
-        mode,
-        changes,
-        seed: v.seed ?? topology.seed,
-        zone,
-        ...(v["probe-ms"] !== undefined ? { probeMs: num(v["probe-ms"], "probe-ms", 0, 1) } : {}),
-        retryMs: num(v["retry-ms"], "retry-ms", 100, 1),
-        ...(v.observe !== undefined ? { observe: observeFlag(v.observe) } : {}),
-        ...(v.every !== undefined ? { everyMs: num(v.every, "every", 0, 0.001) * 1000 } : {}),
-        clientQps: num(v.qps, "qps", 0.05),
-        ...(v["slow-path"] ? { lazyPolls: false, lazyClients: false, lightHops: false } : {}),
-        onProgress: (done) => bar.update(done),
-      }),
+      await simulateSharded(
+        {
+          topology,
+          mode,
+          changes,
+          seed: v.seed ?? topology.seed,
+          zone,
+          ...(v["probe-ms"] !== undefined ? { probeMs: num(v["probe-ms"], "probe-ms", 0, 1) } : {}),
+          retryMs: num(v["retry-ms"], "retry-ms", 100, 1),
+          ...(v.observe !== undefined ? { observe: observeFlag(v.observe) } : {}),
+          ...(v.every !== undefined ? { everyMs: num(v.every, "every", 0, 0.001) * 1000 } : {}),
+          clientQps: num(v.qps, "qps", 0.05),
+          ...(v["slow-path"] ? { lazyPolls: false, lazyClients: false, lightHops: false } : {}),
+          onProgress: (done) => bar.update(done),
+        },
+        workers,
+      ),
     );
     bar.finish();
   }
-  const nodes = topology.edges.length + topology.resolvers.length;
   const report: Report = {
     title: `${topology.name}: ${nodes} nodes, ${changes} changes per mode, TTL ${zone.ttl} s (simulated)`,
     series: results.map(seriesOf),

@@ -1,80 +1,125 @@
 /**
- * Client load on the resolvers: per rate group, one Poisson process at the
- * group's total rate, each query sent to a resolver drawn at random. All
- * groups draw from the run's generator, in the order the arrivals happen.
+ * Client load on the resolvers: each resolver's clients are one Poisson
+ * process at its rate, drawn from the resolver's own stream (seeded from
+ * the run seed and its id), like a link's delays (links.ts). Its arrivals
+ * therefore do not depend on any other node's: a run split by subtree over
+ * worker threads (shards.ts) draws every resolver's arrivals exactly as
+ * one process does.
  *
  * The slow path fires every arrival as a clock timer. The fast path keeps
- * the arrivals out of the clock: the loop (loop.ts) takes the earliest one
- * whenever it comes before the clock's next timer and runs it as its own
- * instant, with no timer, no heap entry and no promise turn unless the
- * answer starts asynchronous work. A query that meets a fresh held answer
- * before its prefetch point is then only a count (world.ts answers it from
- * its memo of that answer), so arrivals between two state changes of a
- * resolver cost a draw and a count each. The draws, the instants and the
- * order of everything are the slow path's: same seed, same report
- * (test/infra/simulate-speed.test.ts).
+ * the arrivals out of the clock, in a heap of each resolver's next one: the
+ * loop (loop.ts) takes the earliest whenever it comes before the clock's
+ * next timer and runs it as its own instant, with no timer and no promise
+ * turn unless the answer starts asynchronous work. A query that meets a
+ * fresh held answer before its prefetch point is then only a count
+ * (world.ts answers it from its memo of that answer). The draws, the
+ * instants and the order of everything are the slow path's: same seed,
+ * same report (test/infra/simulate-speed.test.ts).
  */
-import type { Random } from "../../core/random.ts";
+import { hashSeed, Random, type Seed } from "../../core/random.ts";
 import type { Arrivals, SimLoop } from "./loop.ts";
 
-interface Group {
-  /** The resolvers' node indices. */
-  resolvers: readonly number[];
-  perSecond: number;
-  /** The next arrival's instant, when it is held here (NaN: on the clock, or none). */
-  at: number;
-}
-
 export class ClientLoad implements Arrivals {
-  private readonly groups: Group[] = [];
+  /** Per slot: the resolver's node index, its rate per ms and its stream. */
+  private readonly node: number[] = [];
+  private readonly perMs: number[] = [];
+  private readonly streams: Random[] = [];
+  /** Per slot: its next arrival's instant while held in the heap. */
+  private at = new Float64Array(64);
+  /** Min-heap of slots by (at, slot). */
+  private heap = new Int32Array(64);
+  private size = 0;
 
   /** `fast`: arrivals are taken by the loop, not fired as timers; `ask` sends node i a question. */
   constructor(
     private readonly loop: SimLoop,
-    private readonly random: Random,
+    private readonly seed: Seed,
     private readonly fast: boolean,
     private readonly ask: (index: number) => void,
   ) {
     if (fast) loop.arrivals = this;
   }
 
-  /** Starts one group's process: its first gap is drawn now. */
-  add(resolvers: readonly number[], perSecond: number): void {
-    if (perSecond <= 0 || resolvers.length === 0) return;
-    const g: Group = { resolvers, perSecond, at: Number.NaN };
-    this.groups.push(g);
-    this.next(g);
+  /** Starts the clients of resolver `index` (id `id`) at `perSecond`: its first gap is drawn now. */
+  add(index: number, id: string, perSecond: number): void {
+    if (perSecond <= 0) return;
+    const slot = this.node.length;
+    this.node.push(index);
+    this.perMs.push(perSecond / 1000);
+    this.streams.push(new Random(hashSeed(this.seed, id, "clients")));
+    if (slot >= this.at.length) {
+      const at = new Float64Array(this.at.length * 2);
+      at.set(this.at);
+      this.at = at;
+      const heap = new Int32Array(this.heap.length * 2);
+      heap.set(this.heap);
+      this.heap = heap;
+    }
+    this.next(slot);
   }
 
   nextAt(): number {
-    let at = Number.POSITIVE_INFINITY;
-    for (const g of this.groups) if (g.at < at) at = g.at;
-    return at;
+    return this.size > 0 ? this.at[this.heap[0]!]! : Number.POSITIVE_INFINITY;
   }
 
   /** Runs the earliest held arrival; the loop has set the clock to its instant. */
   fire(): void {
-    let first: Group | undefined;
-    for (const g of this.groups) if (first === undefined || g.at < first.at) first = g;
-    if (!first) return;
-    first.at = Number.NaN;
-    this.arrive(first);
+    if (this.size === 0) return;
+    const slot = this.heap[0]!;
+    this.pop();
+    this.arrive(slot);
   }
 
-  private arrive(g: Group): void {
-    this.ask(g.resolvers[Math.floor(this.random.next() * g.resolvers.length)]!);
-    this.next(g);
+  private arrive(slot: number): void {
+    this.ask(this.node[slot]!);
+    this.next(slot);
   }
 
-  private next(g: Group): void {
+  private next(slot: number): void {
     const now = this.loop.now();
-    const gapMs = (-Math.log(1 - this.random.next()) / g.perSecond) * 1000;
+    const gapMs = -Math.log(1 - this.streams[slot]!.next()) / this.perMs[slot]!;
     // The instant a clock timer set now for now + gap would fire at (loop.at).
     const at = now + (now + gapMs - now);
     // Held only where the clock can land on `at` exactly from any later
     // instant (t + (at - t) === at holds for t <= at <= 2t, Sterbenz): early
     // in a run, and on the slow path, the arrival is a timer.
-    if (this.fast && at <= 2 * now) g.at = at;
-    else this.loop.at(now + gapMs, () => this.arrive(g));
+    if (this.fast && at <= 2 * now) this.push(slot, at);
+    else this.loop.at(now + gapMs, () => this.arrive(slot));
+  }
+
+  /** Whether slot a's arrival comes before slot b's (ties by slot: a fixed order). */
+  private before(a: number, b: number): boolean {
+    const ta = this.at[a]!;
+    const tb = this.at[b]!;
+    return ta < tb || (ta === tb && a < b);
+  }
+
+  private push(slot: number, at: number): void {
+    this.at[slot] = at;
+    const h = this.heap;
+    let i = this.size++;
+    while (i > 0) {
+      const up = (i - 1) >> 1;
+      if (!this.before(slot, h[up]!)) break;
+      h[i] = h[up]!;
+      i = up;
+    }
+    h[i] = slot;
+  }
+
+  private pop(): void {
+    const h = this.heap;
+    const last = h[--this.size]!;
+    const n = this.size;
+    let i = 0;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= n) break;
+      if (child + 1 < n && this.before(h[child + 1]!, h[child]!)) child++;
+      if (!this.before(h[child]!, last)) break;
+      h[i] = h[child]!;
+      i = child;
+    }
+    if (n > 0) h[i] = last;
   }
 }

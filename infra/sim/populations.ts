@@ -36,3 +36,14 @@ export function cacheConfigOf(p: Population | undefined): Partial<CacheConfig> {
     maxStaleMs: p.serveStale ? p.maxStaleSec * 1000 : 0,
   };
 }
+
+/** Each resolver's population by id (see assignPopulations); absent: the defaults. */
+export function populationsById(t: Topology): Map<string, Population> {
+  const out = new Map<string, Population>();
+  const pops = assignPopulations(t);
+  for (const [j, r] of t.resolvers.entries()) {
+    const p = pops[j];
+    if (p) out.set(r.id, p);
+  }
+  return out;
+}

@@ -77,6 +77,20 @@ export interface SimOptions {
   everyMs?: number;
   /** Called after each change with (done, total). */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * When `topology` is a shard (sim/shards.ts): the whole topology it was
+   * cut from. Predictions, the window and populations are the whole's, so
+   * the shard's nodes run exactly as they do in one process.
+   */
+  whole?: Topology;
+  /**
+   * When `topology` is a shard: called once per change as the shard's window
+   * closes (its nodes all fresh, or the window over), and when it stops on a
+   * violation (`broken`). Resolves to the instant the whole run's window
+   * closes, the latest shard's, which the shard then follows in the window as
+   * one process does; undefined: another shard broke a rule, the run stops.
+   */
+  windowClosed?: (atMs: number, broken: boolean) => Promise<number | undefined>;
 }
 
 export interface SimNodeResult {
@@ -119,25 +133,32 @@ export interface SimResult {
   answersReused: number;
 }
 
-export async function simulate(o: SimOptions): Promise<SimResult> {
-  const wallStart = performance.now();
-  const measureLike = o.observe === "measure";
-  const probeEvery = o.probeMs ?? 20;
+/** Every node's prediction for a run (the whole topology's, when `o.topology` is a shard). */
+export function predictRun(o: SimOptions): NodePrediction[] {
+  const whole = o.whole ?? o.topology;
   const predictIn = (mode: PropagationMode) =>
     predict(
-      o.topology,
-      predictOptions(o.topology, {
+      whole,
+      predictOptions(whole, {
         mode,
         ttlSec: o.zone.ttl,
         swrSec: o.zone.staleWhileRevalidate,
         // The exact observer has no grid: it waits for nothing between changes.
-        probeMs: measureLike ? probeEvery : 0,
+        probeMs: o.observe === "measure" ? (o.probeMs ?? 20) : 0,
         clientQps: o.clientQps,
       }),
     );
-  const predicted = withPopulations(o, predictIn(o.mode), predictIn);
+  return withPopulations(o, whole, predictIn(o.mode), predictIn);
+}
+
+export async function simulate(o: SimOptions): Promise<SimResult> {
+  const wallStart = performance.now();
+  const measureLike = o.observe === "measure";
+  const probeEvery = o.probeMs ?? 20;
+  const whole = o.whole ?? o.topology;
+  const predicted = predictRun(o);
   const windowMs = Math.max(...predicted.map((p) => p.boundMs)) * 1.2 + 2_000;
-  const healedAt = lastFaultEnd(o);
+  const healedAt = lastFaultEnd(o, whole);
   const loop = new SimLoop();
   const n = o.topology.edges.length + o.topology.resolvers.length;
   const now = () => loop.now();
@@ -183,20 +204,34 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     loop.onSettled = observer.flush;
   }
   const broken = () => checker.violation !== undefined;
+  // The commits' instants have a stream of their own; each resolver's clients
+  // another (clients.ts), so a shard of the topology draws what one process does.
   const random = new Random(hashSeed(o.seed, "run", o.mode));
   // A question a held answer settles is answered without the node's closures (world.ts).
-  const clients = new ClientLoad(loop, random, o.lazyClients ?? true, (i) => {
-    if (!world.answerHeld(i)) world.nodes[i]!.ask();
-  });
-  for (const [rate, resolvers] of clientGroups(o, world))
-    clients.add(resolvers, rate * resolvers.length);
+  const clients = new ClientLoad(
+    loop,
+    hashSeed(o.seed, "run", o.mode),
+    o.lazyClients ?? true,
+    (i) => {
+      if (!world.answerHeld(i)) world.nodes[i]!.ask();
+    },
+  );
+  const rateOf = new Map(o.topology.populations.map((p) => [p.name, p.qps ?? o.clientQps]));
+  for (const [i, node] of world.nodes.entries()) {
+    if (node.kind !== "resolver") continue;
+    const rate =
+      (node.population !== undefined ? rateOf.get(node.population) : undefined) ?? o.clientQps;
+    clients.add(i, node.id, rate);
+  }
 
   // Warm-up: every node asked once, then a TTL of client load.
   for (const node of world.nodes) node.ask();
   await loop.runUntil(loop.now() + o.zone.ttl * 1000, broken);
 
   const times: Float64Array[] = [];
-  const bound = predicted.map((p) => p.boundMs);
+  // By id: the world builds edges parents first (topology.ts edgesInStartOrder).
+  const boundOf = new Map(predicted.map((p) => [p.nodeId, p.boundMs]));
+  const bound = world.nodes.map((node) => boundOf.get(node.id)!);
   const warm = loop.now();
   // Slot k starts at warm + (k - 1) x every; the next slot's start ends the window.
   const slot = (k: number) => warm + (k - 1) * o.everyMs!;
@@ -228,6 +263,14 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     const cut = o.everyMs !== undefined && slot(k + 1) < until;
     if (cut) until = slot(k + 1);
     await loop.runUntil(until, () => tracker.pending === 0 || broken());
+    if (o.windowClosed) {
+      // In one process the window closes when the last node of the whole is
+      // fresh: a shard whose own nodes were all fresh earlier runs on to that
+      // instant (its first event there included), its window still open.
+      const end = await o.windowClosed(loop.now(), broken());
+      if (end === undefined) break;
+      if (end > loop.now()) await loop.runUntil(end, () => loop.now() >= end);
+    }
     stopProbes();
     observer?.end();
     prober?.end();
@@ -237,6 +280,8 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     else checkConvergence(checker, t, bound, k, false);
     o.onProgress?.(k, o.changes);
   }
+  // The other shards must not wait for this one's next window.
+  if (broken()) await o.windowClosed?.(loop.now(), true);
   const simulatedMs = loop.now();
   await world.stop();
   const nodes = world.nodes.map((node, i): SimNodeResult => {
@@ -270,21 +315,6 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   };
 }
 
-/** Resolvers (node indices) grouped by client query rate: their population's, else the run's. */
-function clientGroups(o: SimOptions, world: World): Map<number, number[]> {
-  const rateOf = new Map(o.topology.populations.map((p) => [p.name, p.qps ?? o.clientQps]));
-  const groups = new Map<number, number[]>();
-  for (const [i, node] of world.nodes.entries()) {
-    if (node.kind !== "resolver") continue;
-    const rate =
-      (node.population !== undefined ? rateOf.get(node.population) : undefined) ?? o.clientQps;
-    const g = groups.get(rate);
-    if (g) g.push(i);
-    else groups.set(rate, [i]);
-  }
-  return groups;
-}
-
 /**
  * Resolvers of a population that does not follow purges are predicted as in
  * ttl mode, their held copy living max(TTL, minTtl): the bound grows by the
@@ -292,10 +322,10 @@ function clientGroups(o: SimOptions, world: World): Map<number, number[]> {
  */
 function withPopulations(
   o: SimOptions,
+  t: Topology,
   predicted: NodePrediction[],
   predictIn: (mode: PropagationMode) => NodePrediction[],
 ): NodePrediction[] {
-  const t = o.topology;
   const pops = assignPopulations(t);
   if (!pops.some((p) => p && !p.purges)) return predicted;
   const ttl = new Map(predictIn("ttl").map((p) => [p.nodeId, p]));
@@ -326,8 +356,7 @@ function recoveryMs(o: SimOptions): number {
 }
 
 /** When the last scheduled fault ends (ms since the start; 0: none). */
-function lastFaultEnd(o: SimOptions): number {
-  const t = o.topology;
+function lastFaultEnd(o: SimOptions, t: Topology): number {
   const windows = [
     ...(o.faults?.originDown ?? []),
     ...(o.faults?.busDown ?? []),

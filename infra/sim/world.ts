@@ -31,7 +31,7 @@ import { linkDelay, linkModels } from "./links.ts";
 import type { SimLoop } from "./loop.ts";
 import type { Observed } from "./observer.ts";
 import { SIM_NAME, SIM_ZONE, SimOrigin, type Window, within } from "./origin.ts";
-import { assignPopulations, cacheConfigOf } from "./populations.ts";
+import { cacheConfigOf, populationsById } from "./populations.ts";
 import { Life, type NodeRestart, type RestartRecord, scheduleRestarts } from "./restart.ts";
 
 /** RFC 1035 §3.2.2: TYPE A. */
@@ -74,6 +74,8 @@ export interface WorldOptions {
   askEdgesJson?: boolean;
   /** Edges answer with a HopResponse, not a Web Response (sim/hop.ts). */
   lightHops?: boolean;
+  /** When `topology` is a shard (sim/shards.ts): the whole topology it was cut from. */
+  whole?: Topology;
 }
 
 /** Fault schedules beyond the links' own loss and partitions (ms since the run's start). */
@@ -266,9 +268,10 @@ export class World implements Observed {
         },
       };
     }
-    const populations = assignPopulations(t);
-    for (const [j, r] of t.resolvers.entries()) {
-      const population = populations[j];
+    // Drawn over the whole topology: a shard's resolvers keep the population they have in it.
+    const populations = populationsById(this.o.whole ?? t);
+    for (const r of t.resolvers) {
+      const population = populations.get(r.id);
       const index = this.nodes.length;
       this.indexOf.set(r.id, index);
       const viaLink = this.fetchVia(r.id, models.get(r.id)!);

@@ -1,0 +1,259 @@
+/**
+ * One run over several worker threads, split by subtree. Below the origin,
+ * a topology's subtrees (a tier-1 edge with everything under it, or a
+ * resolver that asks the origin itself) share nothing but the origin and the
+ * bus, and neither depends on who reads from it: the origin's answers are a
+ * function of its store and the time, its store changes only by the run's
+ * commits (at instants drawn from a stream of their own, run.ts), and the
+ * bus hands each subscriber its own copy of each event over the
+ * subscriber's own link (core/bus.ts). Every link and every resolver's
+ * clients draw from their own seeded streams (links.ts, clients.ts). So a
+ * shard, with its own origin and bus replaying the same commits, runs each
+ * of its nodes exactly as one process runs it: same seed, same report, at
+ * any number of workers (test/infra/simulate-shards.test.ts). This is
+ * conservative parallel simulation with nothing to synchronise: no
+ * message crosses from one shard to another.
+ *
+ * What differs is only what counts the run rather than a node: events (a
+ * shard whose nodes are all fresh ends its window early), and the origin's
+ * load, which is the sum of the shards'.
+ */
+import { availableParallelism, totalmem } from "node:os";
+import { getHeapStatistics } from "node:v8";
+import { Worker } from "node:worker_threads";
+import { edgesInStartOrder, type Topology } from "../topology.ts";
+import { predictRun, type SimOptions, type SimResult, simulate } from "./run.ts";
+
+/** Below this many nodes a worker's start-up (~0.5 s: tsx, the engines) costs more than it saves. */
+export const MIN_NODES_PER_WORKER = 2_000;
+
+/**
+ * Young generation of each worker, in MB. The engines' per-hop objects live
+ * a few simulated milliseconds, which at this rate is a few scavenges: with
+ * V8's default (16 MB semi-spaces) many survive two and are promoted, and
+ * promoted garbage costs a mark-compact; larger semi-spaces let them die
+ * young (bench/results/simulate.md: -14..21 % CPU on the 10k hour).
+ */
+const YOUNG_GENERATION_MB = 192;
+
+/** Workers for a run of `nodes` nodes when none are asked for: every core, for a large run. */
+export function defaultWorkers(nodes: number): number {
+  return Math.max(1, Math.min(availableParallelism(), Math.floor(nodes / MIN_NODES_PER_WORKER)));
+}
+
+/**
+ * The topology cut into at most `count` shards of whole subtrees, balanced
+ * by node count (largest subtree first into the lightest shard); nodes keep
+ * their order in the topology. Fewer shards when there are fewer subtrees.
+ */
+export function splitTopology(t: Topology, count: number): Topology[] {
+  const top = new Map<string, string>();
+  for (const e of edgesInStartOrder(t))
+    top.set(e.id, e.parent === t.origin.id ? e.id : top.get(e.parent)!);
+  const topOf = (upstream: string, id: string) =>
+    upstream === t.origin.id ? id : top.get(upstream)!;
+  const weight = new Map<string, number>();
+  const add = (unit: string) => weight.set(unit, (weight.get(unit) ?? 0) + 1);
+  for (const e of t.edges) add(top.get(e.id)!);
+  const resolverTop = t.resolvers.map((r) => topOf(r.upstream, r.id));
+  for (const unit of resolverTop) add(unit);
+  const bins = Array.from({ length: Math.max(1, Math.min(count, weight.size)) }, () => 0);
+  const binOf = new Map<string, number>();
+  const units = [...weight].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  for (const [unit, w] of units) {
+    let lightest = 0;
+    for (let b = 1; b < bins.length; b++) if (bins[b]! < bins[lightest]!) lightest = b;
+    bins[lightest]! += w;
+    binOf.set(unit, lightest);
+  }
+  return bins.map((_, b) => ({
+    ...t,
+    edges: t.edges.filter((e) => binOf.get(top.get(e.id)!) === b),
+    resolvers: t.resolvers.filter((_, j) => binOf.get(resolverTop[j]!) === b),
+  }));
+}
+
+/** What a shard's worker sends back: its result without the predictions (functions do not cross). */
+export type ShardResult = Omit<SimResult, "predicted">;
+
+/** Messages from a shard's worker. */
+export type ShardMessage =
+  | { kind: "progress"; done: number }
+  | { kind: "window"; atMs: number; broken: boolean }
+  | { kind: "done"; result: ShardResult }
+  | { kind: "failed"; message: string; stack?: string };
+
+/**
+ * `simulate` over `workers` threads (1: in this thread). The result is the
+ * one-process result: every node's times, stale and unconverged counts,
+ * failures and restarts; events, polls, hits and hops are the shards' sums.
+ */
+export async function simulateSharded(o: SimOptions, workers: number): Promise<SimResult> {
+  const shards = workers > 1 ? splitTopology(o.topology, workers) : [o.topology];
+  if (shards.length < 2) return simulate(o);
+  const wallStart = performance.now();
+  const done = shards.map(() => 0);
+  const windows = new WindowBarrier(shards.length);
+  const results = await Promise.all(
+    shards.map((topology, s) =>
+      runShard(
+        shardOptions(o, topology),
+        shards.length,
+        (k) => {
+          done[s] = k;
+          o.onProgress?.(Math.min(...done), o.changes);
+        },
+        (atMs, broken) => windows.closed(atMs, broken),
+      ),
+    ),
+  );
+  return merge(o, results, performance.now() - wallStart);
+}
+
+/** The options a shard runs with: its nodes, the whole topology, its nodes' restarts. */
+function shardOptions(o: SimOptions, topology: Topology): SimOptions {
+  const ids = new Set([...topology.edges.map((e) => e.id), ...topology.resolvers.map((r) => r.id)]);
+  const { onProgress: _, ...rest } = o;
+  return {
+    ...rest,
+    topology,
+    whole: o.topology,
+    ...(o.faults
+      ? {
+          faults: {
+            ...o.faults,
+            ...(o.faults.restarts
+              ? { restarts: o.faults.restarts.filter((r) => ids.has(r.nodeId)) }
+              : {}),
+          },
+        }
+      : {}),
+  };
+}
+
+/**
+ * Where the shards' windows meet: each change's window closes for the whole
+ * when it has closed for every shard, at the latest shard's instant (run.ts
+ * `windowClosed`). A shard that broke a rule stops them all.
+ */
+class WindowBarrier {
+  private stopped = false;
+  private latest = Number.NEGATIVE_INFINITY;
+  private waiting: ((end: number | undefined) => void)[] = [];
+
+  constructor(private readonly shards: number) {}
+
+  closed(atMs: number, broken: boolean): Promise<number | undefined> {
+    if (broken) this.stop();
+    if (this.stopped) return Promise.resolve(undefined);
+    this.latest = Math.max(this.latest, atMs);
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      if (this.waiting.length < this.shards) return;
+      const end = this.latest;
+      const waiting = this.waiting;
+      this.waiting = [];
+      this.latest = Number.NEGATIVE_INFINITY;
+      for (const w of waiting) w(end);
+    });
+  }
+
+  private stop(): void {
+    this.stopped = true;
+    for (const w of this.waiting) w(undefined);
+    this.waiting = [];
+  }
+}
+
+function runShard(
+  options: SimOptions,
+  shards: number,
+  progress: (done: number) => void,
+  windowClosed: (atMs: number, broken: boolean) => Promise<number | undefined>,
+): Promise<ShardResult> {
+  // Each worker's old generation may take its share of the machine, or this
+  // process's own limit (--max-old-space-size), whichever is larger.
+  const mb = 1024 * 1024;
+  const oldMb = Math.max(
+    Math.floor(getHeapStatistics().heap_size_limit / mb),
+    Math.floor((totalmem() * 0.75) / mb / shards),
+  );
+  const worker = new Worker(new URL("./shard-worker.mjs", import.meta.url), {
+    workerData: options,
+    resourceLimits: {
+      maxYoungGenerationSizeMb: YOUNG_GENERATION_MB,
+      maxOldGenerationSizeMb: oldMb,
+    },
+  });
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    worker.on("message", (m: ShardMessage) => {
+      if (m.kind === "progress") progress(m.done);
+      else if (m.kind === "window")
+        void windowClosed(m.atMs, m.broken).then((end) => worker.postMessage({ end }));
+      else if (m.kind === "done") {
+        settled = true;
+        resolve(m.result);
+        // Its world is stopped; nothing it holds is needed.
+        void worker.terminate();
+      } else {
+        settled = true;
+        const err = new Error(`simulation shard failed: ${m.message}`);
+        if (m.stack) err.stack = m.stack;
+        reject(err);
+      }
+    });
+    worker.on("error", (err) => {
+      settled = true;
+      reject(err);
+    });
+    worker.on("exit", (code) => {
+      if (!settled)
+        reject(new Error(`simulation shard exited with code ${code} before its result`));
+    });
+  });
+}
+
+/** The shards' results as one run's, nodes in the order one process lists them. */
+function merge(o: SimOptions, parts: ShardResult[], wallMs: number): SimResult {
+  const t = o.topology;
+  const order = new Map(
+    [...edgesInStartOrder(t).map((e) => e.id), ...t.resolvers.map((r) => r.id)].map((id, i) => [
+      id,
+      i,
+    ]),
+  );
+  const nodes = parts.flatMap((p) => p.nodes);
+  nodes.sort((a, b) => order.get(a.nodeId)! - order.get(b.nodeId)!);
+  const sum = (f: (p: ShardResult) => number) => parts.reduce((acc, p) => acc + f(p), 0);
+  const addUp = (arrays: number[][]) => {
+    const out: number[] = [];
+    for (const a of arrays) for (const [i, x] of a.entries()) out[i] = (out[i] ?? 0) + x;
+    return out;
+  };
+  const violations = parts.flatMap((p) => (p.violation ? [p.violation] : []));
+  violations.sort((a, b) => a.atMs - b.atMs);
+  const failed = parts.filter((p) => p.lastFailure !== undefined);
+  return {
+    mode: o.mode,
+    nodes,
+    predicted: predictRun(o),
+    originLoad: {
+      reads: addUp(parts.map((p) => p.originLoad.reads)),
+      feed: addUp(parts.map((p) => p.originLoad.feed)),
+    },
+    events: sum((p) => p.events),
+    simulatedMs: Math.max(...parts.map((p) => p.simulatedMs)),
+    wallMs,
+    failures: sum((p) => p.failures),
+    pollsComputed: sum((p) => p.pollsComputed),
+    restarts: parts
+      .flatMap((p) => p.restarts)
+      .sort((a, b) => a.downAtMs - b.downAtMs || (a.nodeId < b.nodeId ? -1 : 1)),
+    hitsComputed: sum((p) => p.hitsComputed),
+    lightHops: sum((p) => p.lightHops),
+    answersReused: sum((p) => p.answersReused),
+    ...(failed.length > 0 ? { lastFailure: failed.at(-1)!.lastFailure! } : {}),
+    ...(violations.length > 0 ? { violation: violations[0]! } : {}),
+  };
+}

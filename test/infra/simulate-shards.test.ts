@@ -1,0 +1,143 @@
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { fuzzCase, fuzzOptions } from "../../infra/sim/fuzz.ts";
+import { generateTopology } from "../../infra/sim/generate.ts";
+import { type SimOptions, type SimResult, simulate } from "../../infra/sim/run.ts";
+import { simulateSharded, splitTopology } from "../../infra/sim/shards.ts";
+import { loadTopology, type Topology } from "../../infra/topology.ts";
+
+const run = promisify(execFile);
+const bin = fileURLToPath(new URL("../../bin/propagate.mjs", import.meta.url));
+const defaultPath = fileURLToPath(new URL("../../infra/topologies/default.json", import.meta.url));
+const internet = fileURLToPath(new URL("../../infra/topologies/internet.json", import.meta.url));
+
+/** What a node's run decides; events and held origin answers count the process, not the nodes. */
+const strip = (r: SimResult) => ({
+  nodes: r.nodes,
+  load: r.originLoad,
+  failures: r.failures,
+  restarts: r.restarts,
+  violation: r.violation,
+  predicted: r.predicted.map((p) => [p.nodeId, p.boundMs]),
+});
+
+/** The tier-1 node (child of the origin) above each node. */
+function tops(t: Topology): Map<string, string> {
+  const parent = new Map<string, string>([
+    ...t.edges.map((e): [string, string] => [e.id, e.parent]),
+    ...t.resolvers.map((r): [string, string] => [r.id, r.upstream]),
+  ]);
+  const out = new Map<string, string>();
+  for (const id of parent.keys()) {
+    let x = id;
+    while (parent.get(x) !== t.origin.id) x = parent.get(x)!;
+    out.set(id, x);
+  }
+  return out;
+}
+
+describe("simulate: split by subtree over worker threads", () => {
+  it("cuts a topology into whole subtrees, balanced, every node once and in order", async () => {
+    const t = generateTopology(await loadTopology(internet), 100, 2_000);
+    const shards = splitTopology(t, 3);
+    expect(shards).toHaveLength(3);
+    const top = tops(t);
+    const seen = new Map<string, number>();
+    for (const [s, shard] of shards.entries()) {
+      for (const id of [...shard.edges.map((e) => e.id), ...shard.resolvers.map((r) => r.id)]) {
+        expect(seen.has(id), id).toBe(false);
+        seen.set(id, s);
+      }
+      // Order kept: a shard's nodes are the whole's, filtered.
+      expect(shard.resolvers).toEqual(t.resolvers.filter((r) => seen.get(r.id) === s));
+    }
+    expect(seen.size).toBe(t.edges.length + t.resolvers.length);
+    // Whole subtrees: every node is in the shard of its tier-1 node.
+    for (const [id, s] of seen) expect(seen.get(top.get(id)!), id).toBe(s);
+    // Balanced to within one subtree (the largest first, each into the lightest shard).
+    const sizes = shards.map((x) => x.edges.length + x.resolvers.length);
+    const largest = Math.max(
+      ...[...top.values()].map((u) => [...top.values()].filter((x) => x === u).length),
+    );
+    expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThanOrEqual(largest);
+    // More shards asked than subtrees: one per subtree.
+    const small = generateTopology(await loadTopology(internet), 4, 20);
+    expect(splitTopology(small, 50).length).toBe(new Set(tops(small).values()).size);
+  });
+
+  it("gives one process's result at 2 and 3 workers, with populations, faults and restarts", async () => {
+    const zone = { ttl: 20, staleWhileRevalidate: 10, staleIfError: 86_400 };
+    const cases: SimOptions[] = [
+      {
+        topology: generateTopology(await loadTopology(internet), 9, 300),
+        mode: "invalidate",
+        changes: 3,
+        seed: 7,
+        zone,
+        everyMs: 30_000,
+        clientQps: 0.5,
+      },
+      {
+        topology: generateTopology(await loadTopology(defaultPath), 9, 90),
+        mode: "push",
+        changes: 3,
+        seed: 3,
+        zone,
+        clientQps: 0.2,
+      },
+    ];
+    // Fuzz cases with faults, at least one restarting a node, each with more than one subtree.
+    let restarts = 0;
+    for (let seed = 1; seed <= 60 && cases.length < 6; seed++) {
+      const c = fuzzCase(seed);
+      const o = fuzzOptions(c);
+      if (!c.faulty || splitTopology(o.topology, 2).length < 2) continue;
+      if ((o.faults?.restarts?.length ?? 0) > 0) restarts++;
+      else if (restarts === 0 && cases.length === 5) continue;
+      cases.push(o);
+    }
+    expect(restarts).toBeGreaterThan(0);
+    for (const o of cases) {
+      const one = await simulate(o);
+      for (const workers of [2, 3]) {
+        const split = await simulateSharded(o, workers);
+        expect(strip(split), `${o.topology.name} seed ${o.seed}, ${workers} workers`).toEqual(
+          strip(one),
+        );
+      }
+      expect(one.violation).toBeUndefined();
+    }
+  }, 240_000);
+
+  it("propagate simulate --workers 2 prints what --workers 1 prints", async () => {
+    const args = [
+      bin,
+      "simulate",
+      "--topology",
+      internet,
+      "--edges",
+      "9",
+      "--resolvers",
+      "200",
+      "--ttl",
+      "20",
+      "--changes",
+      "2",
+      "--json",
+    ];
+    const outputs = await Promise.all(
+      ["1", "2"].map((w) => run(process.execPath, [...args, "--workers", w], { timeout: 120_000 })),
+    );
+    const [one, two] = outputs.map((o) => {
+      const report = JSON.parse(o.stdout) as { notes?: string[] };
+      delete report.notes;
+      return report;
+    });
+    expect(two).toEqual(one);
+    await expect(
+      run(process.execPath, [...args, "--workers", "0"], { timeout: 60_000 }),
+    ).rejects.toMatchObject({ stderr: expect.stringMatching(/--workers expects a number >= 1/) });
+  }, 240_000);
+});
