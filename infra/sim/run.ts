@@ -131,6 +131,8 @@ export interface SimResult {
   lightHops: number;
   /** Origin reads answered with a held answer of the read routes (sim/origin.ts reuseAnswers). */
   answersReused: number;
+  /** Threads the run was split over (sim/shards.ts; 1: this one). */
+  workers: number;
 }
 
 /** Every node's prediction for a run (the whole topology's, when `o.topology` is a shard). */
@@ -310,6 +312,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     hitsComputed: world.hitsComputed,
     lightHops: world.carried.hops,
     answersReused: world.origin.answersReused,
+    workers: 1,
     ...(tracker.lastFailure !== undefined ? { lastFailure: String(tracker.lastFailure) } : {}),
     ...(checker.violation ? { violation: checker.violation } : {}),
   };

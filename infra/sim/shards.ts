@@ -36,6 +36,28 @@ export const MIN_NODES_PER_WORKER = 2_000;
  */
 const YOUNG_GENERATION_MB = 192;
 
+/** Old generation per node of a shard, in MB: about twice the ~23 KB a large run holds per node. */
+const OLD_GENERATION_PER_NODE_MB = 0.04;
+const OLD_GENERATION_BASE_MB = 1_024;
+
+/**
+ * A shard worker's old-generation limit. V8 lets a heap that allocates fast
+ * grow towards its limit before it compacts, so a limit of a share of the
+ * machine would let two workers of the 100,000-resolver hour reach 8 GB of
+ * RSS holding ~3 GB of live objects; a limit sized to the shard keeps them
+ * to what they hold. `--max-old-space-size` given to this process wins.
+ */
+function oldGenerationMb(nodes: number, shards: number): number {
+  const mb = 1024 * 1024;
+  const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)];
+  if (flags.some((f) => f.startsWith("--max-old-space-size")))
+    return Math.floor(getHeapStatistics().heap_size_limit / mb);
+  return Math.min(
+    Math.floor((totalmem() * 0.75) / mb / shards),
+    OLD_GENERATION_BASE_MB + Math.ceil(nodes * OLD_GENERATION_PER_NODE_MB),
+  );
+}
+
 /** Workers for a run of `nodes` nodes when none are asked for: every core, for a large run. */
 export function defaultWorkers(nodes: number): number {
   return Math.max(1, Math.min(availableParallelism(), Math.floor(nodes / MIN_NODES_PER_WORKER)));
@@ -171,18 +193,12 @@ function runShard(
   progress: (done: number) => void,
   windowClosed: (atMs: number, broken: boolean) => Promise<number | undefined>,
 ): Promise<ShardResult> {
-  // Each worker's old generation may take its share of the machine, or this
-  // process's own limit (--max-old-space-size), whichever is larger.
-  const mb = 1024 * 1024;
-  const oldMb = Math.max(
-    Math.floor(getHeapStatistics().heap_size_limit / mb),
-    Math.floor((totalmem() * 0.75) / mb / shards),
-  );
+  const nodes = options.topology.edges.length + options.topology.resolvers.length;
   const worker = new Worker(new URL("./shard-worker.mjs", import.meta.url), {
     workerData: options,
     resourceLimits: {
       maxYoungGenerationSizeMb: YOUNG_GENERATION_MB,
-      maxOldGenerationSizeMb: oldMb,
+      maxOldGenerationSizeMb: oldGenerationMb(nodes, shards),
     },
   });
   return new Promise((resolve, reject) => {
@@ -253,6 +269,7 @@ function merge(o: SimOptions, parts: ShardResult[], wallMs: number): SimResult {
     hitsComputed: sum((p) => p.hitsComputed),
     lightHops: sum((p) => p.lightHops),
     answersReused: sum((p) => p.answersReused),
+    workers: parts.length,
     ...(failed.length > 0 ? { lastFailure: failed.at(-1)!.lastFailure! } : {}),
     ...(violations.length > 0 ? { violation: violations[0]! } : {}),
   };
