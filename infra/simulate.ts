@@ -4,6 +4,7 @@
  * and prints time-to-fresh per node beside the prediction (infra/report.ts).
  */
 import { writeFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { flagHelp, parseFlags, UsageError } from "../core/flags.ts";
 import type { PropagationMode } from "../core/purge.ts";
 import { ZONE_DEFAULTS } from "../origin/store.ts";
@@ -23,6 +24,9 @@ import { generateTopology } from "./sim/generate.ts";
 import type { SimResult } from "./sim/run.ts";
 import { defaultWorkers, MIN_NODES_PER_WORKER, simulateSharded } from "./sim/shards.ts";
 import { loadTopology, MODES, type Topology } from "./topology.ts";
+
+/** Fuzz cases per worker thread below which one thread is faster (bench/results/simulate.md). */
+const FUZZ_CASES_PER_WORKER = 100;
 
 const DEFAULT_TOPOLOGY = new URL("./topologies/default.json", import.meta.url).pathname;
 
@@ -68,7 +72,7 @@ const FLAGS = {
   },
   workers: {
     type: "string",
-    help: `worker threads, each running whole subtrees (same result at any count; default: one per core from ${MIN_NODES_PER_WORKER} nodes per worker)`,
+    help: `worker threads, each running whole subtrees, or fuzz cases (same result at any count; default: one per core, from ${MIN_NODES_PER_WORKER} nodes or ${FUZZ_CASES_PER_WORKER} fuzz cases per worker)`,
   },
   json: { type: "boolean", help: "print the report as JSON instead of a table" },
   svg: { type: "string", help: "write the CDF chart (and origin load) to FILE" },
@@ -113,7 +117,14 @@ export async function main(argv: string[]): Promise<void> {
     const first = v.seed === undefined ? 1 : Number(v.seed);
     if (!Number.isInteger(first))
       throw new UsageError(`--fuzz takes an integer --seed, got "${v.seed}"`);
-    const outcomes = await fuzz(first, num(v.fuzz, "fuzz", 1, 1), (o) => console.log(fuzzLine(o)));
+    const n = num(v.fuzz, "fuzz", 1, 1);
+    // Cases are independent but small: a worker's start-up (its own tsx
+    // load, ~1 s) pays off from about a hundred cases each.
+    const workers =
+      v.workers === undefined
+        ? Math.max(1, Math.min(availableParallelism(), Math.floor(n / FUZZ_CASES_PER_WORKER)))
+        : Math.floor(num(v.workers, "workers", 1, 1));
+    const outcomes = await fuzz(first, n, (o) => console.log(fuzzLine(o)), workers);
     const broken = outcomes.filter((o) => o.result.violation);
     console.log(`${outcomes.length} cases, ${broken.length} with a violation`);
     if (broken.length > 0) process.exitCode = 1;

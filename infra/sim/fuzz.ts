@@ -15,6 +15,7 @@ import { MODES, parseTopology, type Topology } from "../topology.ts";
 import type { Window } from "./origin.ts";
 import type { NodeRestart } from "./restart.ts";
 import { type SimOptions, type SimResult, simulate } from "./run.ts";
+import { simWorker } from "./shards.ts";
 import type { Faults } from "./world.ts";
 
 export interface FuzzCase {
@@ -149,26 +150,80 @@ export function fuzzOptions(c: FuzzCase): SimOptions {
   };
 }
 
+/** A case's result; run on a worker thread it comes without the predictions. */
+export type FuzzResult = Omit<SimResult, "predicted">;
+
 export interface FuzzOutcome {
   case: FuzzCase;
-  result: SimResult;
+  result: FuzzResult;
 }
 
-/** Runs seeds first..first+n-1; calls `onCase` after each. */
+/**
+ * Runs seeds first..first+n-1 and calls `onCase` after each, in seed order.
+ * With `workers` > 1 the cases run on that many worker threads, each taking
+ * the next seed when it is free; a case is decided by its seed alone, so the
+ * outcomes are the same as on one thread (test/infra/simulate-shards.test.ts).
+ */
 export async function fuzz(
   first: number,
   n: number,
   onCase?: (o: FuzzOutcome) => void,
+  workers = 1,
 ): Promise<FuzzOutcome[]> {
   const out: FuzzOutcome[] = [];
-  for (let seed = first; seed < first + n; seed++) {
-    const c = fuzzCase(seed);
-    const o = { case: c, result: await simulate(fuzzOptions(c)) };
-    onCase?.(o);
-    out.push(o);
+  if (workers <= 1 || n < 2) {
+    for (let seed = first; seed < first + n; seed++) {
+      const c = fuzzCase(seed);
+      const o = { case: c, result: await simulate(fuzzOptions(c)) };
+      onCase?.(o);
+      out.push(o);
+    }
+    return out;
+  }
+  const done = new Map<number, FuzzResult>();
+  let next = first;
+  let shown = first;
+  const show = () => {
+    for (let r = done.get(shown); r !== undefined; r = done.get(shown)) {
+      done.delete(shown);
+      const o = { case: fuzzCase(shown), result: r };
+      onCase?.(o);
+      out.push(o);
+      shown++;
+    }
+  };
+  const pool = Array.from({ length: Math.min(workers, n) }, () => simWorker({ kind: "fuzz" }));
+  try {
+    await Promise.all(
+      pool.map(
+        (worker) =>
+          new Promise<void>((resolve, reject) => {
+            worker.on("message", (m: FuzzMessage) => {
+              if (m.kind === "ready") {
+                worker.postMessage({ seed: next < first + n ? next++ : undefined });
+              } else if (m.kind === "case") {
+                done.set(m.seed, m.result);
+                show();
+              } else if (m.kind === "done") resolve();
+              else reject(new Error(`fuzz worker failed: ${m.message}`));
+            });
+            worker.on("error", reject);
+            worker.on("exit", (code) => reject(new Error(`fuzz worker exited with code ${code}`)));
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(pool.map((w) => w.terminate()));
   }
   return out;
 }
+
+/** Messages from a fuzz worker (worker.mjs). */
+type FuzzMessage =
+  | { kind: "ready" }
+  | { kind: "case"; seed: number; result: FuzzResult }
+  | { kind: "done" }
+  | { kind: "failed"; message: string };
 
 /** One line per case; a violation adds its counterexample and the command that replays it. */
 export function fuzzLine(o: FuzzOutcome): string {

@@ -20,7 +20,7 @@
  */
 import { availableParallelism, totalmem } from "node:os";
 import { getHeapStatistics } from "node:v8";
-import { Worker } from "node:worker_threads";
+import { type ResourceLimits, Worker } from "node:worker_threads";
 import { edgesInStartOrder, type Topology } from "../topology.ts";
 import { predictRun, type SimOptions, type SimResult, simulate } from "./run.ts";
 
@@ -93,6 +93,17 @@ export function splitTopology(t: Topology, count: number): Topology[] {
     edges: t.edges.filter((e) => binOf.get(top.get(e.id)!) === b),
     resolvers: t.resolvers.filter((_, j) => binOf.get(resolverTop[j]!) === b),
   }));
+}
+
+/** A simulator worker thread (worker.mjs): a shard of a run, or fuzz cases (fuzz.ts). */
+export function simWorker(
+  data: { kind: "shard"; options: SimOptions } | { kind: "fuzz" },
+  resourceLimits?: ResourceLimits,
+): Worker {
+  return new Worker(new URL("./worker.mjs", import.meta.url), {
+    workerData: data,
+    ...(resourceLimits ? { resourceLimits } : {}),
+  });
 }
 
 /** What a shard's worker sends back: its result without the predictions (functions do not cross). */
@@ -194,13 +205,13 @@ function runShard(
   windowClosed: (atMs: number, broken: boolean) => Promise<number | undefined>,
 ): Promise<ShardResult> {
   const nodes = options.topology.edges.length + options.topology.resolvers.length;
-  const worker = new Worker(new URL("./shard-worker.mjs", import.meta.url), {
-    workerData: options,
-    resourceLimits: {
+  const worker = simWorker(
+    { kind: "shard", options },
+    {
       maxYoungGenerationSizeMb: YOUNG_GENERATION_MB,
       maxOldGenerationSizeMb: oldGenerationMb(nodes, shards),
     },
-  });
+  );
   return new Promise((resolve, reject) => {
     let settled = false;
     worker.on("message", (m: ShardMessage) => {

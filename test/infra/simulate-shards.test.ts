@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { fuzzCase, fuzzOptions } from "../../infra/sim/fuzz.ts";
+import { type FuzzOutcome, fuzz, fuzzCase, fuzzLine, fuzzOptions } from "../../infra/sim/fuzz.ts";
 import { generateTopology } from "../../infra/sim/generate.ts";
 import { type SimOptions, type SimResult, simulate } from "../../infra/sim/run.ts";
 import { simulateSharded, splitTopology } from "../../infra/sim/shards.ts";
@@ -139,5 +139,17 @@ describe("simulate: split by subtree over worker threads", () => {
     await expect(
       run(process.execPath, [...args, "--workers", "0"], { timeout: 60_000 }),
     ).rejects.toMatchObject({ stderr: expect.stringMatching(/--workers expects a number >= 1/) });
+  }, 240_000);
+});
+
+describe("simulate --fuzz over worker threads", () => {
+  it("reports the cases one thread reports, in seed order", async () => {
+    const lines = (os: FuzzOutcome[]) => os.map(fuzzLine);
+    const one = await fuzz(3, 8);
+    const seen: number[] = [];
+    const two = await fuzz(3, 8, (o) => seen.push(o.case.seed), 2);
+    expect(seen).toEqual([3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(lines(two)).toEqual(lines(one));
+    expect(two.map((o) => o.result.nodes)).toEqual(one.map((o) => o.result.nodes));
   }, 240_000);
 });

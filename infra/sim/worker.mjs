@@ -1,0 +1,49 @@
+// A worker thread of the simulator: one shard of a run (shards.ts), or fuzz
+// cases handed out one at a time (fuzz.ts). Plain JavaScript so that it
+// starts anywhere: it loads the TypeScript sources through tsx, as
+// bin/propagate.mjs does.
+import { parentPort, workerData } from "node:worker_threads";
+import { register } from "tsx/esm/api";
+
+register();
+const { simulate } = await import("./run.ts");
+
+/** The result without its predictions (functions do not cross threads). */
+const portable = ({ predicted: _, ...result }) => result;
+
+const failed = (err) => ({
+  kind: "failed",
+  message: err instanceof Error ? err.message : String(err),
+  ...(err instanceof Error && err.stack ? { stack: err.stack } : {}),
+});
+
+/** The next message from the coordinator. */
+const reply = () => new Promise((resolve) => parentPort.once("message", resolve));
+
+try {
+  if (workerData.kind === "fuzz") {
+    const { fuzzCase, fuzzOptions } = await import("./fuzz.ts");
+    for (;;) {
+      parentPort.postMessage({ kind: "ready" });
+      const { seed } = await reply();
+      if (seed === undefined) break;
+      const result = await simulate(fuzzOptions(fuzzCase(seed)));
+      parentPort.postMessage({ kind: "case", seed, result: portable(result) });
+    }
+    parentPort.postMessage({ kind: "done" });
+  } else {
+    const result = await simulate({
+      ...workerData.options,
+      onProgress: (done) => parentPort.postMessage({ kind: "progress", done }),
+      // The coordinator answers each window with the whole run's closing instant (run.ts).
+      windowClosed: async (atMs, broken) => {
+        const answer = reply();
+        parentPort.postMessage({ kind: "window", atMs, broken });
+        return (await answer).end;
+      },
+    });
+    parentPort.postMessage({ kind: "done", result: portable(result) });
+  }
+} catch (err) {
+  parentPort.postMessage(failed(err));
+}
