@@ -119,6 +119,8 @@ export interface SimResult {
   /** Queries that got no answer (upstream failures); the last one's message. */
   failures: number;
   lastFailure?: string;
+  /** When it happened (virtual ms). */
+  lastFailureAtMs?: number;
   /** The first broken invariant; the run stopped there. */
   violation?: Violation;
   /** Change-feed polls computed instead of fired (counted in `events`). */
@@ -313,7 +315,9 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     lightHops: world.carried.hops,
     answersReused: world.origin.answersReused,
     workers: 1,
-    ...(tracker.lastFailure !== undefined ? { lastFailure: String(tracker.lastFailure) } : {}),
+    ...(tracker.lastFailure !== undefined
+      ? { lastFailure: String(tracker.lastFailure), lastFailureAtMs: tracker.lastFailureAt }
+      : {}),
     ...(checker.violation ? { violation: checker.violation } : {}),
   };
 }

@@ -38,6 +38,8 @@ const YOUNG_GENERATION_MB = 192;
 
 /** Old generation per node of a shard, in MB: about twice the ~23 KB a large run holds per node. */
 const OLD_GENERATION_PER_NODE_MB = 0.04;
+/** And per node and change followed (each change keeps a time per node, 8 bytes, and more). */
+const OLD_GENERATION_PER_NODE_CHANGE_MB = 32 / (1024 * 1024);
 const OLD_GENERATION_BASE_MB = 1_024;
 
 /**
@@ -45,16 +47,22 @@ const OLD_GENERATION_BASE_MB = 1_024;
  * grow towards its limit before it compacts, so a limit of a share of the
  * machine would let two workers of the 100,000-resolver hour reach 8 GB of
  * RSS holding ~3 GB of live objects; a limit sized to the shard keeps them
- * to what they hold. `--max-old-space-size` given to this process wins.
+ * to what they hold. `--max-old-space-size` given to this process is shared
+ * out among the workers. Never more than their share of the machine (or of
+ * the cgroup's memory limit).
  */
-function oldGenerationMb(nodes: number, shards: number): number {
+function oldGenerationMb(nodes: number, changes: number, shards: number): number {
   const mb = 1024 * 1024;
+  const constrained = process.constrainedMemory?.() ?? 0;
+  const memory = constrained > 0 ? Math.min(constrained, totalmem()) : totalmem();
+  const share = Math.floor((memory * 0.75) / mb / shards);
   const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)];
   if (flags.some((f) => f.startsWith("--max-old-space-size")))
-    return Math.floor(getHeapStatistics().heap_size_limit / mb);
+    return Math.floor(getHeapStatistics().heap_size_limit / mb / shards);
   return Math.min(
-    Math.floor((totalmem() * 0.75) / mb / shards),
-    OLD_GENERATION_BASE_MB + Math.ceil(nodes * OLD_GENERATION_PER_NODE_MB),
+    share,
+    OLD_GENERATION_BASE_MB +
+      Math.ceil(nodes * (OLD_GENERATION_PER_NODE_MB + changes * OLD_GENERATION_PER_NODE_CHANGE_MB)),
   );
 }
 
@@ -120,6 +128,8 @@ export type ShardMessage =
  * `simulate` over `workers` threads (1: in this thread). The result is the
  * one-process result: every node's times, stale and unconverged counts,
  * failures and restarts; events, polls, hits and hops are the shards' sums.
+ * A run that breaks a rule is run again in this thread (see below). A shard
+ * that fails stops them all and fails the run.
  */
 export async function simulateSharded(o: SimOptions, workers: number): Promise<SimResult> {
   const shards = workers > 1 ? splitTopology(o.topology, workers) : [o.topology];
@@ -127,41 +137,50 @@ export async function simulateSharded(o: SimOptions, workers: number): Promise<S
   const wallStart = performance.now();
   const done = shards.map(() => 0);
   const windows = new WindowBarrier(shards.length);
-  const results = await Promise.all(
-    shards.map((topology, s) =>
-      runShard(
-        shardOptions(o, topology),
-        shards.length,
-        (k) => {
-          done[s] = k;
-          o.onProgress?.(Math.min(...done), o.changes);
-        },
-        (atMs, broken) => windows.closed(atMs, broken),
-      ),
+  const threads: Worker[] = [];
+  const runs = shards.map((topology, s) =>
+    runShard(
+      shardOptions(o, topology),
+      shards.length,
+      (k) => {
+        done[s] = k;
+        o.onProgress?.(Math.min(...done), o.changes);
+      },
+      (atMs, broken) => windows.closed(atMs, broken),
+      (w) => {
+        threads.push(w);
+      },
     ),
   );
-  return merge(o, results, performance.now() - wallStart);
+  let results: ShardResult[];
+  try {
+    results = await Promise.all(runs);
+  } catch (err) {
+    // One shard failed (out of memory, a bug): the others would wait at the
+    // barrier for ever.
+    windows.stop();
+    await Promise.allSettled(runs.map((r) => r.catch(() => {})));
+    throw err;
+  } finally {
+    await Promise.all(threads.map((w) => w.terminate()));
+  }
+  const merged = merge(o, results, performance.now() - wallStart);
+  // Past a violation the shards differ from one process: the broken shard
+  // stopped at it, the others ran on to the end of their window (and the
+  // change being followed was not recorded). The run that breaks a rule is
+  // the one to replay exactly, so it is run again in this thread.
+  if (merged.violation) return simulate(o);
+  return merged;
 }
 
-/** The options a shard runs with: its nodes, the whole topology, its nodes' restarts. */
+/**
+ * The options a shard runs with: its nodes and the whole topology. Faults
+ * stay whole (every shard owes convergence from the same last fault; the
+ * world restarts only its own nodes).
+ */
 function shardOptions(o: SimOptions, topology: Topology): SimOptions {
-  const ids = new Set([...topology.edges.map((e) => e.id), ...topology.resolvers.map((r) => r.id)]);
   const { onProgress: _, ...rest } = o;
-  return {
-    ...rest,
-    topology,
-    whole: o.topology,
-    ...(o.faults
-      ? {
-          faults: {
-            ...o.faults,
-            ...(o.faults.restarts
-              ? { restarts: o.faults.restarts.filter((r) => ids.has(r.nodeId)) }
-              : {}),
-          },
-        }
-      : {}),
-  };
+  return { ...rest, topology, whole: o.topology };
 }
 
 /**
@@ -191,7 +210,8 @@ class WindowBarrier {
     });
   }
 
-  private stop(): void {
+  /** Releases every shard waiting, and every later one, with "stop". */
+  stop(): void {
     this.stopped = true;
     for (const w of this.waiting) w(undefined);
     this.waiting = [];
@@ -203,15 +223,17 @@ function runShard(
   shards: number,
   progress: (done: number) => void,
   windowClosed: (atMs: number, broken: boolean) => Promise<number | undefined>,
+  started: (w: Worker) => void,
 ): Promise<ShardResult> {
   const nodes = options.topology.edges.length + options.topology.resolvers.length;
   const worker = simWorker(
     { kind: "shard", options },
     {
       maxYoungGenerationSizeMb: YOUNG_GENERATION_MB,
-      maxOldGenerationSizeMb: oldGenerationMb(nodes, shards),
+      maxOldGenerationSizeMb: oldGenerationMb(nodes, options.changes, shards),
     },
   );
+  started(worker);
   return new Promise((resolve, reject) => {
     let settled = false;
     worker.on("message", (m: ShardMessage) => {
@@ -232,7 +254,15 @@ function runShard(
     });
     worker.on("error", (err) => {
       settled = true;
-      reject(err);
+      if ((err as { code?: string }).code === "ERR_WORKER_OUT_OF_MEMORY") {
+        const limit = oldGenerationMb(nodes, options.changes, shards);
+        reject(
+          new Error(
+            `a simulation shard of ${nodes} nodes ran out of its ${limit} MB heap; give the run more with NODE_OPTIONS=--max-old-space-size=MB (shared among the workers), or fewer --workers`,
+            { cause: err },
+          ),
+        );
+      } else reject(err);
     });
     worker.on("exit", (code) => {
       if (!settled)
@@ -260,7 +290,13 @@ function merge(o: SimOptions, parts: ShardResult[], wallMs: number): SimResult {
   };
   const violations = parts.flatMap((p) => (p.violation ? [p.violation] : []));
   violations.sort((a, b) => a.atMs - b.atMs);
-  const failed = parts.filter((p) => p.lastFailure !== undefined);
+  // The latest failure in virtual time (ties: the later shard), as one process keeps it.
+  const last = parts
+    .filter((p) => p.lastFailure !== undefined)
+    .reduce<ShardResult | undefined>(
+      (a, p) => (a === undefined || p.lastFailureAtMs! >= a.lastFailureAtMs! ? p : a),
+      undefined,
+    );
   return {
     mode: o.mode,
     nodes,
@@ -281,7 +317,7 @@ function merge(o: SimOptions, parts: ShardResult[], wallMs: number): SimResult {
     lightHops: sum((p) => p.lightHops),
     answersReused: sum((p) => p.answersReused),
     workers: parts.length,
-    ...(failed.length > 0 ? { lastFailure: failed.at(-1)!.lastFailure! } : {}),
+    ...(last ? { lastFailure: last.lastFailure!, lastFailureAtMs: last.lastFailureAtMs! } : {}),
     ...(violations.length > 0 ? { violation: violations[0]! } : {}),
   };
 }

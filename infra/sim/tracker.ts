@@ -13,6 +13,8 @@ export class Tracker {
   answers = 0;
   failures = 0;
   lastFailure: unknown;
+  /** When the last failure happened (virtual ms). */
+  lastFailureAt = Number.NaN;
   private serial: number | undefined;
   private t0 = 0;
   private open = 0;
@@ -63,5 +65,6 @@ export class Tracker {
   failed(_index: number, err: unknown): void {
     this.failures++;
     this.lastFailure = err;
+    this.lastFailureAt = this.now();
   }
 }

@@ -407,7 +407,17 @@ export class World implements Observed {
         },
       };
     }
-    const restarts = this.o.faults?.restarts ?? [];
+    // A shard restarts its own nodes; the others' restarts belong to other
+    // shards (a node in no shard is still an error: scheduleRestarts names it).
+    const whole = this.o.whole;
+    const elsewhere = new Set(
+      whole
+        ? [...whole.edges, ...whole.resolvers]
+            .map((n) => n.id)
+            .filter((id) => !this.indexOf.has(id))
+        : [],
+    );
+    const restarts = (this.o.faults?.restarts ?? []).filter((r) => !elsewhere.has(r.nodeId));
     if (restarts.length > 0) {
       scheduleRestarts(
         this.loop,

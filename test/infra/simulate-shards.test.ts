@@ -111,6 +111,42 @@ describe("simulate: split by subtree over worker threads", () => {
     }
   }, 240_000);
 
+  it("a run that breaks a rule reports what one process reports (run again there)", async () => {
+    // An origin outage the bound does not allow for: regional-1 is fresh long after its bound.
+    const o: SimOptions = {
+      topology: generateTopology(await loadTopology(internet), 9, 90),
+      mode: "invalidate",
+      changes: 3,
+      seed: 2,
+      zone: { ttl: 20, staleWhileRevalidate: 10, staleIfError: 86_400 },
+      clientQps: 0.2,
+      faults: { originDown: [{ startMs: 25_000, endMs: 90_000 }] },
+    };
+    const one = await simulate(o);
+    expect(one.violation?.rule).toBe("bound");
+    const split = await simulateSharded(o, 2);
+    expect(strip(split)).toEqual(strip(one));
+    expect(split.simulatedMs).toBe(one.simulatedMs);
+  }, 120_000);
+
+  it("a shard that fails fails the run and stops every worker (no shard left waiting)", async () => {
+    const t = generateTopology(await loadTopology(internet), 9, 90);
+    const victim = splitTopology(t, 2)[0]!.edges.at(-1)!.id;
+    const ports = () => process.getActiveResourcesInfo().filter((r) => r === "MessagePort").length;
+    const before = ports();
+    const o: SimOptions = {
+      // One shard's edge cannot be built; the other shard reaches its first window and waits.
+      topology: { ...t, edges: t.edges.map((e) => (e.id === victim ? { ...e, maxBytes: -5 } : e)) },
+      mode: "invalidate",
+      changes: 3,
+      seed: 1,
+      zone: { ttl: 20, staleWhileRevalidate: 10, staleIfError: 86_400 },
+      clientQps: 0.2,
+    };
+    await expect(simulateSharded(o, 2)).rejects.toThrow(/simulation shard failed: maxSize/);
+    expect(ports()).toBe(before);
+  }, 120_000);
+
   it("propagate simulate --workers 2 prints what --workers 1 prints", async () => {
     const args = [
       bin,
