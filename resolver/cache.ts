@@ -330,7 +330,12 @@ export class ResolverCache implements SyncTarget {
     if (answer.ttl > 0 && use === "fresh" && !flight.purged && !belowFloor) {
       this.storage.set(newEntry(question, answer, serial, this.clock.now(), this.config));
     }
-    return { answer, elapsed: 0, stale: false };
+    // Below the floor even after the retry: this node has acked a newer
+    // serial (its receipt says so) and the path cannot supply it yet. The
+    // data is answered rather than refused, but as what it is: stale (RFC
+    // 8914 §4.4 EDE 3, the stale TTL of RFC 8767 §4), not as the current
+    // version, which would make the receipt false.
+    return { answer, elapsed: 0, stale: belowFloor };
   }
 
   /**

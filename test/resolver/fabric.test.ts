@@ -79,13 +79,19 @@ describe("version floor and read-your-writes upstream", () => {
     // The upstream lags the purge: it still answers serial 7, twice.
     const old = await lookup("www.example.test");
     expect(data(old)).toEqual(["192.0.2.10"]);
+    // Answered as what it is: older than the serial this cache has acked, so
+    // stale (EDE 3), or the receipt that says serial 8 would be false.
+    expect(old.stale).toBe(true);
+    expect(cache.metrics.staleServed).toBe(1);
     expect(auth.minSerials).toEqual([undefined, 8, 8]);
     expect(cache.metrics.floorRefusals).toBe(2);
     expect(cache.entries).toBe(0);
 
     auth.set("www.example.test", "A", 100, ["192.0.2.77"]);
     auth.serial = 8;
-    expect(data(await lookup("www.example.test"))).toEqual(["192.0.2.77"]);
+    const current = await lookup("www.example.test");
+    expect(data(current)).toEqual(["192.0.2.77"]);
+    expect(current.stale).toBe(false);
     expect(cache.entries).toBe(1);
     expect(query("www.example.test")).not.toBeInstanceOf(Promise);
   });
