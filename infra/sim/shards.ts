@@ -10,13 +10,14 @@
  * clients draw from their own seeded streams (links.ts, clients.ts). So a
  * shard, with its own origin and bus replaying the same commits, runs each
  * of its nodes exactly as one process runs it: same seed, same report, at
- * any number of workers (test/infra/simulate-shards.test.ts). This is
- * conservative parallel simulation with nothing to synchronise: no
- * message crosses from one shard to another.
+ * any number of workers (test/infra/simulate-shards.test.ts). No message
+ * crosses from one shard's nodes to another's; the one thing the shards
+ * agree on is when each change's window closes (the whole's last node
+ * fresh), at a barrier (WindowBarrier).
  *
- * What differs is only what counts the run rather than a node: events (a
- * shard whose nodes are all fresh ends its window early), and the origin's
- * load, which is the sum of the shards'.
+ * What may differ is only what counts the run rather than a node: the
+ * origin's load is the sum of the shards', and so are events, fresh hits
+ * and edge hops; held origin answers are per shard, so more are read.
  */
 import { availableParallelism, totalmem } from "node:os";
 import { getHeapStatistics } from "node:v8";
@@ -24,7 +25,7 @@ import { type ResourceLimits, Worker } from "node:worker_threads";
 import { edgesInStartOrder, type Topology } from "../topology.ts";
 import { predictRun, type SimOptions, type SimResult, simulate } from "./run.ts";
 
-/** Below this many nodes a worker's start-up (~0.5 s: tsx, the engines) costs more than it saves. */
+/** Below this many nodes a worker's start-up (~1 s: its own tsx load, the engines) costs more than it saves. */
 export const MIN_NODES_PER_WORKER = 2_000;
 
 /**
