@@ -26,7 +26,7 @@ import { defaultWorkers, MIN_NODES_PER_WORKER, simulateSharded } from "./sim/sha
 import { loadTopology, MODES, type Topology } from "./topology.ts";
 
 /** Fuzz cases per worker thread below which one thread is faster (bench/results/simulate.md). */
-const FUZZ_CASES_PER_WORKER = 100;
+const FUZZ_CASES_PER_WORKER = 500;
 
 const DEFAULT_TOPOLOGY = new URL("./topologies/default.json", import.meta.url).pathname;
 
@@ -118,8 +118,9 @@ export async function main(argv: string[]): Promise<void> {
     if (!Number.isInteger(first))
       throw new UsageError(`--fuzz takes an integer --seed, got "${v.seed}"`);
     const n = num(v.fuzz, "fuzz", 1, 1);
-    // Cases are independent but small: a worker's start-up (its own tsx
-    // load, ~1 s) pays off from about a hundred cases each.
+    // Cases are independent but small, and one thread's collector already
+    // uses the other core: two workers took 1,000 cases from 13.8 to 12.0 s
+    // and 300 from 5.6 to 5.9 s (bench/results/simulate.md).
     const workers =
       v.workers === undefined
         ? Math.max(1, Math.min(availableParallelism(), Math.floor(n / FUZZ_CASES_PER_WORKER)))
