@@ -44,7 +44,12 @@ export interface PurgeState {
  * expired, whatever a lagging parent still holds.
  */
 export function applyPurge(s: PurgeState, event: PurgeEvent): void {
-  s.zoneSerials.advance(event.zone, event.serial);
+  // Read repair runs once per new serial (Edge.repair); a purge that acts on
+  // the entries takes its place. A `ttl` event leaves them alone, so the
+  // first response at its serial must still repair: recorded here, it would
+  // leave an older representation of a name (a JSON entry beside a newer DoH
+  // one) to be served after the newer, which no-bus runs repair.
+  if (event.mode !== "ttl") s.zoneSerials.advance(event.zone, event.serial);
   s.floor.raise(event.keys, event.serial, event.zone);
   if (event.mode === "ttl") return;
   s.counters.purges++;

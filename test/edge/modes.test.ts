@@ -130,6 +130,22 @@ describe("read repair", () => {
     expect(cacheStatusOf(await edge.handle(get(www)), "edge-1")).toMatch(/hit/);
   });
 
+  it("still fires after a ttl event: another representation is not served older than one already served", async () => {
+    // The same name by DNS JSON and by DoH: two cache entries (RFC 9111 §2).
+    const doh = "/dns-query?dns=AAABAAABAAAAAAAAA3d3dwdleGFtcGxlBHRlc3QAAAEAAQ";
+    await fill(www);
+    edge.applyPurge(ttlEvent(2));
+    parent.serial = 2;
+    parent.keys = "www.example.test zone:example.test";
+    const newer = await edge.handle(get(doh));
+    expect(newer.headers.get("x-serial")).toBe("2");
+    expect(edge.metrics()).toMatchObject({ readRepairs: 1, readRepairedEntries: 1 });
+    // The JSON entry, filled at serial 1 and still fresh, is revalidated, not served as it is.
+    const json = await edge.handle(get(www));
+    expect(cacheStatusOf(json, "edge-1")).toMatch(/fwd=stale/);
+    expect(json.headers.get("x-serial")).toBe("2");
+  });
+
   it("other zones are untouched", async () => {
     await fill(www);
     parent.serial = 2;
