@@ -244,8 +244,6 @@ function runShard(
       else if (m.kind === "done") {
         settled = true;
         resolve(m.result);
-        // Its world is stopped; nothing it holds is needed.
-        void worker.terminate();
       } else {
         settled = true;
         const err = new Error(`simulation shard failed: ${m.message}`);
