@@ -46,9 +46,27 @@ const DELTA = /^\d+$/;
  * a delta-seconds value that is not a non-negative integer makes the directive
  * invalid, and RFC 9111 §4.2.1 says to treat an invalid max-age as stale (0).
  */
-export function parseCacheControl(header: string | null | undefined): CacheControl {
+export function parseCacheControl(header: string | null | undefined): Readonly<CacheControl> {
+  if (!header) return NO_DIRECTIVES;
+  // Every request and response of a cache is parsed, and the values repeat
+  // (a handful per deployment): each is parsed once. The results are shared,
+  // so frozen.
+  let cc = parsedCacheControl.get(header);
+  if (cc === undefined) {
+    if (parsedCacheControl.size >= MAX_PARSED_CACHE_CONTROL) parsedCacheControl.clear();
+    cc = Object.freeze(parseDirectives(header));
+    parsedCacheControl.set(header, cc);
+  }
+  return cc;
+}
+
+const NO_DIRECTIVES: Readonly<CacheControl> = Object.freeze({});
+/** Distinct Cache-Control values kept parsed; past it the memo starts over. */
+const MAX_PARSED_CACHE_CONTROL = 1024;
+const parsedCacheControl = new Map<string, Readonly<CacheControl>>();
+
+function parseDirectives(header: string): CacheControl {
   const cc: CacheControl = {};
-  if (!header) return cc;
   for (const part of header.split(",")) {
     const [rawName, ...rest] = part.split("=");
     const name = rawName?.trim().toLowerCase();

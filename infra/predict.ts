@@ -383,11 +383,22 @@ export function predict(t: Topology, o: PredictOptions): NodePrediction[] {
     const top = chainOf(r.id).at(-1)!;
     below.set(top, (below.get(top) ?? 0) + 1);
   }
+  // Nodes share link model objects (the topology's default link): each is
+  // written out once, not once per node (100,000 resolvers took 1.4 s).
+  const written = new Map<LinkModel, string>();
+  const text = (l: LinkModel) => {
+    let s = written.get(l);
+    if (s === undefined) {
+      s = JSON.stringify(l);
+      written.set(l, s);
+    }
+    return s;
+  };
   for (const n of nodes) {
     const ids = chainOf(n.id);
     const links = ids.map((id) => models.get(id)!);
     const tier1Qps = o.clientQps * (below.get(ids.at(-1)!) ?? 0);
-    const key = `${n.kind}:${tier1Qps}:${JSON.stringify(links)}`;
+    const key = `${n.kind}:${tier1Qps}:[${links.map(text).join(",")}]`;
     let p = memo.get(key);
     if (!p) {
       p = predictChain(n.kind, { links, depth: links.length, tier1Qps }, o);

@@ -3,7 +3,7 @@
  * cost little more than their bytes (bench/cache-memory.ts) and a hit walks
  * typed arrays only (bench/resolver-hit-path.ts):
  *
- * - answer bytes live in slabs (4 MiB ArrayBuffers; the first starts at 4 KiB and
+ * - answer bytes live in slabs (4 MiB ArrayBuffers; the first starts at 512 octets and
  *   doubles), each entry in one chunk
  *   of a size class (16-octet steps up to 1 KiB, 256 above): the stored wire
  *   (whose question is the key: storeAnswer writes the lower-cased name
@@ -23,15 +23,19 @@
  * exist only as views made on demand (storage.ts).
  */
 import { ownersOf, type StoredAnswer } from "./answer.ts";
-import { HEADER_LEN } from "./message.ts";
+import { HEADER_LEN, readName } from "./message.ts";
 import type { CacheEntry } from "./policy.ts";
 import type { LruStats, ResolverStorage } from "./storage.ts";
 
 const SLAB_SHIFT = 22;
 const SLAB_SIZE = 1 << SLAB_SHIFT;
 const SLAB_MASK = SLAB_SIZE - 1;
-/** The first slab's size; it doubles up to SLAB_SIZE before a second one is made. */
-const FIRST_SLAB = 4096;
+/**
+ * The first slab's size; it doubles up to SLAB_SIZE before a second one is
+ * made. A few entries' worth: the simulator holds one name in each of up
+ * to 100,000 caches.
+ */
+const FIRST_SLAB = 512;
 /** Offsets are 32-bit: 1,023 slabs (4 GiB) at most; 0xffffffff ends a free list. */
 const MAX_SLABS = 1023;
 const END = 0xffffffff;
@@ -102,7 +106,12 @@ export class LruStorage implements ResolverStorage {
   private slabs: Uint8Array[] = [];
   /** Bump pointer in the last slab. */
   private tailAt = 0;
-  private readonly freeChunk = new Float64Array(CLASSES).fill(-1);
+  /**
+   * Head of each size class's free list (-1: empty), grown to the largest
+   * class freed so far: all CLASSES of them are 6.6 KB, more than a cache
+   * with a few small entries holds in answers.
+   */
+  private freeChunk = new Float64Array(0);
 
   private cap = 0;
   /** Slots ever handed out; below it, free ones are chained through `next`. */
@@ -413,7 +422,12 @@ export class LruStorage implements ResolverStorage {
     for (let k = 0, p = (off & SLAB_MASK) + wire.length; k < this.ttlCount[slot]!; k++, p += 2)
       ttlAt.push((slab[p]! << 8) | slab[p + 1]!);
     const info = this.info[slot]!;
-    const { owners } = ownersOf(wire, this.qtypes[slot]!);
+    const direct = (info & INFO_DIRECT) !== 0;
+    // A direct answer's records are all owned by the question name (answer.ts
+    // ownersOf): the name alone, without walking the records.
+    const owners = direct
+      ? [readName(wire, HEADER_LEN)]
+      : ownersOf(wire, this.qtypes[slot]!).owners;
     return {
       wire,
       ttlAt,
@@ -422,7 +436,7 @@ export class LruStorage implements ResolverStorage {
       ttl: this.ttl[slot]!,
       staleness: Number.isNaN(this.staleness[slot]!) ? undefined : this.staleness[slot],
       owners,
-      direct: (info & INFO_DIRECT) !== 0,
+      direct,
     };
   }
 
@@ -524,7 +538,7 @@ export class LruStorage implements ResolverStorage {
   }
 
   private allocChunk(cls: number): number {
-    const free = this.freeChunk[cls]!;
+    const free = cls < this.freeChunk.length ? this.freeChunk[cls]! : -1;
     if (free >= 0) {
       const slab = this.slabs[free >>> SLAB_SHIFT]!;
       const at = free & SLAB_MASK;
@@ -559,6 +573,13 @@ export class LruStorage implements ResolverStorage {
   }
 
   private freeChunkAt(off: number, cls: number): void {
+    if (cls >= this.freeChunk.length) {
+      const heads = new Float64Array(
+        Math.min(CLASSES, Math.max(cls + 1, this.freeChunk.length * 2)),
+      );
+      heads.fill(-1, this.freeChunk.length).set(this.freeChunk);
+      this.freeChunk = heads;
+    }
     const link = this.freeChunk[cls]!;
     const slab = this.slabs[off >>> SLAB_SHIFT]!;
     const at = off & SLAB_MASK;

@@ -21,6 +21,18 @@ describe("Cache-Control", () => {
     expect(parseCacheControl("max-age=abc").maxAge).toBe(0);
   });
 
+  it("parses each value once: the result is shared and frozen, so no reader can change another's", () => {
+    const a = parseCacheControl("max-age=300, stale-while-revalidate=10");
+    expect(parseCacheControl("max-age=300, stale-while-revalidate=10")).toBe(a);
+    expect(Object.isFrozen(a)).toBe(true);
+    expect(() => {
+      (a as { maxAge?: number }).maxAge = 1;
+    }).toThrow(TypeError);
+    expect(parseCacheControl("max-age=300, stale-while-revalidate=10").maxAge).toBe(300);
+    expect(parseCacheControl(null)).toEqual({});
+    expect(Object.isFrozen(parseCacheControl(""))).toBe(true);
+  });
+
   it("round-trips through format", () => {
     const cc = { maxAge: 60, staleWhileRevalidate: 30, staleIfError: 86400 };
     expect(formatCacheControl(cc)).toBe(
