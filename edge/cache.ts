@@ -22,6 +22,7 @@ import {
   appendCacheStatus,
   type CacheStatus,
   cacheKey,
+  cacheKeyOf,
   type Fwd,
   formatCacheStatus,
   invalidCacheId,
@@ -164,8 +165,7 @@ export class Edge implements SyncTarget {
 
   async handle(req: Request, opts: HandleOptions = {}): Promise<Response> {
     if (req.method !== "GET" && req.method !== "HEAD") return this.pass(req, "method");
-    const url = new URL(req.url);
-    const key = cacheKey(url);
+    const key = cacheKeyOf(req.url);
     const requestCc = parseCacheControl(req.headers.get("cache-control"));
     const minSerial = parseSerialHeader(req.headers.get(H.minSerial));
     const authorized = req.headers.has("authorization");

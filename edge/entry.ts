@@ -57,17 +57,21 @@ export function selectedBy304(prior: CacheEntry, notModified: Response): boolean
  * Date and Age, so it carries the parent's Age forward.
  */
 export function freshen(prior: CacheEntry, x: Exchange): CacheEntry {
-  const merged = new Map(prior.headers);
-  for (const [k, v] of storedHeaders(x.response.headers)) {
-    if (!BODY_FIELDS.has(k)) merged.set(k, v);
+  // Merged as a Map of the fields would merge them (each name once, where it
+  // first came, with its last value), without building one per 304: every
+  // revalidation of every edge comes here, and the fields are a dozen.
+  const merged: [string, string][] = [];
+  for (const field of prior.headers) put(merged, field);
+  for (const field of storedHeaders(x.response.headers)) {
+    if (!BODY_FIELDS.has(field[0])) put(merged, field);
   }
   const dateValue = parseHttpDate(x.response.headers.get("date"));
-  if (dateValue === undefined) merged.set("date", new Date(x.responseTime).toUTCString());
+  if (dateValue === undefined) put(merged, ["date", new Date(x.responseTime).toUTCString()]);
   return withTiming(
     {
       key: prior.key,
       status: prior.status,
-      headers: [...merged],
+      headers: merged,
       body: prior.body,
       vary: prior.vary,
       invalidated: false,
@@ -75,6 +79,17 @@ export function freshen(prior: CacheEntry, x: Exchange): CacheEntry {
     x,
     dateValue,
   );
+}
+
+/** Sets `field` in `fields`: in place of the one of its name, else at the end. */
+function put(fields: [string, string][], field: [string, string]): void {
+  for (let i = 0; i < fields.length; i++) {
+    if (fields[i]![0] === field[0]) {
+      fields[i] = field;
+      return;
+    }
+  }
+  fields.push(field);
 }
 
 function withTiming(

@@ -18,12 +18,23 @@ const HOP_BY_HOP = [
 
 /** RFC 9110 §7.6.1: the hop-by-hop fields of a message, Connection's named options included. */
 export function hopByHop(headers: Headers): Set<string> {
-  const names = new Set(HOP_BY_HOP);
-  for (const option of (headers.get("connection") ?? "").split(",")) {
+  return withConnectionOptions(new Set(HOP_BY_HOP), headers);
+}
+
+/**
+ * `names` and the options the message's Connection field names (RFC 9110
+ * §7.6.1): `names` itself when there are none, else a copy (so a shared
+ * set stays as it is).
+ */
+function withConnectionOptions(names: ReadonlySet<string>, headers: Headers): Set<string> {
+  const connection = headers.get("connection");
+  if (connection === null) return names as Set<string>;
+  const out = new Set(names);
+  for (const option of connection.split(",")) {
     const name = option.trim().toLowerCase();
-    if (name) names.add(name);
+    if (name) out.add(name);
   }
-  return names;
+  return out;
 }
 
 /**
@@ -44,6 +55,11 @@ const NOT_FORWARDED = [
   H.minSerial,
 ];
 
+/** What a fill leaves out before Connection's options: hop-by-hop and not forwarded (shared, read-only). */
+const NOT_FILLED: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...NOT_FORWARDED]);
+/** What is not stored before Connection's options: hop-by-hop, Age, Content-Length (shared, read-only). */
+const NOT_STORED: ReadonlySet<string> = new Set([...HOP_BY_HOP, "age", "content-length"]);
+
 /**
  * Content codings the Fetch API decodes on the way in (gzip, deflate, br):
  * the body the engine reads is then the decoded one. zstd is decoded by
@@ -57,8 +73,13 @@ const DECODED_CODINGS = new Set(["gzip", "x-gzip", "deflate", "br"]);
  * request field, and varies on it, works behind the edge.
  */
 export function fillRequestHeaders(request: Headers): Headers {
-  const out = new Headers(request);
-  for (const name of [...hopByHop(request), ...NOT_FORWARDED]) out.delete(name);
+  const skip = withConnectionOptions(NOT_FILLED, request);
+  // The fields kept, copied one by one: a copy of all, then a delete per
+  // name that may be there, cost a validated lookup each on every fill.
+  const out = new Headers();
+  request.forEach((value, name) => {
+    if (!skip.has(name)) out.append(name, value);
+  });
   const accepted = out.get("accept-encoding");
   if (accepted !== null && /zstd/i.test(accepted)) {
     const rest = accepted.split(",").filter((c) => !/^\s*zstd\b/i.test(c));
@@ -93,13 +114,11 @@ export function decodedByFetch(contentEncoding: string | null): boolean {
  * Content-Encoding only while the body is still encoded.
  */
 export function storedHeaders(headers: Headers): [string, string][] {
-  const skip = hopByHop(headers);
-  skip.add("age");
-  skip.add("content-length");
-  if (decodedByFetch(headers.get("content-encoding"))) skip.add("content-encoding");
+  const skip = withConnectionOptions(NOT_STORED, headers);
+  const decoded = decodedByFetch(headers.get("content-encoding"));
   const out: [string, string][] = [];
   headers.forEach((value, name) => {
-    if (!skip.has(name)) out.push([name, value]);
+    if (!skip.has(name) && !(decoded && name === "content-encoding")) out.push([name, value]);
   });
   return out;
 }

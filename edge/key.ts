@@ -21,6 +21,25 @@ export function cacheKey(url: URL): string {
   return query ? `${url.pathname}?${query}` : url.pathname;
 }
 
+/** Distinct request URLs whose key is kept; past it the memo starts over. */
+const MAX_KEYED_URLS = 4096;
+const keyOfUrl = new Map<string, string>();
+
+/**
+ * `cacheKey` of an absolute URL string (a Request's `url`), computed once
+ * per URL: an edge is asked the same few URLs over and over, and parsing
+ * each was a URL object per request.
+ */
+export function cacheKeyOf(href: string): string {
+  let key = keyOfUrl.get(href);
+  if (key === undefined) {
+    key = cacheKey(new URL(href));
+    if (keyOfUrl.size >= MAX_KEYED_URLS) keyOfUrl.clear();
+    keyOfUrl.set(href, key);
+  }
+  return key;
+}
+
 /** RFC 9211 §2.2 forward reasons. */
 export type Fwd = "uri-miss" | "miss" | "vary-miss" | "stale" | "request" | "bypass" | "method";
 

@@ -153,8 +153,12 @@ export async function simulateSharded(o: SimOptions, workers: number): Promise<S
       },
     ),
   );
+  let predicted: SimResult["predicted"];
   let results: ShardResult[];
   try {
+    // This thread's predictions (functions do not cross threads) are made
+    // while the workers build their worlds, not after they finish.
+    predicted = predictRun(o);
     results = await Promise.all(runs);
   } catch (err) {
     // One shard failed (out of memory, a bug): the others would wait at the
@@ -165,7 +169,7 @@ export async function simulateSharded(o: SimOptions, workers: number): Promise<S
   } finally {
     await Promise.all(threads.map((w) => w.terminate()));
   }
-  const merged = merge(o, results, performance.now() - wallStart);
+  const merged = merge(o, results, predicted, performance.now() - wallStart);
   // Past a violation the shards differ from one process: the broken shard
   // stopped at it, the others ran on to the end of their window (and the
   // change being followed was not recorded). The run that breaks a rule is
@@ -271,7 +275,12 @@ function runShard(
 }
 
 /** The shards' results as one run's, nodes in the order one process lists them. */
-function merge(o: SimOptions, parts: ShardResult[], wallMs: number): SimResult {
+function merge(
+  o: SimOptions,
+  parts: ShardResult[],
+  predicted: SimResult["predicted"],
+  wallMs: number,
+): SimResult {
   const t = o.topology;
   const order = new Map(
     [...edgesInStartOrder(t).map((e) => e.id), ...t.resolvers.map((r) => r.id)].map((id, i) => [
@@ -299,7 +308,7 @@ function merge(o: SimOptions, parts: ShardResult[], wallMs: number): SimResult {
   return {
     mode: o.mode,
     nodes,
-    predicted: predictRun(o),
+    predicted,
     originLoad: {
       reads: addUp(parts.map((p) => p.originLoad.reads)),
       feed: addUp(parts.map((p) => p.originLoad.feed)),

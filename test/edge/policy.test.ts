@@ -4,6 +4,7 @@ import {
   appendCacheStatus,
   cacheIdentifier,
   cacheKey,
+  cacheKeyOf,
   formatCacheStatus,
   invalidCacheId,
 } from "../../edge/key.ts";
@@ -165,6 +166,20 @@ describe("cache keys and Cache-Status", () => {
       "/resolve?name=www.example.test&type=A",
     );
     expect(cacheKey(new URL("http://e/dns-query?dns=AAABAAAB"))).toBe("/dns-query?dns=AAABAAAB");
+  });
+
+  it("keys a request URL as its parsed URL, the same again when asked again", () => {
+    for (const href of [
+      "http://e/resolve?type=a&name=WWW.Example.TEST.",
+      "http://e/dns-query?dns=AAABAAAB",
+      "http://e/a/../b?x=%41#frag",
+    ]) {
+      expect(cacheKeyOf(href)).toBe(cacheKey(new URL(href)));
+      expect(cacheKeyOf(href)).toBe(cacheKey(new URL(href)));
+    }
+    // Past its bound the memo starts over and keeps answering.
+    for (let i = 0; i < 5_000; i++) cacheKeyOf(`http://e/p${i}`);
+    expect(cacheKeyOf("http://e/p1")).toBe("/p1");
   });
 
   it("formats RFC 9211 members and puts the cache nearest the client last", () => {
