@@ -50,7 +50,8 @@ export function parseCacheControl(header: string | null | undefined): Readonly<C
   if (!header) return NO_DIRECTIVES;
   // Every request and response of a cache is parsed, and the values repeat
   // (a handful per deployment): each is parsed once. The results are shared,
-  // so frozen.
+  // so frozen. A long value (a client's, most likely) is not kept.
+  if (header.length > MAX_KEPT_LENGTH) return Object.freeze(parseDirectives(header));
   let cc = parsedCacheControl.get(header);
   if (cc === undefined) {
     if (parsedCacheControl.size >= MAX_PARSED_CACHE_CONTROL) parsedCacheControl.clear();
@@ -63,6 +64,8 @@ export function parseCacheControl(header: string | null | undefined): Readonly<C
 const NO_DIRECTIVES: Readonly<CacheControl> = Object.freeze({});
 /** Distinct Cache-Control values kept parsed; past it the memo starts over. */
 const MAX_PARSED_CACHE_CONTROL = 1024;
+/** Longest value kept parsed: the memo holds at most ~256 KB of them. */
+const MAX_KEPT_LENGTH = 256;
 const parsedCacheControl = new Map<string, Readonly<CacheControl>>();
 
 function parseDirectives(header: string): CacheControl {

@@ -23,6 +23,7 @@ export function cacheKey(url: URL): string {
 
 /** Distinct request URLs whose key is kept; past it the memo starts over. */
 const MAX_KEYED_URLS = 4096;
+const MAX_KEPT_URL = 512;
 const keyOfUrl = new Map<string, string>();
 
 /**
@@ -31,6 +32,8 @@ const keyOfUrl = new Map<string, string>();
  * each was a URL object per request.
  */
 export function cacheKeyOf(href: string): string {
+  // A long URL (a client's, most likely) is not kept: the memo stays under ~2 MB.
+  if (href.length > MAX_KEPT_URL) return cacheKey(new URL(href));
   let key = keyOfUrl.get(href);
   if (key === undefined) {
     key = cacheKey(new URL(href));

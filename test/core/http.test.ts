@@ -31,6 +31,10 @@ describe("Cache-Control", () => {
     expect(parseCacheControl("max-age=300, stale-while-revalidate=10").maxAge).toBe(300);
     expect(parseCacheControl(null)).toEqual({});
     expect(Object.isFrozen(parseCacheControl(""))).toBe(true);
+    // A long value is parsed each time, the same.
+    const long = `max-age=5, ${"x".repeat(300)}`;
+    expect(parseCacheControl(long)).toEqual({ maxAge: 5 });
+    expect(Object.isFrozen(parseCacheControl(long))).toBe(true);
   });
 
   it("round-trips through format", () => {

@@ -173,6 +173,7 @@ describe("cache keys and Cache-Status", () => {
       "http://e/resolve?type=a&name=WWW.Example.TEST.",
       "http://e/dns-query?dns=AAABAAAB",
       "http://e/a/../b?x=%41#frag",
+      `http://e/dns-query?dns=${"A".repeat(600)}`,
     ]) {
       expect(cacheKeyOf(href)).toBe(cacheKey(new URL(href)));
       expect(cacheKeyOf(href)).toBe(cacheKey(new URL(href)));
