@@ -26,6 +26,8 @@ export class IndexedLru<E extends {}> {
   private readonly lru: LRUCache<string, E>;
   private readonly index = new Map<string, Set<string>>();
   private evictions = 0;
+  /** While `set` replaces the entry under this key by one with the same tags: its index stays. */
+  private keepingTagsOf: string | undefined;
   private readonly keyOf: (entry: E) => string;
   private readonly tagsOf: (entry: E) => readonly string[];
 
@@ -37,6 +39,7 @@ export class IndexedLru<E extends {}> {
       sizeCalculation: o.size,
       dispose: (entry, key, reason) => {
         if (reason === "evict") this.evictions++;
+        if (reason === "set" && key === this.keepingTagsOf) return;
         this.unindex(key, entry);
       },
     });
@@ -55,11 +58,27 @@ export class IndexedLru<E extends {}> {
   /** Stores the entry, replacing any under its key; false when it is larger than the whole cache. */
   set(entry: E): boolean {
     const key = this.keyOf(entry);
+    const tags = this.tagsOf(entry);
+    // A replacement carrying the same tags (a revalidated entry: every 304)
+    // leaves the index as it is, rather than emptying and refilling its sets.
+    const prior = this.lru.peek(key);
+    const same = prior !== undefined && sameTags(this.tagsOf(prior), tags);
     // set() disposes a replaced entry (and its tags) synchronously; lru-cache
-    // refuses an entry larger than maxSize without storing it.
-    this.lru.set(key, entry);
-    if (this.lru.peek(key) !== entry) return false;
-    for (const tag of this.tagsOf(entry)) {
+    // refuses an entry larger than maxSize without storing it (and drops the
+    // entry it replaced: a "delete", whose tags go).
+    this.keepingTagsOf = same ? key : undefined;
+    try {
+      this.lru.set(key, entry);
+    } finally {
+      this.keepingTagsOf = undefined;
+    }
+    if (this.lru.peek(key) !== entry) {
+      // Refused: lru-cache dropped the entry it replaced, as a "set"; its tags go too.
+      if (same && this.lru.peek(key) === undefined) this.unindex(key, prior);
+      return false;
+    }
+    if (same) return true;
+    for (const tag of tags) {
       const keys = this.index.get(tag);
       if (keys) keys.add(key);
       else this.index.set(tag, new Set([key]));
@@ -97,4 +116,10 @@ export class IndexedLru<E extends {}> {
       if (keys?.size === 0) this.index.delete(tag);
     }
   }
+}
+
+function sameTags(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -70,6 +70,8 @@ export function invalidCacheId(id: string): string | undefined {
 
 /** RFC 8941 §3.3.3 sf-string: quoted, with " and \ escaped. */
 function sfString(s: string): string {
+  // Most keys have nothing to escape: no regular expression for those.
+  if (!s.includes('"') && !s.includes("\\")) return `"${s}"`;
   return `"${s.replace(/[\\"]/g, "\\$&")}"`;
 }
 

@@ -200,10 +200,14 @@ function same<T>(x: T): T {
 const MAX_HREFS = 10_000;
 const hrefs = new Map<string, string>();
 
-/** `url` as a Request's `url` shows it (the URL parser's serialization), parsed once. */
-function hrefOf(url: string): string {
+/**
+ * `url` as a Request's `url` shows it (the URL parser's serialization),
+ * parsed once; undefined when the parser refuses it (not kept).
+ */
+function hrefOf(url: string): string | undefined {
   let href = hrefs.get(url);
   if (href === undefined) {
+    if (!URL.canParse(url)) return undefined;
     href = new URL(url).href;
     if (hrefs.size >= MAX_HREFS) hrefs.clear();
     hrefs.set(url, href);
@@ -225,9 +229,10 @@ export class SimEdge extends Edge {
   }
 
   protected override parentRequest(url: string, headers: Headers, signal: AbortSignal): Request {
+    const href = hrefOf(url);
     // A URL the parser refuses fails as the Web Request would (a TypeError in the fill).
-    if (!URL.canParse(url)) return super.parentRequest(url, headers, signal);
-    return new HopRequest(hrefOf(url), headers, signal) as unknown as Request;
+    if (href === undefined) return super.parentRequest(url, headers, signal);
+    return new HopRequest(href, headers, signal) as unknown as Request;
   }
 
   protected override respond(
