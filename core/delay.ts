@@ -311,6 +311,8 @@ function urlOf(input: string | URL | Request): string {
 function wait(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
   signal?.throwIfAborted();
   if (ms <= 0) return Promise.resolve();
+  // Without a signal, nothing to listen to: the timer alone (every simulated hop waits).
+  if (!signal) return new Promise((resolve) => clock.setTimeout(resolve, ms));
   return new Promise((resolve, reject) => {
     let id: TimerId | undefined;
     const onAbort = () => {

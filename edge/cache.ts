@@ -457,20 +457,25 @@ export class Edge implements SyncTarget {
       if (lastModified !== undefined) headers.set("if-modified-since", lastModified);
     }
     if (required !== undefined) headers.set(H.minSerial, String(required));
-    const controller = new AbortController();
+    // Made when the request asks for its signal: one that never reads it
+    // (the simulator's hops, infra/sim/hop.ts) costs no controller and signal.
+    let controller: AbortController | undefined;
     let timer = 0;
     const timedOut = new Promise<never>((_, reject) => {
       timer = this.clock.setTimeout(() => {
         const err = new Error(`did not answer within ${this.timeoutMs} ms`);
         err.name = "TimeoutError";
-        controller.abort(err);
+        controller?.abort(err);
         reject(err);
       }, this.timeoutMs);
     });
     this.counters.parentRequests++;
     const requestTime = this.clock.now();
     try {
-      const parentReq = this.parentRequest(base + key, headers, controller.signal);
+      const parentReq = this.parentRequest(base + key, headers, () => {
+        controller ??= new AbortController();
+        return controller.signal;
+      });
       const response = await Promise.race([this.fetch(parentReq), timedOut]);
       if (!finalStatus(response.status)) {
         await response.body?.cancel();
@@ -492,8 +497,8 @@ export class Edge implements SyncTarget {
    * (infra/sim/hop.ts) can send it between simulated nodes without a Web
    * Request.
    */
-  protected parentRequest(url: string, headers: Headers, signal: AbortSignal): Request {
-    return new Request(url, { headers, signal });
+  protected parentRequest(url: string, headers: Headers, signal: () => AbortSignal): Request {
+    return new Request(url, { headers, signal: signal() });
   }
 
   /** Forwards a request the cache does not serve (writes, POST DoH, authenticated reads). */

@@ -323,8 +323,13 @@ export function notModifiedSince(
 export function noneMatch(ifNoneMatch: string | null, etag: string | undefined): boolean {
   if (!ifNoneMatch || etag === undefined) return false;
   if (ifNoneMatch.trim() === "*") return true;
-  const opaque = (t: string) => t.trim().replace(/^W\//, "");
-  return ifNoneMatch.split(",").some((t) => opaque(t) === opaque(etag));
+  const tag = opaque(etag);
+  return ifNoneMatch.split(",").some((t) => opaque(t) === tag);
+}
+
+/** An entity-tag without its weakness indicator, for weak comparison (RFC 9110 §8.8.3.2). */
+function opaque(tag: string): string {
+  return tag.trim().replace(/^W\//, "");
 }
 
 /** Reads what the edge needs from a stored header list. */

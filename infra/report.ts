@@ -45,7 +45,7 @@ export interface Report {
 }
 
 /** Nearest-rank quantile (p in [0, 1]) of sorted values; NaN when empty. */
-export function quantile(sorted: readonly number[], p: number): number {
+export function quantile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return Number.NaN;
   const rank = Math.max(1, Math.ceil(p * sorted.length));
   return sorted[Math.min(sorted.length, rank) - 1]!;
@@ -72,7 +72,14 @@ export function summarise(
   nodes: NodeSamples[],
   bounds?: Record<string, number>,
 ): Summary {
-  const times = nodes.flatMap((n) => n.timesMs).sort((a, b) => a - b);
+  // A typed array sorts numbers without a comparator call per pair: a
+  // simulated hour of 100,000 resolvers has over a million samples.
+  let count = 0;
+  for (const n of nodes) count += n.timesMs.length;
+  const times = new Float64Array(count);
+  let at = 0;
+  for (const n of nodes) for (const t of n.timesMs) times[at++] = t;
+  times.sort();
   let boundMs = Number.NaN;
   let exceeded = 0;
   for (const n of nodes) {
@@ -88,7 +95,7 @@ export function summarise(
     p50: quantile(times, 0.5),
     p90: quantile(times, 0.9),
     p99: quantile(times, 0.99),
-    max: times.at(-1) ?? Number.NaN,
+    max: count > 0 ? times[count - 1]! : Number.NaN,
     staleSeen: nodes.reduce((s, n) => s + n.staleSeen, 0),
     unconverged: nodes.reduce((s, n) => s + (n.unconverged ?? 0), 0),
     boundMs,

@@ -70,7 +70,12 @@ export function readName(msg: Buffer, off: number): string {
 
 /** DNS case-insensitivity covers ASCII letters only (RFC 4343 §3). */
 export function asciiLower(s: string): string {
-  return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+  // Names on the wire are mostly lower case already: a scan, no regular expression, for those.
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+  }
+  return s;
 }
 
 export interface RecordHeader {

@@ -130,11 +130,16 @@ export class HopResponse {
 export class HopRequest {
   readonly method = "GET";
 
+  /** `signal`: the fill's abort signal, or how to get it when someone reads it (see `Edge.parentRequest`). */
   constructor(
     readonly url: string,
     readonly headers: Headers,
-    readonly signal: AbortSignal,
+    private readonly abort: AbortSignal | (() => AbortSignal),
   ) {}
+
+  get signal(): AbortSignal {
+    return typeof this.abort === "function" ? this.abort() : this.abort;
+  }
 
   toRequest(): Request {
     return new Request(this.url, { headers: this.headers, signal: this.signal });
@@ -228,7 +233,11 @@ export class SimEdge extends Edge {
     super(o);
   }
 
-  protected override parentRequest(url: string, headers: Headers, signal: AbortSignal): Request {
+  protected override parentRequest(
+    url: string,
+    headers: Headers,
+    signal: () => AbortSignal,
+  ): Request {
     const href = hrefOf(url);
     // A URL the parser refuses fails as the Web Request would (a TypeError in the fill).
     if (href === undefined) return super.parentRequest(url, headers, signal);

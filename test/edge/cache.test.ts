@@ -116,6 +116,10 @@ describe("miss, hit, Age and Cache-Status", () => {
       error: "parent timeout",
       reason: "edge-1: parent http://parent.test did not answer within 5000 ms",
     });
+    // The request sent to the parent is aborted with the timeout, so a real fetch stops.
+    const sent = parent.requests.at(-1)!;
+    expect(sent.signal.aborted).toBe(true);
+    expect((sent.signal.reason as Error).name).toBe("TimeoutError");
   });
 });
 

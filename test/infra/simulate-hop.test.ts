@@ -217,6 +217,21 @@ describe("simulate: the lighter hop (sim/hop.ts)", () => {
     expect(origins[1]!.origin.load.reads).toEqual(origins[0]!.origin.load.reads);
   });
 
+  it("makes a fill's abort signal only when someone reads it, and it is the fill's", () => {
+    let made = 0;
+    const controller = new AbortController();
+    const hop = new HopRequest(`http://origin${DOH}`, new Headers(), () => {
+      made++;
+      return controller.signal;
+    });
+    expect(made).toBe(0);
+    expect(hop.signal).toBe(controller.signal);
+    expect(hop.toRequest().signal.aborted).toBe(false);
+    controller.abort(new Error("timeout"));
+    expect(hop.signal.aborted).toBe(true);
+    expect(made).toBeGreaterThan(0);
+  });
+
   it("reads a body once, copies it, and leaves to a real Response what Headers would rewrite", async () => {
     const body = new Uint8Array([1, 2, 3]);
     const res = new HopResponse({ status: 200, headers: { b: "2", a: "1" }, body });

@@ -1,7 +1,7 @@
 import * as packet from "dns-packet";
 import { describe, expect, it } from "vitest";
 import { type StoredAnswer, storeAnswer, UpstreamError } from "../../resolver/answer.ts";
-import { RCODE } from "../../resolver/message.ts";
+import { asciiLower, RCODE } from "../../resolver/message.ts";
 import { parseQuery, type Query, RCODE_BADVERS } from "../../resolver/query.ts";
 import { renderAnswer, renderRefusal, type WireOptions } from "../../resolver/wire.ts";
 import { makeQuery, SOA_DATA } from "./fake-authority.ts";
@@ -226,5 +226,15 @@ describe("renderAnswer", () => {
     const tcp = packet.decode(renderAnswer(s, 0, undefined, plain, q, "tcp", opts));
     expect(tcp.flags! & packet.TRUNCATED_RESPONSE).toBe(0);
     expect(tcp.answers).toHaveLength(30);
+  });
+});
+
+describe("asciiLower", () => {
+  it("lowers ASCII letters only (RFC 4343 §3), and gives a lower-case name back as it is", () => {
+    expect(asciiLower("WwW.Example.TEST")).toBe("www.example.test");
+    expect(asciiLower("\u00c0B\u00ff-Z")).toBe("\u00c0b\u00ff-z");
+    const lower = "www.example.test";
+    expect(asciiLower(lower)).toBe(lower);
+    expect(asciiLower("")).toBe("");
   });
 });
