@@ -64,8 +64,8 @@ export class IndexedLru<E extends {}> {
     const prior = this.lru.peek(key);
     const same = prior !== undefined && sameTags(this.tagsOf(prior), tags);
     // set() disposes a replaced entry (and its tags) synchronously; lru-cache
-    // refuses an entry larger than maxSize without storing it (and drops the
-    // entry it replaced: a "delete", whose tags go).
+    // refuses an entry larger than maxSize without storing it, and drops the
+    // entry it would have replaced (disposed with reason "set" too: see below).
     this.keepingTagsOf = same ? key : undefined;
     try {
       this.lru.set(key, entry);

@@ -465,7 +465,9 @@ export class Edge implements SyncTarget {
       timer = this.clock.setTimeout(() => {
         const err = new Error(`did not answer within ${this.timeoutMs} ms`);
         err.name = "TimeoutError";
-        controller?.abort(err);
+        // Aborted even if nobody has read the signal yet: a later reader sees it aborted.
+        controller ??= new AbortController();
+        controller.abort(err);
         reject(err);
       }, this.timeoutMs);
     });

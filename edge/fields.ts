@@ -74,12 +74,16 @@ const DECODED_CODINGS = new Set(["gzip", "x-gzip", "deflate", "br"]);
  */
 export function fillRequestHeaders(request: Headers): Headers {
   const skip = withConnectionOptions(NOT_FILLED, request);
-  // The fields kept, copied one by one: a copy of all, then a delete per
-  // name that may be there, cost a validated lookup each on every fill.
-  const out = new Headers();
-  request.forEach((value, name) => {
-    if (!skip.has(name)) out.append(name, value);
+  // A copy of the field list as it is (order, lines), then a delete for each
+  // name to leave out that is there: a delete per name that might be there
+  // cost a validated lookup each on every fill. A Connection option that is
+  // no field name is then simply not there (it made the fill throw before).
+  const out = new Headers(request);
+  const present: string[] = [];
+  request.forEach((_, name) => {
+    if (skip.has(name)) present.push(name);
   });
+  for (const name of present) out.delete(name);
   const accepted = out.get("accept-encoding");
   if (accepted !== null && /zstd/i.test(accepted)) {
     const rest = accepted.split(",").filter((c) => !/^\s*zstd\b/i.test(c));

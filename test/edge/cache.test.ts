@@ -121,6 +121,26 @@ describe("miss, hit, Age and Cache-Status", () => {
     expect(sent.signal.aborted).toBe(true);
     expect((sent.signal.reason as Error).name).toBe("TimeoutError");
   });
+
+  it("aborts a fill's signal on the timeout even when its request reads it only later", async () => {
+    let signalOf: (() => AbortSignal) | undefined;
+    class LazyEdge extends Edge {
+      protected override parentRequest(
+        url: string,
+        headers: Headers,
+        signal: () => AbortSignal,
+      ): Request {
+        signalOf = signal;
+        return new Request(url, { headers });
+      }
+    }
+    parent.delayMs = 60_000;
+    const lazy = new LazyEdge(edgeOptions());
+    const res = await settle(clock, lazy.handle(get()), 500);
+    expect(res.status).toBe(504);
+    expect(signalOf!().aborted).toBe(true);
+    expect((signalOf!().reason as Error).name).toBe("TimeoutError");
+  });
 });
 
 describe("revalidation (RFC 9111 §4.3)", () => {
