@@ -14,7 +14,8 @@
  * faster than its links. The upper p50 end adds the stack's time measured in
  * the same run, so the check holds with the other core busy (CI runs two
  * suites at once); the upper tail is the per-node bound (every live time
- * within its predicted bound plus the twin's slowest time). On a quiet machine the live p50 was +1..+13 %
+ * within its predicted bound plus the twin's slowest time, one of ten within
+ * twice that). On a quiet machine the live p50 was +1..+13 %
  * of the simulated one per node (bench/results/simulate.md, "Live vs
  * simulated"). Per node rather than per tier: the resolver tier mixes res-1
  * (140 ms) and res-2 (170 ms), and a p50 of 20 samples taken at the boundary
@@ -50,7 +51,10 @@ describe("live and simulated propagation agree", () => {
       expect(n.live.p99, `${n.tier} p99: ${text}`).toBeGreaterThanOrEqual(0.8 * n.sim.p99);
     }
     // No live time beyond its node's predicted bound (probe wait included) by
-    // more than the slowest stack time the twin saw.
+    // more than the slowest stack time the twin saw; of a node's 10 samples,
+    // one may be late by twice that: a scheduling stall in one branch and not
+    // in its twin (res-1 437 ms against 398, once in 12 runs with two suites at
+    // once). A model error shows in more than one sample.
     const topology = parseTopology(WAN);
     const bound = new Map(
       predict(
@@ -61,8 +65,13 @@ describe("live and simulated propagation agree", () => {
     const twin = live.filter((n) => n.nodeId.endsWith("-z"));
     const allowance = Math.max(...twin.flatMap((n) => n.timesMs));
     for (const n of live.filter((x) => !x.nodeId.endsWith("-z"))) {
-      for (const ms of n.timesMs)
-        expect(ms, n.nodeId).toBeLessThanOrEqual(bound.get(n.nodeId)! + allowance);
+      const b = bound.get(n.nodeId)!;
+      const late = n.timesMs.filter((ms) => ms > b + allowance);
+      expect(
+        late.length,
+        `${n.nodeId}: ${n.timesMs.join(", ")} ms against ${b} + ${allowance}`,
+      ).toBeLessThanOrEqual(1);
+      for (const ms of late) expect(ms, n.nodeId).toBeLessThanOrEqual(b + 2 * allowance);
     }
   }, 90_000);
 });
