@@ -2,6 +2,7 @@
  * The HTTP contract between tiers: the paths a cache reads, and the headers
  * every read response carries.
  */
+import { memoized } from "./memo.ts";
 
 /** RFC 8484 DoH endpoint (GET ?dns= and POST application/dns-message). */
 export const DOH_PATH = "/dns-query";
@@ -47,26 +48,17 @@ const DELTA = /^\d+$/;
  * invalid, and RFC 9111 §4.2.1 says to treat an invalid max-age as stale (0).
  */
 export function parseCacheControl(header: string | null | undefined): Readonly<CacheControl> {
-  if (!header) return NO_DIRECTIVES;
-  // Every request and response of a cache is parsed, and the values repeat
-  // (a handful per deployment): each is parsed once. The results are shared,
-  // so frozen. A long value (a client's, most likely) is not kept.
-  if (header.length > MAX_KEPT_LENGTH) return Object.freeze(parseDirectives(header));
-  let cc = parsedCacheControl.get(header);
-  if (cc === undefined) {
-    if (parsedCacheControl.size >= MAX_PARSED_CACHE_CONTROL) parsedCacheControl.clear();
-    cc = Object.freeze(parseDirectives(header));
-    parsedCacheControl.set(header, cc);
-  }
-  return cc;
+  return header ? parsedCacheControl(header) : NO_DIRECTIVES;
 }
 
 const NO_DIRECTIVES: Readonly<CacheControl> = Object.freeze({});
-/** Distinct Cache-Control values kept parsed; past it the memo starts over. */
-const MAX_PARSED_CACHE_CONTROL = 1024;
-/** Longest value kept parsed: the memo holds at most ~256 KB of them. */
-const MAX_KEPT_LENGTH = 256;
-const parsedCacheControl = new Map<string, Readonly<CacheControl>>();
+/**
+ * Every request and response of a cache is parsed, and the values repeat (a
+ * handful per deployment): each is parsed once, up to 1,024 values of up to
+ * 256 characters (a longer one, a client's most likely, is parsed each time).
+ * The results are shared, so frozen.
+ */
+const parsedCacheControl = memoized((header) => Object.freeze(parseDirectives(header)), 1024, 256);
 
 function parseDirectives(header: string): CacheControl {
   const cc: CacheControl = {};

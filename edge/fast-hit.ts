@@ -19,6 +19,7 @@ import {
 } from "node:http";
 import type { Clock } from "../core/clock.ts";
 import { H } from "../core/http.ts";
+import { memoized } from "../core/memo.ts";
 import type { Edge } from "./cache.ts";
 import { appendCacheStatus, cacheKey, formatCacheStatus } from "./key.ts";
 import { ageHeader, type CacheEntry, currentAge, remainingTtl } from "./policy.ts";
@@ -80,31 +81,13 @@ export interface FastHits {
  * fast path. `clock` is the engine's clock.
  */
 export function fastHits(edge: Edge, clock: Clock, app: RequestListener): FastHits {
-  /** Raw request target -> cache key; null when the target is not served here. */
-  const targets = new Map<string, string | null>();
-  const hosts = new Map<string, boolean>();
   /** Per entry: its prepared response, or null when a field would not pass Node's checks. */
   const prepared = new WeakMap<CacheEntry, Prepared | null>();
   let served = 0;
 
-  const keyOf = (target: string): string | null => {
-    let key = targets.get(target);
-    if (key === undefined) {
-      key = targetKey(target);
-      if (targets.size >= MAX_TARGETS) targets.clear();
-      targets.set(target, key);
-    }
-    return key;
-  };
-  const hostOk = (host: string): boolean => {
-    let ok = hosts.get(host);
-    if (ok === undefined) {
-      ok = plainHost(host);
-      if (hosts.size >= MAX_HOSTS) hosts.clear();
-      hosts.set(host, ok);
-    }
-    return ok;
-  };
+  /** Raw request target -> cache key; null when the target is not served here. */
+  const keyOf = memoized(targetKey, MAX_TARGETS);
+  const hostOk = memoized(plainHost, MAX_HOSTS);
 
   const listener: RequestListener = (req, res) => {
     if (!answer(req, res)) app(req, res);

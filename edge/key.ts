@@ -2,6 +2,7 @@
  * Cache keys (RFC 9111 §2: the target URI) and RFC 9211 Cache-Status values.
  */
 import { JSON_PATH } from "../core/http.ts";
+import { memoized } from "../core/memo.ts";
 
 /**
  * The cache key: path and query. For the DNS JSON API, equivalent queries
@@ -21,27 +22,14 @@ export function cacheKey(url: URL): string {
   return query ? `${url.pathname}?${query}` : url.pathname;
 }
 
-/** Distinct request URLs whose key is kept; past it the memo starts over. */
-const MAX_KEYED_URLS = 4096;
-const MAX_KEPT_URL = 512;
-const keyOfUrl = new Map<string, string>();
-
 /**
  * `cacheKey` of an absolute URL string (a Request's `url`), computed once
  * per URL: an edge is asked the same few URLs over and over, and parsing
- * each was a URL object per request.
+ * each was a URL object per request. Up to 4,096 URLs of up to 512
+ * characters are kept (a longer one, a client's most likely, is parsed each
+ * time).
  */
-export function cacheKeyOf(href: string): string {
-  // A long URL (a client's, most likely) is not kept: the memo stays under ~2 MB.
-  if (href.length > MAX_KEPT_URL) return cacheKey(new URL(href));
-  let key = keyOfUrl.get(href);
-  if (key === undefined) {
-    key = cacheKey(new URL(href));
-    if (keyOfUrl.size >= MAX_KEYED_URLS) keyOfUrl.clear();
-    keyOfUrl.set(href, key);
-  }
-  return key;
-}
+export const cacheKeyOf = memoized((href) => cacheKey(new URL(href)), 4096, 512);
 
 /** RFC 9211 §2.2 forward reasons. */
 export type Fwd = "uri-miss" | "miss" | "vary-miss" | "stale" | "request" | "bypass" | "method";
