@@ -72,18 +72,22 @@ export function cacheIdentifier(id: string): string {
   return SF_TOKEN.test(id) ? id : sfString(id);
 }
 
+/** An edge's name in Cache-Status, made once per id (every answer carries it). */
+const identifierOf = memoized(cacheIdentifier, 4_096);
+
 /** One Cache-Status list member (RFC 9211 §2), naming this cache. */
 export function formatCacheStatus(id: string, s: CacheStatus): string {
-  const parts = [cacheIdentifier(id)];
-  if (s.hit) parts.push("hit");
-  if (s.fwd) parts.push(`fwd=${s.fwd}`);
-  if (s.fwdStatus !== undefined) parts.push(`fwd-status=${s.fwdStatus}`);
-  if (s.ttl !== undefined) parts.push(`ttl=${s.ttl}`);
-  if (s.stored) parts.push("stored");
-  if (s.collapsed) parts.push("collapsed");
-  if (s.key !== undefined) parts.push(`key=${sfString(s.key)}`);
-  if (s.detail !== undefined) parts.push(`detail=${s.detail}`);
-  return parts.join("; ");
+  // Parameters in a fixed order, joined as they come: no list per answer.
+  let out = identifierOf(id);
+  if (s.hit) out += "; hit";
+  if (s.fwd) out += `; fwd=${s.fwd}`;
+  if (s.fwdStatus !== undefined) out += `; fwd-status=${s.fwdStatus}`;
+  if (s.ttl !== undefined) out += `; ttl=${s.ttl}`;
+  if (s.stored) out += "; stored";
+  if (s.collapsed) out += "; collapsed";
+  if (s.key !== undefined) out += `; key=${sfString(s.key)}`;
+  if (s.detail !== undefined) out += `; detail=${s.detail}`;
+  return out;
 }
 
 /**

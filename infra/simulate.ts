@@ -164,7 +164,9 @@ export async function main(argv: string[]): Promise<void> {
           ...(v.observe !== undefined ? { observe: observeFlag(v.observe) } : {}),
           ...(v.every !== undefined ? { everyMs: num(v.every, "every", 0, 0.001) * 1000 } : {}),
           clientQps: num(v.qps, "qps", 0.05),
-          ...(v["slow-path"] ? { lazyPolls: false, lazyClients: false, lightHops: false } : {}),
+          ...(v["slow-path"]
+            ? { lazyPolls: false, lazyClients: false, lightHops: false, settleInTurn: false }
+            : {}),
           onProgress: (done) => bar.update(done),
         },
         workers,

@@ -209,7 +209,7 @@ export class ResolverCache implements SyncTarget {
   lookup(key: string, wireName: Buffer, qtype: number): Served | Promise<Served> {
     const fresh = this.hit(wireName, qtype, key);
     if (fresh >= 0) {
-      return { answer: this.storage.at(fresh).answer, elapsed: this.hitElapsed, stale: false };
+      return { answer: this.storage.answerOf(fresh), elapsed: this.hitElapsed, stale: false };
     }
     const now = this.clock.now();
     const slot = this.storage.find(wireName, qtype);

@@ -13,6 +13,7 @@
  * write through to the slot while it still holds that entry.
  */
 import type { LruStats } from "../core/indexed-lru.ts";
+import type { StoredAnswer } from "./answer.ts";
 import type { CacheEntry } from "./policy.ts";
 import type { AnswerStore } from "./wire.ts";
 
@@ -34,6 +35,8 @@ export interface ResolverStorage extends AnswerStore {
   rcode(slot: number): number;
   /** A view of the slot's entry (see above). */
   at(slot: number): CacheEntry;
+  /** The slot's answer, as `at(slot).answer` reads it, without the view (a fresh hit's). */
+  answerOf(slot: number): StoredAnswer;
 
   /** The entry under a key of `keys()`/`keysFor()`, marked as recently used. */
   get(key: string): CacheEntry | undefined;

@@ -62,6 +62,12 @@ export interface SimOptions {
    * slow path.
    */
   lightHops?: boolean;
+  /**
+   * Each instant's promise work settles within the turn of Node's event
+   * loop instead of a macrotask later (same result; sim/loop.ts
+   * `settleInTurn`). Default true; false is the slow path.
+   */
+  settleInTurn?: boolean;
   /** Origin restarts and bus outages; links carry their own loss and partitions. */
   faults?: Faults;
   /**
@@ -163,7 +169,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   const predicted = predictRun(o);
   const windowMs = Math.max(...predicted.map((p) => p.boundMs)) * 1.2 + 2_000;
   const healedAt = lastFaultEnd(o, whole);
-  const loop = new SimLoop();
+  const loop = new SimLoop(0, o.settleInTurn ?? true);
   const n = o.topology.edges.length + o.topology.resolvers.length;
   const now = () => loop.now();
   const tracker = new Tracker(n, now);

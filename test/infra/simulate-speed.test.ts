@@ -8,7 +8,12 @@ import { loadTopology } from "../../infra/topology.ts";
 const path = fileURLToPath(new URL("../../infra/topologies/default.json", import.meta.url));
 const internet = fileURLToPath(new URL("../../infra/topologies/internet.json", import.meta.url));
 /** Every shortcut off: what --slow-path runs. */
-const SLOW = { lazyPolls: false, lazyClients: false, lightHops: false } as const;
+const SLOW = {
+  lazyPolls: false,
+  lazyClients: false,
+  lightHops: false,
+  settleInTurn: false,
+} as const;
 const strip = (r: SimResult) => ({
   nodes: r.nodes,
   load: r.originLoad,
@@ -34,7 +39,12 @@ describe("simulate: polls that find nothing are computed, not fired", () => {
       { ...base, mode: "push" as const, everyMs: 20_000 },
       { ...base, mode: "soft" as const, topology: { ...topology, bus: "off" } },
     ]) {
-      const slow = await simulate({ ...o, lazyPolls: false, lightHops: false });
+      const slow = await simulate({
+        ...o,
+        lazyPolls: false,
+        lightHops: false,
+        settleInTurn: false,
+      });
       const fast = await simulate(o);
       expect(strip(fast), o.mode).toEqual(strip(slow));
       expect(slow.pollsComputed).toBe(0);
