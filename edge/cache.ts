@@ -26,6 +26,7 @@ import {
   type Fwd,
   formatCacheStatus,
   invalidCacheId,
+  sameStatus,
 } from "./key.ts";
 import {
   ageHeader,
@@ -132,6 +133,8 @@ export class Edge implements SyncTarget {
   private readonly zoneSerials = new ZoneSerials();
   private readonly maxBodyBytes: number;
   private readonly inflight = new Map<string, Promise<Fill>>();
+  /** The last Cache-Status member this edge wrote, and of what (see `statusMember`). */
+  private lastMember: { status: CacheStatus; key: string; text: string } | undefined;
   private readonly counters = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<
     Counter,
     number
@@ -573,6 +576,21 @@ export class Edge implements SyncTarget {
   }
 
   /**
+   * This edge's Cache-Status member (RFC 9211 §2) for `status` and the
+   * entry's key. Answers in a row mostly repeat the last one (every
+   * revalidation of an entry, every hit with the same TTL left), so it is
+   * written again only when one of its parameters differs.
+   */
+  private statusMember(status: CacheStatus, key: string): string {
+    const last = this.lastMember;
+    if (last !== undefined && last.key === key && sameStatus(last.status, status)) return last.text;
+    const text = formatCacheStatus(this.id, { ...status, key });
+    // A copy: the caller's status object is not ours to keep.
+    this.lastMember = { status: { ...status }, key, text };
+    return text;
+  }
+
+  /**
    * What `respond` serves, before it is a Web Response: status, header
    * fields, body. Apart so the simulator (infra/sim/hop.ts) can carry it
    * between simulated nodes without building a Response and its body stream.
@@ -583,7 +601,7 @@ export class Edge implements SyncTarget {
     for (const [k, v] of entry.headers) headers[k] = k in headers ? `${headers[k]}, ${v}` : v;
     headers.age = ageHeader(currentAge(entry, this.clock.now()));
     if (status) {
-      const own = formatCacheStatus(this.id, { ...status, key: entry.key });
+      const own = this.statusMember(status, entry.key);
       headers["cache-status"] = appendCacheStatus(headers["cache-status"], own);
     }
     let code = entry.status;

@@ -4,6 +4,7 @@
  * (a one-digit hour, "UTC", a missing comma, dashes in an IMF-fixdate) is
  * invalid, which for Expires means already expired (RFC 9111 §5.3).
  */
+import { memoized } from "../core/memo.ts";
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 const DAY = "(Mon|Tue|Wed|Thu|Fri|Sat|Sun)";
@@ -15,6 +16,22 @@ const IMF_FIXDATE = new RegExp(`^${DAY}, (\\d{2}) ${MONTH} (\\d{4}) ${TIME} GMT$
 const RFC850_DATE = new RegExp(`^${LONG_DAY}, (\\d{2})-${MONTH}-(\\d{2}) ${TIME} GMT$`);
 const ASCTIME_DATE = new RegExp(`^${DAY} ${MONTH} ([ \\d]\\d) ${TIME} (\\d{4})$`);
 
+/**
+ * An IMF-fixdate's milliseconds, null when `v` is none (or names no real
+ * instant), parsed once per value: a cache reads the Date of every response
+ * and revalidation, and all those of one second are the same text. Kept
+ * only up to the fixed form's 29 characters (a longer value is no
+ * IMF-fixdate, and may be a client's If-Modified-Since).
+ */
+const imfFixdate = memoized(
+  (v: string): number | null => {
+    const m = IMF_FIXDATE.exec(v);
+    return m ? (utc(Number(m[4]), m[3]!, Number(m[2]), m[5]!, m[6]!, m[7]!) ?? null) : null;
+  },
+  4_096,
+  29,
+);
+
 /** Milliseconds since the epoch, or undefined when absent or not an HTTP-date. */
 export function parseHttpDate(
   value: string | null | undefined,
@@ -22,9 +39,11 @@ export function parseHttpDate(
 ): number | undefined {
   if (!value) return undefined;
   const v = value.trim();
-  let m = IMF_FIXDATE.exec(v);
-  if (m) return utc(Number(m[4]), m[3]!, Number(m[2]), m[5]!, m[6]!, m[7]!);
-  m = RFC850_DATE.exec(v);
+  // An IMF-fixdate matches neither obsolete form, valid or not: falling
+  // through to them for one that names no real instant changes nothing.
+  const imf = imfFixdate(v);
+  if (imf !== null) return imf;
+  let m = RFC850_DATE.exec(v);
   if (m) {
     // §5.6.7: a two-digit year more than 50 years ahead is the most recent past one.
     const thisYear = new Date(now).getUTCFullYear();

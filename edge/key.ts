@@ -72,6 +72,22 @@ export function cacheIdentifier(id: string): string {
   return SF_TOKEN.test(id) ? id : sfString(id);
 }
 
+/** Whether two statuses make the same member, `key` aside (each parameter `formatCacheStatus` writes). */
+export function sameStatus(a: CacheStatus, b: CacheStatus): boolean {
+  return (
+    a.hit === b.hit &&
+    a.fwd === b.fwd &&
+    a.fwdStatus === b.fwdStatus &&
+    a.ttl === b.ttl &&
+    a.stored === b.stored &&
+    a.collapsed === b.collapsed &&
+    a.detail === b.detail
+  );
+}
+
+/** The `key` parameter of a stored entry's key, quoted once per key (bounded like cacheKeyOf). */
+const keyParameter = memoized((key: string) => `; key=${sfString(key)}`, 4_096, 512);
+
 /** An edge's name in Cache-Status, made once per id (every answer carries it). */
 const identifierOf = memoized(cacheIdentifier, 4_096);
 
@@ -85,7 +101,7 @@ export function formatCacheStatus(id: string, s: CacheStatus): string {
   if (s.ttl !== undefined) out += `; ttl=${s.ttl}`;
   if (s.stored) out += "; stored";
   if (s.collapsed) out += "; collapsed";
-  if (s.key !== undefined) out += `; key=${sfString(s.key)}`;
+  if (s.key !== undefined) out += keyParameter(s.key);
   if (s.detail !== undefined) out += `; detail=${s.detail}`;
   return out;
 }

@@ -26,6 +26,32 @@ beforeEach(() => {
 });
 
 describe("miss, hit, Age and Cache-Status", () => {
+  it("writes each answer's own Cache-Status member, also when the answers before it repeat one", async () => {
+    const key = 'key="/resolve?name=www.example.test&type=A"';
+    await (await edge.handle(get())).arrayBuffer();
+    const seen: string[] = [];
+    for (const stepMs of [0, 0, 1_000, 0, 30_000]) {
+      await clock.advance(stepMs);
+      seen.push(cacheStatusOf(await edge.handle(get()), "edge-1")!);
+    }
+    // A revalidation between hits, then hits again with the TTL left.
+    parent.etag = '"1"';
+    const revalidated = await edge.handle(
+      get("/resolve?name=www.example.test&type=A", { "cache-control": "no-cache" }),
+    );
+    seen.push(cacheStatusOf(revalidated, "edge-1")!);
+    seen.push(cacheStatusOf(await edge.handle(get()), "edge-1")!);
+    expect(seen).toEqual([
+      `edge-1; hit; ttl=60; ${key}`,
+      `edge-1; hit; ttl=60; ${key}`,
+      `edge-1; hit; ttl=59; ${key}`,
+      `edge-1; hit; ttl=59; ${key}`,
+      `edge-1; hit; ttl=29; ${key}`,
+      `edge-1; fwd=request; fwd-status=304; ttl=60; stored; ${key}`,
+      `edge-1; hit; ttl=60; ${key}`,
+    ]);
+  });
+
   it("stores a miss, then answers hits with Age counting up and X-Serial passed through", async () => {
     const miss = await edge.handle(get());
     expect(miss.status).toBe(200);

@@ -187,6 +187,21 @@ describe("HTTP-date (RFC 9110 §5.6.7)", () => {
       expect(parseHttpDate(bad), bad).toBeUndefined();
     }
   });
+
+  it("parses an IMF-fixdate the same every time it comes again, valid or not (memoised)", () => {
+    const t = Date.UTC(1994, 10, 6, 8, 49, 37);
+    for (let i = 0; i < 3; i++) {
+      expect(parseHttpDate("Sun, 06 Nov 1994 08:49:37 GMT")).toBe(t);
+      // Shaped as one but naming no instant (31 February, 25 o'clock): invalid each time.
+      expect(parseHttpDate("Tue, 31 Feb 1994 08:49:37 GMT")).toBeUndefined();
+      expect(parseHttpDate("Sun, 06 Nov 1994 25:49:37 GMT")).toBeUndefined();
+      // Surrounding whitespace is trimmed before the memo is asked.
+      expect(parseHttpDate("  Sun, 06 Nov 1994 08:49:37 GMT ")).toBe(t);
+    }
+    // The obsolete forms still parse after the memo said "no IMF-fixdate".
+    expect(parseHttpDate("Sunday, 06-Nov-94 08:49:37 GMT", START)).toBe(t);
+    expect(parseHttpDate("Sun Nov  6 08:49:37 1994")).toBe(t);
+  });
 });
 
 describe("which responses are stored", () => {
