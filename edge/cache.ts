@@ -78,6 +78,16 @@ export interface EdgeOptions {
 }
 
 export const DEFAULT_PARENT_TIMEOUT_MS = 5_000;
+
+/**
+ * What a request asks of the cache, read from its fields once per request:
+ * its Cache-Control directives and whether it carries Authorization (RFC
+ * 9111 §3, §3.5), which the lookup, the fill and the store all consult.
+ */
+interface Asked {
+  cc: CacheControl;
+  authorized: boolean;
+}
 export const DEFAULT_FLOOR_RETRIES = 1;
 
 export interface HandleOptions {
@@ -172,6 +182,7 @@ export class Edge implements SyncTarget {
     const requestCc = parseCacheControl(req.headers.get("cache-control"));
     const minSerial = parseSerialHeader(req.headers.get(H.minSerial));
     const authorized = req.headers.has("authorization");
+    const asked: Asked = { cc: requestCc, authorized };
     const now = this.clock.now();
     const stored = this.storage.get(key);
     let prior: CacheEntry | undefined;
@@ -197,7 +208,7 @@ export class Edge implements SyncTarget {
       }
       if (use === "stale-while-revalidate") {
         this.counters.stale++;
-        this.refreshInBackground(key, req, stored, opts);
+        this.refreshInBackground(key, req, asked, stored, opts);
         return this.respond(req, stored, {
           hit: true,
           ttl: remainingTtl(stored, now),
@@ -208,7 +219,7 @@ export class Edge implements SyncTarget {
     }
     if (prior && (fwd === "stale" || fwd === "request")) this.counters.revalidations++;
     else this.counters.misses++;
-    const fill = await this.fill(key, req, prior, minSerial);
+    const fill = await this.fill(key, req, asked, prior, minSerial);
     return this.respond(req, fill.entry, fill.status && { fwd, detail, ...fill.status });
   }
 
@@ -294,10 +305,11 @@ export class Edge implements SyncTarget {
   private refreshInBackground(
     key: string,
     req: Request,
+    asked: Asked,
     prior: CacheEntry,
     opts: HandleOptions,
   ): void {
-    const work = this.fill(key, req, prior, undefined).catch((err: unknown) => {
+    const work = this.fill(key, req, asked, prior, undefined).catch((err: unknown) => {
       this.log(`${this.id}: background refresh of ${key} failed: ${String(err)}`);
     });
     opts.waitUntil?.(work);
@@ -312,10 +324,11 @@ export class Edge implements SyncTarget {
   private fill(
     key: string,
     req: Request,
+    asked: Asked,
     prior: CacheEntry | undefined,
     minSerial: number | undefined,
   ): Promise<Fill> {
-    if (req.headers.has("authorization")) return this.fillFromParent(key, req, prior, minSerial);
+    if (asked.authorized) return this.fillFromParent(key, req, asked, prior, minSerial);
     const id = minSerial === undefined ? key : `${key}|${minSerial}`;
     const running = this.inflight.get(id);
     if (running) {
@@ -323,10 +336,10 @@ export class Edge implements SyncTarget {
       return running.then((f) =>
         varyMatches(f.entry, req.headers)
           ? { ...f, status: f.status && { ...f.status, collapsed: true } }
-          : this.fillFromParent(key, req, prior, minSerial),
+          : this.fillFromParent(key, req, asked, prior, minSerial),
       );
     }
-    const work = this.fillFromParent(key, req, prior, minSerial).finally(() =>
+    const work = this.fillFromParent(key, req, asked, prior, minSerial).finally(() =>
       this.inflight.delete(id),
     );
     this.inflight.set(id, work);
@@ -345,6 +358,7 @@ export class Edge implements SyncTarget {
   private async fillFromParent(
     key: string,
     req: Request,
+    asked: Asked,
     prior: CacheEntry | undefined,
     minSerial: number | undefined,
   ): Promise<Fill> {
@@ -357,7 +371,7 @@ export class Edge implements SyncTarget {
       const validating = attempt === 0 ? prior : undefined;
       const x = await this.exchange(base, key, req, validating, maxSerial(minSerial, floor));
       if (x instanceof Error || x.response.status >= 500) {
-        return this.onParentError(key, req, prior, x);
+        return this.onParentError(key, req, asked, prior, x);
       }
       if (x.response.status === 304 && validating && !selectedBy304(validating, x.response)) {
         // RFC 9111 §4.3.4: a 304 naming another strong validator updates nothing.
@@ -370,7 +384,7 @@ export class Edge implements SyncTarget {
       this.repair(candidate);
       floor = maxSerial(floor, this.floor.floorOf(candidate.surrogateKeys));
       const status: CacheStatus = { fwdStatus: x.response.status };
-      if (!olderThan(candidate.serial, floor)) return this.store(candidate, status, req);
+      if (!olderThan(candidate.serial, floor)) return this.store(candidate, status, asked);
       this.counters.floorRefusals++;
       last = { entry: candidate, status: { ...status, detail: "serial-below-floor" } };
     }
@@ -383,9 +397,8 @@ export class Edge implements SyncTarget {
     return freshen(prior, x);
   }
 
-  private store(entry: CacheEntry, status: CacheStatus, req: Request): Fill {
-    const requestCc = parseCacheControl(req.headers.get("cache-control"));
-    const reason = notStorableReason(entry, requestCc, req.headers.has("authorization"));
+  private store(entry: CacheEntry, status: CacheStatus, asked: Asked): Fill {
+    const reason = notStorableReason(entry, asked.cc, asked.authorized);
     if (reason !== undefined) return { entry, status: { ...status, detail: reason } };
     const stored = this.storage.set(entry);
     const now = this.clock.now();
@@ -407,6 +420,7 @@ export class Edge implements SyncTarget {
   private onParentError(
     key: string,
     req: Request,
+    asked: Asked,
     prior: CacheEntry | undefined,
     x: Exchange | Error,
   ): Fill {
@@ -429,9 +443,9 @@ export class Edge implements SyncTarget {
     if (!(x instanceof Error)) {
       const entry = entryFromResponse(key, req.headers, x);
       // RFC 9111 §3: a 5xx with explicit freshness is stored like any final status.
-      const reason = notStorableReason(entry, {}, req.headers.has("authorization"));
+      const reason = notStorableReason(entry, {}, asked.authorized);
       return reason === undefined
-        ? this.store(entry, { fwdStatus }, req)
+        ? this.store(entry, { fwdStatus }, asked)
         : { entry, status: { fwdStatus } };
     }
     const timeout = x.name === "TimeoutError";
