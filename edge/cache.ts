@@ -78,6 +78,7 @@ export interface EdgeOptions {
 }
 
 export const DEFAULT_PARENT_TIMEOUT_MS = 5_000;
+export const DEFAULT_FLOOR_RETRIES = 1;
 
 /**
  * What a request asks of the cache, read from its fields once per request:
@@ -88,7 +89,6 @@ interface Asked {
   cc: CacheControl;
   authorized: boolean;
 }
-export const DEFAULT_FLOOR_RETRIES = 1;
 
 export interface HandleOptions {
   /** Keeps background refreshes alive after the response (Workers' ctx.waitUntil). */

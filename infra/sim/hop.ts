@@ -29,6 +29,7 @@
  * `lightHops: false`) keeps the Web objects, and the same report is tested
  * in test/infra/simulate-speed.test.ts.
  */
+import { memoized } from "../../core/memo.ts";
 import { Edge, type EdgeOptions, type Reply } from "../../edge/cache.ts";
 import type { CacheStatus } from "../../edge/key.ts";
 import type { CacheEntry } from "../../edge/policy.ts";
@@ -201,24 +202,15 @@ function same<T>(x: T): T {
   return x;
 }
 
-/** Bound on the memo of serialized URLs (one name is simulated: far more than used). */
-const MAX_HREFS = 10_000;
-const hrefs = new Map<string, string>();
-
 /**
  * `url` as a Request's `url` shows it (the URL parser's serialization),
- * parsed once; undefined when the parser refuses it (not kept).
+ * parsed once per URL (up to 10,000: one name is simulated, far more than
+ * used); undefined when the parser refuses it (not kept).
  */
-function hrefOf(url: string): string | undefined {
-  let href = hrefs.get(url);
-  if (href === undefined) {
-    if (!URL.canParse(url)) return undefined;
-    href = new URL(url).href;
-    if (hrefs.size >= MAX_HREFS) hrefs.clear();
-    hrefs.set(url, href);
-  }
-  return href;
-}
+const hrefOf = memoized(
+  (url): string | undefined => (URL.canParse(url) ? new URL(url).href : undefined),
+  10_000,
+);
 
 /**
  * The edge engine whose fills cross the simulated links as `HopRequest`s and

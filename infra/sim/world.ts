@@ -9,6 +9,7 @@ import dnsPacket from "dns-packet";
 import { type DeliveryFailure, MemoryBus } from "../../core/bus.ts";
 import { delayed, type FetchLike, type LinkModel, wrapFetch } from "../../core/delay.ts";
 import { DNS_MESSAGE, DOH_PATH } from "../../core/http.ts";
+import { memoized } from "../../core/memo.ts";
 import type { PropagationMode } from "../../core/purge.ts";
 import { hashSeed } from "../../core/random.ts";
 import { eventFromFeed, type NodeSync, type SyncTarget } from "../../core/sync.ts";
@@ -128,7 +129,8 @@ export class World implements Observed {
   private readonly serialOfValue = new Map<string, number>();
   private readonly handlers = new Map<string, (req: Request) => Promise<Response>>();
   /** Host of each URL a hop was sent to, parsed once. */
-  private readonly hosts = new Map<string, string>();
+  /** A URL's host, parsed once per URL. */
+  private readonly hostOf = memoized((url) => new URL(url).host, MAX_SHARED);
   /** Bodiless GET requests shared by every hop that sends the same one (see requestOf). */
   private readonly requests = new Map<string, Request>();
   private readonly indexOf = new Map<string, number>();
@@ -557,16 +559,6 @@ export class World implements Observed {
       this.requests.set(key, req);
     }
     return req;
-  }
-
-  private hostOf(url: string): string {
-    let host = this.hosts.get(url);
-    if (host === undefined) {
-      if (this.hosts.size >= MAX_SHARED) this.hosts.clear();
-      host = new URL(url).host;
-      this.hosts.set(url, host);
-    }
-    return host;
   }
 
   /**

@@ -32,4 +32,15 @@ describe("memoized", () => {
     expect([f("x"), f("x")]).toEqual([null, null]);
     expect(n).toBe(1);
   });
+
+  it("keeps no undefined result: computed again each time, and taking no place", () => {
+    const calls: string[] = [];
+    const f = memoized((s) => {
+      calls.push(s);
+      return s === "bad" ? undefined : s;
+    }, 1);
+    expect([f("ok"), f("bad"), f("bad"), f("ok")]).toEqual(["ok", undefined, undefined, "ok"]);
+    // "bad" neither was kept nor pushed "ok" out of the one place there is.
+    expect(calls).toEqual(["ok", "bad", "bad"]);
+  });
 });

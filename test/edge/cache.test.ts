@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { VirtualClock } from "../../core/clock.ts";
 import { Edge, type EdgeOptions } from "../../edge/cache.ts";
+import { type CacheStatus, formatCacheStatus, sameStatus } from "../../edge/key.ts";
 import { LruStorage } from "../../edge/storage-lru.ts";
 import { cacheStatusOf } from "../support/cache-status.ts";
 import { FakeParent, get, makeEdge, START, settle } from "./support.ts";
@@ -26,6 +27,33 @@ beforeEach(() => {
 });
 
 describe("miss, hit, Age and Cache-Status", () => {
+  it("tells apart two statuses that differ in any one parameter the member writes", () => {
+    const base: CacheStatus = { fwd: "stale", fwdStatus: 304, ttl: 5, detail: "x" };
+    // One other value per parameter; typed so that a parameter added to
+    // CacheStatus fails the typecheck here until sameStatus is told of it.
+    const other: Required<CacheStatus> = {
+      hit: true,
+      fwd: "request",
+      fwdStatus: 200,
+      ttl: 6,
+      stored: true,
+      collapsed: true,
+      key: "/k",
+      detail: "y",
+    };
+    // `key` is compared apart (statusMember), not by sameStatus.
+    const variants = (Object.keys(other) as (keyof CacheStatus)[])
+      .filter((k) => k !== "key")
+      .map((k) => ({ ...base, [k]: other[k] }) as CacheStatus);
+    expect(variants).toHaveLength(7);
+    for (const v of variants) {
+      // Every variant formats differently from the base, so the memo must not take one for the other.
+      expect(formatCacheStatus("e", v)).not.toBe(formatCacheStatus("e", base));
+      expect(sameStatus(v, base), JSON.stringify(v)).toBe(false);
+    }
+    expect(sameStatus({ ...base }, base)).toBe(true);
+  });
+
   it("writes each answer's own Cache-Status member, also when the answers before it repeat one", async () => {
     const key = 'key="/resolve?name=www.example.test&type=A"';
     await (await edge.handle(get())).arrayBuffer();
