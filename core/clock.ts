@@ -121,12 +121,132 @@ class TimerHeap {
   }
 }
 
+/**
+ * One timer per slot (0..n-1) of a VirtualClock, kept in typed arrays: set
+ * again or cleared in place, with no object per timer and nothing left in
+ * the clock's heap when cleared. The simulator's observer (infra/sim/observer.ts)
+ * keeps one pending question per node and moves or drops it at most answers;
+ * as clock timers, the dropped ones stayed in the heap until their instant,
+ * up to a TTL later (a hundred thousand of them per change at 100,000
+ * resolvers), each an object and a closure outliving every young-generation
+ * collection. A slot's timer takes its id from the clock's own sequence, so it
+ * fires in exactly the order a `setTimeout` made at the same moment would.
+ */
+export class SlotTimers {
+  /** Per slot: its instant and id while scheduled (the heap's keys). */
+  private readonly at: Float64Array;
+  private readonly id: Float64Array;
+  /** Per slot: its place in the heap, -1 while not scheduled. */
+  private readonly pos: Int32Array;
+  /** Min-heap of slots by (at, id). */
+  private readonly heap: Int32Array;
+  private size = 0;
+
+  constructor(
+    private readonly clock: VirtualClock,
+    n: number,
+    private readonly fire: (slot: number) => void,
+  ) {
+    this.at = new Float64Array(n);
+    this.id = new Float64Array(n);
+    this.pos = new Int32Array(n).fill(-1);
+    this.heap = new Int32Array(n);
+  }
+
+  /** Schedules slot's timer `ms` from now, in place of the one it had. */
+  set(slot: number, ms: number): void {
+    this.clear(slot);
+    this.at[slot] = this.clock.now() + Math.max(0, ms);
+    this.id[slot] = this.clock.nextId();
+    const i = this.size++;
+    this.pos[slot] = i;
+    this.heap[i] = slot;
+    this.up(i);
+  }
+
+  /** Drops slot's timer, if it has one. */
+  clear(slot: number): void {
+    const i = this.pos[slot]!;
+    if (i < 0) return;
+    this.pos[slot] = -1;
+    const last = this.heap[--this.size]!;
+    if (i === this.size) return;
+    this.heap[i] = last;
+    this.pos[last] = i;
+    this.down(i);
+    this.up(this.pos[last]!);
+  }
+
+  get pending(): number {
+    return this.size;
+  }
+
+  /** The earliest slot (-1: none), its instant and id: what the clock compares. */
+  top(): number {
+    return this.size > 0 ? this.heap[0]! : -1;
+  }
+
+  atOf(slot: number): number {
+    return this.at[slot]!;
+  }
+
+  idOf(slot: number): number {
+    return this.id[slot]!;
+  }
+
+  /** Takes the earliest slot out and fires it (the clock has set the time). */
+  fireTop(): void {
+    const slot = this.heap[0]!;
+    this.clear(slot);
+    this.fire(slot);
+  }
+
+  private before(a: number, b: number): boolean {
+    const ta = this.at[a]!;
+    const tb = this.at[b]!;
+    return ta < tb || (ta === tb && this.id[a]! < this.id[b]!);
+  }
+
+  private up(i: number): void {
+    const h = this.heap;
+    const slot = h[i]!;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.before(slot, h[p]!)) break;
+      h[i] = h[p]!;
+      this.pos[h[i]!] = i;
+      i = p;
+    }
+    h[i] = slot;
+    this.pos[slot] = i;
+  }
+
+  private down(i: number): void {
+    const h = this.heap;
+    const n = this.size;
+    const slot = h[i]!;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= n) break;
+      if (c + 1 < n && this.before(h[c + 1]!, h[c]!)) c++;
+      if (!this.before(h[c]!, slot)) break;
+      h[i] = h[c]!;
+      this.pos[h[i]!] = i;
+      i = c;
+    }
+    h[i] = slot;
+    this.pos[slot] = i;
+  }
+}
+
 export class VirtualClock implements Clock {
   private t: number;
   private next = 1;
   private readonly heap = new TimerHeap();
   /** Ids of timers scheduled and neither fired nor cleared. */
   private readonly live = new Set<TimerId>();
+  /** Slot timers kept beside the heap (`slots`). */
+  private readonly slotSets: SlotTimers[] = [];
 
   constructor(start = 0) {
     this.t = start;
@@ -147,15 +267,34 @@ export class VirtualClock implements Clock {
     this.live.delete(id);
   }
 
+  /** The next timer id: a slot timer's place among the timers set at the same instant. */
+  nextId(): number {
+    return this.next++;
+  }
+
+  /** A set of `n` slot timers on this clock; `fire(slot)` runs at a slot's instant. */
+  slots(n: number, fire: (slot: number) => void): SlotTimers {
+    const s = new SlotTimers(this, n, fire);
+    this.slotSets.push(s);
+    return s;
+  }
+
   /** Number of timers still scheduled. */
   get pending(): number {
-    return this.live.size;
+    let n = this.live.size;
+    for (const s of this.slotSets) n += s.pending;
+    return n;
   }
 
   /** Deadline of the next live timer, if any. */
   nextAt(): number | undefined {
     this.dropCancelled();
-    return this.heap.peek()?.at;
+    let at = this.heap.peek()?.at;
+    for (const s of this.slotSets) {
+      const slot = s.top();
+      if (slot >= 0 && (at === undefined || s.atOf(slot) < at)) at = s.atOf(slot);
+    }
+    return at;
   }
 
   /**
@@ -164,12 +303,7 @@ export class VirtualClock implements Clock {
    */
   advanceSync(ms: number): void {
     const end = this.t + ms;
-    for (;;) {
-      const next = this.popDue(end);
-      if (!next) break;
-      this.t = next.at;
-      next.fn();
-    }
+    while (this.fireDue(end));
     this.t = end;
   }
 
@@ -181,13 +315,7 @@ export class VirtualClock implements Clock {
   async advance(ms: number): Promise<void> {
     const end = this.t + ms;
     await flushMicrotasks();
-    for (;;) {
-      const next = this.popDue(end);
-      if (!next) break;
-      this.t = next.at;
-      next.fn();
-      await flushMicrotasks();
-    }
+    while (this.fireDue(end)) await flushMicrotasks();
     this.t = end;
     await flushMicrotasks();
   }
@@ -202,12 +330,33 @@ export class VirtualClock implements Clock {
     }
   }
 
-  private popDue(end: number): VirtualTimer | undefined {
+  /** Fires the earliest timer due by `end`, heap or slot, by (at, id); false if none is due. */
+  private fireDue(end: number): boolean {
     this.dropCancelled();
     const top = this.heap.peek();
-    if (!top || top.at > end) return undefined;
-    this.live.delete(top.id);
-    return this.heap.pop();
+    let set: SlotTimers | undefined;
+    let at = top === undefined ? Number.POSITIVE_INFINITY : top.at;
+    let id = top === undefined ? Number.POSITIVE_INFINITY : top.id;
+    for (const s of this.slotSets) {
+      const slot = s.top();
+      if (slot < 0) continue;
+      const sa = s.atOf(slot);
+      if (sa < at || (sa === at && s.idOf(slot) < id)) {
+        set = s;
+        at = sa;
+        id = s.idOf(slot);
+      }
+    }
+    if (at > end) return false;
+    this.t = at;
+    if (set !== undefined) {
+      set.fireTop();
+      return true;
+    }
+    this.live.delete(id);
+    this.heap.pop();
+    top!.fn();
+    return true;
   }
 
   private dropCancelled(): void {

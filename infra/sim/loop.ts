@@ -5,7 +5,7 @@
  * when something asynchronous may be pending (`dirty`): every engine timer
  * marks it, and so does a probe or client query that did not answer at once.
  */
-import type { Clock, TimerId } from "../../core/clock.ts";
+import type { Clock, SlotTimers, TimerId } from "../../core/clock.ts";
 import { VirtualClock } from "../../core/clock.ts";
 
 /** Resolves after every pending microtask, of any chain depth, has run: a macrotask later. */
@@ -104,6 +104,17 @@ export class SimLoop {
       },
       Math.max(0, ms - this.clock.now()),
     );
+  }
+
+  /**
+   * One simulator timer per slot (0..n-1), set at absolute times and moved or
+   * dropped in place (core/clock.ts `SlotTimers`); `fn(slot)` as for `at`.
+   */
+  slots(n: number, fn: (slot: number) => void): SlotTimers {
+    return this.clock.slots(n, (slot) => {
+      this.events++;
+      fn(slot);
+    });
   }
 
   markDirty(): void {

@@ -17,7 +17,7 @@
  * (a lost request, a partition, an origin outage) it is asked again after
  * `retryMs`, as a client would retry.
  */
-import type { TimerId } from "../../core/clock.ts";
+import type { SlotTimers } from "../../core/clock.ts";
 import type { SimLoop } from "./loop.ts";
 
 /** What the observer needs of the world. */
@@ -40,7 +40,9 @@ export class Observer {
   private readonly open: Uint8Array;
   /** Per node: 1 while its last answer was old and only a touch upstream can change it. */
   private readonly idle: Uint8Array;
-  private readonly timers: (TimerId | undefined)[];
+  /** Per node: its next question, at most one (moved or dropped in place). */
+  private readonly timers: SlotTimers;
+  /** Per node: the instant its question was asked for (NaN: none). */
   private readonly timerAt: Float64Array;
   private touched: number[] = [];
   private readonly isTouched: Uint8Array;
@@ -58,7 +60,10 @@ export class Observer {
     this.open = new Uint8Array(n);
     this.idle = new Uint8Array(n);
     this.isTouched = new Uint8Array(n);
-    this.timers = new Array(n).fill(undefined);
+    this.timers = loop.slots(n, (i) => {
+      this.timerAt[i] = Number.NaN;
+      if (this.open[i]) this.ask(i);
+    });
     this.timerAt = new Float64Array(n).fill(Number.NaN);
     this.children = Array.from({ length: n }, () => []);
     for (let i = 0; i < n; i++) {
@@ -138,20 +143,14 @@ export class Observer {
 
   private schedule(i: number, at: number): void {
     if (this.timerAt[i] === at) return;
-    this.cancel(i);
     this.timerAt[i] = at;
-    this.timers[i] = this.loop.at(at, () => {
-      this.timers[i] = undefined;
-      this.timerAt[i] = Number.NaN;
-      if (this.open[i]) this.ask(i);
-    });
+    // The instant `loop.at(at)` would fire at: the same arithmetic.
+    this.timers.set(i, at - this.loop.now());
   }
 
   private cancel(i: number): void {
-    const t = this.timers[i];
-    if (t === undefined) return;
-    this.loop.clock.clearTimeout(t);
-    this.timers[i] = undefined;
+    if (Number.isNaN(this.timerAt[i]!)) return;
+    this.timers.clear(i);
     this.timerAt[i] = Number.NaN;
   }
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { RealClock, sleep, VirtualClock } from "../../core/clock.ts";
+import { Random } from "../../core/random.ts";
 
 describe("VirtualClock", () => {
   it("fires timers in deadline order, equal deadlines in creation order", async () => {
@@ -61,6 +62,65 @@ describe("VirtualClock", () => {
     await clock.runAll();
     expect(last).toBe(300);
     expect(clock.nextAt()).toBeUndefined();
+  });
+});
+
+describe("SlotTimers", () => {
+  it("fire among the clock's timers by (instant, creation order), moved and dropped in place", () => {
+    const clock = new VirtualClock(0);
+    const fired: string[] = [];
+    const slots = clock.slots(3, (s) => fired.push(`s${s}@${clock.now()}`));
+    clock.setTimeout(() => fired.push(`t1@${clock.now()}`), 10);
+    slots.set(0, 10); // same instant, made after t1: fires after it
+    clock.setTimeout(() => fired.push(`t2@${clock.now()}`), 10);
+    slots.set(1, 5);
+    slots.set(2, 7);
+    slots.set(1, 30); // moved: fires once, at its new instant
+    slots.clear(2); // dropped: never fires
+    expect(clock.pending).toBe(4);
+    expect(clock.nextAt()).toBe(10);
+    clock.advanceSync(100);
+    expect(fired).toEqual(["t1@10", "s0@10", "t2@10", "s1@30"]);
+    expect(clock.pending).toBe(0);
+    expect(clock.nextAt()).toBeUndefined();
+  });
+
+  it("keep the order setTimeout would under random sets, moves and clears", async () => {
+    // The same schedule twice: as clock timers (cleared and set again) and as slots.
+    const run = async (useSlots: boolean): Promise<string[]> => {
+      const clock = new VirtualClock(0);
+      const rnd = new Random(42);
+      const fired: string[] = [];
+      const n = 50;
+      const ids = new Array<number | undefined>(n).fill(undefined);
+      const slots = clock.slots(n, (s) => fired.push(`${s}@${clock.now()}`));
+      const set = (s: number, ms: number) => {
+        if (useSlots) return slots.set(s, ms);
+        if (ids[s] !== undefined) clock.clearTimeout(ids[s]);
+        ids[s] = clock.setTimeout(() => {
+          ids[s] = undefined;
+          fired.push(`${s}@${clock.now()}`);
+        }, ms);
+      };
+      const clear = (s: number) => {
+        if (useSlots) return slots.clear(s);
+        if (ids[s] !== undefined) clock.clearTimeout(ids[s]);
+        ids[s] = undefined;
+      };
+      for (let step = 0; step < 2000; step++) {
+        const s = rnd.nextUint32() % n;
+        const op = rnd.next();
+        // Whole milliseconds, so instants tie often and the creation order decides.
+        if (op < 0.6) set(s, rnd.nextUint32() % 20);
+        else if (op < 0.8) clear(s);
+        else await clock.advance(rnd.nextUint32() % 5);
+      }
+      clock.advanceSync(1000);
+      return fired;
+    };
+    const slotted = await run(true);
+    expect(slotted.length).toBeGreaterThan(200);
+    expect(slotted).toEqual(await run(false));
   });
 });
 
