@@ -337,7 +337,9 @@ export class VirtualClock implements Clock {
     let set: SlotTimers | undefined;
     let at = top === undefined ? Number.POSITIVE_INFINITY : top.at;
     let id = top === undefined ? Number.POSITIVE_INFINITY : top.id;
-    for (const s of this.slotSets) {
+    const sets = this.slotSets;
+    for (let k = 0; k < sets.length; k++) {
+      const s = sets[k]!;
       const slot = s.top();
       if (slot < 0) continue;
       const sa = s.atOf(slot);

@@ -43,7 +43,16 @@ interface KeyFloor {
  * slot up front: 1.5 MB per cache, too much for simulating thousands of nodes.
  */
 function bounded<V extends {}>(max: number, dispose?: LRUCache.Disposer<string, V>) {
-  return new LRUCache<string, V>({ maxSize: max, sizeCalculation: () => 1, dispose });
+  return new LRUCache<string, V>({ maxSize: max, sizeCalculation: oneUnit, dispose });
+}
+
+/**
+ * One function for every cache: an arrow written in the options would be a
+ * new one per cache, named with defineProperty by the TypeScript loader
+ * (tsx, esbuild keepNames), which makes each a dictionary-mode object.
+ */
+function oneUnit(): number {
+  return 1;
 }
 
 /** The zone a `zone:<zone>` key names, if it is one. */

@@ -26,6 +26,16 @@ export function hashSeed(...parts: Seed[]): number {
   return h >>> 0;
 }
 
+/** The k-th output of splitmix32 from state `a` (a function, not a closure per Random: simulators make one per link). */
+function splitmix32(a: number, k: number): number {
+  const x = (a + Math.imul(k, 0x9e3779b9)) | 0;
+  let t = x ^ (x >>> 16);
+  t = Math.imul(t, 0x21f0aaad);
+  t ^= t >>> 15;
+  t = Math.imul(t, 0x735a2d97);
+  return (t ^ (t >>> 15)) >>> 0;
+}
+
 function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
 }
@@ -40,19 +50,11 @@ export class Random {
 
   constructor(seed: Seed) {
     // splitmix32 expands one 32-bit seed into the 128-bit state (never all zero).
-    let a = hashSeed(seed);
-    const next = () => {
-      a = (a + 0x9e3779b9) | 0;
-      let t = a ^ (a >>> 16);
-      t = Math.imul(t, 0x21f0aaad);
-      t ^= t >>> 15;
-      t = Math.imul(t, 0x735a2d97);
-      return (t ^ (t >>> 15)) >>> 0;
-    };
-    this.s0 = next();
-    this.s1 = next();
-    this.s2 = next();
-    this.s3 = next();
+    const a = hashSeed(seed);
+    this.s0 = splitmix32(a, 1);
+    this.s1 = splitmix32(a, 2);
+    this.s2 = splitmix32(a, 3);
+    this.s3 = splitmix32(a, 4);
   }
 
   /** A uniformly distributed unsigned 32-bit integer. */

@@ -114,6 +114,14 @@ export class ResolverCache implements SyncTarget {
     private readonly onUpstreamError: (err: unknown, name: string) => void = () => {},
     private readonly storage: ResolverStorage = new LruStorage(config.maxBytes),
   ) {
+    // Assigned here, not as a field initializer: the TypeScript loader
+    // (tsx, esbuild keepNames) names a field's arrow with defineProperty,
+    // which makes it a dictionary-mode object with a property table of its
+    // own, per cache; a simulator holds one cache per resolver.
+    this.countStale = (s) => {
+      if (s.stale) this.counters.staleServed++;
+      return s;
+    };
     this.served = config.zones ?? [];
     for (const z of this.served) this.zones.add(z);
     this.scope = {
@@ -230,10 +238,7 @@ export class ResolverCache implements SyncTarget {
   }
 
   /** Counts a stale answer once per client, not once per (coalesced) fetch. */
-  private readonly countStale = (s: Served): Served => {
-    if (s.stale) this.counters.staleServed++;
-    return s;
-  };
+  private readonly countStale: (s: Served) => Served;
 
   /** RFC 8767 §5: try the upstream first; answer stale if it fails or the client timer fires first. */
   private expired(

@@ -7,6 +7,7 @@
  */
 import dnsPacket from "dns-packet";
 import { type DeliveryFailure, MemoryBus } from "../../core/bus.ts";
+import type { Clock } from "../../core/clock.ts";
 import { delayed, type FetchLike, type LinkModel, wrapFetch } from "../../core/delay.ts";
 import { DNS_MESSAGE, DOH_PATH } from "../../core/http.ts";
 import { memoized } from "../../core/memo.ts";
@@ -19,13 +20,18 @@ import type { EdgeStorage } from "../../edge/storage.ts";
 import { LruStorage } from "../../edge/storage-lru.ts";
 import type { ZoneConfig } from "../../origin/store.ts";
 import type { StoredAnswer } from "../../resolver/answer.ts";
-import { ResolverCache, type Served } from "../../resolver/cache.ts";
+import { ResolverCache, type Served, type Upstream } from "../../resolver/cache.ts";
 import { toWire } from "../../resolver/handler.ts";
 import { DEFAULT_CACHE } from "../../resolver/policy.ts";
 import { parseQuery } from "../../resolver/query.ts";
 import { buildQuery, dohUpstream } from "../../resolver/upstream.ts";
 import { followFabric, type NodeLink } from "../node-link.ts";
-import { edgesInStartOrder, type Topology } from "../topology.ts";
+import {
+  edgesInStartOrder,
+  type Population,
+  type ResolverSpec,
+  type Topology,
+} from "../topology.ts";
 import { calibrateHops, HopRequest, SimEdge } from "./hop.ts";
 import { LazyPolls } from "./lazy-polls.ts";
 import { linkDelay, linkModels } from "./links.ts";
@@ -33,7 +39,13 @@ import type { SimLoop } from "./loop.ts";
 import type { Observed } from "./observer.ts";
 import { SIM_NAME, SIM_ZONE, SimOrigin, type Window, within } from "./origin.ts";
 import { cacheConfigOf, populationsById } from "./populations.ts";
-import { Life, type NodeRestart, type RestartRecord, scheduleRestarts } from "./restart.ts";
+import {
+  Life,
+  type NodeRestart,
+  type Restartable,
+  type RestartRecord,
+  scheduleRestarts,
+} from "./restart.ts";
 
 /** RFC 1035 §3.2.2: TYPE A. */
 const TYPE_A = 1;
@@ -128,7 +140,6 @@ export class World implements Observed {
   /** A record value -> serial of the change that wrote it. */
   private readonly serialOfValue = new Map<string, number>();
   private readonly handlers = new Map<string, (req: Request) => Promise<Response>>();
-  /** Host of each URL a hop was sent to, parsed once. */
   /** A URL's host, parsed once per URL. */
   private readonly hostOf = memoized((url) => new URL(url).host, MAX_SHARED);
   /** Bodiless GET requests shared by every hop that sends the same one (see requestOf). */
@@ -272,142 +283,25 @@ export class World implements Observed {
     }
     // Drawn over the whole topology: a shard's resolvers keep the population they have in it.
     const populations = populationsById(this.o.whole ?? t);
+    const host = this.resolverHost();
     for (const r of t.resolvers) {
-      const population = populations.get(r.id);
       const index = this.nodes.length;
       this.indexOf.set(r.id, index);
-      const viaLink = this.fetchVia(r.id, models.get(r.id)!);
       const life = new Life(r.id);
       this.lives.push(life);
-      const upstream = dohUpstream(`http://${r.upstream}`, {
-        timeoutMs: NO_WALL_TIMEOUT_MS,
-        fetch: ((input, init) =>
-          viaLink(input, init).then((res) => {
-            if (staleIfError(res)) {
-              this.sie.at[index] = clock.now();
-              this.sie.version[index] = etagVersion(res.headers.get("etag")) ?? Number.NaN;
-            }
-            return res;
-          })) as typeof fetch,
-      });
-      let inflight = 0;
-      const newCache = () =>
-        new ResolverCache(
-          r.id,
-          { ...DEFAULT_CACHE, maxBytes: r.maxBytes ?? 1 << 16, ...cacheConfigOf(population) },
-          clock,
-          // A refresh that comes back may change the answer: the node is touched.
-          // A failed one brings no new version; the observer retries the node
-          // after retryMs instead (touching it would ask again in the same
-          // instant, and a lost request fails in that instant: a resolver
-          // with nothing cached, as after a restart, would loop forever).
-          // Any upstream call ends the held answer (lazyClients).
-          (...args) => {
-            inflight++;
-            this.memo.until[index] = Number.NaN;
-            return upstream(...args).then(
-              (answer) => {
-                inflight--;
-                this.memo.until[index] = Number.NaN;
-                this.loop.markDirty();
-                this.events.touched(index);
-                return answer;
-              },
-              (err: unknown) => {
-                inflight--;
-                this.memo.until[index] = Number.NaN;
-                this.loop.markDirty();
-                throw err;
-              },
-            );
-          },
-        );
-      // A restart (sim/restart.ts) builds it again: empty, no floors, nothing held.
-      let cache = newCache();
-      const report = (version: number | undefined, stale: boolean) =>
-        this.report(index, version, stale);
-      const track = (gen: number, s: Served) => {
-        if (!life.alive(gen)) return this.events.failed(index, life.refused());
-        report(this.versionOf(s.answer), s.stale);
-      };
-      // A fresh answer before its prefetch point, with no refresh in flight:
-      // until then, or until a purge or an upstream call, a question changes
-      // nothing in the engine but its hit counter and the entry's recency (a
-      // resolver here holds one name, so recency never picks an eviction).
-      // A synchronous answer that is not stale is the stored entry's own (the
-      // engine's fresh hit, read from the slot in the same call), so the
-      // slot's times are the held answer's.
-      const remember = (s: Served) => {
-        if (s.stale || inflight > 0) return;
-        const store = cache.store;
-        const slot = store.find(KEY.name, KEY.qtype);
-        if (slot < 0) return;
-        const until = Math.min(store.prefetchAt(slot), store.expiresAt(slot));
-        if (clock.now() < until) {
-          this.memo.until[index] = until;
-          this.memo.version[index] = this.versionOf(s.answer) ?? Number.NaN;
-        }
-      };
-      const fast = this.o.lazyClients === true;
-      this.nodes.push({
-        id: r.id,
-        kind: "resolver",
-        tier: "resolver",
-        ...(population ? { population: population.name } : {}),
-        parent: this.indexOf.get(r.upstream) ?? -1,
-        nextChangeMs: () => {
-          const until = this.memo.until[index]!;
-          const now = clock.now();
-          return now < until ? until - now : resolverNextChangeMs(cache, now);
-        },
-        ask: () => {
-          if (life.down) return this.events.failed(index, life.refused());
-          if (this.answerHeld(index)) return;
-          const gen = life.incarnation;
-          // Even a synchronous answer may have started a refresh (a prefetch,
-          // a lost request failing in promise turns): the instant settles.
-          this.loop.markDirty();
-          const served = cache.lookup(KEY.key, KEY.name, KEY.qtype);
-          if (!(served instanceof Promise)) {
-            if (fast) remember(served);
-            return track(gen, served);
-          }
-          served.then(
-            (s) => track(gen, s),
-            (err: unknown) => this.events.failed(index, err),
-          );
-        },
-      });
-      // A population that does not follow purges is a resolver on the internet: TTLs only.
-      if (population?.purges === false) {
-        life.hooks = {
-          stop: async () => {},
-          start: async () => {
-            cache = newCache();
-            this.memo.until[index] = Number.NaN;
-          },
-        };
-        continue;
-      }
-      let link = await this.follow(
-        r.id,
-        this.touchingTarget(index, cache),
-        models.get(r.id)!,
+      const node = new SimResolver(
+        r,
+        populations.get(r.id),
+        index,
+        this.indexOf.get(r.upstream) ?? -1,
         life,
+        this.fetchVia(r.id, models.get(r.id)!),
+        models.get(r.id)!,
+        host,
       );
-      life.hooks = {
-        stop: () => link.close(),
-        start: async () => {
-          cache = newCache();
-          this.memo.until[index] = Number.NaN;
-          link = await this.follow(
-            r.id,
-            this.touchingTarget(index, cache),
-            models.get(r.id)!,
-            life,
-          );
-        },
-      };
+      this.nodes.push(node);
+      await node.follow();
+      life.hooks = node;
     }
     // A shard restarts its own nodes; the others' restarts belong to other
     // shards (a node in no shard is still an error: scheduleRestarts names it).
@@ -521,15 +415,38 @@ export class World implements Observed {
 
   /** A fetch that crosses the node's link, then reaches the handler named by the URL's host. */
   private fetchVia(nodeId: string, model: LinkModel): FetchLike {
-    const route: FetchLike = (input, init) => {
-      const req = this.requestOf(input, init);
-      const handler = this.handlers.get(this.hostOf(req.url));
-      if (!handler)
-        return Promise.reject(new TypeError(`no simulated node "${this.hostOf(req.url)}"`));
-      return handler(req);
-    };
     const clock = this.loop.engineClock;
-    return wrapFetch(route, linkDelay(model, this.o.seed, nodeId, "fetch", clock), clock);
+    return wrapFetch(
+      (input, init) => this.route(input, init),
+      linkDelay(model, this.o.seed, nodeId, "fetch", clock),
+      clock,
+    );
+  }
+
+  /** Hands a hop's request to the handler its URL's host names. */
+  private route(input: string | URL | Request, init: RequestInit | undefined): Promise<Response> {
+    const req = this.requestOf(input, init);
+    const handler = this.handlers.get(this.hostOf(req.url));
+    if (!handler)
+      return Promise.reject(new TypeError(`no simulated node "${this.hostOf(req.url)}"`));
+    return handler(req);
+  }
+
+  /** What every simulated resolver uses of the world: one object, made once. */
+  private resolverHost(): ResolverHost {
+    return {
+      clock: this.loop.engineClock,
+      loop: this.loop,
+      events: this.events,
+      memo: this.memo,
+      sie: this.sie,
+      lazyClients: this.o.lazyClients === true,
+      answerHeld: (i) => this.answerHeld(i),
+      report: (i, version, stale) => this.report(i, version, stale),
+      versionOf: (answer) => this.versionOf(answer),
+      follow: (id, index, target, model, life) =>
+        this.follow(id, this.touchingTarget(index, target), model, life),
+    };
   }
 
   /**
@@ -751,4 +668,188 @@ function staleIfError(res: Response): boolean {
 function etagVersion(etag: string | null): number | undefined {
   const m = etag ? /^(?:W\/)?"(\d+)"$/.exec(etag) : null;
   return m ? Number(m[1]) : undefined;
+}
+
+/** What a simulated resolver uses of its world (World.resolverHost). */
+interface ResolverHost {
+  clock: Clock;
+  loop: SimLoop;
+  events: WorldEvents;
+  memo: HeldAnswers;
+  sie: { version: Float64Array; at: Float64Array };
+  lazyClients: boolean;
+  answerHeld(index: number): boolean;
+  report(index: number, version: number | undefined, stale: boolean): void;
+  versionOf(answer: StoredAnswer): number | undefined;
+  follow(
+    id: string,
+    index: number,
+    target: SyncTarget,
+    model: LinkModel,
+    life: Life,
+  ): Promise<NodeLink>;
+}
+
+/**
+ * One simulated resolver: the real engine (ResolverCache) fed by the real
+ * DoH client over the node's link, asked by the observer and the client
+ * load. A class rather than a closure per function: tsx compiles with
+ * esbuild's keepNames, which gives every function bound to a name (`const
+ * f = () => ...`, `{ f: () => ... }`) an `Object.defineProperty(f, "name")`,
+ * and that turns the function into a dictionary-mode object with a property
+ * table of its own (~256 bytes). A dozen such closures per resolver were 18 %
+ * of the simulator's heap at 10,000 resolvers (bench/results/simulate.md);
+ * methods are defined once, on the prototype.
+ */
+class SimResolver implements SimNode, Restartable {
+  readonly kind = "resolver";
+  readonly tier = "resolver";
+  readonly id: string;
+  readonly population?: string;
+  /** A restart (sim/restart.ts) builds it again: empty, no floors, nothing held. */
+  private cache: ResolverCache;
+  /** Upstream calls in flight: a held answer is remembered only with none. */
+  private inflight = 0;
+  private readonly upstream: Upstream;
+  private link: NodeLink | undefined;
+
+  constructor(
+    private readonly spec: ResolverSpec,
+    private readonly pop: Population | undefined,
+    private readonly index: number,
+    readonly parent: number,
+    private readonly life: Life,
+    private readonly viaLink: FetchLike,
+    private readonly model: LinkModel,
+    private readonly host: ResolverHost,
+  ) {
+    this.id = spec.id;
+    if (pop) this.population = pop.name;
+    this.upstream = dohUpstream(`http://${spec.upstream}`, {
+      timeoutMs: NO_WALL_TIMEOUT_MS,
+      // Bound, not an arrow in the literal (named by defineProperty: see the class).
+      fetch: this.fetchOverLink.bind(this) as typeof fetch,
+    });
+    this.cache = this.newCache();
+  }
+
+  /** Follows the bus and the feed, unless its population does not follow purges. */
+  async follow(): Promise<void> {
+    // A population that does not follow purges is a resolver on the internet: TTLs only.
+    if (this.pop?.purges === false) return;
+    this.link = await this.host.follow(this.id, this.index, this.cache, this.model, this.life);
+  }
+
+  async stop(): Promise<void> {
+    await this.link?.close();
+  }
+
+  async start(): Promise<void> {
+    this.cache = this.newCache();
+    this.host.memo.until[this.index] = Number.NaN;
+    await this.follow();
+  }
+
+  nextChangeMs(): number | undefined {
+    const until = this.host.memo.until[this.index]!;
+    const now = this.host.clock.now();
+    return now < until ? until - now : resolverNextChangeMs(this.cache, now);
+  }
+
+  ask(): void {
+    const { host, life, index } = this;
+    if (life.down) {
+      host.events.failed(index, life.refused());
+      return;
+    }
+    if (host.answerHeld(index)) return;
+    const gen = life.incarnation;
+    // Even a synchronous answer may have started a refresh (a prefetch,
+    // a lost request failing in promise turns): the instant settles.
+    host.loop.markDirty();
+    const served = this.cache.lookup(KEY.key, KEY.name, KEY.qtype);
+    if (!(served instanceof Promise)) {
+      if (host.lazyClients) this.remember(served);
+      this.track(gen, served);
+      return;
+    }
+    served.then(
+      (s) => this.track(gen, s),
+      (err: unknown) => host.events.failed(index, err),
+    );
+  }
+
+  private newCache(): ResolverCache {
+    const { host, index } = this;
+    return new ResolverCache(
+      this.id,
+      { ...DEFAULT_CACHE, maxBytes: this.spec.maxBytes ?? 1 << 16, ...cacheConfigOf(this.pop) },
+      host.clock,
+      // A refresh that comes back may change the answer: the node is touched.
+      // A failed one brings no new version; the observer retries the node
+      // after retryMs instead (touching it would ask again in the same
+      // instant, and a lost request fails in that instant: a resolver
+      // with nothing cached, as after a restart, would loop forever).
+      // Any upstream call ends the held answer (lazyClients).
+      (...args) => {
+        this.inflight++;
+        host.memo.until[index] = Number.NaN;
+        return this.upstream(...args).then(
+          (answer) => {
+            this.inflight--;
+            host.memo.until[index] = Number.NaN;
+            host.loop.markDirty();
+            host.events.touched(index);
+            return answer;
+          },
+          (err: unknown) => {
+            this.inflight--;
+            host.memo.until[index] = Number.NaN;
+            host.loop.markDirty();
+            throw err;
+          },
+        );
+      },
+    );
+  }
+
+  /** The DoH client's fetch: over the link, noting a stale-if-error copy (World.report). */
+  private fetchOverLink(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+    const { host, index } = this;
+    return this.viaLink(input, init).then((res) => {
+      if (staleIfError(res)) {
+        host.sie.at[index] = host.clock.now();
+        host.sie.version[index] = etagVersion(res.headers.get("etag")) ?? Number.NaN;
+      }
+      return res;
+    });
+  }
+
+  private track(gen: number, s: Served): void {
+    const { host, life, index } = this;
+    if (!life.alive(gen)) host.events.failed(index, life.refused());
+    else host.report(index, host.versionOf(s.answer), s.stale);
+  }
+
+  /**
+   * A fresh answer before its prefetch point, with no refresh in flight:
+   * until then, or until a purge or an upstream call, a question changes
+   * nothing in the engine but its hit counter and the entry's recency (a
+   * resolver here holds one name, so recency never picks an eviction).
+   * A synchronous answer that is not stale is the stored entry's own (the
+   * engine's fresh hit, read from the slot in the same call), so the
+   * slot's times are the held answer's.
+   */
+  private remember(s: Served): void {
+    if (s.stale || this.inflight > 0) return;
+    const store = this.cache.store;
+    const slot = store.find(KEY.name, KEY.qtype);
+    if (slot < 0) return;
+    const until = Math.min(store.prefetchAt(slot), store.expiresAt(slot));
+    const { host, index } = this;
+    if (host.clock.now() < until) {
+      host.memo.until[index] = until;
+      host.memo.version[index] = host.versionOf(s.answer) ?? Number.NaN;
+    }
+  }
 }
