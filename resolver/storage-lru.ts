@@ -79,14 +79,43 @@ function ownerHash(owner: string): number {
   return h ^ (h >>> 13);
 }
 
-function grown<T extends Int32Array | Uint32Array | Uint16Array | Uint8Array | Float64Array>(
-  a: T,
-  n: number,
-): T {
-  const b = new (a.constructor as new (n: number) => T)(n);
-  b.set(a);
-  return b;
+type Column = Int32Array | Uint32Array | Uint16Array | Uint8Array | Float64Array;
+
+/**
+ * Columns cut from one ArrayBuffer, each a copy of an old column grown to
+ * its new length: a cache's columns cost one buffer, not one each. Every
+ * ArrayBuffer has a backing store of its own and an extension the GC
+ * tracks, and a simulator holds one cache per resolver (25 columns each).
+ * Columns are taken widest element first, so every view is aligned; `done`
+ * checks the buffer was sized for exactly what was taken.
+ */
+class Carver {
+  private at = 0;
+  private readonly buf: ArrayBuffer;
+
+  constructor(bytes: number) {
+    this.buf = new ArrayBuffer(bytes);
+  }
+
+  take<T extends Column>(old: T, n: number): T {
+    const C = old.constructor as new (b: ArrayBuffer, at: number, n: number) => T;
+    const col = new C(this.buf, this.at, n);
+    col.set(old);
+    this.at += n * col.BYTES_PER_ELEMENT;
+    return col;
+  }
+
+  done(): void {
+    if (this.at !== this.buf.byteLength) {
+      throw new Error(`columns took ${this.at} of ${this.buf.byteLength} bytes`);
+    }
+  }
 }
+
+/** Bytes per slot of LruStorage's slot columns and its table (two Int32 per slot). */
+const SLOT_BYTES = 6 * 8 + 7 * 4 + 2 * 4 + 3 * 2 + 2 * 1;
+/** Bytes per posting of its posting columns and buckets. */
+const POSTING_BYTES = 5 * 4;
 
 /** Offset just past the stored question's name (uncompressed: storeAnswer wrote it). */
 function questionNameEnd(wire: Uint8Array): number {
@@ -492,27 +521,29 @@ export class LruStorage implements ResolverStorage {
 
   private growSlots(cap: number): void {
     this.cap = cap;
-    this.chunkAt = grown(this.chunkAt, cap);
-    this.wireLen = grown(this.wireLen, cap);
-    this.ttlCount = grown(this.ttlCount, cap);
-    this.nameLen = grown(this.nameLen, cap);
-    this.qtypes = grown(this.qtypes, cap);
-    this.info = grown(this.info, cap);
-    this.ttl = grown(this.ttl, cap);
-    this.stored = grown(this.stored, cap);
-    this.expires = grown(this.expires, cap);
-    this.prefetch = grown(this.prefetch, cap);
-    this.failed = grown(this.failed, cap);
-    this.serial = grown(this.serial, cap);
-    this.staleness = grown(this.staleness, cap);
-    this.hash = grown(this.hash, cap);
-    this.prev = grown(this.prev, cap);
-    this.next = grown(this.next, cap);
-    this.gen = grown(this.gen, cap);
-    this.post = grown(this.post, cap);
-    // At most half full: short probe sequences.
-    this.table = new Int32Array(cap * 2);
+    const c = new Carver(cap * SLOT_BYTES);
+    this.stored = c.take(this.stored, cap);
+    this.expires = c.take(this.expires, cap);
+    this.prefetch = c.take(this.prefetch, cap);
+    this.failed = c.take(this.failed, cap);
+    this.serial = c.take(this.serial, cap);
+    this.staleness = c.take(this.staleness, cap);
+    this.chunkAt = c.take(this.chunkAt, cap);
+    this.ttl = c.take(this.ttl, cap);
+    this.hash = c.take(this.hash, cap);
+    this.prev = c.take(this.prev, cap);
+    this.next = c.take(this.next, cap);
+    this.gen = c.take(this.gen, cap);
+    this.post = c.take(this.post, cap);
+    // At most half full: short probe sequences. Filled again below, not copied.
+    this.table = c.take(new Int32Array(0), cap * 2);
     this.tableMask = cap * 2 - 1;
+    this.wireLen = c.take(this.wireLen, cap);
+    this.ttlCount = c.take(this.ttlCount, cap);
+    this.qtypes = c.take(this.qtypes, cap);
+    this.nameLen = c.take(this.nameLen, cap);
+    this.info = c.take(this.info, cap);
+    c.done();
     for (let s = this.head; s >= 0; s = this.next[s]!) {
       let i = this.hash[s]! & this.tableMask;
       while (this.table[i] !== 0) i = (i + 1) & this.tableMask;
@@ -623,12 +654,14 @@ export class LruStorage implements ResolverStorage {
 
   private growPostings(cap: number): void {
     this.pCap = cap;
-    this.pSlot = grown(this.pSlot, cap);
-    this.pHash = grown(this.pHash, cap);
-    this.pNext = grown(this.pNext, cap);
-    this.pSib = grown(this.pSib, cap);
+    const c = new Carver(cap * POSTING_BYTES);
+    this.pSlot = c.take(this.pSlot, cap);
+    this.pHash = c.take(this.pHash, cap);
+    this.pNext = c.take(this.pNext, cap);
+    this.pSib = c.take(this.pSib, cap);
     // Rechained into buckets as many as the postings; free postings keep their list.
-    this.pHead = new Int32Array(cap).fill(-1);
+    this.pHead = c.take(new Int32Array(0), cap).fill(-1);
+    c.done();
     this.pMask = cap - 1;
     for (let p = 0; p < this.pUsed; p++) {
       if (this.pSlot[p]! < 0) continue;
