@@ -62,12 +62,20 @@ function zoneOfKey(key: string): string | undefined {
 
 export class VersionFloor {
   private readonly zones = new Map<string, number>();
-  private readonly keys: LRUCache<string, KeyFloor>;
+  /**
+   * Made with the first key floor: most caches never hold one (a resolver
+   * that follows no purges, a node whose purges are all zone-wide), and an
+   * LRU is ~2 KB of objects; a simulator holds one floor per resolver.
+   */
+  private keys: LRUCache<string, KeyFloor> | undefined;
 
-  constructor(maxKeys = MAX_KEY_FLOORS) {
-    this.keys = bounded<KeyFloor>(maxKeys, (f, _key, reason) => {
+  constructor(private readonly maxKeys = MAX_KEY_FLOORS) {}
+
+  private keyFloors(): LRUCache<string, KeyFloor> {
+    this.keys ??= bounded<KeyFloor>(this.maxKeys, (f, _key, reason) => {
       if (reason === "evict" && f.zone !== undefined) this.raiseZone(f.zone, f.serial);
     });
+    return this.keys;
   }
 
   /** Raises `zone`'s floor, which every key of the zone is held to. Never lowers it. */
@@ -89,9 +97,10 @@ export class VersionFloor {
         continue;
       }
       if (key === "*") continue;
-      const old = this.keys.get(key);
+      const keys = this.keyFloors();
+      const old = keys.get(key);
       const keep = old !== undefined && old.zone === owner ? serialMax(old.serial, serial) : serial;
-      this.keys.set(key, { zone: owner, serial: keep });
+      keys.set(key, { zone: owner, serial: keep });
     }
   }
 
@@ -109,7 +118,7 @@ export class VersionFloor {
         floor = maxSerial(floor, this.zones.get(z));
         continue;
       }
-      const f = this.keys.get(key);
+      const f = this.keys?.get(key);
       if (f === undefined) continue;
       if (owner === undefined || f.zone === undefined || f.zone === owner) {
         floor = maxSerial(floor, f.serial);
@@ -118,7 +127,6 @@ export class VersionFloor {
     return floor;
   }
 
-  /** Key floors plus zone floors held. */
   /**
    * Forgets every floor of `zone` (its zone floor and its keys'): the only way a
    * floor goes down, for a node whose floor is above the serial the origin says
@@ -126,12 +134,15 @@ export class VersionFloor {
    */
   forgetZone(zone: string): void {
     this.zones.delete(zone);
-    const mine = [...this.keys.entries()].filter(([k, f]) => f.zone === zone || isInZone(k, zone));
-    for (const [key] of mine) this.keys.delete(key);
+    const keys = this.keys;
+    if (keys === undefined) return;
+    const mine = [...keys.entries()].filter(([k, f]) => f.zone === zone || isInZone(k, zone));
+    for (const [key] of mine) keys.delete(key);
   }
 
+  /** Key floors plus zone floors held. */
   get size(): number {
-    return this.keys.size + this.zones.size;
+    return (this.keys?.size ?? 0) + this.zones.size;
   }
 }
 
