@@ -26,15 +26,20 @@ function entryFor(name: string, qtype: number, answer: StoredAnswer, now = 0): C
   );
 }
 
-/** An entry for `name` A (`data` a list of addresses). */
+/** An entry for `name` A (`data` a list of addresses), stored at 0. */
 function entry(name: string, ...data: string[]): CacheEntry {
+  return entryAt(0, name, ...data);
+}
+
+/** The same stored at `now`. */
+function entryAt(now: number, name: string, ...data: string[]): CacheEntry {
   const answer = answerFromRRset(
     { name, type: "A", ttl: 60, data },
     toWire(name),
     1,
     DEFAULT_CACHE,
   );
-  return entryFor(name, 1, answer);
+  return entryFor(name, 1, answer, now);
 }
 
 /** `name` A answered through a CNAME to `target`. */
@@ -173,7 +178,8 @@ describe("LruStorage", () => {
     for (let i = 0; i < 1_500; i++) {
       // Answers of different sizes (1 to 8 addresses), so chunks of several classes.
       const data = Array.from({ length: 1 + (i % 8) }, (_, k) => `192.0.2.${k}`);
-      const e = entry(`h${i}.example.test`, ...data);
+      // Stored at its own instant, so every slot's times differ (the columns move on growth).
+      const e = entryAt(1_000 * i, `h${i}.example.test`, ...data);
       all.push(i % 5 === 0 ? aliased(`c${i}.example.test`, `h${i}.example.test`) : e);
     }
     for (const e of all) expect(s.set(e)).toBe(true);
@@ -184,6 +190,15 @@ describe("LruStorage", () => {
     for (const [i, e] of all.entries()) {
       const slot = s.find(e.wireName, 1);
       if (slot < 0 || !s.at(slot).answer.wire.equals(e.answer.wire)) wrong.push(`${e.name} wire`);
+      const got = slot < 0 ? undefined : s.at(slot);
+      if (
+        got?.storedAt !== e.storedAt ||
+        got.expiresAt !== e.expiresAt ||
+        got.prefetchAt !== e.prefetchAt ||
+        got.serial !== e.serial
+      ) {
+        wrong.push(`${e.name} times`);
+      }
       // Other types of the name are not there.
       if (types.slice(1).some((t) => s.find(e.wireName, t) !== -1)) wrong.push(`${e.name} type`);
       const owners = s.keysFor(`h${i}.example.test`);
