@@ -125,11 +125,11 @@ class TimerHeap {
  * One timer per slot (0..n-1) of a VirtualClock, kept in typed arrays: set
  * again or cleared in place, with no object per timer and nothing left in
  * the clock's heap when cleared. The simulator's observer (infra/sim/observer.ts)
- * keeps one pending question per node and moves or drops it at most answers;
+ * keeps one pending question per node, moved or dropped as the node answers;
  * as clock timers, the dropped ones stayed in the heap until their instant,
- * up to a TTL later (a hundred thousand of them per change at 100,000
- * resolvers), each an object and a closure outliving every young-generation
- * collection. A slot's timer takes its id from the clock's own sequence, so it
+ * up to a TTL later (most of one per resolver per change: at 100,000
+ * resolvers, tens of thousands a change), each an object and a closure
+ * outliving every young-generation collection. A slot's timer takes its id from the clock's own sequence, so it
  * fires in exactly the order a `setTimeout` made at the same moment would.
  */
 export class SlotTimers {

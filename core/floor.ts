@@ -65,7 +65,8 @@ export class VersionFloor {
   /**
    * Made with the first key floor: most caches never hold one (a resolver
    * that follows no purges, a node whose purges are all zone-wide), and an
-   * LRU is ~2 KB of objects; a simulator holds one floor per resolver.
+   * LRU is a dozen objects and closures; a simulator holds one floor per
+   * resolver.
    */
   private keys: LRUCache<string, KeyFloor> | undefined;
 
