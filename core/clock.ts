@@ -4,6 +4,8 @@
  * simulator advances it, firing due timers in time order.
  */
 
+import { SlotHeap } from "./slot-heap.ts";
+
 export type TimerId = number;
 
 export interface Clock {
@@ -122,120 +124,63 @@ class TimerHeap {
 }
 
 /**
- * One timer per slot (0..n-1) of a VirtualClock, kept in typed arrays: set
- * again or cleared in place, with no object per timer and nothing left in
- * the clock's heap when cleared. The simulator's observer (infra/sim/observer.ts)
- * keeps one pending question per node, moved or dropped as the node answers;
+ * One timer per slot (0..n-1) of a VirtualClock, kept in a SlotHeap
+ * (core/slot-heap.ts): set again or cleared in place, with no object per
+ * timer and nothing left in the clock's heap when cleared. The simulator's
+ * observer (infra/sim/observer.ts) keeps one pending question per node,
+ * moved or dropped as the node answers;
  * as clock timers, the dropped ones stayed in the heap until their instant,
  * up to a TTL later (most of one per resolver per change: at 100,000
  * resolvers, tens of thousands a change), each an object and a closure
- * outliving every young-generation collection. A slot's timer takes its id from the clock's own sequence, so it
- * fires in exactly the order a `setTimeout` made at the same moment would.
+ * outliving every young-generation collection. A slot's timer takes its id
+ * from the clock's own sequence, so it fires in exactly the order a
+ * `setTimeout` made at the same moment would.
  */
 export class SlotTimers {
-  /** Per slot: its instant and id while scheduled (the heap's keys). */
-  private readonly at: Float64Array;
-  private readonly id: Float64Array;
-  /** Per slot: its place in the heap, -1 while not scheduled. */
-  private readonly pos: Int32Array;
-  /** Min-heap of slots by (at, id). */
-  private readonly heap: Int32Array;
-  private size = 0;
+  /** Scheduled slots by (instant, id). */
+  private readonly heap: SlotHeap;
 
   constructor(
     private readonly clock: VirtualClock,
     n: number,
     private readonly fire: (slot: number) => void,
   ) {
-    this.at = new Float64Array(n);
-    this.id = new Float64Array(n);
-    this.pos = new Int32Array(n).fill(-1);
-    this.heap = new Int32Array(n);
+    this.heap = new SlotHeap(n);
   }
 
   /** Schedules slot's timer `ms` from now, in place of the one it had. */
   set(slot: number, ms: number): void {
-    this.clear(slot);
-    this.at[slot] = this.clock.now() + Math.max(0, ms);
-    this.id[slot] = this.clock.nextId();
-    const i = this.size++;
-    this.pos[slot] = i;
-    this.heap[i] = slot;
-    this.up(i);
+    this.heap.put(slot, this.clock.now() + Math.max(0, ms), this.clock.nextId());
   }
 
   /** Drops slot's timer, if it has one. */
   clear(slot: number): void {
-    const i = this.pos[slot]!;
-    if (i < 0) return;
-    this.pos[slot] = -1;
-    const last = this.heap[--this.size]!;
-    if (i === this.size) return;
-    this.heap[i] = last;
-    this.pos[last] = i;
-    this.down(i);
-    this.up(this.pos[last]!);
+    this.heap.remove(slot);
   }
 
   get pending(): number {
-    return this.size;
+    return this.heap.length;
   }
 
-  /** The earliest slot (-1: none), its instant and id: what the clock compares. */
+  /** The earliest slot, -1 when none is scheduled. */
   top(): number {
-    return this.size > 0 ? this.heap[0]! : -1;
+    return this.heap.top();
   }
 
+  /** A scheduled slot's instant and id: what the clock orders by. */
   atOf(slot: number): number {
-    return this.at[slot]!;
+    return this.heap.keyOf(slot);
   }
 
   idOf(slot: number): number {
-    return this.id[slot]!;
+    return this.heap.tieOf(slot);
   }
 
   /** Takes the earliest slot out and fires it (the clock has set the time). */
   fireTop(): void {
-    const slot = this.heap[0]!;
-    this.clear(slot);
+    const slot = this.heap.top();
+    this.heap.remove(slot);
     this.fire(slot);
-  }
-
-  private before(a: number, b: number): boolean {
-    const ta = this.at[a]!;
-    const tb = this.at[b]!;
-    return ta < tb || (ta === tb && this.id[a]! < this.id[b]!);
-  }
-
-  private up(i: number): void {
-    const h = this.heap;
-    const slot = h[i]!;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.before(slot, h[p]!)) break;
-      h[i] = h[p]!;
-      this.pos[h[i]!] = i;
-      i = p;
-    }
-    h[i] = slot;
-    this.pos[slot] = i;
-  }
-
-  private down(i: number): void {
-    const h = this.heap;
-    const n = this.size;
-    const slot = h[i]!;
-    for (;;) {
-      let c = 2 * i + 1;
-      if (c >= n) break;
-      if (c + 1 < n && this.before(h[c + 1]!, h[c]!)) c++;
-      if (!this.before(h[c]!, slot)) break;
-      h[i] = h[c]!;
-      this.pos[h[i]!] = i;
-      i = c;
-    }
-    h[i] = slot;
-    this.pos[slot] = i;
   }
 }
 

@@ -17,6 +17,7 @@
  * same report (test/infra/simulate-speed.test.ts).
  */
 import { hashSeed, Random, type Seed } from "../../core/random.ts";
+import { SlotHeap } from "../../core/slot-heap.ts";
 import type { Arrivals, SimLoop } from "./loop.ts";
 
 export class ClientLoad implements Arrivals {
@@ -24,11 +25,8 @@ export class ClientLoad implements Arrivals {
   private readonly node: number[] = [];
   private readonly perMs: number[] = [];
   private readonly streams: Random[] = [];
-  /** Per slot: its next arrival's instant while held in the heap. */
-  private at = new Float64Array(64);
-  /** Min-heap of slots by (at, slot). */
-  private heap = new Int32Array(64);
-  private size = 0;
+  /** Slots by their next arrival's instant while held, ties by slot (a fixed order). */
+  private readonly heap = new SlotHeap(64);
 
   /** `fast`: arrivals are taken by the loop, not fired as timers; `ask` sends node i a question. */
   constructor(
@@ -47,26 +45,20 @@ export class ClientLoad implements Arrivals {
     this.node.push(index);
     this.perMs.push(perSecond / 1000);
     this.streams.push(new Random(hashSeed(this.seed, id, "clients")));
-    if (slot >= this.at.length) {
-      const at = new Float64Array(this.at.length * 2);
-      at.set(this.at);
-      this.at = at;
-      const heap = new Int32Array(this.heap.length * 2);
-      heap.set(this.heap);
-      this.heap = heap;
-    }
+    if (slot >= this.heap.capacity) this.heap.grow(this.heap.capacity * 2);
     this.next(slot);
   }
 
   nextAt(): number {
-    return this.size > 0 ? this.at[this.heap[0]!]! : Number.POSITIVE_INFINITY;
+    const slot = this.heap.top();
+    return slot < 0 ? Number.POSITIVE_INFINITY : this.heap.keyOf(slot);
   }
 
   /** Runs the earliest held arrival; the loop has set the clock to its instant. */
   fire(): void {
-    if (this.size === 0) return;
-    const slot = this.heap[0]!;
-    this.pop();
+    const slot = this.heap.top();
+    if (slot < 0) return;
+    this.heap.remove(slot);
     this.arrive(slot);
   }
 
@@ -83,43 +75,7 @@ export class ClientLoad implements Arrivals {
     // Held only where the clock can land on `at` exactly from any later
     // instant (t + (at - t) === at holds for t <= at <= 2t, Sterbenz): early
     // in a run, and on the slow path, the arrival is a timer.
-    if (this.fast && at <= 2 * now) this.push(slot, at);
+    if (this.fast && at <= 2 * now) this.heap.put(slot, at, slot);
     else this.loop.at(now + gapMs, () => this.arrive(slot));
-  }
-
-  /** Whether slot a's arrival comes before slot b's (ties by slot: a fixed order). */
-  private before(a: number, b: number): boolean {
-    const ta = this.at[a]!;
-    const tb = this.at[b]!;
-    return ta < tb || (ta === tb && a < b);
-  }
-
-  private push(slot: number, at: number): void {
-    this.at[slot] = at;
-    const h = this.heap;
-    let i = this.size++;
-    while (i > 0) {
-      const up = (i - 1) >> 1;
-      if (!this.before(slot, h[up]!)) break;
-      h[i] = h[up]!;
-      i = up;
-    }
-    h[i] = slot;
-  }
-
-  private pop(): void {
-    const h = this.heap;
-    const last = h[--this.size]!;
-    const n = this.size;
-    let i = 0;
-    for (;;) {
-      let child = 2 * i + 1;
-      if (child >= n) break;
-      if (child + 1 < n && this.before(h[child + 1]!, h[child]!)) child++;
-      if (!this.before(h[child]!, last)) break;
-      h[i] = h[child]!;
-      i = child;
-    }
-    if (n > 0) h[i] = last;
   }
 }
