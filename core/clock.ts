@@ -85,35 +85,43 @@ class TimerHeap {
     return this.items[0];
   }
 
+  // Sifted through a hole (each move one write), not by swapping pairs: a
+  // swap through a destructuring array allocated on every level.
   push(t: VirtualTimer): void {
     const a = this.items;
+    let i = a.length;
     a.push(t);
-    let i = a.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!this.less(a[i]!, a[p]!)) break;
-      [a[i], a[p]] = [a[p]!, a[i]!];
+      const parent = a[p]!;
+      if (!this.less(t, parent)) break;
+      a[i] = parent;
       i = p;
     }
+    a[i] = t;
   }
 
   pop(): VirtualTimer | undefined {
     const a = this.items;
     const top = a[0];
     const last = a.pop();
-    if (a.length > 0 && last !== undefined) {
-      a[0] = last;
+    const n = a.length;
+    if (n > 0 && last !== undefined) {
       let i = 0;
       for (;;) {
         const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < a.length && this.less(a[l]!, a[m]!)) m = l;
-        if (r < a.length && this.less(a[r]!, a[m]!)) m = r;
-        if (m === i) break;
-        [a[i], a[m]] = [a[m]!, a[i]!];
-        i = m;
+        if (l >= n) break;
+        let c = l;
+        let child = a[l]!;
+        if (l + 1 < n && this.less(a[l + 1]!, child)) {
+          c = l + 1;
+          child = a[c]!;
+        }
+        if (!this.less(child, last)) break;
+        a[i] = child;
+        i = c;
       }
+      a[i] = last;
     }
     return top;
   }

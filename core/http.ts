@@ -130,3 +130,16 @@ export function parseSerialHeader(value: string | null | undefined): number | un
   const n = Number(value.trim());
   return n < 2 ** 32 ? n : undefined;
 }
+
+/**
+ * A response's body as bytes: `bytes()` (Fetch; Node 20.20's undici and the
+ * simulator's hops have it), else a view of `arrayBuffer()` where a runtime
+ * lacks it. `bytes()` lets a reader that makes its own copy (the
+ * simulator's hop) hand over bytes without a new ArrayBuffer per answer.
+ */
+export function bodyBytes(res: Response): Promise<Uint8Array<ArrayBuffer>> {
+  const r = res as Response & { bytes?: () => Promise<Uint8Array<ArrayBuffer>> };
+  return typeof r.bytes === "function"
+    ? r.bytes()
+    : res.arrayBuffer().then((b) => new Uint8Array(b));
+}

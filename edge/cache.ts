@@ -6,6 +6,7 @@
 import type { Clock } from "../core/clock.ts";
 import { VersionFloor, ZoneSerials } from "../core/floor.ts";
 import {
+  bodyBytes,
   type CacheControl,
   H,
   parseCacheControl,
@@ -501,7 +502,7 @@ export class Edge implements SyncTarget {
         return new Error(`answered with status ${response.status}, not a final HTTP status`);
       }
       const responseTime = this.clock.now();
-      const body = new Uint8Array(await Promise.race([response.arrayBuffer(), timedOut]));
+      const body = await Promise.race([bodyBytes(response), timedOut]);
       return { requestTime, responseTime, response, body };
     } catch (err) {
       if (err instanceof Error && err.name === "TimeoutError") return err;

@@ -360,6 +360,13 @@ function predictChainFaultless(
   return { kind, depth: c.depth, boundMs: bound, cdf: f.cdf, raceProbability: race };
 }
 
+/** A node's chain of links up to the origin (its own first), their text, the tier-1 node on top. */
+interface Up {
+  links: LinkModel[];
+  text: string;
+  top: string;
+}
+
 /** Predictions for every edge and resolver; nodes with the same chain of link models share one. */
 export function predict(t: Topology, o: PredictOptions): NodePrediction[] {
   const models = linkModels(t);
@@ -370,19 +377,6 @@ export function predict(t: Topology, o: PredictOptions): NodePrediction[] {
     ...t.edges.map((e) => ({ id: e.id, tier: e.tier, kind: "edge" as const })),
     ...t.resolvers.map((r) => ({ id: r.id, tier: "resolver", kind: "resolver" as const })),
   ];
-  const chainOf = (id: string) => {
-    const ids: string[] = [];
-    for (let x: string | undefined = id; x !== undefined && x !== t.origin.id; x = parent.get(x)) {
-      ids.push(x);
-    }
-    return ids;
-  };
-  // Client load reaching each tier-1 node: the resolvers below it.
-  const below = new Map<string, number>();
-  for (const r of t.resolvers) {
-    const top = chainOf(r.id).at(-1)!;
-    below.set(top, (below.get(top) ?? 0) + 1);
-  }
   // Nodes share link model objects (the topology's default link): each is
   // written out once, not once per node (100,000 resolvers took 1.4 s).
   const written = new Map<LinkModel, string>();
@@ -394,11 +388,32 @@ export function predict(t: Topology, o: PredictOptions): NodePrediction[] {
     }
     return s;
   };
+  // Each node's chain up to the origin: its links, their text and the
+  // tier-1 node on top, made from its parent's (kept for the edges, which
+  // are few; walking every resolver's chain anew cost ~1 s at 100,000).
+  const chains = new Map<string, Up>();
+  const chainOf = (id: string, keep: boolean): Up => {
+    const known = chains.get(id);
+    if (known) return known;
+    const p = parent.get(id);
+    const rest = p === undefined || p === t.origin.id ? undefined : chainOf(p, true);
+    const own = models.get(id)!;
+    const up: Up = rest
+      ? { links: [own, ...rest.links], text: `${text(own)},${rest.text}`, top: rest.top }
+      : { links: [own], text: text(own), top: id };
+    if (keep) chains.set(id, up);
+    return up;
+  };
+  // Client load reaching each tier-1 node: the resolvers below it.
+  const below = new Map<string, number>();
+  for (const r of t.resolvers) {
+    const top = chainOf(r.id, false).top;
+    below.set(top, (below.get(top) ?? 0) + 1);
+  }
   for (const n of nodes) {
-    const ids = chainOf(n.id);
-    const links = ids.map((id) => models.get(id)!);
-    const tier1Qps = o.clientQps * (below.get(ids.at(-1)!) ?? 0);
-    const key = `${n.kind}:${tier1Qps}:[${links.map(text).join(",")}]`;
+    const { links, text: chainText, top } = chainOf(n.id, n.kind === "edge");
+    const tier1Qps = o.clientQps * (below.get(top) ?? 0);
+    const key = `${n.kind}:${tier1Qps}:[${chainText}]`;
     let p = memo.get(key);
     if (!p) {
       p = predictChain(n.kind, { links, depth: links.length, tier1Qps }, o);

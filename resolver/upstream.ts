@@ -5,7 +5,14 @@
  */
 import { randomInt } from "node:crypto";
 import { queryTcp, queryUdp } from "../core/dns-transport.ts";
-import { DNS_MESSAGE, DOH_PATH, H, parseCacheControl, parseSerialHeader } from "../core/http.ts";
+import {
+  bodyBytes,
+  DNS_MESSAGE,
+  DOH_PATH,
+  H,
+  parseCacheControl,
+  parseSerialHeader,
+} from "../core/http.ts";
 import { UpstreamError } from "./answer.ts";
 import type { Upstream } from "./cache.ts";
 import { CLASS_IN, TYPE_OPT } from "./message.ts";
@@ -52,7 +59,8 @@ export function dohUpstream(base: string, opts: DohOptions): Upstream {
     if (revalidate) headers["cache-control"] = "no-cache";
     const signal = opts.timeoutMs > 0 ? AbortSignal.timeout(opts.timeoutMs) : undefined;
     const res = await doFetch(url, { headers, ...(signal ? { signal } : {}) });
-    const body = Buffer.from(await res.arrayBuffer());
+    const bytes = await bodyBytes(res);
+    const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (res.status !== 200) {
       throw new UpstreamError(
         `DoH upstream ${endpoint} answered HTTP ${res.status}: ${body.toString().slice(0, 200)}`,

@@ -16,15 +16,15 @@
  * instants and the order of everything are the slow path's: same seed,
  * same report (test/infra/simulate-speed.test.ts).
  */
-import { hashSeed, Random, type Seed } from "../../core/random.ts";
+import { hashSeed, RandomStreams, type Seed } from "../../core/random.ts";
 import { SlotHeap } from "../../core/slot-heap.ts";
 import type { Arrivals, SimLoop } from "./loop.ts";
 
 export class ClientLoad implements Arrivals {
-  /** Per slot: the resolver's node index, its rate per ms and its stream. */
-  private readonly node: number[] = [];
-  private readonly perMs: number[] = [];
-  private readonly streams: Random[] = [];
+  /** Per slot: the resolver's node index and its rate per ms; its stream is slot `slot` of `streams`. */
+  private node = new Int32Array(64);
+  private perMs = new Float64Array(64);
+  private readonly streams = new RandomStreams();
   /** Slots by their next arrival's instant while held, ties by slot (a fixed order). */
   private readonly heap = new SlotHeap(64);
 
@@ -41,11 +41,19 @@ export class ClientLoad implements Arrivals {
   /** Starts the clients of resolver `index` (id `id`) at `perSecond`: its first gap is drawn now. */
   add(index: number, id: string, perSecond: number): void {
     if (perSecond <= 0) return;
-    const slot = this.node.length;
-    this.node.push(index);
-    this.perMs.push(perSecond / 1000);
-    this.streams.push(new Random(hashSeed(this.seed, id, "clients")));
-    if (slot >= this.heap.capacity) this.heap.grow(this.heap.capacity * 2);
+    const slot = this.streams.add(hashSeed(this.seed, id, "clients"));
+    if (slot >= this.heap.capacity) {
+      const n = this.heap.capacity * 2;
+      this.heap.grow(n);
+      const node = new Int32Array(n);
+      node.set(this.node);
+      this.node = node;
+      const perMs = new Float64Array(n);
+      perMs.set(this.perMs);
+      this.perMs = perMs;
+    }
+    this.node[slot] = index;
+    this.perMs[slot] = perSecond / 1000;
     this.next(slot);
   }
 
@@ -54,11 +62,15 @@ export class ClientLoad implements Arrivals {
     return slot < 0 ? Number.POSITIVE_INFINITY : this.heap.keyOf(slot);
   }
 
-  /** Runs the earliest held arrival; the loop has set the clock to its instant. */
+  /**
+   * Runs the earliest held arrival; the loop has set the clock to its
+   * instant. The slot stays in the heap while its question is asked (nothing
+   * the question runs reads the arrivals) and is then moved to its next
+   * arrival in place: one sift, not a removal and an insertion.
+   */
   fire(): void {
     const slot = this.heap.top();
     if (slot < 0) return;
-    this.heap.remove(slot);
     this.arrive(slot);
   }
 
@@ -69,13 +81,16 @@ export class ClientLoad implements Arrivals {
 
   private next(slot: number): void {
     const now = this.loop.now();
-    const gapMs = -Math.log(1 - this.streams[slot]!.next()) / this.perMs[slot]!;
+    const gapMs = -Math.log(1 - this.streams.next(slot)) / this.perMs[slot]!;
     // The instant a clock timer set now for now + gap would fire at (loop.at).
     const at = now + (now + gapMs - now);
     // Held only where the clock can land on `at` exactly from any later
     // instant (t + (at - t) === at holds for t <= at <= 2t, Sterbenz): early
     // in a run, and on the slow path, the arrival is a timer.
     if (this.fast && at <= 2 * now) this.heap.put(slot, at, slot);
-    else this.loop.at(now + gapMs, () => this.arrive(slot));
+    else {
+      this.heap.remove(slot);
+      this.loop.at(now + gapMs, () => this.arrive(slot));
+    }
   }
 }

@@ -73,13 +73,13 @@ export class HopHeaders {
 export class HopResponse {
   readonly headers: HopHeaders;
   readonly status: number;
-  private readonly bytes: Uint8Array<ArrayBuffer> | null;
+  private readonly bytes_: Uint8Array<ArrayBuffer> | null;
   private used = false;
 
   constructor(r: Reply) {
     this.status = r.status;
     this.headers = new HopHeaders(r.headers);
-    this.bytes = r.body;
+    this.bytes_ = r.body;
   }
 
   get ok(): boolean {
@@ -92,7 +92,7 @@ export class HopResponse {
 
   /** The body as a stream, made only if a reader asks for one. */
   get body(): ReadableStream<Uint8Array> | null {
-    return this.bytes === null ? null : new Response(this.copy()).body;
+    return this.bytes_ === null ? null : new Response(this.copy()).body;
   }
 
   /**
@@ -106,7 +106,25 @@ export class HopResponse {
       return Promise.reject(new TypeError("Body is unusable: Body has already been read"));
     this.used = true;
     const t = readTurns();
-    return afterTurns(this.bytes === null ? t.empty : t.body, this.copy());
+    return afterTurns(this.bytes_ === null ? t.empty : t.body, this.copy());
+  }
+
+  /**
+   * The body as `bytes()` gives it: a copy, after as many turns as a
+   * Response's `bytes` takes (`calibrateHops`). Copied into a
+   * Buffer (Node's pool for small ones): no ArrayBuffer of its own, which
+   * costs a backing store and external-memory bookkeeping per answer.
+   */
+  bytes(): Promise<Uint8Array<ArrayBuffer>> {
+    if (this.used)
+      return Promise.reject(new TypeError("Body is unusable: Body has already been read"));
+    this.used = true;
+    const t = readTurns();
+    const b = this.bytes_;
+    return afterTurns(
+      b === null ? t.bytesEmpty : t.bytesBody,
+      b === null ? new Uint8Array(0) : (Buffer.from(b) as Uint8Array<ArrayBuffer>),
+    );
   }
 
   async text(): Promise<string> {
@@ -114,9 +132,10 @@ export class HopResponse {
   }
 
   private copy(): ArrayBuffer {
-    const b = this.bytes;
+    const b = this.bytes_;
     if (b === null) return new ArrayBuffer(0);
-    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+    // A typed array's copy: ArrayBuffer's slice takes its slower generic path.
+    return new Uint8Array(b).buffer;
   }
 }
 
@@ -147,10 +166,35 @@ export class HopRequest {
   }
 }
 
+/** The signal of a Request made without one: never aborted (made once, when first read). */
+let neverAborted: AbortSignal | undefined;
+function noSignal(): AbortSignal {
+  neverAborted ??= new AbortController().signal;
+  return neverAborted;
+}
+
 /**
- * Promise turns after which `await response.arrayBuffer()` resumes, for a
- * Response without a body and with one (Node 20's undici: 3 and 7; a read
- * goes through a body stream's reader). Within one virtual instant the
+ * A bodiless GET from a resolver's DoH client to its edge, as a HopRequest:
+ * `fields` as a Request made from them shows them (plain lower-case names
+ * and trimmed values, else undefined: a Headers would rewrite them), no
+ * signal of its own. An undici Request validates every field read and
+ * serializes its URL on every `url` read, and the edge reads both on every
+ * request. Undefined when the URL does not parse either.
+ */
+export function hopRequestOf(url: string, fields: Record<string, string>): Request | undefined {
+  const href = hrefOf(url);
+  if (href === undefined || !plainFields(fields)) return undefined;
+  return new HopRequest(
+    href,
+    new HopHeaders({ ...fields }) as unknown as Headers,
+    noSignal,
+  ) as unknown as Request;
+}
+
+/**
+ * Promise turns after which `await response.arrayBuffer()` (and `bytes()`)
+ * resumes, for a Response without a body and with one (Node 20.20's undici:
+ * 3 and 8 for both; a read goes through a body stream's reader). Within one virtual instant the
  * engines' chains interleave by these turns: two fills answered in the same
  * instant, one 304 and one 200, resume in the order their reads finish, and
  * the next request each sends draws its link delay in that order. Measured
@@ -159,6 +203,8 @@ export class HopRequest {
 interface Turns {
   empty: number;
   body: number;
+  bytesEmpty: number;
+  bytesBody: number;
 }
 let turns: Turns | undefined;
 
@@ -167,6 +213,8 @@ export async function calibrateHops(): Promise<Turns> {
   turns ??= {
     empty: await turnsOf(() => new Response(null, { status: 304 }).arrayBuffer()),
     body: await turnsOf(() => new Response(new Uint8Array(1)).arrayBuffer()),
+    bytesEmpty: await turnsOf(() => new Response(null, { status: 304 }).bytes()),
+    bytesBody: await turnsOf(() => new Response(new Uint8Array(1)).bytes()),
   };
   return turns;
 }

@@ -141,7 +141,9 @@ export class SimLoop {
       }
       if (at === undefined || at > endMs) break;
       this.clock.advanceSync(at - this.clock.now());
-      await this.settleIfDirty();
+      // As for an arrival: an instant whose timers started no promise work
+      // (a simulator timer that answered at once) needs no promise turn.
+      if (this.dirty || this.onSettled()) await this.settleIfDirty();
     }
     if (endMs > this.clock.now()) this.clock.advanceSync(endMs - this.clock.now());
   }

@@ -75,6 +75,16 @@ class TappedResponse {
     return p;
   }
 
+  bytes(): Promise<Uint8Array<ArrayBuffer>> {
+    const p = this.res.bytes();
+    // A Response's bytes are a view of a buffer of their own.
+    void p.then(
+      (b) => this.read(b.buffer),
+      () => {},
+    );
+    return p;
+  }
+
   text(): Promise<string> {
     return this.res.text();
   }

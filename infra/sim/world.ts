@@ -32,7 +32,7 @@ import {
   type ResolverSpec,
   type Topology,
 } from "../topology.ts";
-import { calibrateHops, HopRequest, SimEdge } from "./hop.ts";
+import { calibrateHops, HopRequest, hopRequestOf, SimEdge } from "./hop.ts";
 import { LazyPolls } from "./lazy-polls.ts";
 import { linkDelay, linkModels } from "./links.ts";
 import type { SimLoop } from "./loop.ts";
@@ -472,7 +472,7 @@ export class World implements Observed {
     let req = this.requests.get(key);
     if (!req) {
       if (this.requests.size >= MAX_SHARED) this.requests.clear();
-      req = new Request(input, init);
+      req = (this.o.lightHops && hopRequestOf(String(input), r)) || new Request(input, init);
       this.requests.set(key, req);
     }
     return req;

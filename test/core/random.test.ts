@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { hashSeed, normalCdf, normalQuantile, Random } from "../../core/random.ts";
+import { hashSeed, normalCdf, normalQuantile, Random, RandomStreams } from "../../core/random.ts";
 
 function draw(r: Random, n: number): number[] {
   return Array.from({ length: n }, () => r.next());
@@ -61,5 +61,32 @@ describe("normalCdf and normalQuantile", () => {
     for (const x of [-4, -2.5, -1, -0.1, 0, 0.3, 1.7, 3, 4.5]) {
       expect(normalQuantile(normalCdf(x))).toBeCloseTo(x, 4);
     }
+  });
+});
+
+describe("RandomStreams", () => {
+  it("draws in each stream what a Random of its seed draws, streams interleaved in any order", () => {
+    const seeds: (number | string)[] = [0, 1, 42, 0xffffffff, "edge-1", "r-99999"];
+    const streams = new RandomStreams();
+    const models = seeds.map((s) => new Random(s));
+    for (const [i, s] of seeds.entries()) expect(streams.add(s)).toBe(i);
+    expect(streams.length).toBe(seeds.length);
+    const pick = new Random(3);
+    for (let k = 0; k < 20_000; k++) {
+      const i = pick.nextUint32() % seeds.length;
+      expect(streams.next(i)).toBe(models[i]!.next());
+    }
+  });
+
+  it("keeps every stream's state as it grows", () => {
+    const streams = new RandomStreams();
+    const models: Random[] = [];
+    for (let i = 0; i < 300; i++) {
+      streams.add(`s${i}`);
+      models.push(new Random(`s${i}`));
+      // Drawn from the first stream between growths: its state must move with the array.
+      expect(streams.next(0)).toBe(models[0]!.next());
+    }
+    for (let i = 0; i < 300; i++) expect(streams.next(i)).toBe(models[i]!.next());
   });
 });

@@ -41,4 +41,52 @@ describe("SlotHeap", () => {
     }
     expect(out).toEqual([...held.values()].map(([k, t]) => k * 10 + t).sort((a, b) => a - b));
   });
+
+  it("moves a held slot up on its tie alone, and out from any place", () => {
+    const heap = new SlotHeap(64);
+    for (let slot = 0; slot < 64; slot++) heap.put(slot, 5, 100 + slot);
+    // Each slot in turn moved to the same key with the least tie: it must come first.
+    for (let slot = 63; slot >= 0; slot--) {
+      heap.put(slot, 5, slot - 1000);
+      expect(heap.top()).toBe(slot);
+      expect(heap.keyOf(slot)).toBe(5);
+      expect(heap.tieOf(slot)).toBe(slot - 1000);
+    }
+    // Removed from every place, the rest still come out in order.
+    for (let slot = 0; slot < 64; slot += 3) heap.remove(slot);
+    const out: number[] = [];
+    for (let s = heap.top(); s >= 0; s = heap.top()) {
+      out.push(heap.tieOf(s));
+      heap.remove(s);
+    }
+    expect(out).toEqual([...out].sort((a, b) => a - b));
+    expect(out.length).toBe(64 - 22);
+  });
+
+  it("moves the entry that fills a removed place up when its tie is less than that place's parent", () => {
+    // Slot i is put at place i (each tie at least its parent's: no sift), all
+    // on one key: place 9 sits under place 2 (tie 50), the last place 20 under
+    // place 4, with tie 10. Removing slot 9 brings slot 20 there, above 50.
+    const ties = Array.from({ length: 21 }, (_, i) => 100 + i);
+    for (const [place, tie] of [
+      [0, 0],
+      [1, 1],
+      [2, 50],
+      [3, 3],
+      [4, 4],
+      [9, 60],
+      [20, 10],
+    ] as const) {
+      ties[place] = tie;
+    }
+    const heap = new SlotHeap(32);
+    for (const [slot, tie] of ties.entries()) heap.put(slot, 5, tie);
+    heap.remove(9);
+    const out: number[] = [];
+    for (let s = heap.top(); s >= 0; s = heap.top()) {
+      out.push(heap.tieOf(s));
+      heap.remove(s);
+    }
+    expect(out).toEqual(ties.filter((_, i) => i !== 9).sort((a, b) => a - b));
+  });
 });

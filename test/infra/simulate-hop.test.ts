@@ -1,12 +1,13 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { VirtualClock } from "../../core/clock.ts";
-import { DNS_MESSAGE, DOH_PATH, H } from "../../core/http.ts";
+import { bodyBytes, DNS_MESSAGE, DOH_PATH, H } from "../../core/http.ts";
 import { Edge, type EdgeOptions } from "../../edge/cache.ts";
 import { LruStorage } from "../../edge/storage-lru.ts";
 import {
   calibrateHops,
   HopRequest,
   HopResponse,
+  hopRequestOf,
   plainFields,
   SimEdge,
 } from "../../infra/sim/hop.ts";
@@ -253,5 +254,68 @@ describe("simulate: the lighter hop (sim/hop.ts)", () => {
     expect(plainFields({ Age: "1" })).toBe(false);
     expect(plainFields({ etag: ' "1"' })).toBe(false);
     expect(plainFields({ etag: '"1"\t' })).toBe(false);
+  });
+
+  it("reads bytes() after as many turns as a Response's bytes(), as a copy of its own, once", async () => {
+    const body = () => new Uint8Array([1, 2, 3]);
+    const web = (b: Uint8Array<ArrayBuffer> | null) => () => new Response(b).bytes();
+    const hop = (b: Uint8Array<ArrayBuffer> | null) => () =>
+      new HopResponse({ status: b ? 200 : 304, headers: {}, body: b }).bytes();
+    expect(await order(web(body()), web(null))).toBe("ba");
+    expect(await order(hop(body()), hop(null))).toBe("ba");
+    for (const b of [null, body()]) {
+      expect(await order(hop(b), web(b))).toBe("ab");
+      expect(await order(web(b), hop(b))).toBe("ab");
+    }
+    const stored = body();
+    const res = new HopResponse({ status: 200, headers: {}, body: stored });
+    const bytes = await res.bytes();
+    expect([...bytes]).toEqual([1, 2, 3]);
+    bytes[0] = 9;
+    expect(stored[0]).toBe(1);
+    await expect(res.bytes()).rejects.toThrow(TypeError);
+    await expect(res.arrayBuffer()).rejects.toThrow(TypeError);
+    expect(await new HopResponse({ status: 304, headers: {}, body: null }).bytes()).toEqual(
+      new Uint8Array(0),
+    );
+  });
+
+  it("bodyBytes reads bytes(), or a view of arrayBuffer() where a response has no bytes()", async () => {
+    expect([...(await bodyBytes(new Response(new Uint8Array([4, 5]))))]).toEqual([4, 5]);
+    const old = {
+      arrayBuffer: () => Promise.resolve(new Uint8Array([6, 7]).buffer),
+    } as unknown as Response;
+    expect([...(await bodyBytes(old))]).toEqual([6, 7]);
+  });
+
+  it("a resolver's shared GET as a HopRequest shows the edge what the Request would", () => {
+    const url = `http://edge-1${DOH}`;
+    const fields = { accept: DNS_MESSAGE, "cache-control": "no-cache" };
+    const hop = hopRequestOf(url, fields)!;
+    const web = new Request(url, { headers: fields });
+    expect(hop.method).toBe(web.method);
+    expect(hop.url).toBe(web.url);
+    for (const name of ["Accept", "cache-control", "authorization", H.minSerial, "vary"]) {
+      expect(hop.headers.get(name)).toBe(web.headers.get(name));
+      expect(hop.headers.has(name)).toBe(web.headers.has(name));
+    }
+    const listed = (h: Headers) => {
+      const out: [string, string][] = [];
+      h.forEach((v, k) => {
+        out.push([k, v]);
+      });
+      return out;
+    };
+    expect(listed(hop.headers)).toEqual(listed(web.headers));
+    expect(hop.signal.aborted).toBe(false);
+    // A field a Headers would rewrite, or a URL the parser refuses: the Request itself.
+    expect(hopRequestOf(url, { Accept: DNS_MESSAGE })).toBeUndefined();
+    expect(hopRequestOf(url, { accept: ` ${DNS_MESSAGE}` })).toBeUndefined();
+    expect(hopRequestOf("http://[bad", fields)).toBeUndefined();
+    // The fields are its own: a later change to the record does not reach it.
+    const record: Record<string, string> = { accept: DNS_MESSAGE };
+    const kept = hopRequestOf(url, record)!;
+    record.accept = "text/plain";
+    expect(kept.headers.get("accept")).toBe(DNS_MESSAGE);
   });
 });
