@@ -30,15 +30,9 @@ export class SlotHeap {
 
   /** Slots 0..n-1 (n at least the current capacity), those held kept. */
   grow(n: number): void {
-    const key = new Float64Array(n);
-    key.set(this.hKey);
-    this.hKey = key;
-    const tie = new Float64Array(n);
-    tie.set(this.hTie);
-    this.hTie = tie;
-    const slot = new Int32Array(n);
-    slot.set(this.hSlot);
-    this.hSlot = slot;
+    this.hKey = grown(this.hKey, n);
+    this.hTie = grown(this.hTie, n);
+    this.hSlot = grown(this.hSlot, n);
     const pos = new Int32Array(n).fill(-1);
     pos.set(this.pos);
     this.pos = pos;
@@ -151,4 +145,11 @@ export class SlotHeap {
     this.hSlot[i] = slot;
     this.pos[slot] = i;
   }
+}
+
+/** A copy of `a` with room for `n` elements (n at least its length), the rest zero. */
+export function grown<T extends Float64Array | Int32Array>(a: T, n: number): T {
+  const b = new (a.constructor as new (n: number) => T)(n);
+  b.set(a);
+  return b;
 }

@@ -17,7 +17,7 @@
  * same report (test/infra/simulate-speed.test.ts).
  */
 import { hashSeed, RandomStreams, type Seed } from "../../core/random.ts";
-import { SlotHeap } from "../../core/slot-heap.ts";
+import { grown, SlotHeap } from "../../core/slot-heap.ts";
 import type { Arrivals, SimLoop } from "./loop.ts";
 
 export class ClientLoad implements Arrivals {
@@ -45,12 +45,8 @@ export class ClientLoad implements Arrivals {
     if (slot >= this.heap.capacity) {
       const n = this.heap.capacity * 2;
       this.heap.grow(n);
-      const node = new Int32Array(n);
-      node.set(this.node);
-      this.node = node;
-      const perMs = new Float64Array(n);
-      perMs.set(this.perMs);
-      this.perMs = perMs;
+      this.node = grown(this.node, n);
+      this.perMs = grown(this.perMs, n);
     }
     this.node[slot] = index;
     this.perMs[slot] = perSecond / 1000;
