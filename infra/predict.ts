@@ -360,10 +360,11 @@ function predictChainFaultless(
   return { kind, depth: c.depth, boundMs: bound, cdf: f.cdf, raceProbability: race };
 }
 
-/** A node's chain of links up to the origin (its own first), their text, the tier-1 node on top. */
+/** An edge's chain of links up to the origin (its own first), its text of numbers and its number, the tier-1 node on top. */
 interface Up {
   links: LinkModel[];
-  text: string;
+  chain: string;
+  number?: number;
   top: string;
 }
 
@@ -373,53 +374,100 @@ export function predict(t: Topology, o: PredictOptions): NodePrediction[] {
   const parent = parents(t);
   const memo = new Map<string, Omit<NodePrediction, "nodeId" | "tier">>();
   const out: NodePrediction[] = [];
-  const nodes = [
-    ...t.edges.map((e) => ({ id: e.id, tier: e.tier, kind: "edge" as const })),
-    ...t.resolvers.map((r) => ({ id: r.id, tier: "resolver", kind: "resolver" as const })),
-  ];
-  // Nodes share link model objects (the topology's default link): each is
-  // written out once, not once per node (100,000 resolvers took 1.4 s).
-  const written = new Map<LinkModel, string>();
-  const text = (l: LinkModel) => {
-    let s = written.get(l);
-    if (s === undefined) {
-      s = JSON.stringify(l);
-      written.set(l, s);
+  // Nodes with the same chain of link models, as text, share a prediction.
+  // Each model is written out once (the topology's default link is one
+  // object: 100,000 resolvers took 1.4 s), and each distinct text gets a
+  // number: a chain is its first link's number and the number of the
+  // chain above it (a text of JSON objects splits into those two one way
+  // only), so equal texts get equal numbers without a node's whole chain
+  // written out (200,000 texts of a few hundred characters, hashed anew).
+  const numbers = new Map<string, number>();
+  const numberOf = (text: string) => {
+    let n = numbers.get(text);
+    if (n === undefined) {
+      n = numbers.size;
+      numbers.set(text, n);
     }
-    return s;
+    return n;
   };
-  // Each node's chain up to the origin: its links, their text and the
-  // tier-1 node on top, made from its parent's (kept for the edges, which
-  // are few; walking every resolver's chain anew cost ~1 s at 100,000).
+  const written = new Map<LinkModel, number>();
+  const linkNumber = (l: LinkModel) => {
+    let n = written.get(l);
+    if (n === undefined) {
+      n = numberOf(JSON.stringify(l));
+      written.set(l, n);
+    }
+    return n;
+  };
+  // Each edge's chain up to the origin (its links, its number, the tier-1
+  // node on top), made from its parent's.
   const chains = new Map<string, Up>();
-  const chainOf = (id: string, keep: boolean): Up => {
-    const known = chains.get(id);
-    if (known) return known;
+  const above = (id: string): Up | undefined => {
     const p = parent.get(id);
-    const rest = p === undefined || p === t.origin.id ? undefined : chainOf(p, true);
-    const own = models.get(id)!;
-    const up: Up = rest
-      ? { links: [own, ...rest.links], text: `${text(own)},${rest.text}`, top: rest.top }
-      : { links: [own], text: text(own), top: id };
-    if (keep) chains.set(id, up);
+    return p === undefined || p === t.origin.id ? undefined : edgeChain(p);
+  };
+  const edgeChain = (id: string): Up => {
+    let up = chains.get(id);
+    if (!up) {
+      const rest = above(id);
+      const own = models.get(id)!;
+      up = rest
+        ? { links: [own, ...rest.links], chain: `${linkNumber(own)},${rest.number}`, top: rest.top }
+        : { links: [own], chain: `${linkNumber(own)}`, top: id };
+      up.number = numberOf(up.chain);
+      chains.set(id, up);
+    }
     return up;
   };
   // Client load reaching each tier-1 node: the resolvers below it.
   const below = new Map<string, number>();
   for (const r of t.resolvers) {
-    const top = chainOf(r.id, false).top;
+    const top = above(r.id)?.top ?? r.id;
     below.set(top, (below.get(top) ?? 0) + 1);
   }
-  for (const n of nodes) {
-    const { links, text: chainText, top } = chainOf(n.id, n.kind === "edge");
+  const shared = (
+    kind: "edge" | "resolver",
+    chain: string,
+    top: string,
+    links: () => LinkModel[],
+  ): Omit<NodePrediction, "nodeId" | "tier"> => {
     const tier1Qps = o.clientQps * (below.get(top) ?? 0);
-    const key = `${n.kind}:${tier1Qps}:[${chainText}]`;
+    const key = `${kind}:${tier1Qps}:${chain}`;
     let p = memo.get(key);
     if (!p) {
-      p = predictChain(n.kind, { links, depth: links.length, tier1Qps }, o);
+      const l = links();
+      p = predictChain(kind, { links: l, depth: l.length, tier1Qps }, o);
       memo.set(key, p);
     }
-    out.push({ nodeId: n.id, tier: n.tier, ...p });
+    return p;
+  };
+  for (const e of t.edges) {
+    const up = edgeChain(e.id);
+    out.push({ nodeId: e.id, tier: e.tier, ...shared("edge", up.chain, up.top, () => up.links) });
+  }
+  // A resolver's prediction by its edge's chain and its own link object
+  // first (most resolvers share both), by text only when that pair is new.
+  const byEdge = new Map<Up, Map<LinkModel, Omit<NodePrediction, "nodeId" | "tier">>>();
+  for (const r of t.resolvers) {
+    const rest = above(r.id);
+    const own = models.get(r.id)!;
+    let p: Omit<NodePrediction, "nodeId" | "tier"> | undefined;
+    if (rest) {
+      let byLink = byEdge.get(rest);
+      if (!byLink) {
+        byLink = new Map();
+        byEdge.set(rest, byLink);
+      }
+      p = byLink.get(own);
+      if (!p) {
+        p = shared("resolver", `${linkNumber(own)},${rest.number}`, rest.top, () => [
+          own,
+          ...rest.links,
+        ]);
+        byLink.set(own, p);
+      }
+    } else p = shared("resolver", `${linkNumber(own)}`, r.id, () => [own]);
+    out.push({ nodeId: r.id, tier: "resolver", ...p });
   }
   return out;
 }

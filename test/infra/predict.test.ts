@@ -155,6 +155,44 @@ describe("purge modes with the bus", () => {
     expect(edge.cdf(530)).toBeCloseTo(0.5, 1);
   });
 
+  it("nodes whose chains of link models read the same share one prediction, others do not", () => {
+    const fast = { latency: { kind: "fixed" as const, ms: 2 } };
+    const t = parseTopology({
+      ...chain,
+      edges: [
+        ...chain.edges,
+        // A second edge whose link is equal to the first's, as another object.
+        { id: "edge-2", parent: "regional", link: { latency: { kind: "fixed", ms: 5 } } },
+        { id: "edge-3", parent: "regional", link: { latency: { kind: "fixed", ms: 7 } } },
+      ],
+      resolvers: [
+        { id: "r1", upstream: "edge", link: fast },
+        { id: "r2", upstream: "edge-2", link: { ...fast } },
+        { id: "r3", upstream: "edge", link: fast },
+        { id: "r4", upstream: "edge-3", link: fast },
+        { id: "r5", upstream: "edge", link: { latency: { kind: "fixed", ms: 3 } } },
+        { id: "r6", upstream: "origin", link: fast },
+      ],
+    });
+    const p = new Map(
+      predict(t, predictOptions(t, { ttlSec: 60, probeMs: 0, clientQps: 0 })).map((x) => [
+        x.nodeId,
+        x,
+      ]),
+    );
+    const cdf = (id: string) => p.get(id)!.cdf;
+    expect(cdf("edge-2")).toBe(cdf("edge"));
+    expect(cdf("edge-3")).not.toBe(cdf("edge"));
+    expect(cdf("r2")).toBe(cdf("r1"));
+    expect(cdf("r3")).toBe(cdf("r1"));
+    expect(cdf("r4")).not.toBe(cdf("r1"));
+    expect(cdf("r5")).not.toBe(cdf("r1"));
+    expect(cdf("r6")).not.toBe(cdf("r1"));
+    // A resolver straight under the origin is its own tier-1 node: one link.
+    expect(p.get("r6")!.depth).toBe(1);
+    expect(p.get("r1")!.depth).toBe(3);
+  });
+
   it("pools node CDFs into one curve for the report", () => {
     const curve = pooledCurve(predict(chain, opts({ mode: "invalidate", resolverFloor: false })));
     expect(curve.boundMs).toBe(90_027);
