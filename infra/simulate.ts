@@ -179,7 +179,7 @@ export async function main(argv: string[]): Promise<void> {
     series: results.map(seriesOf),
     notes: results.map(
       (r) =>
-        `${r.mode}: ${r.events} events in ${(r.wallMs / 1000).toFixed(1)} s wall${r.workers > 1 ? ` on ${r.workers} worker threads` : ""} (${Math.round(r.events / (r.wallMs / 1000))} events/s, ${r.pollsComputed} of them change-feed polls computed, not fired; ${r.hitsComputed} fresh hits answered from the held copy; ${r.lightHops} edge answers carried without a Web Response, ${r.answersReused} origin reads answered from a held answer; ${Math.round((nodes * r.simulatedMs) / r.wallMs)} simulated node-seconds per wall second), ${(r.simulatedMs / 1000).toFixed(0)} s simulated${r.failures > 0 ? `, ${r.failures} queries failed (last: ${r.lastFailure})` : ""}`,
+        `${r.mode}: ${r.events} events in ${(r.wallMs / 1000).toFixed(1)} s wall${r.workers > 1 ? ` on ${r.workers} worker threads` : ""} (${Math.round(r.events / (r.wallMs / 1000))} events/s, ${r.pollsComputed} of them change-feed polls computed, not fired; ${r.hitsComputed} fresh hits answered from the held copy; ${r.lightHops} edge answers carried without a Web Response, ${r.answersReused} origin reads answered from a held answer; ${Math.round((nodes * r.simulatedMs) / r.wallMs)} simulated node-seconds per wall second), ${(r.simulatedMs / 1000).toFixed(0)} s simulated; ${phasesNote(r)}${r.failures > 0 ? `, ${r.failures} queries failed (last: ${r.lastFailure})` : ""}`,
     ),
   };
   if (v.svg) await writeFile(v.svg, renderSvg(report));
@@ -195,6 +195,15 @@ export async function main(argv: string[]): Promise<void> {
   const broken = results.filter((r) => r.violation);
   for (const r of broken) console.error(counterexample(r, String(v.seed ?? topology.seed), argv));
   if (broken.length > 0) process.exitCode = 1;
+}
+
+/** Where the wall time went (run.ts Phases; of the slowest shard, part by part). */
+export function phasesNote(r: SimResult): string {
+  const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  const p = r.phasesMs;
+  const parts = `building ${s(p.build)}, warm-up ${s(p.warmup)}, changes ${s(p.changes)}, stopping ${s(p.stop)}`;
+  const rest = r.wallMs - (p.build + p.warmup + p.changes + p.stop);
+  return r.workers > 1 ? `${parts}, threads and merge ${s(Math.max(0, rest))}` : parts;
 }
 
 /** The broken rule, where and when, and the command that replays it. */

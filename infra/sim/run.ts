@@ -141,6 +141,20 @@ export interface SimResult {
   answersReused: number;
   /** Threads the run was split over (sim/shards.ts; 1: this one). */
   workers: number;
+  /** Wall time of each part of the run (of the slowest shard, part by part, when split). */
+  phasesMs: Phases;
+}
+
+/**
+ * Where a run's wall time went: predicting and building the world, the
+ * warm-up (every node's first fill and a TTL of client load), following
+ * the changes, and stopping and gathering the results.
+ */
+export interface Phases {
+  build: number;
+  warmup: number;
+  changes: number;
+  stop: number;
 }
 
 /** Every node's prediction for a run (the whole topology's, when `o.topology` is a shard). */
@@ -206,6 +220,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     events,
   );
   await world.start();
+  const built = performance.now();
   checker = new Checker(n, (i) => world.nodes[i]!.id, now);
   checker.changed(world.origin.zones()[0]!.serial);
   if (measureLike) prober = new MeasureProber(loop, world, probeEvery);
@@ -237,6 +252,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   // Warm-up: every node asked once, then a TTL of client load.
   for (const node of world.nodes) node.ask();
   await loop.runUntil(loop.now() + o.zone.ttl * 1000, broken);
+  const warmed = performance.now();
 
   const times: Float64Array[] = [];
   // By id: the world builds edges parents first (topology.ts edgesInStartOrder).
@@ -295,6 +311,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   // The other shards must not wait for this one's next window.
   if (broken()) await o.windowClosed?.(loop.now(), true);
   const simulatedMs = loop.now();
+  const followed = performance.now();
   await world.stop();
   const nodes = world.nodes.map((node, i): SimNodeResult => {
     const mine = times.map((t) => t[i]!);
@@ -308,6 +325,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       unconverged: mine.filter((t) => Number.isNaN(t)).length,
     };
   });
+  const end = performance.now();
   return {
     mode: o.mode,
     nodes,
@@ -315,7 +333,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     originLoad: world.origin.load,
     events: loop.events + tracker.answers,
     simulatedMs,
-    wallMs: performance.now() - wallStart,
+    wallMs: end - wallStart,
     failures: tracker.failures,
     pollsComputed: world.lazy?.skipped ?? 0,
     restarts: world.restarts,
@@ -323,6 +341,12 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     lightHops: world.carried.hops,
     answersReused: world.origin.answersReused,
     workers: 1,
+    phasesMs: {
+      build: built - wallStart,
+      warmup: warmed - built,
+      changes: followed - warmed,
+      stop: end - followed,
+    },
     ...(tracker.lastFailure !== undefined
       ? { lastFailure: String(tracker.lastFailure), lastFailureAtMs: tracker.lastFailureAt }
       : {}),

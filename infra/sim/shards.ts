@@ -325,6 +325,13 @@ function merge(
     lightHops: sum((p) => p.lightHops),
     answersReused: sum((p) => p.answersReused),
     workers: parts.length,
+    // The shards run side by side: each part as long as the slowest shard's.
+    phasesMs: {
+      build: Math.max(...parts.map((p) => p.phasesMs.build)),
+      warmup: Math.max(...parts.map((p) => p.phasesMs.warmup)),
+      changes: Math.max(...parts.map((p) => p.phasesMs.changes)),
+      stop: Math.max(...parts.map((p) => p.phasesMs.stop)),
+    },
     ...(last ? { lastFailure: last.lastFailure!, lastFailureAtMs: last.lastFailureAtMs! } : {}),
     ...(violations.length > 0 ? { violation: violations[0]! } : {}),
   };

@@ -101,8 +101,12 @@ describe("simulate: split by subtree over worker threads", () => {
     expect(restarts).toBeGreaterThan(0);
     for (const o of cases) {
       const one = await simulate(o);
+      const parts = Object.values(one.phasesMs);
+      expect(parts.every((ms) => ms >= 0)).toBe(true);
+      expect(parts.reduce((a, b) => a + b)).toBeLessThanOrEqual(one.wallMs + 1e-6);
       for (const workers of [2, 3]) {
         const split = await simulateSharded(o, workers);
+        expect(Object.keys(split.phasesMs)).toEqual(Object.keys(one.phasesMs));
         expect(strip(split), `${o.topology.name} seed ${o.seed}, ${workers} workers`).toEqual(
           strip(one),
         );
@@ -168,6 +172,13 @@ describe("simulate: split by subtree over worker threads", () => {
     );
     const [one, two] = outputs.map((o) => {
       const report = JSON.parse(o.stdout) as { notes?: string[] };
+      // Where the wall time went, part by part; threads and merge only when split.
+      const phases =
+        /building [\d.]+ s, warm-up [\d.]+ s, changes [\d.]+ s, stopping [\d.]+ s(, threads and merge [\d.]+ s)?/.exec(
+          report.notes?.[0] ?? "",
+        );
+      expect(phases, report.notes?.[0]).not.toBeNull();
+      expect(phases![1] !== undefined).toBe(o === outputs[1]);
       delete report.notes;
       return report;
     });
