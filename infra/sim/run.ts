@@ -97,6 +97,27 @@ export interface SimOptions {
    * one process does; undefined: another shard broke a rule, the run stops.
    */
   windowClosed?: (atMs: number, broken: boolean) => Promise<number | undefined>;
+  /**
+   * When `topology` is a shard: the whole run's bounds, from the coordinator
+   * (which predicts the whole run for the report anyway), so the shard does
+   * not predict it again; awaited after the warm-up. Without it, `simulate`
+   * predicts.
+   */
+  bounds?: Promise<Bounds>;
+}
+
+/** What a run needs of the predictions: the largest bound of the whole, and each node's (by id). */
+export interface Bounds {
+  maxMs: number;
+  byId: Map<string, number>;
+}
+
+/** A run's bounds from its predictions. */
+export function boundsOf(predicted: readonly NodePrediction[]): Bounds {
+  return {
+    maxMs: Math.max(...predicted.map((p) => p.boundMs)),
+    byId: new Map(predicted.map((p) => [p.nodeId, p.boundMs])),
+  };
 }
 
 export interface SimNodeResult {
@@ -143,6 +164,8 @@ export interface SimResult {
   workers: number;
   /** Wall time of each part of the run (of the slowest shard, part by part, when split). */
   phasesMs: Phases;
+  /** How long each change is followed at most (virtual ms): 1.2 x the largest bound + 2 s. */
+  windowMs: number;
 }
 
 /**
@@ -180,8 +203,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   const measureLike = o.observe === "measure";
   const probeEvery = o.probeMs ?? 20;
   const whole = o.whole ?? o.topology;
-  const predicted = predictRun(o);
-  const windowMs = Math.max(...predicted.map((p) => p.boundMs)) * 1.2 + 2_000;
+  const predicted = o.bounds ? [] : predictRun(o);
   const healedAt = lastFaultEnd(o, whole);
   const loop = new SimLoop(0, o.settleInTurn ?? true);
   const n = o.topology.edges.length + o.topology.resolvers.length;
@@ -255,9 +277,10 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   const warmed = performance.now();
 
   const times: Float64Array[] = [];
+  const bounds = o.bounds ? await o.bounds : boundsOf(predicted);
+  const windowMs = bounds.maxMs * 1.2 + 2_000;
   // By id: the world builds edges parents first (topology.ts edgesInStartOrder).
-  const boundOf = new Map(predicted.map((p) => [p.nodeId, p.boundMs]));
-  const bound = world.nodes.map((node) => boundOf.get(node.id)!);
+  const bound = world.nodes.map((node) => bounds.byId.get(node.id)!);
   const warm = loop.now();
   // Slot k starts at warm + (k - 1) x every; the next slot's start ends the window.
   const slot = (k: number) => warm + (k - 1) * o.everyMs!;
@@ -341,6 +364,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     lightHops: world.carried.hops,
     answersReused: world.origin.answersReused,
     workers: 1,
+    windowMs,
     phasesMs: {
       build: built - wallStart,
       warmup: warmed - built,

@@ -23,7 +23,7 @@ import { availableParallelism, totalmem } from "node:os";
 import { getHeapStatistics } from "node:v8";
 import { type ResourceLimits, Worker } from "node:worker_threads";
 import { edgesInStartOrder, type Topology } from "../topology.ts";
-import { predictRun, type SimOptions, type SimResult, simulate } from "./run.ts";
+import { boundsOf, predictRun, type SimOptions, type SimResult, simulate } from "./run.ts";
 
 /** Below this many nodes a worker's start-up (~1 s: its own tsx load, the engines) costs more than it saves. */
 export const MIN_NODES_PER_WORKER = 2_000;
@@ -157,8 +157,16 @@ export async function simulateSharded(o: SimOptions, workers: number): Promise<S
   let results: ShardResult[];
   try {
     // This thread's predictions (functions do not cross threads) are made
-    // while the workers build their worlds, not after they finish.
+    // while the workers build their worlds, not after they finish; each
+    // worker gets its nodes' bounds from them rather than predicting the
+    // whole run again (run.ts `bounds`: ~1 s of a worker at 100,000 resolvers).
     predicted = predictRun(o);
+    const { maxMs, byId } = boundsOf(predicted);
+    for (const [s, w] of threads.entries()) {
+      const shard = shards[s]!;
+      const ids = [...shard.edges, ...shard.resolvers].map((n) => n.id);
+      w.postMessage({ kind: "bounds", maxMs, byId: ids.map((id) => [id, byId.get(id)]) });
+    }
     results = await Promise.all(runs);
   } catch (err) {
     // One shard failed (out of memory, a bug): the others would wait at the
@@ -184,7 +192,7 @@ export async function simulateSharded(o: SimOptions, workers: number): Promise<S
  * world restarts only its own nodes).
  */
 function shardOptions(o: SimOptions, topology: Topology): SimOptions {
-  const { onProgress: _, ...rest } = o;
+  const { onProgress: _, bounds: __, ...rest } = o;
   return { ...rest, topology, whole: o.topology };
 }
 
@@ -325,6 +333,8 @@ function merge(
     lightHops: sum((p) => p.lightHops),
     answersReused: sum((p) => p.answersReused),
     workers: parts.length,
+    // Every shard follows the whole run's window (a shard differing would show here).
+    windowMs: Math.max(...parts.map((p) => p.windowMs)),
     // The shards run side by side: each part as long as the slowest shard's.
     phasesMs: {
       build: Math.max(...parts.map((p) => p.phasesMs.build)),

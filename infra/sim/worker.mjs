@@ -32,17 +32,31 @@ try {
     }
     parentPort.postMessage({ kind: "done" });
   } else {
+    // The coordinator sends this shard's bounds once it has predicted the
+    // whole run, whenever that is; every other message answers a window.
+    const answers = [];
+    let bounds;
+    const boundsSent = new Promise((resolve) => {
+      bounds = resolve;
+    });
+    parentPort.on("message", (m) => {
+      if (m.kind === "bounds") bounds({ maxMs: m.maxMs, byId: new Map(m.byId) });
+      else answers.shift()?.(m);
+    });
+    const answer = () => new Promise((resolve) => answers.push(resolve));
     const result = await simulate({
       ...workerData.options,
+      bounds: boundsSent,
       onProgress: (done) => parentPort.postMessage({ kind: "progress", done }),
       // The coordinator answers each window with the whole run's closing instant (run.ts).
       windowClosed: async (atMs, broken) => {
-        const answer = reply();
+        const next = answer();
         parentPort.postMessage({ kind: "window", atMs, broken });
-        return (await answer).end;
+        return (await next).end;
       },
     });
     parentPort.postMessage({ kind: "done", result: portable(result) });
+    parentPort.removeAllListeners("message");
   }
 } catch (err) {
   parentPort.postMessage(failed(err));

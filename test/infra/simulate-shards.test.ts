@@ -21,6 +21,7 @@ const strip = (r: SimResult) => ({
   restarts: r.restarts,
   violation: r.violation,
   predicted: r.predicted.map((p) => [p.nodeId, p.boundMs]),
+  windowMs: r.windowMs,
 });
 
 /** The tier-1 node (child of the origin) above each node. */
