@@ -3,7 +3,8 @@
  * to a child edge (edge/cache.ts `exchange`, edge/entry.ts) or to a
  * resolver's DoH client (resolver/upstream.ts), which read of it only the
  * status, header fields by name (`get`, `has`), all of them in order
- * (`forEach`), and the body whole (`arrayBuffer`; `body?.cancel()` for a
+ * (`forEach`), and the body whole (`bytes`, core/http.ts `bodyBytes`, or
+ * `arrayBuffer`; `body?.cancel()` for a
  * non-final status an edge never sends). A Web `Response` built for that
  * allocates a header list with a validation per field, a body stream with a
  * transferable controller, and reading it back takes a reader and several
@@ -73,13 +74,13 @@ export class HopHeaders {
 export class HopResponse {
   readonly headers: HopHeaders;
   readonly status: number;
-  private readonly bytes_: Uint8Array<ArrayBuffer> | null;
+  private readonly content: Uint8Array<ArrayBuffer> | null;
   private used = false;
 
   constructor(r: Reply) {
     this.status = r.status;
     this.headers = new HopHeaders(r.headers);
-    this.bytes_ = r.body;
+    this.content = r.body;
   }
 
   get ok(): boolean {
@@ -92,7 +93,7 @@ export class HopResponse {
 
   /** The body as a stream, made only if a reader asks for one. */
   get body(): ReadableStream<Uint8Array> | null {
-    return this.bytes_ === null ? null : new Response(this.copy()).body;
+    return this.content === null ? null : new Response(this.copy()).body;
   }
 
   /**
@@ -102,11 +103,8 @@ export class HopResponse {
    * same order among the others of its instant as on the slow path.
    */
   arrayBuffer(): Promise<ArrayBuffer> {
-    if (this.used)
-      return Promise.reject(new TypeError("Body is unusable: Body has already been read"));
-    this.used = true;
     const t = readTurns();
-    return afterTurns(this.bytes_ === null ? t.empty : t.body, this.copy());
+    return this.unread() ?? afterTurns(this.content === null ? t.empty : t.body, this.copy());
   }
 
   /**
@@ -116,15 +114,23 @@ export class HopResponse {
    * costs a backing store and external-memory bookkeeping per answer.
    */
   bytes(): Promise<Uint8Array<ArrayBuffer>> {
+    const t = readTurns();
+    const b = this.content;
+    return (
+      this.unread() ??
+      afterTurns(
+        b === null ? t.bytesEmpty : t.bytesBody,
+        b === null ? new Uint8Array(0) : (Buffer.from(b) as Uint8Array<ArrayBuffer>),
+      )
+    );
+  }
+
+  /** Marks the body read; a rejection (as a Response's) if it was already. */
+  private unread(): Promise<never> | undefined {
     if (this.used)
       return Promise.reject(new TypeError("Body is unusable: Body has already been read"));
     this.used = true;
-    const t = readTurns();
-    const b = this.bytes_;
-    return afterTurns(
-      b === null ? t.bytesEmpty : t.bytesBody,
-      b === null ? new Uint8Array(0) : (Buffer.from(b) as Uint8Array<ArrayBuffer>),
-    );
+    return undefined;
   }
 
   async text(): Promise<string> {
@@ -132,7 +138,7 @@ export class HopResponse {
   }
 
   private copy(): ArrayBuffer {
-    const b = this.bytes_;
+    const b = this.content;
     if (b === null) return new ArrayBuffer(0);
     // A typed array's copy: ArrayBuffer's slice takes its slower generic path.
     return new Uint8Array(b).buffer;

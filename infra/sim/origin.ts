@@ -40,7 +40,7 @@ function answerKey(req: Request): string | undefined {
 
 /**
  * A Response whose readers read it as they would the Response itself: the
- * same status, fields, body stream and `arrayBuffer` promise; `read` is
+ * same status, fields, body stream and `arrayBuffer` or `bytes` promise; `read` is
  * handed the bytes on the side.
  */
 class TappedResponse {

@@ -453,7 +453,8 @@ export class World implements Observed {
    * The Request for a hop. A Web Request costs an AbortController, a signal
    * and a header list; a bodiless GET with no signal and only shareable
    * headers is read, never consumed, by the edge engine, so one object per
-   * (URL, headers) serves every resolver that sends it.
+   * (URL, headers) serves every resolver that sends it: a HopRequest over
+   * the fields on the light path (sim/hop.ts `hopRequestOf`), else a Request.
    */
   private requestOf(input: string | URL | Request, init: RequestInit | undefined): Request {
     if (input instanceof Request || input instanceof HopRequest) return input as Request;
