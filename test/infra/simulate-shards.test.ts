@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { type FuzzOutcome, fuzz, fuzzCase, fuzzLine, fuzzOptions } from "../../infra/sim/fuzz.ts";
 import { generateTopology } from "../../infra/sim/generate.ts";
 import { type SimOptions, type SimResult, simulate } from "../../infra/sim/run.ts";
-import { simulateSharded, splitTopology } from "../../infra/sim/shards.ts";
+import { heapGrowthFlag, simulateSharded, splitTopology } from "../../infra/sim/shards.ts";
 import { loadTopology, type Topology } from "../../infra/topology.ts";
 
 const run = promisify(execFile);
@@ -66,6 +66,13 @@ describe("simulate: split by subtree over worker threads", () => {
     // More shards asked than subtrees: one per subtree.
     const small = generateTopology(await loadTopology(internet), 4, 20);
     expect(splitTopology(small, 50).length).toBe(new Set(tops(small).values()).size);
+  });
+
+  it("lets the old generation grow to twice its live size, unless the command line says otherwise", () => {
+    expect(heapGrowthFlag([])).toBe("--heap-growing-percent=100");
+    expect(heapGrowthFlag(["--enable-source-maps"])).toBe("--heap-growing-percent=100");
+    expect(heapGrowthFlag(["--heap-growing-percent=300"])).toBeUndefined();
+    expect(heapGrowthFlag(["--heap_growing_percent=50"])).toBeUndefined();
   });
 
   it("gives one process's result at 2 and 3 workers, with populations, faults and restarts", async () => {
