@@ -95,8 +95,13 @@ export interface SimOptions {
    * violation (`broken`). Resolves to the instant the whole run's window
    * closes, the latest shard's, which the shard then follows in the window as
    * one process does; undefined: another shard broke a rule, the run stops.
+   * `capped`: the shard's window ran to its cap with nodes still open. The
+   * cap is the same instant in every shard (the change's instant, drawn from
+   * the run's stream, plus the whole's window, or the next slot) and no
+   * window runs past it, so the whole's window closes there too: the shard
+   * goes on without waiting for the others (shards.ts checks the claim).
    */
-  windowClosed?: (atMs: number, broken: boolean) => Promise<number | undefined>;
+  windowClosed?: (atMs: number, broken: boolean, capped: boolean) => Promise<number | undefined>;
   /**
    * When `topology` is a shard: the whole run's bounds, from the coordinator
    * (which predicts the whole run for the report anyway), so the shard does
@@ -316,7 +321,8 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       // In one process the window closes when the last node of the whole is
       // fresh: a shard whose own nodes were all fresh earlier runs on to that
       // instant (its first event there included), its window still open.
-      const end = await o.windowClosed(loop.now(), broken());
+      const capped = tracker.pending !== 0 && !broken();
+      const end = await o.windowClosed(loop.now(), broken(), capped);
       if (end === undefined) break;
       if (end > loop.now()) await loop.runUntil(end, () => loop.now() >= end);
     }
@@ -332,7 +338,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     o.onProgress?.(k, o.changes);
   }
   // The other shards must not wait for this one's next window.
-  if (broken()) await o.windowClosed?.(loop.now(), true);
+  if (broken()) await o.windowClosed?.(loop.now(), true, false);
   const simulatedMs = loop.now();
   const followed = performance.now();
   await world.stop();

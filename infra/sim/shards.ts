@@ -149,7 +149,7 @@ export type ShardResult = Omit<SimResult, "predicted">;
 /** Messages from a shard's worker. */
 export type ShardMessage =
   | { kind: "progress"; done: number }
-  | { kind: "window"; atMs: number; broken: boolean }
+  | { kind: "window"; atMs: number; broken: boolean; capped: boolean }
   | { kind: "done"; result: ShardResult }
   | { kind: "failed"; message: string; stack?: string };
 
@@ -175,7 +175,7 @@ export async function simulateSharded(o: SimOptions, workers: number): Promise<S
         done[s] = k;
         o.onProgress?.(Math.min(...done), o.changes);
       },
-      (atMs, broken) => windows.closed(atMs, broken),
+      (atMs, broken, capped) => windows.closed(s, atMs, broken, capped),
       (w) => {
         threads.push(w);
       },
@@ -227,43 +227,82 @@ function shardOptions(o: SimOptions, topology: Topology): SimOptions {
 /**
  * Where the shards' windows meet: each change's window closes for the whole
  * when it has closed for every shard, at the latest shard's instant (run.ts
- * `windowClosed`). A shard that broke a rule stops them all.
+ * `windowClosed`). A shard that broke a rule stops them all. A shard whose
+ * window ran to its cap has gone on at once, sure that the whole closes
+ * there (run.ts); should another shard's window end later, that shard's run
+ * was not the one process's, and the run fails rather than report it.
  */
-class WindowBarrier {
+export class WindowBarrier {
   private stopped = false;
-  private latest = Number.NEGATIVE_INFINITY;
-  private waiting: ((end: number | undefined) => void)[] = [];
+  /** Windows some shard has closed and not every shard yet, by number. */
+  private readonly open = new Map<number, Meeting>();
+  /** Per shard: windows it has closed. */
+  private readonly count: number[];
 
-  constructor(private readonly shards: number) {}
+  constructor(private readonly shards: number) {
+    this.count = Array<number>(shards).fill(0);
+  }
 
-  closed(atMs: number, broken: boolean): Promise<number | undefined> {
+  /** Shard `shard` closed its next window at `atMs`; resolves with the whole's closing instant. */
+  closed(
+    shard: number,
+    atMs: number,
+    broken: boolean,
+    capped: boolean,
+  ): Promise<number | undefined> {
+    // A capped shard does not wait: it may close its next window before the others close this one.
+    const k = this.count[shard]!++;
     if (broken) this.stop();
     if (this.stopped) return Promise.resolve(undefined);
-    this.latest = Math.max(this.latest, atMs);
-    return new Promise((resolve) => {
-      this.waiting.push(resolve);
-      if (this.waiting.length < this.shards) return;
-      const end = this.latest;
-      const waiting = this.waiting;
-      this.waiting = [];
-      this.latest = Number.NEGATIVE_INFINITY;
-      for (const w of waiting) w(end);
+    let m = this.open.get(k);
+    if (m === undefined) {
+      m = { latest: Number.NEGATIVE_INFINITY, claimed: Number.POSITIVE_INFINITY, waiting: [] };
+      this.open.set(k, m);
+    }
+    m.latest = Math.max(m.latest, atMs);
+    if (capped) m.claimed = Math.min(m.claimed, atMs);
+    const meeting = m;
+    return new Promise((resolve, reject) => {
+      meeting.waiting.push({ resolve, reject });
+      if (meeting.waiting.length < this.shards) return;
+      this.open.delete(k);
+      // Shards reach the common cap by their own float steps: an ulp apart.
+      if (meeting.latest - meeting.claimed > WINDOW_SLACK_MS) {
+        const err = new Error(
+          `a shard's window ${k + 1} ran to its cap at ${meeting.claimed} ms, but another's closed at ${meeting.latest} ms: the shards did not run as one process`,
+        );
+        this.stop();
+        for (const w of meeting.waiting) w.reject(err);
+        return;
+      }
+      for (const w of meeting.waiting) w.resolve(meeting.latest);
     });
   }
 
   /** Releases every shard waiting, and every later one, with "stop". */
   stop(): void {
     this.stopped = true;
-    for (const w of this.waiting) w(undefined);
-    this.waiting = [];
+    for (const m of this.open.values()) for (const w of m.waiting) w.resolve(undefined);
+    this.open.clear();
   }
 }
+
+interface Meeting {
+  /** The latest instant a shard closed the window at. */
+  latest: number;
+  /** The earliest instant a capped shard claimed for it. */
+  claimed: number;
+  waiting: { resolve: (end: number | undefined) => void; reject: (e: Error) => void }[];
+}
+
+/** How far apart the shards' instants for one window's cap may be (float steps, not time). */
+const WINDOW_SLACK_MS = 1e-6;
 
 function runShard(
   options: SimOptions,
   shards: number,
   progress: (done: number) => void,
-  windowClosed: (atMs: number, broken: boolean) => Promise<number | undefined>,
+  windowClosed: (atMs: number, broken: boolean, capped: boolean) => Promise<number | undefined>,
   started: (w: Worker) => void,
 ): Promise<ShardResult> {
   const nodes = options.topology.edges.length + options.topology.resolvers.length;
@@ -280,7 +319,13 @@ function runShard(
     worker.on("message", (m: ShardMessage) => {
       if (m.kind === "progress") progress(m.done);
       else if (m.kind === "window")
-        void windowClosed(m.atMs, m.broken).then((end) => worker.postMessage({ end }));
+        void windowClosed(m.atMs, m.broken, m.capped).then(
+          (end) => worker.postMessage({ end }),
+          (err: unknown) => {
+            settled = true;
+            reject(err);
+          },
+        );
       else if (m.kind === "done") {
         settled = true;
         resolve(m.result);

@@ -35,6 +35,7 @@ try {
     // The coordinator sends this shard's bounds once it has predicted the
     // whole run, whenever that is; every other message answers a window.
     const answers = [];
+    let stopped = false;
     let bounds;
     const boundsSent = new Promise((resolve) => {
       bounds = resolve;
@@ -49,10 +50,17 @@ try {
       bounds: boundsSent,
       onProgress: (done) => parentPort.postMessage({ kind: "progress", done }),
       // The coordinator answers each window with the whole run's closing instant (run.ts).
-      windowClosed: async (atMs, broken) => {
+      // A capped window closes at this shard's instant: it goes on, and the
+      // answer, when it comes, only says whether another shard has stopped
+      // the run (then this one stops at its next window).
+      windowClosed: async (atMs, broken, capped) => {
         const next = answer();
-        parentPort.postMessage({ kind: "window", atMs, broken });
-        return (await next).end;
+        parentPort.postMessage({ kind: "window", atMs, broken, capped });
+        if (!capped) return (await next).end;
+        void next.then((m) => {
+          if (m.end === undefined) stopped = true;
+        });
+        return stopped ? undefined : atMs;
       },
     });
     parentPort.postMessage({ kind: "done", result: portable(result) });

@@ -5,7 +5,12 @@ import { describe, expect, it } from "vitest";
 import { type FuzzOutcome, fuzz, fuzzCase, fuzzLine, fuzzOptions } from "../../infra/sim/fuzz.ts";
 import { generateTopology } from "../../infra/sim/generate.ts";
 import { type SimOptions, type SimResult, simulate } from "../../infra/sim/run.ts";
-import { heapGrowthFlag, simulateSharded, splitTopology } from "../../infra/sim/shards.ts";
+import {
+  heapGrowthFlag,
+  simulateSharded,
+  splitTopology,
+  WindowBarrier,
+} from "../../infra/sim/shards.ts";
 import { loadTopology, type Topology } from "../../infra/topology.ts";
 
 const run = promisify(execFile);
@@ -73,6 +78,37 @@ describe("simulate: split by subtree over worker threads", () => {
     expect(heapGrowthFlag(["--enable-source-maps"])).toBe("--heap-growing-percent=100");
     expect(heapGrowthFlag(["--heap-growing-percent=300"])).toBeUndefined();
     expect(heapGrowthFlag(["--heap_growing_percent=50"])).toBeUndefined();
+  });
+
+  it("closes each window at the latest shard's instant; a capped shard's claim is checked", async () => {
+    const b = new WindowBarrier(3);
+    // Shard 1 ran to the cap and went on; the others closed earlier and wait for it.
+    const early = b.closed(0, 1_000, false, false);
+    const capped = b.closed(1, 1_500, false, true);
+    // Not waiting, shard 1 closes its next window before the others close this one.
+    const ahead = b.closed(1, 2_000, false, true);
+    const early2 = b.closed(2, 1_200, false, false);
+    expect(await Promise.all([early, capped, early2])).toEqual([1_500, 1_500, 1_500]);
+    // Capped shards an ulp apart (each reached the cap by its own float steps).
+    const second = [ahead, b.closed(0, 2_000.0000000002, false, true)];
+    second.push(b.closed(2, 1_900, false, false));
+    expect(await Promise.all(second)).toEqual([
+      2_000.0000000002, 2_000.0000000002, 2_000.0000000002,
+    ]);
+    // A shard claimed the cap, yet another's window closed later: not one process's run.
+    const lied = [b.closed(0, 3_000, false, true), b.closed(1, 3_100, false, false)];
+    lied.push(b.closed(2, 2_900, false, false));
+    for (const p of lied) await expect(p).rejects.toThrow(/did not run as one process/);
+    // Past that, every window says stop.
+    expect(await b.closed(0, 4_000, false, false)).toBeUndefined();
+  });
+
+  it("a shard that broke a rule stops every window, waiting or later", async () => {
+    const b = new WindowBarrier(2);
+    const waiting = b.closed(0, 1_000, false, false);
+    expect(await b.closed(1, 900, true, false)).toBeUndefined();
+    expect(await waiting).toBeUndefined();
+    expect(await b.closed(0, 2_000, false, true)).toBeUndefined();
   });
 
   it("gives one process's result at 2 and 3 workers, with populations, faults and restarts", async () => {
