@@ -10,4 +10,6 @@ for (let i = 0; i < 16; i++) buffers.push(Buffer.alloc(128 * 1024 * 1024));
 const t1 = performance.now();
 for (const b of buffers) b.fill(1);
 const t2 = performance.now();
-console.log(`allocated 2 GB in ${(t1 - t0).toFixed(0)} ms, touched it in ${(t2 - t1).toFixed(0)} ms`);
+console.log(
+  `allocated 2 GB in ${(t1 - t0).toFixed(0)} ms, touched it in ${(t2 - t1).toFixed(0)} ms`,
+);
