@@ -255,7 +255,16 @@ export class VirtualClock implements Clock {
    * time to now + ms. For policy code that awaits promises, use `advance`.
    */
   advanceSync(ms: number): void {
-    const end = this.t + ms;
+    this.advanceSyncTo(this.t + ms);
+  }
+
+  /**
+   * `advanceSync` to the instant `end` itself: `t + (end - t)` may miss it
+   * by a bit, and by a different bit for each `t`, so two clocks that reach
+   * one instant from different last events (the simulator's shards) would
+   * not agree on it.
+   */
+  advanceSyncTo(end: number): void {
     while (this.fireDue(end));
     this.t = end;
   }

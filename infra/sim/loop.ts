@@ -133,19 +133,19 @@ export class SimLoop {
         // that may leave promise work settles fully (the engines' lookups mark
         // the loop dirty), so one that did not (a fresh hit answered from the
         // world's memo) needs no promise turn: nothing is pending.
-        this.clock.advanceSync(held - this.clock.now());
+        this.clock.advanceSyncTo(held);
         this.events++;
         this.arrivals!.fire();
         if (this.dirty || this.onSettled()) await this.settleIfDirty();
         continue;
       }
       if (at === undefined || at > endMs) break;
-      this.clock.advanceSync(at - this.clock.now());
+      this.clock.advanceSyncTo(at);
       // As for an arrival: an instant whose timers started no promise work
       // (a simulator timer that answered at once) needs no promise turn.
       if (this.dirty || this.onSettled()) await this.settleIfDirty();
     }
-    if (endMs > this.clock.now()) this.clock.advanceSync(endMs - this.clock.now());
+    if (endMs > this.clock.now()) this.clock.advanceSyncTo(endMs);
   }
 
   async settleIfDirty(): Promise<void> {

@@ -97,9 +97,10 @@ export interface SimOptions {
    * one process does; undefined: another shard broke a rule, the run stops.
    * `capped`: the shard's window ran to its cap with nodes still open. The
    * cap is the same instant in every shard (the change's instant, drawn from
-   * the run's stream, plus the whole's window, or the next slot) and no
-   * window runs past it, so the whole's window closes there too: the shard
-   * goes on without waiting for the others (shards.ts checks the claim).
+   * the run's stream, or the last fault's healing, plus the whole's window
+   * and recovery; or the next slot), each shard's loop lands on it exactly,
+   * and no window runs past it, so the whole's window closes there too: the
+   * shard goes on without waiting for the others (shards.ts checks the claim).
    */
   windowClosed?: (atMs: number, broken: boolean, capped: boolean) => Promise<number | undefined>;
   /**

@@ -114,8 +114,9 @@ export function splitTopology(t: Topology, count: number): Topology[] {
  * when touched again after the collection gave it back (~10 us each on a
  * virtual machine that backs memory lazily). Twice the live size instead:
  * the 100,000-resolver hour's faults 2.03 M -> 1.19 M, RSS 3.9 -> 2.8 GB,
- * system time 27 -> 14 s (bench/results/simulate.md). Set once for the
- * process (V8's flags are global) unless the command line set it.
+ * system time 27 -> 14 s (bench/results/simulate.md). Set for the whole
+ * process (V8's flags are global: the coordinator's heap too) before each
+ * worker starts, unless the command line set it.
  */
 const HEAP_GROWING_PERCENT = 100;
 
@@ -266,8 +267,8 @@ export class WindowBarrier {
       meeting.waiting.push({ resolve, reject });
       if (meeting.waiting.length < this.shards) return;
       this.open.delete(k);
-      // Shards reach the common cap by their own float steps: an ulp apart.
-      if (meeting.latest - meeting.claimed > WINDOW_SLACK_MS) {
+      // Every shard lands on the cap itself (loop.ts runUntil, clock.ts advanceSyncTo).
+      if (meeting.latest > meeting.claimed) {
         const err = new Error(
           `a shard's window ${k + 1} ran to its cap at ${meeting.claimed} ms, but another's closed at ${meeting.latest} ms: the shards did not run as one process`,
         );
@@ -294,9 +295,6 @@ interface Meeting {
   claimed: number;
   waiting: { resolve: (end: number | undefined) => void; reject: (e: Error) => void }[];
 }
-
-/** How far apart the shards' instants for one window's cap may be (float steps, not time). */
-const WINDOW_SLACK_MS = 1e-6;
 
 function runShard(
   options: SimOptions,

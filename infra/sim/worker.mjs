@@ -52,7 +52,9 @@ try {
       // The coordinator answers each window with the whole run's closing instant (run.ts).
       // A capped window closes at this shard's instant: it goes on, and the
       // answer, when it comes, only says whether another shard has stopped
-      // the run (then this one stops at its next window).
+      // the run. The loop settles instants without yielding to messages, so
+      // a capped window yields once: a stop read then ends the run at the
+      // next window, not at the last.
       windowClosed: async (atMs, broken, capped) => {
         const next = answer();
         parentPort.postMessage({ kind: "window", atMs, broken, capped });
@@ -60,6 +62,7 @@ try {
         void next.then((m) => {
           if (m.end === undefined) stopped = true;
         });
+        await new Promise((resolve) => setImmediate(resolve));
         return stopped ? undefined : atMs;
       },
     });

@@ -55,6 +55,22 @@ describe("VirtualClock", () => {
     expect(seen).toEqual([10, 20]);
   });
 
+  it("advanceSyncTo lands on the instant itself, where now + (end - now) misses it", () => {
+    // From 8.300138541349042, a step of 13480.825182453415 - now lands a bit short.
+    const from = 8.300138541349042;
+    const end = 13480.825182453415;
+    expect(from + (end - from)).not.toBe(end);
+    const stepped = new VirtualClock(from);
+    stepped.advanceSync(end - from);
+    expect(stepped.now()).not.toBe(end);
+    const c = new VirtualClock(from);
+    const fired: number[] = [];
+    c.setTimeout(() => fired.push(c.now()), 5_000);
+    c.advanceSyncTo(end);
+    expect(fired).toEqual([from + 5_000]);
+    expect(c.now()).toBe(end);
+  });
+
   it("runAll drains every timer", async () => {
     const clock = new VirtualClock();
     let last = 0;

@@ -29,3 +29,24 @@ describe("SimLoop settling", () => {
     });
   }
 });
+
+describe("SimLoop instants", () => {
+  it("lands on each timer's instant and on the end itself, whatever the instant before", async () => {
+    // From 8.300138541349042, now + (end - now) is a bit short of 13480.825182453415:
+    // shards that reach one window's end from different last events must agree on it.
+    const from = 8.300138541349042;
+    const end = 13480.825182453415;
+    const loop = new SimLoop(0, true);
+    const seen: number[] = [];
+    loop.engineClock.setTimeout(() => seen.push(loop.now()), from);
+    await loop.runUntil(from);
+    loop.engineClock.setTimeout(() => seen.push(loop.now()), end - from);
+    await loop.runUntil(end);
+    expect(seen).toEqual([from, from + (end - from)]);
+    const loop2 = new SimLoop(0, true);
+    loop2.engineClock.setTimeout(() => {}, from);
+    await loop2.runUntil(from);
+    await loop2.runUntil(end);
+    expect(loop2.now()).toBe(end);
+  });
+});
