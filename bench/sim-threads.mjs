@@ -1,0 +1,118 @@
+// Where a simulator run's CPU goes, by thread, and what its garbage
+// collector did: `node bench/sim-threads.mjs <simulate flags...>` runs
+// `propagate simulate <flags> --json` under `--trace-gc-nvp` and reads every
+// thread's /proc schedstat twice a second (time on a core, time runnable but
+// waiting for one). Node names none of its threads, so they are told apart
+// by what they did: the process's own thread, the busiest others (one per
+// worker thread the report names), and the rest: V8's platform threads
+// (concurrent marking, parallel scavenging, sweeping, optimizing compiles),
+// tsx's loader threads and libuv's.
+//
+// Wall times of identical runs differ by up to 25 % on this host, so a
+// change's effect is read here in figures that follow the host's drift less:
+// CPU per thread, the collector's counts and the bytes it promoted
+// (bench/results/simulate.md, "Where the hour's CPU goes").
+import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+
+const args = process.argv.slice(2);
+if (args.length === 0) {
+  console.error(
+    "usage: node bench/sim-threads.mjs <simulate flags>, e.g. --topology infra/topologies/internet.json --edges 1000 --resolvers 100000 --ttl 300 --swr 10 --every 60 --changes 10",
+  );
+  process.exit(2);
+}
+const runner = new URL("./sim-threads-child.mjs", import.meta.url).pathname;
+const t0 = performance.now();
+// V8 prints the GC records on stdout, from every thread, each as two writes
+// (the [pid:isolate] prefix, then the fields): the report goes to fd 3 so
+// that the two do not mix, and the records are summed by their field lines.
+const child = spawn(process.execPath, ["--trace-gc-nvp", runner, ...args, "--json"], {
+  stdio: ["ignore", "pipe", "inherit", "pipe"],
+});
+
+/** Per thread id: its last schedstat reading (ns on a core, ns runnable and waiting). */
+const threads = new Map();
+function sample() {
+  let tids;
+  try {
+    tids = readdirSync(`/proc/${child.pid}/task`);
+  } catch {
+    return; // exited
+  }
+  for (const tid of tids) {
+    try {
+      const [run, wait] = readFileSync(`/proc/${child.pid}/task/${tid}/schedstat`, "utf8")
+        .split(" ")
+        .map(Number);
+      threads.set(tid, { run, wait });
+    } catch {
+      // Ended between the listing and the read: its last reading stays.
+    }
+  }
+}
+const sampler = setInterval(sample, 500);
+
+const read = (stream) => {
+  const chunks = [];
+  stream.on("data", (c) => chunks.push(c));
+  return () => Buffer.concat(chunks).toString("utf8");
+};
+const gcText = read(child.stdout);
+const reportText = read(child.stdio[3]);
+const code = await new Promise((resolve) => child.on("close", resolve));
+clearInterval(sampler);
+const wallS = (performance.now() - t0) / 1000;
+if (code !== 0) {
+  console.error(`simulate exited with ${code}`);
+  process.exit(1);
+}
+
+const report = JSON.parse(reportText());
+const note = report.notes.find((n) => /events in/.test(n)) ?? "";
+const workers = Number(/on (\d+) worker threads/.exec(note)?.[1] ?? 1);
+
+const gc = { s: 0, mc: 0, sPause: 0, mcPause: 0, bgScavenge: 0, bgMark: 0, promoted: 0 };
+for (const [line] of gcText().matchAll(/pause=[^\n]* gc=(?:s|mc) [^\n]*/g)) {
+  const kv = Object.fromEntries(
+    [...line.matchAll(/([\w.]+)=([\d.]+)/g)].map((m) => [m[1], Number(m[2])]),
+  );
+  if (line.includes(" gc=s ")) {
+    gc.s++;
+    gc.sPause += kv.pause ?? 0;
+    gc.bgScavenge += kv["background.scavenge.parallel"] ?? 0;
+    gc.promoted += kv.promoted ?? 0;
+  } else {
+    gc.mc++;
+    gc.mcPause += kv.pause ?? 0;
+    gc.bgMark += kv["background.mark"] ?? 0;
+  }
+}
+
+const sec = (ns) => (ns / 1e9).toFixed(1).padStart(6);
+const all = [...threads.entries()].map(([tid, t]) => ({ tid, ...t }));
+const main = all.find((t) => t.tid === String(child.pid));
+const others = all.filter((t) => t !== main).sort((a, b) => b.run - a.run);
+const busy = workers > 1 ? others.slice(0, workers) : [];
+const rest = others.slice(busy.length);
+const sum = (ts, k) => ts.reduce((n, t) => n + t[k], 0);
+const total = sum(all, "run");
+
+console.log(`simulate ${args.join(" ")}`);
+console.log(
+  `wall ${wallS.toFixed(1)} s; CPU ${(total / 1e9).toFixed(1)} s on ${all.length} threads (${(total / 1e9 / wallS).toFixed(2)} cores)`,
+);
+console.log(note.slice(note.indexOf("building")));
+console.log("thread                 on a core  waiting to run");
+if (main) console.log(`main                   ${sec(main.run)} s  ${sec(main.wait)} s`);
+for (const [i, t] of busy.entries())
+  console.log(`worker ${i + 1}               ${sec(t.run)} s  ${sec(t.wait)} s`);
+console.log(
+  `${String(rest.length).padStart(2)} others (V8, libuv)  ${sec(sum(rest, "run"))} s  ${sec(sum(rest, "wait"))} s  (${((100 * sum(rest, "run")) / total).toFixed(0)} % of the CPU)`,
+);
+console.log(
+  `scavenges ${gc.s}: paused ${(gc.sPause / 1000).toFixed(1)} s, background ${(gc.bgScavenge / 1000).toFixed(1)} s, promoted ${(gc.promoted / 1e6).toFixed(0)} MB`,
+);
+console.log(
+  `mark-compacts ${gc.mc}: paused ${(gc.mcPause / 1000).toFixed(1)} s, background marking ${(gc.bgMark / 1000).toFixed(1)} s`,
+);
