@@ -128,6 +128,19 @@ function latin1(slab: Uint8Array, from: number, to: number): string {
   return Buffer.from(slab.buffer, slab.byteOffset + from, to - from).toString("latin1");
 }
 
+/**
+ * Zero-length columns every new cache starts from, shared: its constructor
+ * carves its own at once (growSlots, growPostings), and a column per field
+ * made only to be copied from cost two objects each (a view and its
+ * buffer), 50 per cache, which the simulator made for each of its 100,000
+ * resolvers. Never written (a typed array ignores a write past its end).
+ */
+const NONE_F64 = new Float64Array(0);
+const NONE_I32 = new Int32Array(0);
+const NONE_U32 = new Uint32Array(0);
+const NONE_U16 = new Uint16Array(0);
+const NONE_U8 = new Uint8Array(0);
+
 const INFO_NEGATIVE = 0x10;
 const INFO_DIRECT = 0x20;
 
@@ -140,47 +153,47 @@ export class LruStorage implements ResolverStorage {
    * class freed so far: all CLASSES of them are 6.6 KB, more than a cache
    * with a few small entries holds in answers.
    */
-  private freeChunk = new Float64Array(0);
+  private freeChunk: Float64Array<ArrayBuffer> = NONE_F64;
 
   private cap = 0;
   /** Slots ever handed out; below it, free ones are chained through `next`. */
   private used = 0;
   private freeSlot = -1;
-  private chunkAt = new Uint32Array(0);
-  private wireLen = new Uint16Array(0);
-  private ttlCount = new Uint16Array(0);
-  private nameLen = new Uint8Array(0);
-  private qtypes = new Uint16Array(0);
-  private info = new Uint8Array(0);
-  private ttl = new Uint32Array(0);
-  private stored = new Float64Array(0);
-  private expires = new Float64Array(0);
-  private prefetch = new Float64Array(0);
-  private failed = new Float64Array(0);
-  private serial = new Float64Array(0);
+  private chunkAt: Uint32Array<ArrayBuffer> = NONE_U32;
+  private wireLen: Uint16Array<ArrayBuffer> = NONE_U16;
+  private ttlCount: Uint16Array<ArrayBuffer> = NONE_U16;
+  private nameLen: Uint8Array<ArrayBuffer> = NONE_U8;
+  private qtypes: Uint16Array<ArrayBuffer> = NONE_U16;
+  private info: Uint8Array<ArrayBuffer> = NONE_U8;
+  private ttl: Uint32Array<ArrayBuffer> = NONE_U32;
+  private stored: Float64Array<ArrayBuffer> = NONE_F64;
+  private expires: Float64Array<ArrayBuffer> = NONE_F64;
+  private prefetch: Float64Array<ArrayBuffer> = NONE_F64;
+  private failed: Float64Array<ArrayBuffer> = NONE_F64;
+  private serial: Float64Array<ArrayBuffer> = NONE_F64;
   /** StoredAnswer.staleness (seconds past its TTL on arrival), NaN when none. */
-  private staleness = new Float64Array(0);
-  private hash = new Int32Array(0);
-  private prev = new Int32Array(0);
-  private next = new Int32Array(0);
-  private gen = new Uint32Array(0);
-  private post = new Int32Array(0);
+  private staleness: Float64Array<ArrayBuffer> = NONE_F64;
+  private hash: Int32Array<ArrayBuffer> = NONE_I32;
+  private prev: Int32Array<ArrayBuffer> = NONE_I32;
+  private next: Int32Array<ArrayBuffer> = NONE_I32;
+  private gen: Uint32Array<ArrayBuffer> = NONE_U32;
+  private post: Int32Array<ArrayBuffer> = NONE_I32;
   private head = -1;
   private tail = -1;
 
   /** Open addressing: slot + 1, 0 = empty; twice the slot capacity. */
-  private table = new Int32Array(0);
+  private table: Int32Array<ArrayBuffer> = NONE_I32;
   private tableMask = 0;
 
   /** Owner postings: the slot, the owner's hash, the next in its bucket (or free list), the slot's next. */
   private pCap = 0;
   private pUsed = 0;
   private pFree = -1;
-  private pSlot = new Int32Array(0);
-  private pHash = new Int32Array(0);
-  private pNext = new Int32Array(0);
-  private pSib = new Int32Array(0);
-  private pHead = new Int32Array(0);
+  private pSlot: Int32Array<ArrayBuffer> = NONE_I32;
+  private pHash: Int32Array<ArrayBuffer> = NONE_I32;
+  private pNext: Int32Array<ArrayBuffer> = NONE_I32;
+  private pSib: Int32Array<ArrayBuffer> = NONE_I32;
+  private pHead: Int32Array<ArrayBuffer> = NONE_I32;
   private pMask = 0;
 
   private count = 0;
@@ -536,7 +549,7 @@ export class LruStorage implements ResolverStorage {
     this.gen = c.take(this.gen, cap);
     this.post = c.take(this.post, cap);
     // At most half full: short probe sequences. Filled again below, not copied.
-    this.table = c.take(new Int32Array(0), cap * 2);
+    this.table = c.take(NONE_I32, cap * 2);
     this.tableMask = cap * 2 - 1;
     this.wireLen = c.take(this.wireLen, cap);
     this.ttlCount = c.take(this.ttlCount, cap);
@@ -660,7 +673,7 @@ export class LruStorage implements ResolverStorage {
     this.pNext = c.take(this.pNext, cap);
     this.pSib = c.take(this.pSib, cap);
     // Rechained into buckets as many as the postings; free postings keep their list.
-    this.pHead = c.take(new Int32Array(0), cap).fill(-1);
+    this.pHead = c.take(NONE_I32, cap).fill(-1);
     c.done();
     this.pMask = cap - 1;
     for (let p = 0; p < this.pUsed; p++) {

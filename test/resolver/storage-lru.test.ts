@@ -243,6 +243,20 @@ describe("LruStorage", () => {
     expect(many.every((s) => s.find(e.wireName, 1) >= 0)).toBe(true);
   });
 
+  it("gives every cache columns of its own: new caches start from shared empty ones", () => {
+    const a = new LruStorage(1 << 16);
+    const b = new LruStorage(1 << 16);
+    const names = Array.from({ length: 40 }, (_, i) => `n${i}.example.test`);
+    // Past the first growth of slots (8) and postings (8): every column carved again.
+    for (const name of names) a.set(entry(name, "192.0.2.1"));
+    expect(names.every((n) => a.find(toWire(n), 1) >= 0)).toBe(true);
+    expect(names.some((n) => b.find(toWire(n), 1) >= 0)).toBe(false);
+    expect(b.stats().entries).toBe(0);
+    b.set(entry("other.example.test", "192.0.2.2"));
+    expect(a.find(toWire("other.example.test"), 1)).toBe(-1);
+    expect(a.stats().entries).toBe(names.length);
+  });
+
   it("renders a stored answer (renderStored) exactly as renderAnswer renders the answer object", () => {
     const opts: WireOptions = { udpPayload: 1232, nsid: Buffer.from("res-1") };
     const s = new LruStorage(1 << 20);
