@@ -8,4 +8,9 @@ const { main } = await import("../infra/cli.ts");
 console.log = (...parts) => {
   writeSync(3, `${parts.join(" ")}\n`);
 };
+// The process's CPU by its own count (every thread, microseconds), after the report.
+process.on("exit", () => {
+  const u = process.resourceUsage();
+  writeSync(3, `\n#usage ${JSON.stringify({ user: u.userCPUTime, system: u.systemCPUTime })}\n`);
+});
 await main(["simulate", ...process.argv.slice(2)]);

@@ -1,8 +1,8 @@
 // Where a simulator run's CPU goes, by thread, and what its garbage
 // collector did: `node bench/sim-threads.mjs <simulate flags...>` runs
 // `propagate simulate <flags> --json` under `--trace-gc-nvp` and reads every
-// thread's /proc schedstat twice a second (time on a core, time runnable but
-// waiting for one). Node names none of its threads, so they are told apart
+// thread's /proc schedstat ten times a second (time on a core, time runnable
+// but waiting for one). Node names none of its threads, so they are told apart
 // by what they did: the process's own thread, the busiest others (one per
 // worker thread the report names), and the rest: V8's platform threads
 // (concurrent marking, parallel scavenging, sweeping, optimizing compiles),
@@ -51,7 +51,9 @@ function sample() {
     }
   }
 }
-const sampler = setInterval(sample, 500);
+// A thread's time after its last reading is lost (a tenth of a second at
+// most); the process's own total (getrusage, every thread) is printed beside.
+const sampler = setInterval(sample, 100);
 
 const read = (stream) => {
   const chunks = [];
@@ -63,12 +65,20 @@ const reportText = read(child.stdio[3]);
 const code = await new Promise((resolve) => child.on("close", resolve));
 clearInterval(sampler);
 const wallS = (performance.now() - t0) / 1000;
-if (code !== 0) {
-  console.error(`simulate exited with ${code}`);
+const [text, usageLine] = reportText().split("\n#usage ");
+let report;
+try {
+  report = JSON.parse(text);
+} catch {
+  // --help, --fuzz and a failed run print no report of one run.
+  console.error(
+    `${text.slice(0, 2000)}\nsimulate exited with ${code} and printed no --json report of one run`,
+  );
   process.exit(1);
 }
-
-const report = JSON.parse(reportText());
+// A run that found a violation still prints its report, then exits 1.
+if (code !== 0) console.error(`simulate exited with ${code}: its figures follow all the same`);
+const usage = usageLine ? JSON.parse(usageLine) : undefined;
 const note = report.notes.find((n) => /events in/.test(n)) ?? "";
 const workers = Number(/on (\d+) worker threads/.exec(note)?.[1] ?? 1);
 
@@ -100,7 +110,7 @@ const total = sum(all, "run");
 
 console.log(`simulate ${args.join(" ")}`);
 console.log(
-  `wall ${wallS.toFixed(1)} s; CPU ${(total / 1e9).toFixed(1)} s on ${all.length} threads (${(total / 1e9 / wallS).toFixed(2)} cores)`,
+  `wall ${wallS.toFixed(1)} s; CPU ${(total / 1e9).toFixed(1)} s on ${all.length} threads (${(total / 1e9 / wallS).toFixed(2)} cores)${usage ? `; the process's own count ${((usage.user + usage.system) / 1e6).toFixed(1)} s` : ""}`,
 );
 console.log(note.slice(note.indexOf("building")));
 console.log("thread                 on a core  waiting to run");
@@ -110,6 +120,7 @@ for (const [i, t] of busy.entries())
 console.log(
   `${String(rest.length).padStart(2)} others (V8, libuv)  ${sec(sum(rest, "run"))} s  ${sec(sum(rest, "wait"))} s  (${((100 * sum(rest, "run")) / total).toFixed(0)} % of the CPU)`,
 );
+// Summed over every isolate: the workers', the coordinator's and tsx's loader threads'.
 console.log(
   `scavenges ${gc.s}: paused ${(gc.sPause / 1000).toFixed(1)} s, background ${(gc.bgScavenge / 1000).toFixed(1)} s, promoted ${(gc.promoted / 1e6).toFixed(0)} MB`,
 );

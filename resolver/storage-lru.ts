@@ -130,10 +130,11 @@ function latin1(slab: Uint8Array, from: number, to: number): string {
 
 /**
  * Zero-length columns every new cache starts from, shared: its constructor
- * carves its own at once (growSlots, growPostings), and a column per field
- * made only to be copied from cost two objects each (a view and its
- * buffer), 50 per cache, which the simulator made for each of its 100,000
- * resolvers. Never written (a typed array ignores a write past its end).
+ * carves its own slot and posting columns at once (growSlots, growPostings;
+ * the free-list heads, `freeChunk`, only at the first free), and a column
+ * per field made only to be copied from cost two objects each (a view and
+ * its buffer), 50 per cache, which the simulator made for each of its
+ * 100,000 resolvers. Never written (a typed array ignores a write past its end).
  */
 const NONE_F64 = new Float64Array(0);
 const NONE_I32 = new Int32Array(0);

@@ -243,7 +243,23 @@ describe("LruStorage", () => {
     expect(many.every((s) => s.find(e.wireName, 1) >= 0)).toBe(true);
   });
 
-  it("gives every cache columns of its own: new caches start from shared empty ones", () => {
+  it("carves every slot and posting column of a new cache its own; only the free-list heads start shared", () => {
+    // White-box: the fields start as shared zero-length columns (ad22fad), and one
+    // left uncarved would drop every write to it without an error.
+    const columns = (s: LruStorage) =>
+      Object.entries(s).filter(
+        (e): e is [string, ArrayBufferView] => ArrayBuffer.isView(e[1]) && e[0] !== "freeChunk",
+      );
+    const a = columns(new LruStorage(1 << 16));
+    const b = new Set(columns(new LruStorage(1 << 16)).map(([, c]) => c.buffer));
+    expect(a.length).toBe(24);
+    for (const [name, col] of a) {
+      expect(col.byteLength, name).toBeGreaterThan(0);
+      expect(b.has(col.buffer), name).toBe(false);
+    }
+  });
+
+  it("keeps two caches' entries apart through growth", () => {
     const a = new LruStorage(1 << 16);
     const b = new LruStorage(1 << 16);
     const names = Array.from({ length: 40 }, (_, i) => `n${i}.example.test`);
