@@ -8,10 +8,11 @@
 // (concurrent marking, parallel scavenging, sweeping, optimizing compiles),
 // tsx's loader threads and libuv's.
 //
-// Wall times of identical runs differ by up to 25 % on this host, so a
-// change's effect is read here in figures that follow the host's drift less:
-// CPU per thread, the collector's counts and the bytes it promoted
-// (bench/results/simulate.md, "Where the hour's CPU goes").
+// Wall times of identical runs differ by up to 25 % on this host, and CPU
+// per thread by about as much; what stays put is the collector's own count
+// of its work (scavenges, mark-compacts, bytes promoted: within ~1 % between
+// identical runs), so a change's effect on it is read there first
+// (bench/results/simulate.md, "Where the hour's CPU goes, by thread").
 import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 
