@@ -44,7 +44,7 @@ const MAX_WIRE = 65535;
 
 /**
  * Bytes an entry costs beyond its chunk: its slot's typed-array fields
- * (~76), its share of the index (8) and its owner postings (~20 each).
+ * (86), its share of the index (8) and its owner postings (~20 each).
  */
 export const ENTRY_OVERHEAD = 128;
 
@@ -79,15 +79,15 @@ function ownerHash(owner: string): number {
   return h ^ (h >>> 13);
 }
 
-type Column = Int32Array | Uint32Array | Uint16Array | Uint8Array | Float64Array;
+type Column = Int32Array | Uint16Array | Float64Array;
 
 /**
- * Columns cut from one ArrayBuffer, each a copy of an old column grown to
- * its new length: a cache's columns cost one buffer, not one each. Every
- * ArrayBuffer has a backing store of its own and an extension the GC
- * tracks, and a simulator holds one cache per resolver (25 columns each).
- * Columns are taken widest element first, so every view is aligned; `done`
- * checks the buffer was sized for exactly what was taken.
+ * Arrays cut from one ArrayBuffer, each a copy of an old one grown to its
+ * new length: a cache's slot arrays (and its posting arrays) cost one
+ * buffer, not one each. Every ArrayBuffer has a backing store of its own
+ * and an extension the GC tracks, and a simulator holds one cache per
+ * resolver. Arrays are taken widest element first, so every view is
+ * aligned; `done` checks the buffer was sized for exactly what was taken.
  */
 class Carver {
   private at = 0;
@@ -107,15 +107,56 @@ class Carver {
 
   done(): void {
     if (this.at !== this.buf.byteLength) {
-      throw new Error(`columns took ${this.at} of ${this.buf.byteLength} bytes`);
+      throw new Error(`arrays took ${this.at} of ${this.buf.byteLength} bytes`);
     }
   }
 }
 
-/** Bytes per slot of LruStorage's slot columns and its table (two Int32 per slot). */
-const SLOT_BYTES = 6 * 8 + 7 * 4 + 2 * 4 + 3 * 2 + 2 * 1;
-/** Bytes per posting of its posting columns and buckets. */
-const POSTING_BYTES = 5 * 4;
+/**
+ * A slot's fields, each width in one typed array with the slot's fields
+ * side by side (slot s's field k at s * F64 + k, s * I32 + k, s * U16 + k),
+ * not a column per field: a view is an object of ~100 octets the collector
+ * marks, and 25 of them were a fifth of a simulated resolver's objects
+ * (bench/results/simulate.md). A lookup reads a slot's hash and chunk from
+ * one place and its type and name length from another, not four columns.
+ * The unsigned 32-bit fields (chunk offsets up to 4 GiB, TTLs, generations)
+ * are written as they are (an Int32Array keeps their low 32 bits) and read
+ * back with `>>> 0`.
+ */
+const F_STORED = 0;
+const F_EXPIRES = 1;
+const F_PREFETCH = 2;
+const F_FAILED = 3;
+const F_SERIAL = 4;
+/** StoredAnswer.staleness (seconds past its TTL on arrival), NaN when none. */
+const F_STALENESS = 5;
+const F64 = 6;
+const I_CHUNK = 0;
+const I_TTL = 1;
+const I_HASH = 2;
+const I_PREV = 3;
+const I_NEXT = 4;
+const I_GEN = 5;
+const I_POST = 6;
+const I32 = 7;
+const U_WIRE_LEN = 0;
+const U_TTL_COUNT = 1;
+const U_QTYPE = 2;
+const U_NAME_LEN = 3;
+/** rcode | INFO_NEGATIVE | INFO_DIRECT. */
+const U_INFO = 4;
+const U16 = 5;
+/** A posting's slot, its owner's hash, the next in its bucket (or free list), the slot's next. */
+const P_SLOT = 0;
+const P_HASH = 1;
+const P_NEXT = 2;
+const P_SIB = 3;
+const P32 = 4;
+
+/** Bytes per slot of LruStorage's slot fields and its table (two Int32 per slot). */
+const SLOT_BYTES = F64 * 8 + I32 * 4 + 2 * 4 + U16 * 2;
+/** Bytes per posting of its posting fields and buckets. */
+const POSTING_BYTES = P32 * 4 + 4;
 
 /** Offset just past the stored question's name (uncompressed: storeAnswer wrote it). */
 function questionNameEnd(wire: Uint8Array): number {
@@ -129,18 +170,16 @@ function latin1(slab: Uint8Array, from: number, to: number): string {
 }
 
 /**
- * Zero-length columns every new cache starts from, shared: its constructor
- * carves its own slot and posting columns at once (growSlots, growPostings;
- * the free-list heads, `freeChunk`, only at the first free), and a column
- * per field made only to be copied from cost two objects each (a view and
- * its buffer), 50 per cache, which the simulator made for each of its
- * 100,000 resolvers. Never written (a typed array ignores a write past its end).
+ * Zero-length arrays every new cache starts from, shared: its constructor
+ * carves its own slot and posting arrays at once (growSlots, growPostings;
+ * the free-list heads, `freeChunk`, only at the first free), and an array
+ * made only to be copied from costs two objects (a view and its buffer),
+ * which the simulator made for each of its 100,000 resolvers. Never written
+ * (a typed array ignores a write past its end).
  */
 const NONE_F64 = new Float64Array(0);
 const NONE_I32 = new Int32Array(0);
-const NONE_U32 = new Uint32Array(0);
 const NONE_U16 = new Uint16Array(0);
-const NONE_U8 = new Uint8Array(0);
 
 const INFO_NEGATIVE = 0x10;
 const INFO_DIRECT = 0x20;
@@ -160,25 +199,12 @@ export class LruStorage implements ResolverStorage {
   /** Slots ever handed out; below it, free ones are chained through `next`. */
   private used = 0;
   private freeSlot = -1;
-  private chunkAt: Uint32Array<ArrayBuffer> = NONE_U32;
-  private wireLen: Uint16Array<ArrayBuffer> = NONE_U16;
-  private ttlCount: Uint16Array<ArrayBuffer> = NONE_U16;
-  private nameLen: Uint8Array<ArrayBuffer> = NONE_U8;
-  private qtypes: Uint16Array<ArrayBuffer> = NONE_U16;
-  private info: Uint8Array<ArrayBuffer> = NONE_U8;
-  private ttl: Uint32Array<ArrayBuffer> = NONE_U32;
-  private stored: Float64Array<ArrayBuffer> = NONE_F64;
-  private expires: Float64Array<ArrayBuffer> = NONE_F64;
-  private prefetch: Float64Array<ArrayBuffer> = NONE_F64;
-  private failed: Float64Array<ArrayBuffer> = NONE_F64;
-  private serial: Float64Array<ArrayBuffer> = NONE_F64;
-  /** StoredAnswer.staleness (seconds past its TTL on arrival), NaN when none. */
-  private staleness: Float64Array<ArrayBuffer> = NONE_F64;
-  private hash: Int32Array<ArrayBuffer> = NONE_I32;
-  private prev: Int32Array<ArrayBuffer> = NONE_I32;
-  private next: Int32Array<ArrayBuffer> = NONE_I32;
-  private gen: Uint32Array<ArrayBuffer> = NONE_U32;
-  private post: Int32Array<ArrayBuffer> = NONE_I32;
+  /** Each slot's Float64 fields, F64 per slot (slot s's field k at s * F64 + k). */
+  private f64: Float64Array<ArrayBuffer> = NONE_F64;
+  /** Each slot's 32-bit integer fields, I32 per slot (unsigned ones read back with >>> 0). */
+  private ints: Int32Array<ArrayBuffer> = NONE_I32;
+  /** Each slot's 16-bit fields, U16 per slot. */
+  private u16: Uint16Array<ArrayBuffer> = NONE_U16;
   private head = -1;
   private tail = -1;
 
@@ -190,10 +216,8 @@ export class LruStorage implements ResolverStorage {
   private pCap = 0;
   private pUsed = 0;
   private pFree = -1;
-  private pSlot: Int32Array<ArrayBuffer> = NONE_I32;
-  private pHash: Int32Array<ArrayBuffer> = NONE_I32;
-  private pNext: Int32Array<ArrayBuffer> = NONE_I32;
-  private pSib: Int32Array<ArrayBuffer> = NONE_I32;
+  /** Each posting's fields, P32 per posting. */
+  private posts: Int32Array<ArrayBuffer> = NONE_I32;
   private pHead: Int32Array<ArrayBuffer> = NONE_I32;
   private pMask = 0;
 
@@ -212,18 +236,20 @@ export class LruStorage implements ResolverStorage {
   find(wireName: Uint8Array, qtype: number): number {
     const len = wireName.length;
     const h = keyHash(wireName, 0, len, qtype);
-    const { table, hash, qtypes, nameLen, chunkAt, slabs } = this;
+    const { table, ints, u16, slabs } = this;
     for (let i = h & this.tableMask; ; i = (i + 1) & this.tableMask) {
       const t = table[i]!;
       if (t === 0) return -1;
-      const s = t - 1;
-      if (hash[s] !== h || qtypes[s] !== qtype || nameLen[s] !== len) continue;
-      const off = chunkAt[s]!;
+      const r = (t - 1) * I32;
+      const u = (t - 1) * U16;
+      if (ints[r + I_HASH] !== h || u16[u + U_QTYPE] !== qtype || u16[u + U_NAME_LEN] !== len)
+        continue;
+      const off = ints[r + I_CHUNK]! >>> 0;
       const slab = slabs[off >>> SLAB_SHIFT]!;
       const at = (off & SLAB_MASK) + HEADER_LEN;
       let j = 0;
       while (j < len && slab[at + j] === wireName[j]) j++;
-      if (j === len) return s;
+      if (j === len) return t - 1;
     }
   }
 
@@ -239,13 +265,15 @@ export class LruStorage implements ResolverStorage {
     h ^= h >>> 16;
     h = Math.imul(h, 0x85ebca6b);
     h ^= h >>> 13;
-    const { table, hash, qtypes, nameLen, chunkAt, slabs } = this;
+    const { table, ints, u16, slabs } = this;
     for (let i = h & this.tableMask; ; i = (i + 1) & this.tableMask) {
       const t = table[i]!;
       if (t === 0) return -1;
-      const s = t - 1;
-      if (hash[s] !== h || qtypes[s] !== qtype || nameLen[s] !== len) continue;
-      const off = chunkAt[s]!;
+      const r = (t - 1) * I32;
+      const u = (t - 1) * U16;
+      if (ints[r + I_HASH] !== h || u16[u + U_QTYPE] !== qtype || u16[u + U_NAME_LEN] !== len)
+        continue;
+      const off = ints[r + I_CHUNK]! >>> 0;
       const slab = slabs[off >>> SLAB_SHIFT]!;
       const at = (off & SLAB_MASK) + HEADER_LEN;
       let j = 0;
@@ -253,7 +281,7 @@ export class LruStorage implements ResolverStorage {
         const b = query[HEADER_LEN + j]!;
         if (slab[at + j] !== (b >= 0x41 && b <= 0x5a ? b | 0x20 : b)) break;
       }
-      if (j === len) return s;
+      if (j === len) return t - 1;
     }
   }
 
@@ -264,34 +292,34 @@ export class LruStorage implements ResolverStorage {
   }
 
   storedAt(slot: number): number {
-    return this.stored[slot]!;
+    return this.f64[slot * F64 + F_STORED]!;
   }
   expiresAt(slot: number): number {
-    return this.expires[slot]!;
+    return this.f64[slot * F64 + F_EXPIRES]!;
   }
   prefetchAt(slot: number): number {
-    return this.prefetch[slot]!;
+    return this.f64[slot * F64 + F_PREFETCH]!;
   }
   failedAt(slot: number): number {
-    return this.failed[slot]!;
+    return this.f64[slot * F64 + F_FAILED]!;
   }
   rcode(slot: number): number {
-    return this.info[slot]! & 0x0f;
+    return this.u16[slot * U16 + U_INFO]! & 0x0f;
   }
 
   answerLength(slot: number): number {
-    return this.wireLen[slot]!;
+    return this.u16[slot * U16 + U_WIRE_LEN]!;
   }
 
   copyAnswer(slot: number, out: Uint8Array, elapsed: number, fixedTtl: number): void {
-    const off = this.chunkAt[slot]!;
+    const off = this.ints[slot * I32 + I_CHUNK]! >>> 0;
     const slab = this.slabs[off >>> SLAB_SHIFT]!;
     const at = off & SLAB_MASK;
-    const len = this.wireLen[slot]!;
+    const len = this.u16[slot * U16 + U_WIRE_LEN]!;
     // One short-lived Uint8Array view for a memcpy: a byte loop costs 3 ns per octet
     // (700 ns for a 200-octet answer), Buffer.copy validates its arguments in JavaScript.
     out.set(slab.subarray(at, at + len));
-    const n = this.ttlCount[slot]!;
+    const n = this.u16[slot * U16 + U_TTL_COUNT]!;
     for (let k = 0, p = at + len; k < n; k++, p += 2) {
       const o = (slab[p]! << 8) | slab[p + 1]!;
       // The stored wire keeps each TTL as stored (at most max-ttl, so no sign issue).
@@ -307,7 +335,7 @@ export class LruStorage implements ResolverStorage {
   // ---- entries ----
 
   at(slot: number): CacheEntry {
-    return new EntryView(this, slot, this.gen[slot]!);
+    return new EntryView(this, slot, this.ints[slot * I32 + I_GEN]! >>> 0);
   }
 
   get(key: string): CacheEntry | undefined {
@@ -346,26 +374,27 @@ export class LruStorage implements ResolverStorage {
       slab[p++] = o >>> 8;
       slab[p++] = o & 0xff;
     }
-    this.chunkAt[slot] = off;
-    this.wireLen[slot] = wire.length;
-    this.ttlCount[slot] = a.ttlAt.length;
-    this.nameLen[slot] = len;
-    this.qtypes[slot] = qtype;
-    this.info[slot] = a.rcode | (a.negative ? INFO_NEGATIVE : 0) | (a.direct ? INFO_DIRECT : 0);
-    this.ttl[slot] = a.ttl;
-    this.stored[slot] = entry.storedAt;
-    this.expires[slot] = entry.expiresAt;
-    this.prefetch[slot] = entry.prefetchAt;
-    this.failed[slot] = entry.failedAt ?? Number.NaN;
-    this.serial[slot] = entry.serial ?? Number.NaN;
-    this.staleness[slot] = a.staleness ?? Number.NaN;
+    this.ints[slot * I32 + I_CHUNK] = off;
+    this.u16[slot * U16 + U_WIRE_LEN] = wire.length;
+    this.u16[slot * U16 + U_TTL_COUNT] = a.ttlAt.length;
+    this.u16[slot * U16 + U_NAME_LEN] = len;
+    this.u16[slot * U16 + U_QTYPE] = qtype;
+    this.u16[slot * U16 + U_INFO] =
+      a.rcode | (a.negative ? INFO_NEGATIVE : 0) | (a.direct ? INFO_DIRECT : 0);
+    this.ints[slot * I32 + I_TTL] = a.ttl;
+    this.f64[slot * F64 + F_STORED] = entry.storedAt;
+    this.f64[slot * F64 + F_EXPIRES] = entry.expiresAt;
+    this.f64[slot * F64 + F_PREFETCH] = entry.prefetchAt;
+    this.f64[slot * F64 + F_FAILED] = entry.failedAt ?? Number.NaN;
+    this.f64[slot * F64 + F_SERIAL] = entry.serial ?? Number.NaN;
+    this.f64[slot * F64 + F_STALENESS] = a.staleness ?? Number.NaN;
     const h = keyHash(slab, (off & SLAB_MASK) + HEADER_LEN, len, qtype);
-    this.hash[slot] = h;
+    this.ints[slot * I32 + I_HASH] = h;
     let i = h & this.tableMask;
     while (this.table[i] !== 0) i = (i + 1) & this.tableMask;
     this.table[i] = slot + 1;
     this.pushFront(slot);
-    this.post[slot] = -1;
+    this.ints[slot * I32 + I_POST] = -1;
     for (const owner of a.owners) this.addPosting(slot, owner);
     this.bytes += size;
     this.count++;
@@ -382,14 +411,14 @@ export class LruStorage implements ResolverStorage {
   keysFor(owner: string): string[] {
     const h = ownerHash(owner);
     const slots: number[] = [];
-    for (let p = this.pHead[h & this.pMask]!; p >= 0; p = this.pNext[p]!) {
-      if (this.pHash[p] !== h) continue;
-      const s = this.pSlot[p]!;
+    for (let p = this.pHead[h & this.pMask]!; p >= 0; p = this.posts[p * P32 + P_NEXT]!) {
+      if (this.posts[p * P32 + P_HASH] !== h) continue;
+      const s = this.posts[p * P32 + P_SLOT]!;
       if (slots.includes(s)) continue;
       // Confirm: another owner may share the hash.
       if (
         this.nameOf(s) === owner ||
-        ownersOf(this.wireOf(s), this.qtypes[s]!).owners.includes(owner)
+        ownersOf(this.wireOf(s), this.u16[s * U16 + U_QTYPE]!).owners.includes(owner)
       )
         slots.push(s);
     }
@@ -399,7 +428,7 @@ export class LruStorage implements ResolverStorage {
 
   keys(): string[] {
     const out: string[] = [];
-    for (let s = this.head; s >= 0; s = this.next[s]!) out.push(this.keyOf(s));
+    for (let s = this.head; s >= 0; s = this.ints[s * I32 + I_NEXT]!) out.push(this.keyOf(s));
     return out;
   }
 
@@ -416,25 +445,25 @@ export class LruStorage implements ResolverStorage {
 
   /** The slot still holds the entry of generation `g`. */
   holds(slot: number, g: number): boolean {
-    return this.gen[slot] === g && this.wireLen[slot] !== 0;
+    return this.ints[slot * I32 + I_GEN]! >>> 0 === g && this.u16[slot * U16 + U_WIRE_LEN] !== 0;
   }
   setExpiresAt(slot: number, v: number): void {
-    this.expires[slot] = v;
+    this.f64[slot * F64 + F_EXPIRES] = v;
   }
   setFailedAt(slot: number, v: number | undefined): void {
-    this.failed[slot] = v ?? Number.NaN;
+    this.f64[slot * F64 + F_FAILED] = v ?? Number.NaN;
   }
   serialOf(slot: number): number | undefined {
-    const v = this.serial[slot]!;
+    const v = this.f64[slot * F64 + F_SERIAL]!;
     return Number.isNaN(v) ? undefined : v;
   }
   qtypeOf(slot: number): number {
-    return this.qtypes[slot]!;
+    return this.u16[slot * U16 + U_QTYPE]!;
   }
 
   /** The question name, lower-case presentation form (labels of the stored question). */
   nameOf(slot: number): string {
-    const off = this.chunkAt[slot]!;
+    const off = this.ints[slot * I32 + I_CHUNK]! >>> 0;
     const slab = this.slabs[off >>> SLAB_SHIFT]!;
     const labels: string[] = [];
     for (let p = (off & SLAB_MASK) + HEADER_LEN; slab[p] !== 0; p += slab[p]! + 1)
@@ -444,40 +473,51 @@ export class LruStorage implements ResolverStorage {
 
   /** The key `keys()` lists: the lower-cased wire name (latin1) and `/QTYPE`, as resolver/query.ts makes it. */
   keyOf(slot: number): string {
-    const off = this.chunkAt[slot]!;
+    const off = this.ints[slot * I32 + I_CHUNK]! >>> 0;
     const at = (off & SLAB_MASK) + HEADER_LEN;
-    const name = latin1(this.slabs[off >>> SLAB_SHIFT]!, at, at + this.nameLen[slot]!);
-    return `${name}/${this.qtypes[slot]}`;
+    const name = latin1(
+      this.slabs[off >>> SLAB_SHIFT]!,
+      at,
+      at + this.u16[slot * U16 + U_NAME_LEN]!,
+    );
+    return `${name}/${this.u16[slot * U16 + U_QTYPE]}`;
   }
 
   /** A copy of the stored wire. */
   wireOf(slot: number): Buffer {
-    const off = this.chunkAt[slot]!;
+    const off = this.ints[slot * I32 + I_CHUNK]! >>> 0;
     const at = off & SLAB_MASK;
-    return Buffer.from(this.slabs[off >>> SLAB_SHIFT]!.subarray(at, at + this.wireLen[slot]!));
+    return Buffer.from(
+      this.slabs[off >>> SLAB_SHIFT]!.subarray(at, at + this.u16[slot * U16 + U_WIRE_LEN]!),
+    );
   }
 
   answerOf(slot: number): StoredAnswer {
     const wire = this.wireOf(slot);
-    const off = this.chunkAt[slot]!;
+    const off = this.ints[slot * I32 + I_CHUNK]! >>> 0;
     const slab = this.slabs[off >>> SLAB_SHIFT]!;
     const ttlAt: number[] = [];
-    for (let k = 0, p = (off & SLAB_MASK) + wire.length; k < this.ttlCount[slot]!; k++, p += 2)
+    for (
+      let k = 0, p = (off & SLAB_MASK) + wire.length;
+      k < this.u16[slot * U16 + U_TTL_COUNT]!;
+      k++, p += 2
+    )
       ttlAt.push((slab[p]! << 8) | slab[p + 1]!);
-    const info = this.info[slot]!;
+    const info = this.u16[slot * U16 + U_INFO]!;
+    const staleness = this.f64[slot * F64 + F_STALENESS]!;
     const direct = (info & INFO_DIRECT) !== 0;
     // A direct answer's records are all owned by the question name (answer.ts
     // ownersOf): the name alone, without walking the records.
     const owners = direct
       ? [readName(wire, HEADER_LEN)]
-      : ownersOf(wire, this.qtypes[slot]!).owners;
+      : ownersOf(wire, this.u16[slot * U16 + U_QTYPE]!).owners;
     return {
       wire,
       ttlAt,
       rcode: info & 0x0f,
       negative: (info & INFO_NEGATIVE) !== 0,
-      ttl: this.ttl[slot]!,
-      staleness: Number.isNaN(this.staleness[slot]!) ? undefined : this.staleness[slot],
+      ttl: this.ints[slot * I32 + I_TTL]! >>> 0,
+      staleness: Number.isNaN(staleness) ? undefined : staleness,
       owners,
       direct,
     };
@@ -495,11 +535,11 @@ export class LruStorage implements ResolverStorage {
   private remove(slot: number, evicted: boolean): void {
     // Index: backward-shift deletion keeps every probe sequence unbroken.
     const mask = this.tableMask;
-    let i = this.hash[slot]! & mask;
+    let i = this.ints[slot * I32 + I_HASH]! & mask;
     while (this.table[i] !== slot + 1) i = (i + 1) & mask;
     this.table[i] = 0;
     for (let j = (i + 1) & mask; this.table[j] !== 0; j = (j + 1) & mask) {
-      const home = this.hash[this.table[j]! - 1]! & mask;
+      const home = this.ints[(this.table[j]! - 1) * I32 + I_HASH]! & mask;
       const between = i <= j ? i < home && home <= j : i < home || home <= j;
       if (between) continue;
       this.table[i] = this.table[j]!;
@@ -507,17 +547,19 @@ export class LruStorage implements ResolverStorage {
       i = j;
     }
     this.unlink(slot);
-    for (let p = this.post[slot]!; p >= 0; ) {
-      const sib = this.pSib[p]!;
+    for (let p = this.ints[slot * I32 + I_POST]!; p >= 0; ) {
+      const sib = this.posts[p * P32 + P_SIB]!;
       this.dropPosting(p);
       p = sib;
     }
-    const cls = chunkClass(this.wireLen[slot]! + 2 * this.ttlCount[slot]!);
+    const cls = chunkClass(
+      this.u16[slot * U16 + U_WIRE_LEN]! + 2 * this.u16[slot * U16 + U_TTL_COUNT]!,
+    );
     this.bytes -= classBytes(cls) + ENTRY_OVERHEAD;
-    this.freeChunkAt(this.chunkAt[slot]!, cls);
-    this.wireLen[slot] = 0;
-    this.gen[slot] = (this.gen[slot]! + 1) >>> 0;
-    this.next[slot] = this.freeSlot;
+    this.freeChunkAt(this.ints[slot * I32 + I_CHUNK]! >>> 0, cls);
+    this.u16[slot * U16 + U_WIRE_LEN] = 0;
+    this.ints[slot * I32 + I_GEN] = ((this.ints[slot * I32 + I_GEN]! >>> 0) + 1) >>> 0;
+    this.ints[slot * I32 + I_NEXT] = this.freeSlot;
     this.freeSlot = slot;
     this.count--;
     if (evicted) this.evictions++;
@@ -526,7 +568,7 @@ export class LruStorage implements ResolverStorage {
   private allocSlot(): number {
     if (this.freeSlot >= 0) {
       const s = this.freeSlot;
-      this.freeSlot = this.next[s]!;
+      this.freeSlot = this.ints[s * I32 + I_NEXT]!;
       return s;
     }
     if (this.used === this.cap) this.growSlots(this.cap * 2);
@@ -536,49 +578,34 @@ export class LruStorage implements ResolverStorage {
   private growSlots(cap: number): void {
     this.cap = cap;
     const c = new Carver(cap * SLOT_BYTES);
-    this.stored = c.take(this.stored, cap);
-    this.expires = c.take(this.expires, cap);
-    this.prefetch = c.take(this.prefetch, cap);
-    this.failed = c.take(this.failed, cap);
-    this.serial = c.take(this.serial, cap);
-    this.staleness = c.take(this.staleness, cap);
-    this.chunkAt = c.take(this.chunkAt, cap);
-    this.ttl = c.take(this.ttl, cap);
-    this.hash = c.take(this.hash, cap);
-    this.prev = c.take(this.prev, cap);
-    this.next = c.take(this.next, cap);
-    this.gen = c.take(this.gen, cap);
-    this.post = c.take(this.post, cap);
+    this.f64 = c.take(this.f64, cap * F64);
+    this.ints = c.take(this.ints, cap * I32);
     // At most half full: short probe sequences. Filled again below, not copied.
     this.table = c.take(NONE_I32, cap * 2);
     this.tableMask = cap * 2 - 1;
-    this.wireLen = c.take(this.wireLen, cap);
-    this.ttlCount = c.take(this.ttlCount, cap);
-    this.qtypes = c.take(this.qtypes, cap);
-    this.nameLen = c.take(this.nameLen, cap);
-    this.info = c.take(this.info, cap);
+    this.u16 = c.take(this.u16, cap * U16);
     c.done();
-    for (let s = this.head; s >= 0; s = this.next[s]!) {
-      let i = this.hash[s]! & this.tableMask;
+    for (let s = this.head; s >= 0; s = this.ints[s * I32 + I_NEXT]!) {
+      let i = this.ints[s * I32 + I_HASH]! & this.tableMask;
       while (this.table[i] !== 0) i = (i + 1) & this.tableMask;
       this.table[i] = s + 1;
     }
   }
 
   private pushFront(slot: number): void {
-    this.prev[slot] = -1;
-    this.next[slot] = this.head;
-    if (this.head >= 0) this.prev[this.head] = slot;
+    this.ints[slot * I32 + I_PREV] = -1;
+    this.ints[slot * I32 + I_NEXT] = this.head;
+    if (this.head >= 0) this.ints[this.head * I32 + I_PREV] = slot;
     this.head = slot;
     if (this.tail < 0) this.tail = slot;
   }
 
   private unlink(slot: number): void {
-    const p = this.prev[slot]!;
-    const n = this.next[slot]!;
-    if (p >= 0) this.next[p] = n;
+    const p = this.ints[slot * I32 + I_PREV]!;
+    const n = this.ints[slot * I32 + I_NEXT]!;
+    if (p >= 0) this.ints[p * I32 + I_NEXT] = n;
     else this.head = n;
-    if (n >= 0) this.prev[n] = p;
+    if (n >= 0) this.ints[n * I32 + I_PREV] = p;
     else this.tail = p;
   }
 
@@ -638,49 +665,46 @@ export class LruStorage implements ResolverStorage {
 
   private addPosting(slot: number, owner: string): void {
     let p = this.pFree;
-    if (p >= 0) this.pFree = this.pNext[p]!;
+    if (p >= 0) this.pFree = this.posts[p * P32 + P_NEXT]!;
     else {
       if (this.pUsed === this.pCap) this.growPostings(this.pCap * 2);
       p = this.pUsed++;
     }
     const h = ownerHash(owner);
     const b = h & this.pMask;
-    this.pSlot[p] = slot;
-    this.pHash[p] = h;
-    this.pNext[p] = this.pHead[b]!;
+    this.posts[p * P32 + P_SLOT] = slot;
+    this.posts[p * P32 + P_HASH] = h;
+    this.posts[p * P32 + P_NEXT] = this.pHead[b]!;
     this.pHead[b] = p;
-    this.pSib[p] = this.post[slot]!;
-    this.post[slot] = p;
+    this.posts[p * P32 + P_SIB] = this.ints[slot * I32 + I_POST]!;
+    this.ints[slot * I32 + I_POST] = p;
   }
 
   private dropPosting(p: number): void {
-    const b = this.pHash[p]! & this.pMask;
-    if (this.pHead[b] === p) this.pHead[b] = this.pNext[p]!;
+    const b = this.posts[p * P32 + P_HASH]! & this.pMask;
+    if (this.pHead[b] === p) this.pHead[b] = this.posts[p * P32 + P_NEXT]!;
     else {
       let q = this.pHead[b]!;
-      while (this.pNext[q] !== p) q = this.pNext[q]!;
-      this.pNext[q] = this.pNext[p]!;
+      while (this.posts[q * P32 + P_NEXT] !== p) q = this.posts[q * P32 + P_NEXT]!;
+      this.posts[q * P32 + P_NEXT] = this.posts[p * P32 + P_NEXT]!;
     }
-    this.pSlot[p] = -1;
-    this.pNext[p] = this.pFree;
+    this.posts[p * P32 + P_SLOT] = -1;
+    this.posts[p * P32 + P_NEXT] = this.pFree;
     this.pFree = p;
   }
 
   private growPostings(cap: number): void {
     this.pCap = cap;
     const c = new Carver(cap * POSTING_BYTES);
-    this.pSlot = c.take(this.pSlot, cap);
-    this.pHash = c.take(this.pHash, cap);
-    this.pNext = c.take(this.pNext, cap);
-    this.pSib = c.take(this.pSib, cap);
+    this.posts = c.take(this.posts, cap * P32);
     // Rechained into buckets as many as the postings; free postings keep their list.
     this.pHead = c.take(NONE_I32, cap).fill(-1);
     c.done();
     this.pMask = cap - 1;
     for (let p = 0; p < this.pUsed; p++) {
-      if (this.pSlot[p]! < 0) continue;
-      const b = this.pHash[p]! & this.pMask;
-      this.pNext[p] = this.pHead[b]!;
+      if (this.posts[p * P32 + P_SLOT]! < 0) continue;
+      const b = this.posts[p * P32 + P_HASH]! & this.pMask;
+      this.posts[p * P32 + P_NEXT] = this.pHead[b]!;
       this.pHead[b] = p;
     }
   }

@@ -243,20 +243,37 @@ describe("LruStorage", () => {
     expect(many.every((s) => s.find(e.wireName, 1) >= 0)).toBe(true);
   });
 
-  it("carves every slot and posting column of a new cache its own; only the free-list heads start shared", () => {
-    // White-box: the fields start as shared zero-length columns (ad22fad), and one
-    // left uncarved would drop every write to it without an error.
-    const columns = (s: LruStorage) =>
+  it("keeps a new cache's slot and posting fields in six arrays of its own; only the free-list heads start shared", () => {
+    // White-box: the arrays start as shared zero-length ones (ad22fad), and one
+    // left uncarved would drop every write to it without an error. Six, not a
+    // column per field: each view is an object the collector marks, and the
+    // simulator holds one cache per resolver.
+    const arrays = (s: LruStorage) =>
       Object.entries(s).filter(
         (e): e is [string, ArrayBufferView] => ArrayBuffer.isView(e[1]) && e[0] !== "freeChunk",
       );
-    const a = columns(new LruStorage(1 << 16));
-    const b = new Set(columns(new LruStorage(1 << 16)).map(([, c]) => c.buffer));
-    expect(a.length).toBe(24);
+    const a = arrays(new LruStorage(1 << 16));
+    const b = new Set(arrays(new LruStorage(1 << 16)).map(([, c]) => c.buffer));
+    expect(a.map(([name]) => name).sort()).toEqual([
+      "f64",
+      "ints",
+      "pHead",
+      "posts",
+      "table",
+      "u16",
+    ]);
     for (const [name, col] of a) {
       expect(col.byteLength, name).toBeGreaterThan(0);
       expect(b.has(col.buffer), name).toBe(false);
     }
+  });
+
+  it("reads back unsigned fields past 2^31 as written (a TTL of 2^32 - 1)", () => {
+    const s = new LruStorage(1 << 16);
+    const e = entry("big.example.test", "192.0.2.1");
+    const big = { ...e, answer: { ...e.answer, ttl: 0xffffffff } };
+    expect(s.set(big)).toBe(true);
+    expect(s.answerOf(s.find(e.wireName, 1)).ttl).toBe(0xffffffff);
   });
 
   it("keeps two caches' entries apart through growth", () => {
