@@ -166,6 +166,15 @@ export class SlotTimers {
     this.heap.remove(slot);
   }
 
+  /** Room for slots 0..n-1 (n at least the current count), the scheduled ones kept. */
+  grow(n: number): void {
+    this.heap.grow(n);
+  }
+
+  get capacity(): number {
+    return this.heap.capacity;
+  }
+
   get pending(): number {
     return this.heap.length;
   }

@@ -2,7 +2,11 @@
  * The simulator's loop lets every promise chain of an instant settle before
  * time moves on, with a macrotask (`settle`, the slow path) or a tick
  * (`settleInTurn`, the fast path): both must wait out chains of any depth.
+ * The engines' timers are slots of the clock: they fire in the order clock
+ * timers would, and a cleared one lets go of its callback at once.
  */
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
 import { SimLoop } from "../../infra/sim/loop.ts";
 
@@ -48,5 +52,69 @@ describe("SimLoop instants", () => {
     await loop2.runUntil(from);
     await loop2.runUntil(end);
     expect(loop2.now()).toBe(end);
+  });
+});
+
+describe("SimLoop engine timers", () => {
+  it("fire by (instant, order set), among each other and among the loop's own timers", async () => {
+    const loop = new SimLoop(0, true);
+    const seen: string[] = [];
+    loop.engineClock.setTimeout(() => seen.push("engine a"), 5);
+    loop.at(5, () => seen.push("loop b"));
+    loop.engineClock.setTimeout(() => seen.push("engine c"), 5);
+    loop.engineClock.setTimeout(() => seen.push("engine d"), 4);
+    // Past the first 64 slots: the slots grow, the order holds.
+    const want: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      const at = 10 + ((i * 37) % 50);
+      loop.engineClock.setTimeout(() => seen.push(`late ${i}`), at);
+    }
+    for (let at = 10; at < 60; at++)
+      for (let i = 0; i < 200; i++) if (10 + ((i * 37) % 50) === at) want.push(`late ${i}`);
+    await loop.runUntil(100);
+    expect(seen).toEqual(["engine d", "engine a", "loop b", "engine c", ...want]);
+    expect(loop.events).toBe(204);
+    expect(loop.clock.pending).toBe(0);
+  });
+
+  it("a cleared timer never fires, and clearing an old id again leaves the timer now in its slot", async () => {
+    const loop = new SimLoop(0, true);
+    const seen: string[] = [];
+    const first = loop.engineClock.setTimeout(() => seen.push("first"), 5);
+    loop.engineClock.clearTimeout(first);
+    const second = loop.engineClock.setTimeout(() => seen.push("second"), 5);
+    // The second took the first's slot: the first's id must not reach it.
+    loop.engineClock.clearTimeout(first);
+    loop.engineClock.clearTimeout(0);
+    loop.engineClock.clearTimeout(-3);
+    await loop.runUntil(10);
+    expect(seen).toEqual(["second"]);
+    // Fired: its id clears nothing, not the timer set after it in the same slot.
+    const third = loop.engineClock.setTimeout(() => seen.push("third"), 5);
+    loop.engineClock.clearTimeout(second);
+    await loop.runUntil(20);
+    expect(seen).toEqual(["second", "third"]);
+    expect(third).not.toBe(second);
+  });
+
+  it("lets go of a cleared timer's callback at once, not at its instant", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const loop = new SimLoop(0, true);
+    const arm = () => {
+      const held = { payload: new Uint8Array(1024) };
+      const ref = new WeakRef(held);
+      const id = loop.engineClock.setTimeout(() => void held.payload, 60_000);
+      return { id, ref };
+    };
+    const cleared = arm();
+    const kept = arm();
+    loop.engineClock.clearTimeout(cleared.id);
+    // A WeakRef's target is kept to the end of the job that made it.
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    expect(cleared.ref.deref()).toBeUndefined();
+    expect(kept.ref.deref()).toBeDefined();
+    loop.engineClock.clearTimeout(kept.id);
   });
 });
