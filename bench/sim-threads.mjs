@@ -9,10 +9,12 @@
 // tsx's loader threads and libuv's.
 //
 // Wall times of identical runs differ by up to 25 % on this host, and CPU
-// per thread by about as much; what stays put is the collector's own count
-// of its work (scavenges, mark-compacts, bytes promoted: within ~1 % between
-// identical runs), so a change's effect on it is read there first
-// (bench/results/simulate.md, "Where the hour's CPU goes, by thread").
+// per thread by about as much. The collector's count of young collections
+// moves least (within ~3 % between identical runs); bytes promoted vary more
+// (483-664 MB over five identical 10,000-resolver hours), so a change is read
+// on the medians of several runs interleaved with the code before it
+// (bench/results/simulate.md, "Where the hour's CPU goes, by thread", and
+// "The hour at scale").
 import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 

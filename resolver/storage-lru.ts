@@ -9,8 +9,9 @@
  *   (whose question is the key: storeAnswer writes the lower-cased name
  *   there) followed by its TTL offsets, 16 bits each. Freed chunks go on a
  *   free list per class, linked through their first four octets;
- * - per-entry fields (times, TTL, rcode, flags, LRU links, hash) sit in
- *   typed arrays indexed by slot number;
+ * - per-entry fields (times, TTL, rcode, flags, LRU links, hash) sit side
+ *   by side in one typed array per width (Float64, Int32, Uint16), at the
+ *   slot number times that width's field count;
  * - the index from question to slot is open addressing over an Int32Array
  *   (linear probing, backward-shift deletion), keys compared against the
  *   stored question bytes;
@@ -116,7 +117,7 @@ class Carver {
  * A slot's fields, each width in one typed array with the slot's fields
  * side by side (slot s's field k at s * F64 + k, s * I32 + k, s * U16 + k),
  * not a column per field: a view is an object of ~100 octets the collector
- * marks, and 25 of them were a fifth of a simulated resolver's objects
+ * marks, and 24 of them were a fifth of a simulated resolver's objects
  * (bench/results/simulate.md). A lookup reads a slot's hash and chunk from
  * one place and its type and name length from another, not four columns.
  * The unsigned 32-bit fields (chunk offsets up to 4 GiB, TTLs, generations)
@@ -196,7 +197,7 @@ export class LruStorage implements ResolverStorage {
   private freeChunk: Float64Array<ArrayBuffer> = NONE_F64;
 
   private cap = 0;
-  /** Slots ever handed out; below it, free ones are chained through `next`. */
+  /** Slots ever handed out; below it, free ones are chained through their I_NEXT field. */
   private used = 0;
   private freeSlot = -1;
   /** Each slot's Float64 fields, F64 per slot (slot s's field k at s * F64 + k). */

@@ -178,7 +178,7 @@ describe("LruStorage", () => {
     for (let i = 0; i < 1_500; i++) {
       // Answers of different sizes (1 to 8 addresses), so chunks of several classes.
       const data = Array.from({ length: 1 + (i % 8) }, (_, k) => `192.0.2.${k}`);
-      // Stored at its own instant, so every slot's times differ (the columns move on growth).
+      // Stored at its own instant, so every slot's times differ (the fields move on growth).
       const e = entryAt(1_000 * i, `h${i}.example.test`, ...data);
       all.push(i % 5 === 0 ? aliased(`c${i}.example.test`, `h${i}.example.test`) : e);
     }
@@ -280,7 +280,7 @@ describe("LruStorage", () => {
     const a = new LruStorage(1 << 16);
     const b = new LruStorage(1 << 16);
     const names = Array.from({ length: 40 }, (_, i) => `n${i}.example.test`);
-    // Past the first growth of slots (8) and postings (8): every column carved again.
+    // Past the first growth of slots (8) and postings (8): every array carved again.
     for (const name of names) a.set(entry(name, "192.0.2.1"));
     expect(names.every((n) => a.find(toWire(n), 1) >= 0)).toBe(true);
     expect(names.some((n) => b.find(toWire(n), 1) >= 0)).toBe(false);
