@@ -34,6 +34,23 @@ describe("SimLoop settling", () => {
   }
 });
 
+describe("SimLoop runs", () => {
+  for (const inTurn of [false, true]) {
+    it(`stops after the instant where stop() holds, and rejects with what a timer threw (${inTurn ? "in turn" : "macrotask"})`, async () => {
+      const loop = new SimLoop(0, inTurn);
+      const seen: number[] = [];
+      for (const at of [1, 2, 3]) loop.engineClock.setTimeout(() => seen.push(at), at);
+      await loop.runUntil(10, () => seen.length === 2);
+      expect(seen).toEqual([1, 2]);
+      expect(loop.now()).toBe(2);
+      loop.engineClock.setTimeout(() => {
+        throw new Error("boom");
+      }, 1);
+      await expect(loop.runUntil(10)).rejects.toThrow("boom");
+    });
+  }
+});
+
 describe("SimLoop instants", () => {
   it("lands on each timer's instant and on the end itself, whatever the instant before", async () => {
     // From 8.300138541349042, now + (end - now) is a bit short of 13480.825182453415:
