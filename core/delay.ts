@@ -296,9 +296,12 @@ export function wrapFetch(
   const dropAfterMs = opts.dropAfterMs ?? 0;
   return async (input, init) => {
     const s = link.sample();
+    // Read before the wait, so the sample is not kept across it: a simulated
+    // burst has thousands of requests waiting on links at once.
+    const dropped = s.dropped ? s.reason : undefined;
     const signal = init?.signal ?? undefined;
     await wait(clock, s.dropped ? dropAfterMs : s.delayMs, signal);
-    if (s.dropped) throw new LinkDropError(s.reason, urlOf(input));
+    if (dropped !== undefined) throw new LinkDropError(dropped, urlOf(input));
     return fetch(input, init);
   };
 }

@@ -20,7 +20,12 @@ import type { EdgeStorage } from "../../edge/storage.ts";
 import { LruStorage } from "../../edge/storage-lru.ts";
 import type { ZoneConfig } from "../../origin/store.ts";
 import type { StoredAnswer } from "../../resolver/answer.ts";
-import { ResolverCache, type Served, type Upstream } from "../../resolver/cache.ts";
+import {
+  ResolverCache,
+  type Served,
+  type Upstream,
+  type UpstreamResponse,
+} from "../../resolver/cache.ts";
 import { toWire } from "../../resolver/handler.ts";
 import { DEFAULT_CACHE } from "../../resolver/policy.ts";
 import { parseQuery } from "../../resolver/query.ts";
@@ -726,6 +731,9 @@ class SimResolver implements SimNode, Restartable {
   ) {
     this.id = spec.id;
     if (pop) this.population = pop.name;
+    this.noteStaleIfError = this.noteStaleIfError.bind(this);
+    this.upstreamAnswered = this.upstreamAnswered.bind(this);
+    this.upstreamFailed = this.upstreamFailed.bind(this);
     this.upstream = dohUpstream(`http://${spec.upstream}`, {
       timeoutMs: NO_WALL_TIMEOUT_MS,
       // Bound, not an arrow in the literal (named by defineProperty: see the class).
@@ -786,29 +794,13 @@ class SimResolver implements SimNode, Restartable {
       this.id,
       { ...DEFAULT_CACHE, maxBytes: this.spec.maxBytes ?? 1 << 16, ...cacheConfigOf(this.pop) },
       host.clock,
-      // A refresh that comes back may change the answer: the node is touched.
-      // A failed one brings no new version; the observer retries the node
-      // after retryMs instead (touching it would ask again in the same
-      // instant, and a lost request fails in that instant: a resolver
-      // with nothing cached, as after a restart, would loop forever).
-      // Any upstream call ends the held answer (lazyClients).
-      (...args) => {
+      // See upstreamAnswered.
+      (name, qtype, minSerial, revalidate) => {
         this.inflight++;
         host.memo.until[index] = Number.NaN;
-        return this.upstream(...args).then(
-          (answer) => {
-            this.inflight--;
-            host.memo.until[index] = Number.NaN;
-            host.loop.markDirty();
-            host.events.touched(index);
-            return answer;
-          },
-          (err: unknown) => {
-            this.inflight--;
-            host.memo.until[index] = Number.NaN;
-            host.loop.markDirty();
-            throw err;
-          },
+        return this.upstream(name, qtype, minSerial, revalidate).then(
+          this.upstreamAnswered,
+          this.upstreamFailed,
         );
       },
     );
@@ -816,14 +808,44 @@ class SimResolver implements SimNode, Restartable {
 
   /** The DoH client's fetch: over the link, noting a stale-if-error copy (World.report). */
   private fetchOverLink(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+    return this.viaLink(input, init).then(this.noteStaleIfError);
+  }
+
+  /** A response that crossed the link. Bound once (see `upstreamAnswered`). */
+  private noteStaleIfError(res: Response): Response {
     const { host, index } = this;
-    return this.viaLink(input, init).then((res) => {
-      if (staleIfError(res)) {
-        host.sie.at[index] = host.clock.now();
-        host.sie.version[index] = etagVersion(res.headers.get("etag")) ?? Number.NaN;
-      }
-      return res;
-    });
+    if (staleIfError(res)) {
+      host.sie.at[index] = host.clock.now();
+      host.sie.version[index] = etagVersion(res.headers.get("etag")) ?? Number.NaN;
+    }
+    return res;
+  }
+
+  /**
+   * A refresh that came back may change the answer: the node is touched. A
+   * failed one brings no new version; the observer retries the node after
+   * retryMs instead (touching it would ask again in the same instant, and a
+   * lost request fails in that instant: a resolver with nothing cached, as
+   * after a restart, would loop forever). Any upstream call ends the held
+   * answer (lazyClients). Bound once per resolver, not an arrow per call: a
+   * refresh in flight holds its handlers, and thousands are in flight at
+   * once when TTLs that ran out together are asked (bench/results/simulate.md).
+   */
+  private upstreamAnswered(answer: UpstreamResponse): UpstreamResponse {
+    this.upstreamDone();
+    this.host.events.touched(this.index);
+    return answer;
+  }
+
+  private upstreamFailed(err: unknown): never {
+    this.upstreamDone();
+    throw err;
+  }
+
+  private upstreamDone(): void {
+    this.inflight--;
+    this.host.memo.until[this.index] = Number.NaN;
+    this.host.loop.markDirty();
   }
 
   private track(gen: number, s: Served): void {
