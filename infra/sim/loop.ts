@@ -73,6 +73,7 @@ export class SimLoop {
     this.engineClock = {
       now: () => clock.now(),
       setTimeout: (fn: () => void, ms: number): TimerId => timers.set(fn, ms),
+      // Its own ids only: one of the clock's (`at`) would name an engine timer's slot.
       clearTimeout: (id: TimerId) => timers.clear(id),
     };
   }
@@ -123,6 +124,12 @@ export class SimLoop {
    * hour; here a microtask and a tick (the 10,000-resolver hour: 358-361
    * young collections against 373-374, the same report). Entered with a full
    * drain, so what the caller left queued runs before the first instant.
+   * Like `settleInTurn` it assumes nothing on the simulator's path queues
+   * ticks of its own (a tick queued two promise turns deep would now run
+   * after the next instant, not before), and where the observer's flush
+   * asked nothing that left work (`onSettled` true, nothing dirty) it goes
+   * on at once, where the awaiting loop gave the queue a turn: nothing is
+   * queued then.
    */
   private runInTurn(endMs: number, stop?: () => boolean): Promise<void> {
     return new Promise<void>((resolve, reject) => {
@@ -209,6 +216,8 @@ export class SimLoop {
 
 /** Timer ids: a slot's generation times SLOT_SPAN plus the slot plus one (never 0). */
 const SLOT_SPAN = 2 ** 26;
+/** Generations wrap here, so every id stays an exact integer (below 2^53). */
+const GEN_SPAN = 2 ** 27;
 
 /**
  * The engines' timers, as slot timers of the clock (core/clock.ts
@@ -254,6 +263,7 @@ class EngineTimers {
     let slot: number;
     if (this.freeCount > 0) slot = this.free[--this.freeCount]!;
     else {
+      if (this.used >= SLOT_SPAN) throw new RangeError("too many simulated timers at once");
       slot = this.used++;
       if (slot >= this.slots.capacity) {
         const n = this.slots.capacity * 2;
@@ -261,7 +271,6 @@ class EngineTimers {
         this.gen = grown(this.gen, n);
         this.free = grown(this.free, n);
       }
-      if (slot >= SLOT_SPAN) throw new RangeError("too many simulated timers at once");
     }
     this.fns[slot] = fn;
     this.slots.set(slot, ms);
@@ -280,7 +289,7 @@ class EngineTimers {
 
   private release(slot: number): void {
     this.fns[slot] = undefined;
-    this.gen[slot]!++;
+    this.gen[slot] = (this.gen[slot]! + 1) % GEN_SPAN;
     this.free[this.freeCount++] = slot;
   }
 }
