@@ -1,7 +1,8 @@
 /**
  * The simulator's event loop over one VirtualClock. The engines are async,
  * so after the timers of one instant fire, their promise chains must settle
- * before time moves on; settling costs a macrotask turn, so it is done only
+ * before time moves on; settling costs a turn of Node's loop (a tick on the
+ * fast path, a macrotask on the slow one), so it is done only
  * when something asynchronous may be pending (`dirty`): every engine timer
  * marks it, and so does a probe or client query that did not answer at once.
  */
@@ -10,25 +11,8 @@ import { VirtualClock } from "../../core/clock.ts";
 import { grown } from "../../core/slot-heap.ts";
 
 /** Resolves after every pending microtask, of any chain depth, has run: a macrotask later. */
-export function settle(): Promise<void> {
+function settle(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
-}
-
-/**
- * The same without leaving this turn of Node's event loop. Node runs its
- * tick queue, then drains V8's microtask queue whole (every chain, to any
- * depth), and repeats while either has work (processTicksAndRejections);
- * so a tick queued now runs after every microtask queued before it or
- * while the queue drains, exactly as an immediate would, as long as
- * nothing else queues ticks or waits for a real macrotask meanwhile. The
- * engines on the simulator's path do neither (no sockets, no streams of
- * Node's, no real timers), and a macrotask per instant (`settle`) costs a
- * pass through the event loop, its poll of the kernel included (~1 us
- * against ~0.2 us; 6 % of a run of 20,000 resolvers). The slow path keeps
- * `settle`, and test/infra/simulate-speed.test.ts compares the results.
- */
-export function settleInTurn(): Promise<void> {
-  return new Promise((resolve) => process.nextTick(resolve));
 }
 
 /** Instants kept out of the clock (client arrivals, clients.ts); the loop runs them in order. */
@@ -59,7 +43,7 @@ export class SimLoop {
   /** The clock handed to the engines: their timers mark the loop dirty. */
   readonly engineClock: Clock;
 
-  /** `inTurn`: settle with `settleInTurn` (the fast path) rather than `settle`. */
+  /** `inTurn`: settle each instant in the same turn of Node's loop (`runInTurn`, the fast path) rather than with `settle`. */
   constructor(
     startMs = 0,
     private readonly inTurn = false,
@@ -116,20 +100,26 @@ export class SimLoop {
   /**
    * `runUntil` on the fast path, as a loop driven by ticks rather than an
    * async function: an instant that leaves promise work queues a microtask
-   * that queues a tick (`later`), and the tick, which Node runs once the
-   * microtask queue has drained whole (`settleInTurn`), goes on. The same
-   * steps in the same order as `runAwaiting` with `settleInTurn`, whose
-   * every settle was a promise, its executor, its resolving functions and
-   * the awaits' promises and reactions, several per instant and millions an
-   * hour; here a microtask and a tick (the 10,000-resolver hour: 358-361
-   * young collections against 373-374, the same report). Entered with a full
-   * drain, so what the caller left queued runs before the first instant.
-   * Like `settleInTurn` it assumes nothing on the simulator's path queues
-   * ticks of its own (a tick queued two promise turns deep would now run
-   * after the next instant, not before), and where the observer's flush
-   * asked nothing that left work (`onSettled` true, nothing dirty) it goes
-   * on at once, where the awaiting loop gave the queue a turn: nothing is
-   * queued then.
+   * that queues a tick (`later`), and the tick goes on. Node runs its tick
+   * queue, then drains V8's microtask queue whole (every chain, to any
+   * depth), and repeats while either has work (processTicksAndRejections);
+   * so a tick queued from a microtask runs after every microtask queued
+   * before it or while the queue drains, as an immediate would (`settle`,
+   * the slow path), as long as nothing else queues ticks or waits for a real
+   * macrotask meanwhile. The engines on the simulator's path do neither (no
+   * sockets, no streams of Node's, no real timers; a tick queued two promise
+   * turns deep would run after the next instant, not before), and a
+   * macrotask per instant costs a pass through the event loop, its poll of
+   * the kernel included (~1 us against ~0.2 us; 6 % of a run of 20,000
+   * resolvers). Neither is there a promise per settle (an awaiting loop's
+   * promise, executor, resolving functions and the awaits' reactions,
+   * several per instant and millions an hour): a microtask and a tick (the
+   * 10,000-resolver hour: 358-361 young collections against 373-374, the
+   * same report). Entered with a full drain, so what the caller left queued
+   * runs before the first instant; where the observer's flush asked nothing
+   * that left work (`onSettled` true, nothing dirty) it goes on at once:
+   * nothing is queued then. test/infra/simulate-speed.test.ts compares the
+   * results with the slow path's.
    */
   private runInTurn(endMs: number, stop?: () => boolean): Promise<void> {
     return new Promise<void>((resolve, reject) => {
@@ -204,11 +194,11 @@ export class SimLoop {
     return this.dirty || this.onSettled() ? SETTLE : QUIET;
   }
 
-  async settleIfDirty(): Promise<void> {
+  private async settleIfDirty(): Promise<void> {
     do {
       while (this.dirty) {
         this.dirty = false;
-        await (this.inTurn ? settleInTurn() : settle());
+        await settle();
       }
     } while (this.onSettled());
   }

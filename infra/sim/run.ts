@@ -65,7 +65,7 @@ export interface SimOptions {
   /**
    * Each instant's promise work settles within the turn of Node's event
    * loop instead of a macrotask later (same result; sim/loop.ts
-   * `settleInTurn`). Default true; false is the slow path.
+   * `runInTurn`). Default true; false is the slow path.
    */
   settleInTurn?: boolean;
   /** Origin restarts and bus outages; links carry their own loss and partitions. */

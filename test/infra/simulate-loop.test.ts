@@ -1,7 +1,7 @@
 /**
  * The simulator's loop lets every promise chain of an instant settle before
  * time moves on, with a macrotask (`settle`, the slow path) or a tick
- * (`settleInTurn`, the fast path): both must wait out chains of any depth.
+ * (`runInTurn`, the fast path): both must wait out chains of any depth.
  * The engines' timers are slots of the clock: they fire in the order clock
  * timers would, and a cleared one lets go of its callback at once.
  */
