@@ -294,15 +294,28 @@ export function wrapFetch(
   opts: WrapFetchOptions = {},
 ): FetchLike {
   const dropAfterMs = opts.dropAfterMs ?? 0;
-  return async (input, init) => {
-    const s = link.sample();
-    // Read before the wait, so the sample is not kept across it: a simulated
-    // burst has thousands of requests waiting on links at once.
-    const dropped = s.dropped ? s.reason : undefined;
-    const signal = init?.signal ?? undefined;
-    await wait(clock, s.dropped ? dropAfterMs : s.delayMs, signal);
-    if (dropped !== undefined) throw new LinkDropError(dropped, urlOf(input));
-    return fetch(input, init);
+  // Not an async function: a request waiting on its link holds a promise, a
+  // reaction and one closure, not also a suspended frame, its registers and
+  // its await handlers (a simulated burst has thousands waiting at once,
+  // bench/results/simulate.md). The same promise turns as `await wait(...);
+  // return fetch(...)`: the callback runs a turn after the wait as the
+  // await's continuation would, and returning fetch's promise from it
+  // settles the result two turns after that promise, as an async function's
+  // return of one does; a synchronous throw (an aborted signal) rejects.
+  return (input, init) => {
+    let dropped: DropReason | undefined;
+    let waited: Promise<void>;
+    try {
+      const s = link.sample();
+      dropped = s.dropped ? s.reason : undefined;
+      waited = wait(clock, s.dropped ? dropAfterMs : s.delayMs, init?.signal ?? undefined);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return waited.then(() => {
+      if (dropped !== undefined) throw new LinkDropError(dropped, urlOf(input));
+      return fetch(input, init);
+    });
   };
 }
 

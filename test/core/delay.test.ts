@@ -294,6 +294,53 @@ describe("wrapFetch", () => {
     expect(calls).toEqual([]);
   });
 
+  it("rejects, not throws, when its signal is already aborted", async () => {
+    const clock = new VirtualClock();
+    const calls: string[] = [];
+    const f = wrapFetch(
+      okFetch(calls, clock),
+      new LinkDelay({ latency: { kind: "fixed", ms: 10 } }, 1, clock),
+      clock,
+    );
+    const p = f("http://a/", { signal: AbortSignal.abort(new Error("gone already")) });
+    await expect(p).rejects.toThrow("gone already");
+    expect(calls).toEqual([]);
+    expect(clock.pending).toBe(0);
+  });
+
+  it("settles in as many promise turns as an async function awaiting the delay would", async () => {
+    // The simulator orders the chains of one instant by their turns
+    // (infra/sim/hop.ts): the wrapper must take those of
+    // `async () => { await delay; return fetch() }`, for an answer and a drop.
+    const turnsOf = async (start: (clock: VirtualClock) => Promise<unknown>): Promise<number> => {
+      const clock = new VirtualClock();
+      let turn = 0;
+      let at = -1;
+      const settled = () => {
+        at = turn;
+      };
+      start(clock).then(settled, settled);
+      clock.advanceSyncTo(10);
+      for (; turn < 20; turn++) await Promise.resolve();
+      return at;
+    };
+    const answer = () => Promise.resolve(new Response("x"));
+    const reference = (drop: boolean) => async (clock: VirtualClock) => {
+      await new Promise<void>((resolve) => clock.setTimeout(resolve, 10));
+      if (drop) throw new TypeError("dropped");
+      return answer();
+    };
+    const link = (clock: VirtualClock, drop: boolean) =>
+      new LinkDelay(drop ? { loss: 1 } : { latency: { kind: "fixed", ms: 10 } }, 1, clock);
+    for (const drop of [false, true]) {
+      const wrapped = await turnsOf((clock) =>
+        wrapFetch(answer, link(clock, drop), clock, { dropAfterMs: 10 })("http://a/"),
+      );
+      expect(wrapped).toBeGreaterThan(0);
+      expect(wrapped).toBe(await turnsOf(reference(drop)));
+    }
+  });
+
   it("rejects at once by default, and honours an AbortSignal during the delay", async () => {
     const clock = new VirtualClock();
     const calls: string[] = [];
