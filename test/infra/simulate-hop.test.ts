@@ -5,6 +5,7 @@ import { Edge, type EdgeOptions } from "../../edge/cache.ts";
 import { LruStorage } from "../../edge/storage-lru.ts";
 import {
   calibrateHops,
+  HopHeaders,
   HopRequest,
   HopResponse,
   hopRequestOf,
@@ -256,6 +257,34 @@ describe("simulate: the lighter hop (sim/hop.ts)", () => {
     expect(plainFields({ Age: "1" })).toBe(false);
     expect(plainFields({ etag: ' "1"' })).toBe(false);
     expect(plainFields({ etag: '"1"\t' })).toBe(false);
+  });
+
+  it("lists its fields in the order a Headers does, whatever the reply's order", () => {
+    const names = [
+      "x-a-b",
+      "age",
+      "x-a",
+      "a",
+      "etag",
+      "x-serial",
+      "x-a0",
+      "cache-status",
+      "b",
+      "x-",
+    ];
+    const listed = (h: { forEach(fn: (v: string, k: string) => void): void }) => {
+      const out: string[] = [];
+      h.forEach((_, k) => {
+        out.push(k);
+      });
+      return out;
+    };
+    for (const order of [names, [...names].reverse(), [...names].sort()]) {
+      const record = Object.fromEntries(order.map((n, i) => [n, String(i)]));
+      const hop = new HopHeaders(record);
+      expect(listed(hop)).toEqual(listed(new Headers(record)));
+      expect([...hop].map(([k]) => k)).toEqual(listed(new Headers(record)));
+    }
   });
 
   it("reads bytes() as a copy of its own, once", async () => {
