@@ -13,6 +13,7 @@ import {
   parseSerialHeader,
   zoneKey,
 } from "../core/http.ts";
+import { extend } from "../core/objects.ts";
 import type { PurgeEvent } from "../core/purge.ts";
 import { maxSerial, olderThan } from "../core/serial.ts";
 import type { SyncTarget } from "../core/sync.ts";
@@ -336,7 +337,7 @@ export class Edge implements SyncTarget {
       this.counters.coalesced++;
       return running.then((f) =>
         varyMatches(f.entry, req.headers)
-          ? { ...f, status: f.status && { ...f.status, collapsed: true } }
+          ? { ...f, status: f.status && extend(f.status, { collapsed: true }) }
           : this.fillFromParent(key, req, asked, prior, minSerial),
       );
     }
@@ -387,7 +388,7 @@ export class Edge implements SyncTarget {
       const status: CacheStatus = { fwdStatus: x.response.status };
       if (!olderThan(candidate.serial, floor)) return this.store(candidate, status, asked);
       this.counters.floorRefusals++;
-      last = { entry: candidate, status: { ...status, detail: "serial-below-floor" } };
+      last = { entry: candidate, status: extend(status, { detail: "serial-below-floor" }) };
     }
     // Still old after every retry: serve it, but do not let it into the cache.
     return last!;
@@ -400,14 +401,14 @@ export class Edge implements SyncTarget {
 
   private store(entry: CacheEntry, status: CacheStatus, asked: Asked): Fill {
     const reason = notStorableReason(entry, asked.cc, asked.authorized);
-    if (reason !== undefined) return { entry, status: { ...status, detail: reason } };
+    if (reason !== undefined) return { entry, status: extend(status, { detail: reason }) };
     const stored = this.storage.set(entry);
     const now = this.clock.now();
     return {
       entry,
       status: stored
-        ? { ...status, stored: true, ttl: remainingTtl(entry, now) }
-        : { ...status, detail: "too-large" },
+        ? extend(status, { stored: true, ttl: remainingTtl(entry, now) })
+        : extend(status, { detail: "too-large" }),
     };
   }
 
@@ -599,7 +600,7 @@ export class Edge implements SyncTarget {
   private statusMember(status: CacheStatus, key: string): string {
     const last = this.lastMember;
     if (last !== undefined && last.key === key && sameStatus(last.status, status)) return last.text;
-    const text = formatCacheStatus(this.id, { ...status, key });
+    const text = formatCacheStatus(this.id, extend(status, { key }));
     // A copy: the caller's status object is not ours to keep.
     this.lastMember = { status: { ...status }, key, text };
     return text;

@@ -31,6 +31,7 @@
  * (origin/dns-server.ts).
  */
 import { parentName } from "../core/names.ts";
+import { extend } from "../core/objects.ts";
 import type { CommittedChange } from "./types.ts";
 import type { ZoneSource } from "./zone.ts";
 
@@ -173,8 +174,7 @@ export class AnswerCache<R = unknown> {
     }
     if (this.order.size >= this.table.length) this.grow();
     const slot = key.hash & this.mask;
-    const entry: Entry<R> = {
-      ...answer,
+    const entry: Entry<R> = extend(answer, {
       wire: lowerName(answer.wire, questionEnd - 4),
       truncated: lowerName(answer.truncated, questionEnd - 4),
       hash: key.hash,
@@ -182,7 +182,7 @@ export class AnswerCache<R = unknown> {
       shape: key.shape,
       questionEnd,
       bytes,
-    };
+    });
     this.table[slot] = entry;
     this.order.add(entry);
     this.bytes += bytes;

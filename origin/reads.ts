@@ -20,6 +20,7 @@ import {
   zoneKey,
 } from "../core/http.ts";
 import { type NameError, normaliseName } from "../core/names.ts";
+import { extend } from "../core/objects.ts";
 import { serialGt } from "../core/serial.ts";
 import { answerQuery, type Resolution, resolveQuestion } from "./authoritative.ts";
 import { resolutionToJson, typeFromParam } from "./dns-json.ts";
@@ -47,7 +48,7 @@ export function cacheHeaders(
 ): Record<string, string> {
   const headers: Record<string, string> = { Date: new Date(now).toUTCString() };
   const state = res.zone === undefined ? undefined : store.findState(res.zone);
-  if (res.rcode === "REFUSED" || !state) return { ...headers, "Cache-Control": "no-store" };
+  if (res.rcode === "REFUSED" || !state) return extend(headers, { "Cache-Control": "no-store" });
   const { staleWhileRevalidate, staleIfError } = state.config;
   // Every owner in the answer is a key, so a change to a CNAME's target purges this answer too.
   const owners = new Set([
@@ -125,7 +126,7 @@ export function readRoutes(opts: ReadOptions): Hono {
     if (ahead) return ahead;
     const headers = cacheHeaders(store, questionName(query), resolution, clock.now());
     if (notModified(c, headers.ETag)) return c.body(null, 304, headers);
-    return c.body(new Uint8Array(wire), 200, { ...headers, "Content-Type": DNS_MESSAGE });
+    return c.body(new Uint8Array(wire), 200, extend(headers, { "Content-Type": DNS_MESSAGE }));
   };
 
   app.get(DOH_PATH, (c) => {
@@ -203,10 +204,11 @@ export function readRoutes(opts: ReadOptions): Hono {
     if (ahead) return ahead;
     const headers = cacheHeaders(store, qname, res, clock.now());
     if (notModified(c, headers.ETag)) return c.body(null, 304, headers);
-    return c.body(JSON.stringify(resolutionToJson(qname, qtype, res, cd)), 200, {
-      ...headers,
-      "Content-Type": DNS_JSON,
-    });
+    return c.body(
+      JSON.stringify(resolutionToJson(qname, qtype, res, cd)),
+      200,
+      extend(headers, { "Content-Type": DNS_JSON }),
+    );
   });
 
   return app;
