@@ -4,6 +4,7 @@
  * A cache hit stays synchronous end to end.
  */
 import type { DnsHandler, Transport } from "../core/dns-transport.ts";
+import { extend } from "../core/objects.ts";
 import type { ResolverCache, Served } from "./cache.ts";
 import { CLASS_IN, HEADER_LEN, RCODE, TYPE_OPT } from "./message.ts";
 import { type Edns, parseQuery, type Query, TYPE_ANY } from "./query.ts";
@@ -79,7 +80,7 @@ export function createHandler(cache: ResolverCache, opts: HandlerOptions): Handl
     if (!inAnyZone(q, zones)) {
       rcodes[RCODE.REFUSED]!++;
       const reason = "outside the served zones";
-      return renderRefusal(msg, { ...q, rcode: RCODE.REFUSED, reason }, opts.wire);
+      return renderRefusal(msg, extend(q, { rcode: RCODE.REFUSED, reason }), opts.wire);
     }
     if (q.qtype === TYPE_ANY) {
       rcodes[RCODE.NOERROR]!++;
