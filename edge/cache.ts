@@ -497,13 +497,13 @@ export class Edge implements SyncTarget {
         controller ??= new AbortController();
         return controller.signal;
       });
-      const response = await Promise.race([this.fetch(parentReq), timedOut]);
+      const response = await raced(this.fetch(parentReq), timedOut);
       if (!finalStatus(response.status)) {
         await response.body?.cancel();
         return new Error(`answered with status ${response.status}, not a final HTTP status`);
       }
       const responseTime = this.clock.now();
-      const body = await Promise.race([bodyBytes(response), timedOut]);
+      const body = await raced(bodyBytes(response), timedOut);
       return { requestTime, responseTime, response, body };
     } catch (err) {
       if (err instanceof Error && err.name === "TimeoutError") return err;
@@ -693,4 +693,17 @@ function errorEntry(key: string, status: number, now: number): CacheEntry {
     vary: [],
     invalidated: false,
   };
+}
+
+/**
+ * `Promise.race([work, timedOut])` in the same promise turns (the simulator
+ * orders one instant's chains by them), without the array, its iterator and
+ * the iterator's results: twice per parent request (bench/sim-revalidate.ts,
+ * ~4 %).
+ */
+export function raced<T>(work: Promise<T>, timedOut: Promise<never>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    work.then(resolve, reject);
+    timedOut.then(resolve, reject);
+  });
 }
