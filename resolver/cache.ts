@@ -391,7 +391,9 @@ export class ResolverCache implements SyncTarget {
     qtype: number,
     revalidate: boolean,
   ): Promise<Fetched> {
-    let required = this.floorOf(name, this.entryOf(wireName, qtype)?.answer.owners);
+    // The held answer's owners only: not its view (key and name strings) nor a copy of its wire.
+    const held = this.storage.find(wireName, qtype);
+    let required = this.floorOf(name, held < 0 ? undefined : this.storage.ownersOf(held));
     for (let attempt = 0; ; attempt++) {
       this.counters.upstreamQueries++;
       const res = await this.upstream(wireName, qtype, required, revalidate);

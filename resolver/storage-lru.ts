@@ -507,11 +507,7 @@ export class LruStorage implements ResolverStorage {
     const info = this.u16[slot * U16 + U_INFO]!;
     const staleness = this.f64[slot * F64 + F_STALENESS]!;
     const direct = (info & INFO_DIRECT) !== 0;
-    // A direct answer's records are all owned by the question name (answer.ts
-    // ownersOf): the name alone, without walking the records.
-    const owners = direct
-      ? [readName(wire, HEADER_LEN)]
-      : ownersOf(wire, this.u16[slot * U16 + U_QTYPE]!).owners;
+    const owners = this.ownersIn(wire, slot);
     return {
       wire,
       ttlAt,
@@ -524,7 +520,28 @@ export class LruStorage implements ResolverStorage {
     };
   }
 
+  /**
+   * `answerOf(slot).owners`, read from the slab in place: a refresh asks for
+   * them (its version floor, resolver/cache.ts) and needs nothing else of
+   * the answer.
+   */
+  ownersOf(slot: number): string[] {
+    const off = this.ints[slot * I32 + I_CHUNK]! >>> 0;
+    const slab = this.slabs[off >>> SLAB_SHIFT]!;
+    const len = this.u16[slot * U16 + U_WIRE_LEN]!;
+    return this.ownersIn(Buffer.from(slab.buffer, slab.byteOffset + (off & SLAB_MASK), len), slot);
+  }
+
   // ---- internals ----
+
+  /** The owner names of the slot's answer, whose stored wire is `wire`. */
+  private ownersIn(wire: Buffer, slot: number): string[] {
+    // A direct answer's records are all owned by the question name (answer.ts
+    // ownersOf): the name alone, without walking the records.
+    return (this.u16[slot * U16 + U_INFO]! & INFO_DIRECT) !== 0
+      ? [readName(wire, HEADER_LEN)]
+      : ownersOf(wire, this.u16[slot * U16 + U_QTYPE]!).owners;
+  }
 
   private findKey(key: string): number {
     const cut = key.lastIndexOf("/");

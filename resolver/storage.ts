@@ -37,6 +37,8 @@ export interface ResolverStorage extends AnswerStore {
   at(slot: number): CacheEntry;
   /** The slot's answer, as `at(slot).answer` reads it, without the view (a fresh hit's). */
   answerOf(slot: number): StoredAnswer;
+  /** `answerOf(slot).owners`, without the rest of the answer. */
+  ownersOf(slot: number): string[];
 
   /** The entry under a key of `keys()`/`keysFor()`, marked as recently used. */
   get(key: string): CacheEntry | undefined;

@@ -30,6 +30,7 @@ import { toWire } from "../../resolver/handler.ts";
 import { DEFAULT_CACHE } from "../../resolver/policy.ts";
 import { parseQuery } from "../../resolver/query.ts";
 import { buildQuery, dohUpstream } from "../../resolver/upstream.ts";
+import type { AnswerStore } from "../../resolver/wire.ts";
 import { followFabric, type NodeLink } from "../node-link.ts";
 import {
   edgesInStartOrder,
@@ -169,6 +170,8 @@ export class World implements Observed {
   hitsComputed = 0;
   /** Edge answers carried as a HopResponse, not a Web Response (lightHops). */
   readonly carried = { hops: 0 };
+  /** Where `versionAt` copies a stored answer to read it. */
+  private scratch = Buffer.allocUnsafe(512);
 
   constructor(
     private readonly o: WorldOptions,
@@ -449,6 +452,7 @@ export class World implements Observed {
       answerHeld: (i) => this.answerHeld(i),
       report: (i, version, stale) => this.report(i, version, stale),
       versionOf: (answer) => this.versionOf(answer),
+      versionAt: (store, slot) => this.versionAt(store, slot),
       follow: (id, index, target, model, life) =>
         this.follow(id, this.touchingTarget(index, target), model, life),
     };
@@ -542,7 +546,23 @@ export class World implements Observed {
    * its weak entries cost every young-generation collection.
    */
   private versionOf(answer: StoredAnswer): number | undefined {
-    const value = firstAddress(answer.wire);
+    const value = firstAddress(answer.wire, answer.wire.length);
+    return value === undefined ? undefined : this.serialOfValue.get(value);
+  }
+
+  /**
+   * `versionOf` the answer stored in `slot`, read from a copy into one
+   * buffer the world reuses (the storage's hot-path copy, resolver/wire.ts
+   * `AnswerStore`) rather than from an answer made for it: a fresh hit the
+   * observer asks for makes no object (answerOf copies the wire and reads
+   * the owner names, ~0.8 KB a question).
+   */
+  private versionAt(store: AnswerStore, slot: number): number | undefined {
+    const n = store.answerLength(slot);
+    if (n > this.scratch.length)
+      this.scratch = Buffer.allocUnsafe(Math.max(n, 2 * this.scratch.length));
+    store.copyAnswer(slot, this.scratch, 0, -1);
+    const value = firstAddress(this.scratch, n);
     return value === undefined ? undefined : this.serialOfValue.get(value);
   }
 }
@@ -623,18 +643,18 @@ function resolverNextChangeMs(cache: ResolverCache, now: number): number | undef
  * (RFC 1035 §4.1) without decoding the message into objects. The resolver
  * stores only messages its own record walker read whole; anything else (no
  * A record among the answers, a label or length out of place, an A RDATA
- * that is not 4 octets) is left to dns-packet, as before.
+ * that is not 4 octets) is left to dns-packet, as before. The message is
+ * `wire`'s first `n` octets (a reused buffer may hold more after them).
  */
-function firstAddress(wire: Buffer): string | undefined {
-  const n = wire.length;
+export function firstAddress(wire: Buffer, n: number): string | undefined {
   if (n >= 12) {
     let at = 12;
     for (let q = wire.readUInt16BE(4); q > 0 && at >= 0; q--) {
-      at = skipName(wire, at);
+      at = skipName(wire, at, n);
       at = at >= 0 && at + 4 <= n ? at + 4 : -1;
     }
     for (let r = wire.readUInt16BE(6); r > 0 && at >= 0; r--) {
-      at = skipName(wire, at);
+      at = skipName(wire, at, n);
       if (at < 0 || at + 10 > n) break;
       const rdlength = wire.readUInt16BE(at + 8);
       const rdata = at + 10;
@@ -646,13 +666,12 @@ function firstAddress(wire: Buffer): string | undefined {
       at = rdata + rdlength;
     }
   }
-  const decoded = dnsPacket.decode(wire).answers?.find((r) => r.type === "A");
+  const decoded = dnsPacket.decode(wire.subarray(0, n)).answers?.find((r) => r.type === "A");
   return decoded && "data" in decoded ? String(decoded.data) : undefined;
 }
 
 /** Offset just past the name at `at` (labels, or a compression pointer, RFC 1035 §4.1.4); -1 if malformed. */
-function skipName(wire: Buffer, at: number): number {
-  const n = wire.length;
+function skipName(wire: Buffer, at: number, n: number): number {
   while (at < n) {
     const len = wire[at]!;
     if (len === 0) return at + 1;
@@ -687,6 +706,8 @@ interface ResolverHost {
   answerHeld(index: number): boolean;
   report(index: number, version: number | undefined, stale: boolean): void;
   versionOf(answer: StoredAnswer): number | undefined;
+  /** The version of the answer in a storage slot, with no answer object made. */
+  versionAt(store: AnswerStore, slot: number): number | undefined;
   follow(
     id: string,
     index: number,
@@ -776,9 +797,23 @@ class SimResolver implements SimNode, Restartable {
     // Even a synchronous answer may have started a refresh (a prefetch,
     // a lost request failing in promise turns): the instant settles.
     host.loop.markDirty();
-    const served = this.cache.lookup(KEY.key, KEY.name, KEY.qtype);
+    const cache = this.cache;
+    if (host.lazyClients) {
+      // A fresh hit as `lookup` has it (its first step, the wire handler's
+      // hot path: counted, touched, a prefetch started when due), its
+      // version read from the slot: `lookup` would make an answer object to
+      // say it. The slow path asks `lookup` itself (a test patches it).
+      const slot = cache.hit(KEY.name, KEY.qtype, KEY.key);
+      if (slot >= 0) {
+        const version = host.versionAt(cache.store, slot);
+        this.remember(slot, version);
+        if (!life.alive(gen)) host.events.failed(index, life.refused());
+        else host.report(index, version, false);
+        return;
+      }
+    }
+    const served = cache.lookup(KEY.key, KEY.name, KEY.qtype);
     if (!(served instanceof Promise)) {
-      if (host.lazyClients) this.remember(served);
       this.track(gen, served);
       return;
     }
@@ -859,20 +894,16 @@ class SimResolver implements SimNode, Restartable {
    * until then, or until a purge or an upstream call, a question changes
    * nothing in the engine but its hit counter and the entry's recency (a
    * resolver here holds one name, so recency never picks an eviction).
-   * A synchronous answer that is not stale is the stored entry's own (the
-   * engine's fresh hit, read from the slot in the same call), so the
-   * slot's times are the held answer's.
+   * `slot` is the fresh hit's, `version` its answer's.
    */
-  private remember(s: Served): void {
-    if (s.stale || this.inflight > 0) return;
+  private remember(slot: number, version: number | undefined): void {
+    if (this.inflight > 0) return;
     const store = this.cache.store;
-    const slot = store.find(KEY.name, KEY.qtype);
-    if (slot < 0) return;
     const until = Math.min(store.prefetchAt(slot), store.expiresAt(slot));
     const { host, index } = this;
     if (host.clock.now() < until) {
       host.memo.until[index] = until;
-      host.memo.version[index] = host.versionOf(s.answer) ?? Number.NaN;
+      host.memo.version[index] = version ?? Number.NaN;
     }
   }
 }

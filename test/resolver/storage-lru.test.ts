@@ -75,6 +75,23 @@ describe("LruStorage", () => {
     expect(s.stats()).toMatchObject({ entries: 0, bytes: 0, evictions: 0 });
   });
 
+  it("reads a slot's owner names as its answer lists them, direct or through a CNAME", () => {
+    const s = new LruStorage(1 << 20);
+    const a = aliased("a.example.test", "b.example.test");
+    const c = entry("c.example.test", "192.0.2.3");
+    s.set(a);
+    s.set(c);
+    const slotA = s.find(toWire("a.example.test"), 1);
+    const slotC = s.find(toWire("c.example.test"), 1);
+    expect(s.ownersOf(slotA)).toEqual(["a.example.test", "b.example.test"]);
+    expect(s.ownersOf(slotA)).toEqual(s.answerOf(slotA).owners);
+    expect(s.ownersOf(slotC)).toEqual(["c.example.test"]);
+    expect(s.ownersOf(slotC)).toEqual(s.answerOf(slotC).owners);
+    // After a replace, the slot's new answer's.
+    s.set(entry("a.example.test", "192.0.2.1"));
+    expect(s.ownersOf(s.find(toWire("a.example.test"), 1))).toEqual(["a.example.test"]);
+  });
+
   it("evicts the least recently used beyond its bytes, counting it and dropping its index", () => {
     const a = entry("a.example.test", "192.0.2.1");
     const b = entry("b.example.test", "192.0.2.2");

@@ -1,0 +1,45 @@
+/**
+ * infra/sim/world.ts `firstAddress`: how the simulator reads a resolver's
+ * version (the value of its A record), from a stored answer or from a
+ * buffer it reuses, where only the first `n` octets are the message.
+ */
+import * as packet from "dns-packet";
+import { describe, expect, it } from "vitest";
+import { firstAddress } from "../../infra/sim/world.ts";
+
+const answer = (answers: packet.Answer[]) =>
+  packet.encode({
+    type: "response",
+    id: 0,
+    flags: packet.RECURSION_AVAILABLE,
+    questions: [{ name: "www.example.test", type: "A", class: "IN" }],
+    answers,
+  });
+
+describe("firstAddress", () => {
+  it("reads the first A record of the answer section, past a CNAME", () => {
+    const wire = answer([
+      { name: "www.example.test", type: "CNAME", class: "IN", ttl: 60, data: "b.example.test" },
+      { name: "b.example.test", type: "A", class: "IN", ttl: 60, data: "192.0.2.7" },
+      { name: "b.example.test", type: "A", class: "IN", ttl: 60, data: "192.0.2.8" },
+    ]);
+    expect(firstAddress(wire, wire.length)).toBe("192.0.2.7");
+  });
+
+  it("ignores what a reused buffer holds after the message", () => {
+    const old = answer([
+      { name: "www.example.test", type: "A", class: "IN", ttl: 60, data: "192.0.2.1" },
+    ]);
+    const nodata = answer([]);
+    // The shorter NODATA answer copied over the older A answer: its tail is still there.
+    const scratch = Buffer.from(old);
+    nodata.copy(scratch);
+    expect(firstAddress(scratch, nodata.length)).toBeUndefined();
+    const fresh = answer([
+      { name: "www.example.test", type: "A", class: "IN", ttl: 5, data: "192.0.2.2" },
+    ]);
+    const big = Buffer.alloc(512, 0xff);
+    fresh.copy(big);
+    expect(firstAddress(big, fresh.length)).toBe("192.0.2.2");
+  });
+});
