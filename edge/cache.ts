@@ -468,7 +468,7 @@ export class Edge implements SyncTarget {
     prior: CacheEntry | undefined,
     required: number | undefined,
   ): Promise<Exchange | Error> {
-    const headers = fillRequestHeaders(req.headers);
+    const headers = this.fillHeaders(req.headers);
     if (prior?.status === 200) {
       // RFC 9111 §4.3.1: validate with every validator the stored response has.
       if (prior.etag !== undefined) headers.set("if-none-match", prior.etag);
@@ -511,6 +511,11 @@ export class Edge implements SyncTarget {
     } finally {
       this.clock.clearTimeout(timer);
     }
+  }
+
+  /** The fields of a fill's GET (fields.ts `fillRequestHeaders`); apart as `parentRequest` is. */
+  protected fillHeaders(request: Headers): Headers {
+    return fillRequestHeaders(request);
   }
 
   /**

@@ -20,7 +20,8 @@
  * would rewrite (a name with upper case, a value with leading or trailing
  * whitespace, which it strips) make it a real Response instead, so no
  * reader can tell. Its fills go to the parent as a `HopRequest` (the URL
- * as a Request serializes it, the fill's own fields and abort signal): the
+ * as a Request serializes it, the fill's own fields as `HopFields`, its
+ * abort signal): the
  * parent edge reads a GET's method, URL and fields, and so do the origin's
  * Hono routes (Hono's router reads `url` and `method`, its
  * `c.req.header`/`query` read `headers.get` and `url`).
@@ -32,14 +33,15 @@
  */
 import { memoized } from "../../core/memo.ts";
 import { Edge, type EdgeOptions, type Reply } from "../../edge/cache.ts";
+import { fillRequestHeaders } from "../../edge/fields.ts";
 import type { CacheStatus } from "../../edge/key.ts";
 import type { CacheEntry } from "../../edge/policy.ts";
 
 /** The header fields of a `HopResponse`: a read-only view of the reply's fields. */
 export class HopHeaders {
-  private sorted: string[] | undefined;
+  protected sorted: string[] | undefined;
 
-  constructor(private readonly fields: Record<string, string>) {}
+  constructor(protected readonly fields: Record<string, string>) {}
 
   get(name: string): string | null {
     const key = name.toLowerCase();
@@ -81,6 +83,61 @@ export class HopHeaders {
     }
     return this.sorted;
   }
+}
+
+/** A field name as `Headers` takes it: an RFC 9110 §5.1 token. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Leading or trailing HTTP whitespace, which `Headers` strips from a value (Fetch "normalize"). */
+const EDGE_WHITESPACE = /^[\t\n\r ]+|[\t\n\r ]+$/g;
+
+/**
+ * The fields of a fill's GET as a simulated edge sends them (`SimEdge`):
+ * what edge/fields.ts `fillRequestHeaders` appends and the fill sets, read
+ * by the parent edge and the origin by name and in order. A `Headers` would
+ * validate each name and value on every append, set and read, and sort its
+ * list anew on every pass over it; these are a record of lower-case names
+ * and values, added as a `Headers` adds them (a name that is no token, or a
+ * value with NUL, CR or LF, is a TypeError; a value loses its leading and
+ * trailing whitespace; a second value for a name is joined to the first
+ * with ", ", "; " for Cookie).
+ */
+export class HopFields extends HopHeaders {
+  constructor() {
+    super({});
+  }
+
+  append(name: string, value: string): void {
+    const [key, v] = fieldOf(name, value);
+    const fields = this.fields;
+    if (Object.hasOwn(fields, key)) fields[key] += `${key === "cookie" ? "; " : ", "}${v}`;
+    else {
+      fields[key] = v;
+      this.sorted = undefined;
+    }
+  }
+
+  set(name: string, value: string): void {
+    const [key, v] = fieldOf(name, value);
+    if (!Object.hasOwn(this.fields, key)) this.sorted = undefined;
+    this.fields[key] = v;
+  }
+
+  delete(name: string): void {
+    const key = name.toLowerCase();
+    if (!Object.hasOwn(this.fields, key)) return;
+    delete this.fields[key];
+    this.sorted = undefined;
+  }
+}
+
+/** A field as `Headers` stores it: its lower-cased name and normalized value; a TypeError where it refuses one. */
+function fieldOf(name: string, value: string): [string, string] {
+  if (!TOKEN.test(name)) throw new TypeError(`Invalid header name: "${name}"`);
+  const v = value.replace(EDGE_WHITESPACE, "");
+  if (v.includes("\0") || v.includes("\r") || v.includes("\n")) {
+    throw new TypeError(`Invalid header value for "${name}"`);
+  }
+  return [name.toLowerCase(), v];
 }
 
 /** The part of a Web Response the engines read of a parent's answer, over an `Edge.reply`. */
@@ -290,6 +347,11 @@ export class SimEdge extends Edge {
     private readonly carried: { hops: number },
   ) {
     super(o);
+  }
+
+  /** A fill's fields as `HopFields`, which the parent reads as it would a `Headers`. */
+  protected override fillHeaders(request: Headers): Headers {
+    return fillRequestHeaders(request, new HopFields() as unknown as Headers);
   }
 
   protected override parentRequest(

@@ -2,9 +2,11 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { VirtualClock } from "../../core/clock.ts";
 import { bodyBytes, DNS_MESSAGE, DOH_PATH, H } from "../../core/http.ts";
 import { Edge, type EdgeOptions } from "../../edge/cache.ts";
+import { fillRequestHeaders } from "../../edge/fields.ts";
 import { LruStorage } from "../../edge/storage-lru.ts";
 import {
   calibrateHops,
+  HopFields,
   HopHeaders,
   HopRequest,
   HopResponse,
@@ -285,6 +287,63 @@ describe("simulate: the lighter hop (sim/hop.ts)", () => {
       expect(listed(hop)).toEqual(listed(new Headers(record)));
       expect([...hop].map(([k]) => k)).toEqual(listed(new Headers(record)));
     }
+  });
+
+  it("a fill's HopFields hold what a Headers would, after the same appends, sets and deletes", () => {
+    type Op = ["append" | "set", string, string] | ["delete", string];
+    const ops: Op[] = [
+      ["append", "Accept", "application/dns-message"],
+      ["append", "cookie", "a=1"],
+      ["append", "Cookie", "b=2"],
+      ["append", "x-list", "1"],
+      ["append", "X-List", " 2\t"],
+      ["set", "If-None-Match", '"7"'],
+      ["set", "if-none-match", '"8"'],
+      ["append", "b", "kept"],
+      ["set", H.minSerial, "12"],
+      ["append", "gone", "x"],
+      ["delete", "Gone"],
+      ["delete", "never-there"],
+      ["set", "x-empty", "  "],
+    ];
+    const hop = new HopFields();
+    const web = new Headers();
+    for (const op of ops) {
+      if (op[0] === "delete") {
+        hop.delete(op[1]);
+        web.delete(op[1]);
+      } else {
+        hop[op[0]](op[1], op[2]);
+        web[op[0]](op[1], op[2]);
+      }
+    }
+    expect([...hop]).toEqual([...web]);
+    for (const name of ["COOKIE", "x-list", "accept", "gone", "x-empty", "absent"]) {
+      expect(hop.get(name)).toBe(web.get(name));
+      expect(hop.has(name)).toBe(web.has(name));
+    }
+    // What a Headers refuses, so does it.
+    for (const [name, value] of [
+      ["bad name", "v"],
+      ["", "v"],
+      ["x", "a\r\nb"],
+      ["x", "a\0b"],
+    ] as const) {
+      expect(() => web.append(name, value)).toThrow(TypeError);
+      expect(() => hop.append(name, value)).toThrow(TypeError);
+      expect(() => hop.set(name, value)).toThrow(TypeError);
+    }
+    // A fill's fields made into them are the Headers' fill.
+    const client = new Headers([
+      ["accept", DNS_MESSAGE],
+      ["cache-control", "no-cache"],
+      ["connection", "x-hop"],
+      ["x-hop", "1"],
+      ["if-none-match", '"3"'],
+      ["accept-encoding", "zstd, gzip"],
+    ]);
+    const filled = fillRequestHeaders(client, new HopFields() as unknown as Headers);
+    expect([...filled]).toEqual([...fillRequestHeaders(client)]);
   });
 
   it("reads bytes() as a copy of its own, once", async () => {
