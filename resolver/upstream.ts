@@ -58,7 +58,7 @@ export function dohUpstream(base: string, opts: DohOptions): Upstream {
     // A prefetch: every cache on the path revalidates (RFC 9111 §5.2.1.4), so the copy is fresher.
     if (revalidate) headers["cache-control"] = "no-cache";
     const signal = opts.timeoutMs > 0 ? AbortSignal.timeout(opts.timeoutMs) : undefined;
-    const res = await doFetch(url, { headers, ...(signal ? { signal } : {}) });
+    const res = await doFetch(url, signal ? { headers, signal } : { headers });
     const bytes = await bodyBytes(res);
     const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (res.status !== 200) {
