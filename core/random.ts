@@ -134,10 +134,23 @@ export class RandomStreams {
     return this.n;
   }
 
+  /** Copies stream i's state (4 words) to `out` at `at`. */
+  save(i: number, out: Int32Array, at: number): void {
+    for (let k = 0; k < 4; k++) out[at + k] = this.s[4 * i + k]!;
+  }
+
+  /** Sets stream i's state from `from` at `at` (what `save` wrote). */
+  restore(i: number, from: Int32Array, at: number): void {
+    for (let k = 0; k < 4; k++) this.s[4 * i + k] = from[at + k]!;
+  }
+
   /** Stream i's next uniform in [0, 1) (as `Random.next`). */
   next(i: number): number {
-    const s = this.s;
-    const o = 4 * i;
+    return RandomStreams.step(this.s, 4 * i);
+  }
+
+  /** The next uniform of the state at `o` in `s` (4 words), which it advances. */
+  static step(s: Int32Array, o: number): number {
     const s0 = s[o]!;
     const s1 = s[o + 1]!;
     const result = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;

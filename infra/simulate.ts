@@ -179,7 +179,7 @@ export async function main(argv: string[]): Promise<void> {
     series: results.map(seriesOf),
     notes: results.map(
       (r) =>
-        `${r.mode}: ${r.events} events in ${(r.wallMs / 1000).toFixed(1)} s wall${r.workers > 1 ? ` on ${r.workers} worker threads` : ""} (${Math.round(r.events / (r.wallMs / 1000))} events/s, ${r.pollsComputed} of them change-feed polls computed, not fired; ${r.hitsComputed} fresh hits answered from the held copy; ${r.lightHops} edge answers carried without a Web Response, ${r.answersReused} origin reads answered from a held answer; ${Math.round((nodes * r.simulatedMs) / r.wallMs)} simulated node-seconds per wall second), ${(r.simulatedMs / 1000).toFixed(0)} s simulated; ${phasesNote(r)}${r.failures > 0 ? `, ${r.failures} queries failed (last: ${r.lastFailure})` : ""}`,
+        `${r.mode}: ${r.events} events in ${(r.wallMs / 1000).toFixed(1)} s wall${r.workers > 1 ? ` on ${r.workers} worker threads` : ""} (${Math.round(r.events / (r.wallMs / 1000))} events/s, ${r.pollsComputed} of them change-feed polls computed, not fired; ${r.hitsComputed} fresh hits answered from the held copy, ${r.arrivalsHeld} of them client questions counted, not fired; ${r.lightHops} edge answers carried without a Web Response, ${r.answersReused} origin reads answered from a held answer; ${Math.round((nodes * r.simulatedMs) / r.wallMs)} simulated node-seconds per wall second), ${(r.simulatedMs / 1000).toFixed(0)} s simulated; ${phasesNote(r)}${r.failures > 0 ? `, ${r.failures} queries failed (last: ${r.lastFailure})` : ""}`,
     ),
   };
   if (v.svg) await writeFile(v.svg, renderSvg(report));

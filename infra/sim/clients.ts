@@ -12,9 +12,11 @@
  * next timer and runs it as its own instant, with no timer and no promise
  * turn unless the answer starts asynchronous work. A query that meets a
  * fresh held answer before its prefetch point is then only a count
- * (world.ts answers it from its memo of that answer). The draws, the
- * instants and the order of everything are the slow path's: same seed,
- * same report (test/infra/simulate-speed.test.ts).
+ * (world.ts answers it from its memo of that answer), and the arrivals
+ * after it that the same answer settles are counted, not fired (`hold`).
+ * The draws, the instants and the order of everything are the slow path's:
+ * same seed, same report (test/infra/simulate-speed.test.ts,
+ * test/infra/sim-clients.test.ts).
  */
 import { hashSeed, RandomStreams, type Seed } from "../../core/random.ts";
 import { grown, SlotHeap } from "../../core/slot-heap.ts";
@@ -27,6 +29,25 @@ export class ClientLoad implements Arrivals {
   private readonly streams = new RandomStreams();
   /** Slots by their next arrival's instant while held, ties by slot (a fixed order). */
   private readonly heap = new SlotHeap(64);
+  /**
+   * Per slot, arrivals not fired (see `hold`): the instant of the last one
+   * counted (NaN: none held), and the stream's state after it (4 words).
+   */
+  private heldFrom = new Float64Array(64).fill(Number.NaN);
+  private heldState = new Int32Array(256);
+  /** Per slot: the instant its held arrivals end before (the answer's end). */
+  private heldUntil = new Float64Array(64);
+  /** Per node index: its slot + 1 (0: no clients). */
+  private slotOfNode = new Int32Array(0);
+  private scratch = new Int32Array(4);
+  /**
+   * Set to let arrivals that a held answer settles go unfired: `until(i)`
+   * is node i's held answer's end (NaN: none), and `count(i, n)` does what n
+   * such questions would have done. See `hold`.
+   */
+  held: { until(index: number): number; count(index: number, n: number): void } | undefined;
+  /** Arrivals counted without being fired (held), and held ones that became arrivals again (released). */
+  readonly stats = { held: 0, released: 0 };
 
   /** `fast`: arrivals are taken by the loop, not fired as timers; `ask` sends node i a question. */
   constructor(
@@ -47,7 +68,16 @@ export class ClientLoad implements Arrivals {
       this.heap.grow(n);
       this.node = grown(this.node, n);
       this.perMs = grown(this.perMs, n);
+      const from = new Float64Array(n).fill(Number.NaN);
+      from.set(this.heldFrom);
+      this.heldFrom = from;
+      this.heldUntil = grown(this.heldUntil, n);
+      this.heldState = grown(this.heldState, 4 * n);
     }
+    if (index >= this.slotOfNode.length) {
+      this.slotOfNode = grown(this.slotOfNode, Math.max(2 * this.slotOfNode.length, index + 1, 64));
+    }
+    this.slotOfNode[index] = slot + 1;
     this.node[slot] = index;
     this.perMs[slot] = perSecond / 1000;
     this.next(slot);
@@ -71,8 +101,120 @@ export class ClientLoad implements Arrivals {
   }
 
   private arrive(slot: number): void {
-    this.ask(this.node[slot]!);
+    // Its held arrivals came before it (they end before the answer did).
+    if (!Number.isNaN(this.heldFrom[slot]!)) this.release(slot, this.loop.now());
+    const index = this.node[slot]!;
+    this.ask(index);
+    if (this.held !== undefined && this.hold(slot, this.held.until(index))) return;
     this.next(slot);
+  }
+
+  /**
+   * An arrival that a held answer settles (world.ts `answerHeld`) changes
+   * nothing but counts until the answer's end (`until`): the observer's
+   * next question for the node is already set at that end, the checker has
+   * seen that version, and the tracker only counts. So the node's arrivals
+   * before `until` are drawn now and not fired, its first arrival at or
+   * after it goes into the heap, and the ones drawn are counted when
+   * something could tell: `settle` (a window's start and end, the run's),
+   * `release` (the node's held answer ends or is read otherwise, an ack).
+   * Held only where every drawn arrival takes the heap (`next`), and from
+   * `until / 2` on: there `t + (until - t)` is `until` exactly (Sterbenz),
+   * so the observer's rescheduling after each of those answers (at `t +
+   * nextChangeMs + epsilon`) would have set the same instant each time.
+   * False (nothing drawn) where it does not hold.
+   */
+  private hold(slot: number, until: number): boolean {
+    const now = this.loop.now();
+    if (!(now < until) || now < until / 2) return false;
+    const state = this.heldState;
+    this.streams.save(slot, state, 4 * slot);
+    let t = now;
+    let n = 0;
+    for (;;) {
+      const gapMs = -Math.log(1 - this.streams.next(slot)) / this.perMs[slot]!;
+      const at = t + (t + gapMs - t);
+      if (at > 2 * t) {
+        // A timer's arrival (next): not held.
+        this.streams.restore(slot, state, 4 * slot);
+        return false;
+      }
+      if (at >= until) {
+        this.heap.put(slot, at, slot);
+        if (n > 0) {
+          this.heldFrom[slot] = now;
+          this.heldUntil[slot] = until;
+        }
+        return true;
+      }
+      t = at;
+      n++;
+    }
+  }
+
+  /**
+   * Counts slot's held arrivals up to `to` (those at `to` too when
+   * `inclusive`), from the state after the last counted; returns the
+   * instant of the next one not counted (or NaN: every one counted, the
+   * next is the heap's). The stream state after the last counted is kept.
+   */
+  private countHeld(slot: number, to: number, inclusive: boolean): number {
+    const state = this.heldState;
+    const tmp = this.scratch;
+    const until = this.heldUntil[slot]!;
+    let t = this.heldFrom[slot]!;
+    let n = 0;
+    let next = Number.NaN;
+    for (;;) {
+      for (let k = 0; k < 4; k++) tmp[k] = state[4 * slot + k]!;
+      const gapMs = -Math.log(1 - RandomStreams.step(tmp, 0)) / this.perMs[slot]!;
+      const at = t + (t + gapMs - t);
+      if (at >= until) break;
+      if (inclusive ? at > to : at >= to) {
+        next = at;
+        break;
+      }
+      for (let k = 0; k < 4; k++) state[4 * slot + k] = tmp[k]!;
+      t = at;
+      n++;
+    }
+    this.heldFrom[slot] = t;
+    if (n > 0) {
+      this.stats.held += n;
+      this.held!.count(this.node[slot]!, n);
+    }
+    return next;
+  }
+
+  /** Counts every node's held arrivals up to now, those now included (a window starts or ends). */
+  settle(): void {
+    const now = this.loop.now();
+    for (let slot = 0; slot < this.streams.length; slot++) {
+      if (!Number.isNaN(this.heldFrom[slot]!)) this.countHeld(slot, now, true);
+    }
+  }
+
+  /**
+   * Node `index`'s held answer ends or is read now (an upstream call, a
+   * purge, a new answer held, an ack): its held arrivals before now are
+   * counted, and the first one after becomes its next arrival (in the
+   * heap, its stream drawn up to it), as it would have been without holding.
+   */
+  releaseNode(index: number): void {
+    const slot = index < this.slotOfNode.length ? this.slotOfNode[index]! - 1 : -1;
+    if (slot < 0 || Number.isNaN(this.heldFrom[slot]!)) return;
+    this.release(slot, this.loop.now());
+  }
+
+  private release(slot: number, now: number): void {
+    const next = this.countHeld(slot, now, false);
+    this.heldFrom[slot] = Number.NaN;
+    if (Number.isNaN(next)) return;
+    // The stream drawn up to `next`, which is its next arrival now.
+    this.stats.released++;
+    this.streams.restore(slot, this.heldState, 4 * slot);
+    this.streams.next(slot);
+    this.heap.put(slot, next, slot);
   }
 
   private next(slot: number): void {

@@ -162,6 +162,8 @@ export interface SimResult {
   restarts: RestartRecord[];
   /** Questions to resolvers answered from the held answer, without the engine's lookup. */
   hitsComputed: number;
+  /** Of those, client questions counted without being fired (sim/clients.ts `hold`). */
+  arrivalsHeld: number;
   /** Edge answers that crossed a simulated link as a HopResponse (sim/hop.ts). */
   lightHops: number;
   /** Origin reads answered with a held answer of the read routes (sim/origin.ts reuseAnswers). */
@@ -234,7 +236,11 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       if (i >= 0) prober?.failed(i);
     },
     touched: (i) => observer?.touch(i),
-    acked: (i, _zone, serial) => checker?.acked(i, serial),
+    acked: (i, _zone, serial) => {
+      // Its held questions before the ack were answered before it (clients.ts).
+      clients.releaseNode(i);
+      checker?.acked(i, serial);
+    },
   };
   const world = new World(
     {
@@ -269,6 +275,16 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       if (!world.answerHeld(i)) world.nodes[i]!.ask();
     },
   );
+  // Questions a held answer settles are counted, not fired, where nothing
+  // but a count could tell them apart (clients.ts `hold`): not with the
+  // prober (it times only its own questions) nor with node restarts.
+  if ((o.lazyClients ?? true) && !prober && (o.faults?.restarts?.length ?? 0) === 0) {
+    clients.held = {
+      until: (i) => world.heldUntil(i),
+      count: (i, n) => world.heldAnswers(i, n),
+    };
+    world.heldEnds = (i) => clients.releaseNode(i);
+  }
   const rateOf = new Map(o.topology.populations.map((p) => [p.name, p.qps ?? o.clientQps]));
   for (const [i, node] of world.nodes.entries()) {
     if (node.kind !== "resolver") continue;
@@ -300,6 +316,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     await loop.runUntil(at, broken);
     if (broken()) break;
     const serial = await world.commit(k);
+    clients.settle();
     checker.changed(serial);
     tracker.begin(serial);
     observer?.begin(serial);
@@ -328,6 +345,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       if (end > loop.now()) await loop.runUntil(end, () => loop.now() >= end);
     }
     stopProbes();
+    clients.settle();
     observer?.end();
     prober?.end();
     const t = tracker.end();
@@ -343,6 +361,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
   const simulatedMs = loop.now();
   const followed = performance.now();
   await world.stop();
+  clients.settle();
   const nodes = world.nodes.map((node, i): SimNodeResult => {
     const mine = times.map((t) => t[i]!);
     return {
@@ -368,6 +387,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     pollsComputed: world.lazy?.skipped ?? 0,
     restarts: world.restarts,
     hitsComputed: world.hitsComputed,
+    arrivalsHeld: clients.stats.held,
     lightHops: world.carried.hops,
     answersReused: world.origin.answersReused,
     workers: 1,

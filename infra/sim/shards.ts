@@ -401,6 +401,7 @@ function merge(
       .flatMap((p) => p.restarts)
       .sort((a, b) => a.downAtMs - b.downAtMs || (a.nodeId < b.nodeId ? -1 : 1)),
     hitsComputed: sum((p) => p.hitsComputed),
+    arrivalsHeld: sum((p) => p.arrivalsHeld),
     lightHops: sum((p) => p.lightHops),
     answersReused: sum((p) => p.answersReused),
     workers: parts.length,

@@ -344,6 +344,23 @@ export class World implements Observed {
    * (lazyClients), as its `ask` does first; false when it holds none or is
    * down (then `ask` it). The client load's path: typed arrays, no closures.
    */
+  /** Called before a resolver's held answer ends or changes (run.ts sets it when clients are held). */
+  heldEnds: ((index: number) => void) | undefined;
+
+  /** Until when resolver `index` answers from its held answer (NaN: it does not). */
+  heldUntil(index: number): number {
+    return this.lives[index]!.down ? Number.NaN : this.memo.until[index]!;
+  }
+
+  /** `n` questions resolver `index`'s held answer settled, as `answerHeld` counts each. */
+  heldAnswers(index: number, n: number): void {
+    this.hitsComputed += n;
+    this.loop.events += n;
+    const v = this.memo.version[index]!;
+    const version = Number.isNaN(v) ? undefined : v;
+    for (let k = 0; k < n; k++) this.events.served(index, version, false);
+  }
+
   answerHeld(index: number): boolean {
     if (!(this.loop.now() < this.memo.until[index]!) || this.lives[index]!.down) return false;
     this.hitsComputed++;
@@ -391,6 +408,7 @@ export class World implements Observed {
     return {
       id: target.id,
       applyPurge: (event) => {
+        this.heldEnds?.(index);
         this.memo.until[index] = Number.NaN;
         const r = target.applyPurge(event);
         this.events.touched(index);
@@ -450,6 +468,7 @@ export class World implements Observed {
       sie: this.sie,
       lazyClients: this.o.lazyClients === true,
       answerHeld: (i) => this.answerHeld(i),
+      heldEnds: (i) => this.heldEnds?.(i),
       report: (i, version, stale) => this.report(i, version, stale),
       versionOf: (answer) => this.versionOf(answer),
       versionAt: (store, slot) => this.versionAt(store, slot),
@@ -710,6 +729,8 @@ interface ResolverHost {
   sie: { version: Float64Array; at: Float64Array };
   lazyClients: boolean;
   answerHeld(index: number): boolean;
+  /** Node `index`'s held answer is about to end or change (clients.ts `releaseNode`). */
+  heldEnds(index: number): void;
   report(index: number, version: number | undefined, stale: boolean): void;
   versionOf(answer: StoredAnswer): number | undefined;
   /** The version of the answer in a storage slot, with no answer object made. */
@@ -782,6 +803,7 @@ class SimResolver implements SimNode, Restartable {
 
   async start(): Promise<void> {
     this.cache = this.newCache();
+    this.host.heldEnds(this.index);
     this.host.memo.until[this.index] = Number.NaN;
     await this.follow();
   }
@@ -838,6 +860,7 @@ class SimResolver implements SimNode, Restartable {
       // See upstreamAnswered.
       (name, qtype, minSerial, revalidate) => {
         this.inflight++;
+        host.heldEnds(index);
         host.memo.until[index] = Number.NaN;
         return this.upstream(name, qtype, minSerial, revalidate).then(
           this.upstreamAnswered,
@@ -885,6 +908,7 @@ class SimResolver implements SimNode, Restartable {
 
   private upstreamDone(): void {
     this.inflight--;
+    this.host.heldEnds(this.index);
     this.host.memo.until[this.index] = Number.NaN;
     this.host.loop.markDirty();
   }
@@ -908,6 +932,7 @@ class SimResolver implements SimNode, Restartable {
     const until = Math.min(store.prefetchAt(slot), store.expiresAt(slot));
     const { host, index } = this;
     if (host.clock.now() < until) {
+      host.heldEnds(index);
       host.memo.until[index] = until;
       host.memo.version[index] = version ?? Number.NaN;
     }
