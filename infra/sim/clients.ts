@@ -132,8 +132,7 @@ export class ClientLoad implements Arrivals {
     let t = now;
     let n = 0;
     for (;;) {
-      const gapMs = -Math.log(1 - this.streams.next(slot)) / this.perMs[slot]!;
-      const at = t + (t + gapMs - t);
+      const at = arrivalAt(t, this.gap(slot, this.streams.next(slot)));
       if (at > 2 * t) {
         // A timer's arrival (next): not held.
         this.streams.restore(slot, state, 4 * slot);
@@ -167,8 +166,7 @@ export class ClientLoad implements Arrivals {
     let next = Number.NaN;
     for (;;) {
       for (let k = 0; k < 4; k++) tmp[k] = state[4 * slot + k]!;
-      const gapMs = -Math.log(1 - RandomStreams.step(tmp, 0)) / this.perMs[slot]!;
-      const at = t + (t + gapMs - t);
+      const at = arrivalAt(t, this.gap(slot, RandomStreams.step(tmp, 0)));
       if (at >= until) break;
       if (inclusive ? at > to : at >= to) {
         next = at;
@@ -217,11 +215,15 @@ export class ClientLoad implements Arrivals {
     this.heap.put(slot, next, slot);
   }
 
+  /** Ms from one of slot's arrivals to its next, for the uniform draw `u` (exponential). */
+  private gap(slot: number, u: number): number {
+    return -Math.log(1 - u) / this.perMs[slot]!;
+  }
+
   private next(slot: number): void {
     const now = this.loop.now();
-    const gapMs = -Math.log(1 - this.streams.next(slot)) / this.perMs[slot]!;
-    // The instant a clock timer set now for now + gap would fire at (loop.at).
-    const at = now + (now + gapMs - now);
+    const gapMs = this.gap(slot, this.streams.next(slot));
+    const at = arrivalAt(now, gapMs);
     // Held only where the clock can land on `at` exactly from any later
     // instant (t + (at - t) === at holds for t <= at <= 2t, Sterbenz): early
     // in a run, and on the slow path, the arrival is a timer.
@@ -231,4 +233,12 @@ export class ClientLoad implements Arrivals {
       this.loop.at(now + gapMs, () => this.arrive(slot));
     }
   }
+}
+
+/**
+ * The instant a clock timer set at `t` for `t + gapMs` fires at (loop.at):
+ * every arrival, fired or held, is computed so, from the one before it.
+ */
+function arrivalAt(t: number, gapMs: number): number {
+  return t + (t + gapMs - t);
 }

@@ -107,7 +107,8 @@ export class HopFields extends HopHeaders {
   }
 
   append(name: string, value: string): void {
-    const [key, v] = fieldOf(name, value);
+    const v = fieldValue(name, value);
+    const key = name.toLowerCase();
     const fields = this.fields;
     if (Object.hasOwn(fields, key)) fields[key] += `${key === "cookie" ? "; " : ", "}${v}`;
     else {
@@ -117,7 +118,8 @@ export class HopFields extends HopHeaders {
   }
 
   set(name: string, value: string): void {
-    const [key, v] = fieldOf(name, value);
+    const v = fieldValue(name, value);
+    const key = name.toLowerCase();
     if (!Object.hasOwn(this.fields, key)) this.sorted = undefined;
     this.fields[key] = v;
   }
@@ -130,14 +132,14 @@ export class HopFields extends HopHeaders {
   }
 }
 
-/** A field as `Headers` stores it: its lower-cased name and normalized value; a TypeError where it refuses one. */
-function fieldOf(name: string, value: string): [string, string] {
+/** A field's value as `Headers` stores it (normalized); a TypeError where it refuses the name or the value. */
+function fieldValue(name: string, value: string): string {
   if (!TOKEN.test(name)) throw new TypeError(`Invalid header name: "${name}"`);
   const v = value.replace(EDGE_WHITESPACE, "");
   if (v.includes("\0") || v.includes("\r") || v.includes("\n")) {
     throw new TypeError(`Invalid header value for "${name}"`);
   }
-  return [name.toLowerCase(), v];
+  return v;
 }
 
 /** The part of a Web Response the engines read of a parent's answer, over an `Edge.reply`. */

@@ -257,14 +257,20 @@ describe("wrapFetch", () => {
     };
   };
 
-  it("sends the request after the link's delay", async () => {
+  /** A fetch over a link of a fixed delay, and the requests it sent (URL@instant). */
+  const overFixedLink = (ms: number) => {
     const clock = new VirtualClock();
     const calls: string[] = [];
     const f = wrapFetch(
       okFetch(calls, clock),
-      new LinkDelay({ latency: { kind: "fixed", ms: 30 } }, 1, clock),
+      new LinkDelay({ latency: { kind: "fixed", ms } }, 1, clock),
       clock,
     );
+    return { clock, calls, f };
+  };
+
+  it("sends the request after the link's delay", async () => {
+    const { clock, calls, f } = overFixedLink(30);
     const p = f("http://up/x");
     await clock.advance(29);
     expect(calls).toEqual([]);
@@ -295,13 +301,7 @@ describe("wrapFetch", () => {
   });
 
   it("rejects, not throws, when its signal is already aborted", async () => {
-    const clock = new VirtualClock();
-    const calls: string[] = [];
-    const f = wrapFetch(
-      okFetch(calls, clock),
-      new LinkDelay({ latency: { kind: "fixed", ms: 10 } }, 1, clock),
-      clock,
-    );
+    const { clock, calls, f } = overFixedLink(10);
     const p = f("http://a/", { signal: AbortSignal.abort(new Error("gone already")) });
     await expect(p).rejects.toThrow("gone already");
     expect(calls).toEqual([]);
