@@ -70,8 +70,21 @@ export interface Served {
   stale: boolean;
 }
 
-interface Flight extends FlightMark {
-  promise: Promise<Served>;
+/**
+ * One upstream request in flight for a key. A class, its fields all set in
+ * the constructor: an object grown by `Object.assign` keeps the added field
+ * out of line, a second object per request, and a refresh wave keeps
+ * thousands in flight at once (bench/results/simulate.md).
+ */
+class Flight implements FlightMark {
+  purged = false;
+  promise: Promise<Served> | undefined;
+  constructor(readonly name: string) {}
+}
+
+/** What a prefetch's caller does with its failure: fill() has counted and reported it. */
+function ignore(): undefined {
+  return undefined;
 }
 
 interface Fetched {
@@ -284,7 +297,7 @@ export class ResolverCache implements SyncTarget {
     // fetch() counts and reports failures; the current answer stays served meanwhile.
     // Revalidating through the tiers: an edge's copy expires when ours does, so only a
     // copy revalidated up to the origin gains anything.
-    this.fetch(key, wireName, qtype, true).catch(() => undefined);
+    this.fetch(key, wireName, qtype, true).catch(ignore);
   }
 
   /** One upstream request per key at a time (coalescing); the result is stored when cacheable. */
@@ -292,41 +305,72 @@ export class ResolverCache implements SyncTarget {
     const running = this.inflight.get(key);
     if (running) {
       this.counters.coalesced++;
-      return running.promise;
+      return running.promise!;
     }
-    const state = { name: readName(wireName, 0), purged: false };
-    const flight: Flight = Object.assign(state, {
-      promise: this.fill(state, key, wireName, qtype, revalidate).finally(() => {
-        if (this.inflight.get(key) === flight) this.inflight.delete(key);
-      }),
-    });
+    const flight = new Flight(readName(wireName, 0));
+    // fill() settles in a later turn, so the flight is in the map before it leaves it.
+    const promise = this.fill(flight, key, wireName, qtype, revalidate);
+    flight.promise = promise;
     this.inflight.set(key, flight);
-    return flight.promise;
+    return promise;
   }
 
-  private async fill(
-    flight: FlightMark,
+  /**
+   * The upstream's answer for `key`, stored when cacheable. A promise chain,
+   * not an async function (see `askWith`); the flight leaves the map as the
+   * chain settles, not in a `finally` on its promise (two more closures, a
+   * context and a promise per request out).
+   */
+  private fill(
+    flight: Flight,
     key: string,
     wireName: Buffer,
     qtype: number,
     revalidate: boolean,
   ): Promise<Served> {
-    let got: Fetched;
-    let use: ReturnType<typeof upstreamFreshness>;
+    let asked: Promise<Fetched>;
     try {
-      got = await this.ask(flight.name, wireName, qtype, revalidate);
-      use = upstreamFreshness(got.answer.staleness, got.staleWhileRevalidate, this.config);
-      if (use === "too-stale") {
-        throw new UpstreamError(
-          `upstream answered with data that expired ${got.answer.staleness} s ago, beyond max-stale`,
-        );
-      }
+      asked = this.ask(flight.name, wireName, qtype, revalidate);
     } catch (err) {
-      this.counters.upstreamFailures++;
-      const old = this.entryOf(wireName, qtype);
-      if (old) old.failedAt = this.clock.now();
-      this.onUpstreamError(err, flight.name);
-      throw err;
+      asked = Promise.reject(err);
+    }
+    return asked.then(
+      (got) => {
+        try {
+          return this.filled(flight, key, wireName, qtype, got);
+        } finally {
+          this.landed(key, flight);
+        }
+      },
+      (err: unknown) => {
+        try {
+          return this.upstreamFailed(flight, wireName, qtype, err);
+        } finally {
+          this.landed(key, flight);
+        }
+      },
+    );
+  }
+
+  /** The flight for `key` has settled: it leaves the map unless a purge dropped it already. */
+  private landed(key: string, flight: Flight): void {
+    if (this.inflight.get(key) === flight) this.inflight.delete(key);
+  }
+
+  /** What `fill` answers with the upstream's answer `got`. */
+  private filled(
+    flight: FlightMark,
+    key: string,
+    wireName: Buffer,
+    qtype: number,
+    got: Fetched,
+  ): Served {
+    const use = upstreamFreshness(got.answer.staleness, got.staleWhileRevalidate, this.config);
+    if (use === "too-stale") {
+      const err = new UpstreamError(
+        `upstream answered with data that expired ${got.answer.staleness} s ago, beyond max-stale`,
+      );
+      return this.upstreamFailed(flight, wireName, qtype, err);
     }
     const question = { key, name: flight.name, wireName, qtype };
     if (use === "failed") return this.staleFromUpstream(flight, question, got);
@@ -341,6 +385,15 @@ export class ResolverCache implements SyncTarget {
     // 8914 §4.4 EDE 3, the stale TTL of RFC 8767 §4), not as the current
     // version, which would make the receipt false.
     return { answer, elapsed: 0, stale: belowFloor };
+  }
+
+  /** The upstream failed (or answered beyond max-stale): counted, reported, the entry's recheck timer started. */
+  private upstreamFailed(flight: FlightMark, wireName: Buffer, qtype: number, err: unknown): never {
+    this.counters.upstreamFailures++;
+    const old = this.entryOf(wireName, qtype);
+    if (old) old.failedAt = this.clock.now();
+    this.onUpstreamError(err, flight.name);
+    throw err;
   }
 
   /**
@@ -385,7 +438,7 @@ export class ResolverCache implements SyncTarget {
    * (an upstream cache that has not applied the purge yet) is asked for once
    * more with the floor; if it is still old it is answered but never stored.
    */
-  private async ask(
+  private ask(
     name: string,
     wireName: Buffer,
     qtype: number,
@@ -393,20 +446,40 @@ export class ResolverCache implements SyncTarget {
   ): Promise<Fetched> {
     // The held answer's owners only: not its view (key and name strings) nor a copy of its wire.
     const held = this.storage.find(wireName, qtype);
-    let required = this.floorOf(name, held < 0 ? undefined : this.storage.ownersOf(held));
-    for (let attempt = 0; ; attempt++) {
-      this.counters.upstreamQueries++;
-      const res = await this.upstream(wireName, qtype, required, revalidate);
-      const answer = storeAnswer(res.message, wireName, qtype, res.age, this.config);
-      // Read after the answer: a purge may have raised the floor while the request was out.
-      required = this.floorOf(name, answer.owners);
-      const belowFloor = olderThan(res.serial, required);
-      if (belowFloor) this.counters.floorRefusals++;
-      if (!belowFloor || attempt > 0) {
-        const swr = res.staleWhileRevalidate ?? 0;
-        return { answer, serial: res.serial, belowFloor, staleWhileRevalidate: swr };
-      }
-    }
+    const required = this.floorOf(name, held < 0 ? undefined : this.storage.ownersOf(held));
+    return this.askWith(name, wireName, qtype, revalidate, required, 0);
+  }
+
+  /**
+   * One request of `ask`, with the floor `required`. A promise chain, not an
+   * async function's loop: a suspended async function holds a generator, its
+   * registers, its promise and its await's closures for as long as the
+   * request is out, and a refresh wave keeps thousands out at once
+   * (bench/results/simulate.md). The answer is settled in the same turn.
+   */
+  private askWith(
+    name: string,
+    wireName: Buffer,
+    qtype: number,
+    revalidate: boolean,
+    required: number | undefined,
+    attempt: number,
+  ): Promise<Fetched> {
+    this.counters.upstreamQueries++;
+    return this.upstream(wireName, qtype, required, revalidate).then(
+      (res): Fetched | Promise<Fetched> => {
+        const answer = storeAnswer(res.message, wireName, qtype, res.age, this.config);
+        // Read after the answer: a purge may have raised the floor while the request was out.
+        const floor = this.floorOf(name, answer.owners);
+        const belowFloor = olderThan(res.serial, floor);
+        if (belowFloor) this.counters.floorRefusals++;
+        if (!belowFloor || attempt > 0) {
+          const swr = res.staleWhileRevalidate ?? 0;
+          return { answer, serial: res.serial, belowFloor, staleWhileRevalidate: swr };
+        }
+        return this.askWith(name, wireName, qtype, revalidate, floor, attempt + 1);
+      },
+    );
   }
 
   /**

@@ -42,6 +42,33 @@ export interface DohOptions {
   fetch?: typeof fetch;
 }
 
+/** A DoH GET's init: the fields of a plain question and of a prefetch, shared (never written). */
+const ASK: RequestInit = Object.freeze({ headers: Object.freeze({ accept: DNS_MESSAGE }) });
+const REVALIDATE: RequestInit = Object.freeze({
+  headers: Object.freeze({ accept: DNS_MESSAGE, "cache-control": "no-cache" }),
+});
+
+/** Bound on the memo of DoH URLs (one per endpoint and question). */
+const MAX_URLS = 10_000;
+const urls = new Map<string, string>();
+
+/**
+ * The GET URL for a question (RFC 8484 §4.1), made once per endpoint and
+ * question and shared: a request holds its URL for as long as it is out,
+ * and a refresh wave of the simulator has tens of thousands out at once
+ * (bench/results/simulate.md), each of which held a URL of its own.
+ */
+function dohUrl(endpoint: string, name: Buffer, qtype: number): string {
+  const key = `${qtype} ${name.toString("latin1")} ${endpoint}`;
+  let url = urls.get(key);
+  if (url === undefined) {
+    if (urls.size >= MAX_URLS) urls.clear();
+    url = `${endpoint}?dns=${buildQuery(0, name, qtype).toString("base64url")}`;
+    urls.set(key, url);
+  }
+  return url;
+}
+
 /**
  * RFC 8484 §4.1: GET <base>/dns-query?dns=<base64url, unpadded>, DNS ID 0.
  * A version floor travels as `X-Min-Serial`: the edge then treats older
@@ -51,14 +78,19 @@ export function dohUpstream(base: string, opts: DohOptions): Upstream {
   const doFetch = opts.fetch ?? fetch;
   const endpoint = new URL(DOH_PATH, base).toString();
   return async (name, qtype, minSerial, revalidate) => {
-    const dns = buildQuery(0, name, qtype).toString("base64url");
-    const url = `${endpoint}?dns=${dns}`;
-    const headers: Record<string, string> = { accept: DNS_MESSAGE };
-    if (minSerial !== undefined) headers[H.minSerial] = String(minSerial);
+    const url = dohUrl(endpoint, name, qtype);
     // A prefetch: every cache on the path revalidates (RFC 9111 §5.2.1.4), so the copy is fresher.
-    if (revalidate) headers["cache-control"] = "no-cache";
-    const signal = opts.timeoutMs > 0 ? AbortSignal.timeout(opts.timeoutMs) : undefined;
-    const res = await doFetch(url, signal ? { headers, signal } : { headers });
+    // Without a floor or a timeout the fields and the init are constants, read and never written.
+    let init: RequestInit;
+    if (minSerial !== undefined) {
+      const headers: Record<string, string> = revalidate
+        ? { accept: DNS_MESSAGE, [H.minSerial]: String(minSerial), "cache-control": "no-cache" }
+        : { accept: DNS_MESSAGE, [H.minSerial]: String(minSerial) };
+      init = { headers };
+    } else init = revalidate ? REVALIDATE : ASK;
+    if (opts.timeoutMs > 0)
+      init = { headers: init.headers, signal: AbortSignal.timeout(opts.timeoutMs) };
+    const res = await doFetch(url, init);
     const bytes = await bodyBytes(res);
     const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (res.status !== 200) {
