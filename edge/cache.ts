@@ -13,6 +13,7 @@ import {
   parseSerialHeader,
   zoneKey,
 } from "../core/http.ts";
+import { InFlight } from "../core/in-flight.ts";
 import { extend } from "../core/objects.ts";
 import type { PurgeEvent } from "../core/purge.ts";
 import { maxSerial, olderThan } from "../core/serial.ts";
@@ -144,7 +145,7 @@ export class Edge implements SyncTarget {
   private readonly floor = new VersionFloor();
   private readonly zoneSerials = new ZoneSerials();
   private readonly maxBodyBytes: number;
-  private readonly inflight = new Map<string, Promise<Fill>>();
+  private readonly inflight = new InFlight<Promise<Fill>>();
   /** The last Cache-Status member this edge wrote, and of what (see `statusMember`). */
   private lastMember: { status: CacheStatus; key: string; text: string } | undefined;
   private readonly counters = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<

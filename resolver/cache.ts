@@ -8,6 +8,7 @@
  */
 import type { Clock } from "../core/clock.ts";
 import { VersionFloor } from "../core/floor.ts";
+import { InFlight } from "../core/in-flight.ts";
 import { isInZone } from "../core/names.ts";
 import type { PurgeEvent, PurgeMode } from "../core/purge.ts";
 import { olderThan, serialLt } from "../core/serial.ts";
@@ -112,7 +113,7 @@ export class ResolverCache implements SyncTarget {
     /** Upstream answers past their TTL and stale-while-revalidate (stale-if-error copies): failed refreshes. */
     upstreamStale: 0,
   };
-  private readonly inflight = new Map<string, Flight>();
+  private readonly inflight = new InFlight<Flight>();
   private readonly floor = new VersionFloor();
   /** The zones served and seen in events: a name's floor is its deepest zone's. */
   private readonly zones = new Set<string>();
@@ -292,7 +293,7 @@ export class ResolverCache implements SyncTarget {
   }
 
   private prefetch(key: string, wireName: Buffer, qtype: number): void {
-    if (this.inflight.has(key)) return;
+    if (this.inflight.get(key) !== undefined) return;
     this.counters.prefetches++;
     // fetch() counts and reports failures; the current answer stays served meanwhile.
     // Revalidating through the tiers: an edge's copy expires when ours does, so only a

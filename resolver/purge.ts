@@ -6,6 +6,7 @@
  */
 import type { Clock } from "../core/clock.ts";
 import type { VersionFloor } from "../core/floor.ts";
+import type { InFlight } from "../core/in-flight.ts";
 import { isInZone, normaliseName, tryNormaliseName } from "../core/names.ts";
 import { type PurgeEvent, type PurgeMode, sparesCurrent } from "../core/purge.ts";
 import { RR_TYPE_CODES, type RRset } from "../core/records.ts";
@@ -33,7 +34,7 @@ export interface PurgeScope {
   readonly floor: VersionFloor;
   /** The zones served and seen in events: a name's floor is its deepest zone's. */
   readonly zones: Set<string>;
-  readonly inflight: Map<string, FlightMark>;
+  readonly inflight: InFlight<FlightMark>;
   readonly clock: Clock;
   readonly config: CacheConfig;
   readonly metrics: { purged: number; pushed: number };
