@@ -230,6 +230,19 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       checker?.served(i, version, stale);
       observer?.answered(i, tracker.isFresh(i), version === undefined || stale);
     },
+    // One answer's checks, the count n times: the same version again in the
+    // same instant changes nothing else (the checker keeps the highest
+    // version, the observer schedules the same next question).
+    servedTimes: (i, version, n) => {
+      if (n <= 0) return;
+      if (prober) {
+        for (let k = 0; k < n; k++) events.served(i, version, false);
+        return;
+      }
+      tracker.servedTimes(i, version, n);
+      checker?.served(i, version, false);
+      observer?.answered(i, tracker.isFresh(i), version === undefined);
+    },
     failed: (i, err) => {
       tracker.failed(i, err);
       if (i >= 0) observer?.answered(i, false, true);

@@ -51,10 +51,15 @@ export class Tracker {
   }
 
   served(index: number, version: number | undefined): void {
-    this.answers++;
+    this.servedTimes(index, version, 1);
+  }
+
+  /** `n` answers with `version` in this instant, as `n` calls of `served`. */
+  servedTimes(index: number, version: number | undefined, n: number): void {
+    this.answers += n;
     if (this.serial === undefined || version === undefined) return;
     if (serialLt(version, this.serial)) {
-      this.stale[index]!++;
+      this.stale[index]! += n;
     } else if (Number.isNaN(this.firstNew[index]!)) {
       this.firstNew[index] = this.now() - this.t0;
       this.open--;

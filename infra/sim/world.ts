@@ -111,6 +111,12 @@ export interface WorldEvents {
    * that the observer's question could not have got (askEdgesJson).
    */
   served(index: number, version: number | undefined, stale: boolean, asked?: boolean): void;
+  /**
+   * Node `index` answered `n` questions with `version` in this instant, none
+   * stale: what `n` calls of `served` would report (client questions a held
+   * answer settled, counted rather than fired: sim/clients.ts).
+   */
+  servedTimes(index: number, version: number | undefined, n: number): void;
   /** A query to node `index` got no answer (-1: a bus delivery failed). */
   failed(index: number, err: unknown): void;
   /** Node `index`'s state may have changed in this instant (a fill, a purge, a refresh). */
@@ -352,8 +358,7 @@ export class World implements Observed {
     this.hitsComputed += n;
     this.loop.events += n;
     const v = this.memo.version[index]!;
-    const version = Number.isNaN(v) ? undefined : v;
-    for (let k = 0; k < n; k++) this.events.served(index, version, false);
+    this.events.servedTimes(index, Number.isNaN(v) ? undefined : v, n);
   }
 
   answerHeld(index: number): boolean {

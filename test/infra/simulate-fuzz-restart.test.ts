@@ -65,6 +65,10 @@ async function restartUnderAStaleParent() {
         if (!stale) served.push({ id: world.nodes[i]!.id, atMs: loop.now(), version });
         checker?.served(i, version, stale);
       },
+      // Questions are counted in bulk only without node restarts (run.ts).
+      servedTimes: () => {
+        throw new Error("no held questions with node restarts");
+      },
       failed: () => {},
       touched: () => loop.markDirty(),
       acked: (i, _zone, serial) => {
