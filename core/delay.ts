@@ -71,6 +71,25 @@ export function parseLinkModel(input: unknown, where = "link"): LinkModel {
   throw new DelayModelError(`${where}: invalid delay model: ${lines.join("; ")}`);
 }
 
+/**
+ * Each model object parsed once: every node of a topology without a link of
+ * its own shares the default's, and a link per node each parsing it made a
+ * schema pass and three objects per node (the simulator's 100,000
+ * resolvers keep theirs for the whole run). The parsed model is read, never
+ * written.
+ */
+const parsedModels = new WeakMap<object, LinkModel>();
+
+function sharedLinkModel(input: LinkModel | LinkModelInput): LinkModel {
+  if (input === null || typeof input !== "object") return parseLinkModel(input);
+  let model = parsedModels.get(input);
+  if (model === undefined) {
+    model = parseLinkModel(input);
+    parsedModels.set(input, model);
+  }
+  return model;
+}
+
 export type DropReason = "loss" | "partition";
 export type LinkSample =
   | { dropped: false; delayMs: number }
@@ -95,7 +114,7 @@ export class LinkDelay {
     private readonly clock: Clock,
     opts: LinkDelayOptions = {},
   ) {
-    this.model = parseLinkModel(model);
+    this.model = sharedLinkModel(model);
     this.seed = this.model.seed ?? seed;
     this.random = new Random(this.seed);
     this.startMs = opts.startMs ?? clock.now();
