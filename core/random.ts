@@ -45,8 +45,13 @@ export class Random {
   private s1: number;
   private s2: number;
   private s3: number;
-  /** Box-Muller makes two normals at a time; the second waits here. */
-  private spareNormal: number | undefined;
+  /**
+   * Box-Muller makes two normals at a time; the second waits here (NaN:
+   * none). Always a number: a field that is sometimes undefined holds a
+   * number as a new heap object per store, which a link sampled once a
+   * refresh keeps for minutes (the simulator: one per resolver).
+   */
+  private spareNormal = Number.NaN;
 
   constructor(seed: Seed) {
     // splitmix32 expands one 32-bit seed into the 128-bit state (never all zero).
@@ -88,14 +93,14 @@ export class Random {
   /** Normal(mean, stddev) by the Box-Muller transform. */
   normal(mean = 0, stddev = 1): number {
     let z = this.spareNormal;
-    if (z === undefined) {
+    if (Number.isNaN(z)) {
       const u1 = 1 - this.next(); // in (0, 1]: log(0) must not happen
       const u2 = this.next();
       const r = Math.sqrt(-2 * Math.log(u1));
       z = r * Math.cos(2 * Math.PI * u2);
       this.spareNormal = r * Math.sin(2 * Math.PI * u2);
     } else {
-      this.spareNormal = undefined;
+      this.spareNormal = Number.NaN;
     }
     return mean + stddev * z;
   }

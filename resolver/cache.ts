@@ -83,6 +83,12 @@ class Flight implements FlightMark {
   constructor(readonly name: string) {}
 }
 
+/** No zones configured: one empty list for every cache (it is replaced, never written). */
+const NO_ZONES: readonly string[] = Object.freeze([]);
+
+/** No one to tell of an upstream failure: one function for every cache, not a closure each. */
+function unreported(): void {}
+
 /** What a prefetch's caller does with its failure: fill() has counted and reported it. */
 function ignore(): undefined {
   return undefined;
@@ -125,7 +131,7 @@ export class ResolverCache implements SyncTarget {
     private readonly config: CacheConfig,
     private readonly clock: Clock,
     private readonly upstream: Upstream,
-    private readonly onUpstreamError: (err: unknown, name: string) => void = () => {},
+    private readonly onUpstreamError: (err: unknown, name: string) => void = unreported,
     private readonly storage: ResolverStorage = new LruStorage(config.maxBytes),
   ) {
     // Assigned here, not as a field initializer: the TypeScript loader
@@ -136,7 +142,7 @@ export class ResolverCache implements SyncTarget {
       if (s.stale) this.counters.staleServed++;
       return s;
     };
-    this.served = config.zones ?? [];
+    this.served = config.zones ?? NO_ZONES;
     for (const z of this.served) this.zones.add(z);
     this.scope = {
       storage,

@@ -22,7 +22,7 @@ import type { ZoneConfig } from "../../origin/store.ts";
 import type { StoredAnswer } from "../../resolver/answer.ts";
 import { ResolverCache, type Served, type Upstream } from "../../resolver/cache.ts";
 import { toWire } from "../../resolver/handler.ts";
-import { DEFAULT_CACHE } from "../../resolver/policy.ts";
+import { type CacheConfig, DEFAULT_CACHE } from "../../resolver/policy.ts";
 import { parseQuery } from "../../resolver/query.ts";
 import { buildQuery, dohUpstream } from "../../resolver/upstream.ts";
 import type { AnswerStore } from "../../resolver/wire.ts";
@@ -460,6 +460,7 @@ export class World implements Observed {
 
   /** What every simulated resolver uses of the world: one object, made once. */
   private resolverHost(): ResolverHost {
+    const configs = new Map<string, CacheConfig>();
     return {
       clock: this.loop.engineClock,
       loop: this.loop,
@@ -472,6 +473,18 @@ export class World implements Observed {
       report: (i, version, stale) => this.report(i, version, stale),
       versionOf: (answer) => this.versionOf(answer),
       versionAt: (store, slot) => this.versionAt(store, slot),
+      cacheConfig: (maxBytes, pop) => {
+        // Read, never written, by the cache: shared by the resolvers alike
+        // (a copy each was an object, its out-of-line fields and its
+        // fractions as heap numbers, per resolver for the whole run).
+        const key = `${maxBytes} ${pop?.name ?? ""}`;
+        let config = configs.get(key);
+        if (config === undefined) {
+          config = { ...DEFAULT_CACHE, maxBytes, ...cacheConfigOf(pop) };
+          configs.set(key, config);
+        }
+        return config;
+      },
       follow: (id, index, target, model, life) =>
         this.follow(id, this.touchingTarget(index, target), model, life),
     };
@@ -735,6 +748,8 @@ interface ResolverHost {
   versionOf(answer: StoredAnswer): number | undefined;
   /** The version of the answer in a storage slot, with no answer object made. */
   versionAt(store: AnswerStore, slot: number): number | undefined;
+  /** The cache configuration of a resolver with this size and population: one object for all alike. */
+  cacheConfig(maxBytes: number, pop: Population | undefined): CacheConfig;
   follow(
     id: string,
     index: number,
@@ -854,7 +869,7 @@ class SimResolver implements SimNode, Restartable {
     const { host, index } = this;
     return new ResolverCache(
       this.id,
-      { ...DEFAULT_CACHE, maxBytes: this.spec.maxBytes ?? 1 << 16, ...cacheConfigOf(this.pop) },
+      host.cacheConfig(this.spec.maxBytes ?? 1 << 16, this.pop),
       host.clock,
       // Its one fetch ends the call for the world (see `responded`).
       (name, qtype, minSerial, revalidate) => {
