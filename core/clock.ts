@@ -166,6 +166,11 @@ export class SlotTimers {
     this.heap.remove(slot);
   }
 
+  /** Drops every slot's timer. */
+  clearAll(): void {
+    this.heap.clear();
+  }
+
   /** Room for slots 0..n-1 (n at least the current count), the scheduled ones kept. */
   grow(n: number): void {
     this.heap.grow(n);

@@ -75,6 +75,12 @@ export class SlotHeap {
   }
 
   /** Takes `slot` out, if it is in. */
+  /** Drops every slot: O(entries), against O(log n) for each one removed. */
+  clear(): void {
+    for (let i = 0; i < this.size; i++) this.pos[this.hSlot[i]!] = -1;
+    this.size = 0;
+  }
+
   remove(slot: number): void {
     const i = this.pos[slot]!;
     if (i < 0) return;

@@ -42,6 +42,30 @@ describe("SlotHeap", () => {
     expect(out).toEqual([...held.values()].map(([k, t]) => k * 10 + t).sort((a, b) => a - b));
   });
 
+  it("drops every slot at once, each free to be held again", () => {
+    const heap = new SlotHeap(32);
+    for (let slot = 0; slot < 32; slot++) heap.put(slot, 32 - slot, slot);
+    heap.clear();
+    expect(heap.length).toBe(0);
+    expect(heap.top()).toBe(-1);
+    // A cleared slot is not held: removing it changes nothing, putting it holds it anew.
+    heap.remove(7);
+    expect(heap.length).toBe(0);
+    for (const [slot, key] of [
+      [7, 3],
+      [20, 1],
+      [0, 2],
+    ] as const)
+      heap.put(slot, key, 0);
+    expect(heap.length).toBe(3);
+    const out: number[] = [];
+    for (let s = heap.top(); s >= 0; s = heap.top()) {
+      out.push(s);
+      heap.remove(s);
+    }
+    expect(out).toEqual([20, 0, 7]);
+  });
+
   it("moves a held slot up on its tie alone, and out from any place", () => {
     const heap = new SlotHeap(64);
     for (let slot = 0; slot < 64; slot++) heap.put(slot, 5, 100 + slot);
