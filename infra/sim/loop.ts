@@ -10,6 +10,9 @@ import type { Clock, SlotTimers, TimerId } from "../../core/clock.ts";
 import { VirtualClock } from "../../core/clock.ts";
 import { grown } from "../../core/slot-heap.ts";
 
+/** Settled once: a `then` on it queues its reaction at once. */
+const SETTLED = Promise.resolve();
+
 /** Resolves after every pending microtask, of any chain depth, has run: a macrotask later. */
 function settle(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
@@ -154,7 +157,10 @@ export class SimLoop {
         }
       };
       const goOn = (): void => process.nextTick(tick);
-      const later = (): void => queueMicrotask(goOn);
+      // A reaction on a settled promise, not `queueMicrotask`: the same
+      // place in V8's queue, without the async resource and bound function
+      // Node makes per call (2 % of what the 10,000-resolver hour allocated).
+      const later = (): void => void SETTLED.then(goOn);
       later();
     });
   }
