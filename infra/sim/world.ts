@@ -146,6 +146,8 @@ export class World implements Observed {
   readonly syncs: NodeSync[] = [];
   /** A record value -> serial of the change that wrote it. */
   private readonly serialOfValue = new Map<string, number>();
+  /** The same for A values, by their address as a number (`versionAt`: no string per question). */
+  private readonly serialOfAddress = new Map<number, number>();
   private readonly handlers = new Map<string, (req: Request) => Promise<Response>>();
   /** A URL's host, parsed once per URL. */
   private readonly hostOf = memoized((url) => new URL(url).host, MAX_SHARED);
@@ -212,7 +214,10 @@ export class World implements Observed {
       const serial = c.serial;
       for (const ch of c.changes) {
         const value = ch.rrset?.type === "A" ? String(ch.rrset.data[0]) : undefined;
-        if (value !== undefined) this.serialOfValue.set(value, serial);
+        if (value === undefined) continue;
+        this.serialOfValue.set(value, serial);
+        const address = addressNumber(value);
+        if (address >= 0) this.serialOfAddress.set(address, serial);
       }
       if (within(busDown, clock.now() - start)) return;
       if (this.bus && c.op === "update") void this.bus.publish(eventFromFeed(c.zone, c, o.mode));
@@ -594,6 +599,8 @@ export class World implements Observed {
     if (n > this.scratch.length)
       this.scratch = Buffer.allocUnsafe(Math.max(n, 2 * this.scratch.length));
     store.copyAnswer(slot, this.scratch, 0, -1);
+    const at = firstAddressAt(this.scratch, n);
+    if (at >= 0) return this.serialOfAddress.get(this.scratch.readUInt32BE(at));
     const value = firstAddress(this.scratch, n);
     return value === undefined ? undefined : this.serialOfValue.get(value);
   }
@@ -679,6 +686,19 @@ function resolverNextChangeMs(cache: ResolverCache, now: number): number | undef
  * `wire`'s first `n` octets (a reused buffer may hold more after them).
  */
 export function firstAddress(wire: Buffer, n: number): string | undefined {
+  const at = firstAddressAt(wire, n);
+  if (at >= 0) return `${wire[at]}.${wire[at + 1]}.${wire[at + 2]}.${wire[at + 3]}`;
+  const decoded = dnsPacket.decode(wire.subarray(0, n)).answers?.find((r) => r.type === "A");
+  return decoded && "data" in decoded ? String(decoded.data) : undefined;
+}
+
+/**
+ * Where `firstAddress` finds its four octets by the walk: the offset of the
+ * first A record's RDATA, or -1 when the walk leaves the message to
+ * dns-packet. The version of a fresh hit is read from these octets as a
+ * number (`World.versionAt`), with no string made per question.
+ */
+export function firstAddressAt(wire: Buffer, n: number): number {
   if (n >= 12) {
     let at = 12;
     for (let q = wire.readUInt16BE(4); q > 0 && at >= 0; q--) {
@@ -691,15 +711,28 @@ export function firstAddress(wire: Buffer, n: number): string | undefined {
       const rdlength = wire.readUInt16BE(at + 8);
       const rdata = at + 10;
       if (rdata + rdlength > n) break;
-      if (wire.readUInt16BE(at) === TYPE_A) {
-        if (rdlength !== 4) break;
-        return `${wire[rdata]}.${wire[rdata + 1]}.${wire[rdata + 2]}.${wire[rdata + 3]}`;
-      }
+      if (wire.readUInt16BE(at) === TYPE_A) return rdlength === 4 ? rdata : -1;
       at = rdata + rdlength;
     }
   }
-  const decoded = dnsPacket.decode(wire.subarray(0, n)).answers?.find((r) => r.type === "A");
-  return decoded && "data" in decoded ? String(decoded.data) : undefined;
+  return -1;
+}
+
+/**
+ * "a.b.c.d" as the 32-bit number its four octets make, or -1 for any text
+ * that is not the form dns-packet decodes an A record to (decimal octets,
+ * no leading zeros): only a value `firstAddress` could return is mapped.
+ */
+export function addressNumber(value: string): number {
+  const parts = value.split(".");
+  if (parts.length !== 4) return -1;
+  let x = 0;
+  for (const p of parts) {
+    const octet = Number(p);
+    if (!(octet >= 0 && octet <= 255) || String(octet) !== p) return -1;
+    x = x * 256 + octet;
+  }
+  return x;
 }
 
 /** Offset just past the name at `at` (labels, or a compression pointer, RFC 1035 §4.1.4); -1 if malformed. */

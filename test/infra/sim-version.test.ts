@@ -5,7 +5,7 @@
  */
 import * as packet from "dns-packet";
 import { describe, expect, it } from "vitest";
-import { firstAddress } from "../../infra/sim/world.ts";
+import { addressNumber, firstAddress, firstAddressAt } from "../../infra/sim/world.ts";
 
 const answer = (answers: packet.Answer[]) =>
   packet.encode({
@@ -41,5 +41,31 @@ describe("firstAddress", () => {
     const big = Buffer.alloc(512, 0xff);
     fresh.copy(big);
     expect(firstAddress(big, fresh.length)).toBe("192.0.2.2");
+  });
+
+  it("finds the same four octets as a number, and maps only the text dns-packet decodes to", () => {
+    for (const data of ["192.0.2.7", "0.0.0.0", "255.255.255.255", "10.1.0.200"]) {
+      const wire = answer([
+        { name: "www.example.test", type: "CNAME", class: "IN", ttl: 60, data: "b.example.test" },
+        { name: "b.example.test", type: "A", class: "IN", ttl: 60, data },
+      ]);
+      const at = firstAddressAt(wire, wire.length);
+      expect(at).toBeGreaterThan(0);
+      expect(wire.readUInt32BE(at)).toBe(addressNumber(firstAddress(wire, wire.length)!));
+    }
+    const nodata = answer([]);
+    expect(firstAddressAt(nodata, nodata.length)).toBe(-1);
+    expect(addressNumber("192.0.2.7")).toBe(0xc0000207);
+    for (const text of [
+      "010.0.0.1",
+      "1.2.3",
+      "1.2.3.4.5",
+      "256.0.0.1",
+      "",
+      " 1.2.3.4",
+      "1.2.3.x",
+      "1.2.3.-0",
+    ])
+      expect(addressNumber(text)).toBe(-1);
   });
 });
