@@ -760,11 +760,30 @@ function staleIfError(res: Response): boolean {
   return cs.indexOf("stale-if-error", cs.lastIndexOf(",") + 1) >= 0;
 }
 
-/** `"12"` -> 12: the origin's ETag is the RRset's version (its serial). */
-function etagVersion(etag: string | null): number | undefined {
-  const m = etag ? /^(?:W\/)?"(\d+)"$/.exec(etag) : null;
-  return m ? Number(m[1]) : undefined;
+/**
+ * `"12"` (or `W/"12"`) -> 12: the origin's ETag is the RRset's version (its
+ * serial); undefined for any other ETag. Read digit by digit, not by a
+ * regular expression: every answer an edge serves is read, and a match
+ * made an array and a string each.
+ */
+export function etagVersion(etag: string | null): number | undefined {
+  if (etag === null) return undefined;
+  const open = etag.startsWith("W/") ? 2 : 0;
+  const close = etag.length - 1;
+  if (close - open < 2 || etag.charCodeAt(open) !== QUOTE || etag.charCodeAt(close) !== QUOTE)
+    return undefined;
+  let v = 0;
+  for (let i = open + 1; i < close; i++) {
+    const d = etag.charCodeAt(i) - ZERO;
+    if (d < 0 || d > 9) return undefined;
+    v = v * 10 + d;
+  }
+  // Exact up to 15 digits; a longer one (no serial has one) as Number reads it.
+  return close - open - 1 <= 15 ? v : Number(etag.slice(open + 1, close));
 }
+
+const QUOTE = 0x22;
+const ZERO = 0x30;
 
 /** What a simulated resolver uses of its world (World.resolverHost). */
 interface ResolverHost {

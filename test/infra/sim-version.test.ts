@@ -5,7 +5,7 @@
  */
 import * as packet from "dns-packet";
 import { describe, expect, it } from "vitest";
-import { addressNumber, firstAddress, firstAddressAt } from "../../infra/sim/world.ts";
+import { addressNumber, etagVersion, firstAddress, firstAddressAt } from "../../infra/sim/world.ts";
 
 const answer = (answers: packet.Answer[]) =>
   packet.encode({
@@ -67,5 +67,35 @@ describe("firstAddress", () => {
       "1.2.3.-0",
     ])
       expect(addressNumber(text)).toBe(-1);
+  });
+});
+
+describe("etagVersion", () => {
+  it("reads the serial of a strong or weak ETag of digits, as the pattern it replaces", () => {
+    const pattern = (etag: string | null) => {
+      const m = etag ? /^(?:W\/)?"(\d+)"$/.exec(etag) : null;
+      return m ? Number(m[1]) : undefined;
+    };
+    const cases = [
+      null,
+      "",
+      '"12"',
+      'W/"12"',
+      '"0"',
+      '""',
+      'W/""',
+      '"1a"',
+      "12",
+      '"12',
+      '12"',
+      'w/"12"',
+      '"4294967295"',
+      '"12345678901234567890"',
+      ' "12"',
+      '"-1"',
+      'W/"7"x',
+    ];
+    for (const etag of cases) expect(etagVersion(etag)).toBe(pattern(etag));
+    expect(etagVersion('W/"42"')).toBe(42);
   });
 });
