@@ -74,13 +74,13 @@ export class SlotHeap {
     else this.down(i, slot, key, tie);
   }
 
-  /** Takes `slot` out, if it is in. */
   /** Drops every slot: O(entries), against O(log n) for each one removed. */
   clear(): void {
     for (let i = 0; i < this.size; i++) this.pos[this.hSlot[i]!] = -1;
     this.size = 0;
   }
 
+  /** Takes `slot` out, if it is in. */
   remove(slot: number): void {
     const i = this.pos[slot]!;
     if (i < 0) return;

@@ -86,10 +86,11 @@ class Flight implements FlightMark {
 /** No zones configured: one empty list for every cache (it is replaced, never written). */
 const NO_ZONES: readonly string[] = Object.freeze([]);
 
-/** No one to tell of an upstream failure: one function for every cache, not a closure each. */
-function unreported(): void {}
-
-/** What a prefetch's caller does with its failure: fill() has counted and reported it. */
+/**
+ * Nothing to do: with a prefetch's failure (fill() has counted and reported
+ * it), and with an upstream error no one listens to. One function, not a
+ * closure per prefetch or per cache.
+ */
 function ignore(): undefined {
   return undefined;
 }
@@ -131,7 +132,7 @@ export class ResolverCache implements SyncTarget {
     private readonly config: CacheConfig,
     private readonly clock: Clock,
     private readonly upstream: Upstream,
-    private readonly onUpstreamError: (err: unknown, name: string) => void = unreported,
+    private readonly onUpstreamError: (err: unknown, name: string) => void = ignore,
     private readonly storage: ResolverStorage = new LruStorage(config.maxBytes),
   ) {
     // Assigned here, not as a field initializer: the TypeScript loader

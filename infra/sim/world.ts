@@ -345,13 +345,21 @@ export class World implements Observed {
     }
   }
 
-  /**
-   * A question to resolver `index` answered from its held answer
-   * (lazyClients), as its `ask` does first; false when it holds none or is
-   * down (then `ask` it). The client load's path: typed arrays, no closures.
-   */
   /** Called before a resolver's held answer ends or changes (run.ts sets it when clients are held). */
   heldEnds: ((index: number) => void) | undefined;
+
+  /** Resolver `index` holds nothing from now on (an upstream call, a purge, a restart). */
+  private endHeld(index: number): void {
+    this.heldEnds?.(index);
+    this.memo.until[index] = Number.NaN;
+  }
+
+  /** Resolver `index` answers `version` (undefined: none) until `until` with no state change. */
+  private hold(index: number, until: number, version: number | undefined): void {
+    this.heldEnds?.(index);
+    this.memo.until[index] = until;
+    this.memo.version[index] = version ?? Number.NaN;
+  }
 
   /** Until when resolver `index` answers from its held answer (NaN: it does not). */
   heldUntil(index: number): number {
@@ -366,6 +374,11 @@ export class World implements Observed {
     this.events.servedTimes(index, Number.isNaN(v) ? undefined : v, n);
   }
 
+  /**
+   * A question to resolver `index` answered from its held answer
+   * (lazyClients), as its `ask` does first; false when it holds none or is
+   * down (then `ask` it). The client load's path: typed arrays, no closures.
+   */
   answerHeld(index: number): boolean {
     if (!(this.loop.now() < this.memo.until[index]!) || this.lives[index]!.down) return false;
     this.hitsComputed++;
@@ -413,8 +426,7 @@ export class World implements Observed {
     return {
       id: target.id,
       applyPurge: (event) => {
-        this.heldEnds?.(index);
-        this.memo.until[index] = Number.NaN;
+        this.endHeld(index);
         const r = target.applyPurge(event);
         this.events.touched(index);
         return r;
@@ -474,7 +486,8 @@ export class World implements Observed {
       sie: this.sie,
       lazyClients: this.o.lazyClients === true,
       answerHeld: (i) => this.answerHeld(i),
-      heldEnds: (i) => this.heldEnds?.(i),
+      endHeld: (i) => this.endHeld(i),
+      hold: (i, until, version) => this.hold(i, until, version),
       report: (i, version, stale) => this.report(i, version, stale),
       versionOf: (answer) => this.versionOf(answer),
       versionAt: (store, slot) => this.versionAt(store, slot),
@@ -794,8 +807,10 @@ interface ResolverHost {
   sie: { version: Float64Array; at: Float64Array };
   lazyClients: boolean;
   answerHeld(index: number): boolean;
-  /** Node `index`'s held answer is about to end or change (clients.ts `releaseNode`). */
-  heldEnds(index: number): void;
+  /** Node `index` holds nothing from now on (World.endHeld). */
+  endHeld(index: number): void;
+  /** Node `index` answers `version` until `until` with no state change (World.hold). */
+  hold(index: number, until: number, version: number | undefined): void;
   report(index: number, version: number | undefined, stale: boolean): void;
   versionOf(answer: StoredAnswer): number | undefined;
   /** The version of the answer in a storage slot, with no answer object made. */
@@ -869,8 +884,7 @@ class SimResolver implements SimNode, Restartable {
 
   async start(): Promise<void> {
     this.cache = this.newCache();
-    this.host.heldEnds(this.index);
-    this.host.memo.until[this.index] = Number.NaN;
+    this.host.endHeld(this.index);
     await this.follow();
   }
 
@@ -926,8 +940,7 @@ class SimResolver implements SimNode, Restartable {
       // Its one fetch ends the call for the world (see `responded`).
       (name, qtype, minSerial, revalidate) => {
         this.inflight++;
-        host.heldEnds(index);
-        host.memo.until[index] = Number.NaN;
+        host.endHeld(index);
         return this.upstream(name, qtype, minSerial, revalidate);
       },
     );
@@ -973,8 +986,7 @@ class SimResolver implements SimNode, Restartable {
 
   private upstreamDone(): void {
     this.inflight--;
-    this.host.heldEnds(this.index);
-    this.host.memo.until[this.index] = Number.NaN;
+    this.host.endHeld(this.index);
     this.host.loop.markDirty();
   }
 
@@ -996,10 +1008,6 @@ class SimResolver implements SimNode, Restartable {
     const store = this.cache.store;
     const until = Math.min(store.prefetchAt(slot), store.expiresAt(slot));
     const { host, index } = this;
-    if (host.clock.now() < until) {
-      host.heldEnds(index);
-      host.memo.until[index] = until;
-      host.memo.version[index] = version ?? Number.NaN;
-    }
+    if (host.clock.now() < until) host.hold(index, until, version);
   }
 }

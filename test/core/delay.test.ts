@@ -140,6 +140,25 @@ describe("LinkDelay seeding, loss and partitions", () => {
     expect(new LinkDelay({ ...model, seed: "fixed" }, 5, new VirtualClock()).seed).toBe("fixed");
   });
 
+  it("parses a model object once for every link made from it, and refuses a bad one each time", () => {
+    const model = { latency: { kind: "uniform", minMs: 5, maxMs: 15 } } as const;
+    const a = new LinkDelay(model, 1, new VirtualClock());
+    const b = new LinkDelay(model, 2, new VirtualClock());
+    expect(b.model).toBe(a.model);
+    expect(a.model.latency).toEqual({ kind: "uniform", minMs: 5, maxMs: 15 });
+    // Another object with the same fields is parsed for itself.
+    const c = new LinkDelay({ ...model }, 1, new VirtualClock());
+    expect(c.model).not.toBe(a.model);
+    expect(c.model).toEqual(a.model);
+    // Each link keeps its own stream on the shared model.
+    expect(a.sample()).not.toEqual(b.sample());
+    const bad = { latency: { kind: "fixed", ms: -1 } };
+    for (let k = 0; k < 2; k++)
+      expect(() => new LinkDelay(bad as never, 1, new VirtualClock())).toThrow(
+        /invalid delay model/,
+      );
+  });
+
   it("loses the configured fraction of messages", () => {
     const link = new LinkDelay({ loss: 0.1 }, 3, new VirtualClock());
     let lost = 0;

@@ -63,6 +63,48 @@ describe("DoH upstream (RFC 8484)", () => {
   });
 });
 
+describe("DoH upstream requests", () => {
+  it("sends each endpoint and question its own URL, the floor and no-cache together, no signal without a timeout", async () => {
+    const sent: { url: string; init: RequestInit | undefined }[] = [];
+    const answerTo = (url: string) => {
+      const query = Buffer.from(new URL(url).searchParams.get("dns")!, "base64url");
+      const q = packet.decode(query).questions![0]!;
+      return new Response(new Uint8Array(auth.respond(toWire(q.name), 1).message), { status: 200 });
+    };
+    const fetchLike = (async (input: string, init?: RequestInit) => {
+      sent.push({ url: input, init });
+      return answerTo(input);
+    }) as unknown as typeof fetch;
+    const a = dohUpstream("http://a.test", { timeoutMs: 0, fetch: fetchLike });
+    const b = dohUpstream("http://b.test", { timeoutMs: 0, fetch: fetchLike });
+    await a(toWire("www.example.test"), 1);
+    await a(toWire("mail.example.test"), 1);
+    await a(toWire("www.example.test"), 28);
+    await b(toWire("www.example.test"), 1, 7, true);
+    await a(toWire("www.example.test"), 1);
+    const asked = sent.map(({ url }) => {
+      const u = new URL(url);
+      const q = packet.decode(Buffer.from(u.searchParams.get("dns")!, "base64url")).questions![0]!;
+      return `${u.host}${u.pathname} ${q.name} ${q.type}`;
+    });
+    expect(asked).toEqual([
+      "a.test/dns-query www.example.test A",
+      "a.test/dns-query mail.example.test A",
+      "a.test/dns-query www.example.test AAAA",
+      "b.test/dns-query www.example.test A",
+      "a.test/dns-query www.example.test A",
+    ]);
+    expect(sent[4]!.url).toBe(sent[0]!.url);
+    expect(sent[3]!.init?.headers).toEqual({
+      accept: "application/dns-message",
+      "x-min-serial": "7",
+      "cache-control": "no-cache",
+    });
+    expect(sent[0]!.init?.headers).toEqual({ accept: "application/dns-message" });
+    for (const { init } of sent) expect(init?.signal).toBeUndefined();
+  });
+});
+
 describe("plain DNS upstream", () => {
   it("retries over TCP when the UDP answer is truncated", async () => {
     const transports: string[] = [];
