@@ -29,13 +29,20 @@ import { boundsOf, predictRun, type SimOptions, type SimResult, simulate } from 
 export const MIN_NODES_PER_WORKER = 2_000;
 
 /**
- * Young generation of each worker, in MB. The engines' per-hop objects live
- * a few simulated milliseconds, which at this rate is a few scavenges: with
- * V8's default many survive two and are promoted, and promoted garbage
- * costs mark-compacts. Measured (bench/results/simulate.md, "Both cores"):
- * -9 % CPU on 100,000 resolvers, nothing measurable at 10,000.
+ * Young generation of each worker, in MB: V8's largest, two semi-spaces of
+ * 512 MB (a larger limit is cut to that). The engines' per-hop objects live
+ * a few simulated milliseconds, but a refresh wave (thousands of resolvers
+ * asking in one instant) keeps each request's chain alive while the whole
+ * wave allocates: with 64 MB semi-spaces most chains outlived two
+ * scavenges and were promoted, and promoted garbage costs mark-compacts,
+ * their marking on the other core, and page faults as the old generation
+ * refills. V8 grows a semi-space only while much of it survives, so a small
+ * run stays small. The 100,000-resolver hour (bench/results/simulate.md,
+ * "A young generation as large as V8 allows"): promoted 4.0 -> 1.0 GB,
+ * scavenges 679 -> 210, background marking 28 -> 5 s, wall 95-105 -> 73-75 s,
+ * max RSS 2.2 -> 3.5 GB.
  */
-const YOUNG_GENERATION_MB = 192;
+const YOUNG_GENERATION_MB = 1_536;
 
 /** Old generation per node of a shard, in MB: about twice the ~23 KB a large run holds per node. */
 const OLD_GENERATION_PER_NODE_MB = 0.04;
