@@ -81,56 +81,161 @@ export function storeAnswer(
   const msg = Buffer.from(response);
   checkResponse(msg, name, qtype);
   name.copy(msg, HEADER_LEN);
-  const rcode = msg[3]! & 0x0f;
-  let records = readRecords(msg);
-  const opt = records.findIndex((r) => r.type === TYPE_OPT);
+  const p = parsedOf(msg, qtype);
   let wire = msg;
-  if (opt >= 0) {
+  if (p.cut >= 0) {
     // Additional records are optional: dropping the OPT and what follows keeps every pointer valid.
-    const cut = records[opt]!;
-    wire = msg.subarray(0, cut.start);
-    wire.writeUInt16BE(records.slice(0, opt).filter((r) => r.section === 2).length, 10);
-    records = records.slice(0, opt);
+    wire = msg.subarray(0, p.cut);
+    wire.writeUInt16BE(p.arCount, 10);
   }
-  const negative = rcode === RCODE.NXDOMAIN || !records.some((r) => r.section === 0);
+  const { negative, lifetime } = p;
 
   // RFC 2181 §5.2: every record of an RRset gets the RRset's lowest TTL.
-  const setOf = records.map((r) => `${r.section}|${readName(wire, r.start)}|${r.type}|${r.klass}`);
-  const setTtl = new Map<string, number>();
-  records.forEach((r, i) => {
-    const t = readTtl(wire, r.ttlAt);
-    setTtl.set(setOf[i]!, Math.min(setTtl.get(setOf[i]!) ?? t, t));
-  });
-  for (const [k, t] of setTtl) {
+  const setTtl = p.setMin.map((t) => {
     const left = Math.max(0, t - age);
-    setTtl.set(k, negative ? left : Math.min(policy.maxTtl, Math.max(policy.minTtl, left)));
-  }
-
+    return negative ? left : Math.min(policy.maxTtl, Math.max(policy.minTtl, left));
+  });
   let ttl: number;
-  // The freshness lifetime the upstream's TTLs gave, before Age and clamps.
-  let lifetime: number | undefined;
   if (negative) {
-    lifetime = negativeLifetime(wire, records);
     ttl = lifetime === undefined ? 0 : Math.min(policy.maxNegativeTtl, Math.max(0, lifetime - age));
-    records.forEach((r, i) => {
-      if (r.section === 1 && r.type === TYPE_SOA) setTtl.set(setOf[i]!, ttl);
-    });
+    for (const k of p.soaSets) setTtl[k] = ttl;
   } else {
-    ttl = Math.min(...records.map((r, i) => (r.section === 0 ? setTtl.get(setOf[i]!)! : MAX)));
-    lifetime = Math.min(...records.map((r) => (r.section === 0 ? readTtl(wire, r.ttlAt) : MAX)));
+    ttl = MAX;
+    for (const k of p.answerSets) ttl = Math.min(ttl, setTtl[k]!);
   }
   const staleness = lifetime && age > lifetime ? age - lifetime : undefined;
 
-  const ttlAt: number[] = [];
-  records.forEach((r, i) => {
-    ttlAt.push(r.ttlAt);
-    wire.writeUInt32BE(setTtl.get(setOf[i]!)!, r.ttlAt);
-  });
+  const ttlAt = p.ttlAt.slice();
+  for (let i = 0; i < ttlAt.length; i++) wire.writeUInt32BE(setTtl[p.setOf[i]!]!, ttlAt[i]!);
   wire.writeUInt16BE(0, 0);
   wire[2] = 0x80; // QR; opcode QUERY; AA, TC and RD clear
-  wire[3] = 0x80 | rcode; // RA (we recurse, within the served zones)
+  wire[3] = 0x80 | p.rcode; // RA (we recurse, within the served zones)
+  return {
+    wire,
+    ttlAt,
+    rcode: p.rcode,
+    negative,
+    ttl,
+    staleness,
+    owners: p.owners.slice(),
+    direct: p.direct,
+  };
+}
+
+/**
+ * What `storeAnswer` reads of a response that depends on its bytes and
+ * QTYPE alone, not on the Age or the TTL policy: its records, which RRset
+ * each belongs to and the RRset's lowest TTL, its negative lifetime, its
+ * owners. Decoding names is most of a store's cost, and a simulator's
+ * resolvers store the same upstream bytes thousands of times (every
+ * resolver under an edge refreshes from the same stored body), so the last
+ * few are kept by their bytes (`PARSED`).
+ */
+interface Parsed {
+  /** The response as parsed (question name as the caller asked it, OPT not yet cut). */
+  bytes: Buffer;
+  qtype: number;
+  rcode: number;
+  /** Where the OPT record starts (the wire is cut there), or -1. */
+  cut: number;
+  /** ARCOUNT once the OPT and what follows it are cut. */
+  arCount: number;
+  negative: boolean;
+  /** The freshness lifetime the upstream's TTLs gave, before Age and clamps. */
+  lifetime: number | undefined;
+  /** Per record kept: its TTL field's offset, and its RRset's index. */
+  ttlAt: number[];
+  setOf: number[];
+  /** Per RRset: the lowest TTL its records carry. */
+  setMin: number[];
+  /** RRsets of the answer section; SOA RRsets of the authority section. */
+  answerSets: number[];
+  soaSets: number[];
+  owners: string[];
+  direct: boolean;
+}
+
+/** Responses parsed lately, newest last; a handful is enough for the simulator's few versions. */
+const PARSED: Parsed[] = [];
+const PARSED_KEPT = 8;
+
+/** Drops the responses parsed lately (tests: a store that parses afresh). */
+export function forgetParsedAnswers(): void {
+  PARSED.length = 0;
+}
+
+function parsedOf(msg: Buffer, qtype: number): Parsed {
+  for (let i = PARSED.length - 1; i >= 0; i--) {
+    const p = PARSED[i]!;
+    if (p.qtype === qtype && p.bytes.equals(msg)) return p;
+  }
+  const p = parse(msg, qtype);
+  if (PARSED.length === PARSED_KEPT) PARSED.shift();
+  PARSED.push(p);
+  return p;
+}
+
+function parse(msg: Buffer, qtype: number): Parsed {
+  const bytes = Buffer.from(msg);
+  let records = readRecords(bytes);
+  const opt = records.findIndex((r) => r.type === TYPE_OPT);
+  let cut = -1;
+  let arCount = 0;
+  let wire = bytes;
+  if (opt >= 0) {
+    cut = records[opt]!.start;
+    wire = bytes.subarray(0, cut);
+    arCount = records.slice(0, opt).filter((r) => r.section === 2).length;
+    records = records.slice(0, opt);
+  }
+  const rcode = bytes[3]! & 0x0f;
+  const negative = rcode === RCODE.NXDOMAIN || !records.some((r) => r.section === 0);
+  const sets = new Map<string, number>();
+  const setMin: number[] = [];
+  const setOf = records.map((r) => {
+    const key = `${r.section}|${readName(wire, r.start)}|${r.type}|${r.klass}`;
+    const t = readTtl(wire, r.ttlAt);
+    let k = sets.get(key);
+    if (k === undefined) {
+      k = setMin.length;
+      sets.set(key, k);
+      setMin.push(t);
+    } else setMin[k] = Math.min(setMin[k]!, t);
+    return k;
+  });
+  const answerSets: number[] = [];
+  const soaSets: number[] = [];
+  let lifetime: number | undefined;
+  if (negative) {
+    lifetime = negativeLifetime(wire, records);
+    records.forEach((r, i) => {
+      if (r.section === 1 && r.type === TYPE_SOA) soaSets.push(setOf[i]!);
+    });
+  } else {
+    lifetime = MAX;
+    records.forEach((r, i) => {
+      if (r.section !== 0) return;
+      answerSets.push(setOf[i]!);
+      lifetime = Math.min(lifetime!, readTtl(wire, r.ttlAt));
+    });
+  }
   const { owners, direct } = ownersOf(wire, qtype, records);
-  return { wire, ttlAt, rcode, negative, ttl, staleness, owners, direct };
+  return {
+    bytes,
+    qtype,
+    rcode,
+    cut,
+    arCount,
+    negative,
+    lifetime,
+    ttlAt: records.map((r) => r.ttlAt),
+    setOf,
+    setMin,
+    answerSets,
+    soaSets,
+    owners,
+    direct,
+  };
 }
 
 /**

@@ -1,6 +1,11 @@
 import * as packet from "dns-packet";
 import { describe, expect, it } from "vitest";
-import { type StoredAnswer, storeAnswer, UpstreamError } from "../../resolver/answer.ts";
+import {
+  forgetParsedAnswers,
+  type StoredAnswer,
+  storeAnswer,
+  UpstreamError,
+} from "../../resolver/answer.ts";
 import { asciiLower, RCODE } from "../../resolver/message.ts";
 import { parseQuery, type Query, RCODE_BADVERS } from "../../resolver/query.ts";
 import { renderAnswer, renderRefusal, type WireOptions } from "../../resolver/wire.ts";
@@ -163,6 +168,86 @@ describe("storeAnswer", () => {
     );
     expect(capped).toMatchObject({ negative: true, ttl: 10, rcode: RCODE.NOERROR });
     expect(stored(q, {}, 0, RCODE.NXDOMAIN).ttl).toBe(0);
+  });
+
+  it("stores the same answer whether its response was parsed lately or not, each with its own Age, clamps and arrays", () => {
+    const cname: packet.Answer = {
+      name: "www.example.test",
+      type: "CNAME",
+      class: "IN",
+      ttl: 200,
+      data: "web.example.test",
+    };
+    const opt = { type: "OPT", name: ".", udpPayloadSize: 1232, flags: 0, options: [] } as never;
+    const cases: [Partial<packet.Packet>, number][] = [
+      [
+        {
+          answers: [
+            a("www.example.test", 300, "192.0.2.1"),
+            a("www.example.test", 100, "192.0.2.2"),
+          ],
+          additionals: [a("ns.example.test", 50, "192.0.2.9"), opt],
+        },
+        0,
+      ],
+      [{ answers: [cname, a("web.example.test", 120, "192.0.2.3")] }, 0],
+      [{ authorities: [soa] }, RCODE.NXDOMAIN],
+      [{ authorities: [soa] }, 0],
+    ];
+    const policies = [
+      policy,
+      { ...policy, minTtl: 150 },
+      { ...policy, maxTtl: 90, maxNegativeTtl: 20 },
+    ];
+    // Responses of other IDs: as many as push every case's parse out of the kept ones.
+    const others = Array.from({ length: 12 }, (_, id) =>
+      packet.encode({
+        type: "response",
+        id: 1000 + id,
+        flags: packet.AUTHORITATIVE_ANSWER,
+        questions: [{ name: "www.example.test", type: "A", class: "IN" }],
+        answers: [a("www.example.test", 60, "192.0.2.7")],
+      } as packet.Packet),
+    );
+    const flush = () => {
+      for (const o of others) storeAnswer(o, q.name, q.qtype, 0, policy);
+    };
+    for (const [p, rcode] of cases) {
+      const bytes = response(
+        { questions: [{ name: "WWW.example.test", type: "A", class: "IN" }], ...p },
+        rcode,
+      );
+      for (const pol of policies) {
+        for (const age of [0, 40, 130, 400]) {
+          // Parsed afresh, the only response kept: the answer as it was before any was kept.
+          forgetParsedAnswers();
+          const fresh = storeAnswer(bytes, q.name, q.qtype, age, pol);
+          flush();
+          const cold = storeAnswer(bytes, q.name, q.qtype, age, pol);
+          const warm = storeAnswer(bytes, q.name, q.qtype, age, pol);
+          expect(cold).toEqual(fresh);
+          expect(warm).toEqual(fresh);
+          expect(warm.wire).not.toBe(cold.wire);
+          // Arrays of its own: what one stored answer's holder does to them reaches no other.
+          cold.owners.push("mutated.example.test");
+          cold.ttlAt.push(9);
+          cold.wire.fill(0);
+          expect(storeAnswer(bytes, q.name, q.qtype, age, pol)).toEqual(fresh);
+        }
+      }
+    }
+    // The same bytes at another Age: TTLs from that Age, not the one parsed first.
+    const answers = [
+      a("www.example.test", 300, "192.0.2.1"),
+      a("www.example.test", 100, "192.0.2.2"),
+    ];
+    expect(stored(q, { answers }, 40).ttl).toBe(60);
+    expect(stored(q, { answers }, 0).ttl).toBe(100);
+    expect(
+      packet
+        .decode(stored(q, { answers }, 10).wire)
+        .answers?.map((r) => (r as { ttl: number }).ttl),
+    ).toEqual([90, 90]);
   });
 
   it("refuses SERVFAIL and answers to another question", () => {
