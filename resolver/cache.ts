@@ -14,7 +14,7 @@ import type { PurgeEvent, PurgeMode } from "../core/purge.ts";
 import { olderThan, serialLt } from "../core/serial.ts";
 import type { SyncTarget } from "../core/sync.ts";
 import { type StoredAnswer, storeAnswer, UpstreamError } from "./answer.ts";
-import { HEADER_LEN, readName } from "./message.ts";
+import { HEADER_LEN, nameOfWire } from "./message.ts";
 import {
   type CacheConfig,
   type CacheEntry,
@@ -315,7 +315,7 @@ export class ResolverCache implements SyncTarget {
       this.counters.coalesced++;
       return running.promise!;
     }
-    const flight = new Flight(readName(wireName, 0));
+    const flight = new Flight(nameOfWire(wireName));
     // fill() settles in a later turn, so the flight is in the map before it leaves it.
     const promise = this.fill(flight, key, wireName, qtype, revalidate);
     flight.promise = promise;

@@ -41,6 +41,24 @@ function skipName(msg: Buffer, off: number): number {
   }
 }
 
+/** The last name `nameOfWire` read: its wire form (a copy) and presentation form. */
+let lastWire: Buffer | undefined;
+let lastName = "";
+
+/**
+ * `readName(wireName, 0)` for a name in wire form alone, the last one kept:
+ * a resolver's upstream requests ask for the same few names over and over
+ * (a simulator's thousands of resolvers, the one name it follows), and a
+ * comparison of its bytes costs less than decoding its labels into strings.
+ */
+export function nameOfWire(wireName: Buffer): string {
+  if (lastWire?.equals(wireName)) return lastName;
+  const name = readName(wireName, 0);
+  lastWire = Buffer.from(wireName);
+  lastName = name;
+  return name;
+}
+
 /**
  * The name at `off` in lower-case presentation form without the trailing dot,
  * following pointers (only backwards, so loops end).

@@ -6,7 +6,7 @@ import {
   storeAnswer,
   UpstreamError,
 } from "../../resolver/answer.ts";
-import { asciiLower, RCODE } from "../../resolver/message.ts";
+import { asciiLower, nameOfWire, RCODE, readName } from "../../resolver/message.ts";
 import { parseQuery, type Query, RCODE_BADVERS } from "../../resolver/query.ts";
 import { renderAnswer, renderRefusal, type WireOptions } from "../../resolver/wire.ts";
 import { makeQuery, SOA_DATA } from "./fake-authority.ts";
@@ -321,5 +321,24 @@ describe("asciiLower", () => {
     const lower = "www.example.test";
     expect(asciiLower(lower)).toBe(lower);
     expect(asciiLower("")).toBe("");
+  });
+});
+
+describe("nameOfWire", () => {
+  it("reads a wire name as readName does, for the name read last and for another", () => {
+    const wire = (name: string) => query(makeQuery(name, "A")).name;
+    const names = ["www.example.test", "WWW.Example.TEST", "a.b.c.example.test", "example.test"];
+    for (const first of names)
+      for (const second of names) {
+        for (const n of [first, second, first, first]) {
+          const w = wire(n);
+          expect(nameOfWire(w)).toBe(readName(w, 0));
+        }
+      }
+    // The caller's buffer is not kept: changed in place, it is read anew.
+    const w = Buffer.from(wire("www.example.test"));
+    expect(nameOfWire(w)).toBe("www.example.test");
+    w[1] = "x".charCodeAt(0);
+    expect(nameOfWire(w)).toBe("xww.example.test");
   });
 });
