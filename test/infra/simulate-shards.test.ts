@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { type FuzzOutcome, fuzz, fuzzCase, fuzzLine, fuzzOptions } from "../../infra/sim/fuzz.ts";
 import { generateTopology } from "../../infra/sim/generate.ts";
 import { type SimOptions, type SimResult, simulate } from "../../infra/sim/run.ts";
@@ -195,6 +195,26 @@ describe("simulate: split by subtree over worker threads", () => {
     };
     await expect(simulateSharded(o, 2)).rejects.toThrow(/simulation shard failed: maxSize/);
     expect(ports()).toBe(before);
+  }, 120_000);
+
+  it("returns a finished run's result while its workers end, and every worker ends", async () => {
+    const t = generateTopology(await loadTopology(internet), 9, 90);
+    const ports = () => process.getActiveResourcesInfo().filter((r) => r === "MessagePort").length;
+    const before = ports();
+    const r = await simulateSharded(
+      {
+        topology: t,
+        mode: "invalidate",
+        changes: 2,
+        seed: 1,
+        zone: { ttl: 20, staleWhileRevalidate: 10, staleIfError: 86_400 },
+        clientQps: 0.2,
+      },
+      2,
+    );
+    expect(r.workers).toBe(2);
+    // No worker left running or holding its port: waited for, not slept.
+    await vi.waitFor(() => expect(ports()).toBe(before), { timeout: 30_000, interval: 50 });
   }, 120_000);
 
   it("propagate simulate --workers 2 prints what --workers 1 prints", async () => {
