@@ -40,7 +40,9 @@ export const MIN_NODES_PER_WORKER = 2_000;
  * run stays small. The 100,000-resolver hour (bench/results/simulate.md,
  * "A young generation as large as V8 allows"): promoted 4.0 -> 1.0 GB,
  * scavenges 679 -> 210, background marking 28 -> 5 s, wall 95-105 -> 73-75 s,
- * max RSS 2.2 -> 3.5 GB.
+ * max RSS 2.2 -> 3.5 GB. Never more than a quarter of a worker's share of
+ * the machine (`youngGenerationMb`): each semi-space pair is committed whole
+ * once grown.
  */
 const YOUNG_GENERATION_MB = 1_536;
 
@@ -49,6 +51,22 @@ const OLD_GENERATION_PER_NODE_MB = 0.04;
 /** And per node and change followed (each change keeps a time per node, 8 bytes, and more). */
 const OLD_GENERATION_PER_NODE_CHANGE_MB = 32 / (1024 * 1024);
 const OLD_GENERATION_BASE_MB = 1_024;
+
+/** A worker's share of the machine (or of the cgroup's memory limit), in MB: three quarters of it, split. */
+function shareMb(shards: number): number {
+  const constrained = process.constrainedMemory?.() ?? 0;
+  const memory = constrained > 0 ? Math.min(constrained, totalmem()) : totalmem();
+  return Math.floor((memory * 0.75) / (1024 * 1024) / shards);
+}
+
+/**
+ * A shard worker's young-generation limit: `YOUNG_GENERATION_MB`, at most a
+ * quarter of its share of the machine (`share`, MB), never below V8's own
+ * default (48 MB: two 16 MB semi-spaces and as much for large objects).
+ */
+export function youngGenerationMb(shards: number, share = shareMb(shards)): number {
+  return Math.max(48, Math.min(YOUNG_GENERATION_MB, Math.floor(share / 4)));
+}
 
 /**
  * A shard worker's old-generation limit. V8 lets a heap that allocates fast
@@ -61,9 +79,7 @@ const OLD_GENERATION_BASE_MB = 1_024;
  */
 function oldGenerationMb(nodes: number, changes: number, shards: number): number {
   const mb = 1024 * 1024;
-  const constrained = process.constrainedMemory?.() ?? 0;
-  const memory = constrained > 0 ? Math.min(constrained, totalmem()) : totalmem();
-  const share = Math.floor((memory * 0.75) / mb / shards);
+  const share = shareMb(shards);
   const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)];
   if (flags.some((f) => f.startsWith("--max-old-space-size")))
     return Math.floor(getHeapStatistics().heap_size_limit / mb / shards);
@@ -317,7 +333,7 @@ function runShard(
   const worker = simWorker(
     { kind: "shard", options },
     {
-      maxYoungGenerationSizeMb: YOUNG_GENERATION_MB,
+      maxYoungGenerationSizeMb: youngGenerationMb(shards),
       maxOldGenerationSizeMb: oldGenerationMb(nodes, options.changes, shards),
     },
   );

@@ -10,6 +10,7 @@ import {
   simulateSharded,
   splitTopology,
   WindowBarrier,
+  youngGenerationMb,
 } from "../../infra/sim/shards.ts";
 import { loadTopology, type Topology } from "../../infra/topology.ts";
 
@@ -78,6 +79,14 @@ describe("simulate: split by subtree over worker threads", () => {
     expect(heapGrowthFlag(["--enable-source-maps"])).toBe("--heap-growing-percent=100");
     expect(heapGrowthFlag(["--heap-growing-percent=300"])).toBeUndefined();
     expect(heapGrowthFlag(["--heap_growing_percent=50"])).toBeUndefined();
+  });
+
+  it("gives each worker V8's largest young generation, at most a quarter of its share of memory", () => {
+    // 24 GB, two workers: 9,216 MB each, the 1,536 MB cap (two 512 MB semi-spaces).
+    expect(youngGenerationMb(2, 9_216)).toBe(1_536);
+    expect(youngGenerationMb(2, 2_048)).toBe(512);
+    expect(youngGenerationMb(8, 100)).toBe(48);
+    expect(youngGenerationMb(2)).toBeGreaterThanOrEqual(48);
   });
 
   it("closes each window at the latest shard's instant; a capped shard's claim is checked", async () => {
