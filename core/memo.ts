@@ -25,3 +25,47 @@ export function memoized<T>(
     return value;
   };
 }
+
+/**
+ * Values computed from a byte string, the last `kept` of them kept by the
+ * string's exact bytes (a copy: a caller's buffer changed in place later is
+ * not taken for the one kept), the newest compared first. For inputs that
+ * repeat byte for byte, few at a time (the same upstream answer stored by
+ * thousands of simulated resolvers, the one name they ask), where decoding
+ * costs more than a comparison. A value of undefined is not kept.
+ */
+export class RecentBytes<T> {
+  private readonly keys: Uint8Array[] = [];
+  private readonly values: T[] = [];
+
+  constructor(private readonly kept: number) {}
+
+  get(bytes: Uint8Array): T | undefined {
+    for (let i = this.keys.length - 1; i >= 0; i--) {
+      if (sameBytes(this.keys[i]!, bytes)) return this.values[i];
+    }
+    return undefined;
+  }
+
+  set(bytes: Uint8Array, value: T): void {
+    if (value === undefined) return;
+    if (this.keys.length === this.kept) {
+      this.keys.shift();
+      this.values.shift();
+    }
+    // A copy (a Buffer's `slice` would be a view of the caller's bytes).
+    this.keys.push(new Uint8Array(bytes));
+    this.values.push(value);
+  }
+
+  clear(): void {
+    this.keys.length = 0;
+    this.values.length = 0;
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

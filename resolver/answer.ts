@@ -5,10 +5,10 @@
  * field so the hot path can count them down without decoding.
  */
 import * as packet from "dns-packet";
+import { RecentBytes } from "../core/memo.ts";
 import { MAX_TTL as MAX, type RRset } from "../core/records.ts";
 import { rrsetToAnswers } from "../core/wire.ts";
 import {
-  asciiLower,
   HEADER_LEN,
   RCODE,
   type RecordHeader,
@@ -132,9 +132,6 @@ export function storeAnswer(
  * few are kept by their bytes (`PARSED`).
  */
 interface Parsed {
-  /** The response as parsed (question name as the caller asked it, OPT not yet cut). */
-  bytes: Buffer;
-  qtype: number;
   rcode: number;
   /** Where the OPT record starts (the wire is cut there), or -1. */
   cut: number;
@@ -155,40 +152,40 @@ interface Parsed {
   direct: boolean;
 }
 
-/** Responses parsed lately, newest last; a handful is enough for the simulator's few versions. */
-const PARSED: Parsed[] = [];
-const PARSED_KEPT = 8;
+/**
+ * Responses parsed lately, by their bytes; a handful is enough for the
+ * simulator's few versions. The bytes hold the question, which
+ * `checkResponse` has matched to the QTYPE, so equal bytes parse alike.
+ */
+const PARSED = new RecentBytes<Parsed>(8);
 
 /** Drops the responses parsed lately (tests: a store that parses afresh). */
 export function forgetParsedAnswers(): void {
-  PARSED.length = 0;
+  PARSED.clear();
 }
 
 function parsedOf(msg: Buffer, qtype: number): Parsed {
-  for (let i = PARSED.length - 1; i >= 0; i--) {
-    const p = PARSED[i]!;
-    if (p.qtype === qtype && p.bytes.equals(msg)) return p;
+  let p = PARSED.get(msg);
+  if (p === undefined) {
+    p = parse(msg, qtype);
+    PARSED.set(msg, p);
   }
-  const p = parse(msg, qtype);
-  if (PARSED.length === PARSED_KEPT) PARSED.shift();
-  PARSED.push(p);
   return p;
 }
 
 function parse(msg: Buffer, qtype: number): Parsed {
-  const bytes = Buffer.from(msg);
-  let records = readRecords(bytes);
+  let records = readRecords(msg);
   const opt = records.findIndex((r) => r.type === TYPE_OPT);
   let cut = -1;
   let arCount = 0;
-  let wire = bytes;
+  let wire = msg;
   if (opt >= 0) {
     cut = records[opt]!.start;
-    wire = bytes.subarray(0, cut);
+    wire = msg.subarray(0, cut);
     arCount = records.slice(0, opt).filter((r) => r.section === 2).length;
     records = records.slice(0, opt);
   }
-  const rcode = bytes[3]! & 0x0f;
+  const rcode = msg[3]! & 0x0f;
   const negative = rcode === RCODE.NXDOMAIN || !records.some((r) => r.section === 0);
   const sets = new Map<string, number>();
   const setMin: number[] = [];
@@ -221,8 +218,6 @@ function parse(msg: Buffer, qtype: number): Parsed {
   }
   const { owners, direct } = ownersOf(wire, qtype, records);
   return {
-    bytes,
-    qtype,
     rcode,
     cut,
     arCount,
@@ -274,9 +269,22 @@ function checkResponse(msg: Buffer, name: Buffer, qtype: number): void {
   const same =
     msg.readUInt16BE(4) === 1 &&
     end + 4 <= msg.length &&
-    asciiLower(msg.toString("latin1", HEADER_LEN, end)) === name.toString("latin1") &&
+    questionIs(msg, name) &&
     msg.readUInt16BE(end) === qtype;
   if (!same) throw new UpstreamError("upstream response answers a different question");
+}
+
+/**
+ * The question name at HEADER_LEN is `name` (lower case) but for the case
+ * of ASCII letters (RFC 4343 §3; the upstream may echo 0x20 mixed case),
+ * compared octet by octet: no strings made per stored answer.
+ */
+function questionIs(msg: Buffer, name: Buffer): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const b = msg[HEADER_LEN + i]!;
+    if ((b >= 65 && b <= 90 ? b | 32 : b) !== name[i]) return false;
+  }
+  return true;
 }
 
 /**

@@ -4,6 +4,7 @@
  * resource record's header. The hot path and the cache fill use these instead
  * of a full decoder, so stored answers keep the upstream's exact bytes.
  */
+import { RecentBytes } from "../core/memo.ts";
 
 export const HEADER_LEN = 12;
 export const TYPE_OPT = 41;
@@ -41,9 +42,8 @@ function skipName(msg: Buffer, off: number): number {
   }
 }
 
-/** The last name `nameOfWire` read: its wire form (a copy) and presentation form. */
-let lastWire: Buffer | undefined;
-let lastName = "";
+/** The names `nameOfWire` read last, by their wire form. */
+const NAMES = new RecentBytes<string>(1);
 
 /**
  * `readName(wireName, 0)` for a name in wire form alone, the last one kept:
@@ -52,10 +52,11 @@ let lastName = "";
  * comparison of its bytes costs less than decoding its labels into strings.
  */
 export function nameOfWire(wireName: Buffer): string {
-  if (lastWire?.equals(wireName)) return lastName;
-  const name = readName(wireName, 0);
-  lastWire = Buffer.from(wireName);
-  lastName = name;
+  let name = NAMES.get(wireName);
+  if (name === undefined) {
+    name = readName(wireName, 0);
+    NAMES.set(wireName, name);
+  }
   return name;
 }
 

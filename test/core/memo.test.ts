@@ -1,6 +1,6 @@
 /** core/memo.ts: a string function computed once per argument, bounded in entries and length. */
 import { describe, expect, it } from "vitest";
-import { memoized } from "../../core/memo.ts";
+import { memoized, RecentBytes } from "../../core/memo.ts";
 
 describe("memoized", () => {
   it("computes once per argument, starts over past its bound, never keeps a long argument", () => {
@@ -42,5 +42,29 @@ describe("memoized", () => {
     expect([f("ok"), f("bad"), f("bad"), f("ok")]).toEqual(["ok", undefined, undefined, "ok"]);
     // "bad" neither was kept nor pushed "ok" out of the one place there is.
     expect(calls).toEqual(["ok", "bad", "bad"]);
+  });
+});
+
+describe("RecentBytes", () => {
+  it("finds a value by equal bytes, keeps the last `kept`, copies its keys, keeps no undefined", () => {
+    const r = new RecentBytes<string>(2);
+    const a = Buffer.from("abc");
+    r.set(a, "A");
+    expect(r.get(Buffer.from("abc"))).toBe("A");
+    expect(r.get(new Uint8Array([97, 98, 99]))).toBe("A");
+    expect(r.get(Buffer.from("ab"))).toBeUndefined();
+    expect(r.get(Buffer.from("abd"))).toBeUndefined();
+    // The caller's buffer changed in place is not the key kept.
+    a[0] = 120;
+    expect(r.get(a)).toBeUndefined();
+    expect(r.get(Buffer.from("abc"))).toBe("A");
+    r.set(Buffer.from("b"), "B");
+    r.set(Buffer.from("c"), "C");
+    expect(r.get(Buffer.from("abc"))).toBeUndefined();
+    expect([r.get(Buffer.from("b")), r.get(Buffer.from("c"))]).toEqual(["B", "C"]);
+    r.set(Buffer.from("d"), undefined as unknown as string);
+    expect(r.get(Buffer.from("b"))).toBe("B");
+    r.clear();
+    expect(r.get(Buffer.from("c"))).toBeUndefined();
   });
 });
