@@ -91,11 +91,13 @@ type Column = Int32Array | Uint16Array | Float64Array;
  * aligned; `done` checks the buffer was sized for exactly what was taken.
  */
 class Carver {
-  private at = 0;
   private readonly buf: ArrayBuffer;
+  private at: number;
+  private readonly end: number;
 
   constructor(bytes: number) {
-    this.buf = new ArrayBuffer(bytes);
+    [this.buf, this.at] = region(bytes);
+    this.end = this.at + bytes;
   }
 
   take<T extends Column>(old: T, n: number): T {
@@ -107,10 +109,46 @@ class Carver {
   }
 
   done(): void {
-    if (this.at !== this.buf.byteLength) {
-      throw new Error(`arrays took ${this.at} of ${this.buf.byteLength} bytes`);
+    if (this.at !== this.end) {
+      throw new Error(`arrays ended at ${this.at}, their region at ${this.end}`);
     }
   }
+}
+
+/** Shared buffers are this large; regions up to POOLED_MAX octets are cut from them. */
+const POOL_BYTES = 1 << 20;
+const POOLED_MAX = 4096;
+let pool: ArrayBuffer | undefined;
+let poolAt = 0;
+
+/**
+ * Zeroed room for `bytes` octets, 8-aligned: a region of a buffer shared by
+ * many caches when it is small, else a buffer of its own. A cache starts with
+ * four small arrays (its slots, its postings, its first slab, the free-list
+ * heads), and an ArrayBuffer each is a backing store allocated and zeroed
+ * apart, with an extension the collector sweeps at every full collection and
+ * external memory that makes V8 collect early: the simulator's 100,000
+ * resolvers made 400,000 of them while it built and first filled its
+ * caches. A region is never given back or reused (so it is zero when
+ * handed out); the shared buffer lives while a view into it does, so it
+ * holds at most POOL_BYTES for a few small caches a process has dropped.
+ */
+function region(bytes: number): [ArrayBuffer, number] {
+  if (bytes > POOLED_MAX) return [new ArrayBuffer(bytes), 0];
+  const size = (bytes + 7) & ~7;
+  if (pool === undefined || poolAt + size > POOL_BYTES) {
+    pool = new ArrayBuffer(POOL_BYTES);
+    poolAt = 0;
+  }
+  const at = poolAt;
+  poolAt += size;
+  return [pool, at];
+}
+
+/** A zeroed Uint8Array of `n` octets (`region`). */
+function bytesOf(n: number): Uint8Array {
+  const [buf, at] = region(n);
+  return new Uint8Array(buf, at, n);
 }
 
 /**
@@ -646,14 +684,14 @@ export class LruStorage implements ResolverStorage {
         // a process with thousands of small caches (the simulator) holds no 4 MiB each.
         let size = this.slabs[last]!.length * 2;
         while (size < need) size *= 2;
-        const grownSlab = new Uint8Array(Math.min(size, SLAB_SIZE));
+        const grownSlab = bytesOf(Math.min(size, SLAB_SIZE));
         grownSlab.set(this.slabs[last]!);
         this.slabs[last] = grownSlab;
       } else {
         if (this.slabs.length === MAX_SLABS) throw new RangeError("resolver cache slabs exhausted");
         let size = last < 0 ? FIRST_SLAB : SLAB_SIZE;
         while (size < bytes) size *= 2;
-        this.slabs.push(new Uint8Array(size));
+        this.slabs.push(bytesOf(size));
         this.tailAt = 0;
       }
     }
@@ -664,9 +702,9 @@ export class LruStorage implements ResolverStorage {
 
   private freeChunkAt(off: number, cls: number): void {
     if (cls >= this.freeChunk.length) {
-      const heads = new Float64Array(
-        Math.min(CLASSES, Math.max(cls + 1, this.freeChunk.length * 2)),
-      );
+      const n = Math.min(CLASSES, Math.max(cls + 1, this.freeChunk.length * 2));
+      const [buf, at] = region(n * 8);
+      const heads = new Float64Array(buf, at, n);
       heads.fill(-1, this.freeChunk.length).set(this.freeChunk);
       this.freeChunk = heads;
     }

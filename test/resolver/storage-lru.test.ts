@@ -260,17 +260,24 @@ describe("LruStorage", () => {
     expect(many.every((s) => s.find(e.wireName, 1) >= 0)).toBe(true);
   });
 
+  /** A cache's typed arrays by field name (white-box). */
+  const arraysOf = (s: LruStorage) =>
+    Object.entries(s).filter((e): e is [string, ArrayBufferView] => ArrayBuffer.isView(e[1]));
+  /** Whether two views share an octet. */
+  const overlap = (x: ArrayBufferView, y: ArrayBufferView) =>
+    x.buffer === y.buffer &&
+    x.byteOffset < y.byteOffset + y.byteLength &&
+    y.byteOffset < x.byteOffset + x.byteLength;
+
   it("keeps a new cache's slot and posting fields in six arrays of its own; only the free-list heads start shared", () => {
     // White-box: the arrays start as shared zero-length ones (ad22fad), and one
     // left uncarved would drop every write to it without an error. Six, not a
     // column per field: each view is an object the collector marks, and the
-    // simulator holds one cache per resolver.
-    const arrays = (s: LruStorage) =>
-      Object.entries(s).filter(
-        (e): e is [string, ArrayBufferView] => ArrayBuffer.isView(e[1]) && e[0] !== "freeChunk",
-      );
+    // simulator holds one cache per resolver. Small arrays of many caches
+    // are regions of one shared buffer: apart, never overlapping.
+    const arrays = (s: LruStorage) => arraysOf(s).filter(([name]) => name !== "freeChunk");
     const a = arrays(new LruStorage(1 << 16));
-    const b = new Set(arrays(new LruStorage(1 << 16)).map(([, c]) => c.buffer));
+    const b = arrays(new LruStorage(1 << 16));
     expect(a.map(([name]) => name).sort()).toEqual([
       "f64",
       "ints",
@@ -281,7 +288,44 @@ describe("LruStorage", () => {
     ]);
     for (const [name, col] of a) {
       expect(col.byteLength, name).toBeGreaterThan(0);
-      expect(b.has(col.buffer), name).toBe(false);
+      for (const [other, col2] of [...a, ...b]) {
+        if (col2 !== col) expect(overlap(col, col2), `${name} / ${other}`).toBe(false);
+      }
+    }
+  });
+
+  it("keeps the entries and arrays of thousands of small caches apart, across shared buffers", () => {
+    // ~1.5 KB of small arrays a cache once it holds and has freed an answer:
+    // 2,000 of them cross several of the 1 MiB buffers they are cut from.
+    const caches = Array.from({ length: 2000 }, () => new LruStorage(1 << 16));
+    caches.forEach((c, i) => {
+      c.set(entry(`c${i}.example.test`, "192.0.2.1"));
+      // A second answer under the name frees the first's chunk: the free-list heads are made.
+      c.set(entry(`c${i}.example.test`, "192.0.2.2"));
+    });
+    caches.forEach((c, i) => {
+      const slot = c.find(toWire(`c${i}.example.test`), 1);
+      expect(slot, `cache ${i}`).toBeGreaterThanOrEqual(0);
+      expect(c.answerOf(slot).wire.includes(Buffer.from([192, 0, 2, 2])), `cache ${i}`).toBe(true);
+      expect(c.find(toWire(`c${(i + 1) % 2000}.example.test`), 1), `cache ${i}`).toBe(-1);
+    });
+    // Every array of every cache (slabs included) apart from every other's.
+    const views = caches.flatMap((c) => [
+      ...arraysOf(c).map(([, v]) => v),
+      ...(c as unknown as { slabs: Uint8Array[] }).slabs,
+    ]);
+    const buffers = new Set(views.map((v) => v.buffer));
+    expect(buffers.size).toBeGreaterThan(1);
+    expect(buffers.size).toBeLessThan(100);
+    for (const buf of buffers) {
+      const inBuf = views
+        .filter((v) => v.buffer === buf && v.byteLength > 0)
+        .sort((x, y) => x.byteOffset - y.byteOffset);
+      for (let k = 1; k < inBuf.length; k++) {
+        expect(inBuf[k]!.byteOffset).toBeGreaterThanOrEqual(
+          inBuf[k - 1]!.byteOffset + inBuf[k - 1]!.byteLength,
+        );
+      }
     }
   });
 
