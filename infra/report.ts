@@ -47,8 +47,74 @@ export interface Report {
 /** Nearest-rank quantile (p in [0, 1]) of sorted values; NaN when empty. */
 export function quantile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return Number.NaN;
-  const rank = Math.max(1, Math.ceil(p * sorted.length));
-  return sorted[Math.min(sorted.length, rank) - 1]!;
+  return sorted[rankIndex(sorted.length, p)]!;
+}
+
+/** The index of the nearest-rank p quantile among n sorted values (n > 0). */
+function rankIndex(n: number, p: number): number {
+  return Math.min(n, Math.max(1, Math.ceil(p * n))) - 1;
+}
+
+/**
+ * Puts the k-th smallest of `a[lo..hi]` at index k, nothing larger before it
+ * and nothing smaller after it, and returns it: Hoare's FIND as Wirth writes
+ * it (Algorithms + Data Structures = Programs, §2.3.4), expected linear, the
+ * median of three as the pivot so that sorted input is no worst case. For
+ * values without NaN (every comparison with NaN is false).
+ */
+export function selectKth(a: Float64Array, k: number, lo = 0, hi = a.length - 1): number {
+  while (lo < hi) {
+    const x = medianOfThree(a[lo]!, a[(lo + hi) >>> 1]!, a[hi]!);
+    let i = lo;
+    let j = hi;
+    do {
+      while (a[i]! < x) i++;
+      while (x < a[j]!) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i] = a[j]!;
+        a[j] = t;
+        i++;
+        j--;
+      }
+    } while (i <= j);
+    if (j < k) lo = i;
+    if (k < i) hi = j;
+  }
+  return a[k]!;
+}
+
+function medianOfThree(a: number, b: number, c: number): number {
+  return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
+}
+
+/**
+ * The p50, p90 and p99 (nearest rank) and the maximum of `times`, which it
+ * reorders: the quantiles of a sort, by selection (a simulated hour of
+ * 100,000 resolvers has 1.2 million samples per table row, and a sort of
+ * them took ~150 ms against ~25 ms). With a NaN among them, a sort.
+ */
+function tail(times: Float64Array): { p50: number; p90: number; p99: number; max: number } {
+  const n = times.length;
+  if (n === 0) return { p50: Number.NaN, p90: Number.NaN, p99: Number.NaN, max: Number.NaN };
+  if (times.some(Number.isNaN)) {
+    times.sort();
+    return {
+      p50: quantile(times, 0.5),
+      p90: quantile(times, 0.9),
+      p99: quantile(times, 0.99),
+      max: times[n - 1]!,
+    };
+  }
+  // Each selection leaves nothing larger before its index: the next one looks only there.
+  const k99 = rankIndex(n, 0.99);
+  const p99 = selectKth(times, k99);
+  const k90 = rankIndex(n, 0.9);
+  const p90 = selectKth(times, k90, 0, k99);
+  const p50 = selectKth(times, rankIndex(n, 0.5), 0, k90);
+  let max = p99;
+  for (let i = k99 + 1; i < n; i++) if (times[i]! > max) max = times[i]!;
+  return { p50, p90, p99, max };
 }
 
 export interface Summary {
@@ -72,32 +138,33 @@ export function summarise(
   nodes: NodeSamples[],
   bounds?: Record<string, number>,
 ): Summary {
-  // A typed array sorts numbers without a comparator call per pair: a
-  // simulated hour of 100,000 resolvers has over a million samples.
+  // A typed array: a simulated hour of 100,000 resolvers has over a million samples.
   let count = 0;
   for (const n of nodes) count += n.timesMs.length;
   const times = new Float64Array(count);
   let at = 0;
-  for (const n of nodes) for (const t of n.timesMs) times[at++] = t;
-  times.sort();
   let boundMs = Number.NaN;
   let exceeded = 0;
+  let staleSeen = 0;
+  let unconverged = 0;
   for (const n of nodes) {
     const b = bounds?.[n.nodeId];
-    if (b === undefined) continue;
-    boundMs = Number.isNaN(boundMs) ? b : Math.max(boundMs, b);
-    exceeded += n.timesMs.filter((t) => t > b).length;
+    if (b !== undefined) boundMs = Number.isNaN(boundMs) ? b : Math.max(boundMs, b);
+    const limit = b ?? Number.POSITIVE_INFINITY;
+    for (const t of n.timesMs) {
+      times[at++] = t;
+      if (t > limit) exceeded++;
+    }
+    staleSeen += n.staleSeen;
+    unconverged += n.unconverged ?? 0;
   }
   return {
     label,
     nodes: nodes.length,
     samples: times.length,
-    p50: quantile(times, 0.5),
-    p90: quantile(times, 0.9),
-    p99: quantile(times, 0.99),
-    max: count > 0 ? times[count - 1]! : Number.NaN,
-    staleSeen: nodes.reduce((s, n) => s + n.staleSeen, 0),
-    unconverged: nodes.reduce((s, n) => s + (n.unconverged ?? 0), 0),
+    ...tail(times),
+    staleSeen,
+    unconverged,
     boundMs,
     exceeded,
   };

@@ -7,6 +7,7 @@ import {
   type Report,
   renderTable,
   rows,
+  selectKth,
   summarise,
   toJson,
   verdict,
@@ -48,6 +49,70 @@ describe("report", () => {
     expect(quantile(s, 0.9)).toBe(9);
     expect(quantile(s, 0.99)).toBe(10);
     expect(quantile([], 0.5)).toBeNaN();
+  });
+
+  it("selects the k-th smallest as a sort would place it, whatever the order and ties", () => {
+    // A small generator of its own, so a failure replays.
+    let x = 12345;
+    const next = () => {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      return x / 2 ** 32;
+    };
+    const shapes: [string, (n: number) => number[]][] = [
+      ["random", (n) => Array.from({ length: n }, () => next() * 1000)],
+      ["few values", (n) => Array.from({ length: n }, () => Math.floor(next() * 3))],
+      ["sorted", (n) => Array.from({ length: n }, (_, i) => i)],
+      ["reversed", (n) => Array.from({ length: n }, (_, i) => n - i)],
+      ["all equal", (n) => Array<number>(n).fill(7)],
+      ["organ pipe", (n) => Array.from({ length: n }, (_, i) => Math.min(i, n - i))],
+    ];
+    for (const [shape, make] of shapes) {
+      for (const n of [1, 2, 3, 5, 10, 101, 1000]) {
+        const values = make(n);
+        const sorted = Float64Array.from(values).sort();
+        for (const k of new Set([0, 1, n >> 1, n - 2, n - 1].filter((i) => i >= 0 && i < n))) {
+          const a = Float64Array.from(values);
+          expect(selectKth(a, k), `${shape} n=${n} k=${k}`).toBe(sorted[k]);
+          // Nothing larger before it, nothing smaller after it.
+          for (let i = 0; i < k; i++) expect(a[i]! <= a[k]!).toBe(true);
+          for (let i = k + 1; i < n; i++) expect(a[i]! >= a[k]!).toBe(true);
+        }
+      }
+    }
+  });
+
+  it("takes a summary's quantiles and maximum as a sort of every sample would", () => {
+    let x = 99;
+    const next = () => {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      return x / 2 ** 32;
+    };
+    const shapes: [string, (k: number, n: number) => number][] = [
+      ["random", () => Math.round(next() * 500)],
+      ["few values", () => Math.floor(next() * 4)],
+      ["reversed", (k, n) => n - k],
+      ["sorted", (k) => k],
+    ];
+    for (const [shape, value] of shapes) {
+      // Every size up to 300 (where the ranks fall together or apart), and a large one.
+      for (const n of [...Array.from({ length: 301 }, (_, i) => i), 5000]) {
+        const nodes = Array.from({ length: Math.max(1, n >> 3) }, (_, i) =>
+          node(`n${i}`, [], 0, "resolver"),
+        );
+        for (let k = 0; k < n; k++) nodes[k % nodes.length]!.timesMs.push(value(k, n));
+        const all = Float64Array.from(nodes.flatMap((d) => d.timesMs)).sort();
+        const s = summarise("all", nodes);
+        expect([s.p50, s.p90, s.p99, s.max], `${shape} n=${n}`).toEqual([
+          quantile(all, 0.5),
+          quantile(all, 0.9),
+          quantile(all, 0.99),
+          n === 0 ? Number.NaN : all[n - 1],
+        ]);
+      }
+    }
+    // A NaN among the samples: the sort's answer (NaN last).
+    const odd = summarise("odd", [node("a", [3, Number.NaN, 1, 2])]);
+    expect([odd.p50, odd.p90, odd.max]).toEqual([2, Number.NaN, Number.NaN]);
   });
 
   it("summarises samples against each node's own bound", () => {
