@@ -83,12 +83,14 @@ function ownerHash(owner: string): number {
 type Column = Int32Array | Uint16Array | Float64Array;
 
 /**
- * Arrays cut from one ArrayBuffer, each a copy of an old one grown to its
- * new length: a cache's slot arrays (and its posting arrays) cost one
- * buffer, not one each. Every ArrayBuffer has a backing store of its own
- * and an extension the GC tracks, and a simulator holds one cache per
- * resolver. Arrays are taken widest element first, so every view is
- * aligned; `done` checks the buffer was sized for exactly what was taken.
+ * Arrays cut from one region (`region`: of a buffer shared with other
+ * caches while they are small), each a copy of an old one grown to its new
+ * length: a cache's slot arrays (and its posting arrays) cost one region,
+ * not a buffer each. Every ArrayBuffer has a backing store of its own and an
+ * extension the GC tracks, and a simulator holds one cache per resolver.
+ * Arrays are taken widest element first from an 8-aligned start, so every
+ * view is aligned; `done` checks the region was sized for exactly what was
+ * taken.
  */
 class Carver {
   private readonly buf: ArrayBuffer;
