@@ -230,9 +230,10 @@ export class LruStorage implements ResolverStorage {
   /** Bump pointer in the last slab. */
   private tailAt = 0;
   /**
-   * Head of each size class's free list (-1: empty), grown to the largest
-   * class freed so far: all CLASSES of them are 6.6 KB, more than a cache
-   * with a few small entries holds in answers.
+   * Head of each size class's free list (-1: empty), those of a first
+   * slab's classes from the start, grown to the largest class freed so far:
+   * all CLASSES of them are 6.6 KB, more than a cache with a few small
+   * entries holds in answers.
    */
   private freeChunk: Float64Array<ArrayBuffer> = NONE_F64;
 
@@ -276,6 +277,9 @@ export class LruStorage implements ResolverStorage {
     // the slot's fields and the stored name, and at 50,000 caches each read
     // is a miss unless its neighbour brought the line in.
     this.slabs.push(bytesOf(FIRST_SLAB));
+    // And the free-list heads of the classes a first slab holds: every
+    // refresh frees the answer it replaces and the next takes its chunk.
+    this.growHeads(FIRST_SLAB >> 4);
   }
 
   // ---- hot path ----
@@ -710,11 +714,7 @@ export class LruStorage implements ResolverStorage {
 
   private freeChunkAt(off: number, cls: number): void {
     if (cls >= this.freeChunk.length) {
-      const n = Math.min(CLASSES, Math.max(cls + 1, this.freeChunk.length * 2));
-      const [buf, at] = region(n * 8);
-      const heads = new Float64Array(buf, at, n);
-      heads.fill(-1, this.freeChunk.length).set(this.freeChunk);
-      this.freeChunk = heads;
+      this.growHeads(Math.min(CLASSES, Math.max(cls + 1, this.freeChunk.length * 2)));
     }
     const link = this.freeChunk[cls]!;
     const slab = this.slabs[off >>> SLAB_SHIFT]!;
@@ -725,6 +725,14 @@ export class LruStorage implements ResolverStorage {
     slab[at + 2] = (v >>> 16) & 0xff;
     slab[at + 3] = v >>> 24;
     this.freeChunk[cls] = off;
+  }
+
+  /** The free-list heads for classes below `n`, the new ones empty (-1). */
+  private growHeads(n: number): void {
+    const [buf, at] = region(n * 8);
+    const heads = new Float64Array(buf, at, n);
+    heads.fill(-1, this.freeChunk.length).set(this.freeChunk);
+    this.freeChunk = heads;
   }
 
   private addPosting(slot: number, owner: string): void {

@@ -269,23 +269,28 @@ describe("LruStorage", () => {
     x.byteOffset < y.byteOffset + y.byteLength &&
     y.byteOffset < x.byteOffset + x.byteLength;
 
-  it("keeps a new cache's slot and posting fields in six arrays of its own; only the free-list heads start shared", () => {
+  it("keeps a new cache's slot and posting fields in six arrays of its own, and its free-list heads", () => {
     // White-box: the arrays start as shared zero-length ones (ad22fad), and one
     // left uncarved would drop every write to it without an error. Six, not a
     // column per field: each view is an object the collector marks, and the
     // simulator holds one cache per resolver. Small arrays of many caches
     // are regions of one shared buffer: apart, never overlapping.
-    const arrays = (s: LruStorage) => arraysOf(s).filter(([name]) => name !== "freeChunk");
+    const arrays = (s: LruStorage) => arraysOf(s);
     const a = arrays(new LruStorage(1 << 16));
     const b = arrays(new LruStorage(1 << 16));
     expect(a.map(([name]) => name).sort()).toEqual([
       "f64",
+      "freeChunk",
       "ints",
       "pHead",
       "posts",
       "table",
       "u16",
     ]);
+    // The heads of a first slab's classes, all empty.
+    const heads = a.find(([name]) => name === "freeChunk")![1] as Float64Array;
+    expect(heads.length).toBe(32);
+    expect(heads.every((h) => h === -1)).toBe(true);
     for (const [name, col] of a) {
       expect(col.byteLength, name).toBeGreaterThan(0);
       for (const [other, col2] of [...a, ...b]) {
