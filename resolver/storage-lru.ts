@@ -212,8 +212,8 @@ function latin1(slab: Uint8Array, from: number, to: number): string {
 
 /**
  * Zero-length arrays every new cache starts from, shared: its constructor
- * carves its own slot and posting arrays at once (growSlots, growPostings;
- * the free-list heads, `freeChunk`, only at the first free), and an array
+ * carves its own slot and posting arrays, and its free-list heads, at once
+ * (growSlots, growPostings, growHeads), and an array
  * made only to be copied from costs two objects (a view and its buffer),
  * which the simulator made for each of its 100,000 resolvers. Never written
  * (a typed array ignores a write past its end).
@@ -277,8 +277,9 @@ export class LruStorage implements ResolverStorage {
     // the slot's fields and the stored name, and at 50,000 caches each read
     // is a miss unless its neighbour brought the line in.
     this.slabs.push(bytesOf(FIRST_SLAB));
-    // And the free-list heads of the classes a first slab holds: every
-    // refresh frees the answer it replaces and the next takes its chunk.
+    // And the free-list heads of the classes below FIRST_SLAB >> 4 (chunks up
+    // to 496 octets, a first slab's answers; a larger class grows them):
+    // every refresh frees the answer it replaces and the next takes its chunk.
     this.growHeads(FIRST_SLAB >> 4);
   }
 
