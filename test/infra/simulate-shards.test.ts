@@ -4,10 +4,19 @@ import { promisify } from "node:util";
 import { describe, expect, it, vi } from "vitest";
 import { type FuzzOutcome, fuzz, fuzzCase, fuzzLine, fuzzOptions } from "../../infra/sim/fuzz.ts";
 import { generateTopology } from "../../infra/sim/generate.ts";
-import { type SimOptions, type SimResult, simulate } from "../../infra/sim/run.ts";
+import {
+  boundsOf,
+  predictRun,
+  type SimOptions,
+  type SimResult,
+  simulate,
+} from "../../infra/sim/run.ts";
 import {
   heapGrowthFlag,
+  type ShardMessage,
+  type ShardResult,
   simulateSharded,
+  simWorker,
   splitTopology,
   WindowBarrier,
   youngGenerationMb,
@@ -225,6 +234,32 @@ describe("simulate: split by subtree over worker threads", () => {
     // No worker left running or holding its port: waited for, not slept.
     await vi.waitFor(() => expect(ports()).toBe(before), { timeout: 30_000, interval: 50 });
   }, 120_000);
+
+  it("a shard's worker ends by itself once it has sent its result, not at a terminate", async () => {
+    const t = generateTopology(await loadTopology(internet), 3, 20);
+    const o: SimOptions = {
+      topology: t,
+      whole: t,
+      mode: "invalidate",
+      changes: 1,
+      seed: 1,
+      zone: { ttl: 20, staleWhileRevalidate: 10, staleIfError: 86_400 },
+      clientQps: 0.2,
+    };
+    // This test is its coordinator: the bounds, and each window closed where the shard closed it.
+    const w = simWorker({ kind: "shard", options: o });
+    let result: ShardResult | undefined;
+    w.on("message", (m: ShardMessage) => {
+      if (m.kind === "window") w.postMessage({ end: m.atMs });
+      else if (m.kind === "done") result = m.result;
+    });
+    const exited = new Promise<number>((resolve) => w.on("exit", resolve));
+    const { maxMs, byId } = boundsOf(predictRun(o));
+    w.postMessage({ kind: "bounds", maxMs, byId: [...byId] });
+    // Never terminated here: a worker that waited for it would never exit.
+    expect(await exited).toBe(0);
+    expect(result?.nodes).toHaveLength(23);
+  }, 30_000);
 
   it("propagate simulate --workers 2 prints what --workers 1 prints", async () => {
     const args = [
