@@ -259,6 +259,36 @@ export function toJson(report: Report): unknown {
   };
 }
 
+/**
+ * JSON text of a report: indented by two spaces, except that each entry of
+ * a `nodes` array is one line. A run of 100,000 resolvers has a row per node
+ * and a sample per change in each: fully indented, 68 MB, most of it
+ * indentation, and a second of the command's wall time to build and write;
+ * one line per node is as easy to read and to grep. `JSON.parse` reads it
+ * as it reads `JSON.stringify(value, null, 2)`.
+ */
+export function reportJsonText(value: unknown): string {
+  const rows: string[][] = [];
+  // Each nodes array leaves a marker in the indented text, in order; its
+  // rows are written on their own. The marker is a string no report holds:
+  // it starts with U+0000, which JSON writes as the escape \u0000.
+  const text = JSON.stringify(
+    value,
+    (key, v: unknown) => {
+      if (key !== "nodes" || !Array.isArray(v)) return v;
+      rows.push(v.map((row) => JSON.stringify(row)));
+      return `\u0000nodes ${rows.length - 1}`;
+    },
+    2,
+  );
+  if (rows.length === 0) return text;
+  return text.replace(/^( *)"nodes": "\\u0000nodes (\d+)"/gm, (_, indent: string, i: string) => {
+    const lines = rows[Number(i)]!;
+    if (lines.length === 0) return `${indent}"nodes": []`;
+    return `${indent}"nodes": [\n${indent}  ${lines.join(`,\n${indent}  `)}\n${indent}]`;
+  });
+}
+
 export interface Progress {
   update(done: number): void;
   finish(): void;

@@ -6,6 +6,7 @@ import {
   quantile,
   type Report,
   renderTable,
+  reportJsonText,
   rows,
   selectKth,
   summarise,
@@ -155,6 +156,33 @@ describe("report", () => {
     const json = JSON.parse(JSON.stringify(toJson(report)));
     expect(json.series[0].summary.samples).toBe(6);
     expect(json.series[0].nodes[1]).toMatchObject({ nodeId: "edge-2", boundMs: 150 });
+  });
+
+  it("writes its JSON indented, each node's row on one line", () => {
+    const json = toJson({
+      ...report,
+      series: [...report.series, { label: "none", nodes: [] }],
+    }) as { series: unknown[] };
+    const value = { ...json, populations: { invalidate: [{ label: "edges", nodes: 2 }] } };
+    const text = reportJsonText(value);
+    expect(JSON.parse(text)).toEqual(JSON.parse(JSON.stringify(value)));
+    // Every row a line of its own, one level deeper than its array.
+    const lines = text.split("\n");
+    const open = lines.indexOf('      "nodes": [');
+    expect(open).toBeGreaterThan(0);
+    const nodes = report.series[0]!.nodes;
+    expect(lines.slice(open + 1, open + 1 + nodes.length)).toEqual(
+      nodes.map((n, i) => {
+        const row = { ...n, boundMs: report.series[0]!.boundsMs?.[n.nodeId] ?? null };
+        return `        ${JSON.stringify(row)}${i < nodes.length - 1 ? "," : ""}`;
+      }),
+    );
+    expect(lines[open + 1 + nodes.length]).toBe("      ]");
+    expect(text).toContain('      "nodes": []');
+    // The rest as JSON.stringify indents it: a count named nodes is no row.
+    expect(text).toContain('        "nodes": 2');
+    expect(text.startsWith('{\n  "title": ')).toBe(true);
+    expect(reportJsonText({ a: [1] })).toBe(JSON.stringify({ a: [1] }, null, 2));
   });
 
   it("draws an SVG with axes, legend, both curves and escaped text", () => {
