@@ -15,7 +15,7 @@ import { MODES, parseTopology, type Topology } from "../topology.ts";
 import type { Window } from "./origin.ts";
 import type { NodeRestart } from "./restart.ts";
 import { type SimOptions, type SimResult, simulate } from "./run.ts";
-import { simWorker } from "./shards.ts";
+import { prepareWorkers, simWorker } from "./shards.ts";
 import type { Faults } from "./world.ts";
 
 export interface FuzzCase {
@@ -192,7 +192,10 @@ export async function fuzz(
       shown++;
     }
   };
-  const pool = Array.from({ length: Math.min(workers, n) }, () => simWorker({ kind: "fuzz" }));
+  const script = await prepareWorkers();
+  const pool = Array.from({ length: Math.min(workers, n) }, () =>
+    simWorker(script, { kind: "fuzz" }),
+  );
   try {
     await Promise.all(
       pool.map(

@@ -19,13 +19,17 @@
  * origin's load is the sum of the shards', and so are events, fresh hits
  * and edge hops; held origin answers are per shard, so more are read.
  */
+import { createHash, randomUUID } from "node:crypto";
+import { mkdir, readdir, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { availableParallelism, totalmem } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { getHeapStatistics, setFlagsFromString } from "node:v8";
 import { type ResourceLimits, Worker } from "node:worker_threads";
 import { edgesInStartOrder, type Topology } from "../topology.ts";
 import { boundsOf, predictRun, type SimOptions, type SimResult, simulate } from "./run.ts";
 
-/** Below this many nodes a worker's start-up (~1 s: its own tsx load, the engines) costs more than it saves. */
+/** Below this many nodes a worker's start-up (its thread, loading the engines: 0.4-1.3 s, `prepareWorkers`) costs more than it saves. */
 export const MIN_NODES_PER_WORKER = 2_000;
 
 /**
@@ -155,13 +159,78 @@ function tuneHeapGrowth(): void {
   if (flag !== undefined) setFlagsFromString(flag);
 }
 
-/** A simulator worker thread (worker.mjs): a shard of a run, or fuzz cases (fuzz.ts). */
+/** A worker thread's script through tsx (worker.mjs), from the TypeScript sources. */
+export const TSX_WORKER = new URL("./worker.mjs", import.meta.url);
+let prepared: Promise<URL> | undefined;
+
+/**
+ * Makes the simulator's workers start from one file of plain JavaScript:
+ * worker-main.ts and the project's sources it imports, bundled by esbuild
+ * (packages stay imports, so the file lives under node_modules/.cache
+ * where they resolve; named by its content, so a changed source makes a
+ * new one). Through tsx a worker took 0.7 s alone and 1.3 s two at once to
+ * import the simulator (each module resolved and loaded on tsx's loader
+ * thread, a message each way); the bundle, 0.35 s. Once per process; if
+ * esbuild or the cache directory is not there, workers start through tsx
+ * as before. PROPAGATE_SIM_BUNDLE=0 keeps them on tsx.
+ */
+export function prepareWorkers(): Promise<URL> {
+  prepared ??= bundleWorker().then(
+    (url) => url ?? TSX_WORKER,
+    () => TSX_WORKER,
+  );
+  return prepared;
+}
+
+/** Bundles older than this are removed when a new one is written. */
+const BUNDLE_KEEP_MS = 24 * 3600 * 1000;
+
+async function bundleWorker(): Promise<URL | undefined> {
+  if (process.env.PROPAGATE_SIM_BUNDLE === "0") return undefined;
+  const { build } = await import("esbuild");
+  const built = await build({
+    entryPoints: [fileURLToPath(new URL("./worker-main.ts", import.meta.url))],
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    packages: "external",
+    write: false,
+    logLevel: "silent",
+  });
+  const text = built.outputFiles[0]!.contents;
+  const hash = createHash("sha256").update(text).digest("hex").slice(0, 16);
+  const dir = fileURLToPath(new URL("../../node_modules/.cache/propagate/", import.meta.url));
+  const file = join(dir, `sim-worker-${hash}.mjs`);
+  const exists = await stat(file).then(
+    () => true,
+    () => false,
+  );
+  if (!exists) {
+    await mkdir(dir, { recursive: true });
+    // Whole or not at all: another process may be starting workers from it.
+    const partial = `${file}.${randomUUID()}.partial`;
+    await writeFile(partial, text);
+    await rename(partial, file);
+    const now = Date.now();
+    for (const name of await readdir(dir)) {
+      const old = join(dir, name);
+      if (old === file || !name.startsWith("sim-worker-")) continue;
+      const s = await stat(old).catch(() => undefined);
+      if (s && now - s.mtimeMs > BUNDLE_KEEP_MS) await unlink(old).catch(() => {});
+    }
+  }
+  return pathToFileURL(file);
+}
+
+/** A simulator worker thread (worker-main.ts): a shard of a run, or fuzz cases (fuzz.ts). */
 export function simWorker(
+  script: URL,
   data: { kind: "shard"; options: SimOptions } | { kind: "fuzz" },
   resourceLimits?: ResourceLimits,
 ): Worker {
   tuneHeapGrowth();
-  return new Worker(new URL("./worker.mjs", import.meta.url), {
+  return new Worker(script, {
     workerData: data,
     ...(resourceLimits ? { resourceLimits } : {}),
   });
@@ -187,12 +256,14 @@ export type ShardMessage =
 export async function simulateSharded(o: SimOptions, workers: number): Promise<SimResult> {
   const shards = workers > 1 ? splitTopology(o.topology, workers) : [o.topology];
   if (shards.length < 2) return simulate(o);
+  const script = await prepareWorkers();
   const wallStart = performance.now();
   const done = shards.map(() => 0);
   const windows = new WindowBarrier(shards.length);
   const threads: Worker[] = [];
   const runs = shards.map((topology, s) =>
     runShard(
+      script,
       shardOptions(o, topology),
       shards.length,
       (k) => {
@@ -323,6 +394,7 @@ interface Meeting {
 }
 
 function runShard(
+  script: URL,
   options: SimOptions,
   shards: number,
   progress: (done: number) => void,
@@ -331,6 +403,7 @@ function runShard(
 ): Promise<ShardResult> {
   const nodes = options.topology.edges.length + options.topology.resolvers.length;
   const worker = simWorker(
+    script,
     { kind: "shard", options },
     {
       maxYoungGenerationSizeMb: youngGenerationMb(shards),

@@ -1,4 +1,6 @@
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it, vi } from "vitest";
@@ -13,11 +15,13 @@ import {
 } from "../../infra/sim/run.ts";
 import {
   heapGrowthFlag,
+  prepareWorkers,
   type ShardMessage,
   type ShardResult,
   simulateSharded,
   simWorker,
   splitTopology,
+  TSX_WORKER,
   WindowBarrier,
   youngGenerationMb,
 } from "../../infra/sim/shards.ts";
@@ -235,31 +239,55 @@ describe("simulate: split by subtree over worker threads", () => {
     await vi.waitFor(() => expect(ports()).toBe(before), { timeout: 30_000, interval: 50 });
   }, 120_000);
 
-  it("a shard's worker ends by itself once it has sent its result, not at a terminate", async () => {
-    const t = generateTopology(await loadTopology(internet), 3, 20);
-    const o: SimOptions = {
-      topology: t,
-      whole: t,
-      mode: "invalidate",
-      changes: 1,
-      seed: 1,
-      zone: { ttl: 20, staleWhileRevalidate: 10, staleIfError: 86_400 },
-      clientQps: 0.2,
-    };
-    // This test is its coordinator: the bounds, and each window closed where the shard closed it.
-    const w = simWorker({ kind: "shard", options: o });
-    let result: ShardResult | undefined;
-    w.on("message", (m: ShardMessage) => {
-      if (m.kind === "window") w.postMessage({ end: m.atMs });
-      else if (m.kind === "done") result = m.result;
-    });
-    const exited = new Promise<number>((resolve) => w.on("exit", resolve));
-    const { maxMs, byId } = boundsOf(predictRun(o));
-    w.postMessage({ kind: "bounds", maxMs, byId: [...byId] });
-    // Never terminated here: a worker that waited for it would never exit.
-    expect(await exited).toBe(0);
-    expect(result?.nodes).toHaveLength(23);
-  }, 30_000);
+  it.each([
+    ["through tsx", async () => TSX_WORKER],
+    ["from the bundle", prepareWorkers],
+  ])(
+    "a shard's worker %s ends by itself once it has sent its result",
+    async (_, script) => {
+      const t = generateTopology(await loadTopology(internet), 3, 20);
+      const o: SimOptions = {
+        topology: t,
+        whole: t,
+        mode: "invalidate",
+        changes: 1,
+        seed: 1,
+        zone: { ttl: 20, staleWhileRevalidate: 10, staleIfError: 86_400 },
+        clientQps: 0.2,
+      };
+      // This test is its coordinator: the bounds, and each window closed where the shard closed it.
+      const w = simWorker(await script(), { kind: "shard", options: o });
+      let result: ShardResult | undefined;
+      w.on("message", (m: ShardMessage) => {
+        if (m.kind === "window") w.postMessage({ end: m.atMs });
+        else if (m.kind === "done") result = m.result;
+      });
+      const exited = new Promise<number>((resolve) => w.on("exit", resolve));
+      const predicted = predictRun(o);
+      const { maxMs, byId } = boundsOf(predicted);
+      w.postMessage({ kind: "bounds", maxMs, byId: [...byId] });
+      // Never terminated here: a worker that waited for it would never exit.
+      expect(await exited).toBe(0);
+      // The shard's nodes as this thread runs them.
+      const here = await simulate({ ...o, bounds: Promise.resolve({ maxMs, byId }) });
+      expect(result?.nodes).toEqual(here.nodes);
+    },
+    30_000,
+  );
+
+  it("bundles the workers' code once, named by its content, under node_modules/.cache", async () => {
+    const script = await prepareWorkers();
+    expect(await prepareWorkers()).toBe(script);
+    const file = fileURLToPath(script);
+    expect(file).toMatch(/node_modules\/\.cache\/propagate\/sim-worker-[0-9a-f]{16}\.mjs$/);
+    const text = await readFile(file, "utf8");
+    expect(createHash("sha256").update(text).digest("hex").slice(0, 16)).toBe(
+      /sim-worker-([0-9a-f]+)/.exec(file)![1],
+    );
+    // Plain JavaScript that imports packages, not the project's TypeScript.
+    expect(text).not.toMatch(/from "\.{1,2}\/[^"]*\.ts"/);
+    expect(text).toMatch(/from "lru-cache"/);
+  });
 
   it("propagate simulate --workers 2 prints what --workers 1 prints", async () => {
     const args = [
