@@ -289,7 +289,7 @@ describe("simulate: split by subtree over worker threads", () => {
     expect(text).toMatch(/from "lru-cache"/);
   });
 
-  it("propagate simulate --workers 2 prints what --workers 1 prints", async () => {
+  it("propagate simulate --workers 2 prints what --workers 1 prints, from the bundle or tsx", async () => {
     const args = [
       bin,
       "simulate",
@@ -305,10 +305,14 @@ describe("simulate: split by subtree over worker threads", () => {
       "2",
       "--json",
     ];
+    // One thread; two workers from the bundle; two through tsx.
+    const tsx = { ...process.env, PROPAGATE_SIM_BUNDLE: "0" };
     const outputs = await Promise.all(
-      ["1", "2"].map((w) => run(process.execPath, [...args, "--workers", w], { timeout: 120_000 })),
+      [{ w: "1" }, { w: "2" }, { w: "2", env: tsx }].map(({ w, env }) =>
+        run(process.execPath, [...args, "--workers", w], { timeout: 120_000, env }),
+      ),
     );
-    const [one, two] = outputs.map((o) => {
+    const [one, two, throughTsx] = outputs.map((o) => {
       const report = JSON.parse(o.stdout) as { notes?: string[] };
       // Where the wall time went, part by part; threads and merge only when split.
       const phases =
@@ -316,11 +320,12 @@ describe("simulate: split by subtree over worker threads", () => {
           report.notes?.[0] ?? "",
         );
       expect(phases, report.notes?.[0]).not.toBeNull();
-      expect(phases![1] !== undefined).toBe(o === outputs[1]);
+      expect(phases![1] !== undefined).toBe(o !== outputs[0]);
       delete report.notes;
       return report;
     });
     expect(two).toEqual(one);
+    expect(throughTsx).toEqual(one);
     await expect(
       run(process.execPath, [...args, "--workers", "0"], { timeout: 60_000 }),
     ).rejects.toMatchObject({ stderr: expect.stringMatching(/--workers expects a number >= 1/) });
