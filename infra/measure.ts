@@ -26,6 +26,7 @@ import {
   progressBar,
   type Report,
   renderTable,
+  reportJsonText,
   toJson,
 } from "./report.ts";
 import { renderSvg, renderTimelineSvg } from "./report-svg.ts";
@@ -697,7 +698,7 @@ export async function main(argv: string[]): Promise<void> {
     );
   }
   if (v.json) {
-    console.log(JSON.stringify({ ...(toJson(report) as object), ...targetsJson(m) }, null, 2));
+    console.log(reportJsonText({ ...(toJson(report) as object), ...targetsJson(m) }));
   } else {
     console.log(renderTable(report));
     if (m.targets.length > 0) console.log(`\n${renderTargetTable(m)}`);

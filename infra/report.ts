@@ -263,8 +263,9 @@ export function toJson(report: Report): unknown {
 }
 
 /**
- * JSON text of a report: indented by two spaces, except that each entry of
- * a `nodes` array is one line. A run of 100,000 resolvers has a row per node
+ * JSON text of a report, as `simulate --json` and `measure --json` print
+ * it: indented by two spaces, except that each entry of a `nodes` array is
+ * one line. A run of 100,000 resolvers has a row per node
  * and a sample per change in each: fully indented, 68 MB, most of it
  * indentation, and a second of the command's wall time to build and write;
  * one line per node is as easy to read and to grep. `JSON.parse` reads it

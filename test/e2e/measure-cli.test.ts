@@ -69,6 +69,11 @@ describe("propagate measure (process)", () => {
           .filter((id) => id !== "origin")
           .sort(),
       );
+      // The report's JSON as simulate writes it: each node's row on a line of its own.
+      for (const n of report.series[0]!.nodes)
+        expect(out, `run ${i + 1}`).toMatch(
+          new RegExp(`^ {8}\\{"nodeId":"${n.nodeId}",.*\\},?$`, "m"),
+        );
     }
   }, 120_000);
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { Random } from "../../core/random.ts";
 import {
   type NodeSamples,
   PER_NODE_ROWS,
@@ -53,12 +54,9 @@ describe("report", () => {
   });
 
   it("selects the k-th smallest as a sort would place it, whatever the order and ties", () => {
-    // A small generator of its own, so a failure replays.
-    let x = 12345;
-    const next = () => {
-      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-      return x / 2 ** 32;
-    };
+    // Seeded, so a failure replays.
+    const random = new Random(12345);
+    const next = () => random.next();
     const shapes: [string, (n: number) => number[]][] = [
       ["random", (n) => Array.from({ length: n }, () => next() * 1000)],
       ["few values", (n) => Array.from({ length: n }, () => Math.floor(next() * 3))],
@@ -83,11 +81,8 @@ describe("report", () => {
   });
 
   it("takes a summary's quantiles and maximum as a sort of every sample would", () => {
-    let x = 99;
-    const next = () => {
-      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-      return x / 2 ** 32;
-    };
+    const random = new Random(99);
+    const next = () => random.next();
     const shapes: [string, (k: number, n: number) => number][] = [
       ["random", () => Math.round(next() * 500)],
       ["few values", () => Math.floor(next() * 4)],

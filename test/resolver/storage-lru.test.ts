@@ -275,9 +275,8 @@ describe("LruStorage", () => {
     // column per field: each view is an object the collector marks, and the
     // simulator holds one cache per resolver. Small arrays of many caches
     // are regions of one shared buffer: apart, never overlapping.
-    const arrays = (s: LruStorage) => arraysOf(s);
-    const a = arrays(new LruStorage(1 << 16));
-    const b = arrays(new LruStorage(1 << 16));
+    const a = arraysOf(new LruStorage(1 << 16));
+    const b = arraysOf(new LruStorage(1 << 16));
     expect(a.map(([name]) => name).sort()).toEqual([
       "f64",
       "freeChunk",
