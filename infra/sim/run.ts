@@ -306,8 +306,24 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     clients.add(i, node.id, rate);
   }
 
-  // Warm-up: every node asked once, then a TTL of client load.
-  for (const node of world.nodes) node.ask();
+  // Warm-up: every node asked once within the first TTL, under its clients'
+  // load. The edges at once; each resolver at an instant of its own, uniform
+  // over the TTL and drawn from its id (a shard draws what one process does):
+  // a fleet's resolvers are not filled in one instant, and asking 50,000 of
+  // a shard's at t = 0 held 50,000 requests in flight at once, which grew
+  // the heap to its limits for the rest of the run (bench/results/simulate.md,
+  // "A fleet filled over its first TTL").
+  const ttlMs = o.zone.ttl * 1000;
+  for (const node of world.nodes) {
+    if (node.kind !== "resolver") node.ask();
+    else {
+      const at = (hashSeed(o.seed, node.id, "warm-up") / 2 ** 32) * ttlMs;
+      loop.at(at, () => {
+        node.ask();
+        loop.markDirty();
+      });
+    }
+  }
   await loop.runUntil(loop.now() + o.zone.ttl * 1000, broken);
   const warmed = performance.now();
 
