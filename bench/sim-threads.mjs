@@ -1,12 +1,14 @@
 // Where a simulator run's CPU goes, by thread, and what its garbage
 // collector did: `node bench/sim-threads.mjs <simulate flags...>` runs
-// `propagate simulate <flags> --json` under `--trace-gc-nvp` and reads every
-// thread's /proc schedstat ten times a second (time on a core, time runnable
-// but waiting for one). Node names none of its threads, so they are told apart
-// by what they did: the process's own thread, the busiest others (one per
-// worker thread the report names), and the rest: V8's platform threads
-// (concurrent marking, parallel scavenging, sweeping, optimizing compiles),
-// tsx's loader threads and libuv's.
+// `propagate simulate <flags> --json` under `--trace-gc-nvp` (which the
+// coordinator passes on to its worker processes, infra/sim/shards.ts
+// `workerFlags`) and reads the /proc schedstat of every thread of it and of
+// its worker processes ten times a second (time on a core, time runnable but
+// waiting for one), and their resident memory. Node names none of its
+// threads: a process's own thread is its main one (the coordinator's, a
+// worker's), and the rest are V8's platform threads (concurrent marking,
+// parallel scavenging, sweeping, optimizing compiles), tsx's loader threads
+// and libuv's.
 //
 // Wall times of identical runs differ by up to 25 % on this host, and CPU
 // per thread by about as much. The collector's count of young collections
@@ -34,25 +36,52 @@ const child = spawn(process.execPath, ["--trace-gc-nvp", runner, ...args, "--jso
   stdio: ["ignore", "pipe", "inherit", "pipe"],
 });
 
-/** Per thread id: its last schedstat reading (ns on a core, ns runnable and waiting). */
+/** Per thread id: its process, its last schedstat reading (ns on a core, ns runnable and waiting). */
 const threads = new Map();
-function sample() {
+/** The worker processes, in the order they started. */
+const workerPids = [];
+/** The largest resident memory of the coordinator and its workers together, and of each, in KB. */
+let peakRssKb = 0;
+const peakOf = new Map();
+const read1 = (path) => {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined; // exited
+  }
+};
+function sampleProcess(pid) {
   let tids;
   try {
-    tids = readdirSync(`/proc/${child.pid}/task`);
+    tids = readdirSync(`/proc/${pid}/task`);
   } catch {
-    return; // exited
+    return 0; // exited
   }
   for (const tid of tids) {
-    try {
-      const [run, wait] = readFileSync(`/proc/${child.pid}/task/${tid}/schedstat`, "utf8")
-        .split(" ")
-        .map(Number);
-      threads.set(tid, { run, wait });
-    } catch {
-      // Ended between the listing and the read: its last reading stays.
-    }
+    const stat = read1(`/proc/${pid}/task/${tid}/schedstat`);
+    // Ended between the listing and the read: its last reading stays.
+    if (stat === undefined) continue;
+    const [run, wait] = stat.split(" ").map(Number);
+    threads.set(tid, { pid: String(pid), run, wait });
   }
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(read1(`/proc/${pid}/status`) ?? "")?.[1] ?? 0);
+  peakOf.set(pid, Math.max(peakOf.get(pid) ?? 0, rss));
+  return rss;
+}
+function sample() {
+  const children = (read1(`/proc/${child.pid}/task/${child.pid}/children`) ?? "")
+    .split(" ")
+    .filter((p) => p !== "")
+    .map(Number);
+  // Simulator workers only (not esbuild's service, which bundles them).
+  for (const pid of children) {
+    if (workerPids.includes(pid)) continue;
+    const cmd = read1(`/proc/${pid}/cmdline`) ?? "";
+    if (/sim-worker-[0-9a-f]+\.mjs|sim\/worker\.mjs/.test(cmd)) workerPids.push(pid);
+  }
+  let rss = sampleProcess(child.pid);
+  for (const pid of workerPids) rss += sampleProcess(pid);
+  peakRssKb = Math.max(peakRssKb, rss);
 }
 // A thread's time after its last reading is lost (a tenth of a second at
 // most); the process's own total (getrusage, every thread) is printed beside.
@@ -83,7 +112,6 @@ try {
 if (code !== 0) console.error(`simulate exited with ${code}: its figures follow all the same`);
 const usage = usageLine ? JSON.parse(usageLine) : undefined;
 const note = report.notes.find((n) => /events in/.test(n)) ?? "";
-const workers = Number(/on (\d+) worker threads/.exec(note)?.[1] ?? 1);
 
 const gc = { s: 0, mc: 0, sPause: 0, mcPause: 0, bgScavenge: 0, bgMark: 0, promoted: 0 };
 for (const [line] of gcText().matchAll(/pause=[^\n]* gc=(?:s|mc) [^\n]*/g)) {
@@ -105,15 +133,18 @@ for (const [line] of gcText().matchAll(/pause=[^\n]* gc=(?:s|mc) [^\n]*/g)) {
 const sec = (ns) => (ns / 1e9).toFixed(1).padStart(6);
 const all = [...threads.entries()].map(([tid, t]) => ({ tid, ...t }));
 const main = all.find((t) => t.tid === String(child.pid));
-const others = all.filter((t) => t !== main).sort((a, b) => b.run - a.run);
-const busy = workers > 1 ? others.slice(0, workers) : [];
-const rest = others.slice(busy.length);
+const busy = workerPids.map((pid) => all.find((t) => t.tid === String(pid))).filter(Boolean);
+const rest = all.filter((t) => t !== main && !busy.includes(t));
 const sum = (ts, k) => ts.reduce((n, t) => n + t[k], 0);
 const total = sum(all, "run");
+const gb = (kb) => (kb / 1024 / 1024).toFixed(2);
 
 console.log(`simulate ${args.join(" ")}`);
 console.log(
-  `wall ${wallS.toFixed(1)} s; CPU ${(total / 1e9).toFixed(1)} s on ${all.length} threads (${(total / 1e9 / wallS).toFixed(2)} cores)${usage ? `; the process's own count ${((usage.user + usage.system) / 1e6).toFixed(1)} s` : ""}`,
+  `wall ${wallS.toFixed(1)} s; CPU ${(total / 1e9).toFixed(1)} s on ${all.length} threads (${(total / 1e9 / wallS).toFixed(2)} cores)${usage ? `; the coordinator's own count ${((usage.user + usage.system) / 1e6).toFixed(1)} s` : ""}`,
+);
+console.log(
+  `resident memory at most ${gb(peakRssKb)} GB at once (coordinator ${gb(peakOf.get(child.pid) ?? 0)} GB${workerPids.map((pid, i) => `, worker ${i + 1} ${gb(peakOf.get(pid) ?? 0)} GB`).join("")}; sampled every 0.1 s)`,
 );
 console.log(note.slice(note.indexOf("building")));
 console.log("thread                 on a core  waiting to run");

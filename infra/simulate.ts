@@ -26,7 +26,7 @@ import type { SimResult } from "./sim/run.ts";
 import { defaultWorkers, MIN_NODES_PER_WORKER, simulateSharded } from "./sim/shards.ts";
 import { loadTopology, MODES, type Topology } from "./topology.ts";
 
-/** Fuzz cases per worker thread below which one thread is faster (bench/results/simulate.md). */
+/** Fuzz cases per worker process below which one thread is faster (bench/results/simulate.md). */
 const FUZZ_CASES_PER_WORKER = 500;
 
 const DEFAULT_TOPOLOGY = new URL("./topologies/default.json", import.meta.url).pathname;
@@ -73,7 +73,7 @@ const FLAGS = {
   },
   workers: {
     type: "string",
-    help: `worker threads, each running whole subtrees, or fuzz cases (same result at any count; default: one per core, from ${MIN_NODES_PER_WORKER} nodes or ${FUZZ_CASES_PER_WORKER} fuzz cases per worker)`,
+    help: `worker processes, each running whole subtrees, or fuzz cases (same result at any count; default: one per core, from ${MIN_NODES_PER_WORKER} nodes or ${FUZZ_CASES_PER_WORKER} fuzz cases per worker)`,
   },
   json: { type: "boolean", help: "print the report as JSON instead of a table" },
   svg: { type: "string", help: "write the CDF chart (and origin load) to FILE" },
@@ -186,7 +186,7 @@ export async function main(argv: string[]): Promise<void> {
     series,
     notes: results.map(
       (r) =>
-        `${r.mode}: ${r.events} events in ${(r.wallMs / 1000).toFixed(1)} s wall${r.workers > 1 ? ` on ${r.workers} worker threads` : ""} (${Math.round(r.events / (r.wallMs / 1000))} events/s, ${r.pollsComputed} of them change-feed polls computed, not fired; ${r.hitsComputed} fresh hits answered from the held copy, ${r.arrivalsHeld} of them client questions counted, not fired; ${r.lightHops} edge answers carried without a Web Response, ${r.answersReused} origin reads answered from a held answer; ${Math.round((nodes * r.simulatedMs) / r.wallMs)} simulated node-seconds per wall second), ${(r.simulatedMs / 1000).toFixed(0)} s simulated; ${phasesNote(r)}${r.failures > 0 ? `, ${r.failures} queries failed (last: ${r.lastFailure})` : ""}`,
+        `${r.mode}: ${r.events} events in ${(r.wallMs / 1000).toFixed(1)} s wall${r.workers > 1 ? ` on ${r.workers} worker processes` : ""} (${Math.round(r.events / (r.wallMs / 1000))} events/s, ${r.pollsComputed} of them change-feed polls computed, not fired; ${r.hitsComputed} fresh hits answered from the held copy, ${r.arrivalsHeld} of them client questions counted, not fired; ${r.lightHops} edge answers carried without a Web Response, ${r.answersReused} origin reads answered from a held answer; ${Math.round((nodes * r.simulatedMs) / r.wallMs)} simulated node-seconds per wall second), ${(r.simulatedMs / 1000).toFixed(0)} s simulated; ${phasesNote(r)}${r.failures > 0 ? `, ${r.failures} queries failed (last: ${r.lastFailure})` : ""}`,
     ),
   };
   if (v.svg) await writeFile(v.svg, renderSvg(report));
@@ -213,7 +213,7 @@ export function phasesNote(r: SimResult): string {
   const p = r.phasesMs;
   const parts = `building ${s(p.build)}, warm-up ${s(p.warmup)}, changes ${s(p.changes)}, stopping ${s(p.stop)}`;
   const rest = r.wallMs - (p.build + p.warmup + p.changes + p.stop);
-  return r.workers > 1 ? `${parts}, threads and merge ${s(Math.max(0, rest))}` : parts;
+  return r.workers > 1 ? `${parts}, workers and merge ${s(Math.max(0, rest))}` : parts;
 }
 
 /** The broken rule, where and when, and the command that replays it. */

@@ -3,7 +3,7 @@
  * process at its rate, drawn from the resolver's own stream (seeded from
  * the run seed and its id), like a link's delays (links.ts). Its arrivals
  * therefore do not depend on any other node's: a run split by subtree over
- * worker threads (shards.ts) draws every resolver's arrivals exactly as
+ * worker processes (shards.ts) draws every resolver's arrivals exactly as
  * one process does.
  *
  * The slow path fires every arrival as a clock timer. The fast path keeps

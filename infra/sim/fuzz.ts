@@ -150,7 +150,7 @@ export function fuzzOptions(c: FuzzCase): SimOptions {
   };
 }
 
-/** A case's result; run on a worker thread it comes without the predictions. */
+/** A case's result; run in a worker process it comes without the predictions. */
 export type FuzzResult = Omit<SimResult, "predicted">;
 
 export interface FuzzOutcome {
@@ -160,7 +160,7 @@ export interface FuzzOutcome {
 
 /**
  * Runs seeds first..first+n-1 and calls `onCase` after each, in seed order.
- * With `workers` > 1 the cases run on that many worker threads, each taking
+ * With `workers` > 1 the cases run in that many worker processes, each taking
  * the next seed when it is free; a case is decided by its seed alone, so the
  * outcomes are the same as on one thread (test/infra/simulate-shards.test.ts).
  */
@@ -201,22 +201,24 @@ export async function fuzz(
       pool.map(
         (worker) =>
           new Promise<void>((resolve, reject) => {
-            worker.on("message", (m: FuzzMessage) => {
+            worker.onMessage((m: FuzzMessage) => {
               if (m.kind === "ready") {
-                worker.postMessage({ seed: next < first + n ? next++ : undefined });
+                worker.send({ seed: next < first + n ? next++ : undefined });
               } else if (m.kind === "case") {
                 done.set(m.seed, m.result);
                 show();
               } else if (m.kind === "done") resolve();
               else reject(new Error(`fuzz worker failed: ${m.message}`));
             });
-            worker.on("error", reject);
-            worker.on("exit", (code) => reject(new Error(`fuzz worker exited with code ${code}`)));
+            worker.process.on("error", reject);
+            void worker.closed.then(({ code, signal }) =>
+              reject(new Error(`fuzz worker exited with ${signal ?? `code ${code}`}`)),
+            );
           }),
       ),
     );
   } finally {
-    await Promise.all(pool.map((w) => w.terminate()));
+    await Promise.all(pool.map((w) => w.stop()));
   }
   return out;
 }

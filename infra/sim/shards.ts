@@ -1,5 +1,5 @@
 /**
- * One run over several worker threads, split by subtree. Below the origin,
+ * One run over several worker processes, split by subtree. Below the origin,
  * a topology's subtrees (a tier-1 edge with everything under it, or a
  * resolver that asks the origin itself) share nothing but the origin and the
  * bus, and neither depends on who reads from it: the origin's answers are a
@@ -19,17 +19,18 @@
  * origin's load is the sum of the shards', and so are events, fresh hits
  * and edge hops; held origin answers are per shard, so more are read.
  */
+import { type ChildProcess, fork, type Serializable } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { mkdir, readdir, rename, stat, unlink, writeFile } from "node:fs/promises";
-import { availableParallelism, totalmem } from "node:os";
+import { availableParallelism, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { getHeapStatistics, setFlagsFromString } from "node:v8";
-import { type ResourceLimits, Worker } from "node:worker_threads";
+import { getHeapStatistics, serialize } from "node:v8";
 import { edgesInStartOrder, type Topology } from "../topology.ts";
 import { boundsOf, predictRun, type SimOptions, type SimResult, simulate } from "./run.ts";
 
-/** Below this many nodes a worker's start-up (its thread, loading the engines: 0.4-1.3 s, `prepareWorkers`) costs more than it saves. */
+/** Below this many nodes a worker's start-up (its process, loading the engines: 0.4-1.3 s, `prepareWorkers`) costs more than it saves. */
 export const MIN_NODES_PER_WORKER = 2_000;
 
 /**
@@ -141,25 +142,56 @@ export function splitTopology(t: Topology, count: number): Topology[] {
  * when touched again after the collection gave it back (~10 us each on a
  * virtual machine that backs memory lazily). Twice the live size instead:
  * the 100,000-resolver hour's faults 2.03 M -> 1.19 M, RSS 3.9 -> 2.8 GB,
- * system time 27 -> 14 s (bench/results/simulate.md). Set for the whole
- * process (V8's flags are global: the coordinator's heap too) before each
- * worker starts, unless the command line set it.
+ * system time 27 -> 14 s (bench/results/simulate.md). Given to each worker
+ * process, unless the command line or NODE_OPTIONS set it.
  */
 const HEAP_GROWING_PERCENT = 100;
 
 /** The V8 flag a simulator process sets for its heap's growth: none when its command line has one. */
 export function heapGrowthFlag(execArgv: readonly string[]): string | undefined {
-  return execArgv.some((f) => f.replaceAll("_", "-").startsWith("--heap-growing-percent"))
-    ? undefined
-    : `--heap-growing-percent=${HEAP_GROWING_PERCENT}`;
+  return execArgv.some(isGrowthFlag) ? undefined : `--heap-growing-percent=${HEAP_GROWING_PERCENT}`;
 }
 
-function tuneHeapGrowth(): void {
-  const flag = heapGrowthFlag(process.execArgv);
-  if (flag !== undefined) setFlagsFromString(flag);
+const isGrowthFlag = (f: string) => f.replaceAll("_", "-").startsWith("--heap-growing-percent");
+
+/**
+ * The coordinator's flags a worker process takes too, as a worker thread
+ * shared its process's: its heap's growth, and what records the run (GC
+ * traces, CPU and heap profiles, perf maps; bench/sim-threads.mjs). Not the
+ * rest (an inspector's port, a script to evaluate, a test runner's loader).
+ */
+const FORWARDED = /^--(heap-growing-percent|trace-gc|cpu-prof|heap-prof|prof|perf-)/;
+
+/** A worker process's heap, in MB: its young generation (two semi-spaces and as much for large objects) and old. */
+export interface HeapLimits {
+  youngMb: number;
+  oldMb: number;
 }
 
-/** A worker thread's script through tsx (worker.mjs), from the TypeScript sources. */
+/**
+ * The V8 flags of a worker process: those of `execArgv` (the coordinator's)
+ * it takes too (`FORWARDED`), its heap's growth unless they set it, and its
+ * limits. V8 sizes a young generation as three semi-spaces (two, and as
+ * much again for large objects), as a worker thread's
+ * `maxYoungGenerationSizeMb` does. (NODE_OPTIONS, which allows none of
+ * these, reaches the worker with the environment.)
+ */
+export function workerFlags(limits?: HeapLimits, execArgv = process.execArgv): string[] {
+  const forwarded = execArgv.filter((f) => FORWARDED.test(f.replaceAll("_", "-")));
+  const growth = heapGrowthFlag(forwarded);
+  return [
+    ...forwarded,
+    ...(growth !== undefined ? [growth] : []),
+    ...(limits
+      ? [
+          `--max-semi-space-size=${Math.max(1, Math.floor(limits.youngMb / 3))}`,
+          `--max-old-space-size=${limits.oldMb}`,
+        ]
+      : []),
+  ];
+}
+
+/** A worker's script through tsx (worker.mjs), from the TypeScript sources. */
 export const TSX_WORKER = new URL("./worker.mjs", import.meta.url);
 let prepared: Promise<URL> | undefined;
 
@@ -223,17 +255,94 @@ async function bundleWorker(): Promise<URL | undefined> {
   return pathToFileURL(file);
 }
 
-/** A simulator worker thread (worker-main.ts): a shard of a run, or fuzz cases (fuzz.ts). */
-export function simWorker(
-  script: URL,
-  data: { kind: "shard"; options: SimOptions } | { kind: "fuzz" },
-  resourceLimits?: ResourceLimits,
-): Worker {
-  tuneHeapGrowth();
-  return new Worker(script, {
-    workerData: data,
-    ...(resourceLimits ? { resourceLimits } : {}),
-  });
+/**
+ * What a worker runs (worker-main.ts): shard `shard` of the run `options`
+ * cut into `of` (`shardOptions`), or fuzz cases (fuzz.ts).
+ */
+export type WorkerData =
+  | { kind: "shard"; options: SimOptions; shard: number; of: number }
+  | { kind: "fuzz" };
+
+/** A message a worker did not take: see `SimWorker.send`. */
+function dropped(): void {}
+
+/** How much of a worker's standard error its failure quotes. */
+const STDERR_TAIL = 4096;
+
+/**
+ * A simulator worker (worker-main.ts) in a child process of its own; what
+ * it runs, V8-serialized as a worker thread's data is, in a file it reads
+ * as it starts (its argument; it removes the file, and so does this side
+ * once it has ended). Through the IPC channel the same 4.4 MB (the
+ * 100,000-resolver hour) reached the second worker 1.5 s after it started:
+ * this process's loop writes a message as the worker reads it, and the
+ * workers were still loading. Then messages go both ways over the channel
+ * (`serialization: "advanced"`). A process, not a thread: a worker thread's heap is
+ * torn down page by page as it ends (V8's `Heap::TearDown`: munmap and
+ * mprotect per page, each flushing the TLB of every core that runs the
+ * process), 1-1.5 s for a 50,000-node shard alone and ~3 s two at once,
+ * while the other shard still ran and the coordinator built the report on
+ * those cores. A process that exits gives its memory back to the kernel
+ * whole: 0.5 s for a 1.9 GB heap, on no other process's core
+ * (bench/results/simulate.md, "Shards in processes of their own"). Its
+ * standard error is passed through, and its tail kept for a failure.
+ */
+export class SimWorker {
+  readonly process: ChildProcess;
+  /** Resolves when the process has exited and its standard error is read to the end. */
+  readonly closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private tail = "";
+
+  constructor(script: URL, data: WorkerData, limits?: HeapLimits) {
+    const dir = mkdtempSync(join(tmpdir(), "propagate-sim-"));
+    const file = join(dir, "start");
+    writeFileSync(file, serialize(data));
+    this.process = fork(fileURLToPath(script), [file], {
+      execArgv: workerFlags(limits),
+      serialization: "advanced",
+      stdio: ["ignore", "inherit", "pipe", "ipc"],
+    });
+    this.process.stderr!.on("data", (chunk: Buffer) => {
+      process.stderr.write(chunk);
+      this.tail = (this.tail + chunk.toString()).slice(-STDERR_TAIL);
+    });
+    this.closed = new Promise((resolve) =>
+      this.process.once("close", (code, signal) => {
+        rmSync(dir, { recursive: true, force: true });
+        resolve({ code, signal });
+      }),
+    );
+  }
+
+  /**
+   * A message to the worker; none once its channel has closed. One it could
+   * not take (it died as it was written: EPIPE) is dropped: its exit says why
+   * (`closed`), not the write.
+   */
+  send(m: Serializable): void {
+    if (this.process.connected) this.process.send(m, dropped);
+  }
+
+  /** Each message from the worker (shards: `ShardMessage`; fuzz.ts its own). */
+  onMessage<M>(fn: (m: M) => void): void {
+    this.process.on("message", fn as (m: Serializable) => void);
+  }
+
+  /** The last of what the worker wrote to its standard error. */
+  stderr(): string {
+    return this.tail;
+  }
+
+  /** Ends the worker if it is running; resolves once it has. */
+  async stop(): Promise<void> {
+    if (this.process.exitCode === null && this.process.signalCode === null) this.process.kill();
+    await this.closed;
+  }
+}
+
+/** A simulator worker process (worker-main.ts): a shard of a run, or fuzz cases (fuzz.ts). */
+export function simWorker(script: URL, data: WorkerData, limits?: HeapLimits): SimWorker {
+  return new SimWorker(script, data, limits);
 }
 
 /** What a shard's worker sends back: its result without the predictions (functions do not cross). */
@@ -247,7 +356,7 @@ export type ShardMessage =
   | { kind: "failed"; message: string; stack?: string };
 
 /**
- * `simulate` over `workers` threads (1: in this thread). The result is the
+ * `simulate` over `workers` processes (1: in this thread). The result is the
  * one-process result: every node's times, stale and unconverged counts,
  * failures and restarts; events, polls, hits and hops are the shards' sums.
  * A run that breaks a rule is run again in this thread (see below). A shard
@@ -260,11 +369,14 @@ export async function simulateSharded(o: SimOptions, workers: number): Promise<S
   const wallStart = performance.now();
   const done = shards.map(() => 0);
   const windows = new WindowBarrier(shards.length);
-  const threads: Worker[] = [];
+  const workersStarted: SimWorker[] = [];
   const runs = shards.map((topology, s) =>
     runShard(
       script,
-      shardOptions(o, topology),
+      o,
+      topology,
+      s,
+      workers,
       shards.length,
       (k) => {
         done[s] = k;
@@ -272,23 +384,23 @@ export async function simulateSharded(o: SimOptions, workers: number): Promise<S
       },
       (atMs, broken, capped) => windows.closed(s, atMs, broken, capped),
       (w) => {
-        threads.push(w);
+        workersStarted.push(w);
       },
     ),
   );
   let predicted: SimResult["predicted"];
   let results: ShardResult[];
   try {
-    // This thread's predictions (functions do not cross threads) are made
+    // This process's predictions (functions do not cross to workers) are made
     // while the workers build their worlds, not after they finish; each
     // worker gets its nodes' bounds from them rather than predicting the
     // whole run again (run.ts `bounds`: ~1 s of a worker at 100,000 resolvers).
     predicted = predictRun(o);
     const { maxMs, byId } = boundsOf(predicted);
-    for (const [s, w] of threads.entries()) {
+    for (const [s, w] of workersStarted.entries()) {
       const shard = shards[s]!;
       const ids = [...shard.edges, ...shard.resolvers].map((n) => n.id);
-      w.postMessage({ kind: "bounds", maxMs, byId: ids.map((id) => [id, byId.get(id)]) });
+      w.send({ kind: "bounds", maxMs, byId: ids.map((id) => [id, byId.get(id)]) });
     }
     results = await Promise.all(runs);
   } catch (err) {
@@ -296,13 +408,11 @@ export async function simulateSharded(o: SimOptions, workers: number): Promise<S
     // barrier for ever.
     windows.stop();
     await Promise.allSettled(runs.map((r) => r.catch(() => {})));
-    await Promise.all(threads.map((w) => w.terminate()));
+    await Promise.all(workersStarted.map((w) => w.stop()));
     throw err;
   }
-  // Every worker has sent its result and ends: its heap (gigabytes for a
-  // 50,000-node shard, 1-2 s to give back) is freed on its own thread while
-  // this one merges the results and the caller prints them, not before.
-  for (const w of threads) void w.terminate();
+  // Every worker has sent its result and exits by itself (worker-main.ts):
+  // the kernel takes its heap back while this process merges the results.
   const merged = merge(o, results, predicted, performance.now() - wallStart);
   // Past a violation the shards differ from one process: the broken shard
   // stopped at it, the others ran on to the end of their window (and the
@@ -313,13 +423,17 @@ export async function simulateSharded(o: SimOptions, workers: number): Promise<S
 }
 
 /**
- * The options a shard runs with: its nodes and the whole topology. Faults
- * stay whole (every shard owes convergence from the same last fault; the
- * world restarts only its own nodes).
+ * The options shard `shard` of `o` cut into `of` runs with, in its worker:
+ * its nodes and the whole topology. Faults stay whole (every shard owes
+ * convergence from the same last fault; the world restarts only its own
+ * nodes). The worker cuts its shard itself: the whole topology crosses to
+ * it once, not again inside its shard (8.4 against 4.4 MB at 100,000
+ * resolvers, and a fifth of the time to read).
  */
-function shardOptions(o: SimOptions, topology: Topology): SimOptions {
-  const { onProgress: _, bounds: __, ...rest } = o;
-  return { ...rest, topology, whole: o.topology };
+export function shardOptions(o: SimOptions, shard: number, of: number): SimOptions {
+  const topology = splitTopology(o.topology, of)[shard];
+  if (topology === undefined) throw new RangeError(`no shard ${shard} of ${of}`);
+  return { ...o, topology, whole: o.topology };
 }
 
 /**
@@ -395,29 +509,31 @@ interface Meeting {
 
 function runShard(
   script: URL,
-  options: SimOptions,
+  o: SimOptions,
+  topology: Topology,
+  shard: number,
+  of: number,
   shards: number,
   progress: (done: number) => void,
   windowClosed: (atMs: number, broken: boolean, capped: boolean) => Promise<number | undefined>,
-  started: (w: Worker) => void,
+  started: (w: SimWorker) => void,
 ): Promise<ShardResult> {
-  const nodes = options.topology.edges.length + options.topology.resolvers.length;
+  const nodes = topology.edges.length + topology.resolvers.length;
+  const limit = oldGenerationMb(nodes, o.changes, shards);
+  const { onProgress: _, bounds: __, ...options } = o;
   const worker = simWorker(
     script,
-    { kind: "shard", options },
-    {
-      maxYoungGenerationSizeMb: youngGenerationMb(shards),
-      maxOldGenerationSizeMb: oldGenerationMb(nodes, options.changes, shards),
-    },
+    { kind: "shard", options, shard, of },
+    { youngMb: youngGenerationMb(shards), oldMb: limit },
   );
   started(worker);
   return new Promise((resolve, reject) => {
     let settled = false;
-    worker.on("message", (m: ShardMessage) => {
+    worker.onMessage((m: ShardMessage) => {
       if (m.kind === "progress") progress(m.done);
       else if (m.kind === "window")
         void windowClosed(m.atMs, m.broken, m.capped).then(
-          (end) => worker.postMessage({ end }),
+          (end) => worker.send({ end }),
           (err: unknown) => {
             settled = true;
             reject(err);
@@ -433,21 +549,24 @@ function runShard(
         reject(err);
       }
     });
-    worker.on("error", (err) => {
+    // Not started (no such script, no process to spare).
+    worker.process.on("error", (err) => {
       settled = true;
-      if ((err as { code?: string }).code === "ERR_WORKER_OUT_OF_MEMORY") {
-        const limit = oldGenerationMb(nodes, options.changes, shards);
-        reject(
-          new Error(
-            `a simulation shard of ${nodes} nodes ran out of its ${limit} MB heap; give the run more with NODE_OPTIONS=--max-old-space-size=MB (shared among the workers), or fewer --workers`,
-            { cause: err },
-          ),
-        );
-      } else reject(err);
+      reject(err);
     });
-    worker.on("exit", (code) => {
-      if (!settled)
-        reject(new Error(`simulation shard exited with code ${code} before its result`));
+    void worker.closed.then(({ code, signal }) => {
+      if (settled) return;
+      const stderr = worker.stderr();
+      reject(
+        // V8's fatal error as its heap reaches the limit (--max-old-space-size).
+        /JavaScript heap out of memory/.test(stderr)
+          ? new Error(
+              `a simulation shard of ${nodes} nodes ran out of its ${limit} MB heap; give the run more with NODE_OPTIONS=--max-old-space-size=MB (shared among the workers), or fewer --workers`,
+            )
+          : new Error(
+              `simulation shard exited with ${signal ?? `code ${code}`} before its result${stderr ? `: ${stderr.trim().split("\n").slice(-5).join("\n")}` : ""}`,
+            ),
+      );
     });
   });
 }

@@ -1,16 +1,72 @@
 /**
- * What a simulator worker thread runs: one shard of a run (shards.ts), or
- * fuzz cases handed out one at a time (fuzz.ts). Started as a bundle of
- * plain JavaScript when the coordinator could make one (shards.ts
- * `prepareWorkers`), else through tsx (worker.mjs).
+ * What a simulator worker runs, in a child process of the coordinator's
+ * (shards.ts `SimWorker`): one shard of a run (shards.ts), or fuzz cases
+ * handed out one at a time (fuzz.ts). What to run is V8-serialized in the
+ * file its argument names; then every message crosses the IPC channel by
+ * V8's serializer (`serialization: "advanced"`), as a worker thread's would.
+ * Started as a bundle of plain JavaScript when the coordinator could make
+ * one (shards.ts `prepareWorkers`), else through tsx (worker.mjs).
  */
-import { parentPort, workerData } from "node:worker_threads";
+import { readFileSync, rmSync } from "node:fs";
+import { dirname } from "node:path";
+import { deserialize } from "node:v8";
 import { fuzzCase, fuzzOptions } from "./fuzz.ts";
 import { type Bounds, type SimOptions, type SimResult, simulate } from "./run.ts";
+import { shardOptions, type WorkerData } from "./shards.ts";
 
-const port = parentPort!;
+type Message = Record<string, unknown>;
 
-/** The result without its predictions (functions do not cross threads). */
+if (process.send === undefined) {
+  throw new Error("a simulator worker runs as a child process of `propagate simulate`, with IPC");
+}
+
+/**
+ * The coordinator's messages, none lost: the channel may deliver several in
+ * one turn, before whoever awaits the first has listened for the next, so
+ * one listener from the start queues them until they are asked for.
+ */
+class Inbox {
+  private readonly queued: Message[] = [];
+  private waiting: ((m: Message) => void) | undefined;
+  private each: ((m: Message) => void) | undefined;
+
+  constructor() {
+    process.on("message", (m: Message) => {
+      if (this.each) this.each(m);
+      else if (this.waiting) {
+        const w = this.waiting;
+        this.waiting = undefined;
+        w(m);
+      } else this.queued.push(m);
+    });
+  }
+
+  /** The next message. */
+  next(): Promise<Message> {
+    const m = this.queued.shift();
+    if (m !== undefined) return Promise.resolve(m);
+    return new Promise((resolve) => {
+      this.waiting = resolve;
+    });
+  }
+
+  /** Every message from now on, those queued first, to `fn`. */
+  onEach(fn: (m: Message) => void): void {
+    this.each = fn;
+    for (const m of this.queued.splice(0)) fn(m);
+  }
+}
+
+/** Sends to the coordinator; resolves once the message is written to the channel. */
+const send = (m: unknown) =>
+  new Promise<void>((resolve, reject) => {
+    process.send!(m, (err: Error | null) => (err ? reject(err) : resolve()));
+  });
+
+/** Sends what needs no answer nor order after it: a closed channel ends the process (below). */
+const post = (m: unknown) => void send(m).catch(() => {});
+
+/** The result without its predictions (functions do not cross). */
 const portable = ({ predicted: _, ...result }: SimResult) => result;
 
 const failed = (err: unknown) => ({
@@ -19,23 +75,28 @@ const failed = (err: unknown) => ({
   ...(err instanceof Error && err.stack ? { stack: err.stack } : {}),
 });
 
-/** The next message from the coordinator. */
-const reply = () => new Promise<{ seed?: number }>((resolve) => port.once("message", resolve));
-
 interface WindowAnswer {
   end?: number;
 }
 
+// The coordinator gone (its channel closed): nothing left to run for.
+process.on("disconnect", () => process.exit(1));
+const inbox = new Inbox();
+
 try {
-  if (workerData.kind === "fuzz") {
+  const file = process.argv[2];
+  if (file === undefined) throw new Error("a simulator worker takes the file of what it runs");
+  const data = deserialize(readFileSync(file)) as WorkerData;
+  rmSync(dirname(file), { recursive: true, force: true });
+  if (data.kind === "fuzz") {
     for (;;) {
-      port.postMessage({ kind: "ready" });
-      const { seed } = await reply();
+      await send({ kind: "ready" });
+      const { seed } = (await inbox.next()) as { seed?: number };
       if (seed === undefined) break;
       const result = await simulate(fuzzOptions(fuzzCase(seed)));
-      port.postMessage({ kind: "case", seed, result: portable(result) });
+      await send({ kind: "case", seed, result: portable(result) });
     }
-    port.postMessage({ kind: "done" });
+    await send({ kind: "done" });
   } else {
     // The coordinator sends this shard's bounds once it has predicted the
     // whole run, whenever that is; every other message answers a window.
@@ -45,16 +106,18 @@ try {
     const boundsSent = new Promise<Bounds>((resolve) => {
       bounds = resolve;
     });
-    port.on("message", (m: { kind?: string; maxMs: number; byId: [string, number][] }) => {
-      if (m.kind === "bounds") bounds({ maxMs: m.maxMs, byId: new Map(m.byId) });
-      else answers.shift()?.(m as WindowAnswer);
+    inbox.onEach((m) => {
+      if (m.kind === "bounds") {
+        const b = m as { maxMs: number; byId: [string, number][] };
+        bounds({ maxMs: b.maxMs, byId: new Map(b.byId) });
+      } else answers.shift()?.(m as WindowAnswer);
     });
     const answer = () => new Promise<WindowAnswer>((resolve) => answers.push(resolve));
-    const options = workerData.options as SimOptions;
+    const options: SimOptions = shardOptions(data.options, data.shard, data.of);
     const result = await simulate({
       ...options,
       bounds: boundsSent,
-      onProgress: (done) => port.postMessage({ kind: "progress", done }),
+      onProgress: (done) => post({ kind: "progress", done }),
       // The coordinator answers each window with the whole run's closing instant (run.ts).
       // A capped window closes at this shard's instant: it goes on, and the
       // answer, when it comes, only says whether another shard has stopped
@@ -63,7 +126,7 @@ try {
       // next window, not at the last.
       windowClosed: async (atMs, broken, capped) => {
         const next = answer();
-        port.postMessage({ kind: "window", atMs, broken, capped });
+        post({ kind: "window", atMs, broken, capped });
         if (!capped) return (await next).end;
         void next.then((m) => {
           if (m.end === undefined) stopped = true;
@@ -72,15 +135,12 @@ try {
         return stopped ? undefined : atMs;
       },
     });
-    port.postMessage({ kind: "done", result: portable(result) });
-    port.removeAllListeners("message");
-    // The result is on its way (posted, so the coordinator gets it before
-    // this thread's exit): the thread ends now, and gives its heap back (a
-    // second or more at 50,000 nodes) while the other shards still run,
-    // rather than when the coordinator has every result. tsx's loader port
-    // would keep it alive until then.
-    process.exit(0);
+    await send({ kind: "done", result: portable(result) });
   }
+  // Sent (written to the channel): the process ends now, and the kernel
+  // takes its memory back at once (shards.ts `SimWorker`).
+  process.exit(0);
 } catch (err) {
-  port.postMessage(failed(err));
+  await send(failed(err)).catch(() => {});
+  process.exit(1);
 }

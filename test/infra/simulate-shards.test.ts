@@ -23,6 +23,7 @@ import {
   splitTopology,
   TSX_WORKER,
   WindowBarrier,
+  workerFlags,
   youngGenerationMb,
 } from "../../infra/sim/shards.ts";
 import { loadTopology, type Topology } from "../../infra/topology.ts";
@@ -31,6 +32,9 @@ const run = promisify(execFile);
 const bin = fileURLToPath(new URL("../../bin/propagate.mjs", import.meta.url));
 const defaultPath = fileURLToPath(new URL("../../infra/topologies/default.json", import.meta.url));
 const internet = fileURLToPath(new URL("../../infra/topologies/internet.json", import.meta.url));
+
+/** Child processes of this one still running or not yet reaped (the simulator's workers). */
+const children = () => process.getActiveResourcesInfo().filter((r) => r === "ProcessWrap").length;
 
 /** What a node's run decides; events and held origin answers count the process, not the nodes. */
 const strip = (r: SimResult) => ({
@@ -58,7 +62,7 @@ function tops(t: Topology): Map<string, string> {
   return out;
 }
 
-describe("simulate: split by subtree over worker threads", () => {
+describe("simulate: split by subtree over worker processes", () => {
   it("cuts a topology into whole subtrees, balanced, every node once and in order", async () => {
     const t = generateTopology(await loadTopology(internet), 100, 2_000);
     const shards = splitTopology(t, 3);
@@ -92,6 +96,31 @@ describe("simulate: split by subtree over worker threads", () => {
     expect(heapGrowthFlag(["--enable-source-maps"])).toBe("--heap-growing-percent=100");
     expect(heapGrowthFlag(["--heap-growing-percent=300"])).toBeUndefined();
     expect(heapGrowthFlag(["--heap_growing_percent=50"])).toBeUndefined();
+  });
+
+  it("starts each worker process with its heap's growth and limits (a young generation is three semi-spaces)", () => {
+    expect(workerFlags({ youngMb: 1_536, oldMb: 5_000 }, [])).toEqual([
+      "--heap-growing-percent=100",
+      "--max-semi-space-size=512",
+      "--max-old-space-size=5000",
+    ]);
+    // The coordinator's own growth and what records the run go along; an inspector, an eval, a loader do not.
+    const coordinator = [
+      "--heap_growing_percent=300",
+      "--trace-gc-nvp",
+      "--cpu-prof",
+      "--inspect=9229",
+      "--import",
+      "tsx",
+      "-e",
+      "code",
+      "--max-old-space-size=64",
+    ];
+    expect(workerFlags(undefined, coordinator)).toEqual([
+      "--heap_growing_percent=300",
+      "--trace-gc-nvp",
+      "--cpu-prof",
+    ]);
   });
 
   it("gives each worker V8's largest young generation, at most a quarter of its share of memory", () => {
@@ -204,8 +233,7 @@ describe("simulate: split by subtree over worker threads", () => {
   it("a shard that fails fails the run and stops every worker (no shard left waiting)", async () => {
     const t = generateTopology(await loadTopology(internet), 9, 90);
     const victim = splitTopology(t, 2)[0]!.edges.at(-1)!.id;
-    const ports = () => process.getActiveResourcesInfo().filter((r) => r === "MessagePort").length;
-    const before = ports();
+    const before = children();
     const o: SimOptions = {
       // One shard's edge cannot be built; the other shard reaches its first window and waits.
       topology: { ...t, edges: t.edges.map((e) => (e.id === victim ? { ...e, maxBytes: -5 } : e)) },
@@ -216,13 +244,13 @@ describe("simulate: split by subtree over worker threads", () => {
       clientQps: 0.2,
     };
     await expect(simulateSharded(o, 2)).rejects.toThrow(/simulation shard failed: maxSize/);
-    expect(ports()).toBe(before);
+    // Every worker has exited (stop() awaits it); its handle is released a turn later.
+    await vi.waitFor(() => expect(children()).toBe(before), { timeout: 5_000, interval: 20 });
   }, 120_000);
 
   it("returns a finished run's result while its workers end, and every worker ends", async () => {
     const t = generateTopology(await loadTopology(internet), 9, 90);
-    const ports = () => process.getActiveResourcesInfo().filter((r) => r === "MessagePort").length;
-    const before = ports();
+    const before = children();
     const r = await simulateSharded(
       {
         topology: t,
@@ -235,8 +263,8 @@ describe("simulate: split by subtree over worker threads", () => {
       2,
     );
     expect(r.workers).toBe(2);
-    // No worker left running or holding its port: waited for, not slept.
-    await vi.waitFor(() => expect(ports()).toBe(before), { timeout: 30_000, interval: 50 });
+    // No worker process left running: waited for, not slept.
+    await vi.waitFor(() => expect(children()).toBe(before), { timeout: 30_000, interval: 50 });
   }, 120_000);
 
   it.each([
@@ -256,18 +284,17 @@ describe("simulate: split by subtree over worker threads", () => {
         clientQps: 0.2,
       };
       // This test is its coordinator: the bounds, and each window closed where the shard closed it.
-      const w = simWorker(await script(), { kind: "shard", options: o });
+      const w = simWorker(await script(), { kind: "shard", options: o, shard: 0, of: 1 });
       let result: ShardResult | undefined;
-      w.on("message", (m: ShardMessage) => {
-        if (m.kind === "window") w.postMessage({ end: m.atMs });
+      w.onMessage((m: ShardMessage) => {
+        if (m.kind === "window") w.send({ end: m.atMs });
         else if (m.kind === "done") result = m.result;
       });
-      const exited = new Promise<number>((resolve) => w.on("exit", resolve));
       const predicted = predictRun(o);
       const { maxMs, byId } = boundsOf(predicted);
-      w.postMessage({ kind: "bounds", maxMs, byId: [...byId] });
-      // Never terminated here: a worker that waited for it would never exit.
-      expect(await exited).toBe(0);
+      w.send({ kind: "bounds", maxMs, byId: [...byId] });
+      // Never stopped here: a worker that waited for it would never exit.
+      expect(await w.closed).toEqual({ code: 0, signal: null });
       // The shard's nodes as this thread runs them.
       const here = await simulate({ ...o, bounds: Promise.resolve({ maxMs, byId }) });
       expect(result?.nodes).toEqual(here.nodes);
@@ -314,9 +341,9 @@ describe("simulate: split by subtree over worker threads", () => {
     );
     const [one, two, throughTsx] = outputs.map((o) => {
       const report = JSON.parse(o.stdout) as { notes?: string[] };
-      // Where the wall time went, part by part; threads and merge only when split.
+      // Where the wall time went, part by part; workers and merge only when split.
       const phases =
-        /building [\d.]+ s, warm-up [\d.]+ s, changes [\d.]+ s, stopping [\d.]+ s(, threads and merge [\d.]+ s)?/.exec(
+        /building [\d.]+ s, warm-up [\d.]+ s, changes [\d.]+ s, stopping [\d.]+ s(, workers and merge [\d.]+ s)?/.exec(
           report.notes?.[0] ?? "",
         );
       expect(phases, report.notes?.[0]).not.toBeNull();
@@ -330,9 +357,39 @@ describe("simulate: split by subtree over worker threads", () => {
       run(process.execPath, [...args, "--workers", "0"], { timeout: 60_000 }),
     ).rejects.toMatchObject({ stderr: expect.stringMatching(/--workers expects a number >= 1/) });
   }, 240_000);
+
+  it("a shard out of heap fails the command with its limit and how to give it more", async () => {
+    // 64 MB shared out: each shard's 30,000 nodes need several times their share.
+    const env = { ...process.env, NODE_OPTIONS: "--max-old-space-size=64" };
+    const args = [bin, "simulate", "--topology", internet, "--edges", "40", "--resolvers", "60000"];
+    await expect(
+      run(process.execPath, [...args, "--changes", "1", "--workers", "2"], {
+        timeout: 120_000,
+        env,
+      }),
+    ).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(
+        /a simulation shard of \d+ nodes ran out of its \d+ MB heap; give the run more with NODE_OPTIONS=--max-old-space-size=MB/,
+      ),
+    });
+  }, 120_000);
+
+  it("a worker whose coordinator has gone ends", async () => {
+    const w = simWorker(await prepareWorkers(), { kind: "fuzz" });
+    // Asked for its first case, it waits for the answer; the channel closes instead.
+    await new Promise<void>((resolve) => w.onMessage(() => resolve()));
+    const exited = new Promise((resolve) =>
+      w.process.once("exit", (code, signal) => resolve({ code, signal })),
+    );
+    // As when the coordinator is killed. (A channel closed from this side never
+    // emits its own "close", so neither does the worker: its exit is awaited.)
+    w.process.disconnect();
+    expect(await exited).toEqual({ code: 1, signal: null });
+  }, 30_000);
 });
 
-describe("simulate --fuzz over worker threads", () => {
+describe("simulate --fuzz over worker processes", () => {
   it("reports the cases one thread reports, in seed order", async () => {
     const lines = (os: FuzzOutcome[]) => os.map(fuzzLine);
     const one = await fuzz(3, 8);
