@@ -15,7 +15,7 @@ import { MODES, parseTopology, type Topology } from "../topology.ts";
 import type { Window } from "./origin.ts";
 import type { NodeRestart } from "./restart.ts";
 import { type SimOptions, type SimResult, simulate } from "./run.ts";
-import { prepareWorkers, simWorker } from "./shards.ts";
+import { prepareWorkers, SimWorker } from "./shards.ts";
 import type { Faults } from "./world.ts";
 
 export interface FuzzCase {
@@ -193,8 +193,9 @@ export async function fuzz(
     }
   };
   const script = await prepareWorkers();
-  const pool = Array.from({ length: Math.min(workers, n) }, () =>
-    simWorker(script, { kind: "fuzz" }),
+  const pool = Array.from(
+    { length: Math.min(workers, n) },
+    () => new SimWorker(script, { kind: "fuzz" }),
   );
   try {
     await Promise.all(

@@ -324,7 +324,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
       });
     }
   }
-  await loop.runUntil(loop.now() + o.zone.ttl * 1000, broken);
+  await loop.runUntil(loop.now() + ttlMs, broken);
   const warmed = performance.now();
 
   const times: Float64Array[] = [];

@@ -143,11 +143,11 @@ export function splitTopology(t: Topology, count: number): Topology[] {
  * virtual machine that backs memory lazily). Twice the live size instead:
  * the 100,000-resolver hour's faults 2.03 M -> 1.19 M, RSS 3.9 -> 2.8 GB,
  * system time 27 -> 14 s (bench/results/simulate.md). Given to each worker
- * process, unless the command line or NODE_OPTIONS set it.
+ * process, unless the command's own line sets it (`workerFlags` passes that on).
  */
 const HEAP_GROWING_PERCENT = 100;
 
-/** The V8 flag a simulator process sets for its heap's growth: none when its command line has one. */
+/** The V8 flag a worker gets for its heap's growth: none when `execArgv` (what it is given) has one. */
 export function heapGrowthFlag(execArgv: readonly string[]): string | undefined {
   return execArgv.some(isGrowthFlag) ? undefined : `--heap-growing-percent=${HEAP_GROWING_PERCENT}`;
 }
@@ -291,13 +291,15 @@ export class SimWorker {
   readonly process: ChildProcess;
   /** Resolves when the process has exited and its standard error is read to the end. */
   readonly closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The file of what it runs, in a directory of its own; gone once the worker has read it. */
+  readonly startFile: string;
   private tail = "";
 
   constructor(script: URL, data: WorkerData, limits?: HeapLimits) {
     const dir = mkdtempSync(join(tmpdir(), "propagate-sim-"));
-    const file = join(dir, "start");
-    writeFileSync(file, serialize(data));
-    this.process = fork(fileURLToPath(script), [file], {
+    this.startFile = join(dir, "start");
+    writeFileSync(this.startFile, serialize(data));
+    this.process = fork(fileURLToPath(script), [this.startFile], {
       execArgv: workerFlags(limits),
       serialization: "advanced",
       stdio: ["ignore", "inherit", "pipe", "ipc"],
@@ -340,11 +342,6 @@ export class SimWorker {
   }
 }
 
-/** A simulator worker process (worker-main.ts): a shard of a run, or fuzz cases (fuzz.ts). */
-export function simWorker(script: URL, data: WorkerData, limits?: HeapLimits): SimWorker {
-  return new SimWorker(script, data, limits);
-}
-
 /** What a shard's worker sends back: its result without the predictions (functions do not cross). */
 export type ShardResult = Omit<SimResult, "predicted">;
 
@@ -376,7 +373,6 @@ export async function simulateSharded(o: SimOptions, workers: number): Promise<S
       o,
       topology,
       s,
-      workers,
       shards.length,
       (k) => {
         done[s] = k;
@@ -512,7 +508,6 @@ function runShard(
   o: SimOptions,
   topology: Topology,
   shard: number,
-  of: number,
   shards: number,
   progress: (done: number) => void,
   windowClosed: (atMs: number, broken: boolean, capped: boolean) => Promise<number | undefined>,
@@ -521,9 +516,10 @@ function runShard(
   const nodes = topology.edges.length + topology.resolvers.length;
   const limit = oldGenerationMb(nodes, o.changes, shards);
   const { onProgress: _, bounds: __, ...options } = o;
-  const worker = simWorker(
+  // Cut again by the worker: as many shards as here (never more than subtrees), the same cut.
+  const worker = new SimWorker(
     script,
-    { kind: "shard", options, shard, of },
+    { kind: "shard", options, shard, of: shards },
     { youngMb: youngGenerationMb(shards), oldMb: limit },
   );
   started(worker);

@@ -14,47 +14,8 @@ import { fuzzCase, fuzzOptions } from "./fuzz.ts";
 import { type Bounds, type SimOptions, type SimResult, simulate } from "./run.ts";
 import { shardOptions, type WorkerData } from "./shards.ts";
 
-type Message = Record<string, unknown>;
-
 if (process.send === undefined) {
   throw new Error("a simulator worker runs as a child process of `propagate simulate`, with IPC");
-}
-
-/**
- * The coordinator's messages, none lost: the channel may deliver several in
- * one turn, before whoever awaits the first has listened for the next, so
- * one listener from the start queues them until they are asked for.
- */
-class Inbox {
-  private readonly queued: Message[] = [];
-  private waiting: ((m: Message) => void) | undefined;
-  private each: ((m: Message) => void) | undefined;
-
-  constructor() {
-    process.on("message", (m: Message) => {
-      if (this.each) this.each(m);
-      else if (this.waiting) {
-        const w = this.waiting;
-        this.waiting = undefined;
-        w(m);
-      } else this.queued.push(m);
-    });
-  }
-
-  /** The next message. */
-  next(): Promise<Message> {
-    const m = this.queued.shift();
-    if (m !== undefined) return Promise.resolve(m);
-    return new Promise((resolve) => {
-      this.waiting = resolve;
-    });
-  }
-
-  /** Every message from now on, those queued first, to `fn`. */
-  onEach(fn: (m: Message) => void): void {
-    this.each = fn;
-    for (const m of this.queued.splice(0)) fn(m);
-  }
 }
 
 /** Sends to the coordinator; resolves once the message is written to the channel. */
@@ -81,7 +42,6 @@ interface WindowAnswer {
 
 // The coordinator gone (its channel closed): nothing left to run for.
 process.on("disconnect", () => process.exit(1));
-const inbox = new Inbox();
 
 try {
   const file = process.argv[2];
@@ -90,8 +50,10 @@ try {
   rmSync(dirname(file), { recursive: true, force: true });
   if (data.kind === "fuzz") {
     for (;;) {
+      // Listening before asking: the answer is the one message the coordinator sends.
+      const reply = new Promise<{ seed?: number }>((resolve) => process.once("message", resolve));
       await send({ kind: "ready" });
-      const { seed } = (await inbox.next()) as { seed?: number };
+      const { seed } = await reply;
       if (seed === undefined) break;
       const result = await simulate(fuzzOptions(fuzzCase(seed)));
       await send({ kind: "case", seed, result: portable(result) });
@@ -106,11 +68,10 @@ try {
     const boundsSent = new Promise<Bounds>((resolve) => {
       bounds = resolve;
     });
-    inbox.onEach((m) => {
-      if (m.kind === "bounds") {
-        const b = m as { maxMs: number; byId: [string, number][] };
-        bounds({ maxMs: b.maxMs, byId: new Map(b.byId) });
-      } else answers.shift()?.(m as WindowAnswer);
+    // Listening from the start (what to run came from the file): no message is missed.
+    process.on("message", (m: { kind?: string; maxMs: number; byId: [string, number][] }) => {
+      if (m.kind === "bounds") bounds({ maxMs: m.maxMs, byId: new Map(m.byId) });
+      else answers.shift()?.(m as WindowAnswer);
     });
     const answer = () => new Promise<WindowAnswer>((resolve) => answers.push(resolve));
     const options: SimOptions = shardOptions(data.options, data.shard, data.of);

@@ -1,6 +1,8 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it, vi } from "vitest";
@@ -18,8 +20,8 @@ import {
   prepareWorkers,
   type ShardMessage,
   type ShardResult,
+  SimWorker,
   simulateSharded,
-  simWorker,
   splitTopology,
   TSX_WORKER,
   WindowBarrier,
@@ -284,7 +286,7 @@ describe("simulate: split by subtree over worker processes", () => {
         clientQps: 0.2,
       };
       // This test is its coordinator: the bounds, and each window closed where the shard closed it.
-      const w = simWorker(await script(), { kind: "shard", options: o, shard: 0, of: 1 });
+      const w = new SimWorker(await script(), { kind: "shard", options: o, shard: 0, of: 1 });
       let result: ShardResult | undefined;
       w.onMessage((m: ShardMessage) => {
         if (m.kind === "window") w.send({ end: m.atMs });
@@ -295,6 +297,8 @@ describe("simulate: split by subtree over worker processes", () => {
       w.send({ kind: "bounds", maxMs, byId: [...byId] });
       // Never stopped here: a worker that waited for it would never exit.
       expect(await w.closed).toEqual({ code: 0, signal: null });
+      // What it ran, written for it to read, is gone with it.
+      expect(existsSync(dirname(w.startFile))).toBe(false);
       // The shard's nodes as this thread runs them.
       const here = await simulate({ ...o, bounds: Promise.resolve({ maxMs, byId }) });
       expect(result?.nodes).toEqual(here.nodes);
@@ -376,7 +380,7 @@ describe("simulate: split by subtree over worker processes", () => {
   }, 120_000);
 
   it("a worker whose coordinator has gone ends", async () => {
-    const w = simWorker(await prepareWorkers(), { kind: "fuzz" });
+    const w = new SimWorker(await prepareWorkers(), { kind: "fuzz" });
     // Asked for its first case, it waits for the answer; the channel closes instead.
     await new Promise<void>((resolve) => w.onMessage(() => resolve()));
     const exited = new Promise((resolve) =>
