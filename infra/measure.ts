@@ -23,10 +23,10 @@ import { pooledCurve, predict, predictOptions } from "./predict.ts";
 import {
   type NodeSamples,
   type Progress,
+  printReportJson,
   progressBar,
   type Report,
   renderTable,
-  reportJsonText,
   toJson,
 } from "./report.ts";
 import { renderSvg, renderTimelineSvg } from "./report-svg.ts";
@@ -698,7 +698,7 @@ export async function main(argv: string[]): Promise<void> {
     );
   }
   if (v.json) {
-    console.log(reportJsonText({ ...(toJson(report) as object), ...targetsJson(m) }));
+    printReportJson({ ...(toJson(report) as object), ...targetsJson(m) });
   } else {
     console.log(renderTable(report));
     if (m.targets.length > 0) console.log(`\n${renderTargetTable(m)}`);

@@ -11,10 +11,10 @@ import { ZONE_DEFAULTS } from "../origin/store.ts";
 import { pooledCurve } from "./predict.ts";
 import {
   formatMs,
+  printReportJson,
   progressBar,
   type Report,
   renderTable,
-  reportJsonText,
   type Summary,
   summarise,
   toJson,
@@ -197,7 +197,7 @@ export async function main(argv: string[]): Promise<void> {
       results.map((r, i) => [r.mode, populationRows(r, series[i]!.boundsMs!)]),
     );
     const json = toJson(report) as object;
-    console.log(reportJsonText(byPopulation ? { ...json, populations } : json));
+    printReportJson(byPopulation ? { ...json, populations } : json);
   } else {
     console.log(renderTable(report));
     if (byPopulation) for (const r of results) console.log(`\n${populationTable(r)}`);

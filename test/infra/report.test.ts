@@ -13,6 +13,7 @@ import {
   summarise,
   toJson,
   verdict,
+  writeReportJson,
 } from "../../infra/report.ts";
 import { renderSvg, ticks } from "../../infra/report-svg.ts";
 
@@ -178,6 +179,33 @@ describe("report", () => {
     expect(text).toContain('        "nodes": 2');
     expect(text.startsWith('{\n  "title": ')).toBe(true);
     expect(reportJsonText({ a: [1] })).toBe(JSON.stringify({ a: [1] }, null, 2));
+  });
+
+  it("writes the JSON a chunk at a time, a thousand rows in each, as the one text", () => {
+    const nodes = Array.from({ length: 2_500 }, (_, i) => ({ nodeId: `r${i}`, times: [i, i + 1] }));
+    const value = {
+      title: "t",
+      series: [
+        { label: "a", nodes },
+        { label: "b", nodes: [] },
+      ],
+      n: 1,
+    };
+    const chunks: string[] = [];
+    writeReportJson(value, (c) => chunks.push(c));
+    // What comes before the rows, three chunks of rows, up to the empty array, the rest.
+    expect(chunks).toHaveLength(6);
+    expect(chunks.slice(1, 4).map((c) => c.split("\n").length)).toEqual([1_001, 1_001, 501]);
+    const text = chunks.join("");
+    expect(text).toBe(reportJsonText(value));
+    expect(JSON.parse(text)).toEqual(value);
+    const lines = text.split("\n");
+    const open = lines.indexOf('      "nodes": [');
+    expect(lines[open + 1]).toBe(`        ${JSON.stringify(nodes[0])},`);
+    expect(lines[open + 1_000]).toBe(`        ${JSON.stringify(nodes[999])},`);
+    expect(lines[open + 1_001]).toBe(`        ${JSON.stringify(nodes[1_000])},`);
+    expect(lines[open + 2_500]).toBe(`        ${JSON.stringify(nodes[2_499])}`);
+    expect(lines[open + 2_501]).toBe("      ]");
   });
 
   it("draws an SVG with axes, legend, both curves and escaped text", () => {
