@@ -105,6 +105,36 @@ describe("DoH upstream requests", () => {
   });
 });
 
+describe("DoH upstream URLs", () => {
+  it("asks the question in the name it is given now, the same again or one written into the same buffer", async () => {
+    const asked: string[] = [];
+    const fetchLike = (async (input: string) => {
+      const query = Buffer.from(new URL(input).searchParams.get("dns")!, "base64url");
+      const q = packet.decode(query).questions![0]!;
+      asked.push(`${q.name} ${q.type}`);
+      return new Response(new Uint8Array(auth.respond(toWire(q.name), 1).message), { status: 200 });
+    }) as unknown as typeof fetch;
+    const up = dohUpstream("http://a.test", { timeoutMs: 0, fetch: fetchLike });
+    const name = toWire("www.example.test");
+    await up(name, 1);
+    await up(name, 1);
+    await up(toWire("www.example.test"), 1);
+    // Rewritten in place, as a caller may reuse its buffer: another name of the same length.
+    name.set(toWire("ftp.example.test"));
+    await up(name, 1);
+    await up(name, 28);
+    await up(toWire("www.example.test"), 1);
+    expect(asked).toEqual([
+      "www.example.test A",
+      "www.example.test A",
+      "www.example.test A",
+      "ftp.example.test A",
+      "ftp.example.test AAAA",
+      "www.example.test A",
+    ]);
+  });
+});
+
 describe("plain DNS upstream", () => {
   it("retries over TCP when the UDP answer is truncated", async () => {
     const transports: string[] = [];
