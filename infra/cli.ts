@@ -5,7 +5,14 @@
 
 type Main = (argv: string[]) => Promise<void>;
 
-const COMMANDS: Record<string, { help: string; load: () => Promise<{ main: Main }> }> = {
+interface Command {
+  help: string;
+  load: () => Promise<{ main: Main }>;
+  /** A command that prints a report and ends (not a server, whose output is its log). */
+  report?: true;
+}
+
+const COMMANDS: Record<string, Command> = {
   origin: {
     help: "run an origin authority (HTTP API + authoritative DNS)",
     load: () => import("../origin/main.ts"),
@@ -21,14 +28,17 @@ const COMMANDS: Record<string, { help: string; load: () => Promise<{ main: Main 
   simulate: {
     help: "simulate a topology's propagation under virtual time, beside the prediction",
     load: () => import("./simulate.ts"),
+    report: true,
   },
   measure: {
     help: "measure how long a change takes to reach every node of a running topology",
     load: () => import("./measure.ts"),
+    report: true,
   },
   plan: {
     help: "how long a change made now takes to reach DNS servers, and what to do for a deadline",
     load: () => import("./plan.ts"),
+    report: true,
   },
   node: {
     help: "run one node of a topology in this process, joined to the fabric",
@@ -57,6 +67,7 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  if (command.report) process.stdout.on("error", endOnClosedPipe);
   try {
     await (await command.load()).main(rest);
   } catch (err) {
@@ -65,4 +76,15 @@ export async function main(argv: string[]): Promise<void> {
     console.error(`propagate ${name}: ${process.env.PROPAGATE_DEBUG ? e.stack : e.message}`);
     process.exitCode = 2;
   }
+}
+
+/**
+ * A reader that stopped early (`propagate simulate --json | head`): the rest
+ * of the report has nowhere to go, so the command ends there, quietly and
+ * successfully, as ripgrep does, rather than with the stack of an
+ * unhandled EPIPE (an 'error' event of stdout, after the write returned).
+ */
+function endOnClosedPipe(err: NodeJS.ErrnoException): void {
+  if (err.code === "EPIPE") process.exit(0);
+  throw err;
 }
