@@ -26,8 +26,8 @@ import type { SimResult } from "./sim/run.ts";
 import { defaultWorkers, MIN_NODES_PER_WORKER, simulateSharded } from "./sim/shards.ts";
 import { loadTopology, MODES, type Topology } from "./topology.ts";
 
-/** Fuzz cases per worker process below which one thread is faster (bench/results/simulate.md). */
-const FUZZ_CASES_PER_WORKER = 500;
+/** Fuzz cases per worker process below which one thread is as fast or faster (bench/results/simulate.md). */
+const FUZZ_CASES_PER_WORKER = 2_000;
 
 const DEFAULT_TOPOLOGY = new URL("./topologies/default.json", import.meta.url).pathname;
 
@@ -124,9 +124,11 @@ export async function main(argv: string[]): Promise<void> {
     if (!Number.isInteger(first))
       throw new UsageError(`--fuzz takes an integer --seed, got "${v.seed}"`);
     const n = num(v.fuzz, "fuzz", 1, 1);
-    // Cases are independent but small, and one thread's collector already
-    // uses the other core: two workers took 1,000 cases from 13.8 to 12.0 s
-    // and 300 from 5.6 to 5.9 s (bench/results/simulate.md).
+    // Cases are independent but small, one process's collector already uses
+    // the other core, and a worker process starts and sends each case's
+    // result back: two workers took 1,000 cases from 9.3-10.2 to 10.9-11.2 s,
+    // 3,000 from 25.3-32.5 to 24.9-28.9 s, 6,000 from 52.9 to 37.6 s
+    // (bench/results/simulate.md, "Fuzz cases over worker processes").
     const workers =
       v.workers === undefined
         ? Math.max(1, Math.min(availableParallelism(), Math.floor(n / FUZZ_CASES_PER_WORKER)))
