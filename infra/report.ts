@@ -302,8 +302,8 @@ export function writeReportJson(value: unknown, write: (chunk: string) => void):
   );
   let from = 0;
   for (const m of text.matchAll(/^( *)"nodes": "\\u0000nodes (\d+)"/gm)) {
-    const [marker, indent, i] = m as unknown as [string, string, string];
-    const rows = arrays[Number(i)]!;
+    const indent = m[1]!;
+    const rows = arrays[Number(m[2])]!;
     if (rows.length === 0) {
       write(`${text.slice(from, m.index)}${indent}"nodes": []`);
     } else {
@@ -315,9 +315,9 @@ export function writeReportJson(value: unknown, write: (chunk: string) => void):
         write(`${indent}  ${chunk.join(between)}${last ? `\n${indent}]` : ",\n"}`);
       }
     }
-    from = m.index + marker.length;
+    from = m.index + m[0].length;
   }
-  write(from === 0 ? text : text.slice(from));
+  write(text.slice(from));
 }
 
 /** `writeReportJson` to standard output, and a newline, as `console.log` prints the text (writes to a file or a pipe are synchronous). */

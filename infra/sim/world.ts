@@ -153,9 +153,8 @@ export class World implements Observed {
   private readonly hostOf = memoized((url) => new URL(url).host, MAX_SHARED);
   /** Bodiless GET requests shared by every hop that sends the same one (see requestOf). */
   private readonly requests = new Map<string, Request>();
-  /** The same, by a frozen init's identity and then the URL (see requestOf); as many as `requests`. */
+  /** The same, by a frozen init's identity and then the URL (see requestOf); cleared with `requests`. */
   private readonly requestsByInit = new Map<RequestInit, Map<string, Request>>();
-  private byInitCount = 0;
   private readonly indexOf = new Map<string, number>();
   /** Present when polls that find nothing are computed, not fired. */
   readonly lazy: LazyPolls | undefined;
@@ -535,17 +534,12 @@ export class World implements Observed {
     const shared = this.sharedRequest(input, init);
     if (shared === undefined) return new Request(input, init);
     if (frozen) {
-      if (this.byInitCount >= MAX_SHARED) {
-        this.requestsByInit.clear();
-        this.byInitCount = 0;
-      }
       let byUrl = this.requestsByInit.get(init);
       if (byUrl === undefined) {
         byUrl = new Map();
         this.requestsByInit.set(init, byUrl);
       }
       byUrl.set(input as string, shared);
-      this.byInitCount++;
     }
     return shared;
   }
@@ -566,7 +560,11 @@ export class World implements Observed {
     const key = `${String(input)} ${r.accept ?? ""} ${r["cache-control"] ?? ""}`;
     let req = this.requests.get(key);
     if (!req) {
-      if (this.requests.size >= MAX_SHARED) this.requests.clear();
+      // Both bounded at once: each entry by init is one of these, found another way.
+      if (this.requests.size >= MAX_SHARED) {
+        this.requests.clear();
+        this.requestsByInit.clear();
+      }
       req = (this.o.lightHops && hopRequestOf(String(input), r)) || new Request(input, init);
       this.requests.set(key, req);
     }
