@@ -13,10 +13,28 @@ export type Seed = number | string;
  * stream from a run seed and the link's name: `hashSeed(runSeed, "edge-1")`.
  */
 export function hashSeed(...parts: Seed[]): number {
-  // FNV-1a over the parts' text, then murmur3's fmix32 to spread the bits.
+  // FNV-1a over the parts' code points, joined by U+0000, then murmur3's
+  // fmix32 to spread the bits. Read by index, not by joining the parts and
+  // iterating the string: a simulator hashes every node's id several times
+  // while it builds (its links, its clients, its population), and the join
+  // and the string iterator were most of that (bench/results/simulate.md).
   let h = 0x811c9dc5;
-  for (const ch of parts.map(String).join("\u0000")) {
-    h = Math.imul(h ^ (ch.codePointAt(0) ?? 0), 0x01000193);
+  for (let p = 0; p < parts.length; p++) {
+    // The separator, code point 0: h ^ 0 is h.
+    if (p > 0) h = Math.imul(h, 0x01000193);
+    const s = String(parts[p]);
+    for (let i = 0; i < s.length; i++) {
+      let c = s.charCodeAt(i);
+      // A surrogate pair is one code point, as `for...of` reads it; a lone surrogate is itself.
+      if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length) {
+        const d = s.charCodeAt(i + 1);
+        if (d >= 0xdc00 && d < 0xe000) {
+          c = ((c - 0xd800) << 10) + (d - 0xdc00) + 0x10000;
+          i++;
+        }
+      }
+      h = Math.imul(h ^ c, 0x01000193);
+    }
   }
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);

@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
+import { hashSeed } from "../../core/random.ts";
 import { assignPopulations } from "../../infra/sim/populations.ts";
 import { predictRun, simulate } from "../../infra/sim/run.ts";
 import { populationRows } from "../../infra/simulate.ts";
-import { parseTopology, TopologyError } from "../../infra/topology.ts";
+import { parseTopology, type Topology, TopologyError } from "../../infra/topology.ts";
 
 const resolvers = Array.from({ length: 40 }, (_, i) => ({
   id: `res-${i + 1}`,
@@ -32,6 +33,24 @@ describe("simulate: resolver populations", () => {
     const count = (name: string) => a.filter((x) => x === name).length;
     expect([count("stretch"), count("honour"), count("stale")]).toEqual([10, 20, 10]);
     expect(assignPopulations(topology).map((p) => p?.name)).toEqual(a);
+  });
+
+  it("orders the resolvers by the hash of (topology seed, id), then by index, and takes the shares in that order", () => {
+    const byHash = topology.resolvers
+      .map((r, i) => ({ i, h: hashSeed(topology.seed, r.id, "population") }))
+      .sort((a, b) => a.h - b.h || a.i - b.i);
+    const want = Array<string | undefined>(topology.resolvers.length);
+    byHash.forEach(({ i }, k) => {
+      want[i] = k < 10 ? "stretch" : k < 30 ? "honour" : "stale";
+    });
+    expect(assignPopulations(topology).map((p) => p?.name)).toEqual(want);
+  });
+
+  it("refuses to assign populations to more resolvers than an index packs beside a hash", () => {
+    const many = { ...topology, resolvers: { length: 2 ** 21 + 1 } as Topology["resolvers"] };
+    expect(() => assignPopulations(many)).toThrow(
+      /at most 2097152 resolvers; the topology has 2097153/,
+    );
   });
 
   it("refuses shares that sum to more than 1", () => {
