@@ -368,8 +368,16 @@ interface Up {
   top: string;
 }
 
-/** Predictions for every edge and resolver; nodes with the same chain of link models share one. */
-export function predict(t: Topology, o: PredictOptions): NodePrediction[] {
+/**
+ * Predictions for every edge and resolver (or the resolvers `only` keeps:
+ * every resolver's client load still counts); nodes with the same chain of
+ * link models share one.
+ */
+export function predict(
+  t: Topology,
+  o: PredictOptions,
+  only?: (resolverId: string) => boolean,
+): NodePrediction[] {
   const models = linkModels(t);
   const parent = parents(t);
   const memo = new Map<string, Omit<NodePrediction, "nodeId" | "tier">>();
@@ -449,6 +457,7 @@ export function predict(t: Topology, o: PredictOptions): NodePrediction[] {
   // first (most resolvers share both), by text only when that pair is new.
   const byEdge = new Map<Up, Map<LinkModel, Omit<NodePrediction, "nodeId" | "tier">>>();
   for (const r of t.resolvers) {
+    if (only !== undefined && !only(r.id)) continue;
     const rest = above(r.id);
     const own = models.get(r.id)!;
     let p: Omit<NodePrediction, "nodeId" | "tier"> | undefined;

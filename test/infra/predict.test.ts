@@ -97,6 +97,37 @@ describe("ttl mode under sparse client load", () => {
   });
 });
 
+describe("a prediction for some resolvers", () => {
+  it("is the whole prediction's for those, edges included, with every resolver's client load", () => {
+    // Four resolvers below one edge: the edge's copy is held by their questions together.
+    const four = parseTopology({
+      defaults: { link: { latency: { kind: "fixed", ms: 5 } }, pollIntervalMs: 1_000 },
+      edges: [
+        { id: "regional", parent: "origin", tier: "regional" },
+        { id: "edge", parent: "regional" },
+      ],
+      resolvers: ["a", "b", "c", "d"].map((id) => ({
+        id,
+        upstream: "edge",
+        link: { latency: { kind: "fixed", ms: 2 + id.charCodeAt(0) - 97 } },
+      })),
+    });
+    const o = predictOptions(four, { mode: "ttl", ttlSec: 60, probeMs: 100, clientQps: 1 / 60 });
+    const whole = predict(four, o);
+    const some = predict(four, o, (id) => id === "b" || id === "d");
+    expect(some.map((p) => p.nodeId)).toEqual(["regional", "edge", "b", "d"]);
+    for (const p of some) {
+      const w = whole.find((q) => q.nodeId === p.nodeId)!;
+      expect(p.boundMs).toBe(w.boundMs);
+      for (const ms of [100, 1_000, 20_000, 45_000]) expect(p.cdf(ms)).toBe(w.cdf(ms));
+    }
+    // The client load of the two left out counts: alone, b and d hold the edge's copy less.
+    const alone = predict({ ...four, resolvers: four.resolvers.filter((r) => r.id !== "a") }, o);
+    const b = (ps: typeof whole) => ps.find((p) => p.nodeId === "b")!.cdf(20_000);
+    expect(b(alone)).not.toBe(b(some));
+  });
+});
+
 describe("purge modes with the bus", () => {
   it("an edge is fresh after its own link, the next question and one refetch through the chain", () => {
     const edge = byId({ mode: "invalidate" }).get("edge")!;
