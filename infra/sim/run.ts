@@ -449,9 +449,10 @@ function withPopulations(
   const pops = assignPopulations(t);
   if (!pops.some((p) => p && !p.purges)) return predicted;
   const popOf = new Map(t.resolvers.map((r, j) => [r.id, pops[j]]));
-  // In ttl mode only the resolvers that do not follow purges: a whole
-  // topology's second prediction took ~1 s of the coordinator at 100,000
-  // resolvers, beside the workers' start (bench/results/simulate.md).
+  // In ttl mode only the resolvers that do not follow purges: a prediction
+  // for every resolver a second time, to read a tenth of them (the
+  // coordinator's predictRun at 100,000 resolvers ~1.0 -> ~0.9 s warm,
+  // bench/results/simulate.md).
   const ttl = new Map(
     predictIn("ttl", (id) => popOf.get(id)?.purges === false).map((p) => [p.nodeId, p]),
   );
