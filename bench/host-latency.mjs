@@ -3,9 +3,11 @@
 // random reads over 128 MB (the memory: one cycle through a shuffled array,
 // so each read waits for the last). The simulator's hot paths read one
 // resolver's objects among a worker's gigabyte of heap, so they follow the
-// second figure; on this VM it was 255-290 ns a read when the same hour took
-// 69-107 s (bench/results/simulate.md, "The start of a shard"). Run it
-// before and after a timing: `node bench/host-latency.mjs`.
+// second figure; on this VM it was 235-310 ns a read (a quiet bare-metal
+// EPYC: ~90 ns) while the same hour took 66.6-106.9 s (bench/results/simulate.md,
+// "The start of a shard"). It tells what the host's memory costs, not how a
+// run will go: the host's spells come and go within an hour (sim-ab.mjs
+// takes it before each run). `node bench/host-latency.mjs`.
 const t0 = performance.now();
 let x = 1;
 for (let i = 0; i < 3e8; i++) x = (x * 1103515245 + 12345) | 0;
