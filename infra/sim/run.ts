@@ -204,7 +204,7 @@ export function predictRun(o: SimOptions): NodePrediction[] {
       }),
       only,
     );
-  return withPopulations(o, whole, predictIn(o.mode), predictIn);
+  return withPopulations(o, whole, predictIn);
 }
 
 export async function simulate(o: SimOptions): Promise<SimResult> {
@@ -438,24 +438,27 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
 /**
  * Resolvers of a population that does not follow purges are predicted as in
  * ttl mode, their held copy living max(TTL, minTtl): the bound grows by the
- * stretch and the expected curve is stretched in time by minTtl / TTL.
+ * stretch and the expected curve is stretched in time by minTtl / TTL. Each
+ * resolver is predicted once, in the mode it follows (a population follows
+ * no purges unless it says so, topology.ts): every resolver in the run's
+ * mode and again in ttl mode took the coordinator 0.75-1.0 s at 100,000
+ * resolvers, against 0.53-0.75 s (bench/results/simulate.md).
  */
 function withPopulations(
   o: SimOptions,
   t: Topology,
-  predicted: NodePrediction[],
   predictIn: (mode: PropagationMode, only?: (resolverId: string) => boolean) => NodePrediction[],
 ): NodePrediction[] {
   const pops = assignPopulations(t);
-  if (!pops.some((p) => p && !p.purges)) return predicted;
+  if (!pops.some((p) => p && !p.purges)) return predictIn(o.mode);
   const popOf = new Map(t.resolvers.map((r, j) => [r.id, pops[j]]));
-  // In ttl mode only the resolvers that do not follow purges: a prediction
-  // for every resolver a second time, to read a tenth of them (the
-  // coordinator's predictRun at 100,000 resolvers ~1.0 -> ~0.9 s warm,
-  // bench/results/simulate.md).
-  const ttl = new Map(
-    predictIn("ttl", (id) => popOf.get(id)?.purges === false).map((p) => [p.nodeId, p]),
-  );
+  const held = (id: string) => popOf.get(id)?.purges === false;
+  // Edges and the resolvers that follow purges in the run's mode; the others
+  // in ttl mode (all in one list when the run's mode is ttl). Both lists keep
+  // the topology's order: its edges, then its resolvers.
+  const all = o.mode === "ttl";
+  const own = all ? predictIn("ttl") : predictIn(o.mode, (id) => !held(id));
+  const ttl = all ? own : predictIn("ttl", held);
   // One stretched curve per (curve, stretch), shared as the predictor shares
   // curves: the report pools curves by identity (predict.ts pooledCurve), and
   // one per resolver took 1.2 s at 100,000 resolvers.
@@ -473,19 +476,26 @@ function withPopulations(
     }
     return f;
   };
-  return predicted.map((p) => {
-    const pop = popOf.get(p.nodeId);
-    if (!pop || pop.purges) return p;
-    const base = ttl.get(p.nodeId)!;
-    const ttlMs = o.zone.ttl * 1000;
+  const ttlMs = o.zone.ttl * 1000;
+  const edges = t.edges.length;
+  const out = own.slice(0, edges);
+  // The resolvers in the topology's order, each from the list it is in.
+  let mine = edges;
+  let theirs = edges;
+  for (const [j, r] of t.resolvers.entries()) {
+    const pop = pops[j];
+    const fromTtl = pop !== undefined && !pop.purges;
+    const p = all ? own[edges + j] : fromTtl ? ttl[theirs++] : own[mine++];
+    if (p?.nodeId !== r.id) throw new Error(`no prediction for resolver ${r.id} in its place`);
+    if (!fromTtl) {
+      out.push(p);
+      continue;
+    }
     const heldMs = Math.max(ttlMs, pop.minTtl * 1000);
     const stretch = heldMs / ttlMs;
-    return {
-      ...base,
-      boundMs: base.boundMs + (heldMs - ttlMs),
-      cdf: curve(base.cdf, stretch),
-    };
-  });
+    out.push({ ...p, boundMs: p.boundMs + (heldMs - ttlMs), cdf: curve(p.cdf, stretch) });
+  }
+  return out;
 }
 
 /**

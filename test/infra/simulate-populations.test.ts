@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { hashSeed } from "../../core/random.ts";
+import { predict, predictOptions } from "../../infra/predict.ts";
 import { assignPopulations } from "../../infra/sim/populations.ts";
 import { predictRun, simulate } from "../../infra/sim/run.ts";
 import { populationRows } from "../../infra/simulate.ts";
@@ -86,6 +87,50 @@ describe("simulate: resolver populations", () => {
     expect(rows.get("edges")!.max).toBeLessThan(1_000);
     expect(stretch.exceeded + honour.exceeded).toBe(0);
   }, 60_000);
+  it("predicts each resolver in the mode its population follows, in the topology's order", () => {
+    // One population follows purges, two do not (the default), one resolver in ten has none.
+    const mixed = parseTopology({
+      ...topology,
+      resolvers: [...topology.resolvers, { id: "res-41", upstream: "edge-1" }],
+      populations: [
+        { name: "stretch", share: 0.25, minTtl: 120 },
+        { name: "purged", share: 0.5, purges: true },
+        { name: "stale", share: 0.2 },
+      ],
+    });
+    const zone = { ttl: 30, staleWhileRevalidate: 0, staleIfError: 86_400 };
+    const o = { topology: mixed, changes: 1, seed: 3, zone, clientQps: 0.05 };
+    const pops = assignPopulations(mixed);
+    expect(new Set(pops.map((p) => p?.name))).toEqual(
+      new Set(["stretch", "purged", "stale", undefined]),
+    );
+    for (const mode of ["invalidate", "ttl"] as const) {
+      const opts = (m: typeof mode) =>
+        predictOptions(mixed, { mode: m, ttlSec: 30, swrSec: 0, probeMs: 0, clientQps: 0.05 });
+      const inMode = new Map(predict(mixed, opts(mode)).map((p) => [p.nodeId, p]));
+      const inTtl = new Map(predict(mixed, opts("ttl")).map((p) => [p.nodeId, p]));
+      const got = predictRun({ ...o, mode });
+      expect(got.map((p) => p.nodeId)).toEqual(
+        [...mixed.edges, ...mixed.resolvers].map((n) => n.id),
+      );
+      for (const p of got) {
+        const j = mixed.resolvers.findIndex((r) => r.id === p.nodeId);
+        const pop = j < 0 ? undefined : pops[j];
+        if (pop === undefined || pop.purges) {
+          // An edge, a resolver with no population, or one that follows purges: the run's mode.
+          const want = inMode.get(p.nodeId)!;
+          expect([p.boundMs, p.cdf(5_000)]).toEqual([want.boundMs, want.cdf(5_000)]);
+          continue;
+        }
+        // ttl mode, its copy held max(TTL, minTtl): bound and curve stretched.
+        const base = inTtl.get(p.nodeId)!;
+        const stretch = Math.max(30, pop.minTtl) / 30;
+        expect(p.boundMs).toBe(base.boundMs + (stretch - 1) * 30_000);
+        for (const ms of [1_000, 20_000, 90_000]) expect(p.cdf(ms)).toBe(base.cdf(ms / stretch));
+      }
+    }
+  });
+
   it("shares one predicted curve among resolvers of a population with the same chain", () => {
     const predicted = predictRun({
       topology,
