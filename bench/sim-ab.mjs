@@ -122,7 +122,11 @@ console.log("|---|---|---|---|---|---|---|---|");
 for (let i = 0; i < pairs; i++) {
   for (const side of i % 2 === 0 ? ["A", "B"] : ["B", "A"]) {
     const ns = probe();
-    const r = await run(side === "A" ? dirA : dirB);
+    const r = await run(side === "A" ? dirA : dirB).catch((err) => {
+      // A run that failed (its own error is above, on standard error) ends the comparison.
+      console.error(`sim-ab: ${err.message}`);
+      process.exit(1);
+    });
     first ??= r.text;
     const equal = r.text === first;
     allEqual &&= equal;

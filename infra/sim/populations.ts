@@ -31,7 +31,8 @@ const PACKED_MAX = 2 ** 21;
  * Both packed in one double (hash x 2^21 + index, exact below 2^53) and
  * sorted as numbers: every simulator worker and the predictor order the
  * whole topology's resolvers, and an object per resolver sorted by a
- * comparator took 0.2-0.4 s of 100,000 (bench/results/simulate.md).
+ * comparator took 95-104 ms of 100,000 warm, 0.63 s of a worker's build
+ * (against 24-30 ms; bench/results/simulate.md, "The start of a shard").
  */
 function orderByHash(t: Topology): (k: number) => number {
   const n = t.resolvers.length;
@@ -48,6 +49,7 @@ function orderByHash(t: Topology): (k: number) => number {
   keys.sort();
   return (k) => keys[k]! % PACKED_MAX;
 }
+
 /** The engine configuration a population asks for (resolver/policy.ts CacheConfig). */
 export function cacheConfigOf(p: Population | undefined): Partial<CacheConfig> {
   if (!p) return {};
