@@ -6,7 +6,7 @@
 // second figure; on this VM it was 235-310 ns a read (a quiet bare-metal
 // EPYC: ~90 ns) while the same hour took 66.6-106.9 s (bench/results/simulate.md,
 // "The start of a shard"). It tells what the host's memory costs, not how a
-// run will go: the host's spells come and go within an hour (sim-ab.mjs
+// run will go: the host's spells come and go within an hour (sim-ab.ts
 // takes it before each run). `node bench/host-latency.mjs`.
 const t0 = performance.now();
 let x = 1;

@@ -165,16 +165,43 @@ export async function wrk(
   };
 }
 
-/** CPU seconds (user + system, every thread) process `pid` has used, from /proc (Linux). */
-export function cpuSeconds(pid: number | undefined): number {
+/**
+ * CPU seconds (user + system, every thread) process `pid` has used, from
+ * /proc (Linux); with `reaped`, also its children that have ended and been
+ * waited for (a simulator's worker processes). NaN once it has gone.
+ */
+export function cpuSeconds(pid: number | undefined, reaped = false): number {
   if (pid === undefined) return Number.NaN;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
     // Fields after the command name (which may hold spaces) start at the state, field 3.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    const own = Number(fields[11]) + Number(fields[12]);
+    return (reaped ? own + Number(fields[13]) + Number(fields[14]) : own) / CLOCK_TICKS;
   } catch {
     return Number.NaN;
+  }
+}
+
+/** Resident memory of process `pid` in KB, from /proc (Linux); 0 once it has gone. */
+export function residentKb(pid: number): number {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "latin1"))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** The running children of process `pid` (its main thread's), from /proc (Linux). */
+export function childPids(pid: number): number[] {
+  try {
+    const text = readFileSync(`/proc/${pid}/task/${pid}/children`, "latin1");
+    return text
+      .split(" ")
+      .filter((p) => p !== "")
+      .map(Number);
+  } catch {
+    return [];
   }
 }
 /** USER_HZ: the unit of /proc/PID/stat times, 100 on every Linux architecture Node runs on. */

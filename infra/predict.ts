@@ -369,14 +369,14 @@ interface Up {
 }
 
 /**
- * Predictions for every edge and resolver (or the resolvers `only` keeps:
- * every resolver's client load still counts); nodes with the same chain of
- * link models share one.
+ * Predictions for every edge and resolver (or the resolvers `only` keeps, by
+ * their index in `t.resolvers`: every resolver's client load still counts);
+ * nodes with the same chain of link models share one.
  */
 export function predict(
   t: Topology,
   o: PredictOptions,
-  only?: (resolverId: string) => boolean,
+  only?: (resolverIndex: number) => boolean,
 ): NodePrediction[] {
   const models = linkModels(t);
   const parent = parents(t);
@@ -456,8 +456,8 @@ export function predict(
   // A resolver's prediction by its edge's chain and its own link object
   // first (most resolvers share both), by text only when that pair is new.
   const byEdge = new Map<Up, Map<LinkModel, Omit<NodePrediction, "nodeId" | "tier">>>();
-  for (const r of t.resolvers) {
-    if (only !== undefined && !only(r.id)) continue;
+  for (const [j, r] of t.resolvers.entries()) {
+    if (only !== undefined && !only(j)) continue;
     const rest = above(r.id);
     const own = models.get(r.id)!;
     let p: Omit<NodePrediction, "nodeId" | "tier"> | undefined;

@@ -191,7 +191,7 @@ export interface Phases {
 /** Every node's prediction for a run (the whole topology's, when `o.topology` is a shard). */
 export function predictRun(o: SimOptions): NodePrediction[] {
   const whole = o.whole ?? o.topology;
-  const predictIn = (mode: PropagationMode, only?: (resolverId: string) => boolean) =>
+  const predictIn = (mode: PropagationMode, only?: (resolverIndex: number) => boolean) =>
     predict(
       whole,
       predictOptions(whole, {
@@ -447,17 +447,16 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
 function withPopulations(
   o: SimOptions,
   t: Topology,
-  predictIn: (mode: PropagationMode, only?: (resolverId: string) => boolean) => NodePrediction[],
+  predictIn: (mode: PropagationMode, only?: (resolverIndex: number) => boolean) => NodePrediction[],
 ): NodePrediction[] {
   const pops = assignPopulations(t);
   if (!pops.some((p) => p && !p.purges)) return predictIn(o.mode);
-  const popOf = new Map(t.resolvers.map((r, j) => [r.id, pops[j]]));
-  const held = (id: string) => popOf.get(id)?.purges === false;
+  const held = (j: number) => pops[j]?.purges === false;
   // Edges and the resolvers that follow purges in the run's mode; the others
   // in ttl mode (all in one list when the run's mode is ttl). Both lists keep
   // the topology's order: its edges, then its resolvers.
   const all = o.mode === "ttl";
-  const own = all ? predictIn("ttl") : predictIn(o.mode, (id) => !held(id));
+  const own = all ? predictIn("ttl") : predictIn(o.mode, (j) => !held(j));
   const ttl = all ? own : predictIn("ttl", held);
   // One stretched curve per (curve, stretch), shared as the predictor shares
   // curves: the report pools curves by identity (predict.ts pooledCurve), and
@@ -484,10 +483,9 @@ function withPopulations(
   let theirs = edges;
   for (const [j, r] of t.resolvers.entries()) {
     const pop = pops[j];
-    const fromTtl = pop !== undefined && !pop.purges;
-    const p = all ? own[edges + j] : fromTtl ? ttl[theirs++] : own[mine++];
+    const p = all ? own[edges + j] : held(j) ? ttl[theirs++] : own[mine++];
     if (p?.nodeId !== r.id) throw new Error(`no prediction for resolver ${r.id} in its place`);
-    if (!fromTtl) {
+    if (pop === undefined || pop.purges) {
       out.push(p);
       continue;
     }

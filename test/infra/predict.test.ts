@@ -114,7 +114,7 @@ describe("a prediction for some resolvers", () => {
     });
     const o = predictOptions(four, { mode: "ttl", ttlSec: 60, probeMs: 100, clientQps: 1 / 60 });
     const whole = predict(four, o);
-    const some = predict(four, o, (id) => id === "b" || id === "d");
+    const some = predict(four, o, (j) => ["b", "d"].includes(four.resolvers[j]!.id));
     expect(some.map((p) => p.nodeId)).toEqual(["regional", "edge", "b", "d"]);
     for (const p of some) {
       const w = whole.find((q) => q.nodeId === p.nodeId)!;
