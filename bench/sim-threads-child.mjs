@@ -8,6 +8,12 @@ const { main } = await import("../infra/cli.ts");
 console.log = (...parts) => {
   writeSync(3, `${parts.join(" ")}\n`);
 };
+// The --json report is written to standard output in chunks
+// (infra/report.ts printReportJson), not by console.log.
+process.stdout.write = (chunk) => {
+  writeSync(3, chunk);
+  return true;
+};
 // The process's CPU by its own count (every thread, microseconds), after the report.
 process.on("exit", () => {
   const u = process.resourceUsage();
