@@ -79,6 +79,38 @@ describe("VirtualClock", () => {
     expect(last).toBe(300);
     expect(clock.nextAt()).toBeUndefined();
   });
+  it("fires thousands of timers by (instant, creation order), ties and clears among them", () => {
+    // More timers than the heap's first allocation (1,024), with whole-millisecond
+    // instants so ties are common; the expected order is a plain sort.
+    const clock = new VirtualClock(0);
+    const rnd = new Random(7);
+    const fired: number[] = [];
+    const made: { seq: number; at: number; id: number }[] = [];
+    const cleared = new Set<number>();
+    for (let seq = 0; seq < 5000; seq++) {
+      const at = rnd.nextUint32() % 300;
+      made.push({ seq, at, id: clock.setTimeout(() => fired.push(seq), at) });
+      if (rnd.next() < 0.2) {
+        const victim = made[rnd.nextUint32() % made.length]!;
+        clock.clearTimeout(victim.id);
+        cleared.add(victim.seq);
+      }
+    }
+    // Half the time passes, then more timers are set among those left.
+    clock.advanceSync(150);
+    for (let seq = 5000; seq < 7000; seq++) {
+      const at = 150 + (rnd.nextUint32() % 300);
+      made.push({ seq, at, id: clock.setTimeout(() => fired.push(seq), at - 150) });
+    }
+    clock.advanceSync(1000);
+    const expected = made
+      .filter((t) => !cleared.has(t.seq))
+      .sort((a, b) => a.at - b.at || a.seq - b.seq)
+      .map((t) => t.seq);
+    expect(fired).toEqual(expected);
+    expect(clock.pending).toBe(0);
+    expect(clock.nextAt()).toBeUndefined();
+  });
 });
 
 describe("SlotTimers", () => {
