@@ -494,7 +494,7 @@ export class Edge implements SyncTarget {
     this.counters.parentRequests++;
     const requestTime = this.clock.now();
     try {
-      const parentReq = this.parentRequest(base + key, headers, () => {
+      const parentReq = this.parentRequest(base, key, headers, () => {
         controller ??= new AbortController();
         return controller.signal;
       });
@@ -520,12 +520,18 @@ export class Edge implements SyncTarget {
   }
 
   /**
-   * The GET a fill sends to the parent. Apart so the simulator's edges
-   * (infra/sim/hop.ts) can send it between simulated nodes without a Web
-   * Request.
+   * The GET a fill sends to the parent, for the URL `base + key`. Apart so
+   * the simulator's edges (infra/sim/hop.ts) can send it between simulated
+   * nodes without a Web Request; the two parts given apart, so they can
+   * find the URL they made before without joining and hashing a new string.
    */
-  protected parentRequest(url: string, headers: Headers, signal: () => AbortSignal): Request {
-    return new Request(url, { headers, signal: signal() });
+  protected parentRequest(
+    base: string,
+    key: string,
+    headers: Headers,
+    signal: () => AbortSignal,
+  ): Request {
+    return new Request(base + key, { headers, signal: signal() });
   }
 
   /** Forwards a request the cache does not serve (writes, POST DoH, authenticated reads). */

@@ -180,12 +180,13 @@ describe("miss, hit, Age and Cache-Status", () => {
     let signalOf: (() => AbortSignal) | undefined;
     class LazyEdge extends Edge {
       protected override parentRequest(
-        url: string,
+        base: string,
+        key: string,
         headers: Headers,
         signal: () => AbortSignal,
       ): Request {
         signalOf = signal;
-        return new Request(url, { headers });
+        return new Request(base + key, { headers });
       }
     }
     parent.delayMs = 60_000;
