@@ -46,15 +46,72 @@ export interface Restartable {
 }
 
 /**
- * One node's life: whether it is down, and which incarnation is running, so
- * answers and acks from a dead incarnation are dropped.
+ * Every node's life by its index: whether it is down, and which incarnation
+ * is running, so answers and acks from a dead incarnation are dropped. In
+ * typed arrays rather than fields of an object per node: every question a
+ * resolver is asked reads both, and an object per node was a cache miss of
+ * its own each time (its reads were ~3 % of a worker at 100,000 resolvers).
  */
+export class Lives {
+  private readonly downs: Uint8Array;
+  private readonly incarnations: Int32Array;
+
+  constructor(n: number) {
+    this.downs = new Uint8Array(n);
+    this.incarnations = new Int32Array(n);
+  }
+
+  isDown(index: number): boolean {
+    return this.downs[index] === 1;
+  }
+
+  incarnation(index: number): number {
+    return this.incarnations[index]!;
+  }
+
+  /** True while incarnation `gen` of node `index` is the one running. */
+  alive(index: number, gen: number): boolean {
+    return this.downs[index] === 0 && gen === this.incarnations[index];
+  }
+
+  setDown(index: number, down: boolean): void {
+    this.downs[index] = down ? 1 : 0;
+  }
+
+  /** Node `index` goes down: its running incarnation is over. */
+  kill(index: number): void {
+    this.downs[index] = 1;
+    this.incarnations[index]!++;
+  }
+}
+
+/** One node's life, as `Lives` holds it at the node's index. */
 export class Life {
-  down = false;
-  incarnation = 0;
   hooks: Restartable | undefined;
 
-  constructor(readonly nodeId: string) {}
+  constructor(
+    readonly nodeId: string,
+    private readonly lives: Lives,
+    private readonly index: number,
+  ) {}
+
+  get down(): boolean {
+    return this.lives.isDown(this.index);
+  }
+
+  get incarnation(): number {
+    return this.lives.incarnation(this.index);
+  }
+
+  /** The node goes down: its running incarnation is over. */
+  kill(): void {
+    this.lives.kill(this.index);
+  }
+
+  /** The node is back (a new incarnation, counted when it went down). */
+  revive(): void {
+    this.lives.setDown(this.index, false);
+  }
 
   /** The error a question to a down node fails with (a refused connection, as fetch reports it). */
   refused(): TypeError {
@@ -63,7 +120,7 @@ export class Life {
 
   /** True while incarnation `gen` is the one running. */
   alive(gen: number): boolean {
-    return !this.down && gen === this.incarnation;
+    return this.lives.alive(this.index, gen);
   }
 }
 
@@ -94,8 +151,7 @@ export function scheduleRestarts(
     loop.at(startMs + r.window.startMs, () => {
       // Overlapping windows of one node: the first one to start wins, the other is skipped.
       if (life.down || !life.hooks || !running()) return;
-      life.down = true;
-      life.incarnation++;
+      life.kill();
       downAtMs = loop.now() - startMs;
       loop.markDirty();
       touched(index);
@@ -104,7 +160,7 @@ export function scheduleRestarts(
           if (!running()) return;
           loop.markDirty();
           void life.hooks!.start().then(() => {
-            life.down = false;
+            life.revive();
             record({ nodeId: r.nodeId, downAtMs, upAtMs: loop.now() - startMs });
             touched(index);
             back(index);

@@ -42,6 +42,7 @@ import { SIM_NAME, SIM_ZONE, SimOrigin, type Window, within } from "./origin.ts"
 import { cacheConfigOf, populationsById } from "./populations.ts";
 import {
   Life,
+  Lives,
   type NodeRestart,
   type Restartable,
   type RestartRecord,
@@ -160,6 +161,8 @@ export class World implements Observed {
   readonly lazy: LazyPolls | undefined;
   /** Per node: whether it is down and which incarnation runs (sim/restart.ts). */
   private readonly lives: Life[] = [];
+  /** Every node's life by index, read on each question (restart.ts `Lives`). */
+  private readonly lifeStates: Lives;
   /** The restarts that happened, in order. */
   readonly restarts: RestartRecord[] = [];
   private readonly startMs: number;
@@ -207,6 +210,7 @@ export class World implements Observed {
     this.startMs = start;
     const n = t.edges.length + t.resolvers.length;
     this.memo = { version: new Float64Array(n), until: new Float64Array(n).fill(Number.NaN) };
+    this.lifeStates = new Lives(n);
     this.sie = { version: new Float64Array(n), at: new Float64Array(n).fill(Number.NaN) };
     // A fill's HopRequest goes to the origin as it is: Hono reads of a GET its
     // URL, method and header fields (sim/hop.ts).
@@ -241,7 +245,7 @@ export class World implements Observed {
       const index = this.nodes.length;
       this.indexOf.set(e.id, index);
       const fetch = this.fetchVia(e.id, models.get(e.id)!);
-      const life = new Life(e.id);
+      const life = new Life(e.id, this.lifeStates, index);
       this.lives.push(life);
       // A restart (sim/restart.ts) builds both again: empty storage, no floors.
       const newStorage = () =>
@@ -306,7 +310,7 @@ export class World implements Observed {
     for (const r of t.resolvers) {
       const index = this.nodes.length;
       this.indexOf.set(r.id, index);
-      const life = new Life(r.id);
+      const life = new Life(r.id, this.lifeStates, index);
       this.lives.push(life);
       const node = new SimResolver(
         r,
@@ -368,7 +372,7 @@ export class World implements Observed {
 
   /** Until when resolver `index` answers from its held answer (NaN: it does not). */
   heldUntil(index: number): number {
-    return this.lives[index]!.down ? Number.NaN : this.memo.until[index]!;
+    return this.lifeStates.isDown(index) ? Number.NaN : this.memo.until[index]!;
   }
 
   /** `n` questions resolver `index`'s held answer settled, as `answerHeld` counts each. */
@@ -385,7 +389,7 @@ export class World implements Observed {
    * down (then `ask` it). The client load's path: typed arrays, no closures.
    */
   answerHeld(index: number): boolean {
-    if (!(this.loop.now() < this.memo.until[index]!) || this.lives[index]!.down) return false;
+    if (!(this.loop.now() < this.memo.until[index]!) || this.lifeStates.isDown(index)) return false;
     this.hitsComputed++;
     const v = this.memo.version[index]!;
     this.report(index, Number.isNaN(v) ? undefined : v, false);
@@ -489,6 +493,7 @@ export class World implements Observed {
       events: this.events,
       memo: this.memo,
       sie: this.sie,
+      lives: this.lifeStates,
       lazyClients: this.o.lazyClients === true,
       answerHeld: (i) => this.answerHeld(i),
       endHeld: (i) => this.endHeld(i),
@@ -838,6 +843,8 @@ interface ResolverHost {
   events: WorldEvents;
   memo: HeldAnswers;
   sie: { version: Float64Array; at: Float64Array };
+  /** Every node's life by index: a resolver reads its own there, not through its Life. */
+  lives: Lives;
   lazyClients: boolean;
   answerHeld(index: number): boolean;
   /** Node `index` holds nothing from now on (World.endHeld). */
@@ -928,13 +935,14 @@ class SimResolver implements SimNode, Restartable {
   }
 
   ask(): void {
-    const { host, life, index } = this;
-    if (life.down) {
-      host.events.failed(index, life.refused());
+    const { host, index } = this;
+    const lives = host.lives;
+    if (lives.isDown(index)) {
+      host.events.failed(index, this.life.refused());
       return;
     }
     if (host.answerHeld(index)) return;
-    const gen = life.incarnation;
+    const gen = lives.incarnation(index);
     // Even a synchronous answer may have started a refresh (a prefetch,
     // a lost request failing in promise turns): the instant settles.
     host.loop.markDirty();
@@ -948,7 +956,7 @@ class SimResolver implements SimNode, Restartable {
       if (slot >= 0) {
         const version = host.versionAt(cache.store, slot);
         this.remember(slot, version);
-        if (!life.alive(gen)) host.events.failed(index, life.refused());
+        if (!lives.alive(index, gen)) host.events.failed(index, this.life.refused());
         else host.report(index, version, false);
         return;
       }
@@ -1024,8 +1032,8 @@ class SimResolver implements SimNode, Restartable {
   }
 
   private track(gen: number, s: Served): void {
-    const { host, life, index } = this;
-    if (!life.alive(gen)) host.events.failed(index, life.refused());
+    const { host, index } = this;
+    if (!host.lives.alive(index, gen)) host.events.failed(index, this.life.refused());
     else host.report(index, host.versionOf(s.answer), s.stale);
   }
 
