@@ -46,7 +46,13 @@ export class Observer {
   private readonly timerAt: Float64Array;
   private touched: number[] = [];
   private readonly isTouched: Uint8Array;
-  private readonly children: number[][];
+  /**
+   * Node i's children are childList[childStart[i] .. childStart[i + 1]):
+   * every node is touched at each change, and an array per node (most of
+   * them, the resolvers', empty) was a cache miss per touch.
+   */
+  private readonly childStart: Int32Array;
+  private readonly childList: Int32Array;
   private serial: number | undefined;
   /** Asks made by the observer (a measure of its own work). */
   asks = 0;
@@ -65,10 +71,20 @@ export class Observer {
       if (this.open[i]) this.ask(i);
     });
     this.timerAt = new Float64Array(n).fill(Number.NaN);
-    this.children = Array.from({ length: n }, () => []);
+    // Counted, then placed in index order: each node's children ascending.
+    const parents = new Int32Array(n);
+    this.childStart = new Int32Array(n + 1);
     for (let i = 0; i < n; i++) {
       const p = world.parentOf(i);
-      if (p >= 0) this.children[p]!.push(i);
+      parents[i] = p;
+      if (p >= 0) this.childStart[p + 1]!++;
+    }
+    for (let i = 0; i < n; i++) this.childStart[i + 1]! += this.childStart[i]!;
+    this.childList = new Int32Array(this.childStart[n]!);
+    const next = this.childStart.slice(0, n);
+    for (let i = 0; i < n; i++) {
+      const p = parents[i]!;
+      if (p >= 0) this.childList[next[p]!++] = i;
     }
   }
 
@@ -95,7 +111,11 @@ export class Observer {
   touch(i: number): void {
     if (this.serial === undefined) return;
     this.mark(i);
-    for (const c of this.children[i]!) if (this.idle[c]) this.mark(c);
+    const end = this.childStart[i + 1]!;
+    for (let k = this.childStart[i]!; k < end; k++) {
+      const c = this.childList[k]!;
+      if (this.idle[c]) this.mark(c);
+    }
   }
 
   /** Called after every instant has settled; true if it asked anything. */
