@@ -124,6 +124,16 @@ export class ResolverCache implements SyncTarget {
   private readonly floor = new VersionFloor();
   /** The zones served and seen in events: a name's floor is its deepest zone's. */
   private readonly zones = new Set<string>();
+  /**
+   * The last name `floorOf` placed in a zone, the zone, and how many zones
+   * there were: every fill places its name, nearly always the one before,
+   * and the walk up the name made a string and a lookup per label. Zones are
+   * only ever added (setZones, purge events), so an unchanged count keeps it
+   * true.
+   */
+  private zoneName: string | undefined;
+  private zoneFound: string | undefined;
+  private zoneCount = 0;
   private readonly scope: PurgeScope;
   private served: readonly string[];
 
@@ -496,7 +506,12 @@ export class ResolverCache implements SyncTarget {
    * other zones count other serials and are not comparable.
    */
   private floorOf(name: string, owners: readonly string[] = []): number | undefined {
-    const zone = zoneOf(name, this.zones);
+    if (name !== this.zoneName || this.zones.size !== this.zoneCount) {
+      this.zoneFound = zoneOf(name, this.zones);
+      this.zoneName = name;
+      this.zoneCount = this.zones.size;
+    }
+    const zone = this.zoneFound;
     return zone === undefined ? undefined : this.floor.floorOf([name, ...owners], zone);
   }
 

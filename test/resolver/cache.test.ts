@@ -312,6 +312,24 @@ describe("purge", () => {
     expect(cache.metrics.purged).toBe(6);
   });
 
+  it("judges a name by a deeper zone a purge event names after the name was first asked", async () => {
+    auth.set("a.sub.example.test", "A", 100, ["192.0.2.20"]);
+    await lookup("a.sub.example.test");
+    expect(cache.metrics.floorRefusals).toBe(0);
+    // The first event of zone sub.example.test: its floor (9) is above the authority's 7.
+    cache.applyPurge({
+      changeId: "c9",
+      zone: "sub.example.test",
+      serial: 9,
+      keys: ["a.sub.example.test"],
+      mode: "invalidate",
+      ts: clock.now(),
+    });
+    await lookup("a.sub.example.test");
+    // Refused, asked once more, refused again (and answered, below the floor).
+    expect(cache.metrics.floorRefusals).toBe(2);
+  });
+
   it("does not store an answer that was in flight during a hard purge", async () => {
     cache.purge({ all: true }, "hard");
     auth.delayMs = 100;
