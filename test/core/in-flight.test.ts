@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { InFlight } from "../../core/in-flight.ts";
+import { Random } from "../../core/random.ts";
 
 describe("InFlight", () => {
   it("finds work until it lands, and lists only work in flight", () => {
@@ -31,5 +32,27 @@ describe("InFlight", () => {
     for (let i = 0; i < 50; i++) expect(m.get(`k${i}`)).toBeUndefined();
     m.set("k3", 3);
     expect([...m]).toEqual([["k3", 3]]);
+  });
+
+  it("answers as a plain map would under random sets, deletes and listings over a few keys", () => {
+    // One key in the fields, the others in the map, past KEPT at times.
+    const rnd = new Random(11);
+    const m = new InFlight<number>();
+    const ref = new Map<string, number>();
+    for (let step = 0; step < 20_000; step++) {
+      const key = `k${rnd.nextUint32() % 12}`;
+      const op = rnd.next();
+      if (op < 0.45) {
+        m.set(key, step);
+        ref.set(key, step);
+      } else if (op < 0.9) {
+        m.delete(key);
+        ref.delete(key);
+      } else {
+        const listed = [...m].sort(([a], [b]) => a.localeCompare(b));
+        expect(listed).toEqual([...ref].sort(([a], [b]) => a.localeCompare(b)));
+      }
+      expect(m.get(key)).toBe(ref.get(key));
+    }
   });
 });
