@@ -125,15 +125,14 @@ export class ResolverCache implements SyncTarget {
   /** The zones served and seen in events: a name's floor is its deepest zone's. */
   private readonly zones = new Set<string>();
   /**
-   * The last name `floorOf` placed in a zone, the zone, and how many zones
-   * there were: every fill places its name, nearly always the one before,
-   * and the walk up the name made a string and a lookup per label. Zones are
-   * only ever added (setZones, purge events), so an unchanged count keeps it
-   * true.
+   * The last name `floorOf` placed in a zone, and the zone: every fill
+   * places its name, nearly always the one before, and the walk up the name
+   * made a string and a set lookup per label. Zones are only ever added, by
+   * `setZones` and `applyPurge`, which forget it (reading the set's size
+   * instead was a cache miss of its own per fill).
    */
   private zoneName: string | undefined;
   private zoneFound: string | undefined;
-  private zoneCount = 0;
   private readonly scope: PurgeScope;
   private served: readonly string[];
 
@@ -506,10 +505,9 @@ export class ResolverCache implements SyncTarget {
    * other zones count other serials and are not comparable.
    */
   private floorOf(name: string, owners: readonly string[] = []): number | undefined {
-    if (name !== this.zoneName || this.zones.size !== this.zoneCount) {
+    if (name !== this.zoneName) {
       this.zoneFound = zoneOf(name, this.zones);
       this.zoneName = name;
-      this.zoneCount = this.zones.size;
     }
     const zone = this.zoneFound;
     return zone === undefined ? undefined : this.floor.floorOf([name, ...owners], zone);
@@ -524,6 +522,7 @@ export class ResolverCache implements SyncTarget {
    */
   setZones(zones: readonly string[]): void {
     for (const z of zones) this.zones.add(z);
+    this.zoneName = undefined;
     const removed = this.served.some((z) => !zones.includes(z));
     this.served = [...zones];
     if (!removed) return;
@@ -552,6 +551,8 @@ export class ResolverCache implements SyncTarget {
 
   /** The purge bus entry point (purge.ts): every mode raises the version floor first. */
   applyPurge(event: PurgeEvent): void {
+    // It may name a zone not seen before (purge.ts adds it): see zoneName.
+    this.zoneName = undefined;
     applyPurge(this.scope, event);
   }
 
