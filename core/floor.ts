@@ -61,7 +61,12 @@ function zoneOfKey(key: string): string | undefined {
 }
 
 export class VersionFloor {
-  private readonly zones = new Map<string, number>();
+  /**
+   * Made with the first zone floor, as `keys` with the first key floor: a
+   * cache that follows no purges never raises one, and every fill asks its
+   * floor (an empty map was two more dependent loads per fill).
+   */
+  private zones: Map<string, number> | undefined;
   /**
    * Made with the first key floor: most caches never hold one (a resolver
    * that follows no purges, a node whose purges are all zone-wide), and an
@@ -81,6 +86,7 @@ export class VersionFloor {
 
   /** Raises `zone`'s floor, which every key of the zone is held to. Never lowers it. */
   raiseZone(zone: string, serial: number): void {
+    this.zones ??= new Map();
     this.zones.set(zone, maxSerial(this.zones.get(zone), serial)!);
   }
 
@@ -111,12 +117,13 @@ export class VersionFloor {
    * raised for that zone or for none. Without any zone, every key's floor counts.
    */
   floorOf(keys: readonly string[], zone?: string): number | undefined {
+    if (this.empty) return undefined;
     const owner = zone ?? firstZone(keys);
-    let floor = owner === undefined ? undefined : this.zones.get(owner);
+    let floor = owner === undefined ? undefined : this.zones?.get(owner);
     for (const key of keys) {
       const z = zoneOfKey(key);
       if (z !== undefined) {
-        floor = maxSerial(floor, this.zones.get(z));
+        floor = maxSerial(floor, this.zones?.get(z));
         continue;
       }
       const f = this.keys?.get(key);
@@ -134,7 +141,7 @@ export class VersionFloor {
    * exists (core/sync.ts resetZone).
    */
   forgetZone(zone: string): void {
-    this.zones.delete(zone);
+    this.zones?.delete(zone);
     const keys = this.keys;
     if (keys === undefined) return;
     const mine = [...keys.entries()].filter(([k, f]) => f.zone === zone || isInZone(k, zone));
@@ -143,7 +150,12 @@ export class VersionFloor {
 
   /** Key floors plus zone floors held. */
   get size(): number {
-    return (this.keys?.size ?? 0) + this.zones.size;
+    return (this.keys?.size ?? 0) + (this.zones?.size ?? 0);
+  }
+
+  /** No floor was ever raised: every fill is welcome (checked without a map's table). */
+  get empty(): boolean {
+    return this.zones === undefined && this.keys === undefined;
   }
 }
 

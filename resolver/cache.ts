@@ -505,6 +505,8 @@ export class ResolverCache implements SyncTarget {
    * other zones count other serials and are not comparable.
    */
   private floorOf(name: string, owners: readonly string[] = []): number | undefined {
+    // No floor raised (a resolver that follows no purges): no zone to find, no list of keys made.
+    if (this.floor.empty) return undefined;
     if (name !== this.zoneName) {
       this.zoneFound = zoneOf(name, this.zones);
       this.zoneName = name;

@@ -22,6 +22,20 @@ describe("VersionFloor", () => {
     expect(floor.floorOf(["a.sub.example.test"], "sub.example.test")).toBeUndefined();
   });
 
+  it("is empty until a floor is raised, by a key or by a zone, and finds nothing while empty", () => {
+    const byKey = new VersionFloor();
+    expect(byKey.empty).toBe(true);
+    expect(byKey.floorOf(["a.example.test", "zone:example.test"], "example.test")).toBeUndefined();
+    byKey.raise(["a.example.test"], 5, "example.test");
+    expect(byKey.empty).toBe(false);
+    expect(byKey.floorOf(["a.example.test"], "example.test")).toBe(5);
+    const byZone = new VersionFloor();
+    byZone.raise(["zone:example.test"], 6);
+    expect(byZone.empty).toBe(false);
+    expect(byZone.size).toBe(1);
+    expect(byZone.floorOf(["b.example.test"], "example.test")).toBe(6);
+  });
+
   it("never lowers a floor", () => {
     const floor = new VersionFloor();
     floor.raise(["a.example.test"], 9, "example.test");
