@@ -415,7 +415,10 @@ export class World implements Observed {
   }
 
   ask(i: number): void {
-    this.nodes[i]!.ask();
+    // A held answer first, as a resolver's `ask` does (false for a node that
+    // is down or holds none, and for every edge): most of the observer's
+    // questions are settled so, without the node's own object.
+    if (!this.answerHeld(i)) this.nodes[i]!.ask();
   }
 
   nextChangeMs(i: number): number | undefined {
