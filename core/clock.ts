@@ -78,7 +78,10 @@ export class RealClock implements Clock {
  * timer. core/slot-heap.ts is the same shape for slots.
  */
 class TimerHeap {
-  private keys = new Float64Array(2 * 1024);
+  // Small to start, doubled as needed: most clocks hold a few timers (a
+  // prediction's, one per link model it draws from: infra/predict.ts
+  // `linkDist`; a test's).
+  private keys = new Float64Array(2 * 16);
   private fns: ((() => void) | undefined)[] = [];
   private n = 0;
 

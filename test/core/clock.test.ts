@@ -80,7 +80,7 @@ describe("VirtualClock", () => {
     expect(clock.nextAt()).toBeUndefined();
   });
   it("fires thousands of timers by (instant, creation order), ties and clears among them", () => {
-    // More timers than the heap's first allocation (1,024), with whole-millisecond
+    // Many more timers than the heap's first allocation (16), with whole-millisecond
     // instants so ties are common; the expected order is a plain sort.
     const clock = new VirtualClock(0);
     const rnd = new Random(7);
