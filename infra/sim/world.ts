@@ -807,11 +807,20 @@ function onlyShareable(fields: Record<string, string>): boolean {
   return true;
 }
 
-/** The edge's own Cache-Status member (the last) says stale-if-error (RFC 5861 §4). */
-function staleIfError(res: Response): boolean {
+const STALE_IF_ERROR = "; detail=stale-if-error";
+
+/**
+ * The edge's own Cache-Status member (RFC 9211 §2: the last) says
+ * stale-if-error (RFC 5861 §4): its `detail` parameter, which edge/key.ts
+ * `formatCacheStatus` writes last. Read as the field's end, not as any
+ * "stale-if-error" after the last comma: an edge whose name has it (an
+ * RFC 8941 token may) would have made every answer of it a documented
+ * stale one, and the checkers would have excused an older version; a
+ * comma inside a quoted key moved the "last member".
+ */
+export function staleIfError(res: Pick<Response, "headers">): boolean {
   const cs = res.headers.get("cache-status");
-  if (!cs) return false;
-  return cs.indexOf("stale-if-error", cs.lastIndexOf(",") + 1) >= 0;
+  return cs?.endsWith(STALE_IF_ERROR) === true;
 }
 
 /**

@@ -5,7 +5,13 @@
  */
 import * as packet from "dns-packet";
 import { describe, expect, it } from "vitest";
-import { addressNumber, etagVersion, firstAddress, firstAddressAt } from "../../infra/sim/world.ts";
+import {
+  addressNumber,
+  etagVersion,
+  firstAddress,
+  firstAddressAt,
+  staleIfError,
+} from "../../infra/sim/world.ts";
 
 const answer = (answers: packet.Answer[]) =>
   packet.encode({
@@ -97,5 +103,22 @@ describe("etagVersion", () => {
     ];
     for (const etag of cases) expect(etagVersion(etag)).toBe(pattern(etag));
     expect(etagVersion('W/"42"')).toBe(42);
+  });
+});
+
+describe("staleIfError", () => {
+  const said = (cacheStatus: string) =>
+    staleIfError(new Response(null, { headers: { "cache-status": cacheStatus } }));
+
+  it("reads the edge's own member's detail, not a name or a key that holds the words", () => {
+    expect(
+      said("regional-1; fwd=miss, edge-1; fwd-status=503; ttl=-4; detail=stale-if-error"),
+    ).toBe(true);
+    // The parent's stale-if-error, passed on by a fresh edge: not this edge's.
+    expect(said("regional-1; detail=stale-if-error, edge-1; hit; ttl=30")).toBe(false);
+    // An edge named so (a token), and a quoted key with a comma in it.
+    expect(said("edge-stale-if-error; hit; ttl=30")).toBe(false);
+    expect(said('edge-1; hit; key="http://a/?q=1,stale-if-error"')).toBe(false);
+    expect(staleIfError(new Response(null))).toBe(false);
   });
 });
