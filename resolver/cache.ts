@@ -124,15 +124,6 @@ export class ResolverCache implements SyncTarget {
   private readonly floor = new VersionFloor();
   /** The zones served and seen in events: a name's floor is its deepest zone's. */
   private readonly zones = new Set<string>();
-  /**
-   * The last name `floorOf` placed in a zone, and the zone: every fill
-   * places its name, nearly always the one before, and the walk up the name
-   * made a string and a set lookup per label. Zones are only ever added, by
-   * `setZones` and `applyPurge`, which forget it (reading the set's size
-   * instead was a cache miss of its own per fill).
-   */
-  private zoneName: string | undefined;
-  private zoneFound: string | undefined;
   private readonly scope: PurgeScope;
   private served: readonly string[];
 
@@ -507,11 +498,7 @@ export class ResolverCache implements SyncTarget {
   private floorOf(name: string, owners: readonly string[] = []): number | undefined {
     // No floor raised (a resolver that follows no purges): no zone to find, no list of keys made.
     if (this.floor.empty) return undefined;
-    if (name !== this.zoneName) {
-      this.zoneFound = zoneOf(name, this.zones);
-      this.zoneName = name;
-    }
-    const zone = this.zoneFound;
+    const zone = zoneOf(name, this.zones);
     return zone === undefined ? undefined : this.floor.floorOf([name, ...owners], zone);
   }
 
@@ -524,7 +511,6 @@ export class ResolverCache implements SyncTarget {
    */
   setZones(zones: readonly string[]): void {
     for (const z of zones) this.zones.add(z);
-    this.zoneName = undefined;
     const removed = this.served.some((z) => !zones.includes(z));
     this.served = [...zones];
     if (!removed) return;
@@ -553,8 +539,6 @@ export class ResolverCache implements SyncTarget {
 
   /** The purge bus entry point (purge.ts): every mode raises the version floor first. */
   applyPurge(event: PurgeEvent): void {
-    // It may name a zone not seen before (purge.ts adds it): see zoneName.
-    this.zoneName = undefined;
     applyPurge(this.scope, event);
   }
 

@@ -74,14 +74,15 @@ export class Lives {
     return this.downs[index] === 0 && gen === this.incarnations[index];
   }
 
-  setDown(index: number, down: boolean): void {
-    this.downs[index] = down ? 1 : 0;
-  }
-
   /** Node `index` goes down: its running incarnation is over. */
   kill(index: number): void {
     this.downs[index] = 1;
     this.incarnations[index]!++;
+  }
+
+  /** Node `index` is back (its new incarnation was counted when it went down). */
+  revive(index: number): void {
+    this.downs[index] = 0;
   }
 }
 
@@ -110,7 +111,7 @@ export class Life {
 
   /** The node is back (a new incarnation, counted when it went down). */
   revive(): void {
-    this.lives.setDown(this.index, false);
+    this.lives.revive(this.index);
   }
 
   /** The error a question to a down node fails with (a refused connection, as fetch reports it). */

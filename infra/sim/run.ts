@@ -285,9 +285,7 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
     loop,
     hashSeed(o.seed, "run", o.mode),
     o.lazyClients ?? true,
-    (i) => {
-      if (!world.answerHeld(i)) world.nodes[i]!.ask();
-    },
+    (i) => world.ask(i),
   );
   // Questions a held answer settles are counted, not fired, where nothing
   // but a count could tell them apart (clients.ts `hold`): not with the
