@@ -93,6 +93,30 @@ describe("simulate: split by subtree over worker processes", () => {
     expect(splitTopology(small, 50).length).toBe(new Set(tops(small).values()).size);
   });
 
+  it("deals subtrees of one size out by the link of their first hop, each kind over every shard", async () => {
+    // internet.json's regionals alternate two links (20 and 30 ms); a shard of
+    // the short ones does more work (bench/results/simulate.md).
+    for (const [edges, resolvers, count] of [
+      [1_000, 100_000, 2],
+      [100, 2_000, 2],
+      [100, 2_000, 3],
+    ] as const) {
+      const t = generateTopology(await loadTopology(internet), edges, resolvers);
+      const firstHops = t.edges.filter((e) => e.parent === t.origin.id);
+      const linkOf = new Map(firstHops.map((e) => [e.id, JSON.stringify(e.link)]));
+      const kinds = new Set(linkOf.values());
+      expect(kinds.size).toBe(2);
+      const shards = splitTopology(t, count);
+      for (const kind of kinds) {
+        const perShard = shards.map((s) => s.edges.filter((e) => linkOf.get(e.id) === kind).length);
+        expect(
+          Math.max(...perShard) - Math.min(...perShard),
+          `${edges} edges, ${count} shards`,
+        ).toBeLessThanOrEqual(1);
+      }
+    }
+  });
+
   it("lets the old generation grow to twice its live size, unless the command line says otherwise", () => {
     expect(heapGrowthFlag([])).toBe("--heap-growing-percent=100");
     expect(heapGrowthFlag(["--enable-source-maps"])).toBe("--heap-growing-percent=100");
