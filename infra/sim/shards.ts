@@ -28,6 +28,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { getHeapStatistics, serialize } from "node:v8";
 import { edgesInStartOrder, type Topology } from "../topology.ts";
+import { type PackedNodes, unpackNodes } from "./packed-nodes.ts";
 import { boundsOf, predictRun, type SimOptions, type SimResult, simulate } from "./run.ts";
 
 /** Below this many nodes a worker's start-up (its process, loading the engines: 0.4-1.3 s, `prepareWorkers`) costs more than it saves. */
@@ -370,7 +371,8 @@ export type ShardResult = Omit<SimResult, "predicted">;
 export type ShardMessage =
   | { kind: "progress"; done: number }
   | { kind: "window"; atMs: number; broken: boolean; capped: boolean }
-  | { kind: "done"; result: ShardResult }
+  /** The shard's result, its nodes packed (packed-nodes.ts). */
+  | { kind: "done"; result: Omit<ShardResult, "nodes">; nodes: PackedNodes }
   | { kind: "failed"; message: string; stack?: string };
 
 /**
@@ -558,7 +560,7 @@ function runShard(
         );
       else if (m.kind === "done") {
         settled = true;
-        resolve(m.result);
+        resolve({ ...m.result, nodes: unpackNodes(m.nodes) });
       } else {
         settled = true;
         const err = new Error(`simulation shard failed: ${m.message}`);

@@ -11,6 +11,7 @@ import { readFileSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import { deserialize } from "node:v8";
 import { fuzzCase, fuzzOptions } from "./fuzz.ts";
+import { packNodes } from "./packed-nodes.ts";
 import { type Bounds, type SimOptions, type SimResult, simulate } from "./run.ts";
 import { shardOptions, type WorkerData } from "./shards.ts";
 
@@ -96,7 +97,8 @@ try {
         return stopped ? undefined : atMs;
       },
     });
-    await send({ kind: "done", result: portable(result) });
+    const { nodes, ...rest } = portable(result);
+    await send({ kind: "done", result: rest, nodes: packNodes(nodes) });
   }
   // Sent (written to the channel): the process ends now, and the kernel
   // takes its memory back at once (shards.ts `SimWorker`).

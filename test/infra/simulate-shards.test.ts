@@ -8,9 +8,11 @@ import { promisify } from "node:util";
 import { describe, expect, it, vi } from "vitest";
 import { type FuzzOutcome, fuzz, fuzzCase, fuzzLine, fuzzOptions } from "../../infra/sim/fuzz.ts";
 import { generateTopology } from "../../infra/sim/generate.ts";
+import { packNodes, unpackNodes } from "../../infra/sim/packed-nodes.ts";
 import {
   boundsOf,
   predictRun,
+  type SimNodeResult,
   type SimOptions,
   type SimResult,
   simulate,
@@ -91,6 +93,56 @@ describe("simulate: split by subtree over worker processes", () => {
     // More shards asked than subtrees: one per subtree.
     const small = generateTopology(await loadTopology(internet), 4, 20);
     expect(splitTopology(small, 50).length).toBe(new Set(tops(small).values()).size);
+  });
+
+  it("packs a shard's nodes into flat arrays and back, the same values and keys in the same order", () => {
+    const nodes: SimNodeResult[] = [
+      {
+        nodeId: "regional-1",
+        kind: "edge",
+        tier: "regional",
+        timesMs: [19.5, -0, 1e-300],
+        staleSeen: 3,
+        unconverged: 0,
+      },
+      { nodeId: "edge-1", kind: "edge", tier: "edge", timesMs: [], staleSeen: 0, unconverged: 2 },
+      {
+        nodeId: "res-1",
+        kind: "resolver",
+        tier: "resolver",
+        population: "stale",
+        timesMs: [0.1 + 0.2],
+        staleSeen: 2 ** 40,
+        unconverged: 1,
+      },
+      {
+        nodeId: "res-2",
+        kind: "resolver",
+        tier: "resolver",
+        timesMs: [5],
+        staleSeen: 1,
+        unconverged: 0,
+      },
+      {
+        nodeId: "res-3",
+        kind: "resolver",
+        tier: "resolver",
+        population: "honour",
+        timesMs: [7, 8],
+        staleSeen: 0,
+        unconverged: 0,
+      },
+    ];
+    const packed = packNodes(nodes);
+    expect(packed.times).toHaveLength(7);
+    expect(packed.tiers).toEqual(["regional", "edge", "resolver"]);
+    const back = unpackNodes(packed);
+    expect(back).toEqual(nodes);
+    expect(Object.is(back[0]!.timesMs[1], -0)).toBe(true);
+    expect(back.map((n) => Object.keys(n))).toEqual(nodes.map((n) => Object.keys(n)));
+    expect(JSON.stringify(back)).toBe(JSON.stringify(nodes));
+    expect(unpackNodes(packNodes([]))).toEqual([]);
+    expect(() => unpackNodes({ ...packed, ids: "a\nb" })).toThrow(/2 ids for 5 nodes/);
   });
 
   it("deals subtrees of one size out by the link of their first hop, each kind over every shard", async () => {
@@ -314,7 +366,7 @@ describe("simulate: split by subtree over worker processes", () => {
       let result: ShardResult | undefined;
       w.onMessage((m: ShardMessage) => {
         if (m.kind === "window") w.send({ end: m.atMs });
-        else if (m.kind === "done") result = m.result;
+        else if (m.kind === "done") result = { ...m.result, nodes: unpackNodes(m.nodes) };
       });
       const predicted = predictRun(o);
       const { maxMs, byId } = boundsOf(predicted);
@@ -326,6 +378,8 @@ describe("simulate: split by subtree over worker processes", () => {
       // The shard's nodes as this thread runs them.
       const here = await simulate({ ...o, bounds: Promise.resolve({ maxMs, byId }) });
       expect(result?.nodes).toEqual(here.nodes);
+      // Key for key in the same order: the report's JSON is the same text.
+      expect(JSON.stringify(result?.nodes)).toBe(JSON.stringify(here.nodes));
     },
     30_000,
   );
