@@ -22,7 +22,7 @@ import {
 import { renderSvg } from "./report-svg.ts";
 import { fuzz, fuzzLine } from "./sim/fuzz.ts";
 import { generateTopology } from "./sim/generate.ts";
-import type { SimResult } from "./sim/run.ts";
+import { boundsRecord, type SimResult } from "./sim/run.ts";
 import { defaultWorkers, MIN_NODES_PER_WORKER, simulateSharded } from "./sim/shards.ts";
 import { loadTopology, MODES, type Topology } from "./topology.ts";
 
@@ -99,7 +99,7 @@ function modes(value: string | undefined, t: Topology): PropagationMode[] {
 
 /** Each node's predicted bound (ms), by node id. */
 function boundsById(r: SimResult): Record<string, number> {
-  return Object.fromEntries(r.predicted.map((p) => [p.nodeId, p.boundMs]));
+  return boundsRecord(r.predicted);
 }
 
 /** A simulation result as a report series. */

@@ -97,8 +97,11 @@ export function unpackNodes(p: PackedNodes): SimNodeResult[] {
   let at = 0;
   for (let i = 0; i < n; i++) {
     const count = p.counts[i]!;
-    const timesMs = new Array<number>(count);
-    for (let k = 0; k < count; k++) timesMs[k] = p.times[at + k]!;
+    // Pushed, not written into `new Array(count)`: that array has holes to
+    // V8, and JSON.stringify takes a slower path for it (0.13 against 0.2 s
+    // for 50,000 nodes of a dozen times).
+    const timesMs: number[] = [];
+    for (let k = 0; k < count; k++) timesMs.push(p.times[at + k]!);
     at += count;
     const kind = p.resolver[i] === 1 ? "resolver" : "edge";
     const tier = p.tiers[p.tierOf[i]!]!;

@@ -126,6 +126,22 @@ export function boundsOf(predicted: readonly NodePrediction[]): Bounds {
   };
 }
 
+const records = new WeakMap<readonly NodePrediction[], Record<string, number>>();
+
+/**
+ * Each node's predicted bound (ms) by id, as the report reads them
+ * (report.ts `boundsMs`); made once per list of predictions, so the
+ * coordinator can make it while its workers run (shards.ts).
+ */
+export function boundsRecord(predicted: readonly NodePrediction[]): Record<string, number> {
+  let r = records.get(predicted);
+  if (r === undefined) {
+    r = Object.fromEntries(predicted.map((p) => [p.nodeId, p.boundMs]));
+    records.set(predicted, r);
+  }
+  return r;
+}
+
 export interface SimNodeResult {
   nodeId: string;
   kind: "edge" | "resolver";

@@ -29,7 +29,14 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { getHeapStatistics, serialize } from "node:v8";
 import { edgesInStartOrder, type Topology } from "../topology.ts";
 import { type PackedNodes, unpackNodes } from "./packed-nodes.ts";
-import { boundsOf, predictRun, type SimOptions, type SimResult, simulate } from "./run.ts";
+import {
+  boundsOf,
+  boundsRecord,
+  predictRun,
+  type SimOptions,
+  type SimResult,
+  simulate,
+} from "./run.ts";
 
 /** Below this many nodes a worker's start-up (its process, loading the engines: 0.4-1.3 s, `prepareWorkers`) costs more than it saves. */
 export const MIN_NODES_PER_WORKER = 2_000;
@@ -409,6 +416,7 @@ export async function simulateSharded(o: SimOptions, workers: number): Promise<S
   );
   let predicted: SimResult["predicted"];
   let results: ShardResult[];
+  let places: Map<string, number> | undefined;
   try {
     // This process's predictions (functions do not cross to workers) are made
     // while the workers build their worlds, not after they finish; each
@@ -421,6 +429,15 @@ export async function simulateSharded(o: SimOptions, workers: number): Promise<S
       const ids = [...shard.edges, ...shard.resolvers].map((n) => n.id);
       w.send({ kind: "bounds", maxMs, byId: ids.map((id) => [id, byId.get(id)]) });
     }
+    // Once a shard has ended, while the others run: what the merge and the
+    // report look up by node id (0.3 s after the last shard otherwise).
+    void Promise.race(runs).then(
+      () => {
+        places ??= placesOf(o.topology);
+        boundsRecord(predicted);
+      },
+      () => {},
+    );
     results = await Promise.all(runs);
   } catch (err) {
     // One shard failed (out of memory, a bug): the others would wait at the
@@ -432,7 +449,13 @@ export async function simulateSharded(o: SimOptions, workers: number): Promise<S
   }
   // Every worker has sent its result and exits by itself (worker-main.ts):
   // the kernel takes its heap back while this process merges the results.
-  const merged = merge(o, results, predicted, performance.now() - wallStart);
+  const merged = merge(
+    o,
+    results,
+    predicted,
+    performance.now() - wallStart,
+    places ?? placesOf(o.topology),
+  );
   // Past a violation the shards differ from one process: the broken shard
   // stopped at it, the others ran on to the end of their window (and the
   // change being followed was not recorded). The run that breaks a rule is
@@ -590,20 +613,23 @@ function runShard(
   });
 }
 
-/** The shards' results as one run's, nodes in the order one process lists them. */
+/** Each node's place in the order one process lists them: edges parents first, then resolvers. */
+function placesOf(t: Topology): Map<string, number> {
+  const order = new Map<string, number>();
+  let i = 0;
+  for (const e of edgesInStartOrder(t)) order.set(e.id, i++);
+  for (const r of t.resolvers) order.set(r.id, i++);
+  return order;
+}
+
+/** The shards' results as one run's, nodes in the order one process lists them (`order`: `placesOf`). */
 function merge(
   o: SimOptions,
   parts: ShardResult[],
   predicted: SimResult["predicted"],
   wallMs: number,
+  order: Map<string, number>,
 ): SimResult {
-  const t = o.topology;
-  const order = new Map(
-    [...edgesInStartOrder(t).map((e) => e.id), ...t.resolvers.map((r) => r.id)].map((id, i) => [
-      id,
-      i,
-    ]),
-  );
   // Each node to its place: the shards partition the topology, so every
   // place is filled once (a sort by place looked each id up ~17 times).
   const nodes: SimResult["nodes"] = new Array(order.size);
