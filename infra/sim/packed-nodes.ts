@@ -2,10 +2,11 @@
  * A shard's per-node results as a few flat arrays, the form they cross from
  * a worker process to the coordinator in (shards.ts). As objects, 50,000
  * nodes of the 100,000-resolver hour, each with an array of its times, were
- * ~30 MB that V8's serializer wrote field by field and the coordinator read
- * back object by object: 0.5-0.8 s after the last shard had finished, on
- * the run's critical path, and a young generation of objects to collect. A
- * typed array crosses as its bytes.
+ * 12.5 MB that V8's serializer wrote field by field and the coordinator
+ * read back object by object: the last shard's result reached the
+ * coordinator 0.4-0.8 s after its run ended, on the run's critical path
+ * (0.2 s packed, 6.8 MB; bench/results/simulate.md). A typed array crosses
+ * as its bytes.
  *
  * `unpackNodes(packNodes(nodes))` is `nodes` again: the same values (the
  * times as the same doubles) and each object's keys in the same order, so

@@ -120,7 +120,7 @@ export function defaultWorkers(nodes: number): number {
  * shard of the 20 ms ones took 61.6 s where one of the 30 ms ones took
  * 55.1 s (bench/results/simulate.md); dealt by name (regional-1,
  * regional-10, regional-11, ...), the shards held 4 and 12 of each and
- * the run waited ~2 s for the slower one.
+ * the run waited 2-3.6 s for the slower one.
  */
 export function splitTopology(t: Topology, count: number): Topology[] {
   const top = new Map<string, string>();
@@ -583,7 +583,12 @@ function runShard(
         );
       else if (m.kind === "done") {
         settled = true;
-        resolve({ ...m.result, nodes: unpackNodes(m.nodes) });
+        try {
+          resolve({ ...m.result, nodes: unpackNodes(m.nodes) });
+        } catch (err) {
+          // A result that does not unpack fails the run, not this process.
+          reject(err);
+        }
       } else {
         settled = true;
         const err = new Error(`simulation shard failed: ${m.message}`);
