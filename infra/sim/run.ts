@@ -12,7 +12,7 @@ import type { PropagationMode } from "../../core/purge.ts";
 import { hashSeed, Random } from "../../core/random.ts";
 import type { ZoneConfig } from "../../origin/store.ts";
 import { DEFAULT_CACHE } from "../../resolver/policy.ts";
-import { type NodePrediction, predict, predictOptions } from "../predict.ts";
+import { type NodePrediction, predict, predictOptions, topologyLinks } from "../predict.ts";
 import type { Topology } from "../topology.ts";
 import { Checker, type Violation } from "./checker.ts";
 import { ClientLoad } from "./clients.ts";
@@ -207,6 +207,8 @@ export interface Phases {
 /** Every node's prediction for a run (the whole topology's, when `o.topology` is a shard). */
 export function predictRun(o: SimOptions): NodePrediction[] {
   const whole = o.whole ?? o.topology;
+  // One walk of the topology's links for both lists (`withPopulations`).
+  const links = topologyLinks(whole);
   const predictIn = (mode: PropagationMode, only?: (resolverIndex: number) => boolean) =>
     predict(
       whole,
@@ -219,6 +221,7 @@ export function predictRun(o: SimOptions): NodePrediction[] {
         clientQps: o.clientQps,
       }),
       only,
+      links,
     );
   return withPopulations(o, whole, predictIn);
 }
