@@ -285,12 +285,22 @@ async function bundleWorker(): Promise<URL | undefined> {
 }
 
 /**
- * What a worker runs (worker-main.ts): shard `shard` of the run `options`
- * cut into `of` (`shardOptions`), or fuzz cases (fuzz.ts).
+ * What a worker runs (worker-main.ts): shard `shard` of the run whose
+ * options `options` holds (`shardOptions`), or fuzz cases (fuzz.ts). The
+ * options V8-serialized once for every shard (`serializedOptions`): they
+ * hold the whole topology, 8 MB at 100,000 resolvers, and serializing them
+ * again for each worker started the second 0.15 s after the first, on two
+ * cores the three processes share (bench/results/simulate.md).
  */
 export type WorkerData =
-  | { kind: "shard"; options: SimOptions; shard: number; of: number }
+  | { kind: "shard"; options: Uint8Array; shard: number; of: number }
   | { kind: "fuzz" };
+
+/** A run's options as a shard's worker takes them (`WorkerData`), less what does not cross: progress and bounds. */
+export function serializedOptions(o: SimOptions): Uint8Array {
+  const { onProgress: _, bounds: __, windowClosed: ___, ...options } = o;
+  return serialize(options);
+}
 
 /** A message a worker did not take: see `SimWorker.send`. */
 function dropped(): void {}
@@ -397,10 +407,12 @@ export async function simulateSharded(o: SimOptions, workers: number): Promise<S
   const done = shards.map(() => 0);
   const windows = new WindowBarrier(shards.length);
   const workersStarted: SimWorker[] = [];
+  const options = serializedOptions(o);
   const runs = shards.map((topology, s) =>
     runShard(
       script,
       o,
+      options,
       topology,
       s,
       shards.length,
@@ -552,6 +564,7 @@ interface Meeting {
 function runShard(
   script: URL,
   o: SimOptions,
+  options: Uint8Array,
   topology: Topology,
   shard: number,
   shards: number,
@@ -561,7 +574,6 @@ function runShard(
 ): Promise<ShardResult> {
   const nodes = topology.edges.length + topology.resolvers.length;
   const limit = oldGenerationMb(nodes, o.changes, shards);
-  const { onProgress: _, bounds: __, ...options } = o;
   // Cut again by the worker: as many shards as here (never more than subtrees), the same cut.
   const worker = new SimWorker(
     script,

@@ -75,7 +75,7 @@ try {
       else answers.shift()?.(m as WindowAnswer);
     });
     const answer = () => new Promise<WindowAnswer>((resolve) => answers.push(resolve));
-    const options: SimOptions = shardOptions(data.options, data.shard, data.of);
+    const options = shardOptions(deserialize(data.options) as SimOptions, data.shard, data.of);
     const result = await simulate({
       ...options,
       bounds: boundsSent,

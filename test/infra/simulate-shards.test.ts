@@ -23,6 +23,7 @@ import {
   type ShardMessage,
   type ShardResult,
   SimWorker,
+  serializedOptions,
   simulateSharded,
   splitTopology,
   TSX_WORKER,
@@ -362,7 +363,12 @@ describe("simulate: split by subtree over worker processes", () => {
         clientQps: 0.2,
       };
       // This test is its coordinator: the bounds, and each window closed where the shard closed it.
-      const w = new SimWorker(await script(), { kind: "shard", options: o, shard: 0, of: 1 });
+      const w = new SimWorker(await script(), {
+        kind: "shard",
+        options: serializedOptions(o),
+        shard: 0,
+        of: 1,
+      });
       let result: ShardResult | undefined;
       w.onMessage((m: ShardMessage) => {
         if (m.kind === "window") w.send({ end: m.atMs });
