@@ -97,17 +97,12 @@ function modes(value: string | undefined, t: Topology): PropagationMode[] {
   return [m];
 }
 
-/** Each node's predicted bound (ms), by node id. */
-function boundsById(r: SimResult): Record<string, number> {
-  return boundsRecord(r.predicted);
-}
-
 /** A simulation result as a report series. */
 export function seriesOf(r: SimResult): Report["series"][number] {
   return {
     label: r.mode,
     nodes: r.nodes,
-    boundsMs: boundsById(r),
+    boundsMs: boundsRecord(r.predicted),
     predicted: pooledCurve(r.predicted),
     originLoad: r.originLoad,
   };
@@ -244,7 +239,7 @@ function withFlag(argv: string[], flag: string, value: string): string[] {
 }
 
 /** Summaries per resolver population (edges and resolvers without one apart). */
-export function populationRows(r: SimResult, bounds = boundsById(r)): Summary[] {
+export function populationRows(r: SimResult, bounds = boundsRecord(r.predicted)): Summary[] {
   const groups = new Map<string, SimResult["nodes"]>();
   for (const n of r.nodes) {
     const key = n.kind === "edge" ? "edges" : (n.population ?? "resolvers");

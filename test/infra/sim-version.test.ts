@@ -5,6 +5,7 @@
  */
 import * as packet from "dns-packet";
 import { describe, expect, it } from "vitest";
+import { appendCacheStatus, formatCacheStatus } from "../../edge/key.ts";
 import {
   addressNumber,
   etagVersion,
@@ -120,5 +121,18 @@ describe("staleIfError", () => {
     expect(said("edge-stale-if-error; hit; ttl=30")).toBe(false);
     expect(said('edge-1; hit; key="http://a/?q=1,stale-if-error"')).toBe(false);
     expect(staleIfError(new Response(null))).toBe(false);
+  });
+
+  it("reads the member the edge writes (edge/key.ts), after its parent's", () => {
+    const own = (detail?: string) =>
+      formatCacheStatus("edge-1", {
+        fwd: "stale",
+        fwdStatus: 503,
+        ttl: -4,
+        key: "http://edge-1/dns-query?dns=AAAB",
+        ...(detail !== undefined ? { detail } : {}),
+      });
+    expect(said(appendCacheStatus("regional-1; fwd=miss", own("stale-if-error")))).toBe(true);
+    expect(said(appendCacheStatus("regional-1; detail=stale-if-error", own()))).toBe(false);
   });
 });
