@@ -4,7 +4,7 @@
 // then B A, so neither always runs first), `pairs` times each, and before
 // every run the host probe (host-latency.mjs: a dependent random read's
 // time). For each run it prints the wall time, the CPU of the command and
-// its reaped workers (support.ts `cpuSeconds`, read ten times a second), the
+// its workers (support.ts `cpuSeconds` of each, read ten times a second), the
 // most resident memory of the command and its workers at once, the phases
 // the report's note gives, and whether the report (less its notes) is the
 // first run's; then the medians of each side.
@@ -59,17 +59,24 @@ function run(dir: string): Promise<Run> {
     );
     const chunks: Buffer[] = [];
     child.stdout.on("data", (c: Buffer) => chunks.push(c));
-    let cpu = 0;
+    // Each process's own CPU, read while it runs: a worker that ends after
+    // the last reading of the command's reaped children (or is never reaped,
+    // the command gone first) would otherwise be missing from the total.
+    const cpuOf = new Map<number, number>();
     let peakKb = 0;
     const sample = () => {
       const pid = child.pid;
       if (pid === undefined) return;
-      const used = cpuSeconds(pid, true);
-      // Gone (exited, being reaped): the last reading stands.
-      if (Number.isNaN(used)) return;
-      cpu = used;
+      const own = cpuSeconds(pid);
+      // Gone (exited, being reaped): the last readings stand.
+      if (Number.isNaN(own)) return;
+      cpuOf.set(pid, own);
       let kb = residentKb(pid);
-      for (const worker of childPids(pid)) kb += residentKb(worker);
+      for (const worker of childPids(pid)) {
+        kb += residentKb(worker);
+        const used = cpuSeconds(worker);
+        if (!Number.isNaN(used)) cpuOf.set(worker, used);
+      }
       peakKb = Math.max(peakKb, kb);
     };
     const timer = setInterval(sample, 100);
@@ -83,7 +90,7 @@ function run(dir: string): Promise<Run> {
       delete report.notes;
       resolve({
         wallS,
-        cpuS: cpu,
+        cpuS: [...cpuOf.values()].reduce((a, b) => a + b, 0),
         peakGb: peakKb / 1024 / 1024,
         phases,
         text: JSON.stringify(report),
