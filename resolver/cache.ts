@@ -20,6 +20,7 @@ import {
   type CacheEntry,
   newEntry,
   recheckPending,
+  servedOnError,
   upstreamFreshness,
   withinMaxStale,
   zoneOf,
@@ -49,6 +50,13 @@ export interface UpstreamResponse {
    * while it refreshes in the background, with the origin healthy.
    */
   staleWhileRevalidate?: number;
+  /**
+   * The response's RFC 9211 Cache-Status field, as it came (null: none):
+   * read only for an answer that arrives past its TTL, to tell a cache's
+   * stale-if-error copy from a copy that expired on the way (policy.ts
+   * `servedOnError`).
+   */
+  cacheStatus?: string | null;
 }
 
 /**
@@ -99,6 +107,8 @@ interface Fetched {
   answer: StoredAnswer;
   serial: number | undefined;
   staleWhileRevalidate: number;
+  /** The response's Cache-Status field (`UpstreamResponse.cacheStatus`). */
+  cacheStatus: string | null | undefined;
   /** Older than the version floor even after the retry: answer it, do not store it. */
   belowFloor: boolean;
 }
@@ -373,7 +383,16 @@ export class ResolverCache implements SyncTarget {
     qtype: number,
     got: Fetched,
   ): Served {
-    const use = upstreamFreshness(got.answer.staleness, got.staleWhileRevalidate, this.config);
+    const { staleness } = got.answer;
+    const use = upstreamFreshness(
+      staleness,
+      got.staleWhileRevalidate,
+      this.config,
+      // Read only past stale-while-revalidate, where it decides.
+      staleness !== undefined && staleness > got.staleWhileRevalidate
+        ? servedOnError(got.cacheStatus)
+        : undefined,
+    );
     if (use === "too-stale") {
       const err = new UpstreamError(
         `upstream answered with data that expired ${got.answer.staleness} s ago, beyond max-stale`,
@@ -383,7 +402,8 @@ export class ResolverCache implements SyncTarget {
     const question = { key, name: flight.name, wireName, qtype };
     if (use === "failed") return this.staleFromUpstream(flight, question, got);
     const { answer, serial, belowFloor } = got;
-    // Within stale-while-revalidate the path is refreshing: answer it, keep nothing, ask again next time.
+    // Within stale-while-revalidate the path is refreshing, or the copy expired on the way
+    // (`expired`): answer it, keep nothing, ask again next time.
     if (answer.ttl > 0 && use === "fresh" && !flight.purged && !belowFloor) {
       this.storage.set(newEntry(question, answer, serial, this.clock.now(), this.config));
     }
@@ -483,7 +503,13 @@ export class ResolverCache implements SyncTarget {
         if (belowFloor) this.counters.floorRefusals++;
         if (!belowFloor || attempt > 0) {
           const swr = res.staleWhileRevalidate ?? 0;
-          return { answer, serial: res.serial, belowFloor, staleWhileRevalidate: swr };
+          return {
+            answer,
+            serial: res.serial,
+            belowFloor,
+            staleWhileRevalidate: swr,
+            cacheStatus: res.cacheStatus,
+          };
         }
         return this.askWith(name, wireName, qtype, revalidate, floor, attempt + 1);
       },

@@ -99,20 +99,83 @@ export function recheckPending(e: CacheEntry, now: number, config: CacheConfig):
  * - `revalidating`: within RFC 5861 §3 `stale-while-revalidate` (`swr`): a
  *   cache on the path refreshes in the background, so it is answered as it
  *   is and not stored, and the next query asks again;
- * - `failed`: beyond that, only RFC 5861 §4 `stale-if-error` serves it, so
- *   the path could not refresh: a failed refresh (RFC 8767 §4-5);
+ * - `expired`: past that, on a path whose Cache-Status shows that no cache
+ *   served it for an error (`servedOnError` false): every cache refreshed,
+ *   and the Age each rounds up (RFC 9111 §5.1, edge/policy.ts `ageHeader`)
+ *   put a copy asked at the end of its parent's lifetime past its TTL on
+ *   the way. Answered as it is (its TTLs less the Age, RFC 8484 §5.1: 0)
+ *   and not stored; the next query asks again;
+ * - `failed`: past `swr` otherwise: only RFC 5861 §4 `stale-if-error` serves
+ *   it, so the path could not refresh: a failed refresh (RFC 8767 §4-5);
  * - `too-stale`: past the maximum stale timer, not even served stale.
  */
-export type UpstreamFreshness = "fresh" | "revalidating" | "failed" | "too-stale";
+export type UpstreamFreshness = "fresh" | "revalidating" | "expired" | "failed" | "too-stale";
 
 export function upstreamFreshness(
   staleness: number | undefined,
   swr: number,
   config: CacheConfig,
+  servedOnError?: boolean,
 ): UpstreamFreshness {
   if (staleness === undefined) return "fresh";
   if (staleness * 1000 >= config.maxStaleMs) return "too-stale";
-  return staleness > swr ? "failed" : "revalidating";
+  if (staleness <= swr) return "revalidating";
+  return servedOnError === false ? "expired" : "failed";
+}
+
+/**
+ * Whether an RFC 9211 Cache-Status field says a cache on the path served its
+ * stored copy because it could not refresh it: a member whose `detail` is
+ * stale-if-error (RFC 5861 §4, as edge/key.ts `formatCacheStatus` writes
+ * it), or that forwarded the request (`fwd`) and got a 5xx (`fwd-status`).
+ * Undefined without the field: nothing is known of the path. Members and
+ * parameters are split outside sf-strings (RFC 8941 §3.1, §3.3.3), so a
+ * quoted key holding either is no member's parameter.
+ */
+export function servedOnError(field: string | null | undefined): boolean | undefined {
+  if (field === null || field === undefined || field.trim() === "") return undefined;
+  let item = true; // the segment being read is the member's item (the cache's name), not a parameter
+  let fwd = false;
+  let fwdStatus = Number.NaN;
+  let segment = "";
+  let quoted = false;
+  /** Ends the segment read; true when it says stale-if-error. */
+  const endSegment = (): boolean => {
+    const text = segment.trim();
+    segment = "";
+    if (item) {
+      item = false;
+      return false;
+    }
+    const eq = text.indexOf("=");
+    const name = eq < 0 ? text : text.slice(0, eq);
+    const value = eq < 0 ? "" : text.slice(eq + 1).replace(/^"(.*)"$/, "$1");
+    if (name === "fwd") fwd = true;
+    else if (name === "fwd-status") fwdStatus = Number(value);
+    return name === "detail" && value === "stale-if-error";
+  };
+  /** Ends the member read; true when it forwarded and got a 5xx. */
+  const endMember = (): boolean => {
+    const failed = fwd && fwdStatus >= 500;
+    item = true;
+    fwd = false;
+    fwdStatus = Number.NaN;
+    return failed;
+  };
+  for (let i = 0; i < field.length; i++) {
+    const ch = field[i]!;
+    if (quoted) {
+      segment += ch;
+      if (ch === "\\") segment += field[++i] ?? "";
+      else if (ch === '"') quoted = false;
+    } else if (ch === ";" || ch === ",") {
+      if (endSegment() || (ch === "," && endMember())) return true;
+    } else {
+      if (ch === '"') quoted = true;
+      segment += ch;
+    }
+  }
+  return endSegment() || endMember();
 }
 
 /** A soft purge: the entry expires now (if not already), and the failure recheck timer is reset, so the next query refreshes. */

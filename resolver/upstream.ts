@@ -106,6 +106,7 @@ export function dohUpstream(base: string, opts: DohOptions): Upstream {
       age: Number.isInteger(age) && age > 0 ? age : 0,
       serial: parseSerialHeader(res.headers.get(H.serial)),
       staleWhileRevalidate: cc.staleWhileRevalidate ?? 0,
+      cacheStatus: res.headers.get("cache-status"),
     };
   };
 }

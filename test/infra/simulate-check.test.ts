@@ -87,6 +87,19 @@ describe("simulate: checkers", () => {
     expect(r.violation).toBeUndefined();
   }, 60_000);
 
+  it("a resolver whose refresh expired on the way converges within its bound (fuzz seeds 106129, 118066, 118345)", async () => {
+    // No faults, stale-while-revalidate 0: a resolver asked its edge as the
+    // edge's copy ended; the regional's fresh hit (ttl=0) revalidated it, and
+    // the Age each tier rounds up put the answer a second past its TTL. The
+    // resolver took that for a stale-if-error copy and served stale without
+    // asking for its 30 s failure recheck: not fresh within the window.
+    for (const seed of [106129, 118066, 118345]) {
+      const [o] = await fuzz(seed, 1);
+      expect(o!.case.faulty, `seed ${seed}`).toBe(false);
+      expect(o!.result.violation, `seed ${seed}`).toBeUndefined();
+    }
+  }, 30_000);
+
   it("catches a resolver that serves an older version once, with the seed that replays it", async () => {
     serveAnOlderVersionOnce();
     const first = await fuzzSlow(SEED);

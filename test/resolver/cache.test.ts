@@ -213,6 +213,30 @@ describe("serve-stale behind an edge: answers already expired upstream (Age >= T
     expect(cache.metrics.upstreamStale).toBe(1);
   });
 
+  it("an answer that expired on the way (Cache-Status: every cache refreshed) is no failure", async () => {
+    const own = (await lookup("www.example.test")).answer;
+    await seconds(100);
+    // Asked as the edge's copy ends: the regional's fresh hit (ttl=0) revalidates it, and the
+    // Age each tier rounds up puts it a second past its TTL (fuzz seed 106129).
+    auth.set("www.example.test", "A", 100, ["192.0.2.99"]);
+    auth.age = 101;
+    auth.cacheStatus = "regional-1; hit; ttl=0, edge-3; fwd=stale; fwd-status=304; ttl=-1; stored";
+    const served = await lookup("www.example.test");
+    expect(served).toMatchObject({ stale: false, answer: { ttl: 0 } });
+    expect(served.answer).not.toEqual(own);
+    expect(cache.metrics.upstreamStale).toBe(0);
+    // Not kept, no failure recheck: the next question asks again, and gets the fresh copy.
+    expect(hit()).toBeInstanceOf(Promise);
+    await clock.advance(0);
+    expect(auth.calls).toBe(3);
+    auth.age = 0;
+    auth.cacheStatus =
+      "regional-1; fwd=miss; fwd-status=200; stored, edge-3; fwd=miss; fwd-status=200; stored";
+    expect(await lookup("www.example.test")).toMatchObject({ stale: false, answer: { ttl: 100 } });
+    expect(hit()).toMatchObject({ stale: false });
+    expect(auth.calls).toBe(4);
+  });
+
   it("keeps its own entry unless the upstream's stale copy carries a newer serial", async () => {
     await lookup("www.example.test");
     await seconds(101);

@@ -47,7 +47,8 @@ describe("res-1 behind edge-1 when the origin is down", () => {
     const q = () => dig([`@${host}`, "-p", port, "flaky.example.test", "A"]);
     // TTL 2, not 1: RFC 9111 §4.2.3 ages a fill conservatively (the origin's whole-second
     // Date adds up to 1 s), so on a loaded machine a TTL-1 fill can arrive already past
-    // its TTL, which res-1 rightly takes for a stale-if-error copy.
+    // its TTL; res-1 answers it with TTL 0 and keeps nothing (edge-1's Cache-Status shows
+    // it refreshed: resolver/policy.ts `servedOnError`), and the first answer is not kept.
     await putA(running, "flaky", "192.0.2.66", 2);
     expect(await q()).toMatch(/^flaky\.example\.test\.\s+[012]\s+IN\s+A\s+192\.0\.2\.66$/m);
 

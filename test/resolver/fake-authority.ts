@@ -31,6 +31,8 @@ export class FakeAuthority {
   age = 0;
   /** The response's Cache-Control stale-while-revalidate (seconds). */
   staleWhileRevalidate = 0;
+  /** The response's Cache-Status field (RFC 9211), when set. */
+  cacheStatus: string | undefined;
   soaTtl = 300;
   /** X-Serial reported with every answer. */
   serial: number | undefined = 7;
@@ -85,10 +87,9 @@ export class FakeAuthority {
       answers,
       authorities: answers.length ? [] : [soa],
     } as packet.Packet);
-    const { age, staleWhileRevalidate } = this;
-    return this.serial === undefined
-      ? { message, age, staleWhileRevalidate }
-      : { message, age, staleWhileRevalidate, serial: this.serial };
+    const { age, staleWhileRevalidate, cacheStatus } = this;
+    const response = { message, age, staleWhileRevalidate, cacheStatus };
+    return this.serial === undefined ? response : { ...response, serial: this.serial };
   }
 }
 

@@ -8,6 +8,7 @@ import {
   expire,
   newEntry,
   recheckPending,
+  servedOnError,
   upstreamFreshness,
   withinMaxStale,
   zoneOf,
@@ -52,6 +53,43 @@ describe("resolver policy", () => {
     expect(upstreamFreshness(30, 30, config)).toBe("revalidating");
     expect(upstreamFreshness(31, 30, config)).toBe("failed");
     expect(upstreamFreshness(3_600, 30, config)).toBe("too-stale");
+    // Past stale-while-revalidate, a path whose Cache-Status shows no cache served on error
+    // refreshed: the copy expired on the way; unknown (no field) or an error: failed.
+    expect(upstreamFreshness(31, 30, config, false)).toBe("expired");
+    expect(upstreamFreshness(31, 30, config, true)).toBe("failed");
+    expect(upstreamFreshness(30, 30, config, true)).toBe("revalidating");
+    expect(upstreamFreshness(3_600, 30, config, false)).toBe("too-stale");
+  });
+
+  it("reads from Cache-Status whether a cache on the path served its copy for an error", () => {
+    // The boundary fuzz seed 106129 met: the regional's fresh hit at ttl=0, the edge's 304.
+    const refreshed =
+      'regional-1; hit; ttl=0; key="/dns-query?dns=AAAB", edge-3; fwd=stale; fwd-status=304; ttl=-1; stored; key="/dns-query?dns=AAAB"';
+    expect(servedOnError(refreshed)).toBe(false);
+    expect(servedOnError("edge-1; fwd=stale; fwd-status=503; ttl=-4; detail=stale-if-error")).toBe(
+      true,
+    );
+    // The parent unreachable: no fwd-status, the detail says it.
+    expect(servedOnError("edge-1; fwd=stale; ttl=-4; detail=stale-if-error")).toBe(true);
+    // A parent's member counts as much as the nearest one (the edge got a 200 of a stale copy).
+    expect(
+      servedOnError(
+        'regional-1; fwd=stale; ttl=-9; detail="stale-if-error", edge-1; fwd=miss; fwd-status=200',
+      ),
+    ).toBe(true);
+    // A relayed 5xx from a forward, whatever the detail.
+    expect(servedOnError("edge-1; fwd=request; fwd-status=502")).toBe(true);
+    expect(servedOnError("edge-1; hit; ttl=-2; detail=stale-while-revalidate")).toBe(false);
+    // Quoted text is no parameter: a key, or a cache named by an sf-string.
+    expect(
+      servedOnError('edge-1; fwd=miss; fwd-status=200; key="/a; detail=stale-if-error, x"'),
+    ).toBe(false);
+    expect(servedOnError('"fwd; fwd-status=503"; hit; ttl=3')).toBe(false);
+    // A cache named fwd is an item, not the parameter.
+    expect(servedOnError("fwd; fwd-status=503")).toBe(false);
+    expect(servedOnError(null)).toBeUndefined();
+    expect(servedOnError(undefined)).toBeUndefined();
+    expect(servedOnError("  ")).toBeUndefined();
   });
 
   it("a soft purge expires the entry now and clears the failure recheck timer", () => {
