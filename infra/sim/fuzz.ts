@@ -11,7 +11,7 @@ import type { LinkModelInput } from "../../core/delay.ts";
 import type { PropagationMode } from "../../core/purge.ts";
 import { hashSeed, Random } from "../../core/random.ts";
 import type { ZoneConfig } from "../../origin/store.ts";
-import { MODES, parseTopology, type Topology } from "../topology.ts";
+import { MODES, type Population, parseTopology, type Topology } from "../topology.ts";
 import type { Window } from "./origin.ts";
 import type { NodeRestart } from "./restart.ts";
 import { type SimOptions, type SimResult, simulate } from "./run.ts";
@@ -75,6 +75,7 @@ export function fuzzCase(seed: number): FuzzCase {
   };
   if (faults.originDown!.length > 0 || faults.busDown!.length > 0) faulty = true;
   const mode = pick(MODES);
+  const populations = resolverPopulations(seed, resolvers.length, ttl);
   const topology = parseTopology(
     {
       name: `fuzz-${seed}`,
@@ -83,6 +84,7 @@ export function fuzzCase(seed: number): FuzzCase {
       defaults: { mode, pollIntervalMs: int(500, 10_000), pollJitter: r.uniform(0, 0.5) },
       edges,
       resolvers,
+      populations,
     },
     `fuzz case ${seed}`,
   );
@@ -115,8 +117,54 @@ export function fuzzCase(seed: number): FuzzCase {
     changes,
     faults,
     faulty,
-    summary: `${mode}, ${edges.length} edges, ${resolvers.length} resolvers, bus ${bus}, TTL ${ttl} s, ${faultWords.join(", ") || "link faults"}`,
+    summary: `${mode}, ${edges.length} edges, ${resolvers.length} resolvers${populations.length > 0 ? ` (${populations.map(populationWords).join("; ")})` : ""}, bus ${bus}, TTL ${ttl} s, ${faultWords.join(", ") || "link faults"}`,
   };
+}
+
+/**
+ * Resolver populations (topology `populations`, sim/populations.ts) for a
+ * third of the cases with resolvers: one to three, each a share of them
+ * that stretches TTLs (a minimum TTL up to twice the zone's), serves stale
+ * or not (RFC 8767, its stale TTL 1-30 s), caps negative answers (RFC 2308),
+ * follows purges or only TTLs, and asks at its own client rate. Drawn from
+ * a stream of their own, so every other draw of a case (its topology, mode,
+ * zone, load and faults) is what it was before populations were drawn.
+ */
+function resolverPopulations(seed: number, resolvers: number, ttl: number): PopulationInput[] {
+  const r = new Random(hashSeed(seed, "fuzz-populations"));
+  if (resolvers === 0 || !r.bernoulli(1 / 3)) return [];
+  const int = (min: number, max: number) => Math.floor(r.uniform(min, max + 1));
+  const out: PopulationInput[] = [];
+  let left = 1;
+  for (let i = 1, n = int(1, 3); i <= n; i++) {
+    const share = i === n && r.bernoulli(0.5) ? left : r.uniform(0, left);
+    left -= share;
+    out.push({
+      name: `pop-${i}`,
+      share,
+      minTtl: r.bernoulli(0.4) ? int(1, 2 * ttl) : 0,
+      serveStale: r.bernoulli(0.7),
+      staleTtl: int(1, 30),
+      maxNegativeTtl: int(0, 3_600),
+      purges: r.bernoulli(0.5),
+      ...(r.bernoulli(0.3) ? { qps: r.uniform(0, 2) } : {}),
+    });
+  }
+  return out;
+}
+
+type PopulationInput = Omit<Population, "maxStaleSec" | "qps"> & { qps?: number };
+
+/** A population in a case's summary: its share and what it does. */
+function populationWords(p: PopulationInput): string {
+  return [
+    `${Math.round(p.share * 100)} %`,
+    p.minTtl > 0 ? `min TTL ${p.minTtl} s` : "",
+    p.serveStale ? `stale ${p.staleTtl} s` : "no stale",
+    p.purges ? "purges" : "TTLs only",
+  ]
+    .filter(Boolean)
+    .join(" ");
 }
 
 /**

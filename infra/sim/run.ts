@@ -13,7 +13,7 @@ import { hashSeed, Random } from "../../core/random.ts";
 import type { ZoneConfig } from "../../origin/store.ts";
 import { DEFAULT_CACHE } from "../../resolver/policy.ts";
 import { type NodePrediction, predict, predictOptions, topologyLinks } from "../predict.ts";
-import type { Topology } from "../topology.ts";
+import type { Population, Topology } from "../topology.ts";
 import { Checker, type Violation } from "./checker.ts";
 import { ClientLoad } from "./clients.ts";
 import { SimLoop } from "./loop.ts";
@@ -455,7 +455,9 @@ export async function simulate(o: SimOptions): Promise<SimResult> {
 /**
  * Resolvers of a population that does not follow purges are predicted as in
  * ttl mode, their held copy living max(TTL, minTtl): the bound grows by the
- * stretch and the expected curve is stretched in time by minTtl / TTL. Each
+ * stretch and the expected curve is stretched in time by minTtl / TTL; so
+ * are those of every population in a ttl-mode run, where no purge ends a
+ * copy before its minimum TTL (fuzz seeds 1297, 3753, 4836). Each
  * resolver is predicted once, in the mode it follows (a population follows
  * no purges unless it says so, topology.ts): every resolver in the run's
  * mode and again in ttl mode took the coordinator 0.75-1.0 s at 100,000
@@ -467,7 +469,11 @@ function withPopulations(
   predictIn: (mode: PropagationMode, only?: (resolverIndex: number) => boolean) => NodePrediction[],
 ): NodePrediction[] {
   const pops = assignPopulations(t);
-  if (!pops.some((p) => p && !p.purges)) return predictIn(o.mode);
+  // Whose copies no purge ends: a population that follows none, and in ttl
+  // mode (no purges at all) every one; its minimum TTL holds them.
+  const unpurged = (p: Population | undefined) =>
+    p !== undefined && (!p.purges || o.mode === "ttl");
+  if (!pops.some(unpurged)) return predictIn(o.mode);
   const held = (j: number) => pops[j]?.purges === false;
   // Edges and the resolvers that follow purges in the run's mode; the others
   // in ttl mode (all in one list when the run's mode is ttl). Both lists keep
@@ -502,7 +508,7 @@ function withPopulations(
     const pop = pops[j];
     const p = all ? own[edges + j] : held(j) ? ttl[theirs++] : own[mine++];
     if (p?.nodeId !== r.id) throw new Error(`no prediction for resolver ${r.id} in its place`);
-    if (pop === undefined || pop.purges) {
+    if (pop === undefined || !unpurged(pop)) {
       out.push(p);
       continue;
     }

@@ -65,6 +65,10 @@ describe("simulate: checkers", () => {
       expect(summaries).toContain(word);
     }
     expect(outcomes.some((o) => o.case.faulty && /link faults/.test(o.case.summary))).toBe(true);
+    // And resolver populations (TTL stretching, serve-stale or not, purges or TTLs only).
+    const pops = outcomes.flatMap((o) => o.case.topology.populations);
+    expect(pops.length).toBeGreaterThan(0);
+    expect(pops.some((p) => p.minTtl > 0) && pops.some((p) => p.purges)).toBe(true);
   }, 60_000);
 
   it("on a fixed schedule, a case with faults the predictor does not model is not held to the bound", async () => {
@@ -87,15 +91,30 @@ describe("simulate: checkers", () => {
     expect(r.violation).toBeUndefined();
   }, 60_000);
 
-  it("a resolver whose refresh expired on the way converges within its bound (fuzz seeds 106129, 118066, 118345)", async () => {
+  it("a resolver whose refresh expired on the way converges within its bound (fuzz seeds 118066, 118345)", async () => {
     // No faults, stale-while-revalidate 0: a resolver asked its edge as the
     // edge's copy ended; the regional's fresh hit (ttl=0) revalidated it, and
     // the Age each tier rounds up put the answer a second past its TTL. The
     // resolver took that for a stale-if-error copy and served stale without
     // asking for its 30 s failure recheck: not fresh within the window.
-    for (const seed of [106129, 118066, 118345]) {
+    for (const seed of [118066, 118345]) {
       const [o] = await fuzz(seed, 1);
       expect(o!.case.faulty, `seed ${seed}`).toBe(false);
+      expect(o!.case.topology.populations, `seed ${seed}`).toEqual([]);
+      expect(o!.result.violation, `seed ${seed}`).toBeUndefined();
+    }
+  }, 30_000);
+
+  it("a population that stretches TTLs and follows purges is held by its minimum TTL in ttl mode (fuzz seeds 1297, 3753, 4836)", async () => {
+    // The predictor stretched the bound of populations that follow no purges
+    // only; in a ttl-mode run none is sent, so every population's minimum TTL holds.
+    for (const seed of [1297, 3753, 4836]) {
+      const [o] = await fuzz(seed, 1);
+      expect(o!.case.mode, `seed ${seed}`).toBe("ttl");
+      expect(
+        o!.case.topology.populations.some((p) => p.purges && p.minTtl > o!.case.zone.ttl),
+        `seed ${seed}`,
+      ).toBe(true);
       expect(o!.result.violation, `seed ${seed}`).toBeUndefined();
     }
   }, 30_000);

@@ -217,7 +217,7 @@ describe("serve-stale behind an edge: answers already expired upstream (Age >= T
     const own = (await lookup("www.example.test")).answer;
     await seconds(100);
     // Asked as the edge's copy ends: the regional's fresh hit (ttl=0) revalidates it, and the
-    // Age each tier rounds up puts it a second past its TTL (fuzz seed 106129).
+    // Age each tier rounds up puts it a second past its TTL (fuzz seeds 118066, 118345).
     auth.set("www.example.test", "A", 100, ["192.0.2.99"]);
     auth.age = 101;
     auth.cacheStatus = "regional-1; hit; ttl=0, edge-3; fwd=stale; fwd-status=304; ttl=-1; stored";

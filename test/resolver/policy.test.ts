@@ -62,7 +62,7 @@ describe("resolver policy", () => {
   });
 
   it("reads from Cache-Status whether a cache on the path served its copy for an error", () => {
-    // The boundary fuzz seed 106129 met: the regional's fresh hit at ttl=0, the edge's 304.
+    // The boundary the fuzz met (seeds 118066, 118345): the regional's fresh hit at ttl=0, the edge's 304.
     const refreshed =
       'regional-1; hit; ttl=0; key="/dns-query?dns=AAAB", edge-3; fwd=stale; fwd-status=304; ttl=-1; stored; key="/dns-query?dns=AAAB"';
     expect(servedOnError(refreshed)).toBe(false);
